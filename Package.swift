@@ -1,0 +1,204 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Rescind",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "RescindWire", targets: ["RescindWire"]),
+        .library(name: "RescindAPI", targets: ["RescindAPI"]),
+        .library(name: "RescindTransport", targets: ["RescindTransport"]),
+        .library(name: "RescindTestSupport", targets: ["RescindTestSupport"]),
+        .executable(name: "rescind-orders", targets: ["rescind-orders"]),
+        .executable(name: "rescind-payments", targets: ["rescind-payments"]),
+        .executable(name: "rescind-inventory", targets: ["rescind-inventory"]),
+        .executable(name: "rescindctl", targets: ["rescindctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // Wire format: CBOR codec, frames, envelopes, error catalogue. NIOCore only.
+        .target(
+            name: "RescindWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // The methods of the three services and their request, response and record types.
+        .target(
+            name: "RescindAPI",
+            dependencies: ["RescindWire"],
+            swiftSettings: swiftSettings
+        ),
+        // Development and production PKI: a CA and per-identity ECDSA certificates.
+        .target(
+            name: "RescindPKI",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Sockets and TLS: the multiplexed RPC server and client.
+        .target(
+            name: "RescindTransport",
+            dependencies: [
+                "RescindWire", "RescindAPI", "RescindPKI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // SQLite through GRDB: opening databases durably and the idempotency-key store.
+        .target(
+            name: "RescindStorage",
+            dependencies: [
+                "RescindWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RescindInventory",
+            dependencies: [
+                "RescindAPI", "RescindStorage", "RescindTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RescindPayments",
+            dependencies: [
+                "RescindAPI", "RescindStorage", "RescindTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RescindOrders",
+            dependencies: [
+                "RescindAPI", "RescindStorage", "RescindTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What every daemon shares: configuration files, logging bootstrap, the service group.
+        .target(
+            name: "RescindDaemon",
+            dependencies: [
+                "RescindTransport", "RescindAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A local suite on disk: PKI, configuration, processes, suite.json; and clients to reach it.
+        .target(
+            name: "RescindSuite",
+            dependencies: [
+                "RescindPKI", "RescindTransport", "RescindAPI", "RescindDaemon",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The harness that starts the real daemons for tests, a store's included.
+        .target(
+            name: "RescindTestSupport",
+            dependencies: ["RescindSuite", "RescindAPI", "RescindTransport", "RescindWire"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rescind-orders",
+            dependencies: [
+                "RescindOrders", "RescindDaemon", "RescindTransport", "RescindAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rescind-payments",
+            dependencies: [
+                "RescindPayments", "RescindDaemon", "RescindTransport", "RescindAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rescind-inventory",
+            dependencies: [
+                "RescindInventory", "RescindDaemon", "RescindTransport", "RescindAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rescindctl",
+            dependencies: [
+                "RescindSuite", "RescindAPI", "RescindPKI", "RescindTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RescindWireTests",
+            dependencies: ["RescindWire", .product(name: "NIOTestUtils", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RescindPKITests",
+            dependencies: [
+                "RescindPKI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RescindTransportTests",
+            dependencies: ["RescindTransport", "RescindPKI", "RescindWire", "RescindAPI"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RescindServicesTests",
+            dependencies: ["RescindInventory", "RescindPayments", "RescindOrders", "RescindStorage", "RescindAPI"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RescindIntegrationTests",
+            dependencies: ["RescindTestSupport", "RescindAPI"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,191 @@
+import struct Foundation.UUID
+
+/// The methods of the Inventory daemon.
+public enum InventoryMethods {
+    /// Sets the units on hand of a SKU at a location, creating either if new.
+    public static let setStock = Method<SetStockRequest, StockLevel>("inventory.set_stock", callers: [.operator])
+    /// Stock levels and locations, optionally filtered.
+    public static let listStock = Method<ListStockRequest, StockReport>(
+        "inventory.list_stock", callers: [.operator, .orders]
+    )
+    /// Deactivates a location: no restock can go there any more.
+    public static let deactivateLocation = Method<LocationRequest, Location>(
+        "inventory.deactivate_location", callers: [.operator]
+    )
+    /// Reserves an order's units at locations with enough available stock, all lines or none.
+    public static let reserve = Method<ReserveRequest, Reservation>(
+        "inventory.reserve", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Releases an order's reservation (the order was never placed).
+    public static let release = Method<OrderStockRequest, Reservation>(
+        "inventory.release", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Returns an order's units to stock at the locations they were reserved at (a cancellation).
+    public static let restock = Method<OrderStockRequest, Reservation>(
+        "inventory.restock", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Takes back units an earlier restock returned (a cancellation being compensated).
+    public static let takeBack = Method<OrderStockRequest, Reservation>(
+        "inventory.take_back", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Commits an order's reserved units: they leave the building (fulfilment).
+    public static let commit = Method<OrderStockRequest, Reservation>(
+        "inventory.commit", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// An order's reservation.
+    public static let getReservation = Method<OrderStockRequest, Reservation>(
+        "inventory.get_reservation", callers: [.orders, .operator]
+    )
+}
+
+public struct SetStockRequest: Codable, Sendable, Hashable {
+    public var sku: String
+    public var location: String
+    public var onHand: Int64
+
+    public init(sku: String, location: String, onHand: Int64) {
+        self.sku = sku
+        self.location = location
+        self.onHand = onHand
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sku, location
+        case onHand = "on_hand"
+    }
+}
+
+/// Units of one SKU at one location. `available = onHand - reserved`.
+public struct StockLevel: Codable, Sendable, Hashable {
+    public var sku: String
+    public var location: String
+    public var onHand: Int64
+    public var reserved: Int64
+    public var available: Int64
+
+    public init(sku: String, location: String, onHand: Int64, reserved: Int64) {
+        self.sku = sku
+        self.location = location
+        self.onHand = onHand
+        self.reserved = reserved
+        self.available = onHand - reserved
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sku, location, reserved, available
+        case onHand = "on_hand"
+    }
+}
+
+public struct ListStockRequest: Codable, Sendable, Hashable {
+    public var sku: String?
+    public var location: String?
+
+    public init(sku: String? = nil, location: String? = nil) {
+        self.sku = sku
+        self.location = location
+    }
+}
+
+public struct StockReport: Codable, Sendable, Hashable {
+    public var levels: [StockLevel]
+    public var locations: [Location]
+
+    public init(levels: [StockLevel], locations: [Location]) {
+        self.levels = levels
+        self.locations = locations
+    }
+}
+
+public struct Location: Codable, Sendable, Hashable {
+    public var id: String
+    public var active: Bool
+
+    public init(id: String, active: Bool) {
+        self.id = id
+        self.active = active
+    }
+}
+
+public struct LocationRequest: Codable, Sendable, Hashable {
+    public var location: String
+    public init(location: String) { self.location = location }
+}
+
+public struct ReserveRequest: Codable, Sendable, Hashable {
+    public struct Line: Codable, Sendable, Hashable {
+        public var sku: String
+        public var quantity: Int64
+        public init(sku: String, quantity: Int64) {
+            self.sku = sku
+            self.quantity = quantity
+        }
+    }
+
+    public var orderID: UUID
+    public var lines: [Line]
+
+    public init(orderID: UUID, lines: [Line]) {
+        self.orderID = orderID
+        self.lines = lines
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case lines
+    }
+}
+
+public struct OrderStockRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    public init(orderID: UUID) { self.orderID = orderID }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+    }
+}
+
+/// Where an order's units are held and what has happened to them.
+public struct Reservation: Codable, Sendable, Hashable {
+    /// The life of an order's units.
+    public enum Status: String, Codable, Sendable, Hashable {
+        /// Held for the order: counted in `reserved`, not available to others.
+        case reserved
+        /// Given back because the order was never placed.
+        case released
+        /// Back in available stock after a cancellation.
+        case restocked
+        /// Shipped: gone from on hand.
+        case committed
+    }
+
+    public struct Allocation: Codable, Sendable, Hashable {
+        public var sku: String
+        public var location: String
+        public var quantity: Int64
+
+        public init(sku: String, location: String, quantity: Int64) {
+            self.sku = sku
+            self.location = location
+            self.quantity = quantity
+        }
+    }
+
+    public var orderID: UUID
+    public var status: Status
+    public var allocations: [Allocation]
+
+    public init(orderID: UUID, status: Status, allocations: [Allocation]) {
+        self.orderID = orderID
+        self.status = status
+        self.allocations = allocations
+    }
+
+    /// The number of units across all allocations.
+    public var units: Int64 { allocations.reduce(0) { $0 + $1.quantity } }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case status, allocations
+    }
+}

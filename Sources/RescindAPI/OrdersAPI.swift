@@ -1,0 +1,416 @@
+import struct Foundation.Date
+import struct Foundation.UUID
+
+/// The methods of the Orders daemon.
+public enum OrdersMethods {
+    /// Places an order: reserve stock, authorize and capture payment. Answers once the order is open or
+    /// rejected (out of stock: `failed_precondition/out_of_stock`; declined: `failed_precondition/card_declined`).
+    public static let place = Method<PlaceOrderRequest, Order>("orders.place", callers: [.operator])
+    public static let get = Method<OrderRequest, Order>("orders.get", callers: [.operator])
+    public static let list = Method<ListOrdersRequest, OrderList>("orders.list", callers: [.operator])
+    /// Starts a cancellation saga and answers at once with its id (accepted, not done).
+    public static let cancel = Method<CancelOrderRequest, CancelAccepted>("orders.cancel", callers: [.operator])
+    /// Marks an order fulfilled (its units leave stock); refused while a cancellation holds the order.
+    public static let fulfill = Method<OrderRequest, Order>("orders.fulfill", callers: [.operator])
+    public static let listSagas = Method<ListSagasRequest, SagaList>("sagas.list", callers: [.operator])
+    public static let getSaga = Method<SagaRequest, Saga>("sagas.get", callers: [.operator])
+}
+
+public struct PlaceOrderRequest: Codable, Sendable, Hashable {
+    public struct Line: Codable, Sendable, Hashable {
+        public var sku: String
+        public var quantity: Int64
+        public var unitPriceMinor: Int64
+
+        public init(sku: String, quantity: Int64, unitPriceMinor: Int64) {
+            self.sku = sku
+            self.quantity = quantity
+            self.unitPriceMinor = unitPriceMinor
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sku, quantity
+            case unitPriceMinor = "unit_price"
+        }
+    }
+
+    public var customerEmail: String
+    public var currency: String
+    public var lines: [Line]
+    public var cardNumber: String
+
+    public init(customerEmail: String, currency: String, lines: [Line], cardNumber: String) {
+        self.customerEmail = customerEmail
+        self.currency = currency
+        self.lines = lines
+        self.cardNumber = cardNumber
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case customerEmail = "customer_email"
+        case currency, lines
+        case cardNumber = "card_number"
+    }
+}
+
+/// An order as a store owner sees it. Amounts are integer minor units of `currency`.
+public struct Order: Codable, Sendable, Hashable {
+    public enum Status: String, Codable, Sendable, Hashable, CaseIterable {
+        /// Being placed: stock and payment not settled yet.
+        case pending
+        /// Placed and paid; can be fulfilled or cancelled.
+        case open
+        /// A cancellation holds the order (semantic lock): fulfilment is refused.
+        case cancelling
+        case cancelled
+        case fulfilled
+        /// Placement failed (out of stock, card declined); nothing is held or charged.
+        case rejected
+    }
+
+    public struct Line: Codable, Sendable, Hashable {
+        public var sku: String
+        public var quantity: Int64
+        public var unitPriceMinor: Int64
+
+        public init(sku: String, quantity: Int64, unitPriceMinor: Int64) {
+            self.sku = sku
+            self.quantity = quantity
+            self.unitPriceMinor = unitPriceMinor
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sku, quantity
+            case unitPriceMinor = "unit_price"
+        }
+    }
+
+    public var id: UUID
+    public var customerEmail: String
+    public var status: Status
+    public var currency: String
+    public var totalMinor: Int64
+    public var amountRefundedMinor: Int64
+    public var lines: [Line]
+    public var cardLast4: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// Why placement failed, for a rejected order.
+    public var rejection: String?
+    /// The cancellation, once the order is cancelled.
+    public var cancellation: Cancellation?
+    /// Cancellation attempts that failed and were compensated, newest last.
+    public var failedCancellations: [FailedCancellation]
+
+    public init(
+        id: UUID, customerEmail: String, status: Status, currency: String, totalMinor: Int64,
+        amountRefundedMinor: Int64, lines: [Line], cardLast4: String, createdAt: Date, updatedAt: Date,
+        rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = []
+    ) {
+        self.id = id
+        self.customerEmail = customerEmail
+        self.status = status
+        self.currency = currency
+        self.totalMinor = totalMinor
+        self.amountRefundedMinor = amountRefundedMinor
+        self.lines = lines
+        self.cardLast4 = cardLast4
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.rejection = rejection
+        self.cancellation = cancellation
+        self.failedCancellations = failedCancellations
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, status, currency, lines, rejection, cancellation
+        case customerEmail = "customer_email"
+        case totalMinor = "total"
+        case amountRefundedMinor = "amount_refunded"
+        case cardLast4 = "card_last4"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+        case failedCancellations = "failed_cancellations"
+    }
+}
+
+/// Why a merchant cancels, as in the store admin.
+public enum CancelReason: String, Codable, Sendable, Hashable, CaseIterable {
+    case customer, declined, fraud, inventory, staff, other
+}
+
+/// The record of a completed cancellation.
+public struct Cancellation: Codable, Sendable, Hashable {
+    public var sagaID: UUID
+    public var reason: CancelReason
+    public var staffNote: String?
+    public var refundedMinor: Int64
+    public var feeKeptMinor: Int64
+    /// Whether the authorization was voided instead of a refund (no money had moved).
+    public var voided: Bool
+    public var unitsRestocked: Int64
+    public var notify: Bool
+    public var cancelledAt: Date
+
+    public init(
+        sagaID: UUID, reason: CancelReason, staffNote: String?, refundedMinor: Int64, feeKeptMinor: Int64,
+        voided: Bool, unitsRestocked: Int64, notify: Bool, cancelledAt: Date
+    ) {
+        self.sagaID = sagaID
+        self.reason = reason
+        self.staffNote = staffNote
+        self.refundedMinor = refundedMinor
+        self.feeKeptMinor = feeKeptMinor
+        self.voided = voided
+        self.unitsRestocked = unitsRestocked
+        self.notify = notify
+        self.cancelledAt = cancelledAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reason, voided, notify
+        case sagaID = "saga_id"
+        case staffNote = "staff_note"
+        case refundedMinor = "refunded"
+        case feeKeptMinor = "fee_kept"
+        case unitsRestocked = "units_restocked"
+        case cancelledAt = "cancelled_at"
+    }
+}
+
+/// A cancellation that failed and was undone; the order went back to open.
+public struct FailedCancellation: Codable, Sendable, Hashable {
+    public var sagaID: UUID
+    public var failedStep: String
+    public var error: RescindErrorSummary
+    public var at: Date
+
+    public init(sagaID: UUID, failedStep: String, error: RescindErrorSummary, at: Date) {
+        self.sagaID = sagaID
+        self.failedStep = failedStep
+        self.error = error
+        self.at = at
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case error, at
+        case sagaID = "saga_id"
+        case failedStep = "failed_step"
+    }
+}
+
+/// An error as recorded in a saga or order: its code, reason and message.
+public struct RescindErrorSummary: Codable, Sendable, Hashable {
+    public var code: String
+    public var reason: String?
+    public var message: String
+
+    public init(code: String, reason: String?, message: String) {
+        self.code = code
+        self.reason = reason
+        self.message = message
+    }
+}
+
+public struct OrderRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    public init(orderID: UUID) { self.orderID = orderID }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+    }
+}
+
+public struct ListOrdersRequest: Codable, Sendable, Hashable {
+    public var status: Order.Status?
+    public var limit: Int?
+
+    public init(status: Order.Status? = nil, limit: Int? = nil) {
+        self.status = status
+        self.limit = limit
+    }
+}
+
+public struct OrderList: Codable, Sendable, Hashable {
+    public var orders: [Order]
+    public init(orders: [Order]) { self.orders = orders }
+}
+
+public struct CancelOrderRequest: Codable, Sendable, Hashable {
+    /// The longest staff note, as in the store admin.
+    public static let maxStaffNoteLength = 255
+
+    public var orderID: UUID
+    public var reason: CancelReason
+    public var refund: Bool
+    public var restock: Bool
+    public var notify: Bool
+    public var staffNote: String?
+
+    public init(
+        orderID: UUID, reason: CancelReason, refund: Bool = true, restock: Bool = true, notify: Bool = false,
+        staffNote: String? = nil
+    ) {
+        self.orderID = orderID
+        self.reason = reason
+        self.refund = refund
+        self.restock = restock
+        self.notify = notify
+        self.staffNote = staffNote
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reason, refund, restock, notify
+        case orderID = "order_id"
+        case staffNote = "staff_note"
+    }
+}
+
+public struct CancelAccepted: Codable, Sendable, Hashable {
+    public var sagaID: UUID
+    public var order: Order
+
+    public init(sagaID: UUID, order: Order) {
+        self.sagaID = sagaID
+        self.order = order
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case order
+        case sagaID = "saga_id"
+    }
+}
+
+/// A saga and its step log.
+public struct Saga: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable, Hashable {
+        case placeOrder = "place_order"
+        case cancelOrder = "cancel_order"
+    }
+
+    public enum State: String, Codable, Sendable, Hashable, CaseIterable {
+        /// Going forward.
+        case running
+        /// A step failed for good; undoing the completed steps in reverse.
+        case compensating
+        /// Every step succeeded.
+        case completed
+        /// A step failed and every completed step was undone.
+        case compensated
+        /// Stuck: a step after the pivot or a compensation failed for good. Needs a person.
+        case failed
+
+        public var isTerminal: Bool { self == .completed || self == .compensated || self == .failed }
+    }
+
+    public struct Step: Codable, Sendable, Hashable {
+        public enum Direction: String, Codable, Sendable, Hashable {
+            case forward, compensate
+        }
+
+        public enum Status: String, Codable, Sendable, Hashable {
+            /// Written before the request went out; no answer recorded yet.
+            case started
+            case succeeded
+            case failed
+            /// Not needed for this saga (e.g. restock with `restock: false`).
+            case skipped
+        }
+
+        public var seq: Int
+        public var name: String
+        public var direction: Direction
+        public var status: Status
+        public var attempt: Int
+        public var idempotencyKey: String?
+        public var detail: String?
+        public var error: RescindErrorSummary?
+        public var startedAt: Date
+        public var finishedAt: Date?
+
+        public init(
+            seq: Int, name: String, direction: Direction, status: Status, attempt: Int, idempotencyKey: String?,
+            detail: String?, error: RescindErrorSummary?, startedAt: Date, finishedAt: Date?
+        ) {
+            self.seq = seq
+            self.name = name
+            self.direction = direction
+            self.status = status
+            self.attempt = attempt
+            self.idempotencyKey = idempotencyKey
+            self.detail = detail
+            self.error = error
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case seq, name, direction, status, attempt, detail, error
+            case idempotencyKey = "idempotency_key"
+            case startedAt = "started_at"
+            case finishedAt = "finished_at"
+        }
+    }
+
+    public var id: UUID
+    public var kind: Kind
+    public var orderID: UUID
+    public var state: State
+    public var steps: [Step]
+    /// The error that sent the saga into compensation or failure.
+    public var error: RescindErrorSummary?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        id: UUID, kind: Kind, orderID: UUID, state: State, steps: [Step], error: RescindErrorSummary?,
+        createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.kind = kind
+        self.orderID = orderID
+        self.state = state
+        self.steps = steps
+        self.error = error
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, state, steps, error
+        case orderID = "order_id"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+}
+
+public struct ListSagasRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID?
+    public var state: Saga.State?
+    public var limit: Int?
+
+    public init(orderID: UUID? = nil, state: Saga.State? = nil, limit: Int? = nil) {
+        self.orderID = orderID
+        self.state = state
+        self.limit = limit
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, limit
+        case orderID = "order_id"
+    }
+}
+
+public struct SagaList: Codable, Sendable, Hashable {
+    public var sagas: [Saga]
+    public init(sagas: [Saga]) { self.sagas = sagas }
+}
+
+public struct SagaRequest: Codable, Sendable, Hashable {
+    public var sagaID: UUID
+    public init(sagaID: UUID) { self.sagaID = sagaID }
+
+    enum CodingKeys: String, CodingKey {
+        case sagaID = "saga_id"
+    }
+}

@@ -1,0 +1,137 @@
+import struct Foundation.UUID
+
+/// The methods of the Payments daemon.
+public enum PaymentsMethods {
+    /// Authorizes an amount on a card for an order; a declined card is `failed_precondition/card_declined`.
+    public static let authorize = Method<AuthorizeRequest, Payment>(
+        "payments.authorize", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Captures the authorized amount; the processor's fee is charged here.
+    public static let capture = Method<PaymentRequest, Payment>(
+        "payments.capture", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Voids an authorization that was never captured: no money moved, no fee.
+    public static let void = Method<PaymentRequest, Payment>(
+        "payments.void", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Refunds captured money to the card; the fee is kept.
+    public static let refund = Method<RefundRequest, RefundResult>(
+        "payments.refund", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// An order's payment.
+    public static let get = Method<PaymentRequest, Payment>("payments.get", callers: [.orders, .operator])
+}
+
+public struct AuthorizeRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    public var amountMinor: Int64
+    public var currency: String
+    /// The full card number; Payments keeps only its last four digits.
+    public var cardNumber: String
+
+    public init(orderID: UUID, amountMinor: Int64, currency: String, cardNumber: String) {
+        self.orderID = orderID
+        self.amountMinor = amountMinor
+        self.currency = currency
+        self.cardNumber = cardNumber
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case amountMinor = "amount"
+        case currency
+        case cardNumber = "card_number"
+    }
+}
+
+public struct PaymentRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    public init(orderID: UUID) { self.orderID = orderID }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+    }
+}
+
+public struct RefundRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// The amount to refund in minor units; absent: everything captured and not yet refunded.
+    public var amountMinor: Int64?
+
+    public init(orderID: UUID, amountMinor: Int64? = nil) {
+        self.orderID = orderID
+        self.amountMinor = amountMinor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case amountMinor = "amount"
+    }
+}
+
+/// An order's payment as the processor sees it. Amounts are integer minor units of `currency`.
+public struct Payment: Codable, Sendable, Hashable {
+    public enum Status: String, Codable, Sendable, Hashable {
+        case authorized
+        case captured
+        case voided
+        case partiallyRefunded = "partially_refunded"
+        case refunded
+    }
+
+    public var orderID: UUID
+    public var status: Status
+    public var currency: String
+    public var amountAuthorized: Int64
+    public var amountCaptured: Int64
+    public var amountRefunded: Int64
+    /// The processor's fee, charged on capture and not returned by a refund.
+    public var fee: Int64
+    public var cardLast4: String
+
+    public init(
+        orderID: UUID, status: Status, currency: String, amountAuthorized: Int64, amountCaptured: Int64,
+        amountRefunded: Int64, fee: Int64, cardLast4: String
+    ) {
+        self.orderID = orderID
+        self.status = status
+        self.currency = currency
+        self.amountAuthorized = amountAuthorized
+        self.amountCaptured = amountCaptured
+        self.amountRefunded = amountRefunded
+        self.fee = fee
+        self.cardLast4 = cardLast4
+    }
+
+    /// What the store keeps of this payment after refunds and the fee.
+    public var net: Int64 { amountCaptured - amountRefunded - fee }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case status, currency, fee
+        case amountAuthorized = "amount_authorized"
+        case amountCaptured = "amount_captured"
+        case amountRefunded = "amount_refunded"
+        case cardLast4 = "card_last4"
+    }
+}
+
+public struct RefundResult: Codable, Sendable, Hashable {
+    public var payment: Payment
+    /// What this refund returned to the card.
+    public var refundedMinor: Int64
+    /// The fee the processor kept.
+    public var feeKeptMinor: Int64
+
+    public init(payment: Payment, refundedMinor: Int64, feeKeptMinor: Int64) {
+        self.payment = payment
+        self.refundedMinor = refundedMinor
+        self.feeKeptMinor = feeKeptMinor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case payment
+        case refundedMinor = "refunded"
+        case feeKeptMinor = "fee_kept"
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+import NIOPosix
+import RescindAPI
+import RescindTransport
+import ServiceLifecycle
+import UnixSignals
+
+/// Runs a daemon: the RPC server with the daemon's methods and `health`, plus its background services,
+/// under a service group that drains in reverse order on SIGTERM or SIGINT.
+public enum Daemon {
+    /// Sets up JSON logging at the configured level. Call once, first thing in `main`.
+    public static func bootstrapLogging(level: String) {
+        let parsed = Logger.Level(rawValue: level) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = parsed
+            return handler
+        }
+    }
+
+    /// Binds the server and runs until a shutdown signal.
+    /// - Parameters:
+    ///   - background: services that run beside the server (a saga runner); started before it.
+    /// - Throws: `TransportError` if the server cannot start.
+    public static func run(
+        configuration: DaemonConfiguration,
+        logger: Logger,
+        background: [any Service] = [],
+        register: (inout RPCRouter) -> Void
+    ) async throws {
+        let started = ContinuousClock.now
+        let service = configuration.identity
+        var router = RPCRouter()
+        register(&router)
+        router.register(CommonMethods.health) { _, _ in
+            HealthStatus(
+                service: service, status: "serving", version: rescindVersion, pid: getpid(),
+                uptimeSeconds: (ContinuousClock.now - started).components.seconds
+            )
+        }
+        let server = try await RPCServer.bind(
+            configuration: configuration.listen,
+            identity: Identity(configuration.identity),
+            tls: configuration.tls,
+            router: router,
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: background.map { .init(service: $0) } + [.init(service: ServerService(server: server))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        logger.info("started", metadata: ["port": "\(server.port)", "pid": "\(getpid())"])
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// The RPC server as a lifecycle service: serves until graceful shutdown.
+struct ServerService: Service {
+    let server: RPCServer
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await server.serve()
+        }
+    }
+}
+
+/// Wraps a long-running async function (a saga runner) as a lifecycle service.
+public struct BackgroundService: Service {
+    private let body: @Sendable () async -> Void
+
+    public init(_ body: @escaping @Sendable () async -> Void) {
+        self.body = body
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            await body()
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import RescindTransport
+
+/// What every daemon's configuration file holds. A daemon's own section (peers, processor, saga policy)
+/// lives in the same JSON file and is read by its executable.
+public struct DaemonConfiguration: Codable, Sendable, Hashable {
+    /// The identity the daemon's certificate carries: `orders`, `payments` or `inventory`.
+    public var identity: String
+    public var listen: RPCServer.Configuration
+    public var tls: TLSFiles
+    /// Path of the daemon's SQLite database file.
+    public var database: String
+    /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
+    public var logLevel: String
+
+    public init(
+        identity: String, listen: RPCServer.Configuration, tls: TLSFiles, database: String,
+        logLevel: String = "info"
+    ) {
+        self.identity = identity
+        self.listen = listen
+        self.tls = tls
+        self.database = database
+        self.logLevel = logLevel
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case identity, listen, tls, database
+        case logLevel = "log_level"
+    }
+
+    /// Reads a JSON configuration file.
+    /// - Throws: `ConfigurationError` naming the file and what is wrong.
+    public static func load<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ConfigurationError(message: "cannot read configuration \(path): \(error.localizedDescription)")
+        }
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw ConfigurationError(
+                message: "configuration \(path): missing \(Self.path(context.codingPath + [key]))"
+            )
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+            let DecodingError.dataCorrupted(context)
+        {
+            throw ConfigurationError(
+                message: "configuration \(path): bad value at \(Self.path(context.codingPath)): \(context.debugDescription)"
+            )
+        } catch {
+            throw ConfigurationError(message: "configuration \(path): \(error)")
+        }
+    }
+
+    /// Writes a configuration as pretty, key-sorted JSON.
+    /// - Throws: encoding or file errors.
+    public static func write<T: Encodable>(_ value: T, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+    }
+}
+
+/// A configuration file that cannot be used.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,60 @@
+import GRDB
+import RescindStorage
+
+/// The schema of the Inventory database. Append-only migrations; none refers to app types.
+enum InventoryDatabase {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        IdempotencyStore.registerMigration(in: &migrator)
+        migrator.registerMigration("inventory-v1") { db in
+            try db.create(table: "location") { t in
+                t.primaryKey("id", .text)
+                t.column("active", .boolean).notNull().defaults(to: true)
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "stock") { t in
+                t.column("sku", .text).notNull()
+                t.column("location", .text).notNull().references("location")
+                t.column("on_hand", .integer).notNull().check(sql: "on_hand >= 0")
+                t.column("reserved", .integer).notNull().check(sql: "reserved >= 0 AND reserved <= on_hand")
+                t.primaryKey(["sku", "location"])
+            }
+            try db.create(table: "reservation") { t in
+                t.primaryKey("order_id", .text)
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('reserved', 'released', 'restocked', 'committed')")
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.create(table: "allocation") { t in
+                t.column("order_id", .text).notNull().references("reservation", onDelete: .cascade)
+                t.column("sku", .text).notNull()
+                t.column("location", .text).notNull().references("location")
+                t.column("quantity", .integer).notNull().check(sql: "quantity > 0")
+                t.primaryKey(["order_id", "sku", "location"])
+            }
+            try db.create(table: "ledger") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .datetime).notNull()
+                t.column("sku", .text).notNull()
+                t.column("location", .text).notNull()
+                t.column("kind", .text).notNull()
+                    .check(sql: "kind IN ('adjust', 'reserve', 'release', 'restock', 'take_back', 'commit')")
+                t.column("on_hand_delta", .integer).notNull()
+                t.column("reserved_delta", .integer).notNull()
+                t.column("order_id", .text)
+                t.column("idempotency_key", .text)
+            }
+            // Every movement is kept: the ledger can only grow.
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+                    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+                    CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+                    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+                    """
+            )
+        }
+        return migrator
+    }
+}

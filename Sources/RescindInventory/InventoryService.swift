@@ -1,0 +1,292 @@
+import Foundation
+import GRDB
+import Logging
+import RescindAPI
+import RescindStorage
+import RescindTransport
+import RescindWire
+
+/// Stock per SKU and location, and each order's reservation, in the Inventory daemon's own database.
+///
+/// Every movement writes a ledger row in the same transaction as the stock change. Methods that other
+/// daemons call with an idempotency key answer a repeat with the first answer.
+public final class InventoryService: Sendable {
+    let database: DatabasePool
+    private let logger: Logger
+
+    /// Opens (and migrates) the database at `path`.
+    /// - Throws: database errors.
+    public init(databasePath: String, logger: Logger) throws {
+        self.database = try DatabaseOpener.open(path: databasePath, migrator: InventoryDatabase.migrator)
+        self.logger = logger
+    }
+
+    /// Registers every Inventory method.
+    public func register(into router: inout RPCRouter) {
+        router.register(InventoryMethods.setStock) { request, _ in try await self.setStock(request) }
+        router.register(InventoryMethods.listStock) { request, _ in try await self.listStock(request) }
+        router.register(InventoryMethods.deactivateLocation) { request, _ in
+            try await self.deactivateLocation(request.location)
+        }
+        router.register(InventoryMethods.getReservation) { request, _ in try await self.reservation(request.orderID) }
+        router.register(InventoryMethods.reserve) { request, context in
+            try await self.movement(context) { db in try Self.reserve(db, request, key: context.idempotencyKey) }
+        }
+        router.register(InventoryMethods.release) { request, context in
+            try await self.movement(context) { db in
+                try Self.transition(db, request.orderID, .release, key: context.idempotencyKey)
+            }
+        }
+        router.register(InventoryMethods.restock) { request, context in
+            try await self.movement(context) { db in
+                try Self.transition(db, request.orderID, .restock, key: context.idempotencyKey)
+            }
+        }
+        router.register(InventoryMethods.takeBack) { request, context in
+            try await self.movement(context) { db in
+                try Self.transition(db, request.orderID, .takeBack, key: context.idempotencyKey)
+            }
+        }
+        router.register(InventoryMethods.commit) { request, context in
+            try await self.movement(context) { db in
+                try Self.transition(db, request.orderID, .commit, key: context.idempotencyKey)
+            }
+        }
+    }
+
+    private func movement(
+        _ context: RequestContext,
+        _ body: @escaping @Sendable (Database) throws -> Reservation
+    ) async throws -> Reservation {
+        let reservation = try await database.idempotentWrite(
+            key: context.idempotencyKey,
+            method: context.method,
+            request: context.rawPayload,
+            body: body
+        )
+        context.logger.info(
+            "stock moved",
+            metadata: ["order_id": "\(reservation.orderID)", "status": "\(reservation.status.rawValue)"]
+        )
+        return reservation
+    }
+
+    // MARK: Operator methods
+
+    /// Sets the units on hand of a SKU at a location, creating the location if it is new.
+    /// - Throws: `invalid_argument` for bad names or a negative count; `failed_precondition` if fewer than the
+    ///   reserved units would remain.
+    public func setStock(_ request: SetStockRequest) async throws -> StockLevel {
+        try Validation.identifier(request.sku, field: "sku")
+        try Validation.identifier(request.location, field: "location")
+        guard request.onHand >= 0 else {
+            throw RescindError.invalidArgument("on_hand must not be negative", reason: "negative_quantity")
+        }
+        return try await database.write { db in
+            let now = Date()
+            if try LocationRecord.fetchOne(db, key: request.location) == nil {
+                try LocationRecord(id: request.location, active: true, createdAt: now).insert(db)
+            }
+            var stock =
+                try StockRecord.fetchOne(db, key: ["sku": request.sku, "location": request.location])
+                ?? StockRecord(sku: request.sku, location: request.location, onHand: 0, reserved: 0)
+            guard request.onHand >= stock.reserved else {
+                throw RescindError.failedPrecondition(
+                    "\(stock.reserved) units of \(request.sku) at \(request.location) are reserved; on hand cannot go below that",
+                    reason: "below_reserved"
+                )
+            }
+            let delta = request.onHand - stock.onHand
+            stock.onHand = request.onHand
+            try stock.save(db)
+            try LedgerRecord(
+                at: now, sku: request.sku, location: request.location, kind: "adjust", onHandDelta: delta,
+                reservedDelta: 0, orderID: nil, idempotencyKey: nil
+            ).insert(db)
+            return stock.api
+        }
+    }
+
+    /// Stock levels and locations, optionally for one SKU or one location.
+    public func listStock(_ request: ListStockRequest) async throws -> StockReport {
+        try await database.read { db in
+            var query = StockRecord.all()
+            if let sku = request.sku { query = query.filter(StockRecord.Columns.sku == sku) }
+            if let location = request.location { query = query.filter(StockRecord.Columns.location == location) }
+            let levels = try query.order(StockRecord.Columns.sku, StockRecord.Columns.location).fetchAll(db)
+            let locations = try LocationRecord.order(Column("id")).fetchAll(db)
+            return StockReport(levels: levels.map(\.api), locations: locations.map(\.api))
+        }
+    }
+
+    /// Deactivates a location; restocks to it fail from now on.
+    /// - Throws: `not_found` for an unknown location.
+    public func deactivateLocation(_ id: String) async throws -> Location {
+        try await database.write { db in
+            guard var location = try LocationRecord.fetchOne(db, key: id) else {
+                throw RescindError.notFound("no location \(id)", reason: "unknown_location")
+            }
+            location.active = false
+            try location.update(db)
+            return location.api
+        }
+    }
+
+    /// An order's reservation.
+    /// - Throws: `not_found` if the order has none.
+    public func reservation(_ orderID: UUID) async throws -> Reservation {
+        try await database.read { db in try Self.load(db, orderID) }
+    }
+
+    // MARK: Movements
+
+    static func load(_ db: Database, _ orderID: UUID) throws -> Reservation {
+        guard let record = try ReservationRecord.fetchOne(db, key: orderID.uuidString) else {
+            throw RescindError.notFound("no reservation for order \(orderID)", reason: "unknown_reservation")
+        }
+        let allocations = try AllocationRecord.filter(AllocationRecord.Columns.orderID == orderID.uuidString)
+            .order(Column("sku"), Column("location"))
+            .fetchAll(db)
+        return Reservation(
+            orderID: orderID,
+            status: record.status,
+            allocations: allocations.map { .init(sku: $0.sku, location: $0.location, quantity: $0.quantity) }
+        )
+    }
+
+    /// Reserves every line at active locations, in location order, splitting a line across locations when
+    /// one has too few. All lines or none.
+    static func reserve(_ db: Database, _ request: ReserveRequest, key: String?) throws -> Reservation {
+        guard !request.lines.isEmpty else {
+            throw RescindError.invalidArgument("a reservation needs at least one line", reason: "no_lines")
+        }
+        var wanted: [String: Int64] = [:]
+        for line in request.lines {
+            try Validation.identifier(line.sku, field: "sku")
+            guard line.quantity > 0, line.quantity <= 1_000_000 else {
+                throw RescindError.invalidArgument("quantity must be between 1 and 1000000", reason: "bad_quantity")
+            }
+            wanted[line.sku, default: 0] += line.quantity
+        }
+        if try ReservationRecord.fetchOne(db, key: request.orderID.uuidString) != nil {
+            throw RescindError.failedPrecondition(
+                "order \(request.orderID) already has a reservation",
+                reason: "already_reserved"
+            )
+        }
+        let now = Date()
+        try ReservationRecord(orderID: request.orderID.uuidString, status: .reserved, createdAt: now, updatedAt: now)
+            .insert(db)
+        for (sku, quantity) in wanted.sorted(by: { $0.key < $1.key }) {
+            let candidates = try StockRecord.fetchAll(
+                db,
+                sql: """
+                    SELECT stock.* FROM stock JOIN location ON location.id = stock.location
+                    WHERE stock.sku = ? AND location.active AND stock.on_hand > stock.reserved
+                    ORDER BY stock.location
+                    """,
+                arguments: [sku]
+            )
+            let available = candidates.reduce(0) { $0 + $1.available }
+            guard available >= quantity else {
+                throw RescindError.failedPrecondition(
+                    "only \(available) of \(quantity) units of \(sku) are available",
+                    reason: "out_of_stock"
+                )
+            }
+            var remaining = quantity
+            for var stock in candidates where remaining > 0 {
+                let take = min(remaining, stock.available)
+                remaining -= take
+                stock.reserved += take
+                try stock.update(db)
+                try AllocationRecord(orderID: request.orderID.uuidString, sku: sku, location: stock.location, quantity: take)
+                    .insert(db)
+                try LedgerRecord(
+                    at: now, sku: sku, location: stock.location, kind: "reserve", onHandDelta: 0, reservedDelta: take,
+                    orderID: request.orderID.uuidString, idempotencyKey: key
+                ).insert(db)
+            }
+        }
+        return try load(db, request.orderID)
+    }
+
+    /// A change of a reservation's status and what it does to stock.
+    enum Transition: String {
+        case release, restock, takeBack = "take_back", commit
+
+        var from: Reservation.Status {
+            switch self {
+            case .release, .restock, .commit: .reserved
+            case .takeBack: .restocked
+            }
+        }
+
+        var to: Reservation.Status {
+            switch self {
+            case .release: .released
+            case .restock: .restocked
+            case .takeBack: .reserved
+            case .commit: .committed
+            }
+        }
+
+        /// Change of (on hand, reserved) per unit.
+        var deltas: (onHand: Int64, reserved: Int64) {
+            switch self {
+            case .release, .restock: (0, -1)
+            case .takeBack: (0, 1)
+            case .commit: (-1, -1)
+            }
+        }
+    }
+
+    static func transition(_ db: Database, _ orderID: UUID, _ transition: Transition, key: String?) throws
+        -> Reservation
+    {
+        guard var record = try ReservationRecord.fetchOne(db, key: orderID.uuidString) else {
+            throw RescindError.notFound("no reservation for order \(orderID)", reason: "unknown_reservation")
+        }
+        guard record.status == transition.from else {
+            throw RescindError.failedPrecondition(
+                "cannot \(transition.rawValue) the units of order \(orderID): they are \(record.status.rawValue)",
+                reason: "reservation_\(record.status.rawValue)"
+            )
+        }
+        let now = Date()
+        let reservation = try load(db, orderID)
+        for allocation in reservation.allocations {
+            guard
+                let location = try LocationRecord.fetchOne(db, key: allocation.location),
+                var stock = try StockRecord.fetchOne(db, key: ["sku": allocation.sku, "location": allocation.location])
+            else {
+                throw RescindError.internalError("stock row missing for \(allocation.sku) at \(allocation.location)")
+            }
+            if transition == .restock, !location.active {
+                throw RescindError.failedPrecondition(
+                    "location \(allocation.location) is deactivated; cannot restock \(allocation.sku) there",
+                    reason: "location_deactivated"
+                )
+            }
+            if transition == .takeBack, stock.available < allocation.quantity {
+                throw RescindError.failedPrecondition(
+                    "only \(stock.available) units of \(allocation.sku) at \(allocation.location) are left to take back",
+                    reason: "insufficient_stock"
+                )
+            }
+            let (onHand, reserved) = transition.deltas
+            stock.onHand += onHand * allocation.quantity
+            stock.reserved += reserved * allocation.quantity
+            try stock.update(db)
+            try LedgerRecord(
+                at: now, sku: allocation.sku, location: allocation.location, kind: transition.rawValue,
+                onHandDelta: onHand * allocation.quantity, reservedDelta: reserved * allocation.quantity,
+                orderID: orderID.uuidString, idempotencyKey: key
+            ).insert(db)
+        }
+        record.status = transition.to
+        record.updatedAt = now
+        try record.update(db)
+        return try load(db, orderID)
+    }
+}

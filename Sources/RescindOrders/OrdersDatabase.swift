@@ -1,0 +1,100 @@
+import Foundation
+import GRDB
+import RescindStorage
+
+/// The schema of the Orders database: orders, sagas and their step log, cancellations, the outbox.
+enum OrdersDatabase {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        IdempotencyStore.registerMigration(in: &migrator)
+        migrator.registerMigration("orders-v1") { db in
+            try db.create(table: "orders") { t in
+                t.primaryKey("id", .text)
+                t.column("customer_email", .text).notNull()
+                t.column("status", .text).notNull()
+                    .check(
+                        sql:
+                            "status IN ('pending', 'open', 'cancelling', 'fulfilling', 'cancelled', 'fulfilled', 'rejected')"
+                    )
+                t.column("currency", .text).notNull()
+                t.column("total", .integer).notNull().check(sql: "total > 0")
+                t.column("amount_refunded", .integer).notNull().defaults(to: 0)
+                    .check(sql: "amount_refunded >= 0 AND amount_refunded <= total")
+                t.column("payment_status", .text)
+                t.column("card_last4", .text).notNull()
+                t.column("rejection", .text)
+                // A caller's idempotency key for `orders.place` and the SHA-256 of the request it came with.
+                t.column("idempotency_key", .text).unique()
+                t.column("request_fingerprint", .blob)
+                t.column("created_at", .datetime).notNull().indexed()
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.create(table: "order_line") { t in
+                t.column("order_id", .text).notNull().references("orders", onDelete: .cascade)
+                t.column("line_no", .integer).notNull()
+                t.column("sku", .text).notNull()
+                t.column("quantity", .integer).notNull().check(sql: "quantity > 0")
+                t.column("unit_price", .integer).notNull().check(sql: "unit_price >= 0")
+                t.primaryKey(["order_id", "line_no"])
+            }
+            try db.create(table: "saga") { t in
+                t.primaryKey("id", .text)
+                t.column("kind", .text).notNull().check(sql: "kind IN ('place_order', 'cancel_order')")
+                t.column("order_id", .text).notNull().references("orders").indexed()
+                t.column("state", .text).notNull()
+                    .check(sql: "state IN ('running', 'compensating', 'completed', 'compensated', 'failed')")
+                t.column("machine", .text).notNull()
+                t.column("options", .text).notNull()
+                t.column("results", .text).notNull()
+                t.column("error_code", .text)
+                t.column("error_reason", .text)
+                t.column("error_message", .text)
+                t.column("failed_step", .text)
+                t.column("next_attempt_at", .datetime).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.create(index: "saga_runnable", on: "saga", columns: ["state", "next_attempt_at"])
+            try db.create(table: "saga_step") { t in
+                t.column("saga_id", .text).notNull().references("saga", onDelete: .cascade)
+                t.column("seq", .integer).notNull()
+                t.column("name", .text).notNull()
+                t.column("direction", .text).notNull().check(sql: "direction IN ('forward', 'compensate')")
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('started', 'succeeded', 'failed', 'skipped')")
+                t.column("attempt", .integer).notNull()
+                t.column("idempotency_key", .text)
+                t.column("detail", .text)
+                t.column("error_code", .text)
+                t.column("error_reason", .text)
+                t.column("error_message", .text)
+                t.column("started_at", .datetime).notNull()
+                t.column("finished_at", .datetime)
+                t.primaryKey(["saga_id", "seq"])
+                t.uniqueKey(["saga_id", "name", "direction"])
+            }
+            try db.create(table: "cancellation") { t in
+                t.primaryKey("order_id", .text).references("orders")
+                t.column("saga_id", .text).notNull().references("saga")
+                t.column("reason", .text).notNull()
+                t.column("staff_note", .text).check(sql: "length(staff_note) <= 255")
+                t.column("refunded", .integer).notNull()
+                t.column("fee_kept", .integer).notNull()
+                t.column("voided", .boolean).notNull()
+                t.column("units_restocked", .integer).notNull()
+                t.column("notify", .boolean).notNull()
+                t.column("cancelled_at", .datetime).notNull()
+            }
+            try db.create(table: "outbox") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("order_id", .text).notNull().references("orders")
+                t.column("kind", .text).notNull()
+                t.column("payload", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("delivered_at", .datetime)
+            }
+            try db.create(index: "outbox_pending", on: "outbox", columns: ["delivered_at", "id"])
+        }
+        return migrator
+    }
+}

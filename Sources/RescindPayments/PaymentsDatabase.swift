@@ -1,0 +1,91 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindStorage
+
+/// The schema of the Payments database.
+enum PaymentsDatabase {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        IdempotencyStore.registerMigration(in: &migrator)
+        migrator.registerMigration("payments-v1") { db in
+            try db.create(table: "payment") { t in
+                t.primaryKey("order_id", .text)
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('authorized', 'captured', 'voided', 'partially_refunded', 'refunded')")
+                t.column("currency", .text).notNull()
+                t.column("amount_authorized", .integer).notNull().check(sql: "amount_authorized > 0")
+                t.column("amount_captured", .integer).notNull().check(sql: "amount_captured >= 0")
+                t.column("amount_refunded", .integer).notNull()
+                    .check(sql: "amount_refunded >= 0 AND amount_refunded <= amount_captured")
+                t.column("fee", .integer).notNull().check(sql: "fee >= 0")
+                t.column("card_last4", .text).notNull().check(sql: "length(card_last4) = 4")
+                t.column("processor_token", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.create(table: "payment_event") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("order_id", .text).notNull()
+                t.column("kind", .text).notNull()
+                    .check(sql: "kind IN ('authorize', 'capture', 'void', 'refund')")
+                t.column("amount", .integer).notNull()
+                t.column("fee", .integer).notNull()
+                t.column("at", .datetime).notNull()
+                t.column("idempotency_key", .text)
+            }
+        }
+        return migrator
+    }
+}
+
+struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "payment"
+    var orderID: String
+    var status: Payment.Status
+    var currency: String
+    var amountAuthorized: Int64
+    var amountCaptured: Int64
+    var amountRefunded: Int64
+    var fee: Int64
+    var cardLast4: String
+    var processorToken: String
+    var createdAt: Date
+    var updatedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case status, currency, fee
+        case orderID = "order_id"
+        case amountAuthorized = "amount_authorized"
+        case amountCaptured = "amount_captured"
+        case amountRefunded = "amount_refunded"
+        case cardLast4 = "card_last4"
+        case processorToken = "processor_token"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+
+    var api: Payment {
+        Payment(
+            orderID: UUID(uuidString: orderID) ?? UUID(), status: status, currency: currency,
+            amountAuthorized: amountAuthorized, amountCaptured: amountCaptured, amountRefunded: amountRefunded,
+            fee: fee, cardLast4: cardLast4
+        )
+    }
+}
+
+struct PaymentEventRecord: Codable, PersistableRecord {
+    static let databaseTableName = "payment_event"
+    var orderID: String
+    var kind: String
+    var amount: Int64
+    var fee: Int64
+    var at: Date
+    var idempotencyKey: String?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, amount, fee, at
+        case orderID = "order_id"
+        case idempotencyKey = "idempotency_key"
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import GRDB
+import Logging
+import RescindAPI
+import RescindStorage
+import RescindTransport
+import RescindWire
+
+/// Payments per order through a (simulated) processor, in the Payments daemon's own database.
+///
+/// Only the last four digits of a card are stored. Each effect is idempotent by the caller's key.
+public final class PaymentsService: Sendable {
+    let database: DatabasePool
+    let processor: SimulatedProcessor
+    private let logger: Logger
+
+    /// Opens (and migrates) the database at `path`.
+    /// - Throws: database errors.
+    public init(databasePath: String, processor: SimulatedProcessor = .init(), logger: Logger) throws {
+        self.database = try DatabaseOpener.open(path: databasePath, migrator: PaymentsDatabase.migrator)
+        self.processor = processor
+        self.logger = logger
+    }
+
+    /// Registers every Payments method.
+    public func register(into router: inout RPCRouter) {
+        router.register(PaymentsMethods.authorize) { request, context in
+            try await self.effect(context) { db in try self.authorize(db, request, key: context.idempotencyKey) }
+        }
+        router.register(PaymentsMethods.capture) { request, context in
+            try await self.effect(context) { db in try self.capture(db, request.orderID, key: context.idempotencyKey) }
+        }
+        router.register(PaymentsMethods.void) { request, context in
+            try await self.effect(context) { db in try self.void(db, request.orderID, key: context.idempotencyKey) }
+        }
+        router.register(PaymentsMethods.refund) { request, context in
+            let result = try await self.database.idempotentWrite(
+                key: context.idempotencyKey,
+                method: context.method,
+                request: context.rawPayload
+            ) { db in try self.refund(db, request, key: context.idempotencyKey) }
+            context.logger.info(
+                "refunded",
+                metadata: ["order_id": "\(request.orderID)", "amount": "\(result.refundedMinor)"]
+            )
+            return result
+        }
+        router.register(PaymentsMethods.get) { request, _ in try await self.payment(request.orderID) }
+    }
+
+    private func effect(
+        _ context: RequestContext,
+        _ body: @escaping @Sendable (Database) throws -> Payment
+    ) async throws -> Payment {
+        let payment = try await database.idempotentWrite(
+            key: context.idempotencyKey,
+            method: context.method,
+            request: context.rawPayload,
+            body: body
+        )
+        context.logger.info(
+            "payment changed",
+            metadata: ["order_id": "\(payment.orderID)", "status": "\(payment.status.rawValue)"]
+        )
+        return payment
+    }
+
+    /// An order's payment.
+    /// - Throws: `not_found`.
+    public func payment(_ orderID: UUID) async throws -> Payment {
+        try await database.read { db in try Self.load(db, orderID).api }
+    }
+
+    static func load(_ db: Database, _ orderID: UUID) throws -> PaymentRecord {
+        guard let record = try PaymentRecord.fetchOne(db, key: orderID.uuidString) else {
+            throw RescindError.notFound("no payment for order \(orderID)", reason: "unknown_payment")
+        }
+        return record
+    }
+
+    func authorize(_ db: Database, _ request: AuthorizeRequest, key: String?) throws -> Payment {
+        try Validation.currency(request.currency)
+        guard request.amountMinor > 0 else {
+            throw RescindError.invalidArgument("amount must be positive", reason: "bad_amount")
+        }
+        if try PaymentRecord.fetchOne(db, key: request.orderID.uuidString) != nil {
+            throw RescindError.failedPrecondition(
+                "order \(request.orderID) already has a payment",
+                reason: "already_authorized"
+            )
+        }
+        let now = Date()
+        // A decline throws before anything is written; the idempotency store keeps it as the key's answer.
+        let token = try processor.authorize(cardNumber: request.cardNumber, amountMinor: request.amountMinor)
+        let record = PaymentRecord(
+            orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
+            amountAuthorized: request.amountMinor, amountCaptured: 0, amountRefunded: 0, fee: 0,
+            cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now
+        )
+        try record.insert(db)
+        try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
+        return record.api
+    }
+
+    func capture(_ db: Database, _ orderID: UUID, key: String?) throws -> Payment {
+        var record = try Self.load(db, orderID)
+        guard record.status == .authorized else {
+            throw RescindError.failedPrecondition(
+                "cannot capture a payment that is \(record.status.rawValue)",
+                reason: "payment_\(record.status.rawValue)"
+            )
+        }
+        record.amountCaptured = record.amountAuthorized
+        record.fee = processor.fee(forCaptured: record.amountCaptured)
+        record.status = .captured
+        record.updatedAt = Date()
+        try record.update(db)
+        try event(db, record, "capture", amount: record.amountCaptured, fee: record.fee, key: key)
+        return record.api
+    }
+
+    func void(_ db: Database, _ orderID: UUID, key: String?) throws -> Payment {
+        var record = try Self.load(db, orderID)
+        guard record.status == .authorized else {
+            throw RescindError.failedPrecondition(
+                "only an uncaptured authorization can be voided; this payment is \(record.status.rawValue)",
+                reason: "payment_\(record.status.rawValue)"
+            )
+        }
+        record.status = .voided
+        record.updatedAt = Date()
+        try record.update(db)
+        try event(db, record, "void", amount: record.amountAuthorized, fee: 0, key: key)
+        return record.api
+    }
+
+    func refund(_ db: Database, _ request: RefundRequest, key: String?) throws -> RefundResult {
+        var record = try Self.load(db, request.orderID)
+        guard record.status == .captured || record.status == .partiallyRefunded else {
+            throw RescindError.failedPrecondition(
+                "cannot refund a payment that is \(record.status.rawValue)",
+                reason: "payment_\(record.status.rawValue)"
+            )
+        }
+        let refundable = record.amountCaptured - record.amountRefunded
+        let amount = request.amountMinor ?? refundable
+        guard amount > 0 else {
+            throw RescindError.invalidArgument("a refund must be positive", reason: "bad_amount")
+        }
+        guard amount <= refundable else {
+            throw RescindError.failedPrecondition(
+                "refund of \(amount) exceeds the \(refundable) captured and not yet refunded",
+                reason: "refund_exceeds_capture"
+            )
+        }
+        let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
+        try processor.refund(token: token, amountMinor: amount)
+        record.amountRefunded += amount
+        record.status = record.amountRefunded == record.amountCaptured ? .refunded : .partiallyRefunded
+        record.updatedAt = Date()
+        try record.update(db)
+        try event(db, record, "refund", amount: amount, fee: 0, key: key)
+        return RefundResult(payment: record.api, refundedMinor: amount, feeKeptMinor: record.fee)
+    }
+
+    private func event(_ db: Database, _ record: PaymentRecord, _ kind: String, amount: Int64, fee: Int64, key: String?)
+        throws
+    {
+        try PaymentEventRecord(
+            orderID: record.orderID, kind: kind, amount: amount, fee: fee, at: Date(), idempotencyKey: key
+        ).insert(db)
+    }
+}

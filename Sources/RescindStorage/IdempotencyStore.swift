@@ -1,0 +1,125 @@
+import Crypto
+import Foundation
+import GRDB
+import RescindWire
+
+/// Stores the first answer to each idempotency key and returns it again for a repeat, failures included,
+/// in the same transaction as the effect, so a crash can never separate the two.
+///
+/// Retryable failures (`unavailable`, `deadline_exceeded`) are not stored: the same key may try again.
+/// The same key with another method or other parameters is a `conflict`.
+public enum IdempotencyStore {
+    /// How long keys are kept.
+    public static let defaultRetention: TimeInterval = 7 * 24 * 3600
+
+    /// Adds the table of keys to a migrator. Call once, in the daemon's migrator.
+    public static func registerMigration(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("idempotency-keys") { db in
+            try db.create(table: "idempotency_key") { t in
+                t.primaryKey("key", .text)
+                t.column("method", .text).notNull()
+                // SHA-256 of the request body: enough to tell a repeat from a reuse, and never a card number.
+                t.column("fingerprint", .blob).notNull()
+                t.column("outcome", .text).notNull().check(sql: "outcome IN ('success', 'failure')")
+                t.column("response", .blob).notNull()
+                t.column("created_at", .datetime).notNull().indexed()
+            }
+        }
+    }
+
+    /// Runs `body` at most once per key, inside `db`'s current transaction.
+    ///
+    /// Returns a `Result` instead of throwing a stored failure, so the caller's transaction still commits
+    /// the record of that failure; call `get()` on it after the transaction.
+    /// - Throws: errors of the database itself, which roll everything back.
+    public static func perform<Response: Codable>(
+        _ db: Database,
+        key: String,
+        method: String,
+        request: [UInt8],
+        body: (Database) throws -> Response
+    ) throws -> Result<Response, RescindError> {
+        let codec = WireCodec()
+        if let row = try Row.fetchOne(
+            db,
+            sql: "SELECT method, fingerprint, outcome, response FROM idempotency_key WHERE key = ?",
+            arguments: [key]
+        ) {
+            let storedMethod: String = row["method"]
+            let storedFingerprint: Data = row["fingerprint"]
+            guard storedMethod == method, storedFingerprint == fingerprint(request) else {
+                return .failure(
+                    .conflict(
+                        "idempotency key \(key) was first used for another request",
+                        reason: "idempotency_key_reused"
+                    )
+                )
+            }
+            let response: Data = row["response"]
+            let outcome: String = row["outcome"]
+            if outcome == "success" {
+                return .success(try codec.decoder.decode(Response.self, from: response))
+            }
+            return .failure(try codec.decoder.decode(RescindError.self, from: response))
+        }
+        var result: Result<Response, RescindError>?
+        do {
+            try db.inSavepoint {
+                result = .success(try body(db))
+                return .commit
+            }
+        } catch let error as RescindError where !error.retryable {
+            result = .failure(error)
+        }
+        guard let result else { throw RescindError.internalError("idempotent body produced no result") }
+        let (outcome, response): (String, [UInt8]) =
+            switch result {
+            case .success(let value): ("success", try codec.encoder.encode(value))
+            case .failure(let error): ("failure", try codec.encoder.encode(error))
+            }
+        try db.execute(
+            sql: """
+                INSERT INTO idempotency_key (key, method, fingerprint, outcome, response, created_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [key, method, fingerprint(request), outcome, Data(response), Date()]
+        )
+        return result
+    }
+
+    /// The SHA-256 digest of a request body.
+    public static func fingerprint(_ request: [UInt8]) -> Data {
+        Data(SHA256.hash(data: request))
+    }
+
+    /// Deletes keys older than the retention period; returns how many.
+    /// - Throws: database errors.
+    @discardableResult
+    public static func purge(_ db: Database, olderThan retention: TimeInterval = defaultRetention) throws -> Int {
+        try db.execute(
+            sql: "DELETE FROM idempotency_key WHERE created_at < ?",
+            arguments: [Date().addingTimeInterval(-retention)]
+        )
+        return db.changesCount
+    }
+}
+
+extension DatabaseWriter {
+    /// Performs an effect at most once per idempotency key (see `IdempotencyStore.perform`), in one
+    /// fsynced transaction. Without a key the effect simply runs.
+    /// - Throws: `RescindError` (the first answer's failure, replayed) or database errors.
+    public func idempotentWrite<Response: Codable & Sendable>(
+        key: String?,
+        method: String,
+        request: [UInt8],
+        body: @escaping @Sendable (Database) throws -> Response
+    ) async throws -> Response {
+        guard let key else {
+            return try await write { db in try body(db) }
+        }
+        let result = try await write { db in
+            try IdempotencyStore.perform(db, key: key, method: method, request: request, body: body)
+        }
+        return try result.get()
+    }
+}

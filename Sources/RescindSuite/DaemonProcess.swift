@@ -1,0 +1,108 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Starting and stopping daemon processes: detached in their own session, output appended to a log file.
+public enum DaemonProcess {
+    /// Spawns `executable` with `arguments` in a new session (so a terminal's Ctrl-C does not reach it),
+    /// standard input from /dev/null and standard output and error appended to `logPath`.
+    /// - Returns: the process id.
+    /// - Throws: `SuiteError` if it cannot be spawned.
+    public static func spawn(executable: String, arguments: [String], logPath: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // POSIX_SPAWN_SETSID (glibc 2.26+): a session of its own.
+        posix_spawnattr_setflags(&attributes, Int16(0x80))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard result == 0 else {
+            throw SuiteError("cannot start \(executable): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+
+    /// Whether a process is alive (a zombie child is reaped and counts as dead).
+    public static func isAlive(_ pid: Int32) -> Bool {
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { return false }
+        return kill(pid, 0) == 0
+    }
+
+    /// Whether `pid` is a running Rescind daemon (guards against a reused pid).
+    public static func isRescindDaemon(_ pid: Int32) -> Bool {
+        guard isAlive(pid) else { return false }
+        guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else {
+            return true  // no /proc: trust the pid file
+        }
+        return String(decoding: cmdline, as: UTF8.self).contains("rescind-")
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; SIGKILL after `timeout`.
+    /// - Returns: whether it exited gracefully.
+    @discardableResult
+    public static func stop(_ pid: Int32, timeout: Duration = .seconds(10)) async -> Bool {
+        guard isAlive(pid) else { return true }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !isAlive(pid) { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        kill(pid, SIGKILL)
+        while isAlive(pid) { try? await Task.sleep(for: .milliseconds(20)) }
+        return false
+    }
+
+    /// Kills a process at once, as a crash would.
+    public static func crash(_ pid: Int32) async {
+        kill(pid, SIGKILL)
+        while isAlive(pid) { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    /// A TCP port on 127.0.0.1 that is free now.
+    /// - Throws: `SuiteError` if no socket can be bound.
+    public static func freePort() throws -> Int {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw SuiteError("cannot open a socket to find a free port") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw SuiteError("cannot bind a socket to find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// The directory of the running executable, where the daemons are installed beside `rescindctl`.
+    public static func executableDirectory() -> URL {
+        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            return URL(fileURLWithPath: path).deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import Logging
+import RescindAPI
+import RescindDaemon
+import RescindPKI
+import RescindTransport
+
+/// A suite of the three daemons on this machine under one directory: `rescindctl up`, `down`, and the
+/// test harness all go through it.
+public struct LocalSuite: Sendable {
+    /// The executables of the daemons, by identity.
+    public static let executables: [Identity: String] = [
+        .inventory: "rescind-inventory", .payments: "rescind-payments", .orders: "rescind-orders",
+    ]
+    /// Start order: Orders last, since it calls the other two.
+    public static let startOrder: [Identity] = [.inventory, .payments, .orders]
+
+    public let layout: SuiteLayout
+    /// Where the daemon executables are.
+    public let binDirectory: URL
+    /// Log level written into new daemon configurations.
+    public var logLevel = "info"
+
+    public init(layout: SuiteLayout, binDirectory: URL? = nil) {
+        self.layout = layout
+        self.binDirectory =
+            binDirectory
+            ?? ProcessInfo.processInfo.environment["RESCIND_BIN_DIR"].map { URL(fileURLWithPath: $0) }
+            ?? DaemonProcess.executableDirectory()
+    }
+
+    /// A line of progress for a person watching `up` or `down`.
+    public typealias Progress = @Sendable (String) -> Void
+
+    /// What `up` did for each daemon.
+    public struct DaemonStatus: Codable, Sendable, Hashable {
+        public var name: String
+        public var endpoint: Endpoint
+        public var pid: Int32?
+        /// `started`, `already_running`, `stopped`, `not_running`.
+        public var action: String
+    }
+
+    /// Creates the suite on first use (PKI, configurations), starts the daemons that are not running,
+    /// waits until all three answer `health`, and writes `suite.json`.
+    /// - Throws: `SuiteError` naming what failed (and where its log is).
+    @discardableResult
+    public func up(progress: Progress = { _ in }) async throws -> (SuiteManifest, [DaemonStatus]) {
+        try prepare(progress: progress)
+        var statuses: [DaemonStatus] = []
+        var entries: [String: SuiteManifest.DaemonEntry] = [:]
+        for daemon in Self.startOrder {
+            let endpoint = try configuredEndpoint(daemon)
+            var pid = runningPID(daemon)
+            var action = "already_running"
+            if pid == nil {
+                let executable = binDirectory.appendingPathComponent(Self.executables[daemon] ?? "").path
+                guard FileManager.default.isExecutableFile(atPath: executable) else {
+                    throw SuiteError(
+                        "\(executable) not found; build the suite first (`swift build`) or set RESCIND_BIN_DIR"
+                    )
+                }
+                progress("starting \(daemon) on \(endpoint)")
+                let started = try DaemonProcess.spawn(
+                    executable: executable,
+                    arguments: ["--config", layout.config(daemon).path],
+                    logPath: layout.log(daemon).path
+                )
+                try "\(started)\n".write(to: layout.pidFile(daemon), atomically: true, encoding: .utf8)
+                pid = started
+                action = "started"
+            }
+            statuses.append(DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: pid, action: action))
+            entries[daemon.rawValue] = SuiteManifest.DaemonEntry(
+                endpoint: endpoint, pid: pid, config: layout.config(daemon).path,
+                database: layout.database(daemon).path, log: layout.log(daemon).path
+            )
+        }
+        let manifest = SuiteManifest(
+            directory: layout.directory.path,
+            caCertificate: layout.tls(for: .operator).caCertificatePath,
+            operatorTLS: layout.tls(for: .operator),
+            daemons: entries
+        )
+        try DaemonConfiguration.write(manifest, to: layout.manifest.path)
+        let connection = try SuiteConnection(manifest: manifest)
+        defer { Task { await connection.shutdown() } }
+        for status in statuses {
+            let daemon = Identity(status.name)
+            try await waitForHealth(daemon, pid: status.pid, connection: connection)
+            progress("\(daemon) is serving (pid \(status.pid.map(String.init) ?? "?"))")
+        }
+        await connection.shutdown()
+        return (manifest, statuses)
+    }
+
+    /// Stops every daemon of the suite gracefully (SIGTERM, then SIGKILL after `timeout`).
+    /// - Returns: what happened to each.
+    public func down(timeout: Duration = .seconds(10), progress: Progress = { _ in }) async -> [DaemonStatus] {
+        var statuses: [DaemonStatus] = []
+        for daemon in Self.startOrder.reversed() {
+            let endpoint = (try? configuredEndpoint(daemon)) ?? Endpoint(host: "127.0.0.1", port: 0)
+            guard let pid = runningPID(daemon) else {
+                statuses.append(DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: nil, action: "not_running"))
+                continue
+            }
+            progress("stopping \(daemon) (pid \(pid))")
+            let graceful = await DaemonProcess.stop(pid, timeout: timeout)
+            try? FileManager.default.removeItem(at: layout.pidFile(daemon))
+            statuses.append(
+                DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: pid, action: graceful ? "stopped" : "killed")
+            )
+        }
+        return statuses
+    }
+
+    /// The pid of a daemon of this suite if it is running.
+    public func runningPID(_ daemon: Identity) -> Int32? {
+        guard let text = try? String(contentsOf: layout.pidFile(daemon), encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            DaemonProcess.isRescindDaemon(pid)
+        else { return nil }
+        return pid
+    }
+
+    private func configuredEndpoint(_ daemon: Identity) throws -> Endpoint {
+        let configuration = try DaemonConfiguration.load(DaemonConfiguration.self, from: layout.config(daemon).path)
+        return Endpoint(host: configuration.listen.host, port: configuration.listen.port)
+    }
+
+    /// First run: directories, a development PKI and a configuration per daemon with free ports.
+    private func prepare(progress: Progress) throws {
+        try layout.createDirectories()
+        let pki = PKIDirectory(url: layout.pki)
+        if !FileManager.default.fileExists(atPath: pki.caCertificatePath) {
+            progress("creating a development PKI in \(layout.pki.path)")
+        }
+        _ = try pki.initialize(commonName: "Rescind Development CA")
+        for identity in Self.startOrder + [.operator]
+        where !FileManager.default.fileExists(atPath: pki.certificatePath(for: identity.rawValue)) {
+            _ = try pki.issue(name: identity.rawValue, hosts: ["localhost", "127.0.0.1"])
+        }
+        var ports: [Identity: Int] = [:]
+        for daemon in Self.startOrder {
+            if let existing = try? configuredEndpoint(daemon) {
+                ports[daemon] = existing.port
+            } else {
+                ports[daemon] = try DaemonProcess.freePort()
+            }
+        }
+        for daemon in Self.startOrder where !FileManager.default.fileExists(atPath: layout.config(daemon).path) {
+            progress("writing \(layout.config(daemon).path)")
+            let common = DaemonConfiguration(
+                identity: daemon.rawValue,
+                listen: RPCServer.Configuration(host: "127.0.0.1", port: ports[daemon] ?? 0),
+                tls: layout.tls(for: daemon),
+                database: layout.database(daemon).path,
+                logLevel: logLevel
+            )
+            var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(common)) as? [String: Any] ?? [:]
+            if daemon == .orders {
+                object["peers"] = [
+                    "inventory": ["host": "127.0.0.1", "port": ports[.inventory] ?? 0],
+                    "payments": ["host": "127.0.0.1", "port": ports[.payments] ?? 0],
+                ]
+            }
+            if daemon == .payments {
+                object["processor"] = ["fee_basis_points": 290, "fixed_fee": 30]
+            }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: layout.config(daemon), options: .atomic)
+        }
+    }
+
+    private func waitForHealth(_ daemon: Identity, pid: Int32?, connection: SuiteConnection) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        var lastError: (any Error)?
+        while ContinuousClock.now < deadline {
+            if let pid, !DaemonProcess.isAlive(pid) {
+                throw SuiteError("\(daemon) exited during start-up; see \(layout.log(daemon).path)\(logTail(daemon))")
+            }
+            do {
+                _ = try await connection.client(daemon).call(
+                    CommonMethods.health, Empty(), idempotencyKey: nil, timeout: .seconds(2)
+                )
+                return
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        throw SuiteError(
+            "\(daemon) did not answer health within 30 s (\(lastError.map { "\($0)" } ?? "")); see \(layout.log(daemon).path)"
+        )
+    }
+
+    private func logTail(_ daemon: Identity) -> String {
+        guard let text = try? String(contentsOf: layout.log(daemon), encoding: .utf8) else { return "" }
+        let lines = text.split(separator: "\n").suffix(5)
+        return lines.isEmpty ? "" : ":\n" + lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,343 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RescindAPI
+import RescindPKI
+import RescindWire
+import Synchronization
+import struct Foundation.Data
+
+/// A TLS server of the Rescind protocol: many connections, many requests in flight on each, answered out
+/// of order by correlation id.
+public final class RPCServer: Sendable {
+    /// Limits and timeouts of a server; every field has a default fit for a daemon.
+    public struct Configuration: Sendable, Codable, Hashable {
+        public var host: String
+        public var port: Int
+        /// Largest accepted value of a frame's length field (default 1 MiB).
+        public var maxFrameLength: Int
+        /// Most requests a connection may have unanswered; more get `resource_exhausted`.
+        public var maxInFlightPerConnection: Int
+        /// Seconds a new connection has to complete TLS and send its hello frame.
+        public var handshakeTimeoutSeconds: Double
+
+        public init(
+            host: String = "127.0.0.1",
+            port: Int = 0,
+            maxFrameLength: Int = Frame.defaultMaxLength,
+            maxInFlightPerConnection: Int = 256,
+            handshakeTimeoutSeconds: Double = 10
+        ) {
+            self.host = host
+            self.port = port
+            self.maxFrameLength = maxFrameLength
+            self.maxInFlightPerConnection = maxInFlightPerConnection
+            self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case host, port
+            case maxFrameLength = "max_frame_length"
+            case maxInFlightPerConnection = "max_in_flight_per_connection"
+            case handshakeTimeoutSeconds = "handshake_timeout_seconds"
+        }
+    }
+
+    /// The identity this server presents (its certificate's common name).
+    public let identity: Identity
+    public let configuration: Configuration
+    private let router: RPCRouter
+    private let logger: Logger
+    private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+    private let connectionCounter = Atomic<UInt64>(0)
+
+    /// The port the server listens on (useful when configured with port 0).
+    public var port: Int { serverChannel.channel.localAddress?.port ?? configuration.port }
+
+    /// Binds the listening socket. Call `serve()` to accept connections.
+    /// - Throws: `TransportError` if TLS material cannot be loaded or the address cannot be bound.
+    public static func bind(
+        configuration: Configuration,
+        identity: Identity,
+        tls: TLSFiles,
+        router: RPCRouter,
+        logger: Logger,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> RPCServer {
+        let sslContext = try tls.makeServerContext()
+        let maxFrameLength = configuration.maxFrameLength
+        let channel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 256)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: configuration.host, port: configuration.port) { child in
+                    child.eventLoop.makeCompletedFuture {
+                        let sync = child.pipeline.syncOperations
+                        try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+                        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: maxFrameLength)))
+                        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+                        return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: child)
+                    }
+                }
+        } catch {
+            throw TransportError(.bind, "cannot listen on \(configuration.host):\(configuration.port): \(error)")
+        }
+        return RPCServer(
+            identity: identity,
+            configuration: configuration,
+            router: router,
+            logger: logger,
+            serverChannel: channel
+        )
+    }
+
+    private init(
+        identity: Identity,
+        configuration: Configuration,
+        router: RPCRouter,
+        logger: Logger,
+        serverChannel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+    ) {
+        self.identity = identity
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.serverChannel = serverChannel
+    }
+
+    /// Accepts and serves connections until the task is cancelled, then closes the listener.
+    public func serve() async throws {
+        logger.info("listening", metadata: ["port": "\(port)", "identity": "\(identity)"])
+        try await withThrowingDiscardingTaskGroup { group in
+            try await serverChannel.executeThenClose { inbound in
+                for try await connection in inbound {
+                    group.addTask {
+                        await self.handle(connection)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the listener; `serve()` returns once open connections end.
+    public func close() async {
+        try? await serverChannel.channel.close()
+    }
+
+    private func handle(_ connection: NIOAsyncChannel<Frame, Frame>) async {
+        let connectionID = connectionCounter.add(1, ordering: .relaxed).newValue
+        var logger = self.logger
+        logger[metadataKey: "connection"] = "\(connectionID)"
+        if let remote = connection.channel.remoteAddress { logger[metadataKey: "remote"] = "\(remote)" }
+        let channel = connection.channel
+        let handshakeDone = Atomic<Bool>(false)
+        // A peer that opens TLS and then says nothing must not hold a connection for ever.
+        let timeout = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(configuration.handshakeTimeoutSeconds * 1000))) {
+            if !handshakeDone.load(ordering: .relaxed) {
+                channel.close(promise: nil)
+            }
+        }
+        defer { timeout.cancel() }
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                guard let peer = try await self.handshake(&frames, outbound: outbound, channel: channel, logger: logger)
+                else { return }
+                handshakeDone.store(true, ordering: .relaxed)
+                timeout.cancel()
+                logger[metadataKey: "peer"] = "\(peer)"
+                logger.debug("connection ready")
+                try await self.serveRequests(&frames, outbound: outbound, peer: peer, logger: logger)
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Reads the client's hello, checks its version, answers with ours. Returns nil if the connection must close.
+    private func handshake(
+        _ frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        channel: any Channel,
+        logger: Logger
+    ) async throws -> Identity? {
+        let first: Frame?
+        do {
+            first = try await frames.next()
+        } catch let error as FrameError {
+            try? await outbound.write(errorFrame(error.rescindError, correlationID: 0))
+            return nil
+        }
+        guard let first else { return nil }
+        guard first.version == Frame.currentVersion else {
+            try await outbound.write(errorFrame(unsupportedVersion(frameVersion: first.version), correlationID: 0))
+            return nil
+        }
+        guard first.kind == .hello else {
+            let error = RescindError(.malformed, "the first frame must be hello, not \(first.kind)", reason: "expected_hello")
+            try await outbound.write(errorFrame(error, correlationID: 0))
+            return nil
+        }
+        let hello: ClientHello
+        do {
+            hello = try WireCodec().decode(ClientHello.self, from: first.body)
+        } catch {
+            let error = RescindError(.malformed, "cannot read the hello frame: \(error)", reason: "bad_hello")
+            try await outbound.write(errorFrame(error, correlationID: 0))
+            return nil
+        }
+        guard let version = ProtocolVersion.supported.first(where: hello.versions.contains) else {
+            let error = RescindError(
+                .unsupportedVersion,
+                "no common protocol version: client speaks \(hello.versions), server speaks \(ProtocolVersion.supported)",
+                retryable: false
+            )
+            try await outbound.write(errorFrame(error, correlationID: 0))
+            return nil
+        }
+        guard let peer = try await Self.peerIdentity(of: channel) else {
+            let error = RescindError(.permissionDenied, "no client certificate identity", reason: "no_identity")
+            try await outbound.write(errorFrame(error, correlationID: 0))
+            return nil
+        }
+        let reply = ServerHello(
+            version: version,
+            server: identity.rawValue,
+            maxInFlight: UInt32(clamping: configuration.maxInFlightPerConnection)
+        )
+        try await outbound.write(Frame(kind: .hello, correlationID: 0, body: try WireCodec().encode(reply)))
+        logger.debug("hello", metadata: ["agent": "\(hello.agent)", "version": "\(version)"])
+        return peer
+    }
+
+    /// Reads the identity of a TLS peer from the common name of its validated certificate.
+    static func peerIdentity(of channel: any Channel) async throws -> Identity? {
+        guard let certificate = try await channel.nioSSL_peerCertificate().get() else { return nil }
+        let name = try CertificateIdentity.commonName(fromDER: try certificate.toDERBytes())
+        return Identity(name)
+    }
+
+    private func serveRequests(
+        _ frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        peer: Identity,
+        logger: Logger
+    ) async throws {
+        let inFlight = InFlightRequests()
+        let maxInFlight = configuration.maxInFlightPerConnection
+        try await withThrowingDiscardingTaskGroup { group in
+            while true {
+                let frame: Frame
+                do {
+                    guard let next = try await frames.next() else { return }
+                    frame = next
+                } catch let error as FrameError {
+                    logger.notice("closing connection after a bad frame", metadata: ["error": "\(error)"])
+                    try? await outbound.write(errorFrame(error.rescindError, correlationID: 0))
+                    return
+                }
+                if let fatal = connectionError(for: frame) {
+                    logger.notice("closing connection", metadata: ["error": "\(fatal)"])
+                    try? await outbound.write(errorFrame(fatal, correlationID: 0))
+                    return
+                }
+                guard frame.kind == .request, frame.correlationID != 0 else {
+                    let error = RescindError(
+                        .malformed,
+                        frame.kind == .request
+                            ? "a request needs a correlation id other than 0"
+                            : "a client may not send \(frame.kind) frames after hello",
+                        reason: frame.kind == .request ? "missing_correlation_id" : "unexpected_frame"
+                    )
+                    try await outbound.write(errorFrame(error, correlationID: frame.correlationID))
+                    continue
+                }
+                let admitted: RescindError? = inFlight.ids.withLock { ids in
+                    if ids.contains(frame.correlationID) {
+                        return RescindError(
+                            .invalidArgument, "correlation id \(frame.correlationID) is already in flight",
+                            reason: "duplicate_correlation_id"
+                        )
+                    }
+                    if ids.count >= maxInFlight {
+                        return RescindError(
+                            .resourceExhausted, "more than \(maxInFlight) requests in flight on one connection",
+                            reason: "too_many_in_flight"
+                        )
+                    }
+                    ids.insert(frame.correlationID)
+                    return nil
+                }
+                if let admitted {
+                    try await outbound.write(errorFrame(admitted, correlationID: frame.correlationID))
+                    continue
+                }
+                group.addTask {
+                    let reply = await self.answer(frame, peer: peer, logger: logger)
+                    inFlight.ids.withLock { _ = $0.remove(frame.correlationID) }
+                    try? await outbound.write(reply)
+                }
+            }
+        }
+    }
+
+    /// An error that ends the connection: a frame this version cannot interpret.
+    private func connectionError(for frame: Frame) -> RescindError? {
+        if frame.version != Frame.currentVersion { return unsupportedVersion(frameVersion: frame.version) }
+        if !frame.kind.isKnown {
+            return RescindError(.malformed, "unknown frame kind \(frame.kind.rawValue)", reason: "unknown_frame_kind")
+        }
+        if frame.flags != 0 {
+            return RescindError(.malformed, "reserved flags must be 0", reason: "bad_flags")
+        }
+        return nil
+    }
+
+    private func unsupportedVersion(frameVersion: UInt8) -> RescindError {
+        RescindError(
+            .unsupportedVersion,
+            "frame version \(frameVersion) is not supported; this server speaks \(Frame.currentVersion)",
+            retryable: false
+        )
+    }
+
+    private func answer(_ frame: Frame, peer: Identity, logger: Logger) async -> Frame {
+        var logger = logger
+        logger[metadataKey: "correlation_id"] = "\(frame.correlationID)"
+        do {
+            let envelope: RequestEnvelope
+            do {
+                envelope = try WireCodec().decode(RequestEnvelope.self, from: frame.body)
+            } catch {
+                throw RescindError.invalidArgument("cannot read the request envelope: \(error)", reason: "bad_envelope")
+            }
+            let body = try await router.dispatch(envelope, peer: peer, logger: logger)
+            return Frame(kind: .response, correlationID: frame.correlationID, body: body)
+        } catch let error as RescindError {
+            if error.code == .internal || error.code == .permissionDenied {
+                logger.warning("request failed", metadata: ["error": "\(error)"])
+            } else {
+                logger.debug("request failed", metadata: ["error": "\(error)"])
+            }
+            return errorFrame(error, correlationID: frame.correlationID)
+        } catch {
+            logger.error("request failed unexpectedly", metadata: ["error": "\(error)"])
+            return errorFrame(RescindError.internalError("unexpected failure"), correlationID: frame.correlationID)
+        }
+    }
+}
+
+/// An error frame for a correlation id (0 for the connection).
+func errorFrame(_ error: RescindError, correlationID: UInt64) -> Frame {
+    // Encoding a RescindError cannot fail: it holds strings and a bool only.
+    let body = (try? WireCodec().encode(error)) ?? ByteBuffer()
+    return Frame(kind: .error, correlationID: correlationID, body: body)
+}
+
+/// The correlation ids a connection has in flight, shared by the tasks answering them.
+final class InFlightRequests: Sendable {
+    let ids = Mutex<Set<UInt64>>([])
+}

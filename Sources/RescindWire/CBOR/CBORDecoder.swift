@@ -1,0 +1,956 @@
+import Foundation
+
+/// Decodes `Decodable` values from CBOR (RFC 8949), strictly, for input from untrusted peers.
+///
+/// The decoder reads exactly what ``CBOREncoder`` writes (see there for the mapping) and
+/// rejects everything outside that profile, before allocating anything for it:
+/// - trailing bytes after the top-level item, truncated input, and lengths or counts that
+///   cannot fit in the remaining input;
+/// - indefinite lengths, reserved additional information, non-shortest integers, lengths
+///   and counts (floats may use any width);
+/// - invalid UTF-8 in any text string; map keys that are not text strings; duplicate keys;
+/// - tags other than 1 (only where a `Date` is expected) and 37 (only where a `UUID` is
+///   expected), `undefined` and every other simple value except `false`, `true` and `null`;
+/// - arrays, maps and tags nested deeper than ``Limits/maxDepth``.
+///
+/// The whole input is validated first, so a document is rejected even if the offending item
+/// sits under a key that the target type ignores.
+///
+/// Type-directed rules: integers must fit the requested type exactly; `Float` and `Double`
+/// accept any float width and integers when the value is exactly representable; a missing
+/// key or a null both decode as `nil` for optionals; unknown keys are ignored; map keys may
+/// come in any order.
+///
+/// The decoder has no mutable state; one instance can be shared between tasks.
+public struct CBORDecoder: Sendable {
+    /// Bounds that protect the decoder against hostile input.
+    public struct Limits: Sendable {
+        /// The deepest allowed nesting of arrays, maps and tags together; default 64.
+        ///
+        /// A top-level array has depth 1. Input nested deeper is rejected with
+        /// ``CBORError/Code/tooDeep`` before any value is decoded.
+        public var maxDepth: Int
+
+        /// Creates limits.
+        ///
+        /// - Parameter maxDepth: The deepest allowed nesting of arrays, maps and tags.
+        public init(maxDepth: Int = 64) {
+            self.maxDepth = maxDepth
+        }
+    }
+
+    /// The bounds applied to every `decode` call.
+    public var limits: Limits
+
+    /// Creates a decoder.
+    ///
+    /// - Parameter limits: Bounds applied to every `decode` call.
+    public init(limits: Limits = .init()) {
+        self.limits = limits
+    }
+
+    /// Decodes a value of the given type from exactly one CBOR data item.
+    ///
+    /// - Parameters:
+    ///   - type: The type to decode.
+    ///   - bytes: The complete input; nothing may follow the item.
+    /// - Returns: The decoded value.
+    /// - Throws: ``CBORError``: a structural code (``CBORError/Code/truncated``,
+    ///   ``CBORError/Code/lengthBeyondInput``, ``CBORError/Code/nonCanonical`` and so on)
+    ///   if the input is not acceptable CBOR, or a type-directed code
+    ///   (``CBORError/Code/typeMismatch``, ``CBORError/Code/keyNotFound``,
+    ///   ``CBORError/Code/valueOutOfRange`` and so on) if it does not match `type`.
+    ///   `DecodingError`s thrown by the type's own `init(from:)` are converted to the
+    ///   matching code; any other error it throws is rethrown unchanged.
+    public func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        let records = try bytes.withUnsafeBufferPointer { buffer in
+            try _CBORIndexer.index(buffer, maxDepth: limits.maxDepth)
+        }
+        let state = _CBORDecodingState(bytes: bytes, records: records)
+        let root = _CBORCursor(offset: 0, record: 0)
+        let decoder = _CBORDecoderImpl(state: state, cursor: root)
+        do {
+            return try decoder.unbox(T.self, at: root)
+        } catch let error as DecodingError {
+            throw CBORError(converting: error)
+        }
+    }
+
+    /// Decodes a value of the given type from any collection of bytes, such as `Data`,
+    /// `ArraySlice<UInt8>` or a NIO `ByteBufferView`.
+    ///
+    /// Behaves exactly like ``decode(_:from:)-([UInt8])``; collections other than
+    /// `[UInt8]` are copied into an array first.
+    ///
+    /// - Parameters:
+    ///   - type: The type to decode.
+    ///   - bytes: The complete input; nothing may follow the item.
+    /// - Returns: The decoded value.
+    /// - Throws: ``CBORError``, as ``decode(_:from:)-([UInt8])`` does.
+    public func decode<T: Decodable, Bytes: Collection>(
+        _ type: T.Type,
+        from bytes: Bytes
+    ) throws -> T where Bytes.Element == UInt8 {
+        if let array = bytes as? [UInt8] {
+            return try decode(type, from: array)
+        }
+        return try decode(type, from: Array(bytes))
+    }
+}
+
+// MARK: - Decoding state
+
+struct _CBORHead {
+    var major: UInt8
+    var info: UInt8
+    var argument: UInt64
+    var length: Int
+}
+
+/// The validated input and its container records, shared by every decoder and container of
+/// one `decode` call. Reads here assume the indexer has accepted the input.
+final class _CBORDecodingState {
+    let bytes: [UInt8]
+    let records: [_CBORRecord]
+
+    init(bytes: [UInt8], records: [_CBORRecord]) {
+        self.bytes = bytes
+        self.records = records
+    }
+
+    @inline(__always)
+    func head(at offset: Int) -> _CBORHead {
+        let initial = bytes[offset]
+        let info = initial & 0x1f
+        var argument = UInt64(info)
+        var length = 1
+        if info >= 24 && info <= 27 {
+            let extra = 1 &<< Int(info - 24)
+            argument = 0
+            for i in 1 ... extra {
+                argument = argument &<< 8 | UInt64(bytes[offset + i])
+            }
+            length = 1 + extra
+        }
+        return _CBORHead(major: initial &>> 5, info: info, argument: argument, length: length)
+    }
+
+    /// Moves `cursor` past the item it points at.
+    @inline(__always)
+    func skip(_ cursor: inout _CBORCursor) {
+        let head = head(at: cursor.offset)
+        switch head.major {
+        case 2, 3:
+            cursor.offset += head.length + Int(head.argument)
+        case 4, 5:
+            if head.argument == 0 {
+                cursor.offset += head.length
+            } else {
+                let record = records[cursor.record]
+                cursor.offset = record.end
+                cursor.record = record.next
+            }
+        case 6:
+            cursor.offset += head.length
+            skip(&cursor)
+        default:
+            cursor.offset += head.length
+        }
+    }
+
+    /// The cursor of the first child of the container at `cursor`.
+    @inline(__always)
+    func firstChild(of cursor: _CBORCursor, head: _CBORHead) -> _CBORCursor {
+        _CBORCursor(offset: cursor.offset + head.length, record: head.argument == 0 ? cursor.record : cursor.record + 1)
+    }
+
+    func string(payload: Int, count: Int) -> String {
+        bytes.withUnsafeBufferPointer { buffer in
+            String(decoding: UnsafeBufferPointer(rebasing: buffer[payload ..< payload + count]), as: UTF8.self)
+        }
+    }
+
+    // MARK: Coding paths and errors
+
+    /// The coding path of the item whose head is at `target`, found by walking down from the
+    /// root. Only used for `codingPath` and error messages.
+    func codingPath(to target: Int) -> [any CodingKey] {
+        var path: [any CodingKey] = []
+        var cursor = _CBORCursor(offset: 0, record: 0)
+        descend: while cursor.offset < target {
+            let head = head(at: cursor.offset)
+            switch head.major {
+            case 4, 5:
+                let isMap = head.major == 5
+                var child = firstChild(of: cursor, head: head)
+                for index in 0 ..< Int(head.argument) {
+                    var key: String?
+                    if isMap {
+                        let keyHead = self.head(at: child.offset)
+                        key = string(payload: child.offset + keyHead.length, count: Int(keyHead.argument))
+                        skip(&child)
+                    }
+                    var next = child
+                    skip(&next)
+                    if target >= child.offset && target < next.offset {
+                        if let key {
+                            path.append(_CBORKey(stringValue: key))
+                        } else {
+                            path.append(_CBORKey(index: index))
+                        }
+                        cursor = child
+                        continue descend
+                    }
+                    child = next
+                }
+                break descend
+            case 6:
+                cursor.offset += head.length
+            default:
+                break descend
+            }
+        }
+        return path
+    }
+
+    func error(_ code: CBORError.Code, _ detail: String, at offset: Int) -> CBORError {
+        CBORError(code, detail, path: codingPath(to: offset), offset: offset)
+    }
+
+    /// `valueNotFound` for a null, otherwise `typeMismatch`.
+    func mismatch(_ expected: String, at cursor: _CBORCursor) -> CBORError {
+        let head = head(at: cursor.offset)
+        if head.major == 7 && head.info == 22 {
+            return error(.valueNotFound, "expected \(expected), found null", at: cursor.offset)
+        }
+        let found = _CBORDescribe.item(major: head.major, info: head.info, argument: head.argument)
+        return error(.typeMismatch, "expected \(expected), found \(found)", at: cursor.offset)
+    }
+
+    // MARK: Scalars
+
+    @inline(__always)
+    func isNull(at cursor: _CBORCursor) -> Bool {
+        bytes[cursor.offset] == 0xf6
+    }
+
+    func decodeBool(at cursor: _CBORCursor) throws -> Bool {
+        switch bytes[cursor.offset] {
+        case 0xf4: return false
+        case 0xf5: return true
+        default: throw mismatch("Bool", at: cursor)
+        }
+    }
+
+    @inline(__always)
+    func decodeInteger<T: FixedWidthInteger>(_ type: T.Type, at cursor: _CBORCursor) throws -> T {
+        let head = head(at: cursor.offset)
+        if head.major == 0 {
+            if let value = T(exactly: head.argument) {
+                return value
+            }
+            throw error(.valueOutOfRange, "\(head.argument) does not fit in \(T.self)", at: cursor.offset)
+        }
+        if head.major == 1 {
+            if T.isSigned, head.argument <= UInt64(Int64.max), let value = T(exactly: -1 - Int64(head.argument)) {
+                return value
+            }
+            throw error(
+                .valueOutOfRange,
+                "-1-\(head.argument) does not fit in \(T.self)",
+                at: cursor.offset
+            )
+        }
+        throw mismatch("\(T.self)", at: cursor)
+    }
+
+    func decodeDouble(at cursor: _CBORCursor) throws -> Double {
+        let head = head(at: cursor.offset)
+        switch head.major {
+        case 7:
+            switch head.info {
+            case 25: return _CBORFloat.double(fromHalf: UInt16(truncatingIfNeeded: head.argument))
+            case 26: return Double(Float(bitPattern: UInt32(truncatingIfNeeded: head.argument)))
+            case 27: return Double(bitPattern: head.argument)
+            default: break
+            }
+        case 0, 1:
+            if let value = _CBORDecodingState.float(Double.self, fromMajor: head.major, argument: head.argument) {
+                return value
+            }
+            throw error(.valueOutOfRange, "integer is not exactly representable as Double", at: cursor.offset)
+        default:
+            break
+        }
+        throw mismatch("Double", at: cursor)
+    }
+
+    func decodeFloat(at cursor: _CBORCursor) throws -> Float {
+        let head = head(at: cursor.offset)
+        switch head.major {
+        case 7:
+            switch head.info {
+            case 25:
+                return Float(_CBORFloat.double(fromHalf: UInt16(truncatingIfNeeded: head.argument)))
+            case 26:
+                return Float(bitPattern: UInt32(truncatingIfNeeded: head.argument))
+            case 27:
+                let double = Double(bitPattern: head.argument)
+                if double.isNaN {
+                    return .nan
+                }
+                if let value = Float(exactly: double) {
+                    return value
+                }
+                throw error(.valueOutOfRange, "\(double) is not exactly representable as Float", at: cursor.offset)
+            default:
+                break
+            }
+        case 0, 1:
+            if let value = _CBORDecodingState.float(Float.self, fromMajor: head.major, argument: head.argument) {
+                return value
+            }
+            throw error(.valueOutOfRange, "integer is not exactly representable as Float", at: cursor.offset)
+        default:
+            break
+        }
+        throw mismatch("Float", at: cursor)
+    }
+
+    /// The exact floating-point value of an integer item, or `nil` if it is not representable.
+    static func float<F: BinaryFloatingPoint>(_ type: F.Type, fromMajor major: UInt8, argument: UInt64) -> F? {
+        if major == 0 {
+            return F(exactly: argument)
+        }
+        // -1 - argument; for argument == UInt64.max that is -2^64, a power of two.
+        if argument == .max {
+            return F(sign: .minus, exponent: 64, significand: 1)
+        }
+        return F(exactly: argument + 1).map { -$0 }
+    }
+
+    func decodeString(at cursor: _CBORCursor) throws -> String {
+        let head = head(at: cursor.offset)
+        guard head.major == 3 else {
+            throw mismatch("String", at: cursor)
+        }
+        return string(payload: cursor.offset + head.length, count: Int(head.argument))
+    }
+
+    func decodeData(at cursor: _CBORCursor) throws -> Data {
+        let head = head(at: cursor.offset)
+        guard head.major == 2 else {
+            throw mismatch("Data (byte string)", at: cursor)
+        }
+        let start = cursor.offset + head.length
+        return Data(bytes[start ..< start + Int(head.argument)])
+    }
+
+    func decodeDate(at cursor: _CBORCursor) throws -> Date {
+        let head = head(at: cursor.offset)
+        guard head.major == 6, head.argument == 1 else {
+            throw mismatch("Date (tag 1)", at: cursor)
+        }
+        let content = _CBORCursor(offset: cursor.offset + head.length, record: cursor.record)
+        let inner = self.head(at: content.offset)
+        let seconds: Double
+        if inner.major == 7 {
+            seconds = try decodeDouble(at: content)
+            guard seconds.isFinite else {
+                throw error(.invalidValue, "date seconds are not finite", at: content.offset)
+            }
+        } else {
+            guard let value = _CBORDecodingState.float(Double.self, fromMajor: inner.major, argument: inner.argument) else {
+                throw error(.valueOutOfRange, "date seconds are not exactly representable as Double", at: content.offset)
+            }
+            seconds = value
+        }
+        return Date(timeIntervalSince1970: seconds)
+    }
+
+    func decodeUUID(at cursor: _CBORCursor) throws -> UUID {
+        let head = head(at: cursor.offset)
+        guard head.major == 6, head.argument == 37 else {
+            throw mismatch("UUID (tag 37)", at: cursor)
+        }
+        let content = cursor.offset + head.length
+        let inner = self.head(at: content)
+        guard inner.major == 2, inner.argument == 16 else {
+            throw error(.invalidValue, "a UUID must be a 16-byte byte string", at: content)
+        }
+        let b = content + inner.length
+        let u = bytes
+        return UUID(uuid: (
+            u[b], u[b + 1], u[b + 2], u[b + 3], u[b + 4], u[b + 5], u[b + 6], u[b + 7],
+            u[b + 8], u[b + 9], u[b + 10], u[b + 11], u[b + 12], u[b + 13], u[b + 14], u[b + 15]
+        ))
+    }
+}
+
+// MARK: - Decoder
+
+final class _CBORDecoderImpl: Decoder {
+    let state: _CBORDecodingState
+    /// The item that the value currently being decoded reads.
+    var cursor: _CBORCursor
+
+    init(state: _CBORDecodingState, cursor: _CBORCursor) {
+        self.state = state
+        self.cursor = cursor
+    }
+
+    var codingPath: [any CodingKey] {
+        state.codingPath(to: cursor.offset)
+    }
+
+    var userInfo: [CodingUserInfoKey: Any] {
+        [:]
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<Key>(decoder: self, at: cursor))
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        try _CBORUnkeyedDecodingContainer(decoder: self, at: cursor)
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        _CBORSingleValueDecodingContainer(decoder: self, cursor: cursor)
+    }
+
+    /// Decodes any value from the item at `at`, with fast paths for the types that have a
+    /// dedicated CBOR representation.
+    func unbox<T: Decodable>(_ type: T.Type, at position: _CBORCursor) throws -> T {
+        if T.self == String.self, let value = try state.decodeString(at: position) as? T {
+            return value
+        }
+        if T.self == Int.self, let value = try state.decodeInteger(Int.self, at: position) as? T {
+            return value
+        }
+        if T.self == Double.self, let value = try state.decodeDouble(at: position) as? T {
+            return value
+        }
+        if T.self == Bool.self, let value = try state.decodeBool(at: position) as? T {
+            return value
+        }
+        if T.self == Data.self, let value = try state.decodeData(at: position) as? T {
+            return value
+        }
+        if T.self == Date.self, let value = try state.decodeDate(at: position) as? T {
+            return value
+        }
+        if T.self == UUID.self, let value = try state.decodeUUID(at: position) as? T {
+            return value
+        }
+        let saved = cursor
+        cursor = position
+        defer { cursor = saved }
+        return try T(from: self)
+    }
+}
+
+// MARK: - Containers
+
+struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    /// A map entry in a large map's lookup table, ordered like encoded keys.
+    struct Slot {
+        var payload: Int
+        var length: Int
+        var value: _CBORCursor
+    }
+
+    /// Maps with more entries than this get a sorted lookup table instead of linear search.
+    static var linearLimit: Int { 12 }
+
+    let decoder: _CBORDecoderImpl
+    let state: _CBORDecodingState
+    let mapOffset: Int
+    let first: _CBORCursor
+    let count: Int
+    let table: [Slot]?
+
+    init(decoder: _CBORDecoderImpl, at cursor: _CBORCursor) throws {
+        let state = decoder.state
+        let head = state.head(at: cursor.offset)
+        guard head.major == 5 else {
+            throw state.mismatch("a map (keyed container)", at: cursor)
+        }
+        self.decoder = decoder
+        self.state = state
+        self.mapOffset = cursor.offset
+        self.first = state.firstChild(of: cursor, head: head)
+        self.count = Int(head.argument)
+        if count > Self.linearLimit {
+            var table: [Slot] = []
+            table.reserveCapacity(count)
+            var entry = first
+            for _ in 0 ..< count {
+                let keyHead = state.head(at: entry.offset)
+                let payload = entry.offset + keyHead.length
+                let length = Int(keyHead.argument)
+                let value = _CBORCursor(offset: payload + length, record: entry.record)
+                table.append(Slot(payload: payload, length: length, value: value))
+                entry = value
+                state.skip(&entry)
+            }
+            state.bytes.withUnsafeBufferPointer { bytes in
+                table.sort { a, b in
+                    if a.length != b.length {
+                        return a.length < b.length
+                    }
+                    return _CBORKeyedDecodingContainer.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
+                }
+            }
+            self.table = table
+        } else {
+            self.table = nil
+        }
+    }
+
+    @inline(__always)
+    static func compare(
+        _ a: UnsafeBufferPointer<UInt8>,
+        _ aStart: Int,
+        _ b: UnsafeBufferPointer<UInt8>,
+        _ bStart: Int,
+        _ length: Int
+    ) -> Int {
+        var i = 0
+        while i < length {
+            let x = a[aStart + i]
+            let y = b[bStart + i]
+            if x != y {
+                return x < y ? -1 : 1
+            }
+            i += 1
+        }
+        return 0
+    }
+
+    var codingPath: [any CodingKey] {
+        state.codingPath(to: mapOffset)
+    }
+
+    var allKeys: [Key] {
+        var keys: [Key] = []
+        keys.reserveCapacity(count)
+        var entry = first
+        for _ in 0 ..< count {
+            let keyHead = state.head(at: entry.offset)
+            let text = state.string(payload: entry.offset + keyHead.length, count: Int(keyHead.argument))
+            if let key = Key(stringValue: text) {
+                keys.append(key)
+            }
+            state.skip(&entry)
+            state.skip(&entry)
+        }
+        return keys
+    }
+
+    /// The cursor of the value stored under `key`, or `nil` if the map has no such key.
+    @inline(__always)
+    func find(_ key: Key) -> _CBORCursor? {
+        find(name: key.stringValue)
+    }
+
+    /// The cursor of the value stored under the text key `name`, or `nil`.
+    func find(name: String) -> _CBORCursor? {
+        var name = name
+        return name.withUTF8 { wanted in
+            state.bytes.withUnsafeBufferPointer { bytes in
+                if let table {
+                    var low = 0
+                    var high = table.count
+                    while low < high {
+                        let middle = (low + high) / 2
+                        let slot = table[middle]
+                        var order: Int
+                        if slot.length != wanted.count {
+                            order = slot.length < wanted.count ? -1 : 1
+                        } else {
+                            order = Self.compare(bytes, slot.payload, wanted, 0, wanted.count)
+                        }
+                        if order == 0 {
+                            return slot.value
+                        }
+                        if order < 0 {
+                            low = middle + 1
+                        } else {
+                            high = middle
+                        }
+                    }
+                    return nil
+                }
+                var entry = first
+                for _ in 0 ..< count {
+                    let keyHead = state.head(at: entry.offset)
+                    let payload = entry.offset + keyHead.length
+                    let length = Int(keyHead.argument)
+                    var value = _CBORCursor(offset: payload + length, record: entry.record)
+                    if length == wanted.count && Self.compare(bytes, payload, wanted, 0, length) == 0 {
+                        return value
+                    }
+                    state.skip(&value)
+                    entry = value
+                }
+                return nil
+            }
+        }
+    }
+
+    @inline(__always)
+    func require(_ key: Key) throws -> _CBORCursor {
+        if let cursor = find(key) {
+            return cursor
+        }
+        throw CBORError(
+            .keyNotFound,
+            "key '\(key.stringValue)' not found",
+            path: codingPath,
+            offset: mapOffset
+        )
+    }
+
+    func contains(_ key: Key) -> Bool {
+        find(key) != nil
+    }
+
+    /// `true` if the key is absent or its value is null.
+    func decodeNil(forKey key: Key) throws -> Bool {
+        guard let cursor = find(key) else {
+            return true
+        }
+        return state.isNull(at: cursor)
+    }
+
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool {
+        try state.decodeBool(at: require(key))
+    }
+
+    func decode(_ type: String.Type, forKey key: Key) throws -> String {
+        try state.decodeString(at: require(key))
+    }
+
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double {
+        try state.decodeDouble(at: require(key))
+    }
+
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float {
+        try state.decodeFloat(at: require(key))
+    }
+
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 {
+        try state.decodeInteger(type, at: require(key))
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        try decoder.unbox(type, at: require(key))
+    }
+
+    // `decodeIfPresent` looks the key up once instead of three times (contains, decodeNil,
+    // decode) as the standard library's default implementation does.
+
+    @inline(__always)
+    private func present(_ key: Key) -> _CBORCursor? {
+        guard let cursor = find(key), !state.isNull(at: cursor) else {
+            return nil
+        }
+        return cursor
+    }
+
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? {
+        try present(key).map { try state.decodeBool(at: $0) }
+    }
+
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
+        try present(key).map { try state.decodeString(at: $0) }
+    }
+
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? {
+        try present(key).map { try state.decodeDouble(at: $0) }
+    }
+
+    func decodeIfPresent(_ type: Float.Type, forKey key: Key) throws -> Float? {
+        try present(key).map { try state.decodeFloat(at: $0) }
+    }
+
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: Int8.Type, forKey key: Key) throws -> Int8? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: Int16.Type, forKey key: Key) throws -> Int16? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: UInt.Type, forKey key: Key) throws -> UInt? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: UInt8.Type, forKey key: Key) throws -> UInt8? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: UInt16.Type, forKey key: Key) throws -> UInt16? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? {
+        try present(key).map { try state.decodeInteger(type, at: $0) }
+    }
+
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        try present(key).map { try decoder.unbox(type, at: $0) }
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type,
+        forKey key: Key
+    ) throws -> KeyedDecodingContainer<NestedKey> {
+        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<NestedKey>(decoder: decoder, at: require(key)))
+    }
+
+    func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+        try _CBORUnkeyedDecodingContainer(decoder: decoder, at: require(key))
+    }
+
+    /// A decoder for the value under the key `"super"`; throws `keyNotFound` if it is absent.
+    func superDecoder() throws -> any Decoder {
+        guard let cursor = find(name: "super") else {
+            throw CBORError(.keyNotFound, "key 'super' not found", path: codingPath, offset: mapOffset)
+        }
+        return _CBORDecoderImpl(state: state, cursor: cursor)
+    }
+
+    func superDecoder(forKey key: Key) throws -> any Decoder {
+        _CBORDecoderImpl(state: state, cursor: try require(key))
+    }
+}
+
+struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
+    let decoder: _CBORDecoderImpl
+    let state: _CBORDecodingState
+    let arrayOffset: Int
+    let total: Int
+    var currentIndex: Int = 0
+    private var cursor: _CBORCursor
+
+    init(decoder: _CBORDecoderImpl, at position: _CBORCursor) throws {
+        let state = decoder.state
+        let head = state.head(at: position.offset)
+        guard head.major == 4 else {
+            throw state.mismatch("an array (unkeyed container)", at: position)
+        }
+        self.decoder = decoder
+        self.state = state
+        self.arrayOffset = position.offset
+        self.total = Int(head.argument)
+        self.cursor = state.firstChild(of: position, head: head)
+    }
+
+    var codingPath: [any CodingKey] {
+        state.codingPath(to: arrayOffset)
+    }
+
+    var count: Int? {
+        total
+    }
+
+    var isAtEnd: Bool {
+        currentIndex >= total
+    }
+
+    /// The cursor of the next element; throws `valueNotFound` at the end.
+    @inline(__always)
+    private func current() throws -> _CBORCursor {
+        guard currentIndex < total else {
+            throw CBORError(
+                .valueNotFound,
+                "unkeyed container is at its end (\(total) elements)",
+                path: codingPath,
+                offset: arrayOffset
+            )
+        }
+        return cursor
+    }
+
+    @inline(__always)
+    private mutating func advance() {
+        state.skip(&cursor)
+        currentIndex += 1
+    }
+
+    /// Consumes a null and returns `true`; leaves anything else in place and returns `false`.
+    mutating func decodeNil() throws -> Bool {
+        let position = try current()
+        if state.isNull(at: position) {
+            advance()
+            return true
+        }
+        return false
+    }
+
+    mutating func decode(_ type: Bool.Type) throws -> Bool {
+        let value = try state.decodeBool(at: current())
+        advance()
+        return value
+    }
+
+    mutating func decode(_ type: String.Type) throws -> String {
+        let value = try state.decodeString(at: current())
+        advance()
+        return value
+    }
+
+    mutating func decode(_ type: Double.Type) throws -> Double {
+        let value = try state.decodeDouble(at: current())
+        advance()
+        return value
+    }
+
+    mutating func decode(_ type: Float.Type) throws -> Float {
+        let value = try state.decodeFloat(at: current())
+        advance()
+        return value
+    }
+
+    @inline(__always)
+    private mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
+        let value = try state.decodeInteger(type, at: current())
+        advance()
+        return value
+    }
+
+    mutating func decode(_ type: Int.Type) throws -> Int { try integer(type) }
+    mutating func decode(_ type: Int8.Type) throws -> Int8 { try integer(type) }
+    mutating func decode(_ type: Int16.Type) throws -> Int16 { try integer(type) }
+    mutating func decode(_ type: Int32.Type) throws -> Int32 { try integer(type) }
+    mutating func decode(_ type: Int64.Type) throws -> Int64 { try integer(type) }
+    mutating func decode(_ type: UInt.Type) throws -> UInt { try integer(type) }
+    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { try integer(type) }
+    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { try integer(type) }
+    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try integer(type) }
+    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(type) }
+
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let value = try decoder.unbox(type, at: current())
+        advance()
+        return value
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type
+    ) throws -> KeyedDecodingContainer<NestedKey> {
+        let container = try _CBORKeyedDecodingContainer<NestedKey>(decoder: decoder, at: current())
+        advance()
+        return KeyedDecodingContainer(container)
+    }
+
+    mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        let container = try _CBORUnkeyedDecodingContainer(decoder: decoder, at: current())
+        advance()
+        return container
+    }
+
+    mutating func superDecoder() throws -> any Decoder {
+        let decoder = _CBORDecoderImpl(state: state, cursor: try current())
+        advance()
+        return decoder
+    }
+}
+
+struct _CBORSingleValueDecodingContainer: SingleValueDecodingContainer {
+    let decoder: _CBORDecoderImpl
+    let cursor: _CBORCursor
+
+    var codingPath: [any CodingKey] {
+        decoder.state.codingPath(to: cursor.offset)
+    }
+
+    func decodeNil() -> Bool {
+        decoder.state.isNull(at: cursor)
+    }
+
+    func decode(_ type: Bool.Type) throws -> Bool {
+        try decoder.state.decodeBool(at: cursor)
+    }
+
+    func decode(_ type: String.Type) throws -> String {
+        try decoder.state.decodeString(at: cursor)
+    }
+
+    func decode(_ type: Double.Type) throws -> Double {
+        try decoder.state.decodeDouble(at: cursor)
+    }
+
+    func decode(_ type: Float.Type) throws -> Float {
+        try decoder.state.decodeFloat(at: cursor)
+    }
+
+    func decode(_ type: Int.Type) throws -> Int { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int8.Type) throws -> Int8 { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int16.Type) throws -> Int16 { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int32.Type) throws -> Int32 { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int64.Type) throws -> Int64 { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt.Type) throws -> UInt { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try decoder.state.decodeInteger(type, at: cursor) }
+
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try decoder.unbox(type, at: cursor)
+    }
+}

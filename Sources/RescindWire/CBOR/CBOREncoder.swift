@@ -1,0 +1,698 @@
+import Foundation
+
+/// Encodes `Encodable` values as deterministic CBOR (RFC 8949).
+///
+/// The output uses only definite lengths and the preferred (shortest) serialization of
+/// integers, lengths and floats, and sorts map keys in the core deterministic order of
+/// RFC 8949 §4.2.1, so equal values always give identical bytes regardless of field
+/// declaration order or dictionary iteration order.
+///
+/// The mapping from Swift to CBOR:
+/// - Integers of every width: major type 0 or 1, shortest form.
+/// - `Bool`: `f4`/`f5`. `nil` written with `encodeNil`: `f6` (null). Optional properties that
+///   are `nil` are omitted from their struct (Swift's synthesized `encodeIfPresent`).
+/// - `Float`/`Double`: the shortest of float16, float32, float64 that holds the value
+///   exactly; every NaN is written as `f9 7e 00`.
+/// - `String`: text string. `Data`: byte string. `[UInt8]` stays an array of integers.
+/// - `Date`: tag 1 followed by whole seconds since 1970 as an integer, or a float when the
+///   seconds are fractional.
+/// - `UUID`: tag 37 followed by a 16-byte byte string.
+/// - Keyed containers (structs, enums with associated values, `[String: V]`, `[Int: V]`):
+///   a map with text-string keys (the key's `stringValue`). Unkeyed containers: an array.
+///   A value that requests no container at all is written as an empty map.
+///
+/// The encoder has no state; one instance can be shared between tasks.
+public struct CBOREncoder: Sendable {
+    /// Creates an encoder.
+    public init() {}
+
+    /// Encodes a value as a single CBOR data item.
+    ///
+    /// - Parameter value: The value to encode.
+    /// - Returns: The encoded bytes. The same value always produces the same bytes.
+    /// - Throws: ``CBORError`` with code ``CBORError/Code/encodingFailed`` if the value
+    ///   encodes the same key twice in one keyed container, encodes two values into one
+    ///   single-value container, asks one encoder for containers of different kinds, encodes
+    ///   a `Date` that is not finite, or throws `EncodingError` itself. Any other error the
+    ///   value's `encode(to:)` throws is rethrown unchanged.
+    public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let state = _CBOREncodingState()
+        let encoder = _CBOREncoderImpl(state: state, slot: 0)
+        do {
+            try encoder.encodeValue(value, into: 0)
+        } catch let error as EncodingError {
+            throw CBORError(converting: error)
+        }
+        if let error = state.deferredError {
+            throw error
+        }
+        return try state.serialize()
+    }
+}
+
+// MARK: - Encoding state
+
+/// One container (array or map) under construction. Its entries form a singly linked list
+/// in `_CBOREncodingState.entries`, so containers may be written to in any interleaving.
+struct _CBOREncNode {
+    var isMap: Bool
+    var first: Int = -1
+    var last: Int = -1
+    var count: Int = 0
+    /// The entry this container is the value of (0 for the top level).
+    var slot: Int
+}
+
+/// One position that holds a value: the top level (entry 0), an array element or a map
+/// entry. For a map entry, `scratch[keyStart ..< keyEnd]` is the encoded key.
+struct _CBOREncEntry {
+    var keyStart: Int
+    var keyEnd: Int
+    var valueStart: Int
+    var valueEnd: Int
+    /// The container this entry's value is, or -1 if the value is bytes in `scratch` (or
+    /// not written yet, when `valueStart == valueEnd`).
+    var node: Int = -1
+    var next: Int = -1
+    /// The container holding this entry, or -1 for the top level.
+    var owner: Int
+    /// The array index, for array elements.
+    var index: Int
+
+    @inline(__always)
+    var isEmpty: Bool { node < 0 && valueStart == valueEnd }
+}
+
+/// The shared state of one `encode` call. Scalars and keys are appended to `scratch` as they
+/// arrive; `serialize()` then walks the container tree once, writing headers (whose counts
+/// are known by then), sorting map entries by their encoded key bytes and copying.
+final class _CBOREncodingState {
+    var scratch: [UInt8] = []
+    var entries: [_CBOREncEntry] = [
+        _CBOREncEntry(keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, owner: -1, index: 0)
+    ]
+    /// The coding key of each entry, for coding paths (`nil` for array elements and the root).
+    var keys: [(any CodingKey)?] = [nil]
+    var nodes: [_CBOREncNode] = []
+    /// A misuse found in a non-throwing Encoder method, thrown when encoding finishes.
+    var deferredError: CBORError?
+    /// Entry indices of the maps being serialized, used as a stack while sorting.
+    private var sortStack: [Int] = []
+
+    init() {
+        scratch.reserveCapacity(256)
+    }
+
+    // MARK: Building
+
+    @inline(__always)
+    func addMapEntry(to node: Int, key: some CodingKey) -> Int {
+        let keyStart = scratch.count
+        _CBORWriter.text(key.stringValue, into: &scratch)
+        let index = entries.count
+        entries.append(
+            _CBOREncEntry(
+                keyStart: keyStart,
+                keyEnd: scratch.count,
+                valueStart: scratch.count,
+                valueEnd: scratch.count,
+                owner: node,
+                index: nodes[node].count
+            )
+        )
+        keys.append(key)
+        link(index, to: node)
+        return index
+    }
+
+    @inline(__always)
+    func addArrayEntry(to node: Int) -> Int {
+        let index = entries.count
+        let position = scratch.count
+        entries.append(
+            _CBOREncEntry(
+                keyStart: position,
+                keyEnd: position,
+                valueStart: position,
+                valueEnd: position,
+                owner: node,
+                index: nodes[node].count
+            )
+        )
+        keys.append(nil)
+        link(index, to: node)
+        return index
+    }
+
+    @inline(__always)
+    private func link(_ entry: Int, to node: Int) {
+        let last = nodes[node].last
+        if last >= 0 {
+            entries[last].next = entry
+        } else {
+            nodes[node].first = entry
+        }
+        nodes[node].last = entry
+        nodes[node].count += 1
+    }
+
+    /// Marks `scratch[start...]` as the value of `entry`.
+    @inline(__always)
+    func finishValue(_ entry: Int, from start: Int) {
+        entries[entry].valueStart = start
+        entries[entry].valueEnd = scratch.count
+    }
+
+    /// Creates a container as the value of `entry`.
+    func newNode(isMap: Bool, in entry: Int) -> Int {
+        let node = nodes.count
+        nodes.append(_CBOREncNode(isMap: isMap, slot: entry))
+        entries[entry].node = node
+        return node
+    }
+
+    /// The container for an `Encoder.container(keyedBy:)` or `unkeyedContainer()` request.
+    ///
+    /// Asking the same encoder twice for the same kind returns the same container (this is
+    /// how `super.encode(to: encoder)` shares a container). A conflicting request records a
+    /// deferred error and returns a detached container so that the caller can continue.
+    func node(for entry: Int, isMap: Bool) -> Int {
+        let existing = entries[entry].node
+        if existing >= 0, nodes[existing].isMap == isMap {
+            return existing
+        }
+        if entries[entry].isEmpty {
+            return newNode(isMap: isMap, in: entry)
+        }
+        if deferredError == nil {
+            let what = existing >= 0 ? (nodes[existing].isMap ? "a keyed" : "an unkeyed") + " container" : "a single value"
+            deferredError = CBORError(
+                .encodingFailed,
+                "requested \(isMap ? "a keyed" : "an unkeyed") container from an encoder that already holds \(what)",
+                path: codingPath(ofEntry: entry),
+                offset: nil
+            )
+        }
+        let node = nodes.count
+        nodes.append(_CBOREncNode(isMap: isMap, slot: entry))
+        return node
+    }
+
+    func codingPath(ofEntry entry: Int) -> [any CodingKey] {
+        var path: [any CodingKey] = []
+        var current = entry
+        while current > 0 {
+            let owner = entries[current].owner
+            if let key = keys[current] {
+                path.append(key)
+            } else {
+                path.append(_CBORKey(index: entries[current].index))
+            }
+            guard owner >= 0 else { break }
+            current = nodes[owner].slot
+        }
+        path.reverse()
+        return path
+    }
+
+    func codingPath(ofNode node: Int) -> [any CodingKey] {
+        codingPath(ofEntry: nodes[node].slot)
+    }
+
+    // MARK: Serializing
+
+    func serialize() throws -> [UInt8] {
+        let root = entries[0]
+        if root.node < 0 && root.valueStart == 0 && root.valueEnd == scratch.count && root.valueEnd > 0 {
+            return scratch  // a lone scalar
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(scratch.count + 2 * nodes.count + 8)
+        try write(entry: 0, into: &out)
+        return out
+    }
+
+    private func write(entry: Int, into out: inout [UInt8]) throws {
+        let node = entries[entry].node
+        if node >= 0 {
+            try write(node: node, into: &out)
+        } else {
+            let start = entries[entry].valueStart
+            let end = entries[entry].valueEnd
+            if start == end {
+                out.append(0xa0)  // the value asked for no container: an empty map
+            } else {
+                out.append(contentsOf: scratch[start ..< end])
+            }
+        }
+    }
+
+    private func write(node: Int, into out: inout [UInt8]) throws {
+        let header = nodes[node]
+        _CBORWriter.head(header.isMap ? 5 : 4, UInt64(header.count), into: &out)
+        if !header.isMap {
+            var entry = header.first
+            while entry >= 0 {
+                try write(entry: entry, into: &out)
+                entry = entries[entry].next
+            }
+            return
+        }
+        let base = sortStack.count
+        var entry = header.first
+        var sorted = true
+        while entry >= 0 {
+            if sorted, sortStack.count > base, !keyPrecedes(sortStack[sortStack.count - 1], entry) {
+                sorted = false
+            }
+            sortStack.append(entry)
+            entry = entries[entry].next
+        }
+        let end = sortStack.count
+        if !sorted {
+            sortStack[base ..< end].sort { keyPrecedes($0, $1) }
+            for i in (base + 1) ..< end where !keyPrecedes(sortStack[i - 1], sortStack[i]) {
+                let duplicate = sortStack[i]
+                let key = keys[duplicate]?.stringValue ?? ""
+                sortStack.removeSubrange(base...)
+                throw CBORError(
+                    .encodingFailed,
+                    "key '\(key)' was encoded twice in one keyed container",
+                    path: codingPath(ofNode: node),
+                    offset: nil
+                )
+            }
+        }
+        for i in base ..< end {
+            let entry = sortStack[i]
+            out.append(contentsOf: scratch[entries[entry].keyStart ..< entries[entry].keyEnd])
+            try write(entry: entry, into: &out)
+        }
+        sortStack.removeSubrange(base...)
+    }
+
+    /// RFC 8949 §4.2.1 order: bytewise lexicographic order of the encoded keys.
+    private func keyPrecedes(_ a: Int, _ b: Int) -> Bool {
+        let aStart = entries[a].keyStart
+        let bStart = entries[b].keyStart
+        let aEnd = entries[a].keyEnd
+        let bEnd = entries[b].keyEnd
+        return scratch.withUnsafeBufferPointer { bytes in
+            let aLength = aEnd - aStart
+            let bLength = bEnd - bStart
+            var i = 0
+            let common = min(aLength, bLength)
+            while i < common {
+                let x = bytes[aStart + i]
+                let y = bytes[bStart + i]
+                if x != y {
+                    return x < y
+                }
+                i += 1
+            }
+            return aLength < bLength
+        }
+    }
+}
+
+// MARK: - Encoder
+
+final class _CBOREncoderImpl: Encoder {
+    let state: _CBOREncodingState
+    /// The entry that the value currently being encoded fills.
+    var slot: Int
+
+    init(state: _CBOREncodingState, slot: Int) {
+        self.state = state
+        self.slot = slot
+    }
+
+    var codingPath: [any CodingKey] {
+        state.codingPath(ofEntry: slot)
+    }
+
+    var userInfo: [CodingUserInfoKey: Any] {
+        [:]
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        let node = state.node(for: slot, isMap: true)
+        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<Key>(encoder: self, node: node))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        _CBORUnkeyedEncodingContainer(encoder: self, node: state.node(for: slot, isMap: false))
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        _CBORSingleValueEncodingContainer(encoder: self, slot: slot)
+    }
+
+    /// Fails unless `entry` has not been given a value yet.
+    @inline(__always)
+    func requireEmpty(_ entry: Int) throws {
+        guard state.entries[entry].isEmpty else {
+            throw CBORError(
+                .encodingFailed,
+                "a single-value container was asked to encode a second value",
+                path: state.codingPath(ofEntry: entry),
+                offset: nil
+            )
+        }
+    }
+
+    /// Encodes any value into an empty entry, with fast paths for the types that have a
+    /// dedicated CBOR representation.
+    func encodeValue<T: Encodable>(_ value: T, into entry: Int) throws {
+        let start = state.scratch.count
+        if T.self == String.self, let string = value as? String {
+            try requireEmpty(entry)
+            _CBORWriter.text(string, into: &state.scratch)
+        } else if T.self == Int.self, let int = value as? Int {
+            try requireEmpty(entry)
+            _CBORWriter.signed(Int64(int), into: &state.scratch)
+        } else if T.self == Double.self, let double = value as? Double {
+            try requireEmpty(entry)
+            _CBORWriter.double(double, into: &state.scratch)
+        } else if T.self == Bool.self, let bool = value as? Bool {
+            try requireEmpty(entry)
+            _CBORWriter.bool(bool, into: &state.scratch)
+        } else if T.self == Data.self, let data = value as? Data {
+            try requireEmpty(entry)
+            _CBORWriter.data(data, into: &state.scratch)
+        } else if T.self == Date.self, let date = value as? Date {
+            try requireEmpty(entry)
+            try _CBORWriter.date(date, into: &state.scratch)
+        } else if T.self == UUID.self, let uuid = value as? UUID {
+            try requireEmpty(entry)
+            _CBORWriter.uuid(uuid, into: &state.scratch)
+        } else {
+            let saved = slot
+            slot = entry
+            defer { slot = saved }
+            try value.encode(to: self)
+            return
+        }
+        state.finishValue(entry, from: start)
+    }
+}
+
+// MARK: - Containers
+
+struct _CBORKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let encoder: _CBOREncoderImpl
+    let node: Int
+
+    var codingPath: [any CodingKey] {
+        encoder.state.codingPath(ofNode: node)
+    }
+
+    @inline(__always)
+    private func write(_ key: Key, _ body: (inout [UInt8]) -> Void) {
+        let state = encoder.state
+        let entry = state.addMapEntry(to: node, key: key)
+        let start = state.scratch.count
+        body(&state.scratch)
+        state.finishValue(entry, from: start)
+    }
+
+    mutating func encodeNil(forKey key: Key) throws {
+        write(key) { _CBORWriter.null(into: &$0) }
+    }
+
+    mutating func encode(_ value: Bool, forKey key: Key) throws {
+        write(key) { _CBORWriter.bool(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: String, forKey key: Key) throws {
+        write(key) { _CBORWriter.text(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Double, forKey key: Key) throws {
+        write(key) { _CBORWriter.double(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Float, forKey key: Key) throws {
+        write(key) { _CBORWriter.float(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Int, forKey key: Key) throws {
+        write(key) { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int8, forKey key: Key) throws {
+        write(key) { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int16, forKey key: Key) throws {
+        write(key) { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int32, forKey key: Key) throws {
+        write(key) { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int64, forKey key: Key) throws {
+        write(key) { _CBORWriter.signed(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt, forKey key: Key) throws {
+        write(key) { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt8, forKey key: Key) throws {
+        write(key) { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt16, forKey key: Key) throws {
+        write(key) { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt32, forKey key: Key) throws {
+        write(key) { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt64, forKey key: Key) throws {
+        write(key) { _CBORWriter.unsigned(value, into: &$0) }
+    }
+
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+        let entry = encoder.state.addMapEntry(to: node, key: key)
+        try encoder.encodeValue(value, into: entry)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type,
+        forKey key: Key
+    ) -> KeyedEncodingContainer<NestedKey> {
+        let state = encoder.state
+        let entry = state.addMapEntry(to: node, key: key)
+        let nested = state.newNode(isMap: true, in: entry)
+        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<NestedKey>(encoder: encoder, node: nested))
+    }
+
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let state = encoder.state
+        let entry = state.addMapEntry(to: node, key: key)
+        return _CBORUnkeyedEncodingContainer(encoder: encoder, node: state.newNode(isMap: false, in: entry))
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        let entry = encoder.state.addMapEntry(to: node, key: _CBORKey.super)
+        return _CBOREncoderImpl(state: encoder.state, slot: entry)
+    }
+
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        let entry = encoder.state.addMapEntry(to: node, key: key)
+        return _CBOREncoderImpl(state: encoder.state, slot: entry)
+    }
+}
+
+struct _CBORUnkeyedEncodingContainer: UnkeyedEncodingContainer {
+    let encoder: _CBOREncoderImpl
+    let node: Int
+
+    var codingPath: [any CodingKey] {
+        encoder.state.codingPath(ofNode: node)
+    }
+
+    var count: Int {
+        encoder.state.nodes[node].count
+    }
+
+    @inline(__always)
+    private func write(_ body: (inout [UInt8]) -> Void) {
+        let state = encoder.state
+        let entry = state.addArrayEntry(to: node)
+        let start = state.scratch.count
+        body(&state.scratch)
+        state.finishValue(entry, from: start)
+    }
+
+    mutating func encodeNil() throws {
+        write { _CBORWriter.null(into: &$0) }
+    }
+
+    mutating func encode(_ value: Bool) throws {
+        write { _CBORWriter.bool(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: String) throws {
+        write { _CBORWriter.text(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Double) throws {
+        write { _CBORWriter.double(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Float) throws {
+        write { _CBORWriter.float(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Int) throws {
+        write { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int8) throws {
+        write { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int16) throws {
+        write { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int32) throws {
+        write { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int64) throws {
+        write { _CBORWriter.signed(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt) throws {
+        write { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt8) throws {
+        write { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt16) throws {
+        write { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt32) throws {
+        write { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt64) throws {
+        write { _CBORWriter.unsigned(value, into: &$0) }
+    }
+
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        let entry = encoder.state.addArrayEntry(to: node)
+        try encoder.encodeValue(value, into: entry)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type
+    ) -> KeyedEncodingContainer<NestedKey> {
+        let state = encoder.state
+        let entry = state.addArrayEntry(to: node)
+        let nested = state.newNode(isMap: true, in: entry)
+        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<NestedKey>(encoder: encoder, node: nested))
+    }
+
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        let state = encoder.state
+        let entry = state.addArrayEntry(to: node)
+        return _CBORUnkeyedEncodingContainer(encoder: encoder, node: state.newNode(isMap: false, in: entry))
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        let entry = encoder.state.addArrayEntry(to: node)
+        return _CBOREncoderImpl(state: encoder.state, slot: entry)
+    }
+}
+
+struct _CBORSingleValueEncodingContainer: SingleValueEncodingContainer {
+    let encoder: _CBOREncoderImpl
+    let slot: Int
+
+    var codingPath: [any CodingKey] {
+        encoder.state.codingPath(ofEntry: slot)
+    }
+
+    @inline(__always)
+    private func write(_ body: (inout [UInt8]) -> Void) throws {
+        try encoder.requireEmpty(slot)
+        let state = encoder.state
+        let start = state.scratch.count
+        body(&state.scratch)
+        state.finishValue(slot, from: start)
+    }
+
+    mutating func encodeNil() throws {
+        try write { _CBORWriter.null(into: &$0) }
+    }
+
+    mutating func encode(_ value: Bool) throws {
+        try write { _CBORWriter.bool(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: String) throws {
+        try write { _CBORWriter.text(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Double) throws {
+        try write { _CBORWriter.double(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Float) throws {
+        try write { _CBORWriter.float(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: Int) throws {
+        try write { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int8) throws {
+        try write { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int16) throws {
+        try write { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int32) throws {
+        try write { _CBORWriter.signed(Int64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: Int64) throws {
+        try write { _CBORWriter.signed(value, into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt) throws {
+        try write { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt8) throws {
+        try write { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt16) throws {
+        try write { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt32) throws {
+        try write { _CBORWriter.unsigned(UInt64(value), into: &$0) }
+    }
+
+    mutating func encode(_ value: UInt64) throws {
+        try write { _CBORWriter.unsigned(value, into: &$0) }
+    }
+
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        try encoder.encodeValue(value, into: slot)
+    }
+}

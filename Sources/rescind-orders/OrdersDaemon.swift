@@ -1,0 +1,53 @@
+import ArgumentParser
+import Logging
+import RescindAPI
+import RescindDaemon
+import RescindOrders
+import RescindTransport
+
+/// The Orders daemon: places orders and runs cancellations as durable sagas.
+@main
+struct OrdersDaemon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rescind-orders",
+        abstract: "Rescind's Orders daemon: orders and their placement and cancellation sagas."
+    )
+
+    @Option(help: "Path of the daemon's JSON configuration file.")
+    var config: String
+
+    /// The Orders section of the configuration file.
+    struct Settings: Codable {
+        struct Peers: Codable {
+            var inventory: Endpoint
+            var payments: Endpoint
+        }
+
+        var peers: Peers
+        var sagas: OrdersService.Configuration?
+    }
+
+    func run() async throws {
+        let common = try DaemonConfiguration.load(DaemonConfiguration.self, from: config)
+        let settings = try DaemonConfiguration.load(Settings.self, from: config)
+        Daemon.bootstrapLogging(level: common.logLevel)
+        let logger = Logger(label: "rescind.orders")
+        let inventory = try RPCClient(
+            configuration: .init(endpoint: settings.peers.inventory, expectedServer: .inventory, agent: "rescind-orders"),
+            tls: common.tls, logger: logger
+        )
+        let payments = try RPCClient(
+            configuration: .init(endpoint: settings.peers.payments, expectedServer: .payments, agent: "rescind-orders"),
+            tls: common.tls, logger: logger
+        )
+        let service = try OrdersService(
+            databasePath: common.database, inventory: inventory, payments: payments,
+            configuration: settings.sagas ?? .init(), logger: logger
+        )
+        try await Daemon.run(
+            configuration: common, logger: logger, background: [BackgroundService { await service.run() }]
+        ) { router in
+            service.register(into: &router)
+        }
+    }
+}

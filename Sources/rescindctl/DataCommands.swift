@@ -1,0 +1,292 @@
+import ArgumentParser
+import Foundation
+import RescindAPI
+import RescindSuite
+import RescindTransport
+import RescindWire
+
+extension CancelReason: ExpressibleByArgument {}
+extension Order.Status: ExpressibleByArgument {}
+extension Saga.State: ExpressibleByArgument {}
+
+struct InventoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inventory",
+        abstract: "Stock per SKU and location.",
+        subcommands: [Set.self, Show.self, DeactivateLocation.self]
+    )
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set the units on hand of a SKU at a location.")
+        @Option var sku: String
+        @Option var location: String
+        @Option var onHand: Int64
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let level = try await target.with { c in
+                    try await c.inventory.call(
+                        InventoryMethods.setStock, SetStockRequest(sku: sku, location: location, onHand: onHand)
+                    )
+                }
+                try output.emit(level) { "\($0.sku) at \($0.location): \($0.onHand) on hand, \($0.reserved) reserved, \($0.available) available" }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show stock levels and locations.")
+        @Option var sku: String?
+        @Option var location: String?
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let report = try await target.with { c in
+                    try await c.inventory.call(InventoryMethods.listStock, ListStockRequest(sku: sku, location: location))
+                }
+                try output.emit(report, text: Render.stock)
+            }
+        }
+    }
+
+    struct DeactivateLocation: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Deactivate a location: restocks to it fail from now on."
+        )
+        @Option var location: String
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let result = try await target.with { c in
+                    try await c.inventory.call(InventoryMethods.deactivateLocation, LocationRequest(location: location))
+                }
+                try output.emit(result) { "location \($0.id) is \($0.active ? "active" : "deactivated")" }
+            }
+        }
+    }
+}
+
+struct OrdersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "orders",
+        abstract: "Place, show, cancel and fulfil orders.",
+        subcommands: [Place.self, Show.self, List.self, Cancel.self, Fulfill.self]
+    )
+
+    struct Place: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Place an order: reserve stock, authorize and capture the card."
+        )
+        @Option(help: "The customer's email.")
+        var customer: String
+        @Option(help: "SKU:QTY:UNIT_PRICE in minor units (repeatable).")
+        var line: [String]
+        @Option var currency = "USD"
+        @Option(help: "Card number (test cards: 4242424242424242 succeeds, 4000000000000002 declines, 4000000000005126 declines refunds).")
+        var card = "4242424242424242"
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            let lines = try line.map { text -> PlaceOrderRequest.Line in
+                let parts = text.split(separator: ":")
+                guard parts.count == 3, let quantity = Int64(parts[1]), let price = Int64(parts[2]) else {
+                    throw ValidationError("--line is SKU:QTY:UNIT_PRICE, e.g. TSHIRT:2:2500")
+                }
+                return PlaceOrderRequest.Line(sku: String(parts[0]), quantity: quantity, unitPriceMinor: price)
+            }
+            let request = PlaceOrderRequest(customerEmail: customer, currency: currency, lines: lines, cardNumber: card)
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(
+                        OrdersMethods.place, request, idempotencyKey: "ctl-\(UUID().uuidString)", timeout: .seconds(40)
+                    )
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an order.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: id)) }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List orders, newest first.")
+        @Option var status: Order.Status?
+        @Option var limit = 50
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let list = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.list, ListOrdersRequest(status: status, limit: limit))
+                }
+                try output.emit(list) { list in
+                    list.orders.isEmpty ? "no orders" : list.orders.map(Render.orderRow).joined(separator: "\n")
+                }
+            }
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel an order: lock, restock, refund (or void), record, notify — as a saga."
+        )
+        @Argument var id: UUID
+        @Option(help: "customer, declined, fraud, inventory, staff or other.")
+        var reason: CancelReason
+        @Flag(help: "Keep the money (no refund).")
+        var noRefund = false
+        @Flag(help: "Do not return the units to stock.")
+        var noRestock = false
+        @Flag(help: "Queue a notification to the customer.")
+        var notify = false
+        @Option(help: "A staff note (at most 255 characters, never shown to the customer).")
+        var note: String?
+        @Flag(help: "Wait until the saga ends and show its timeline.")
+        var wait = false
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            let request = CancelOrderRequest(
+                orderID: id, reason: reason, refund: !noRefund, restock: !noRestock, notify: notify, staffNote: note
+            )
+            try await reportingErrors(output) {
+                try await target.with { c in
+                    let accepted = try await c.orders.call(OrdersMethods.cancel, request)
+                    guard wait else {
+                        try output.emit(accepted) { "cancellation accepted: saga \($0.sagaID) (rescindctl sagas show \($0.sagaID))" }
+                        return
+                    }
+                    let saga = try await waitForSaga(accepted.sagaID, connection: c, output: output)
+                    try output.emit(saga, text: Render.saga)
+                }
+            }
+        }
+    }
+
+    struct Fulfill: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Fulfil an order: its units leave stock.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: id))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+}
+
+/// Polls a saga until it is terminal, printing each new step as progress.
+func waitForSaga(_ id: UUID, connection: SuiteConnection, output: OutputOptions, timeout: Duration = .seconds(120))
+    async throws -> Saga
+{
+    let deadline = ContinuousClock.now + timeout
+    var shown = 0
+    while true {
+        let saga = try await connection.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: id))
+        for step in saga.steps.dropFirst(shown) where step.status != .started {
+            output.progress("  … \(step.name) \(step.status.rawValue)")
+        }
+        shown = saga.steps.prefix { $0.status != .started }.count
+        if saga.state.isTerminal { return saga }
+        guard ContinuousClock.now < deadline else {
+            throw RescindError(.deadlineExceeded, "saga \(id) is still \(saga.state.rawValue) after \(timeout)")
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+}
+
+struct PaymentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "payments", abstract: "Payments per order.", subcommands: [Show.self]
+    )
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an order's payment.")
+        @Argument var orderID: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let payment = try await target.with { c in
+                    try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: orderID))
+                }
+                try output.emit(payment, text: Render.payment)
+            }
+        }
+    }
+}
+
+struct SagasCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sagas", abstract: "Placement and cancellation sagas.", subcommands: [List.self, Show.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List sagas, newest first.")
+        @Option var order: UUID?
+        @Option var state: Saga.State?
+        @Option var limit = 50
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let list = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.listSagas, ListSagasRequest(orderID: order, state: state, limit: limit))
+                }
+                try output.emit(list) { list in
+                    list.sagas.isEmpty
+                        ? "no sagas"
+                        : list.sagas.map {
+                            "\($0.id)  \(Render.pad($0.kind.rawValue, 13)) \(Render.pad($0.state.rawValue, 12)) order \($0.orderID)  \($0.steps.count) steps"
+                        }.joined(separator: "\n")
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a saga's step log as a timeline.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let saga = try await target.with { c in try await c.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: id)) }
+                try output.emit(saga, text: Render.saga)
+            }
+        }
+    }
+}
+
+extension UUID: @retroactive ExpressibleByArgument {
+    public init?(argument: String) { self.init(uuidString: argument) }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import RescindAPI
+import RescindSuite
+import RescindTransport
+import RescindWire
+
+/// One command, no set-up: a suite in a fresh folder, a small catalogue, orders placed and cancelled,
+/// and the two cancellations that fail and are compensated, each shown as a saga timeline.
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the whole suite on an embedded catalogue: place, cancel, refund declined, restock failed."
+    )
+
+    @Option(help: "Directory for the demo suite (default: a new temporary folder).")
+    var dir: String?
+    @Flag(help: "Leave the suite running afterwards.")
+    var keep = false
+    @OptionGroup var output: OutputOptions
+
+    /// What the demo saw, for `--json` and for tests.
+    struct Report: Encodable {
+        struct Scenario: Encodable {
+            var name: String
+            var order: Order
+            var saga: Saga?
+            var payment: Payment?
+            var stock: StockReport
+        }
+
+        var directory: String
+        var scenarios: [Scenario] = []
+    }
+
+    func run() async throws {
+        let directory =
+            dir
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("rescind-demo-\(UUID().uuidString.prefix(8))").path
+        let suite = LocalSuite(layout: SuiteLayout(path: directory))
+        say("▶ starting a suite in \(directory)")
+        let (manifest, _) = try await suite.up(progress: { output.progress("  \($0)") })
+        let connection = try SuiteConnection(manifest: manifest)
+        var report = Report(directory: directory)
+        do {
+            try await scenarios(connection, &report)
+        } catch {
+            await connection.shutdown()
+            if !keep { _ = await suite.down() }
+            throw error
+        }
+        await connection.shutdown()
+        if keep {
+            say("▶ the suite keeps running: rescindctl orders list --dir \(directory); rescindctl down --dir \(directory)")
+        } else {
+            say("▶ stopping the suite")
+            _ = await suite.down(progress: { output.progress("  \($0)") })
+        }
+        if output.json { print(try Output.json(report)) }
+    }
+
+    private func say(_ text: String) {
+        if output.json { output.progress(text) } else { print(text) }
+    }
+
+    private func scenarios(_ c: SuiteConnection, _ report: inout Report) async throws {
+        say("\n▶ catalogue: TSHIRT and MUG at 'main', POSTER at 'backroom'")
+        for (sku, location, units) in [("TSHIRT", "main", 10), ("MUG", "main", 5), ("POSTER", "backroom", 3)] {
+            _ = try await c.inventory.call(
+                InventoryMethods.setStock, SetStockRequest(sku: sku, location: location, onHand: Int64(units))
+            )
+        }
+        say(Render.stock(try await stock(c)))
+
+        // 1. A cancellation that works: refund (fee kept), restock, notify.
+        say("\n▶ 1. order 2 T-shirts and a mug, then cancel it (customer changed their mind)")
+        let first = try await place(c, lines: [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], card: "4242424242424242")
+        try await scenario(
+            "cancelled", c, &report, order: first,
+            cancel: CancelOrderRequest(orderID: first.id, reason: .customer, notify: true, staffNote: "asked by phone")
+        )
+
+        // 2. The refund is declined: the restock is taken back and the order is open again.
+        say("\n▶ 2. order a mug with the card whose refunds are declined (4000000000005126), then cancel")
+        let second = try await place(c, lines: [("MUG", 1, 1200)], card: "4000000000005126")
+        try await scenario(
+            "refund_declined", c, &report, order: second,
+            cancel: CancelOrderRequest(orderID: second.id, reason: .customer)
+        )
+
+        // 3. The restock fails: the location was deactivated; nothing is refunded, the order is open again.
+        say("\n▶ 3. order a poster from 'backroom', deactivate 'backroom', then cancel")
+        let third = try await place(c, lines: [("POSTER", 1, 1800)], card: "4242424242424242")
+        _ = try await c.inventory.call(InventoryMethods.deactivateLocation, LocationRequest(location: "backroom"))
+        try await scenario(
+            "restock_failed", c, &report, order: third,
+            cancel: CancelOrderRequest(orderID: third.id, reason: .inventory)
+        )
+
+        // 4. A declined card never becomes an order: the reservation is released.
+        say("\n▶ 4. a declined card (4000000000000002): placement is rejected and the stock released")
+        do {
+            _ = try await place(c, lines: [("TSHIRT", 1, 2500)], card: "4000000000000002")
+        } catch let error as RescindError {
+            say("  rejected: \(error.code)/\(error.reason ?? ""): \(error.message)")
+        }
+        let rejected = try await c.orders.call(OrdersMethods.list, ListOrdersRequest(status: .rejected, limit: 1))
+        if let order = rejected.orders.first {
+            let sagas = try await c.orders.call(OrdersMethods.listSagas, ListSagasRequest(orderID: order.id))
+            if let saga = sagas.sagas.first { say(Render.saga(saga)) }
+            report.scenarios.append(
+                .init(name: "card_declined", order: order, saga: sagas.sagas.first, payment: nil, stock: try await stock(c))
+            )
+        }
+        say("\n▶ stock at the end")
+        say(Render.stock(try await stock(c)))
+    }
+
+    private func place(_ c: SuiteConnection, lines: [(String, Int64, Int64)], card: String) async throws -> Order {
+        let order = try await c.orders.call(
+            OrdersMethods.place,
+            PlaceOrderRequest(
+                customerEmail: "ada@example.com", currency: "USD",
+                lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) }, cardNumber: card
+            ),
+            idempotencyKey: "demo-\(UUID().uuidString)", timeout: .seconds(40)
+        )
+        say(Render.order(order))
+        return order
+    }
+
+    private func scenario(
+        _ name: String, _ c: SuiteConnection, _ report: inout Report, order: Order, cancel: CancelOrderRequest
+    ) async throws {
+        let accepted = try await c.orders.call(OrdersMethods.cancel, cancel)
+        say("  cancellation accepted: saga \(accepted.sagaID)")
+        let saga = try await waitForSaga(accepted.sagaID, connection: c, output: output)
+        say(Render.saga(saga))
+        let after = try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: order.id))
+        let payment = try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: order.id))
+        say(Render.order(after))
+        say(Render.payment(payment))
+        let stock = try await stock(c)
+        report.scenarios.append(.init(name: name, order: after, saga: saga, payment: payment, stock: stock))
+    }
+
+    private func stock(_ c: SuiteConnection) async throws -> StockReport {
+        try await c.inventory.call(InventoryMethods.listStock, ListStockRequest())
+    }
+}

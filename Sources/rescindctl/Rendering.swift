@@ -1,0 +1,95 @@
+import Foundation
+import RescindAPI
+
+/// Text renderings for people; `--json` prints the values themselves.
+enum Render {
+    /// Minor units as a decimal amount (two decimals; zero-decimal currencies show as such).
+    static func money(_ minor: Int64, _ currency: String) -> String {
+        let zeroDecimal: Set<String> = ["JPY", "KRW", "VND", "CLP", "ISK"]
+        if zeroDecimal.contains(currency) { return "\(minor) \(currency)" }
+        let sign = minor < 0 ? "-" : ""
+        let magnitude = minor.magnitude
+        let cents = magnitude % 100
+        return "\(sign)\(magnitude / 100).\(cents < 10 ? "0" : "")\(cents) \(currency)"
+    }
+
+    static func time(_ date: Date) -> String {
+        date.formatted(.iso8601.time(includingFractionalSeconds: true))
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    }
+
+    static func order(_ order: Order) -> String {
+        var lines = [
+            "order \(order.id)  \(order.status.rawValue.uppercased())",
+            "  customer  \(order.customerEmail)   card ••••\(order.cardLast4)",
+            "  total     \(money(order.totalMinor, order.currency))   refunded \(money(order.amountRefundedMinor, order.currency))",
+        ]
+        for line in order.lines {
+            lines.append(
+                "  - \(pad(line.sku, 12)) \(line.quantity) × \(money(line.unitPriceMinor, order.currency))"
+            )
+        }
+        if let rejection = order.rejection { lines.append("  rejected: \(rejection)") }
+        if let c = order.cancellation {
+            var text = "  cancelled (\(c.reason.rawValue)): "
+            text += c.voided ? "authorization voided" : "refunded \(money(c.refundedMinor, order.currency)), fee kept by the processor \(money(c.feeKeptMinor, order.currency))"
+            text += ", \(c.unitsRestocked) units restocked"
+            if c.notify { text += ", customer notified" }
+            lines.append(text)
+            if let note = c.staffNote { lines.append("  staff note: \(note)") }
+        }
+        for failed in order.failedCancellations {
+            lines.append(
+                "  failed cancellation \(failed.sagaID): \(failed.failedStep) — \(failed.error.code)\(failed.error.reason.map { "/\($0)" } ?? ""): \(failed.error.message)"
+            )
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func orderRow(_ order: Order) -> String {
+        "\(order.id)  \(pad(order.status.rawValue, 11)) \(pad(money(order.totalMinor, order.currency), 14)) refunded \(pad(money(order.amountRefundedMinor, order.currency), 14)) \(order.customerEmail)"
+    }
+
+    /// A saga as a timeline: one line per step, then the outcome.
+    static func saga(_ saga: Saga) -> String {
+        var lines = ["saga \(saga.id)  \(saga.kind.rawValue)  order \(saga.orderID)  → \(saga.state.rawValue.uppercased())"]
+        for step in saga.steps {
+            let arrow = step.direction == .forward ? "→" : "↩"
+            var line = "  \(step.seq). \(Render.time(step.startedAt))  \(arrow) \(pad(step.name, 10)) \(pad(step.status.rawValue, 10))"
+            if step.attempt > 1 { line += "(attempt \(step.attempt)) " }
+            if let error = step.error {
+                line += "\(error.code)\(error.reason.map { "/\($0)" } ?? ""): \(error.message)"
+            } else if let detail = step.detail {
+                line += detail
+            }
+            lines.append(line)
+        }
+        if let error = saga.error, saga.state != .completed {
+            lines.append("  why: \(error.code)\(error.reason.map { "/\($0)" } ?? ""): \(error.message)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func stock(_ report: StockReport) -> String {
+        var lines = ["\(pad("SKU", 14))\(pad("LOCATION", 14))\(pad("ON HAND", 9))\(pad("RESERVED", 10))AVAILABLE"]
+        for level in report.levels {
+            lines.append(
+                "\(pad(level.sku, 14))\(pad(level.location, 14))\(pad(String(level.onHand), 9))\(pad(String(level.reserved), 10))\(level.available)"
+            )
+        }
+        let locations = report.locations.map { "\($0.id)\($0.active ? "" : " (deactivated)")" }
+        lines.append("locations: \(locations.joined(separator: ", "))")
+        return lines.joined(separator: "\n")
+    }
+
+    static func payment(_ payment: Payment) -> String {
+        [
+            "payment for order \(payment.orderID)  \(payment.status.rawValue.uppercased())  card ••••\(payment.cardLast4)",
+            "  authorized \(money(payment.amountAuthorized, payment.currency))  captured \(money(payment.amountCaptured, payment.currency))  refunded \(money(payment.amountRefunded, payment.currency))",
+            "  processor fee \(money(payment.fee, payment.currency)) (kept on refund)  store nets \(money(payment.net, payment.currency))",
+        ].joined(separator: "\n")
+    }
+}

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import RescindAPI
+import RescindPKI
+import RescindSuite
+import RescindTransport
+import RescindWire
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the local suite (creating it on first run) and wait until all three daemons are serving."
+    )
+
+    @Option(help: "The suite's directory (default: $RESCIND_DIR).")
+    var dir: String?
+    @Option(help: "Log level of new daemon configurations.")
+    var logLevel = "info"
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        guard let dir = dir ?? ProcessInfo.processInfo.environment["RESCIND_DIR"] else {
+            throw ValidationError("say where the suite lives: --dir DIR or RESCIND_DIR")
+        }
+        var suite = LocalSuite(layout: SuiteLayout(path: dir))
+        suite.logLevel = logLevel
+        let (manifest, statuses) = try await suite.up(progress: output.progress)
+        struct Result: Encodable {
+            var manifest: String
+            var daemons: [LocalSuite.DaemonStatus]
+        }
+        try output.emit(Result(manifest: SuiteLayout(path: dir).manifest.path, daemons: statuses)) { result in
+            (result.daemons.map { "\(Render.pad($0.name, 10)) \(Render.pad($0.action, 16)) \($0.endpoint)  pid \($0.pid.map(String.init) ?? "-")" }
+                + ["suite: \(result.manifest)", "next: rescindctl health --dir \(manifest.directory)"])
+                .joined(separator: "\n")
+        }
+    }
+}
+
+struct Down: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop the local suite's daemons gracefully.")
+
+    @Option(help: "The suite's directory (default: $RESCIND_DIR).")
+    var dir: String?
+    @Option(help: "Seconds to wait for a graceful exit before SIGKILL.")
+    var timeout = 10
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        guard let dir = dir ?? ProcessInfo.processInfo.environment["RESCIND_DIR"] else {
+            throw ValidationError("say where the suite lives: --dir DIR or RESCIND_DIR")
+        }
+        let statuses = await LocalSuite(layout: SuiteLayout(path: dir)).down(
+            timeout: .seconds(timeout), progress: output.progress
+        )
+        try output.emit(statuses) { statuses in
+            statuses.map { "\(Render.pad($0.name, 10)) \($0.action)" }.joined(separator: "\n")
+        }
+    }
+}
+
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask each daemon whether it is serving.")
+
+    @OptionGroup var target: TargetOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Row: Encodable {
+        var daemon: String
+        var health: HealthStatus?
+        var error: RescindError?
+    }
+
+    func run() async throws {
+        let rows: [Row] = try await target.with { connection in
+            var rows: [Row] = []
+            for daemon in [Identity.orders, .payments, .inventory] {
+                do {
+                    let health = try await connection.client(daemon).call(
+                        CommonMethods.health, Empty(), idempotencyKey: nil, timeout: .seconds(5)
+                    )
+                    rows.append(Row(daemon: daemon.rawValue, health: health))
+                } catch let error as RescindError {
+                    rows.append(Row(daemon: daemon.rawValue, error: error))
+                }
+            }
+            return rows
+        }
+        try output.emit(rows) { rows in
+            rows.map { row in
+                if let health = row.health {
+                    return "\(Render.pad(row.daemon, 10)) \(health.status)  v\(health.version)  pid \(health.pid)  up \(health.uptimeSeconds)s"
+                }
+                return "\(Render.pad(row.daemon, 10)) DOWN  \(row.error.map { "\($0)" } ?? "")"
+            }.joined(separator: "\n")
+        }
+        if rows.contains(where: { $0.health == nil }) { throw ExitCode(1) }
+    }
+}
+
+struct Certs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A PKI for real hosts: a CA, then one certificate per daemon and operator.",
+        subcommands: [Init.self, Issue.self]
+    )
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a CA in DIR (kept if it exists).")
+
+        @Option(help: "Directory for ca.pem and ca-key.pem.")
+        var dir: String
+        @Option(help: "The CA's common name.")
+        var commonName = "Rescind CA"
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            let pki = PKIDirectory(url: URL(fileURLWithPath: dir))
+            _ = try pki.initialize(commonName: commonName)
+            struct Result: Encodable { var caCertificate: String }
+            try output.emit(Result(caCertificate: pki.caCertificatePath)) { "CA certificate: \($0.caCertificate)" }
+        }
+    }
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a certificate for an identity (orders, payments, inventory, operator)."
+        )
+
+        @Option(help: "Directory of the CA (from certs init).")
+        var dir: String
+        @Option(help: "The identity: its certificate's common name.")
+        var name: String
+        @Option(help: "A DNS name or IP address the daemon is reached at (repeatable).")
+        var host: [String] = []
+        @Flag(help: "Replace an existing certificate of that name.")
+        var overwrite = false
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            let pki = PKIDirectory(url: URL(fileURLWithPath: dir))
+            _ = try pki.issue(name: name, hosts: host, overwrite: overwrite)
+            struct Result: Encodable { var certificate: String; var privateKey: String }
+            try output.emit(
+                Result(certificate: pki.certificatePath(for: name), privateKey: pki.privateKeyPath(for: name))
+            ) { "certificate: \($0.certificate)\nprivate key: \($0.privateKey)" }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindInventory
+import RescindOrders
+import RescindPayments
+import RescindTransport
+import RescindWire
+import Testing
+
+@Suite struct OrdersServiceTests {
+    @Test func placingReservesStockAndCapturesPayment() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("TSHIRT", "main", 10)
+        let order = try await f.place([("TSHIRT", 2, 2500)])
+        #expect(order.status == .open)
+        #expect(order.totalMinor == 5000)
+        #expect(order.cardLast4 == "4242")
+        #expect(try await f.stock("TSHIRT", "main").available == 8)
+        let payment = try await f.payments.payment(order.id)
+        #expect(payment.status == .captured)
+        #expect(payment.amountCaptured == 5000)
+    }
+
+    @Test func outOfStockRejectsTheOrderAndHoldsNothing() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 1)
+        let error = await #expect(throws: RescindError.self) { try await f.place([("MUG", 2, 1200)]) }
+        #expect(error?.reason == "out_of_stock")
+        let rejected = try await f.orders.list(ListOrdersRequest(status: .rejected))
+        #expect(rejected.orders.count == 1)
+        #expect(try await f.stock("MUG", "main").reserved == 0)
+    }
+
+    @Test func aDeclinedCardReleasesTheStockAndRejects() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 3)
+        let error = await #expect(throws: RescindError.self) {
+            try await f.place([("MUG", 2, 1200)], card: "4000000000000002")
+        }
+        #expect(error?.reason == "card_declined")
+        #expect(try await f.stock("MUG", "main").available == 3)
+        let order = try #require(try await f.orders.list(ListOrdersRequest()).orders.first)
+        #expect(order.status == .rejected)
+        let saga = try #require(try await f.orders.sagas(ListSagasRequest(orderID: order.id)).sagas.first)
+        #expect(saga.state == .compensated)
+        #expect(saga.steps.map(\.name) == ["create", "reserve", "authorize", "release", "reject"])
+    }
+
+    @Test func cancellingRefundsWithoutTheFeeRestocksAndNotifies() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("TSHIRT", "main", 10)
+        let order = try await f.place([("TSHIRT", 2, 2500)])
+        let accepted = try await f.orders.cancel(
+            CancelOrderRequest(orderID: order.id, reason: .customer, notify: true, staffNote: "by phone")
+        )
+        #expect(accepted.order.status == .cancelling)
+        let saga = try await f.waitForSaga(accepted.sagaID)
+        #expect(saga.state == .completed)
+        #expect(saga.steps.map(\.name) == ["lock", "restock", "refund", "finalize"])
+        let cancelled = try await f.orders.order(order.id)
+        #expect(cancelled.status == .cancelled)
+        #expect(cancelled.amountRefundedMinor == 5000)
+        let record = try #require(cancelled.cancellation)
+        #expect(record.refundedMinor == 5000)
+        #expect(record.feeKeptMinor == 175)  // 2.9% of 50.00 + 0.30
+        #expect(record.unitsRestocked == 2)
+        #expect(record.staffNote == "by phone")
+        #expect(try await f.stock("TSHIRT", "main").available == 10)
+        #expect(try await f.payments.payment(order.id).status == .refunded)
+        let pool = try DatabasePool(path: f.directory.appendingPathComponent("orders.sqlite").path)
+        let queued = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") }
+        #expect(queued == 1)
+    }
+
+    @Test func aDeclinedRefundTakesTheStockBackAndReopens() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)], card: "4000000000005126")
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        let saga = try await f.waitForSaga(accepted.sagaID)
+        #expect(saga.state == .compensated)
+        #expect(saga.steps.map(\.name) == ["lock", "restock", "refund", "take_back", "unlock"])
+        #expect(saga.error?.reason == "refund_declined")
+        let after = try await f.orders.order(order.id)
+        #expect(after.status == .open)
+        #expect(after.amountRefundedMinor == 0)
+        #expect(after.failedCancellations.map(\.failedStep) == ["refund"])
+        let level = try await f.stock("MUG", "main")
+        #expect(level.reserved == 1)
+        #expect(level.available == 4)
+        #expect(try await f.payments.payment(order.id).status == .captured)
+    }
+
+    @Test func aFailedRestockReopensWithoutRefunding() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("POSTER", "backroom", 3)
+        let order = try await f.place([("POSTER", 1, 1800)])
+        _ = try await f.inventory.deactivateLocation("backroom")
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .inventory))
+        let saga = try await f.waitForSaga(accepted.sagaID)
+        #expect(saga.state == .compensated)
+        #expect(saga.steps.map(\.name) == ["lock", "restock", "unlock"])
+        #expect(saga.error?.reason == "location_deactivated")
+        #expect(try await f.orders.order(order.id).status == .open)
+        #expect(try await f.payments.payment(order.id).amountRefunded == 0)
+    }
+
+    @Test func cancellingWithoutRefundOrRestockOnlyRecords() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        let accepted = try await f.orders.cancel(
+            CancelOrderRequest(orderID: order.id, reason: .fraud, refund: false, restock: false)
+        )
+        let saga = try await f.waitForSaga(accepted.sagaID)
+        #expect(saga.steps.map(\.name) == ["lock", "finalize"])
+        let after = try await f.orders.order(order.id)
+        #expect(after.status == .cancelled)
+        #expect(after.amountRefundedMinor == 0)
+        #expect(try await f.payments.payment(order.id).status == .captured)
+        #expect(try await f.stock("MUG", "main").reserved == 1)
+    }
+
+    @Test func impossibleCancellationsAreRefusedAndChangeNothing() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 5)
+        let fulfilled = try await f.place([("MUG", 1, 1200)])
+        _ = try await f.orders.fulfill(fulfilled.id)
+        let error = await #expect(throws: RescindError.self) {
+            try await f.orders.cancel(CancelOrderRequest(orderID: fulfilled.id, reason: .customer))
+        }
+        #expect(error?.reason == "order_fulfilled")
+        #expect(try await f.orders.order(fulfilled.id).status == .fulfilled)
+        #expect(try await f.stock("MUG", "main").onHand == 4)
+
+        let open = try await f.place([("MUG", 1, 1200)])
+        let note = await #expect(throws: RescindError.self) {
+            try await f.orders.cancel(
+                CancelOrderRequest(orderID: open.id, reason: .other, staffNote: String(repeating: "x", count: 256))
+            )
+        }
+        #expect(note?.code == .invalidArgument)
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: open.id, reason: .other))
+        _ = try await f.waitForSaga(accepted.sagaID)
+        let again = await #expect(throws: RescindError.self) {
+            try await f.orders.cancel(CancelOrderRequest(orderID: open.id, reason: .other))
+        }
+        #expect(again?.reason == "order_cancelled")
+        #expect(try await f.orders.sagas(ListSagasRequest(orderID: open.id)).sagas.count == 2)  // place + one cancel
+        let missing = await #expect(throws: RescindError.self) {
+            try await f.orders.cancel(CancelOrderRequest(orderID: UUID(), reason: .other))
+        }
+        #expect(missing?.code == .notFound)
+    }
+
+    @Test func fulfilmentIsRefusedWhileACancellationHoldsTheOrder() async throws {
+        var gate: FaultyCaller?
+        let f = try ServiceFixture(wrapPayments: { inner in
+            let caller = FaultyCaller(inner)
+            gate = caller
+            return caller
+        })
+        defer { f.stop() }
+        let payments = try #require(gate)
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        payments.hold("payments.refund")
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        let error = await #expect(throws: RescindError.self) { try await f.orders.fulfill(order.id) }
+        #expect(error?.reason == "order_cancelling")
+        payments.release("payments.refund")
+        #expect(try await f.waitForSaga(accepted.sagaID).state == .completed)
+        #expect(try await f.orders.order(order.id).status == .cancelled)
+    }
+
+    @Test func transientFailuresRetryTheSameStepInsteadOfCompensating() async throws {
+        var faulty: FaultyCaller?
+        let f = try ServiceFixture(wrapPayments: { inner in
+            let caller = FaultyCaller(inner)
+            faulty = caller
+            return caller
+        })
+        defer { f.stop() }
+        let payments = try #require(faulty)
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        payments.fail("payments.refund", with: RescindError(.unavailable, "payments is restarting"))
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        try await Task.sleep(for: .milliseconds(150))
+        let during = try await f.orders.saga(accepted.sagaID)
+        #expect(during.state == .running)
+        payments.heal("payments.refund")
+        let saga = try await f.waitForSaga(accepted.sagaID)
+        #expect(saga.state == .completed)
+        let refund = try #require(saga.steps.first { $0.name == "refund" })
+        #expect(refund.attempt > 1)
+        #expect(try await f.payments.payment(order.id).amountRefunded == 1200)
+    }
+
+    @Test func aSagaInterruptedByARestartFinishesExactlyOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rescind-test-\(UUID().uuidString)")
+        var faulty: FaultyCaller?
+        // First life: Payments is unreachable, the refund cannot finish.
+        let first = try ServiceFixture(directory: directory, wrapPayments: { inner in
+            let caller = FaultyCaller(inner)
+            faulty = caller
+            return caller
+        })
+        try await first.setStock("MUG", "main", 5)
+        let order = try await first.place([("MUG", 2, 1200)])
+        try #require(faulty).fail("payments.refund", with: RescindError(.unavailable, "network cut"))
+        let accepted = try await first.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        try await Task.sleep(for: .milliseconds(100))
+        first.stop()
+        #expect(try await first.orders.saga(accepted.sagaID).state == .running)
+
+        // Second life over the same files: the runner resumes the saga from its log.
+        let second = try ServiceFixture(directory: directory)
+        defer { second.stop() }
+        let saga = try await second.waitForSaga(accepted.sagaID)
+        #expect(saga.state == .completed)
+        #expect(saga.steps.filter { $0.name == "restock" }.count == 1)
+        let level = try await second.stock("MUG", "main")
+        #expect(level.available == 5)
+        #expect(level.reserved == 0)
+        #expect(try await second.payments.payment(order.id).amountRefunded == 2400)
+    }
+
+    @Test func placingTwiceWithOneKeyMakesOneOrder() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 5)
+        let caller = f.asOperator(\.ordersRouter)
+        let request = PlaceOrderRequest(
+            customerEmail: "ada@example.com", currency: "USD", lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 1200)],
+            cardNumber: "4242424242424242"
+        )
+        let first = try await caller.call(OrdersMethods.place, request, idempotencyKey: "place-1", timeout: nil)
+        let second = try await caller.call(OrdersMethods.place, request, idempotencyKey: "place-1", timeout: nil)
+        #expect(first.id == second.id)
+        #expect(try await f.stock("MUG", "main").reserved == 1)
+        #expect(try await f.orders.list(ListOrdersRequest()).orders.count == 1)
+    }
+
+    @Test func invalidOrdersAreRefusedBeforeAnythingHappens() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let cases: [PlaceOrderRequest] = [
+            .init(customerEmail: "not-an-email", currency: "USD", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], cardNumber: "4242424242424242"),
+            .init(customerEmail: "a@b.c", currency: "usd", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], cardNumber: "4242424242424242"),
+            .init(customerEmail: "a@b.c", currency: "USD", lines: [], cardNumber: "4242424242424242"),
+            .init(customerEmail: "a@b.c", currency: "USD", lines: [.init(sku: "A", quantity: 0, unitPriceMinor: 1)], cardNumber: "4242424242424242"),
+            .init(customerEmail: "a@b.c", currency: "USD", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], cardNumber: "12"),
+        ]
+        for request in cases {
+            let error = await #expect(throws: RescindError.self) { try await f.orders.place(request) }
+            #expect(error?.code == .invalidArgument)
+        }
+        #expect(try await f.orders.list(ListOrdersRequest()).orders.isEmpty)
+    }
+}

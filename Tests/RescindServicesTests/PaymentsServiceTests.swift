@@ -1,0 +1,124 @@
+import Foundation
+import RescindAPI
+import RescindInventory
+import RescindOrders
+import RescindPayments
+import RescindTransport
+import RescindWire
+import Testing
+
+@Suite struct PaymentsServiceTests {
+    private func caller(_ f: ServiceFixture) -> InProcessCaller {
+        InProcessCaller(router: f.paymentsRouter, peer: .orders)
+    }
+
+    @Test func captureChargesTheFeeAndARefundKeepsIt() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let order = UUID()
+        let c = caller(f)
+        _ = try await c.call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: order, amountMinor: 6200, currency: "USD", cardNumber: "4242424242424242"),
+            idempotencyKey: "a", timeout: nil
+        )
+        let captured = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
+        // 2.9% of 62.00 is 1.798, rounded to 1.80, plus 0.30.
+        #expect(captured.fee == 210)
+        let refund = try await c.call(PaymentsMethods.refund, RefundRequest(orderID: order), idempotencyKey: "r", timeout: nil)
+        #expect(refund.refundedMinor == 6200)
+        #expect(refund.feeKeptMinor == 210)
+        #expect(refund.payment.status == .refunded)
+        #expect(refund.payment.net == -210)
+    }
+
+    @Test func aRefundNeverExceedsWhatWasCaptured() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let order = UUID()
+        let c = caller(f)
+        _ = try await c.call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"),
+            idempotencyKey: "a", timeout: nil
+        )
+        _ = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
+        let partial = try await c.call(
+            PaymentsMethods.refund, RefundRequest(orderID: order, amountMinor: 400), idempotencyKey: "r1", timeout: nil
+        )
+        #expect(partial.payment.status == .partiallyRefunded)
+        let error = await #expect(throws: RescindError.self) {
+            try await c.call(PaymentsMethods.refund, RefundRequest(orderID: order, amountMinor: 601), idempotencyKey: "r2", timeout: nil)
+        }
+        #expect(error?.reason == "refund_exceeds_capture")
+        #expect(try await f.payments.payment(order).amountRefunded == 400)
+    }
+
+    @Test func testCardsFailOnPurpose() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let c = caller(f)
+        let declined = await #expect(throws: RescindError.self) {
+            try await c.call(
+                PaymentsMethods.authorize,
+                AuthorizeRequest(orderID: UUID(), amountMinor: 1000, currency: "USD", cardNumber: "4000000000000002"),
+                idempotencyKey: "d", timeout: nil
+            )
+        }
+        #expect(declined?.reason == "card_declined")
+        #expect(declined?.retryable == false)
+
+        let order = UUID()
+        _ = try await c.call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4000000000005126"),
+            idempotencyKey: "a", timeout: nil
+        )
+        _ = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
+        let refund = await #expect(throws: RescindError.self) {
+            try await c.call(PaymentsMethods.refund, RefundRequest(orderID: order), idempotencyKey: "r", timeout: nil)
+        }
+        #expect(refund?.reason == "refund_declined")
+        #expect(try await f.payments.payment(order).status == .captured)
+    }
+
+    @Test func voidingAnAuthorizationMovesNoMoney() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let order = UUID()
+        let c = caller(f)
+        _ = try await c.call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"),
+            idempotencyKey: "a", timeout: nil
+        )
+        let voided = try await c.call(PaymentsMethods.void, PaymentRequest(orderID: order), idempotencyKey: "v", timeout: nil)
+        #expect(voided.status == .voided)
+        #expect(voided.fee == 0)
+        #expect(voided.amountCaptured == 0)
+    }
+
+    @Test func onlyTheLastFourDigitsAreStored() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let order = UUID()
+        let payment = try await caller(f).call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"),
+            idempotencyKey: "a", timeout: nil
+        )
+        #expect(payment.cardLast4 == "4242")
+        // Nothing on disk holds the card number: not the database, not its WAL.
+        for file in try FileManager.default.contentsOfDirectory(atPath: f.directory.path) where file.hasPrefix("payments") {
+            let bytes = try Data(contentsOf: f.directory.appendingPathComponent(file))
+            #expect(bytes.range(of: Data("4242424242424242".utf8)) == nil, "\(file) holds the card number")
+        }
+    }
+
+    @Test func theTestCardsAreValidLuhnNumbers() {
+        let processor = SimulatedProcessor()
+        #expect((try? processor.authorize(cardNumber: "4242424242424242", amountMinor: 1)) != nil)
+        #expect((try? processor.authorize(cardNumber: "4000000000005126", amountMinor: 1)) != nil)
+        #expect(throws: RescindError.self) { try processor.authorize(cardNumber: "4242424242424241", amountMinor: 1) }
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import RescindAPI
+import RescindInventory
+import RescindOrders
+import RescindPayments
+import RescindTransport
+import RescindWire
+
+/// The three services over real SQLite files in a temporary directory, wired in process through their
+/// routers (the same decoding, authorisation and idempotency path as the network, without sockets).
+final class ServiceFixture: Sendable {
+    let directory: URL
+    let inventory: InventoryService
+    let payments: PaymentsService
+    let inventoryRouter: RPCRouter
+    let paymentsRouter: RPCRouter
+    let ordersRouter: RPCRouter
+    let orders: OrdersService
+    private let runnerTask: Task<Void, Never>
+
+    /// - Parameter wrapPayments: lets a test put a fault or a gate in front of Payments.
+    init(
+        directory: URL? = nil,
+        wrapPayments: (any RPCCaller) -> any RPCCaller = { $0 },
+        configuration: OrdersService.Configuration = .init(
+            maxAttempts: 5, initialRetryDelaySeconds: 0.05, maxRetryDelaySeconds: 0.2, callTimeoutSeconds: 2,
+            placeTimeoutSeconds: 10, pollIntervalSeconds: 0.05
+        )
+    ) throws {
+        let directory =
+            directory
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("rescind-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.directory = directory
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        inventory = try InventoryService(databasePath: directory.appendingPathComponent("inventory.sqlite").path, logger: logger)
+        payments = try PaymentsService(databasePath: directory.appendingPathComponent("payments.sqlite").path, logger: logger)
+        var inventoryRouter = RPCRouter()
+        inventory.register(into: &inventoryRouter)
+        var paymentsRouter = RPCRouter()
+        payments.register(into: &paymentsRouter)
+        self.inventoryRouter = inventoryRouter
+        self.paymentsRouter = paymentsRouter
+        orders = try OrdersService(
+            databasePath: directory.appendingPathComponent("orders.sqlite").path,
+            inventory: InProcessCaller(router: inventoryRouter, peer: .orders, logger: logger),
+            payments: wrapPayments(InProcessCaller(router: paymentsRouter, peer: .orders, logger: logger)),
+            configuration: configuration,
+            logger: logger
+        )
+        var ordersRouter = RPCRouter()
+        orders.register(into: &ordersRouter)
+        self.ordersRouter = ordersRouter
+        let orders = self.orders
+        runnerTask = Task { await orders.run() }
+    }
+
+    /// Stops the saga runner.
+    func stop() {
+        runnerTask.cancel()
+    }
+
+    deinit {
+        runnerTask.cancel()
+    }
+
+    /// A caller as the operator, for the operator's methods.
+    func asOperator(_ router: KeyPath<ServiceFixture, RPCRouter>) -> InProcessCaller {
+        InProcessCaller(router: self[keyPath: router], peer: .operator)
+    }
+
+    func setStock(_ sku: String, _ location: String, _ units: Int64) async throws {
+        _ = try await inventory.setStock(SetStockRequest(sku: sku, location: location, onHand: units))
+    }
+
+    func stock(_ sku: String, _ location: String) async throws -> StockLevel {
+        let report = try await inventory.listStock(ListStockRequest(sku: sku, location: location))
+        guard let level = report.levels.first else { throw RescindError.notFound("no stock row") }
+        return level
+    }
+
+    func place(_ lines: [(String, Int64, Int64)], card: String = "4242424242424242") async throws -> Order {
+        try await orders.place(
+            PlaceOrderRequest(
+                customerEmail: "ada@example.com", currency: "USD",
+                lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) }, cardNumber: card
+            )
+        )
+    }
+
+    func waitForSaga(_ id: UUID) async throws -> Saga {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while true {
+            let saga = try await orders.saga(id)
+            if saga.state.isTerminal || ContinuousClock.now > deadline { return saga }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+/// A Payments caller that fails chosen methods, or holds them until released.
+final class FaultyCaller: RPCCaller, @unchecked Sendable {
+    private let inner: any RPCCaller
+    private let lock = NSLock()
+    private var failures: [String: RescindError] = [:]
+    private var gates: [String: CheckedContinuation<Void, Never>] = [:]
+    private var gated: Set<String> = []
+    private(set) var calls: [String] = []
+
+    init(_ inner: any RPCCaller) {
+        self.inner = inner
+    }
+
+    /// Every call of `method` fails with `error` until `heal`.
+    func fail(_ method: String, with error: RescindError) {
+        lock.withLock { failures[method] = error }
+    }
+
+    func heal(_ method: String) {
+        lock.withLock { _ = failures.removeValue(forKey: method) }
+    }
+
+    /// Calls of `method` wait until `release`.
+    func hold(_ method: String) {
+        lock.withLock { _ = gated.insert(method) }
+    }
+
+    func release(_ method: String) {
+        let gate = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            gated.remove(method)
+            return gates.removeValue(forKey: method)
+        }
+        gate?.resume()
+    }
+
+    func call<Request, Response>(
+        _ method: RescindAPI.Method<Request, Response>, _ request: Request, idempotencyKey: String?, timeout: Duration?
+    ) async throws -> Response {
+        let (failure, isGated) = lock.withLock { () -> (RescindError?, Bool) in
+            calls.append(method.name)
+            return (failures[method.name], gated.contains(method.name))
+        }
+        if isGated {
+            await withCheckedContinuation { continuation in
+                let stillGated = lock.withLock { () -> Bool in
+                    guard gated.contains(method.name) else { return false }
+                    gates[method.name] = continuation
+                    return true
+                }
+                if !stillGated { continuation.resume() }
+            }
+        }
+        if let failure { throw failure }
+        return try await inner.call(method, request, idempotencyKey: idempotencyKey, timeout: timeout)
+    }
+}
