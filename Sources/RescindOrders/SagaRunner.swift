@@ -148,8 +148,8 @@ actor SagaRunner {
             try await database.write { db in
                 var saga = saga
                 var machine = machine
-                try self.steps.performLocal(db, saga: saga, step: name)
-                try self.log(db, saga: saga, step: name, direction: direction, attempt: 1, key: nil, outcome: .success(nil))
+                let detail = try self.steps.performLocal(db, saga: saga, step: name)
+                try self.log(db, saga: saga, step: name, direction: direction, attempt: 1, key: nil, outcome: .success(detail))
                 machine.record(.succeeded)
                 try self.save(db, &saga, machine: machine, error: nil, failedStep: nil)
             }

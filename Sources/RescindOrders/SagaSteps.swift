@@ -73,17 +73,17 @@ struct SagaSteps: Sendable {
                 AuthorizeRequest(orderID: orderID, amountMinor: amount, currency: currency, cardNumber: card),
                 idempotencyKey: key, timeout: timeout
             )
-            return StepResult(detail: "authorized \(result.amountAuthorized) \(result.currency) on card ending \(result.cardLast4)") {
+            return StepResult(detail: "authorized \(result.amountAuthorized) \(result.currency) minor units on card ending \(result.cardLast4)") {
                 $0.paymentStatus = result.status.rawValue
             }
         case "capture":
             let result = try await payments.call(PaymentsMethods.capture, payment, idempotencyKey: key, timeout: timeout)
-            return StepResult(detail: "captured \(result.amountCaptured) \(result.currency), fee \(result.fee)") {
+            return StepResult(detail: "captured \(result.amountCaptured) \(result.currency) minor units, fee \(result.fee)") {
                 $0.paymentStatus = result.status.rawValue
             }
         case "void":
             let result = try await payments.call(PaymentsMethods.void, payment, idempotencyKey: key, timeout: timeout)
-            return StepResult(detail: "voided the authorization of \(result.amountAuthorized) \(result.currency)") {
+            return StepResult(detail: "voided the authorization of \(result.amountAuthorized) \(result.currency) minor units") {
                 $0.voided = true
                 $0.paymentStatus = result.status.rawValue
             }
@@ -92,7 +92,7 @@ struct SagaSteps: Sendable {
                 PaymentsMethods.refund, RefundRequest(orderID: orderID), idempotencyKey: key, timeout: timeout
             )
             return StepResult(
-                detail: "refunded \(result.refundedMinor) \(result.payment.currency); processor kept its fee of \(result.feeKeptMinor)"
+                detail: "refunded \(result.refundedMinor) \(result.payment.currency) minor units; the processor kept its fee of \(result.feeKeptMinor)"
             ) {
                 $0.refunded = result.refundedMinor
                 $0.feeKept = result.feeKeptMinor
@@ -125,25 +125,29 @@ struct SagaSteps: Sendable {
 
     // MARK: Local steps
 
-    /// Performs a local step inside the caller's transaction.
-    func performLocal(_ db: Database, saga: SagaRecord, step: String) throws {
+    /// Performs a local step inside the caller's transaction; returns a line for the step log.
+    func performLocal(_ db: Database, saga: SagaRecord, step: String) throws -> String {
         guard var order = try OrderRecord.fetchOne(db, key: saga.orderID) else {
             throw RescindError.internalError("saga \(saga.id) refers to a missing order")
         }
         let results = try JSON.decode(SagaResults.self, saga.results)
         let now = Date()
         order.updatedAt = now
+        let detail: String
         switch step {
         case "open":
             order.status = .open
             order.paymentStatus = results.paymentStatus
+            detail = "order open"
         case "reject":
             order.status = .rejected
             order.rejection = saga.errorMessage ?? "placement failed"
             order.paymentStatus = results.paymentStatus
+            detail = "order rejected; nothing held or charged"
         case "unlock":
             order.status = .open
             if let status = results.paymentStatus { order.paymentStatus = status }
+            detail = "order open again; the failed attempt is recorded"
         case "finalize":
             let options = try JSON.decode(CancelOptions.self, saga.options)
             order.status = .cancelled
@@ -165,10 +169,17 @@ struct SagaSteps: Sendable {
                 )
                 try outbox.insert(db)
             }
+            var parts = ["cancelled"]
+            if results.voided { parts.append("authorization voided") }
+            if results.refunded > 0 { parts.append("refunded \(results.refunded), fee kept \(results.feeKept)") }
+            parts.append("\(results.unitsRestocked) units restocked")
+            if options.notify { parts.append("customer notification queued") }
+            detail = parts.joined(separator: "; ")
         default:
             throw RescindError.internalError("unknown local step \(step)")
         }
         try order.update(db)
+        return detail
     }
 }
 

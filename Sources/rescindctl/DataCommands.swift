@@ -202,14 +202,15 @@ struct OrdersCommand: AsyncParsableCommand {
 }
 
 /// Polls a saga until it is terminal, printing each new step as progress.
-func waitForSaga(_ id: UUID, connection: SuiteConnection, output: OutputOptions, timeout: Duration = .seconds(120))
-    async throws -> Saga
-{
+func waitForSaga(
+    _ id: UUID, connection: SuiteConnection, output: OutputOptions, showProgress: Bool = true,
+    timeout: Duration = .seconds(120)
+) async throws -> Saga {
     let deadline = ContinuousClock.now + timeout
     var shown = 0
     while true {
         let saga = try await connection.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: id))
-        for step in saga.steps.dropFirst(shown) where step.status != .started {
+        for step in saga.steps.dropFirst(shown) where showProgress && step.status != .started {
             output.progress("  … \(step.name) \(step.status.rawValue)")
         }
         shown = saga.steps.prefix { $0.status != .started }.count

@@ -38,7 +38,7 @@ struct Demo: AsyncParsableCommand {
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("rescind-demo-\(UUID().uuidString.prefix(8))").path
         let suite = LocalSuite(layout: SuiteLayout(path: directory))
         say("▶ starting a suite in \(directory)")
-        let (manifest, _) = try await suite.up(progress: { output.progress("  \($0)") })
+        let (manifest, _) = try await suite.up(progress: { line in say("  \(line)") })
         let connection = try SuiteConnection(manifest: manifest)
         var report = Report(directory: directory)
         do {
@@ -53,13 +53,21 @@ struct Demo: AsyncParsableCommand {
             say("▶ the suite keeps running: rescindctl orders list --dir \(directory); rescindctl down --dir \(directory)")
         } else {
             say("▶ stopping the suite")
-            _ = await suite.down(progress: { output.progress("  \($0)") })
+            _ = await suite.down(progress: { line in say("  \(line)") })
         }
-        if output.json { print(try Output.json(report)) }
+        if output.json { printLine(try Output.json(report)) }
     }
 
     private func say(_ text: String) {
-        if output.json { output.progress(text) } else { print(text) }
+        Self.say(text, json: output.json)
+    }
+
+    private static func say(_ text: String, json: Bool) {
+        if json {
+            FileHandle.standardError.write(Data("\(text)\n".utf8))
+        } else {
+            printLine(text)
+        }
     }
 
     private func scenarios(_ c: SuiteConnection, _ report: inout Report) async throws {
@@ -133,7 +141,7 @@ struct Demo: AsyncParsableCommand {
     ) async throws {
         let accepted = try await c.orders.call(OrdersMethods.cancel, cancel)
         say("  cancellation accepted: saga \(accepted.sagaID)")
-        let saga = try await waitForSaga(accepted.sagaID, connection: c, output: output)
+        let saga = try await waitForSaga(accepted.sagaID, connection: c, output: output, showProgress: false)
         say(Render.saga(saga))
         let after = try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: order.id))
         let payment = try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: order.id))

@@ -84,9 +84,9 @@ struct OutputOptions: ParsableArguments {
     /// Prints a value as JSON, or as text through `text`.
     func emit<T: Encodable>(_ value: T, text: (T) -> String) throws {
         if json {
-            print(try Output.json(value))
+            printLine(try Output.json(value))
         } else {
-            print(text(value))
+            printLine(text(value))
         }
     }
 
@@ -112,7 +112,7 @@ func reportingErrors(_ output: OutputOptions, _ body: () async throws -> Void) a
     } catch let error as RescindError {
         if output.json {
             struct Failure: Encodable { var error: RescindError }
-            print((try? Output.json(Failure(error: error))) ?? "{}")
+            printLine((try? Output.json(Failure(error: error))) ?? "{}")
         } else {
             var line = "error: \(error.code.rawValue)"
             if let reason = error.reason { line += " (\(reason))" }
@@ -122,4 +122,9 @@ func reportingErrors(_ output: OutputOptions, _ body: () async throws -> Void) a
         }
         throw ExitCode(error.retryable ? 75 : 1)
     }
+}
+
+/// Writes a line to standard output unbuffered, so it stays in order with progress on standard error.
+func printLine(_ text: String) {
+    FileHandle.standardOutput.write(Data("\(text)\n".utf8))
 }
