@@ -110,7 +110,7 @@ let package = Package(
         .target(
             name: "RescindDaemon",
             dependencies: [
-                "RescindTransport", "RescindAPI",
+                "RescindTransport", "RescindAPI", "RescindPKI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -171,7 +171,12 @@ let package = Package(
         ),
         .testTarget(
             name: "RescindWireTests",
-            dependencies: ["RescindWire", .product(name: "NIOTestUtils", package: "swift-nio")],
+            dependencies: [
+                "RescindWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -187,7 +192,13 @@ let package = Package(
         ),
         .testTarget(
             name: "RescindTransportTests",
-            dependencies: ["RescindTransport", "RescindPKI", "RescindWire", "RescindAPI"],
+            dependencies: [
+                "RescindTransport", "RescindPKI", "RescindWire", "RescindAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

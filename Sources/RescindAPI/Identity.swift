@@ -69,7 +69,7 @@ public struct HealthStatus: Codable, Sendable, Hashable {
 }
 
 public enum CommonMethods {
-    /// Liveness and identity of a daemon; any authenticated peer may call it.
+    /// Liveness and identity of a daemon; every identity of the suite may call it.
     public static let health = Method<Empty, HealthStatus>(
         "health", callers: [.orders, .payments, .inventory, .operator]
     )

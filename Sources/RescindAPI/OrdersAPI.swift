@@ -313,8 +313,6 @@ public struct Saga: Codable, Sendable, Hashable {
             case started
             case succeeded
             case failed
-            /// Not needed for this saga (e.g. restock with `restock: false`).
-            case skipped
         }
 
         public var seq: Int

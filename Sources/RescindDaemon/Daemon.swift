@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOPosix
 import RescindAPI
+import RescindPKI
 import RescindTransport
 import ServiceLifecycle
 import UnixSignals
@@ -31,6 +32,7 @@ public enum Daemon {
     ) async throws {
         let started = ContinuousClock.now
         let service = configuration.identity
+        try checkIdentity(configuration)
         var router = RPCRouter()
         register(&router)
         router.register(CommonMethods.health) { _, _ in
@@ -59,13 +61,31 @@ public enum Daemon {
     }
 }
 
+/// Refuses to start a daemon whose certificate names another identity than its configuration.
+private func checkIdentity(_ configuration: DaemonConfiguration) throws {
+    let pem: String
+    do {
+        pem = try String(contentsOfFile: configuration.tls.certificatePath, encoding: .utf8)
+    } catch {
+        throw ConfigurationError(message: "cannot read certificate \(configuration.tls.certificatePath): \(error)")
+    }
+    let name = try CertificateIdentity.commonName(fromPEM: pem)
+    guard name == configuration.identity else {
+        throw ConfigurationError(
+            message: "certificate \(configuration.tls.certificatePath) is for '\(name)', configuration says '\(configuration.identity)'"
+        )
+    }
+}
+
 /// The RPC server as a lifecycle service: serves until graceful shutdown.
 struct ServerService: Service {
     let server: RPCServer
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        try await withGracefulShutdownHandler {
             try await server.serve()
+        } onGracefulShutdown: {
+            Task { await server.shutdownGracefully() }
         }
     }
 }

@@ -29,6 +29,16 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         case logLevel = "log_level"
     }
 
+    /// Reads a configuration; `listen` fields and `log_level` are optional.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        identity = try c.decode(String.self, forKey: .identity)
+        listen = try c.decode(RPCServer.Configuration.self, forKey: .listen)
+        tls = try c.decode(TLSFiles.self, forKey: .tls)
+        database = try c.decode(String.self, forKey: .database)
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
+    }
+
     /// Reads a JSON configuration file.
     /// - Throws: `ConfigurationError` naming the file and what is wrong.
     public static func load<T: Decodable>(_ type: T.Type, from path: String) throws -> T {

@@ -231,6 +231,15 @@ public final class InventoryService: Sendable {
             }
         }
 
+        /// The status that means this compensation has nothing to do.
+        var undoneState: Reservation.Status? {
+            switch self {
+            case .release: .released
+            case .takeBack: .reserved
+            case .restock, .commit: nil
+            }
+        }
+
         /// Change of (on hand, reserved) per unit.
         var deltas: (onHand: Int64, reserved: Int64) {
             switch self {
@@ -247,6 +256,8 @@ public final class InventoryService: Sendable {
         guard var record = try ReservationRecord.fetchOne(db, key: orderID.uuidString) else {
             throw RescindError.notFound("no reservation for order \(orderID)", reason: "unknown_reservation")
         }
+        // Undoing what did not happen is done: a compensation may run for a step whose outcome was unknown.
+        if record.status == transition.undoneState { return try load(db, orderID) }
         guard record.status == transition.from else {
             throw RescindError.failedPrecondition(
                 "cannot \(transition.rawValue) the units of order \(orderID): they are \(record.status.rawValue)",

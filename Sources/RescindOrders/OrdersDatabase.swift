@@ -61,7 +61,7 @@ enum OrdersDatabase {
                 t.column("name", .text).notNull()
                 t.column("direction", .text).notNull().check(sql: "direction IN ('forward', 'compensate')")
                 t.column("status", .text).notNull()
-                    .check(sql: "status IN ('started', 'succeeded', 'failed', 'skipped')")
+                    .check(sql: "status IN ('started', 'succeeded', 'failed')")
                 t.column("attempt", .integer).notNull()
                 t.column("idempotency_key", .text)
                 t.column("detail", .text)

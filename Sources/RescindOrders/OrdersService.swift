@@ -40,6 +40,19 @@ public final class OrdersService: Sendable {
             self.pollIntervalSeconds = pollIntervalSeconds
         }
 
+        /// Reads a configuration; absent fields take their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Configuration()
+            maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
+            initialRetryDelaySeconds =
+                try c.decodeIfPresent(Double.self, forKey: .initialRetryDelaySeconds) ?? d.initialRetryDelaySeconds
+            maxRetryDelaySeconds = try c.decodeIfPresent(Double.self, forKey: .maxRetryDelaySeconds) ?? d.maxRetryDelaySeconds
+            callTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .callTimeoutSeconds) ?? d.callTimeoutSeconds
+            placeTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .placeTimeoutSeconds) ?? d.placeTimeoutSeconds
+            pollIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .pollIntervalSeconds) ?? d.pollIntervalSeconds
+        }
+
         enum CodingKeys: String, CodingKey {
             case maxAttempts = "max_attempts"
             case initialRetryDelaySeconds = "initial_retry_delay_seconds"
@@ -116,7 +129,7 @@ public final class OrdersService: Sendable {
         async throws -> Order
     {
         try Self.validate(request)
-        let digits = request.cardNumber.filter(\.isNumber)
+        let digits = Self.cardDigits(request.cardNumber)
         let now = Date()
         let orderID = UUID()
         let sagaID = UUID().uuidString
@@ -212,10 +225,16 @@ public final class OrdersService: Sendable {
         guard total > 0, total <= 1_000_000_000_000 else {
             throw RescindError.invalidArgument("the order total must be positive", reason: "bad_total")
         }
-        let digits = request.cardNumber.filter(\.isNumber)
-        guard (12...19).contains(digits.count) else {
+        let digits = cardDigits(request.cardNumber)
+        guard (12...19).contains(digits.count), digits.count == request.cardNumber.filter({ $0 != " " && $0 != "-" }).count
+        else {
             throw RescindError.invalidArgument("the card number is not valid", reason: "bad_card")
         }
+    }
+
+    /// The ASCII digits of a card number written with spaces or dashes.
+    static func cardDigits(_ number: String) -> String {
+        number.filter { $0.isASCII && $0.isNumber }
     }
 
     static func createSaga(
@@ -242,9 +261,10 @@ public final class OrdersService: Sendable {
     ///   order that is fulfilled, cancelled, rejected, still pending or being fulfilled; `conflict` while
     ///   another cancellation holds it. Nothing changes when it throws.
     public func cancel(_ request: CancelOrderRequest, logger: Logger? = nil) async throws -> CancelAccepted {
-        if let note = request.staffNote, note.count > CancelOrderRequest.maxStaffNoteLength {
+        // Counted in Unicode scalars, as SQLite's length() in the schema's CHECK counts them.
+        if let note = request.staffNote, note.unicodeScalars.count > CancelOrderRequest.maxStaffNoteLength {
             throw RescindError.invalidArgument(
-                "the staff note is \(note.count) characters; at most \(CancelOrderRequest.maxStaffNoteLength)",
+                "the staff note is \(note.unicodeScalars.count) characters; at most \(CancelOrderRequest.maxStaffNoteLength)",
                 reason: "note_too_long"
             )
         }

@@ -22,7 +22,7 @@ actor SagaRunner {
     private let logger: Logger
     /// Sagas a task is driving now: one task per saga, never two.
     private var active: Set<String> = []
-    private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    private var waiters: [String: [UUID: CheckedContinuation<Void, Never>]] = [:]
     /// Card numbers of orders being placed: kept in memory only, never written anywhere.
     private var cards: [String: String] = [:]
 
@@ -41,23 +41,26 @@ actor SagaRunner {
 
     /// Waits until the saga is terminal or the timeout passes.
     func waitUntilTerminal(_ sagaID: String, timeout: Duration) async {
-        if !active.contains(sagaID) { return }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.addWaiter(sagaID) }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            group.cancelAll()
+        let token = UUID()
+        await withCheckedContinuation { continuation in
+            waiters[sagaID, default: [:]][token] = continuation
+            Task {
+                // Registered first, checked second: a saga that ended before the wait began cannot be missed.
+                if let state = try? await self.database.read({ db in try SagaRecord.fetchOne(db, key: sagaID)?.state }),
+                    state.isTerminal
+                {
+                    self.resumeWaiter(sagaID, token)
+                    return
+                }
+                try? await Task.sleep(for: timeout)
+                self.resumeWaiter(sagaID, token)
+            }
         }
     }
 
-    private func addWaiter(_ sagaID: String) async {
-        await withCheckedContinuation { continuation in
-            if active.contains(sagaID) {
-                waiters[sagaID, default: []].append(continuation)
-            } else {
-                continuation.resume()
-            }
-        }
+    private func resumeWaiter(_ sagaID: String, _ token: UUID) {
+        waiters[sagaID]?.removeValue(forKey: token)?.resume()
+        if waiters[sagaID]?.isEmpty == true { waiters[sagaID] = nil }
     }
 
     /// Resumes unfinished sagas, then keeps picking up sagas whose retry is due, until cancelled.
@@ -90,7 +93,7 @@ actor SagaRunner {
     private func finished(_ sagaID: String) {
         active.remove(sagaID)
         cards[sagaID] = nil
-        for waiter in waiters.removeValue(forKey: sagaID) ?? [] { waiter.resume() }
+        for waiter in (waiters.removeValue(forKey: sagaID) ?? [:]).values { waiter.resume() }
     }
 
     private func card(for sagaID: String) -> String? { cards[sagaID] }

@@ -12,8 +12,10 @@ struct PlannedStep: Codable, Sendable, Hashable {
 /// The pure logic of a saga: given its plan and progress, what to do next and how each outcome moves it.
 ///
 /// Steps before the pivot are compensatable; a permanent failure there undoes the completed steps in
-/// reverse. Transient failures retry the same step (with the same idempotency key) up to `maxAttempts`.
-/// A permanent failure after the pivot, or of a compensation, leaves the saga `failed`: it needs a person.
+/// reverse. Transient failures retry the same step (with the same idempotency key) up to `maxAttempts`;
+/// a step that runs out of attempts before the pivot is undone with the others. A permanent failure after
+/// the pivot, a step after the pivot or a compensation out of attempts leave the saga `failed`: it needs
+/// a person.
 struct SagaStateMachine: Codable, Sendable, Hashable {
     enum Action: Equatable {
         case forward(PlannedStep)
@@ -87,7 +89,11 @@ struct SagaStateMachine: Codable, Sendable, Hashable {
             advanceCompensation()
         case (.compensating, .failedPermanently):
             state = .failed
-        case (.running, .failedTransiently), (.compensating, .failedTransiently):
+        case (.running, .failedTransiently):
+            attempt += 1
+            // Out of attempts before the pivot: undo, this step included (its outcome is unknown).
+            if attempt >= maxAttempts { abandonCurrentStep() }
+        case (.compensating, .failedTransiently):
             attempt += 1
             if attempt >= maxAttempts { state = .failed }
         case (.completed, _), (.compensated, _), (.failed, _):

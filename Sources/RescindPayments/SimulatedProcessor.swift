@@ -22,6 +22,18 @@ public struct SimulatedProcessor: Sendable {
             self.fixedFeeMinor = fixedFeeMinor
         }
 
+        /// Reads a configuration; absent fields take their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            feeBasisPoints = try c.decodeIfPresent(Int64.self, forKey: .feeBasisPoints) ?? 290
+            fixedFeeMinor = try c.decodeIfPresent(Int64.self, forKey: .fixedFeeMinor) ?? 30
+            guard feeBasisPoints >= 0, feeBasisPoints <= 10_000, fixedFeeMinor >= 0 else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: c.codingPath, debugDescription: "fees must be 0 to 10000 basis points and not negative")
+                )
+            }
+        }
+
         enum CodingKeys: String, CodingKey {
             case feeBasisPoints = "fee_basis_points"
             case fixedFeeMinor = "fixed_fee"

@@ -2,7 +2,8 @@ import GRDB
 
 /// Opens a daemon's SQLite database the way every Rescind daemon needs it.
 public enum DatabaseOpener {
-    /// Opens (creating if needed) a WAL database at `path` and applies the migrations.
+    /// Opens (creating if needed) a WAL database at `path`, applies the migrations and forgets idempotency
+    /// keys older than their retention.
     ///
     /// `synchronous = FULL`: every commit is fsynced before the write returns, so an answer a daemon has
     /// sent survives a power cut. Foreign keys are enforced (GRDB's default).
@@ -15,6 +16,9 @@ public enum DatabaseOpener {
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         try migrator.migrate(pool)
+        try pool.write { db in
+            if try db.tableExists("idempotency_key") { try IdempotencyStore.purge(db) }
+        }
         return pool
     }
 }

@@ -80,7 +80,10 @@ public struct RPCRouter: Sendable {
                 reason: "identity_not_allowed"
             )
         }
-        if route.requiresIdempotencyKey, (envelope.idempotencyKey ?? "").isEmpty {
+        // An empty key is no key.
+        var envelope = envelope
+        if envelope.idempotencyKey?.isEmpty == true { envelope.idempotencyKey = nil }
+        if route.requiresIdempotencyKey, envelope.idempotencyKey == nil {
             throw RescindError.invalidArgument(
                 "\(envelope.method) requires an idempotency key",
                 reason: "missing_idempotency_key"

@@ -36,6 +36,19 @@ public final class RPCServer: Sendable {
             self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
         }
 
+        /// Reads a configuration; absent fields take their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = Configuration()
+            host = try c.decodeIfPresent(String.self, forKey: .host) ?? defaults.host
+            port = try c.decodeIfPresent(Int.self, forKey: .port) ?? defaults.port
+            maxFrameLength = try c.decodeIfPresent(Int.self, forKey: .maxFrameLength) ?? defaults.maxFrameLength
+            maxInFlightPerConnection =
+                try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? defaults.maxInFlightPerConnection
+            handshakeTimeoutSeconds =
+                try c.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds) ?? defaults.handshakeTimeoutSeconds
+        }
+
         enum CodingKeys: String, CodingKey {
             case host, port
             case maxFrameLength = "max_frame_length"
@@ -51,6 +64,12 @@ public final class RPCServer: Sendable {
     private let logger: Logger
     private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
     private let connectionCounter = Atomic<UInt64>(0)
+    private let connections = Mutex<Connections>(Connections())
+
+    private struct Connections {
+        var open: [UInt64: (channel: any Channel, inFlight: InFlightRequests)] = [:]
+        var shuttingDown = false
+    }
 
     /// The port the server listens on (useful when configured with port 0).
     public var port: Int { serverChannel.channel.localAddress?.port ?? configuration.port }
@@ -122,9 +141,25 @@ public final class RPCServer: Sendable {
         }
     }
 
-    /// Closes the listener; `serve()` returns once open connections end.
+    /// Closes the listener and every connection at once; `serve()` then returns.
     public func close() async {
+        await shutdownGracefully(drainTimeout: .zero)
+    }
+
+    /// Stops accepting connections, lets the requests in flight finish (for at most `drainTimeout`), then
+    /// closes every connection; `serve()` then returns.
+    public func shutdownGracefully(drainTimeout: Duration = .seconds(10)) async {
+        connections.withLock { $0.shuttingDown = true }
         try? await serverChannel.channel.close()
+        let deadline = ContinuousClock.now + drainTimeout
+        while ContinuousClock.now < deadline,
+            !connections.withLock({ $0.open.values.allSatisfy { $0.inFlight.isEmpty } })
+        {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let open = connections.withLock { Array($0.open.values) }
+        for connection in open { connection.channel.close(promise: nil) }
+        logger.info("stopped serving", metadata: ["connections_closed": "\(open.count)"])
     }
 
     private func handle(_ connection: NIOAsyncChannel<Frame, Frame>) async {
@@ -150,7 +185,15 @@ public final class RPCServer: Sendable {
                 timeout.cancel()
                 logger[metadataKey: "peer"] = "\(peer)"
                 logger.debug("connection ready")
-                try await self.serveRequests(&frames, outbound: outbound, peer: peer, logger: logger)
+                let inFlight = InFlightRequests()
+                let accepted = self.connections.withLock { connections in
+                    guard !connections.shuttingDown else { return false }
+                    connections.open[connectionID] = (channel, inFlight)
+                    return true
+                }
+                guard accepted else { return }
+                defer { self.connections.withLock { _ = $0.open.removeValue(forKey: connectionID) } }
+                try await self.serveRequests(&frames, outbound: outbound, inFlight: inFlight, peer: peer, logger: logger)
             }
         } catch {
             logger.debug("connection ended", metadata: ["error": "\(error)"])
@@ -176,8 +219,8 @@ public final class RPCServer: Sendable {
             try await outbound.write(errorFrame(unsupportedVersion(frameVersion: first.version), correlationID: 0))
             return nil
         }
-        guard first.kind == .hello else {
-            let error = RescindError(.malformed, "the first frame must be hello, not \(first.kind)", reason: "expected_hello")
+        guard first.kind == .hello, first.correlationID == 0, first.flags == 0 else {
+            let error = RescindError(.malformed, "the first frame must be a hello with correlation id 0 and flags 0", reason: "expected_hello")
             try await outbound.write(errorFrame(error, correlationID: 0))
             return nil
         }
@@ -198,8 +241,11 @@ public final class RPCServer: Sendable {
             try await outbound.write(errorFrame(error, correlationID: 0))
             return nil
         }
-        guard let peer = try await Self.peerIdentity(of: channel) else {
-            let error = RescindError(.permissionDenied, "no client certificate identity", reason: "no_identity")
+        guard let peer = try? await Self.peerIdentity(of: channel) else {
+            let error = RescindError(
+                .permissionDenied, "the client certificate has no single common name to identify it",
+                reason: "no_identity"
+            )
             try await outbound.write(errorFrame(error, correlationID: 0))
             return nil
         }
@@ -223,10 +269,10 @@ public final class RPCServer: Sendable {
     private func serveRequests(
         _ frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        inFlight: InFlightRequests,
         peer: Identity,
         logger: Logger
     ) async throws {
-        let inFlight = InFlightRequests()
         let maxInFlight = configuration.maxInFlightPerConnection
         try await withThrowingDiscardingTaskGroup { group in
             while true {
@@ -239,45 +285,35 @@ public final class RPCServer: Sendable {
                     try? await outbound.write(errorFrame(error.rescindError, correlationID: 0))
                     return
                 }
+                // A frame this version cannot interpret, or one that breaks the request/answer pairing, ends
+                // the connection: after it the two sides no longer agree on what is in flight.
                 if let fatal = connectionError(for: frame) {
                     logger.notice("closing connection", metadata: ["error": "\(fatal)"])
                     try? await outbound.write(errorFrame(fatal, correlationID: 0))
                     return
                 }
-                guard frame.kind == .request, frame.correlationID != 0 else {
+                switch inFlight.admit(frame.correlationID, limit: maxInFlight) {
+                case .admitted:
+                    break
+                case .duplicate:
                     let error = RescindError(
-                        .malformed,
-                        frame.kind == .request
-                            ? "a request needs a correlation id other than 0"
-                            : "a client may not send \(frame.kind) frames after hello",
-                        reason: frame.kind == .request ? "missing_correlation_id" : "unexpected_frame"
+                        .malformed, "correlation id \(frame.correlationID) is already in flight",
+                        reason: "duplicate_correlation_id"
+                    )
+                    logger.notice("closing connection", metadata: ["error": "\(error)"])
+                    try? await outbound.write(errorFrame(error, correlationID: 0))
+                    return
+                case .full:
+                    let error = RescindError(
+                        .resourceExhausted, "more than \(maxInFlight) requests in flight on one connection",
+                        reason: "too_many_in_flight"
                     )
                     try await outbound.write(errorFrame(error, correlationID: frame.correlationID))
                     continue
                 }
-                let admitted: RescindError? = inFlight.ids.withLock { ids in
-                    if ids.contains(frame.correlationID) {
-                        return RescindError(
-                            .invalidArgument, "correlation id \(frame.correlationID) is already in flight",
-                            reason: "duplicate_correlation_id"
-                        )
-                    }
-                    if ids.count >= maxInFlight {
-                        return RescindError(
-                            .resourceExhausted, "more than \(maxInFlight) requests in flight on one connection",
-                            reason: "too_many_in_flight"
-                        )
-                    }
-                    ids.insert(frame.correlationID)
-                    return nil
-                }
-                if let admitted {
-                    try await outbound.write(errorFrame(admitted, correlationID: frame.correlationID))
-                    continue
-                }
                 group.addTask {
                     let reply = await self.answer(frame, peer: peer, logger: logger)
-                    inFlight.ids.withLock { _ = $0.remove(frame.correlationID) }
+                    inFlight.finish(frame.correlationID)
                     try? await outbound.write(reply)
                 }
             }
@@ -292,6 +328,16 @@ public final class RPCServer: Sendable {
         }
         if frame.flags != 0 {
             return RescindError(.malformed, "reserved flags must be 0", reason: "bad_flags")
+        }
+        if frame.kind != .request {
+            return RescindError(
+                .malformed, "a client may not send \(frame.kind) frames after hello", reason: "unexpected_frame"
+            )
+        }
+        if frame.correlationID == 0 {
+            return RescindError(
+                .malformed, "a request needs a correlation id other than 0", reason: "missing_correlation_id"
+            )
         }
         return nil
     }
@@ -315,6 +361,13 @@ public final class RPCServer: Sendable {
                 throw RescindError.invalidArgument("cannot read the request envelope: \(error)", reason: "bad_envelope")
             }
             let body = try await router.dispatch(envelope, peer: peer, logger: logger)
+            guard body.readableBytes + Frame.headerLength <= configuration.maxFrameLength else {
+                throw RescindError(
+                    .resourceExhausted,
+                    "the answer of \(envelope.method) is \(body.readableBytes) bytes, above the frame limit; ask for less",
+                    reason: "response_too_large", retryable: false
+                )
+            }
             return Frame(kind: .response, correlationID: frame.correlationID, body: body)
         } catch let error as RescindError {
             if error.code == .internal || error.code == .permissionDenied {
@@ -339,5 +392,24 @@ func errorFrame(_ error: RescindError, correlationID: UInt64) -> Frame {
 
 /// The correlation ids a connection has in flight, shared by the tasks answering them.
 final class InFlightRequests: Sendable {
-    let ids = Mutex<Set<UInt64>>([])
+    enum Admission {
+        case admitted, duplicate, full
+    }
+
+    private let ids = Mutex<Set<UInt64>>([])
+
+    func admit(_ id: UInt64, limit: Int) -> Admission {
+        ids.withLock { ids in
+            if ids.contains(id) { return .duplicate }
+            if ids.count >= limit { return .full }
+            ids.insert(id)
+            return .admitted
+        }
+    }
+
+    func finish(_ id: UInt64) {
+        ids.withLock { _ = $0.remove(id) }
+    }
+
+    var isEmpty: Bool { ids.withLock { $0.isEmpty } }
 }

@@ -79,7 +79,7 @@ public struct TLSFiles: Codable, Sendable, Hashable {
 }
 
 public enum TransportConstants {
-    /// The ALPN protocol name both sides offer; a peer that speaks another protocol fails the handshake.
+    /// The ALPN protocol name both sides offer. This build does not refuse a peer that offers none.
     public static let alpn = "rescind/1"
 }
 

@@ -17,9 +17,13 @@ import Foundation
 /// sits under a key that the target type ignores.
 ///
 /// Type-directed rules: integers must fit the requested type exactly; `Float` and `Double`
-/// accept any float width and integers when the value is exactly representable; a missing
-/// key or a null both decode as `nil` for optionals; unknown keys are ignored; map keys may
-/// come in any order.
+/// accept any float width and integers when the value is exactly representable; `Date`
+/// requires tag 1 and `UUID` tag 37; a missing key or a null both decode as `nil` for
+/// optionals (`decodeNil(forKey:)` returns `true` for a missing key); unknown keys are
+/// ignored; map keys may come in any order; `superDecoder()` reads the key `"super"` and
+/// throws ``CBORError/Code/keyNotFound`` if it is missing. Coding paths reported by the
+/// decoder (`codingPath`, error messages) are rebuilt from the input, so their keys are
+/// plain string keys and array positions rather than the type's own `CodingKey` values.
 ///
 /// The decoder has no mutable state; one instance can be shared between tasks.
 public struct CBORDecoder: Sendable {
@@ -63,10 +67,16 @@ public struct CBORDecoder: Sendable {
     ///   `DecodingError`s thrown by the type's own `init(from:)` are converted to the
     ///   matching code; any other error it throws is rethrown unchanged.
     public func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        let records = try bytes.withUnsafeBufferPointer { buffer in
-            try _CBORIndexer.index(buffer, maxDepth: limits.maxDepth)
+        try bytes.withUnsafeBufferPointer { buffer in
+            try decode(type, copying: buffer)
         }
-        let state = _CBORDecodingState(bytes: bytes, records: records)
+    }
+
+    /// Validates `input`, then decodes from a private copy of it, so that nothing the
+    /// decoded type does can outlive the caller's buffer.
+    private func decode<T: Decodable>(_ type: T.Type, copying input: UnsafeBufferPointer<UInt8>) throws -> T {
+        let records = try _CBORIndexer.index(input, maxDepth: limits.maxDepth)
+        let state = _CBORDecodingState(copying: input, records: records)
         let root = _CBORCursor(offset: 0, record: 0)
         let decoder = _CBORDecoderImpl(state: state, cursor: root)
         do {
@@ -79,20 +89,21 @@ public struct CBORDecoder: Sendable {
     /// Decodes a value of the given type from any collection of bytes, such as `Data`,
     /// `ArraySlice<UInt8>` or a NIO `ByteBufferView`.
     ///
-    /// Behaves exactly like ``decode(_:from:)-([UInt8])``; collections other than
-    /// `[UInt8]` are copied into an array first.
+    /// Behaves exactly like the `[UInt8]` overload. The bytes are copied once into memory
+    /// the decoder owns (as for an array); collections without contiguous storage go through
+    /// an intermediate array.
     ///
     /// - Parameters:
     ///   - type: The type to decode.
     ///   - bytes: The complete input; nothing may follow the item.
     /// - Returns: The decoded value.
-    /// - Throws: ``CBORError``, as ``decode(_:from:)-([UInt8])`` does.
+    /// - Throws: ``CBORError``, exactly as the `[UInt8]` overload does.
     public func decode<T: Decodable, Bytes: Collection>(
         _ type: T.Type,
         from bytes: Bytes
     ) throws -> T where Bytes.Element == UInt8 {
-        if let array = bytes as? [UInt8] {
-            return try decode(type, from: array)
+        if let result = try bytes.withContiguousStorageIfAvailable({ try decode(type, copying: $0) }) {
+            return result
         }
         return try decode(type, from: Array(bytes))
     }
@@ -108,14 +119,29 @@ struct _CBORHead {
 }
 
 /// The validated input and its container records, shared by every decoder and container of
-/// one `decode` call. Reads here assume the indexer has accepted the input.
+/// one `decode` call.
+///
+/// The input is copied into memory owned by this object, so the decoders and containers that
+/// reference it stay valid however long a decoded type keeps them. Reads here rely on the
+/// indexer having accepted the input: every head, length and record they follow lies
+/// within `bytes`.
 final class _CBORDecodingState {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     let records: [_CBORRecord]
+    /// The entries of every map opened as a keyed container, appended when the container is
+    /// created (each container owns a contiguous run; large maps' runs are sorted by key).
+    @exclusivity(unchecked)
+    var slots: [_CBORKeySlot] = []
 
-    init(bytes: [UInt8], records: [_CBORRecord]) {
-        self.bytes = bytes
+    init(copying input: UnsafeBufferPointer<UInt8>, records: [_CBORRecord]) {
+        let storage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: input.count)
+        _ = storage.initialize(from: input)
+        self.bytes = UnsafeBufferPointer(storage)
         self.records = records
+    }
+
+    deinit {
+        bytes.deallocate()
     }
 
     @inline(__always)
@@ -127,7 +153,7 @@ final class _CBORDecodingState {
         if info >= 24 && info <= 27 {
             let extra = 1 &<< Int(info - 24)
             argument = 0
-            for i in 1 ... extra {
+            for i in 1...extra {
                 argument = argument &<< 8 | UInt64(bytes[offset + i])
             }
             length = 1 + extra
@@ -165,9 +191,7 @@ final class _CBORDecodingState {
     }
 
     func string(payload: Int, count: Int) -> String {
-        bytes.withUnsafeBufferPointer { buffer in
-            String(decoding: UnsafeBufferPointer(rebasing: buffer[payload ..< payload + count]), as: UTF8.self)
-        }
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[payload..<payload + count]), as: UTF8.self)
     }
 
     // MARK: Coding paths and errors
@@ -183,7 +207,7 @@ final class _CBORDecodingState {
             case 4, 5:
                 let isMap = head.major == 5
                 var child = firstChild(of: cursor, head: head)
-                for index in 0 ..< Int(head.argument) {
+                for index in 0..<Int(head.argument) {
                     var key: String?
                     if isMap {
                         let keyHead = self.head(at: child.offset)
@@ -343,7 +367,7 @@ final class _CBORDecodingState {
             throw mismatch("Data (byte string)", at: cursor)
         }
         let start = cursor.offset + head.length
-        return Data(bytes[start ..< start + Int(head.argument)])
+        return Data(UnsafeBufferPointer(rebasing: bytes[start..<start + Int(head.argument)]))
     }
 
     func decodeDate(at cursor: _CBORCursor) throws -> Date {
@@ -360,8 +384,10 @@ final class _CBORDecodingState {
                 throw error(.invalidValue, "date seconds are not finite", at: content.offset)
             }
         } else {
-            guard let value = _CBORDecodingState.float(Double.self, fromMajor: inner.major, argument: inner.argument) else {
-                throw error(.valueOutOfRange, "date seconds are not exactly representable as Double", at: content.offset)
+            guard let value = _CBORDecodingState.float(Double.self, fromMajor: inner.major, argument: inner.argument)
+            else {
+                throw error(
+                    .valueOutOfRange, "date seconds are not exactly representable as Double", at: content.offset)
             }
             seconds = value
         }
@@ -380,10 +406,11 @@ final class _CBORDecodingState {
         }
         let b = content + inner.length
         let u = bytes
-        return UUID(uuid: (
-            u[b], u[b + 1], u[b + 2], u[b + 3], u[b + 4], u[b + 5], u[b + 6], u[b + 7],
-            u[b + 8], u[b + 9], u[b + 10], u[b + 11], u[b + 12], u[b + 13], u[b + 14], u[b + 15]
-        ))
+        return UUID(
+            uuid: (
+                u[b], u[b + 1], u[b + 2], u[b + 3], u[b + 4], u[b + 5], u[b + 6], u[b + 7],
+                u[b + 8], u[b + 9], u[b + 10], u[b + 11], u[b + 12], u[b + 13], u[b + 14], u[b + 15]
+            ))
     }
 }
 
@@ -392,6 +419,7 @@ final class _CBORDecodingState {
 final class _CBORDecoderImpl: Decoder {
     let state: _CBORDecodingState
     /// The item that the value currently being decoded reads.
+    @exclusivity(unchecked)
     var cursor: _CBORCursor
 
     init(state: _CBORDecodingState, cursor: _CBORCursor) {
@@ -452,23 +480,32 @@ final class _CBORDecoderImpl: Decoder {
 
 // MARK: - Containers
 
-struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    /// A map entry in a large map's lookup table, ordered like encoded keys.
-    struct Slot {
-        var payload: Int
-        var length: Int
-        var value: _CBORCursor
-    }
+/// A map entry as seen by a keyed container: where its key's UTF-8 bytes are and where its
+/// value starts.
+struct _CBORKeySlot {
+    var payload: Int
+    var length: Int
+    var value: _CBORCursor
+}
 
-    /// Maps with more entries than this get a sorted lookup table instead of linear search.
-    static var linearLimit: Int { 12 }
+/// Maps with more entries than this get a sorted lookup table instead of linear search.
+let _cborLinearSearchLimit = 12
+
+/// A keyed decoding container over a map.
+///
+/// It holds a single reference (the decoder) because the standard library's type-erasing box
+/// copies the container for every call. Its entries live in `_CBORDecodingState.slots`,
+/// found once when the container is created; maps with more than `_cborLinearSearchLimit`
+/// entries are sorted there and searched by bisection.
+struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    typealias Slot = _CBORKeySlot
 
     let decoder: _CBORDecoderImpl
-    let state: _CBORDecodingState
     let mapOffset: Int
     let first: _CBORCursor
     let count: Int
-    let table: [Slot]?
+    /// Where this map's entries start in `state.slots`.
+    let slotBase: Int
 
     init(decoder: _CBORDecoderImpl, at cursor: _CBORCursor) throws {
         let state = decoder.state
@@ -477,34 +514,28 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
             throw state.mismatch("a map (keyed container)", at: cursor)
         }
         self.decoder = decoder
-        self.state = state
         self.mapOffset = cursor.offset
         self.first = state.firstChild(of: cursor, head: head)
         self.count = Int(head.argument)
-        if count > Self.linearLimit {
-            var table: [Slot] = []
-            table.reserveCapacity(count)
-            var entry = first
-            for _ in 0 ..< count {
-                let keyHead = state.head(at: entry.offset)
-                let payload = entry.offset + keyHead.length
-                let length = Int(keyHead.argument)
-                let value = _CBORCursor(offset: payload + length, record: entry.record)
-                table.append(Slot(payload: payload, length: length, value: value))
-                entry = value
-                state.skip(&entry)
-            }
-            state.bytes.withUnsafeBufferPointer { bytes in
-                table.sort { a, b in
-                    if a.length != b.length {
-                        return a.length < b.length
-                    }
-                    return _CBORKeyedDecodingContainer.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
+        self.slotBase = state.slots.count
+        var entry = first
+        for _ in 0..<count {
+            let keyHead = state.head(at: entry.offset)
+            let payload = entry.offset + keyHead.length
+            let length = Int(keyHead.argument)
+            let value = _CBORCursor(offset: payload + length, record: entry.record)
+            state.slots.append(Slot(payload: payload, length: length, value: value))
+            entry = value
+            state.skip(&entry)
+        }
+        if count > _cborLinearSearchLimit {
+            let bytes = state.bytes
+            state.slots[slotBase..<slotBase + count].sort { a, b in
+                if a.length != b.length {
+                    return a.length < b.length
                 }
+                return _CBORKeyedDecodingContainer.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
             }
-            self.table = table
-        } else {
-            self.table = nil
         }
     }
 
@@ -528,6 +559,11 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
         return 0
     }
 
+    @inline(__always)
+    var state: _CBORDecodingState {
+        decoder.state
+    }
+
     var codingPath: [any CodingKey] {
         state.codingPath(to: mapOffset)
     }
@@ -536,7 +572,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
         var keys: [Key] = []
         keys.reserveCapacity(count)
         var entry = first
-        for _ in 0 ..< count {
+        for _ in 0..<count {
             let keyHead = state.head(at: entry.offset)
             let text = state.string(payload: entry.offset + keyHead.length, count: Int(keyHead.argument))
             if let key = Key(stringValue: text) {
@@ -557,46 +593,52 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     /// The cursor of the value stored under the text key `name`, or `nil`.
     func find(name: String) -> _CBORCursor? {
         var name = name
+        let state = decoder.state
+        let base = slotBase
+        let count = count
         return name.withUTF8 { wanted in
-            state.bytes.withUnsafeBufferPointer { bytes in
-                if let table {
-                    var low = 0
-                    var high = table.count
-                    while low < high {
-                        let middle = (low + high) / 2
-                        let slot = table[middle]
-                        var order: Int
-                        if slot.length != wanted.count {
-                            order = slot.length < wanted.count ? -1 : 1
-                        } else {
-                            order = Self.compare(bytes, slot.payload, wanted, 0, wanted.count)
-                        }
-                        if order == 0 {
-                            return slot.value
-                        }
-                        if order < 0 {
-                            low = middle + 1
-                        } else {
-                            high = middle
-                        }
-                    }
-                    return nil
+            state.slots.withUnsafeBufferPointer { slots in
+                let run = UnsafeBufferPointer(rebasing: slots[base..<base + count])
+                if count > _cborLinearSearchLimit {
+                    return Self.search(run, for: wanted, in: state.bytes)
                 }
-                var entry = first
-                for _ in 0 ..< count {
-                    let keyHead = state.head(at: entry.offset)
-                    let payload = entry.offset + keyHead.length
-                    let length = Int(keyHead.argument)
-                    var value = _CBORCursor(offset: payload + length, record: entry.record)
-                    if length == wanted.count && Self.compare(bytes, payload, wanted, 0, length) == 0 {
-                        return value
+                for slot in run where slot.length == wanted.count {
+                    if Self.compare(state.bytes, slot.payload, wanted, 0, slot.length) == 0 {
+                        return slot.value
                     }
-                    state.skip(&value)
-                    entry = value
                 }
                 return nil
             }
         }
+    }
+
+    /// Binary search in a large map's sorted entries.
+    private static func search(
+        _ table: UnsafeBufferPointer<Slot>,
+        for wanted: UnsafeBufferPointer<UInt8>,
+        in bytes: UnsafeBufferPointer<UInt8>
+    ) -> _CBORCursor? {
+        var low = 0
+        var high = table.count
+        while low < high {
+            let middle = (low + high) / 2
+            let slot = table[middle]
+            let order: Int
+            if slot.length != wanted.count {
+                order = slot.length < wanted.count ? -1 : 1
+            } else {
+                order = compare(bytes, slot.payload, wanted, 0, wanted.count)
+            }
+            if order == 0 {
+                return slot.value
+            }
+            if order < 0 {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return nil
     }
 
     @inline(__always)
@@ -781,7 +823,6 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
 
 struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     let decoder: _CBORDecoderImpl
-    let state: _CBORDecodingState
     let arrayOffset: Int
     let total: Int
     var currentIndex: Int = 0
@@ -794,10 +835,14 @@ struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
             throw state.mismatch("an array (unkeyed container)", at: position)
         }
         self.decoder = decoder
-        self.state = state
         self.arrayOffset = position.offset
         self.total = Int(head.argument)
         self.cursor = state.firstChild(of: position, head: head)
+    }
+
+    @inline(__always)
+    private var state: _CBORDecodingState {
+        decoder.state
     }
 
     var codingPath: [any CodingKey] {

@@ -15,10 +15,13 @@ import Foundation
 ///   exactly; every NaN is written as `f9 7e 00`.
 /// - `String`: text string. `Data`: byte string. `[UInt8]` stays an array of integers.
 /// - `Date`: tag 1 followed by whole seconds since 1970 as an integer, or a float when the
-///   seconds are fractional.
+///   seconds are fractional. `Date` stores seconds since 2001, so a fractional date may come
+///   back one floating-point step away unless its seconds since 1970 are exactly
+///   representable after the shift (whole seconds and binary fractions such as .5 always are).
 /// - `UUID`: tag 37 followed by a 16-byte byte string.
 /// - Keyed containers (structs, enums with associated values, `[String: V]`, `[Int: V]`):
-///   a map with text-string keys (the key's `stringValue`). Unkeyed containers: an array.
+///   a map with text-string keys (the key's `stringValue`, so `[Int: V]` keys are decimal
+///   strings). `superEncoder()` writes under the key `"super"`. Unkeyed containers: an array.
 ///   A value that requests no container at all is written as an empty map.
 ///
 /// The encoder has no state; one instance can be shared between tasks.
@@ -87,17 +90,19 @@ struct _CBOREncEntry {
 /// arrive; `serialize()` then walks the container tree once, writing headers (whose counts
 /// are known by then), sorting map entries by their encoded key bytes and copying.
 final class _CBOREncodingState {
+    @exclusivity(unchecked)
     var scratch: [UInt8] = []
+    @exclusivity(unchecked)
     var entries: [_CBOREncEntry] = [
         _CBOREncEntry(keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, owner: -1, index: 0)
     ]
     /// The coding key of each entry, for coding paths (`nil` for array elements and the root).
+    @exclusivity(unchecked)
     var keys: [(any CodingKey)?] = [nil]
+    @exclusivity(unchecked)
     var nodes: [_CBOREncNode] = []
     /// A misuse found in a non-throwing Encoder method, thrown when encoding finishes.
     var deferredError: CBORError?
-    /// Entry indices of the maps being serialized, used as a stack while sorting.
-    private var sortStack: [Int] = []
 
     init() {
         scratch.reserveCapacity(256)
@@ -185,7 +190,8 @@ final class _CBOREncodingState {
             return newNode(isMap: isMap, in: entry)
         }
         if deferredError == nil {
-            let what = existing >= 0 ? (nodes[existing].isMap ? "a keyed" : "an unkeyed") + " container" : "a single value"
+            let what =
+                existing >= 0 ? (nodes[existing].isMap ? "a keyed" : "an unkeyed") + " container" : "a single value"
             deferredError = CBORError(
                 .encodingFailed,
                 "requested \(isMap ? "a keyed" : "an unkeyed") container from an encoder that already holds \(what)",
@@ -226,34 +232,75 @@ final class _CBOREncodingState {
         if root.node < 0 && root.valueStart == 0 && root.valueEnd == scratch.count && root.valueEnd > 0 {
             return scratch  // a lone scalar
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(scratch.count + 2 * nodes.count + 8)
-        try write(entry: 0, into: &out)
-        return out
+        let capacity = scratch.count + 2 * nodes.count + 8
+        let result: (out: [UInt8], duplicate: (entry: Int, node: Int)?) = scratch.withUnsafeBufferPointer { scratch in
+            entries.withUnsafeBufferPointer { entries in
+                nodes.withUnsafeBufferPointer { nodes in
+                    var serializer = _CBORSerializer(scratch: scratch, entries: entries, nodes: nodes)
+                    serializer.out.reserveCapacity(capacity)
+                    serializer.write(entry: 0)
+                    return (serializer.out, serializer.duplicate)
+                }
+            }
+        }
+        if let duplicate = result.duplicate {
+            throw CBORError(
+                .encodingFailed,
+                "key '\(keys[duplicate.entry]?.stringValue ?? "")' was encoded twice in one keyed container",
+                path: codingPath(ofNode: duplicate.node),
+                offset: nil
+            )
+        }
+        return result.out
+    }
+}
+
+/// Writes the container tree of a finished `_CBOREncodingState` to the output in one pass,
+/// working on unsafe views of its arrays so that the copy loop does no reference counting.
+struct _CBORSerializer {
+    let scratch: UnsafeBufferPointer<UInt8>
+    let entries: UnsafeBufferPointer<_CBOREncEntry>
+    let nodes: UnsafeBufferPointer<_CBOREncNode>
+    var out: [UInt8] = []
+    /// Entry indices of the maps being written, used as a stack while sorting.
+    var sortStack: [Int] = []
+    /// The first duplicate key found (an entry and its map); writing stops there.
+    var duplicate: (entry: Int, node: Int)?
+
+    init(
+        scratch: UnsafeBufferPointer<UInt8>,
+        entries: UnsafeBufferPointer<_CBOREncEntry>,
+        nodes: UnsafeBufferPointer<_CBOREncNode>
+    ) {
+        self.scratch = scratch
+        self.entries = entries
+        self.nodes = nodes
     }
 
-    private func write(entry: Int, into out: inout [UInt8]) throws {
-        let node = entries[entry].node
-        if node >= 0 {
-            try write(node: node, into: &out)
+    @inline(__always)
+    private mutating func copy(_ start: Int, _ end: Int) {
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[start..<end]))
+    }
+
+    mutating func write(entry: Int) {
+        let value = entries[entry]
+        if value.node >= 0 {
+            write(node: value.node)
+        } else if value.valueStart == value.valueEnd {
+            out.append(0xa0)  // the value asked for no container: an empty map
         } else {
-            let start = entries[entry].valueStart
-            let end = entries[entry].valueEnd
-            if start == end {
-                out.append(0xa0)  // the value asked for no container: an empty map
-            } else {
-                out.append(contentsOf: scratch[start ..< end])
-            }
+            copy(value.valueStart, value.valueEnd)
         }
     }
 
-    private func write(node: Int, into out: inout [UInt8]) throws {
+    private mutating func write(node: Int) {
+        guard duplicate == nil else { return }
         let header = nodes[node]
         _CBORWriter.head(header.isMap ? 5 : 4, UInt64(header.count), into: &out)
         if !header.isMap {
             var entry = header.first
             while entry >= 0 {
-                try write(entry: entry, into: &out)
+                write(entry: entry)
                 entry = entries[entry].next
             }
             return
@@ -262,7 +309,9 @@ final class _CBOREncodingState {
         var entry = header.first
         var sorted = true
         while entry >= 0 {
-            if sorted, sortStack.count > base, !keyPrecedes(sortStack[sortStack.count - 1], entry) {
+            if sorted, sortStack.count > base,
+                !Self.keyPrecedes(sortStack[sortStack.count - 1], entry, scratch, entries)
+            {
                 sorted = false
             }
             sortStack.append(entry)
@@ -270,48 +319,44 @@ final class _CBOREncodingState {
         }
         let end = sortStack.count
         if !sorted {
-            sortStack[base ..< end].sort { keyPrecedes($0, $1) }
-            for i in (base + 1) ..< end where !keyPrecedes(sortStack[i - 1], sortStack[i]) {
-                let duplicate = sortStack[i]
-                let key = keys[duplicate]?.stringValue ?? ""
-                sortStack.removeSubrange(base...)
-                throw CBORError(
-                    .encodingFailed,
-                    "key '\(key)' was encoded twice in one keyed container",
-                    path: codingPath(ofNode: node),
-                    offset: nil
-                )
+            let scratch = self.scratch
+            let entries = self.entries
+            sortStack[base..<end].sort { Self.keyPrecedes($0, $1, scratch, entries) }
+            for i in (base + 1)..<end where !Self.keyPrecedes(sortStack[i - 1], sortStack[i], scratch, entries) {
+                duplicate = (sortStack[i], node)
+                return
             }
         }
-        for i in base ..< end {
+        for i in base..<end {
             let entry = sortStack[i]
-            out.append(contentsOf: scratch[entries[entry].keyStart ..< entries[entry].keyEnd])
-            try write(entry: entry, into: &out)
+            copy(entries[entry].keyStart, entries[entry].keyEnd)
+            write(entry: entry)
         }
         sortStack.removeSubrange(base...)
     }
 
     /// RFC 8949 §4.2.1 order: bytewise lexicographic order of the encoded keys.
-    private func keyPrecedes(_ a: Int, _ b: Int) -> Bool {
+    private static func keyPrecedes(
+        _ a: Int,
+        _ b: Int,
+        _ scratch: UnsafeBufferPointer<UInt8>,
+        _ entries: UnsafeBufferPointer<_CBOREncEntry>
+    ) -> Bool {
         let aStart = entries[a].keyStart
         let bStart = entries[b].keyStart
-        let aEnd = entries[a].keyEnd
-        let bEnd = entries[b].keyEnd
-        return scratch.withUnsafeBufferPointer { bytes in
-            let aLength = aEnd - aStart
-            let bLength = bEnd - bStart
-            var i = 0
-            let common = min(aLength, bLength)
-            while i < common {
-                let x = bytes[aStart + i]
-                let y = bytes[bStart + i]
-                if x != y {
-                    return x < y
-                }
-                i += 1
+        let aLength = entries[a].keyEnd - aStart
+        let bLength = entries[b].keyEnd - bStart
+        let common = min(aLength, bLength)
+        var i = 0
+        while i < common {
+            let x = scratch[aStart + i]
+            let y = scratch[bStart + i]
+            if x != y {
+                return x < y
             }
-            return aLength < bLength
+            i += 1
         }
+        return aLength < bLength
     }
 }
 
@@ -320,6 +365,7 @@ final class _CBOREncodingState {
 final class _CBOREncoderImpl: Encoder {
     let state: _CBOREncodingState
     /// The entry that the value currently being encoded fills.
+    @exclusivity(unchecked)
     var slot: Int
 
     init(state: _CBOREncodingState, slot: Int) {

@@ -47,12 +47,19 @@ struct _CBORIndexer {
         var info: UInt8
         var argument: UInt64
         var length: Int
+        /// `false` if the argument would fit in a shorter head (ignored for floats).
+        var isShortest: Bool
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private let maxDepth: Int
     private var records: [_CBORRecord] = []
-    private var stack: [Frame] = []
+    /// The innermost open container (meaningful only when `depth > 0`).
+    private var top = Frame(record: 0, total: 0, remaining: 0, isMap: false, keyBase: 0)
+    /// The open containers outside `top`, outermost first.
+    private var outer: [Frame] = []
+    /// The number of open containers, `top` included.
+    private var depth = 0
     private var keys: [KeyRange] = []
 
     private init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
@@ -75,7 +82,7 @@ struct _CBORIndexer {
             let head = try readHead(at: position)
             position += head.length
             let isKey: Bool
-            if let top = stack.last, top.isMap, top.remaining & 1 == 0 {
+            if depth > 0, top.isMap, top.remaining & 1 == 0 {
                 isKey = true
                 guard head.major == 3 else {
                     throw failure(
@@ -89,7 +96,7 @@ struct _CBORIndexer {
             }
             switch head.major {
             case 0, 1:
-                break
+                try requireShortest(head, at: start)
             case 2, 3:
                 let available = end - position
                 guard head.argument <= UInt64(available) else {
@@ -99,6 +106,7 @@ struct _CBORIndexer {
                         at: start
                     )
                 }
+                try requireShortest(head, at: start)
                 let length = Int(head.argument)
                 if head.major == 3, let bad = _CBORUTF8.firstInvalidByte(in: bytes, start: position, count: length) {
                     throw failure(.invalidUTF8, "text string is not valid UTF-8 at byte \(bad)", at: start)
@@ -119,24 +127,28 @@ struct _CBORIndexer {
                         at: start
                     )
                 }
-                guard stack.count < maxDepth else {
+                try requireShortest(head, at: start)
+                guard depth < maxDepth else {
                     throw failure(.tooDeep, "nesting exceeds the maximum depth of \(maxDepth)", at: start)
                 }
                 if head.argument > 0 {
                     records.append(_CBORRecord(offset: start, end: 0, next: 0))
                     let items = Int(head.argument) * (isMap ? 2 : 1)
-                    stack.append(
-                        Frame(
-                            record: records.count - 1,
-                            total: items,
-                            remaining: items,
-                            isMap: isMap,
-                            keyBase: keys.count
-                        )
+                    if depth > 0 {
+                        outer.append(top)
+                    }
+                    top = Frame(
+                        record: records.count - 1,
+                        total: items,
+                        remaining: items,
+                        isMap: isMap,
+                        keyBase: keys.count
                     )
+                    depth += 1
                     continue
                 }
             case 6:
+                try requireShortest(head, at: start)
                 guard head.argument == 1 || head.argument == 37 else {
                     throw failure(
                         .unsupported,
@@ -144,14 +156,14 @@ struct _CBORIndexer {
                         at: start
                     )
                 }
-                guard stack.count < maxDepth else {
+                guard depth < maxDepth else {
                     throw failure(.tooDeep, "nesting exceeds the maximum depth of \(maxDepth)", at: start)
                 }
                 let content = try readHead(at: position)
                 if head.argument == 1 {
                     switch content.major {
                     case 0, 1:
-                        break
+                        try requireShortest(content, at: position)
                     case 7 where content.info >= 25 && content.info <= 27:
                         break
                     default:
@@ -178,6 +190,7 @@ struct _CBORIndexer {
                             at: position
                         )
                     }
+                    try requireShortest(content, at: position)
                     guard content.argument == 16 else {
                         throw failure(
                             .invalidValue,
@@ -198,21 +211,23 @@ struct _CBORIndexer {
                 }
             }
             // The item is complete: close every container it completes.
-            while let last = stack.indices.last {
-                stack[last].remaining -= 1
-                if stack[last].remaining > 0 {
+            while depth > 0 {
+                top.remaining -= 1
+                if top.remaining > 0 {
                     break
                 }
-                let frame = stack[last]
-                if frame.isMap {
-                    try checkDuplicateKeys(from: frame.keyBase)
-                    keys.removeSubrange(frame.keyBase...)
+                if top.isMap {
+                    try checkDuplicateKeys(from: top.keyBase)
+                    keys.removeSubrange(top.keyBase...)
                 }
-                records[frame.record].end = position
-                records[frame.record].next = records.count
-                stack.removeLast()
+                records[top.record].end = position
+                records[top.record].next = records.count
+                depth -= 1
+                if let frame = outer.popLast() {
+                    top = frame
+                }
             }
-            if stack.isEmpty {
+            if depth == 0 {
                 break
             }
         }
@@ -227,6 +242,7 @@ struct _CBORIndexer {
     }
 
     /// Reads and validates the head of the item at `position`.
+    @inline(__always)
     private func readHead(at position: Int) throws -> Head {
         let end = bytes.count
         guard position < end else {
@@ -236,34 +252,41 @@ struct _CBORIndexer {
         let major = initial &>> 5
         let info = initial & 0x1f
         switch info {
-        case 0 ..< 24:
-            return Head(major: major, info: info, argument: UInt64(info), length: 1)
-        case 24 ... 27:
+        case 0..<24:
+            return Head(major: major, info: info, argument: UInt64(info), length: 1, isShortest: true)
+        case 24...27:
             let extra = 1 << Int(info - 24)  // 1, 2, 4 or 8 bytes
             guard end - position > extra else {
                 throw failure(.truncated, "input ends inside the head of an item", at: position)
             }
             var argument: UInt64 = 0
-            for i in 1 ... extra {
+            for i in 1...extra {
                 argument = argument &<< 8 | UInt64(bytes[position + i])
             }
-            // Floats (major 7, info 25-27) have no shorter form to compare with here;
-            // simple values in the 0xf8 form are rejected by the caller.
-            if major != 7 {
-                let minimum: UInt64 = info == 24 ? 24 : (1 &<< UInt64(4 * extra))
-                guard argument >= minimum else {
-                    throw failure(
-                        .nonCanonical,
-                        "argument \(argument) is not in its shortest form",
-                        at: position
-                    )
-                }
-            }
-            return Head(major: major, info: info, argument: argument, length: 1 + extra)
-        case 28 ... 30:
+            let minimum: UInt64 = info == 24 ? 24 : (1 &<< UInt64(4 * extra))
+            return Head(
+                major: major,
+                info: info,
+                argument: argument,
+                length: 1 + extra,
+                isShortest: argument >= minimum
+            )
+        case 28...30:
             throw failure(.unsupported, "reserved additional information \(info)", at: position)
         default:
             throw failure(.indefiniteLength, "indefinite-length items and break codes are not allowed", at: position)
+        }
+    }
+
+    /// Fails unless an integer, length, count or tag number uses its shortest head. Called
+    /// after the length checks, so that an impossible length is reported as such.
+    private func requireShortest(_ head: Head, at position: Int) throws {
+        guard head.isShortest else {
+            throw failure(
+                .nonCanonical,
+                "argument \(head.argument) is not in its shortest form",
+                at: position
+            )
         }
     }
 
@@ -273,7 +296,7 @@ struct _CBORIndexer {
         guard count > 1 else { return }
         // Fast path: keys already in deterministic order (as this encoder writes them).
         var ascending = true
-        for i in (base + 1) ..< keys.count where !precedes(keys[i - 1], keys[i]) {
+        for i in (base + 1)..<keys.count where !precedes(keys[i - 1], keys[i]) {
             ascending = false
             break
         }
@@ -281,15 +304,15 @@ struct _CBORIndexer {
             return
         }
         if count <= 16 {
-            for i in base ..< keys.count {
-                for j in (i + 1) ..< keys.count where equal(keys[i], keys[j]) {
+            for i in base..<keys.count {
+                for j in (i + 1)..<keys.count where equal(keys[i], keys[j]) {
                     throw duplicate(keys[j])
                 }
             }
             return
         }
         let sorted = keys[base...].sorted { precedes($0, $1) }
-        for i in 1 ..< sorted.count where !precedes(sorted[i - 1], sorted[i]) {
+        for i in 1..<sorted.count where !precedes(sorted[i - 1], sorted[i]) {
             throw duplicate(sorted[i - 1].start > sorted[i].start ? sorted[i - 1] : sorted[i])
         }
     }
@@ -329,10 +352,11 @@ struct _CBORIndexer {
     }
 
     private func string(_ key: KeyRange) -> String {
-        String(decoding: UnsafeBufferPointer(rebasing: bytes[key.payload ..< key.end]), as: UTF8.self)
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[key.payload..<key.end]), as: UTF8.self)
     }
 
     /// An error whose message carries the coding path of the item being read.
+    @inline(never)
     private func failure(_ code: CBORError.Code, _ detail: String, at offset: Int) -> CBORError {
         CBORError(code, detail, path: currentPath(), offset: offset)
     }
@@ -340,7 +364,7 @@ struct _CBORIndexer {
     /// The coding path of the item being read, from the containers still open.
     private func currentPath() -> [any CodingKey] {
         var path: [any CodingKey] = []
-        for frame in stack {
+        for frame in outer + (depth > 0 ? [top] : []) {
             let consumed = frame.total - frame.remaining
             if frame.isMap {
                 // An odd count means a key has been read and its value is in progress.
