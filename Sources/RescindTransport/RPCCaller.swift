@@ -44,7 +44,7 @@ public struct InProcessCaller: RPCCaller {
         let deadline = Date().addingTimeInterval((timeout ?? .seconds(10)).seconds)
         let envelope = RequestEnvelope(
             method: method.name,
-            deadlineMillis: UInt64(deadline.timeIntervalSince1970 * 1000),
+            deadlineMillis: RequestEnvelope.millis(deadline),
             idempotencyKey: idempotencyKey,
             payload: Data(try codec.encoder.encode(request))
         )

@@ -99,7 +99,7 @@ public actor RPCClient {
         let wallDeadline = Date().addingTimeInterval(budget.seconds)
         let envelope = RequestEnvelope(
             method: method.name,
-            deadlineMillis: UInt64(max(0, wallDeadline.timeIntervalSince1970 * 1000)),
+            deadlineMillis: RequestEnvelope.millis(wallDeadline),
             idempotencyKey: idempotencyKey,
             payload: Data(payload)
         )
@@ -112,7 +112,12 @@ public actor RPCClient {
             response: promise,
             deadline: .now() + .nanoseconds(max(0, remaining.nanoseconds))
         )
-        channel.writeAndFlush(call, promise: nil)
+        // A channel that closed under us drops the write before the handler sees it: fail the call then.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RescindError(.unavailable, "the connection closed before the request was sent: \(error)"))
+        }
+        channel.writeAndFlush(call, promise: written)
         let reply = try await promise.futureResult.get()
         switch reply.kind {
         case .response:
@@ -235,7 +240,11 @@ public actor RPCClient {
             let helloTimeout = channel.eventLoop.scheduleTask(in: .nanoseconds(max(1, remaining.nanoseconds))) {
                 promise.fail(RescindError(.deadlineExceeded, "no hello from \(endpoint) before the deadline"))
             }
-            channel.writeAndFlush(OutboundCall(frame: frame, response: promise, deadline: .distantFuture), promise: nil)
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { error in
+                promise.fail(RescindError(.unavailable, "the connection to \(endpoint) closed during the hello: \(error)"))
+            }
+            channel.writeAndFlush(OutboundCall(frame: frame, response: promise, deadline: .distantFuture), promise: written)
             let reply = try await promise.futureResult.get()
             helloTimeout.cancel()
             let serverHello = try WireCodec().decode(ServerHello.self, from: reply.body)

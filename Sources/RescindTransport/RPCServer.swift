@@ -179,10 +179,12 @@ public final class RPCServer: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
-                guard let peer = try await self.handshake(&frames, outbound: outbound, channel: channel, logger: logger)
-                else { return }
-                handshakeDone.store(true, ordering: .relaxed)
-                timeout.cancel()
+                let peer = try await self.handshake(&frames, outbound: outbound, channel: channel, logger: logger) {
+                    // The first frame arrived in time: the handshake timeout no longer applies.
+                    handshakeDone.store(true, ordering: .relaxed)
+                    timeout.cancel()
+                }
+                guard let peer else { return }
                 logger[metadataKey: "peer"] = "\(peer)"
                 logger.debug("connection ready")
                 let inFlight = InFlightRequests()
@@ -205,11 +207,13 @@ public final class RPCServer: Sendable {
         _ frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<Frame>,
         channel: any Channel,
-        logger: Logger
+        logger: Logger,
+        firstFrameArrived: () -> Void
     ) async throws -> Identity? {
         let first: Frame?
         do {
             first = try await frames.next()
+            firstFrameArrived()
         } catch let error as FrameError {
             try? await outbound.write(errorFrame(error.rescindError, correlationID: 0))
             return nil

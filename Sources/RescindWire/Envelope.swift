@@ -1,4 +1,5 @@
 import struct Foundation.Data
+import struct Foundation.Date
 import NIOCore
 
 /// The body of a request frame.
@@ -26,6 +27,15 @@ public struct RequestEnvelope: Codable, Sendable, Hashable {
         case deadlineMillis = "deadline"
         case idempotencyKey = "idempotency_key"
         case payload
+    }
+}
+
+extension RequestEnvelope {
+    /// A date as milliseconds since the Unix epoch, clamped to the range of the field.
+    public static func millis(_ date: Date) -> UInt64 {
+        let millis = (date.timeIntervalSince1970 * 1000).rounded(.down)
+        guard millis.isFinite, millis > 0 else { return 0 }
+        return millis >= 18_446_744_073_709_551_615 ? .max : UInt64(millis)
     }
 }
 

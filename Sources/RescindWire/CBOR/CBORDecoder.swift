@@ -138,6 +138,7 @@ final class _CBORDecodingState {
         _ = storage.initialize(from: input)
         self.bytes = UnsafeBufferPointer(storage)
         self.records = records
+        slots.reserveCapacity(64)
     }
 
     deinit {
@@ -449,27 +450,30 @@ final class _CBORDecoderImpl: Decoder {
 
     /// Decodes any value from the item at `at`, with fast paths for the types that have a
     /// dedicated CBOR representation.
+    ///
+    /// The fast paths convert with `unsafeBitCast` only after checking that `T` is exactly
+    /// the decoded type; unlike `as? T` this needs no `Optional<T>` metadata at run time.
     func unbox<T: Decodable>(_ type: T.Type, at position: _CBORCursor) throws -> T {
-        if T.self == String.self, let value = try state.decodeString(at: position) as? T {
-            return value
+        if T.self == String.self {
+            return unsafeBitCast(try state.decodeString(at: position), to: T.self)
         }
-        if T.self == Int.self, let value = try state.decodeInteger(Int.self, at: position) as? T {
-            return value
+        if T.self == Int.self {
+            return unsafeBitCast(try state.decodeInteger(Int.self, at: position), to: T.self)
         }
-        if T.self == Double.self, let value = try state.decodeDouble(at: position) as? T {
-            return value
+        if T.self == Double.self {
+            return unsafeBitCast(try state.decodeDouble(at: position), to: T.self)
         }
-        if T.self == Bool.self, let value = try state.decodeBool(at: position) as? T {
-            return value
+        if T.self == Bool.self {
+            return unsafeBitCast(try state.decodeBool(at: position), to: T.self)
         }
-        if T.self == Data.self, let value = try state.decodeData(at: position) as? T {
-            return value
+        if T.self == Data.self {
+            return unsafeBitCast(try state.decodeData(at: position), to: T.self)
         }
-        if T.self == Date.self, let value = try state.decodeDate(at: position) as? T {
-            return value
+        if T.self == Date.self {
+            return unsafeBitCast(try state.decodeDate(at: position), to: T.self)
         }
-        if T.self == UUID.self, let value = try state.decodeUUID(at: position) as? T {
-            return value
+        if T.self == UUID.self {
+            return unsafeBitCast(try state.decodeUUID(at: position), to: T.self)
         }
         let saved = cursor
         cursor = position
@@ -490,6 +494,59 @@ struct _CBORKeySlot {
 
 /// Maps with more entries than this get a sorted lookup table instead of linear search.
 let _cborLinearSearchLimit = 12
+
+/// Key comparison and search for keyed decoding containers. Kept out of the generic
+/// container so that unspecialized calls do not have to look up generic metadata.
+enum _CBORKeyLookup {
+    @inline(__always)
+    static func compare(
+        _ a: UnsafeBufferPointer<UInt8>,
+        _ aStart: Int,
+        _ b: UnsafeBufferPointer<UInt8>,
+        _ bStart: Int,
+        _ length: Int
+    ) -> Int {
+        var i = 0
+        while i < length {
+            let x = a[aStart + i]
+            let y = b[bStart + i]
+            if x != y {
+                return x < y ? -1 : 1
+            }
+            i += 1
+        }
+        return 0
+    }
+
+    /// Binary search in a large map's sorted entries.
+    static func search(
+        _ table: UnsafeBufferPointer<_CBORKeySlot>,
+        for wanted: UnsafeBufferPointer<UInt8>,
+        in bytes: UnsafeBufferPointer<UInt8>
+    ) -> _CBORCursor? {
+        var low = 0
+        var high = table.count
+        while low < high {
+            let middle = (low + high) / 2
+            let slot = table[middle]
+            let order: Int
+            if slot.length != wanted.count {
+                order = slot.length < wanted.count ? -1 : 1
+            } else {
+                order = compare(bytes, slot.payload, wanted, 0, wanted.count)
+            }
+            if order == 0 {
+                return slot.value
+            }
+            if order < 0 {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return nil
+    }
+}
 
 /// A keyed decoding container over a map.
 ///
@@ -534,29 +591,9 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
                 if a.length != b.length {
                     return a.length < b.length
                 }
-                return _CBORKeyedDecodingContainer.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
+                return _CBORKeyLookup.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
             }
         }
-    }
-
-    @inline(__always)
-    static func compare(
-        _ a: UnsafeBufferPointer<UInt8>,
-        _ aStart: Int,
-        _ b: UnsafeBufferPointer<UInt8>,
-        _ bStart: Int,
-        _ length: Int
-    ) -> Int {
-        var i = 0
-        while i < length {
-            let x = a[aStart + i]
-            let y = b[bStart + i]
-            if x != y {
-                return x < y ? -1 : 1
-            }
-            i += 1
-        }
-        return 0
     }
 
     @inline(__always)
@@ -600,45 +637,16 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
             state.slots.withUnsafeBufferPointer { slots in
                 let run = UnsafeBufferPointer(rebasing: slots[base..<base + count])
                 if count > _cborLinearSearchLimit {
-                    return Self.search(run, for: wanted, in: state.bytes)
+                    return _CBORKeyLookup.search(run, for: wanted, in: state.bytes)
                 }
                 for slot in run where slot.length == wanted.count {
-                    if Self.compare(state.bytes, slot.payload, wanted, 0, slot.length) == 0 {
+                    if _CBORKeyLookup.compare(state.bytes, slot.payload, wanted, 0, slot.length) == 0 {
                         return slot.value
                     }
                 }
                 return nil
             }
         }
-    }
-
-    /// Binary search in a large map's sorted entries.
-    private static func search(
-        _ table: UnsafeBufferPointer<Slot>,
-        for wanted: UnsafeBufferPointer<UInt8>,
-        in bytes: UnsafeBufferPointer<UInt8>
-    ) -> _CBORCursor? {
-        var low = 0
-        var high = table.count
-        while low < high {
-            let middle = (low + high) / 2
-            let slot = table[middle]
-            let order: Int
-            if slot.length != wanted.count {
-                order = slot.length < wanted.count ? -1 : 1
-            } else {
-                order = compare(bytes, slot.payload, wanted, 0, wanted.count)
-            }
-            if order == 0 {
-                return slot.value
-            }
-            if order < 0 {
-                low = middle + 1
-            } else {
-                high = middle
-            }
-        }
-        return nil
     }
 
     @inline(__always)

@@ -96,16 +96,15 @@ final class _CBOREncodingState {
     var entries: [_CBOREncEntry] = [
         _CBOREncEntry(keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, owner: -1, index: 0)
     ]
-    /// The coding key of each entry, for coding paths (`nil` for array elements and the root).
-    @exclusivity(unchecked)
-    var keys: [(any CodingKey)?] = [nil]
     @exclusivity(unchecked)
     var nodes: [_CBOREncNode] = []
     /// A misuse found in a non-throwing Encoder method, thrown when encoding finishes.
     var deferredError: CBORError?
 
     init() {
-        scratch.reserveCapacity(256)
+        scratch.reserveCapacity(512)
+        entries.reserveCapacity(64)
+        nodes.reserveCapacity(16)
     }
 
     // MARK: Building
@@ -125,7 +124,6 @@ final class _CBOREncodingState {
                 index: nodes[node].count
             )
         )
-        keys.append(key)
         link(index, to: node)
         return index
     }
@@ -144,7 +142,6 @@ final class _CBOREncodingState {
                 index: nodes[node].count
             )
         )
-        keys.append(nil)
         link(index, to: node)
         return index
     }
@@ -204,13 +201,15 @@ final class _CBOREncodingState {
         return node
     }
 
+    /// The coding path of an entry. Map keys are rebuilt from their encoded bytes, so they are
+    /// string keys rather than the caller's own `CodingKey` values.
     func codingPath(ofEntry entry: Int) -> [any CodingKey] {
         var path: [any CodingKey] = []
         var current = entry
         while current > 0 {
             let owner = entries[current].owner
-            if let key = keys[current] {
-                path.append(key)
+            if owner >= 0, nodes[owner].isMap {
+                path.append(_CBORKey(stringValue: keyString(ofEntry: current)))
             } else {
                 path.append(_CBORKey(index: entries[current].index))
             }
@@ -219,6 +218,16 @@ final class _CBOREncodingState {
         }
         path.reverse()
         return path
+    }
+
+    /// The text of a map entry's key.
+    func keyString(ofEntry entry: Int) -> String {
+        let start = entries[entry].keyStart
+        let end = entries[entry].keyEnd
+        guard start < end else { return "" }
+        let info = scratch[start] & 0x1f
+        let headLength = info < 24 ? 1 : 1 + (1 << Int(info - 24))
+        return String(decoding: scratch[start + headLength..<end], as: UTF8.self)
     }
 
     func codingPath(ofNode node: Int) -> [any CodingKey] {
@@ -232,36 +241,50 @@ final class _CBOREncodingState {
         if root.node < 0 && root.valueStart == 0 && root.valueEnd == scratch.count && root.valueEnd > 0 {
             return scratch  // a lone scalar
         }
-        let capacity = scratch.count + 2 * nodes.count + 8
-        let result: (out: [UInt8], duplicate: (entry: Int, node: Int)?) = scratch.withUnsafeBufferPointer { scratch in
+        // Everything in `scratch` is written at most once; each container adds a head of at
+        // most 9 bytes and each entry left empty adds 1 byte (an empty map).
+        let capacity = scratch.count + 9 * nodes.count + entries.count
+        var duplicate: (entry: Int, node: Int)?
+        var overflowed = false
+        let out = scratch.withUnsafeBufferPointer { scratch in
             entries.withUnsafeBufferPointer { entries in
                 nodes.withUnsafeBufferPointer { nodes in
-                    var serializer = _CBORSerializer(scratch: scratch, entries: entries, nodes: nodes)
-                    serializer.out.reserveCapacity(capacity)
-                    serializer.write(entry: 0)
-                    return (serializer.out, serializer.duplicate)
+                    [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                        var serializer = _CBORSerializer(scratch: scratch, entries: entries, nodes: nodes, out: buffer)
+                        serializer.write(entry: 0)
+                        duplicate = serializer.duplicate
+                        overflowed = serializer.overflowed
+                        count = serializer.position
+                    }
                 }
             }
         }
-        if let duplicate = result.duplicate {
+        if let duplicate {
             throw CBORError(
                 .encodingFailed,
-                "key '\(keys[duplicate.entry]?.stringValue ?? "")' was encoded twice in one keyed container",
+                "key '\(keyString(ofEntry: duplicate.entry))' was encoded twice in one keyed container",
                 path: codingPath(ofNode: duplicate.node),
                 offset: nil
             )
         }
-        return result.out
+        guard !overflowed else {
+            throw CBORError(code: .encodingFailed, message: "internal error: output size bound exceeded")
+        }
+        return out
     }
 }
 
 /// Writes the container tree of a finished `_CBOREncodingState` to the output in one pass,
 /// working on unsafe views of its arrays so that the copy loop does no reference counting.
+/// `out` is sized by the caller to hold the whole result.
 struct _CBORSerializer {
     let scratch: UnsafeBufferPointer<UInt8>
     let entries: UnsafeBufferPointer<_CBOREncEntry>
     let nodes: UnsafeBufferPointer<_CBOREncNode>
-    var out: [UInt8] = []
+    let out: UnsafeMutableBufferPointer<UInt8>
+    var position = 0
+    /// Set if the output would exceed `out` (which the size bound rules out); never traps.
+    var overflowed = false
     /// Entry indices of the maps being written, used as a stack while sorting.
     var sortStack: [Int] = []
     /// The first duplicate key found (an entry and its map); writing stops there.
@@ -270,16 +293,68 @@ struct _CBORSerializer {
     init(
         scratch: UnsafeBufferPointer<UInt8>,
         entries: UnsafeBufferPointer<_CBOREncEntry>,
-        nodes: UnsafeBufferPointer<_CBOREncNode>
+        nodes: UnsafeBufferPointer<_CBOREncNode>,
+        out: UnsafeMutableBufferPointer<UInt8>
     ) {
         self.scratch = scratch
         self.entries = entries
         self.nodes = nodes
+        self.out = out
+        sortStack.reserveCapacity(32)
     }
 
     @inline(__always)
     private mutating func copy(_ start: Int, _ end: Int) {
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[start..<end]))
+        let count = end - start
+        guard position + count <= out.count else {
+            overflowed = true
+            return
+        }
+        var i = 0
+        while i < count {
+            out[position + i] = scratch[start + i]
+            i += 1
+        }
+        position += count
+    }
+
+    @inline(__always)
+    private mutating func append(_ byte: UInt8) {
+        guard position < out.count else {
+            overflowed = true
+            return
+        }
+        out[position] = byte
+        position += 1
+    }
+
+    @inline(__always)
+    private mutating func head(_ major: UInt8, _ argument: UInt64) {
+        let initial = major &<< 5
+        if argument < 24 {
+            append(initial | UInt8(truncatingIfNeeded: argument))
+            return
+        }
+        let extra: Int
+        if argument <= 0xff {
+            append(initial | 24)
+            extra = 1
+        } else if argument <= 0xffff {
+            append(initial | 25)
+            extra = 2
+        } else if argument <= 0xffff_ffff {
+            append(initial | 26)
+            extra = 4
+        } else {
+            append(initial | 27)
+            extra = 8
+        }
+        var shift = UInt64(extra - 1) * 8
+        while true {
+            append(UInt8(truncatingIfNeeded: argument &>> shift))
+            if shift == 0 { break }
+            shift -= 8
+        }
     }
 
     mutating func write(entry: Int) {
@@ -287,7 +362,7 @@ struct _CBORSerializer {
         if value.node >= 0 {
             write(node: value.node)
         } else if value.valueStart == value.valueEnd {
-            out.append(0xa0)  // the value asked for no container: an empty map
+            append(0xa0)  // the value asked for no container: an empty map
         } else {
             copy(value.valueStart, value.valueEnd)
         }
@@ -296,7 +371,7 @@ struct _CBORSerializer {
     private mutating func write(node: Int) {
         guard duplicate == nil else { return }
         let header = nodes[node]
-        _CBORWriter.head(header.isMap ? 5 : 4, UInt64(header.count), into: &out)
+        head(header.isMap ? 5 : 4, UInt64(header.count))
         if !header.isMap {
             var entry = header.first
             while entry >= 0 {
@@ -310,7 +385,7 @@ struct _CBORSerializer {
         var sorted = true
         while entry >= 0 {
             if sorted, sortStack.count > base,
-                !Self.keyPrecedes(sortStack[sortStack.count - 1], entry, scratch, entries)
+                !_CBORSerializer.keyPrecedes(sortStack[sortStack.count - 1], entry, scratch, entries)
             {
                 sorted = false
             }
@@ -321,8 +396,22 @@ struct _CBORSerializer {
         if !sorted {
             let scratch = self.scratch
             let entries = self.entries
-            sortStack[base..<end].sort { Self.keyPrecedes($0, $1, scratch, entries) }
-            for i in (base + 1)..<end where !Self.keyPrecedes(sortStack[i - 1], sortStack[i], scratch, entries) {
+            if end - base <= 16 {
+                // Insertion sort: fewer comparisons and no closure for the usual struct sizes.
+                for i in (base + 1)..<end {
+                    let moving = sortStack[i]
+                    var j = i
+                    while j > base, _CBORSerializer.keyPrecedes(moving, sortStack[j - 1], scratch, entries) {
+                        sortStack[j] = sortStack[j - 1]
+                        j -= 1
+                    }
+                    sortStack[j] = moving
+                }
+            } else {
+                sortStack[base..<end].sort { _CBORSerializer.keyPrecedes($0, $1, scratch, entries) }
+            }
+            for i in (base + 1)..<end
+            where !_CBORSerializer.keyPrecedes(sortStack[i - 1], sortStack[i], scratch, entries) {
                 duplicate = (sortStack[i], node)
                 return
             }
@@ -336,7 +425,7 @@ struct _CBORSerializer {
     }
 
     /// RFC 8949 §4.2.1 order: bytewise lexicographic order of the encoded keys.
-    private static func keyPrecedes(
+    static func keyPrecedes(
         _ a: Int,
         _ b: Int,
         _ scratch: UnsafeBufferPointer<UInt8>,
@@ -408,28 +497,36 @@ final class _CBOREncoderImpl: Encoder {
     }
 
     /// Encodes any value into an empty entry, with fast paths for the types that have a
-    /// dedicated CBOR representation.
+    /// dedicated CBOR representation (converted with `unsafeBitCast` only after checking
+    /// that `T` is exactly that type, which avoids a dynamic cast).
     func encodeValue<T: Encodable>(_ value: T, into entry: Int) throws {
         let start = state.scratch.count
-        if T.self == String.self, let string = value as? String {
+        if T.self == String.self {
+            let string = unsafeBitCast(value, to: String.self)
             try requireEmpty(entry)
             _CBORWriter.text(string, into: &state.scratch)
-        } else if T.self == Int.self, let int = value as? Int {
+        } else if T.self == Int.self {
+            let int = unsafeBitCast(value, to: Int.self)
             try requireEmpty(entry)
             _CBORWriter.signed(Int64(int), into: &state.scratch)
-        } else if T.self == Double.self, let double = value as? Double {
+        } else if T.self == Double.self {
+            let double = unsafeBitCast(value, to: Double.self)
             try requireEmpty(entry)
             _CBORWriter.double(double, into: &state.scratch)
-        } else if T.self == Bool.self, let bool = value as? Bool {
+        } else if T.self == Bool.self {
+            let bool = unsafeBitCast(value, to: Bool.self)
             try requireEmpty(entry)
             _CBORWriter.bool(bool, into: &state.scratch)
-        } else if T.self == Data.self, let data = value as? Data {
+        } else if T.self == Data.self {
+            let data = unsafeBitCast(value, to: Data.self)
             try requireEmpty(entry)
             _CBORWriter.data(data, into: &state.scratch)
-        } else if T.self == Date.self, let date = value as? Date {
+        } else if T.self == Date.self {
+            let date = unsafeBitCast(value, to: Date.self)
             try requireEmpty(entry)
             try _CBORWriter.date(date, into: &state.scratch)
-        } else if T.self == UUID.self, let uuid = value as? UUID {
+        } else if T.self == UUID.self {
+            let uuid = unsafeBitCast(value, to: UUID.self)
             try requireEmpty(entry)
             _CBORWriter.uuid(uuid, into: &state.scratch)
         } else {

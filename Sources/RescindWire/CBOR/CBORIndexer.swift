@@ -49,6 +49,11 @@ struct _CBORIndexer {
         var length: Int
         /// `false` if the argument would fit in a shorter head (ignored for floats).
         var isShortest: Bool
+        var problem: Problem
+    }
+
+    private enum Problem {
+        case none, truncated, reserved, indefinite
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -65,6 +70,11 @@ struct _CBORIndexer {
     private init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        // A modest guess that avoids most regrowth for typical messages; the arrays still grow
+        // on demand (to at most one record per two input bytes).
+        records.reserveCapacity(min(bytes.count / 16 + 4, 1024))
+        keys.reserveCapacity(16)
+        outer.reserveCapacity(8)
     }
 
     /// Validates `bytes` as exactly one CBOR data item and returns its container records.
@@ -79,127 +89,65 @@ struct _CBORIndexer {
         var position = 0
         while true {
             let start = position
-            let head = try readHead(at: position)
+            let head = readHead(at: position)
+            if head.problem != .none {
+                throw headFailure(head, at: position)
+            }
             position += head.length
-            let isKey: Bool
-            if depth > 0, top.isMap, top.remaining & 1 == 0 {
-                isKey = true
-                guard head.major == 3 else {
-                    throw failure(
-                        .typeMismatch,
-                        "map key must be a text string, found \(_CBORIndexer.describe(head))",
-                        at: start
-                    )
-                }
-            } else {
-                isKey = false
+            let isKey = depth > 0 && top.isMap && top.remaining & 1 == 0
+            if isKey && head.major != 3 {
+                throw failure(.typeMismatch, "map key must be a text string, found \(Self.describe(head))", at: start)
             }
             switch head.major {
             case 0, 1:
-                try requireShortest(head, at: start)
+                if !head.isShortest { throw nonCanonical(head, at: start) }
             case 2, 3:
-                let available = end - position
-                guard head.argument <= UInt64(available) else {
-                    throw failure(
-                        .lengthBeyondInput,
-                        "\(head.major == 2 ? "byte" : "text") string length \(head.argument) exceeds the \(available) remaining bytes",
-                        at: start
-                    )
+                guard head.argument <= UInt64(end &- position) else {
+                    throw lengthFailure(head, available: end &- position, at: start)
                 }
-                try requireShortest(head, at: start)
+                if !head.isShortest { throw nonCanonical(head, at: start) }
                 let length = Int(head.argument)
                 if head.major == 3, let bad = _CBORUTF8.firstInvalidByte(in: bytes, start: position, count: length) {
                     throw failure(.invalidUTF8, "text string is not valid UTF-8 at byte \(bad)", at: start)
                 }
                 if isKey {
-                    keys.append(KeyRange(start: start, payload: position, end: position + length))
+                    keys.append(KeyRange(start: start, payload: position, end: position &+ length))
                 }
-                position += length
+                position &+= length
             case 4, 5:
-                let available = UInt64(end - position)
+                // Every element takes at least one byte (a map entry two), so a count that the
+                // rest of the input cannot hold is rejected before anything is reserved for it.
+                let available = UInt64(end &- position)
                 let isMap = head.major == 5
-                // Every element takes at least one byte, so a count the rest of the input
-                // cannot hold is rejected before anything is reserved for it.
                 guard head.argument <= (isMap ? available / 2 : available) else {
-                    throw failure(
-                        .lengthBeyondInput,
-                        "\(isMap ? "map" : "array") of \(head.argument) \(isMap ? "entries" : "elements") cannot fit in the \(available) remaining bytes",
-                        at: start
-                    )
+                    throw lengthFailure(head, available: end &- position, at: start)
                 }
-                try requireShortest(head, at: start)
-                guard depth < maxDepth else {
-                    throw failure(.tooDeep, "nesting exceeds the maximum depth of \(maxDepth)", at: start)
-                }
+                if !head.isShortest { throw nonCanonical(head, at: start) }
+                guard depth < maxDepth else { throw tooDeep(at: start) }
                 if head.argument > 0 {
                     records.append(_CBORRecord(offset: start, end: 0, next: 0))
-                    let items = Int(head.argument) * (isMap ? 2 : 1)
+                    let items = Int(head.argument) &* (isMap ? 2 : 1)
                     if depth > 0 {
                         outer.append(top)
                     }
                     top = Frame(
-                        record: records.count - 1,
+                        record: records.count &- 1,
                         total: items,
                         remaining: items,
                         isMap: isMap,
                         keyBase: keys.count
                     )
-                    depth += 1
+                    depth &+= 1
                     continue
                 }
             case 6:
-                try requireShortest(head, at: start)
+                if !head.isShortest { throw nonCanonical(head, at: start) }
                 guard head.argument == 1 || head.argument == 37 else {
                     throw failure(
-                        .unsupported,
-                        "unsupported tag \(head.argument) (only 1 and 37 are allowed)",
-                        at: start
-                    )
+                        .unsupported, "unsupported tag \(head.argument) (only 1 and 37 are allowed)", at: start)
                 }
-                guard depth < maxDepth else {
-                    throw failure(.tooDeep, "nesting exceeds the maximum depth of \(maxDepth)", at: start)
-                }
-                let content = try readHead(at: position)
-                if head.argument == 1 {
-                    switch content.major {
-                    case 0, 1:
-                        try requireShortest(content, at: position)
-                    case 7 where content.info >= 25 && content.info <= 27:
-                        break
-                    default:
-                        throw failure(
-                            .typeMismatch,
-                            "tag 1 (epoch date) must enclose an integer or a float, found \(_CBORIndexer.describe(content))",
-                            at: position
-                        )
-                    }
-                    position += content.length
-                } else {
-                    guard content.major == 2 else {
-                        throw failure(
-                            .typeMismatch,
-                            "tag 37 (UUID) must enclose a byte string, found \(_CBORIndexer.describe(content))",
-                            at: position
-                        )
-                    }
-                    let available = end - position - content.length
-                    guard content.argument <= UInt64(available) else {
-                        throw failure(
-                            .lengthBeyondInput,
-                            "byte string length \(content.argument) exceeds the \(available) remaining bytes",
-                            at: position
-                        )
-                    }
-                    try requireShortest(content, at: position)
-                    guard content.argument == 16 else {
-                        throw failure(
-                            .invalidValue,
-                            "a UUID must be 16 bytes, found \(content.argument)",
-                            at: position
-                        )
-                    }
-                    position += content.length + 16
-                }
+                guard depth < maxDepth else { throw tooDeep(at: start) }
+                position = try tagContent(head.argument, at: position)
             default:
                 switch head.info {
                 case 20, 21, 22, 25, 26, 27:
@@ -212,20 +160,11 @@ struct _CBORIndexer {
             }
             // The item is complete: close every container it completes.
             while depth > 0 {
-                top.remaining -= 1
+                top.remaining &-= 1
                 if top.remaining > 0 {
                     break
                 }
-                if top.isMap {
-                    try checkDuplicateKeys(from: top.keyBase)
-                    keys.removeSubrange(top.keyBase...)
-                }
-                records[top.record].end = position
-                records[top.record].next = records.count
-                depth -= 1
-                if let frame = outer.popLast() {
-                    top = frame
-                }
+                try close(at: position)
             }
             if depth == 0 {
                 break
@@ -241,53 +180,142 @@ struct _CBORIndexer {
         }
     }
 
-    /// Reads and validates the head of the item at `position`.
+    /// Finishes the container in `top`, which ends at `position`.
     @inline(__always)
-    private func readHead(at position: Int) throws -> Head {
-        let end = bytes.count
-        guard position < end else {
-            throw failure(.truncated, "input ends where a data item was expected", at: position)
+    private mutating func close(at position: Int) throws {
+        if top.isMap {
+            try checkDuplicateKeys(from: top.keyBase)
+            keys.removeSubrange(top.keyBase...)
         }
-        let initial = bytes[position]
-        let major = initial &>> 5
-        let info = initial & 0x1f
-        switch info {
-        case 0..<24:
-            return Head(major: major, info: info, argument: UInt64(info), length: 1, isShortest: true)
-        case 24...27:
-            let extra = 1 << Int(info - 24)  // 1, 2, 4 or 8 bytes
-            guard end - position > extra else {
-                throw failure(.truncated, "input ends inside the head of an item", at: position)
-            }
-            var argument: UInt64 = 0
-            for i in 1...extra {
-                argument = argument &<< 8 | UInt64(bytes[position + i])
-            }
-            let minimum: UInt64 = info == 24 ? 24 : (1 &<< UInt64(4 * extra))
-            return Head(
-                major: major,
-                info: info,
-                argument: argument,
-                length: 1 + extra,
-                isShortest: argument >= minimum
-            )
-        case 28...30:
-            throw failure(.unsupported, "reserved additional information \(info)", at: position)
-        default:
-            throw failure(.indefiniteLength, "indefinite-length items and break codes are not allowed", at: position)
+        records[top.record].end = position
+        records[top.record].next = records.count
+        depth &-= 1
+        if let frame = outer.popLast() {
+            top = frame
         }
     }
 
-    /// Fails unless an integer, length, count or tag number uses its shortest head. Called
-    /// after the length checks, so that an impossible length is reported as such.
-    private func requireShortest(_ head: Head, at position: Int) throws {
-        guard head.isShortest else {
+    /// Validates the content of tag 1 (an integer or float) or tag 37 (a 16-byte byte
+    /// string) at `position` and returns the offset after it.
+    private func tagContent(_ tag: UInt64, at position: Int) throws -> Int {
+        let content = readHead(at: position)
+        if content.problem != .none {
+            throw headFailure(content, at: position)
+        }
+        if tag == 1 {
+            switch content.major {
+            case 0, 1:
+                if !content.isShortest { throw nonCanonical(content, at: position) }
+            case 7 where content.info >= 25 && content.info <= 27:
+                break
+            default:
+                throw failure(
+                    .typeMismatch,
+                    "tag 1 (epoch date) must enclose an integer or a float, found \(Self.describe(content))",
+                    at: position
+                )
+            }
+            return position + content.length
+        }
+        guard content.major == 2 else {
             throw failure(
-                .nonCanonical,
-                "argument \(head.argument) is not in its shortest form",
+                .typeMismatch,
+                "tag 37 (UUID) must enclose a byte string, found \(Self.describe(content))",
                 at: position
             )
         }
+        let available = bytes.count - position - content.length
+        guard content.argument <= UInt64(available) else {
+            throw lengthFailure(content, available: available, at: position)
+        }
+        if !content.isShortest { throw nonCanonical(content, at: position) }
+        guard content.argument == 16 else {
+            throw failure(.invalidValue, "a UUID must be 16 bytes, found \(content.argument)", at: position)
+        }
+        return position + content.length + 16
+    }
+
+    /// Reads the head of the item at `position`; `problem` reports truncation, reserved
+    /// additional information and indefinite lengths.
+    @inline(__always)
+    private func readHead(at position: Int) -> Head {
+        let end = bytes.count
+        guard position < end, let base = bytes.baseAddress else {
+            return Head(major: 0, info: 0, argument: 0, length: 0, isShortest: true, problem: .truncated)
+        }
+        let initial = base[position]
+        let major = initial &>> 5
+        let info = initial & 0x1f
+        if info < 24 {
+            return Head(major: major, info: info, argument: UInt64(info), length: 1, isShortest: true, problem: .none)
+        }
+        if info > 27 {
+            return Head(
+                major: major,
+                info: info,
+                argument: 0,
+                length: 1,
+                isShortest: true,
+                problem: info == 31 ? .indefinite : .reserved
+            )
+        }
+        let extra = 1 &<< Int(info &- 24)  // 1, 2, 4 or 8 bytes
+        guard end &- position > extra else {
+            return Head(major: major, info: info, argument: 0, length: 0, isShortest: true, problem: .truncated)
+        }
+        let source = UnsafeRawPointer(base + position + 1)
+        let argument: UInt64
+        switch extra {
+        case 1: argument = UInt64(source.load(as: UInt8.self))
+        case 2: argument = UInt64(UInt16(bigEndian: source.loadUnaligned(as: UInt16.self)))
+        case 4: argument = UInt64(UInt32(bigEndian: source.loadUnaligned(as: UInt32.self)))
+        default: argument = UInt64(bigEndian: source.loadUnaligned(as: UInt64.self))
+        }
+        let minimum: UInt64 = info == 24 ? 24 : (1 &<< UInt64(4 &* extra))
+        return Head(
+            major: major,
+            info: info,
+            argument: argument,
+            length: 1 &+ extra,
+            isShortest: argument >= minimum,
+            problem: .none
+        )
+    }
+
+    // MARK: Errors (built out of line to keep the loop small)
+
+    @inline(never)
+    private func headFailure(_ head: Head, at position: Int) -> CBORError {
+        switch head.problem {
+        case .truncated:
+            return failure(.truncated, "input ends inside or before the head of a data item", at: position)
+        case .reserved:
+            return failure(.unsupported, "reserved additional information \(head.info)", at: position)
+        default:
+            return failure(.indefiniteLength, "indefinite-length items and break codes are not allowed", at: position)
+        }
+    }
+
+    @inline(never)
+    private func nonCanonical(_ head: Head, at position: Int) -> CBORError {
+        failure(.nonCanonical, "argument \(head.argument) is not in its shortest form", at: position)
+    }
+
+    @inline(never)
+    private func lengthFailure(_ head: Head, available: Int, at position: Int) -> CBORError {
+        let what: String
+        switch head.major {
+        case 2: what = "byte string of \(head.argument) bytes"
+        case 3: what = "text string of \(head.argument) bytes"
+        case 4: what = "array of \(head.argument) elements"
+        default: what = "map of \(head.argument) entries"
+        }
+        return failure(.lengthBeyondInput, "\(what) cannot fit in the \(available) remaining bytes", at: position)
+    }
+
+    @inline(never)
+    private func tooDeep(at position: Int) -> CBORError {
+        failure(.tooDeep, "nesting exceeds the maximum depth of \(maxDepth)", at: position)
     }
 
     /// Fails if the keys of the map that just ended contain a duplicate.
