@@ -17,22 +17,8 @@ public enum OrdersMethods {
 }
 
 public struct PlaceOrderRequest: Codable, Sendable, Hashable {
-    public struct Line: Codable, Sendable, Hashable {
-        public var sku: String
-        public var quantity: Int64
-        public var unitPriceMinor: Int64
-
-        public init(sku: String, quantity: Int64, unitPriceMinor: Int64) {
-            self.sku = sku
-            self.quantity = quantity
-            self.unitPriceMinor = unitPriceMinor
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case sku, quantity
-            case unitPriceMinor = "unit_price"
-        }
-    }
+    /// A line to order: the same shape as a line of the placed order.
+    public typealias Line = Order.Line
 
     public var customerEmail: String
     public var currency: String

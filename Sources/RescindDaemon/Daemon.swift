@@ -72,7 +72,8 @@ private func checkIdentity(_ configuration: DaemonConfiguration) throws {
     let name = try CertificateIdentity.commonName(fromPEM: pem)
     guard name == configuration.identity else {
         throw ConfigurationError(
-            message: "certificate \(configuration.tls.certificatePath) is for '\(name)', configuration says '\(configuration.identity)'"
+            message:
+                "certificate \(configuration.tls.certificatePath) is for '\(name)', configuration says '\(configuration.identity)'"
         )
     }
 }

@@ -58,7 +58,8 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
             let DecodingError.dataCorrupted(context)
         {
             throw ConfigurationError(
-                message: "configuration \(path): bad value at \(Self.path(context.codingPath)): \(context.debugDescription)"
+                message:
+                    "configuration \(path): bad value at \(Self.path(context.codingPath)): \(context.debugDescription)"
             )
         } catch {
             throw ConfigurationError(message: "configuration \(path): \(error)")

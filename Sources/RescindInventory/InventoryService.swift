@@ -200,8 +200,10 @@ public final class InventoryService: Sendable {
                 remaining -= take
                 stock.reserved += take
                 try stock.update(db)
-                try AllocationRecord(orderID: request.orderID.uuidString, sku: sku, location: stock.location, quantity: take)
-                    .insert(db)
+                try AllocationRecord(
+                    orderID: request.orderID.uuidString, sku: sku, location: stock.location, quantity: take
+                )
+                .insert(db)
                 try LedgerRecord(
                     at: now, sku: sku, location: stock.location, kind: "reserve", onHandDelta: 0, reservedDelta: take,
                     orderID: request.orderID.uuidString, idempotencyKey: key

@@ -47,10 +47,13 @@ public final class OrdersService: Sendable {
             maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
             initialRetryDelaySeconds =
                 try c.decodeIfPresent(Double.self, forKey: .initialRetryDelaySeconds) ?? d.initialRetryDelaySeconds
-            maxRetryDelaySeconds = try c.decodeIfPresent(Double.self, forKey: .maxRetryDelaySeconds) ?? d.maxRetryDelaySeconds
+            maxRetryDelaySeconds =
+                try c.decodeIfPresent(Double.self, forKey: .maxRetryDelaySeconds) ?? d.maxRetryDelaySeconds
             callTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .callTimeoutSeconds) ?? d.callTimeoutSeconds
-            placeTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .placeTimeoutSeconds) ?? d.placeTimeoutSeconds
-            pollIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .pollIntervalSeconds) ?? d.pollIntervalSeconds
+            placeTimeoutSeconds =
+                try c.decodeIfPresent(Double.self, forKey: .placeTimeoutSeconds) ?? d.placeTimeoutSeconds
+            pollIntervalSeconds =
+                try c.decodeIfPresent(Double.self, forKey: .pollIntervalSeconds) ?? d.pollIntervalSeconds
         }
 
         enum CodingKeys: String, CodingKey {
@@ -168,7 +171,8 @@ public final class OrdersService: Sendable {
         }
         if let existing {
             let saga = try await database.read { db in
-                try String.fetchOne(db, sql: "SELECT id FROM saga WHERE order_id = ? AND kind = 'place_order'", arguments: [existing])
+                try String.fetchOne(
+                    db, sql: "SELECT id FROM saga WHERE order_id = ? AND kind = 'place_order'", arguments: [existing])
             }
             if let saga { await runner.waitUntilTerminal(saga, timeout: placeTimeout) }
             return try await placedOrder(existing)
@@ -218,7 +222,8 @@ public final class OrdersService: Sendable {
                 throw RescindError.invalidArgument("quantity must be between 1 and 1000000", reason: "bad_quantity")
             }
             guard (0...1_000_000_000).contains(line.unitPriceMinor) else {
-                throw RescindError.invalidArgument("unit price must be between 0 and 1e9 minor units", reason: "bad_price")
+                throw RescindError.invalidArgument(
+                    "unit price must be between 0 and 1e9 minor units", reason: "bad_price")
             }
             total += line.quantity * line.unitPriceMinor
         }
@@ -226,7 +231,8 @@ public final class OrdersService: Sendable {
             throw RescindError.invalidArgument("the order total must be positive", reason: "bad_total")
         }
         let digits = cardDigits(request.cardNumber)
-        guard (12...19).contains(digits.count), digits.count == request.cardNumber.filter({ $0 != " " && $0 != "-" }).count
+        guard (12...19).contains(digits.count),
+            digits.count == request.cardNumber.filter({ $0 != " " && $0 != "-" }).count
         else {
             throw RescindError.invalidArgument("the card number is not valid", reason: "bad_card")
         }
@@ -309,7 +315,9 @@ public final class OrdersService: Sendable {
         }
         (logger ?? self.logger).info(
             "cancellation started",
-            metadata: ["order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "reason": "\(request.reason.rawValue)"]
+            metadata: [
+                "order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "reason": "\(request.reason.rawValue)",
+            ]
         )
         await runner.submit(sagaID)
         return CancelAccepted(sagaID: UUID(uuidString: sagaID) ?? UUID(), order: try await order(request.orderID))

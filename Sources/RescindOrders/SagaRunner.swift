@@ -152,7 +152,8 @@ actor SagaRunner {
                 var saga = saga
                 var machine = machine
                 let detail = try self.steps.performLocal(db, saga: saga, step: name)
-                try self.log(db, saga: saga, step: name, direction: direction, attempt: 1, key: nil, outcome: .success(detail))
+                try self.log(
+                    db, saga: saga, step: name, direction: direction, attempt: 1, key: nil, outcome: .success(detail))
                 machine.record(.succeeded)
                 try self.save(db, &saga, machine: machine, error: nil, failedStep: nil)
             }
@@ -171,7 +172,9 @@ actor SagaRunner {
             try await database.write { db in
                 var saga = saga
                 var machine = machine
-                try self.log(db, saga: saga, step: name, direction: direction, attempt: attempt, key: key, outcome: .failure(error))
+                try self.log(
+                    db, saga: saga, step: name, direction: direction, attempt: attempt, key: key,
+                    outcome: .failure(error))
                 machine.abandonCurrentStep()
                 try self.save(db, &saga, machine: machine, error: error, failedStep: name)
             }
@@ -193,16 +196,24 @@ actor SagaRunner {
                 var results = try JSON.decode(SagaResults.self, saga.results)
                 result.apply(&results)
                 saga.results = try JSON.encode(results)
-                try self.log(db, saga: saga, step: name, direction: direction, attempt: attempt, key: key, outcome: .success(result.detail))
+                try self.log(
+                    db, saga: saga, step: name, direction: direction, attempt: attempt, key: key,
+                    outcome: .success(result.detail))
                 machine.record(.succeeded)
                 try self.save(db, &saga, machine: machine, error: nil, failedStep: nil)
             case .failure(let error) where error.retryable:
-                try self.log(db, saga: saga, step: name, direction: direction, attempt: attempt, key: key, outcome: .retrying(error))
+                try self.log(
+                    db, saga: saga, step: name, direction: direction, attempt: attempt, key: key,
+                    outcome: .retrying(error))
                 machine.record(.failedTransiently)
                 saga.nextAttemptAt = Date().addingTimeInterval(self.retryDelay(attempt: attempt).seconds)
-                try self.save(db, &saga, machine: machine, error: machine.state == .failed ? error : nil, failedStep: machine.state == .failed ? name : nil)
+                try self.save(
+                    db, &saga, machine: machine, error: machine.state == .failed ? error : nil,
+                    failedStep: machine.state == .failed ? name : nil)
             case .failure(let error):
-                try self.log(db, saga: saga, step: name, direction: direction, attempt: attempt, key: key, outcome: .failure(error))
+                try self.log(
+                    db, saga: saga, step: name, direction: direction, attempt: attempt, key: key,
+                    outcome: .failure(error))
                 machine.record(.failedPermanently)
                 try self.save(db, &saga, machine: machine, error: error, failedStep: name)
             }
@@ -240,7 +251,8 @@ actor SagaRunner {
             .fetchOne(db)
             ?? SagaStepRecord(
                 sagaID: saga.id,
-                seq: (try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM saga_step WHERE saga_id = ?", arguments: [saga.id]) ?? 0) + 1,
+                seq: (try Int.fetchOne(
+                    db, sql: "SELECT MAX(seq) FROM saga_step WHERE saga_id = ?", arguments: [saga.id]) ?? 0) + 1,
                 name: step, direction: direction, status: .started, attempt: attempt, idempotencyKey: key,
                 startedAt: now
             )

@@ -56,14 +56,17 @@ struct SagaSteps: Sendable {
             )
             return StepResult(detail: "reserved \(Self.describe(reservation))")
         case "release":
-            let reservation = try await inventory.call(InventoryMethods.release, order, idempotencyKey: key, timeout: timeout)
+            let reservation = try await inventory.call(
+                InventoryMethods.release, order, idempotencyKey: key, timeout: timeout)
             return StepResult(detail: "released \(reservation.units) units")
         case "restock":
-            let reservation = try await inventory.call(InventoryMethods.restock, order, idempotencyKey: key, timeout: timeout)
+            let reservation = try await inventory.call(
+                InventoryMethods.restock, order, idempotencyKey: key, timeout: timeout)
             let units = reservation.units
             return StepResult(detail: "restocked \(Self.describe(reservation))") { $0.unitsRestocked = units }
         case "take_back":
-            let reservation = try await inventory.call(InventoryMethods.takeBack, order, idempotencyKey: key, timeout: timeout)
+            let reservation = try await inventory.call(
+                InventoryMethods.takeBack, order, idempotencyKey: key, timeout: timeout)
             return StepResult(detail: "took back \(reservation.units) units") { $0.unitsRestocked = 0 }
         case "authorize":
             guard let card else { throw RescindError.internalError("no card for authorize") }
@@ -73,17 +76,25 @@ struct SagaSteps: Sendable {
                 AuthorizeRequest(orderID: orderID, amountMinor: amount, currency: currency, cardNumber: card),
                 idempotencyKey: key, timeout: timeout
             )
-            return StepResult(detail: "authorized \(result.amountAuthorized) \(result.currency) minor units on card ending \(result.cardLast4)") {
+            return StepResult(
+                detail:
+                    "authorized \(result.amountAuthorized) \(result.currency) minor units on card ending \(result.cardLast4)"
+            ) {
                 $0.paymentStatus = result.status.rawValue
             }
         case "capture":
-            let result = try await payments.call(PaymentsMethods.capture, payment, idempotencyKey: key, timeout: timeout)
-            return StepResult(detail: "captured \(result.amountCaptured) \(result.currency) minor units, fee \(result.fee)") {
+            let result = try await payments.call(
+                PaymentsMethods.capture, payment, idempotencyKey: key, timeout: timeout)
+            return StepResult(
+                detail: "captured \(result.amountCaptured) \(result.currency) minor units, fee \(result.fee)"
+            ) {
                 $0.paymentStatus = result.status.rawValue
             }
         case "void":
             let result = try await payments.call(PaymentsMethods.void, payment, idempotencyKey: key, timeout: timeout)
-            return StepResult(detail: "voided the authorization of \(result.amountAuthorized) \(result.currency) minor units") {
+            return StepResult(
+                detail: "voided the authorization of \(result.amountAuthorized) \(result.currency) minor units"
+            ) {
                 $0.voided = true
                 $0.paymentStatus = result.status.rawValue
             }
@@ -92,7 +103,8 @@ struct SagaSteps: Sendable {
                 PaymentsMethods.refund, RefundRequest(orderID: orderID), idempotencyKey: key, timeout: timeout
             )
             return StepResult(
-                detail: "refunded \(result.refundedMinor) \(result.payment.currency) minor units; the processor kept its fee of \(result.feeKeptMinor)"
+                detail:
+                    "refunded \(result.refundedMinor) \(result.payment.currency) minor units; the processor kept its fee of \(result.feeKeptMinor)"
             ) {
                 $0.refunded = result.refundedMinor
                 $0.feeKept = result.feeKeptMinor

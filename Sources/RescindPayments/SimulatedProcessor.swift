@@ -29,7 +29,9 @@ public struct SimulatedProcessor: Sendable {
             fixedFeeMinor = try c.decodeIfPresent(Int64.self, forKey: .fixedFeeMinor) ?? 30
             guard feeBasisPoints >= 0, feeBasisPoints <= 10_000, fixedFeeMinor >= 0 else {
                 throw DecodingError.dataCorrupted(
-                    .init(codingPath: c.codingPath, debugDescription: "fees must be 0 to 10000 basis points and not negative")
+                    .init(
+                        codingPath: c.codingPath,
+                        debugDescription: "fees must be 0 to 10000 basis points and not negative")
                 )
             }
         }

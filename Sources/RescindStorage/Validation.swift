@@ -21,7 +21,8 @@ public enum Validation {
     /// - Throws: `RescindError` `invalid_argument`.
     public static func currency(_ value: String) throws {
         guard value.utf8.count == 3, value.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else {
-            throw RescindError.invalidArgument("currency must be three upper-case letters, e.g. USD", reason: "bad_currency")
+            throw RescindError.invalidArgument(
+                "currency must be three upper-case letters, e.g. USD", reason: "bad_currency")
         }
     }
 }

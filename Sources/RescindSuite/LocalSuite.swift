@@ -101,14 +101,16 @@ public struct LocalSuite: Sendable {
         for daemon in Self.startOrder.reversed() {
             let endpoint = (try? configuredEndpoint(daemon)) ?? Endpoint(host: "127.0.0.1", port: 0)
             guard let pid = runningPID(daemon) else {
-                statuses.append(DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: nil, action: "not_running"))
+                statuses.append(
+                    DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: nil, action: "not_running"))
                 continue
             }
             progress("stopping \(daemon) (pid \(pid))")
             let graceful = await DaemonProcess.stop(pid, timeout: timeout)
             try? FileManager.default.removeItem(at: layout.pidFile(daemon))
             statuses.append(
-                DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: pid, action: graceful ? "stopped" : "killed")
+                DaemonStatus(
+                    name: daemon.rawValue, endpoint: endpoint, pid: pid, action: graceful ? "stopped" : "killed")
             )
         }
         return statuses

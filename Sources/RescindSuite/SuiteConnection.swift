@@ -17,7 +17,8 @@ public struct SuiteConnection: Sendable {
     ) throws {
         func client(_ endpoint: Endpoint, _ identity: Identity) throws -> RPCClient {
             try RPCClient(
-                configuration: .init(endpoint: endpoint, expectedServer: identity, agent: "rescindctl/\(rescindVersion)"),
+                configuration: .init(
+                    endpoint: endpoint, expectedServer: identity, agent: "rescindctl/\(rescindVersion)"),
                 tls: tls, logger: logger
             )
         }

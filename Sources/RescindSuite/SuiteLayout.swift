@@ -84,7 +84,8 @@ public struct SuiteManifest: Codable, Sendable, Hashable {
     /// - Throws: `SuiteError` if the suite was never started there.
     public static func load(_ layout: SuiteLayout) throws -> SuiteManifest {
         guard let data = try? Data(contentsOf: layout.manifest) else {
-            throw SuiteError("no suite at \(layout.directory.path): run `rescindctl up --dir \(layout.directory.path)` first")
+            throw SuiteError(
+                "no suite at \(layout.directory.path): run `rescindctl up --dir \(layout.directory.path)` first")
         }
         do {
             return try JSONDecoder().decode(SuiteManifest.self, from: data)

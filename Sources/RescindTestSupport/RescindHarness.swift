@@ -81,7 +81,8 @@ public final class RescindHarness: Sendable {
 
     /// The stock level of a SKU at a location.
     public func stock(_ sku: String, at location: String) async throws -> StockLevel? {
-        let report = try await inventory.call(InventoryMethods.listStock, ListStockRequest(sku: sku, location: location))
+        let report = try await inventory.call(
+            InventoryMethods.listStock, ListStockRequest(sku: sku, location: location))
         return report.levels.first
     }
 }

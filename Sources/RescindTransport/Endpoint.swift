@@ -24,6 +24,7 @@ public struct Endpoint: Codable, Sendable, Hashable, CustomStringConvertible {
 
     /// Whether the host is an IP literal (TLS then verifies the IP address, and sends no SNI).
     var hostIsIPAddress: Bool {
-        host.contains(":") || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+        host.contains(":")
+            || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
     }
 }

@@ -1,6 +1,7 @@
 import Logging
 import RescindAPI
 import RescindWire
+
 import struct Foundation.Data
 import struct Foundation.Date
 

@@ -4,6 +4,7 @@ import NIOPosix
 import NIOSSL
 import RescindAPI
 import RescindWire
+
 import struct Foundation.Data
 import struct Foundation.Date
 
@@ -242,9 +243,11 @@ public actor RPCClient {
             }
             let written = channel.eventLoop.makePromise(of: Void.self)
             written.futureResult.whenFailure { error in
-                promise.fail(RescindError(.unavailable, "the connection to \(endpoint) closed during the hello: \(error)"))
+                promise.fail(
+                    RescindError(.unavailable, "the connection to \(endpoint) closed during the hello: \(error)"))
             }
-            channel.writeAndFlush(OutboundCall(frame: frame, response: promise, deadline: .distantFuture), promise: written)
+            channel.writeAndFlush(
+                OutboundCall(frame: frame, response: promise, deadline: .distantFuture), promise: written)
             let reply = try await promise.futureResult.get()
             helloTimeout.cancel()
             let serverHello = try WireCodec().decode(ServerHello.self, from: reply.body)
@@ -283,6 +286,7 @@ extension Duration {
         let (seconds, attoseconds) = components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }
-        return whole.addingReportingOverflow(attoseconds / 1_000_000_000).overflow ? .max : whole + attoseconds / 1_000_000_000
+        return whole.addingReportingOverflow(attoseconds / 1_000_000_000).overflow
+            ? .max : whole + attoseconds / 1_000_000_000
     }
 }

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import RescindAPI
 import RescindWire
+
 import struct Foundation.Date
 
 /// What a handler knows about the request beyond its body.

@@ -6,6 +6,7 @@ import RescindAPI
 import RescindPKI
 import RescindWire
 import Synchronization
+
 import struct Foundation.Data
 
 /// A TLS server of the Rescind protocol: many connections, many requests in flight on each, answered out
@@ -170,7 +171,9 @@ public final class RPCServer: Sendable {
         let channel = connection.channel
         let handshakeDone = Atomic<Bool>(false)
         // A peer that opens TLS and then says nothing must not hold a connection for ever.
-        let timeout = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(configuration.handshakeTimeoutSeconds * 1000))) {
+        let timeout = channel.eventLoop.scheduleTask(
+            in: .milliseconds(Int64(configuration.handshakeTimeoutSeconds * 1000))
+        ) {
             if !handshakeDone.load(ordering: .relaxed) {
                 channel.close(promise: nil)
             }
@@ -195,7 +198,8 @@ public final class RPCServer: Sendable {
                 }
                 guard accepted else { return }
                 defer { self.connections.withLock { _ = $0.open.removeValue(forKey: connectionID) } }
-                try await self.serveRequests(&frames, outbound: outbound, inFlight: inFlight, peer: peer, logger: logger)
+                try await self.serveRequests(
+                    &frames, outbound: outbound, inFlight: inFlight, peer: peer, logger: logger)
             }
         } catch {
             logger.debug("connection ended", metadata: ["error": "\(error)"])
@@ -224,7 +228,9 @@ public final class RPCServer: Sendable {
             return nil
         }
         guard first.kind == .hello, first.correlationID == 0, first.flags == 0 else {
-            let error = RescindError(.malformed, "the first frame must be a hello with correlation id 0 and flags 0", reason: "expected_hello")
+            let error = RescindError(
+                .malformed, "the first frame must be a hello with correlation id 0 and flags 0",
+                reason: "expected_hello")
             try await outbound.write(errorFrame(error, correlationID: 0))
             return nil
         }

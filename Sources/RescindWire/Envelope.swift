@@ -1,6 +1,7 @@
+import NIOCore
+
 import struct Foundation.Data
 import struct Foundation.Date
-import NIOCore
 
 /// The body of a request frame.
 public struct RequestEnvelope: Codable, Sendable, Hashable {

@@ -33,7 +33,8 @@ struct OrdersDaemon: AsyncParsableCommand {
         Daemon.bootstrapLogging(level: common.logLevel)
         let logger = Logger(label: "rescind.orders")
         let inventory = try RPCClient(
-            configuration: .init(endpoint: settings.peers.inventory, expectedServer: .inventory, agent: "rescind-orders"),
+            configuration: .init(
+                endpoint: settings.peers.inventory, expectedServer: .inventory, agent: "rescind-orders"),
             tls: common.tls, logger: logger
         )
         let payments = try RPCClient(

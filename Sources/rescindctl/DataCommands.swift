@@ -31,7 +31,9 @@ struct InventoryCommand: AsyncParsableCommand {
                         InventoryMethods.setStock, SetStockRequest(sku: sku, location: location, onHand: onHand)
                     )
                 }
-                try output.emit(level) { "\($0.sku) at \($0.location): \($0.onHand) on hand, \($0.reserved) reserved, \($0.available) available" }
+                try output.emit(level) {
+                    "\($0.sku) at \($0.location): \($0.onHand) on hand, \($0.reserved) reserved, \($0.available) available"
+                }
             }
         }
     }
@@ -46,7 +48,8 @@ struct InventoryCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors(output) {
                 let report = try await target.with { c in
-                    try await c.inventory.call(InventoryMethods.listStock, ListStockRequest(sku: sku, location: location))
+                    try await c.inventory.call(
+                        InventoryMethods.listStock, ListStockRequest(sku: sku, location: location))
                 }
                 try output.emit(report, text: Render.stock)
             }
@@ -88,7 +91,10 @@ struct OrdersCommand: AsyncParsableCommand {
         @Option(help: "SKU:QTY:UNIT_PRICE in minor units (repeatable).")
         var line: [String]
         @Option var currency = "USD"
-        @Option(help: "Card number (test cards: 4242424242424242 succeeds, 4000000000000002 declines, 4000000000005126 declines refunds).")
+        @Option(
+            help:
+                "Card number (test cards: 4242424242424242 succeeds, 4000000000000002 declines, 4000000000005126 declines refunds)."
+        )
         var card = "4242424242424242"
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
@@ -121,7 +127,9 @@ struct OrdersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors(output) {
-                let order = try await target.with { c in try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: id)) }
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: id))
+                }
                 try output.emit(order, text: Render.order)
             }
         }
@@ -174,7 +182,9 @@ struct OrdersCommand: AsyncParsableCommand {
                 try await target.with { c in
                     let accepted = try await c.orders.call(OrdersMethods.cancel, request)
                     guard wait else {
-                        try output.emit(accepted) { "cancellation accepted: saga \($0.sagaID) (rescindctl sagas show \($0.sagaID))" }
+                        try output.emit(accepted) {
+                            "cancellation accepted: saga \($0.sagaID) (rescindctl sagas show \($0.sagaID))"
+                        }
                         return
                     }
                     let saga = try await waitForSaga(accepted.sagaID, connection: c, output: output)
@@ -260,7 +270,8 @@ struct SagasCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors(output) {
                 let list = try await target.with { c in
-                    try await c.orders.call(OrdersMethods.listSagas, ListSagasRequest(orderID: order, state: state, limit: limit))
+                    try await c.orders.call(
+                        OrdersMethods.listSagas, ListSagasRequest(orderID: order, state: state, limit: limit))
                 }
                 try output.emit(list) { list in
                     list.sagas.isEmpty
@@ -281,7 +292,9 @@ struct SagasCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors(output) {
-                let saga = try await target.with { c in try await c.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: id)) }
+                let saga = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: id))
+                }
                 try output.emit(saga, text: Render.saga)
             }
         }

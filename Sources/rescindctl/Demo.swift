@@ -35,7 +35,9 @@ struct Demo: AsyncParsableCommand {
     func run() async throws {
         let directory =
             dir
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("rescind-demo-\(UUID().uuidString.prefix(8))").path
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent(
+                "rescind-demo-\(UUID().uuidString.prefix(8))"
+            ).path
         let suite = LocalSuite(layout: SuiteLayout(path: directory))
         say("▶ starting a suite in \(directory)")
         let (manifest, _) = try await suite.up(progress: { line in say("  \(line)") })
@@ -50,7 +52,9 @@ struct Demo: AsyncParsableCommand {
         }
         await connection.shutdown()
         if keep {
-            say("▶ the suite keeps running: rescindctl orders list --dir \(directory); rescindctl down --dir \(directory)")
+            say(
+                "▶ the suite keeps running: rescindctl orders list --dir \(directory); rescindctl down --dir \(directory)"
+            )
         } else {
             say("▶ stopping the suite")
             _ = await suite.down(progress: { line in say("  \(line)") })
@@ -116,7 +120,9 @@ struct Demo: AsyncParsableCommand {
             let sagas = try await c.orders.call(OrdersMethods.listSagas, ListSagasRequest(orderID: order.id))
             if let saga = sagas.sagas.first { say(Render.saga(saga)) }
             report.scenarios.append(
-                .init(name: "card_declined", order: order, saga: sagas.sagas.first, payment: nil, stock: try await stock(c))
+                .init(
+                    name: "card_declined", order: order, saga: sagas.sagas.first, payment: nil,
+                    stock: try await stock(c))
             )
         }
         say("\n▶ stock at the end")

@@ -35,7 +35,10 @@ enum Render {
         if let rejection = order.rejection { lines.append("  rejected: \(rejection)") }
         if let c = order.cancellation {
             var text = "  cancelled (\(c.reason.rawValue)): "
-            text += c.voided ? "authorization voided" : "refunded \(money(c.refundedMinor, order.currency)), fee kept by the processor \(money(c.feeKeptMinor, order.currency))"
+            text +=
+                c.voided
+                ? "authorization voided"
+                : "refunded \(money(c.refundedMinor, order.currency)), fee kept by the processor \(money(c.feeKeptMinor, order.currency))"
             text += ", \(c.unitsRestocked) units restocked"
             if c.notify { text += ", customer notified" }
             lines.append(text)
@@ -55,10 +58,13 @@ enum Render {
 
     /// A saga as a timeline: one line per step, then the outcome.
     static func saga(_ saga: Saga) -> String {
-        var lines = ["saga \(saga.id)  \(saga.kind.rawValue)  order \(saga.orderID)  → \(saga.state.rawValue.uppercased())"]
+        var lines = [
+            "saga \(saga.id)  \(saga.kind.rawValue)  order \(saga.orderID)  → \(saga.state.rawValue.uppercased())"
+        ]
         for step in saga.steps {
             let arrow = step.direction == .forward ? "→" : "↩"
-            var line = "  \(step.seq). \(Render.time(step.startedAt))  \(arrow) \(pad(step.name, 10)) \(pad(step.status.rawValue, 10))"
+            var line =
+                "  \(step.seq). \(Render.time(step.startedAt))  \(arrow) \(pad(step.name, 10)) \(pad(step.status.rawValue, 10))"
             if step.attempt > 1 { line += "(attempt \(step.attempt)) " }
             if let error = step.error {
                 line += "\(error.code)\(error.reason.map { "/\($0)" } ?? ""): \(error.message)"

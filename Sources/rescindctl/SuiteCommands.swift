@@ -29,7 +29,9 @@ struct Up: AsyncParsableCommand {
             var daemons: [LocalSuite.DaemonStatus]
         }
         try output.emit(Result(manifest: SuiteLayout(path: dir).manifest.path, daemons: statuses)) { result in
-            (result.daemons.map { "\(Render.pad($0.name, 10)) \(Render.pad($0.action, 16)) \($0.endpoint)  pid \($0.pid.map(String.init) ?? "-")" }
+            (result.daemons.map {
+                "\(Render.pad($0.name, 10)) \(Render.pad($0.action, 16)) \($0.endpoint)  pid \($0.pid.map(String.init) ?? "-")"
+            }
                 + ["suite: \(result.manifest)", "next: rescindctl health --dir \(manifest.directory)"])
                 .joined(separator: "\n")
         }
@@ -88,7 +90,8 @@ struct Health: AsyncParsableCommand {
         try output.emit(rows) { rows in
             rows.map { row in
                 if let health = row.health {
-                    return "\(Render.pad(row.daemon, 10)) \(health.status)  v\(health.version)  pid \(health.pid)  up \(health.uptimeSeconds)s"
+                    return
+                        "\(Render.pad(row.daemon, 10)) \(health.status)  v\(health.version)  pid \(health.pid)  up \(health.uptimeSeconds)s"
                 }
                 return "\(Render.pad(row.daemon, 10)) DOWN  \(row.error.map { "\($0)" } ?? "")"
             }.joined(separator: "\n")

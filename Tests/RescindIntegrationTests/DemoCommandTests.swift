@@ -7,7 +7,8 @@ import Testing
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("rescindctl")
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build first: swift build")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rescind-demo-test-\(UUID().uuidString.prefix(8))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rescind-demo-test-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: directory) }
         let process = Process()
         process.executableURL = binary
@@ -22,7 +23,8 @@ import Testing
 
         let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let scenarios = try #require(report["scenarios"] as? [[String: Any]])
-        let byName = Dictionary(uniqueKeysWithValues: scenarios.compactMap { s in (s["name"] as? String).map { ($0, s) } })
+        let byName = Dictionary(
+            uniqueKeysWithValues: scenarios.compactMap { s in (s["name"] as? String).map { ($0, s) } })
         func state(_ name: String) -> String? { (byName[name]?["saga"] as? [String: Any])?["state"] as? String }
         func status(_ name: String) -> String? { (byName[name]?["order"] as? [String: Any])?["status"] as? String }
         #expect(state("cancelled") == "completed")
@@ -33,7 +35,8 @@ import Testing
         #expect(status("restock_failed") == "open")
         #expect(status("card_declined") == "rejected")
         // The suite was stopped: no pid file is left.
-        let pids = (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("run").path)) ?? []
+        let pids =
+            (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("run").path)) ?? []
         #expect(pids.isEmpty)
     }
 }

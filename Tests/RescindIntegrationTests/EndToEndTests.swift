@@ -58,7 +58,8 @@ import Testing
             #expect(compensated.state == .compensated)
             #expect(compensated.steps.map(\.name) == ["lock", "restock", "refund", "take_back", "unlock"])
             #expect(try await h.orders.call(OrdersMethods.get, OrderRequest(orderID: second.id)).status == .open)
-            #expect(try await h.payments.call(PaymentsMethods.get, PaymentRequest(orderID: second.id)).status == .captured)
+            #expect(
+                try await h.payments.call(PaymentsMethods.get, PaymentRequest(orderID: second.id)).status == .captured)
             #expect(try await h.stock("MUG", at: "main")?.reserved == 1)
 
             // The restock fails at a deactivated location: compensated, nothing refunded.
@@ -73,7 +74,8 @@ import Testing
             let reopened = try await h.orders.call(OrdersMethods.get, OrderRequest(orderID: third.id))
             #expect(reopened.status == .open)
             #expect(reopened.failedCancellations.count == 1)
-            #expect(try await h.payments.call(PaymentsMethods.get, PaymentRequest(orderID: third.id)).amountRefunded == 0)
+            #expect(
+                try await h.payments.call(PaymentsMethods.get, PaymentRequest(orderID: third.id)).amountRefunded == 0)
             #expect(try await h.stock("POSTER", at: "backroom")?.reserved == 1)
         }
     }
@@ -97,7 +99,8 @@ import Testing
             try await setStock(h, "MUG", "main", 5)
             let order = try await place(h, [("MUG", 2, 1200)], card: "4242424242424242")
             await h.crash(.payments)
-            let accepted = try await h.orders.call(OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .staff))
+            let accepted = try await h.orders.call(
+                OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .staff))
             // Without Payments the refund cannot happen; the saga retries rather than compensating.
             try await Task.sleep(for: .milliseconds(700))
             let waiting = try await h.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: accepted.sagaID))
@@ -117,14 +120,17 @@ import Testing
             try await setStock(h, "MUG", "main", 5)
             let order = try await place(h, [("MUG", 1, 1200)], card: "4242424242424242")
             await h.crash(.payments)
-            let accepted = try await h.orders.call(OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .staff))
+            let accepted = try await h.orders.call(
+                OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .staff))
             try await Task.sleep(for: .milliseconds(300))
             // Orders dies in the middle of its saga, Payments comes back, then Orders restarts.
             await h.crash(.orders)
             try await h.restart()
             let saga = try await h.waitForSaga(accepted.sagaID)
             #expect(saga.state == .completed)
-            #expect(try await h.payments.call(PaymentsMethods.get, PaymentRequest(orderID: order.id)).amountRefunded == 1200)
+            #expect(
+                try await h.payments.call(PaymentsMethods.get, PaymentRequest(orderID: order.id)).amountRefunded == 1200
+            )
             #expect(try await h.stock("MUG", at: "main")?.reserved == 0)
         }
     }

@@ -150,7 +150,8 @@ struct CertificateAuthorityTests {
     @Test("a client-only identity with no hosts gets no subjectAltName extension")
     func noHosts() throws {
         let authority = try CertificateAuthority.create()
-        let certificate = try CertificateCoding.certificate(fromPEM: authority.issue(name: "operator", hosts: []).certificatePEM)
+        let certificate = try CertificateCoding.certificate(
+            fromPEM: authority.issue(name: "operator", hosts: []).certificatePEM)
         #expect(try certificate.extensions.subjectAlternativeNames == nil)
         #expect(try CertificateIdentity.commonName(fromPEM: CertificateCoding.pem(of: certificate)) == "operator")
     }
@@ -159,7 +160,8 @@ struct CertificateAuthorityTests {
     func validityClamping() throws {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let authority = try CertificateAuthority.create(validity: .seconds(86_400), now: now)
-        let certificate = try CertificateCoding.certificate(fromPEM: authority.issue(name: "orders", hosts: [], now: now).certificatePEM)
+        let certificate = try CertificateCoding.certificate(
+            fromPEM: authority.issue(name: "orders", hosts: [], now: now).certificatePEM)
         #expect(certificate.notValidAfter == now.addingTimeInterval(86_400))
 
         let expired = #expect(throws: PKIError.self) {
@@ -193,7 +195,9 @@ struct CertificateAuthorityTests {
 
     @Test(
         "valid names are accepted",
-        arguments: ["orders", "payments", "inventory", "operator", "a", "a1", "svc-2", String(repeating: "x", count: 63)]
+        arguments: [
+            "orders", "payments", "inventory", "operator", "a", "a1", "svc-2", String(repeating: "x", count: 63),
+        ]
     )
     func validNames(name: String) throws {
         try CertificateAuthority.validateName(name)
@@ -247,18 +251,19 @@ struct CertificateAuthorityTests {
 
         let key = try Certificate.PrivateKey(pemEncoded: CertificateAuthority.create().privateKeyPEM)
         func selfSigned(_ subject: DistinguishedName) throws -> [UInt8] {
-            try CertificateCoding.derBytes(of:
-                Certificate(
-                    version: .v3,
-                    serialNumber: .init(),
-                    publicKey: key.publicKey,
-                    notValidBefore: Date(),
-                    notValidAfter: Date().addingTimeInterval(60),
-                    issuer: subject,
-                    subject: subject,
-                    extensions: .init(),
-                    issuerPrivateKey: key
-                )
+            try CertificateCoding.derBytes(
+                of:
+                    Certificate(
+                        version: .v3,
+                        serialNumber: .init(),
+                        publicKey: key.publicKey,
+                        notValidBefore: Date(),
+                        notValidAfter: Date().addingTimeInterval(60),
+                        issuer: subject,
+                        subject: subject,
+                        extensions: .init(),
+                        issuerPrivateKey: key
+                    )
             )
         }
         let noCN = try selfSigned(try DistinguishedName { OrganizationName("Rescind") })

@@ -13,7 +13,8 @@ struct MutualTLSTests {
         try await self.mutualHandshake(serverHostname: "localhost")
     }
 
-    @Test("mutual TLS 1.3 handshake; with no hostname the client checks the IP SAN 127.0.0.1 against the socket address")
+    @Test(
+        "mutual TLS 1.3 handshake; with no hostname the client checks the IP SAN 127.0.0.1 against the socket address")
     func mutualHandshakeWithIPAddress() async throws {
         try await self.mutualHandshake(serverHostname: nil)
     }
@@ -276,7 +277,9 @@ enum TLSLoopback {
         -> TLSConfiguration
     {
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(identity.certificatePEM.utf8), format: .pem))],
+            certificateChain: [
+                .certificate(try NIOSSLCertificate(bytes: Array(identity.certificatePEM.utf8), format: .pem))
+            ],
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.privateKeyPEM.utf8), format: .pem))
         )
         configuration.minimumTLSVersion = .tlsv13

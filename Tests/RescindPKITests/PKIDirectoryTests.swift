@@ -1,15 +1,14 @@
 import Foundation
+import RescindPKI
 import Testing
 import X509
 
-import RescindPKI
-
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("PKIDirectory")
@@ -111,7 +110,8 @@ struct PKIDirectoryTests {
             let directory = PKIDirectory(url: root)
             try directory.initialize()
             let target = root.appendingPathComponent("target").path
-            try FileManager.default.createSymbolicLink(atPath: directory.privateKeyPath(for: "orders"), withDestinationPath: target)
+            try FileManager.default.createSymbolicLink(
+                atPath: directory.privateKeyPath(for: "orders"), withDestinationPath: target)
 
             let refused = #expect(throws: PKIError.self) {
                 try directory.issue(name: "orders", hosts: [])

@@ -23,10 +23,12 @@ import Testing
         #expect(reservation.allocations == [.init(sku: "TSHIRT", location: "main", quantity: 3)])
         #expect(try await f.stock("TSHIRT", "main").available == 7)
 
-        _ = try await caller.call(InventoryMethods.restock, OrderStockRequest(orderID: order), idempotencyKey: "k2", timeout: nil)
+        _ = try await caller.call(
+            InventoryMethods.restock, OrderStockRequest(orderID: order), idempotencyKey: "k2", timeout: nil)
         #expect(try await f.stock("TSHIRT", "main").available == 10)
 
-        _ = try await caller.call(InventoryMethods.takeBack, OrderStockRequest(orderID: order), idempotencyKey: "k3", timeout: nil)
+        _ = try await caller.call(
+            InventoryMethods.takeBack, OrderStockRequest(orderID: order), idempotencyKey: "k3", timeout: nil)
         let level = try await f.stock("TSHIRT", "main")
         #expect(level.available == 7)
         #expect(level.onHand == 10)
@@ -61,7 +63,8 @@ import Testing
         )
         _ = try await f.inventory.deactivateLocation("backroom")
         let error = await #expect(throws: RescindError.self) {
-            try await caller.call(InventoryMethods.restock, OrderStockRequest(orderID: order), idempotencyKey: "s", timeout: nil)
+            try await caller.call(
+                InventoryMethods.restock, OrderStockRequest(orderID: order), idempotencyKey: "s", timeout: nil)
         }
         #expect(error?.reason == "location_deactivated")
         #expect(try await f.stock("POSTER", "backroom").reserved == 1)

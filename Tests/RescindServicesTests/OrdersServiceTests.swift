@@ -207,14 +207,17 @@ import Testing
     }
 
     @Test func aSagaInterruptedByARestartFinishesExactlyOnce() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rescind-test-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rescind-test-\(UUID().uuidString)")
         var faulty: FaultyCaller?
         // First life: Payments is unreachable, the refund cannot finish.
-        let first = try ServiceFixture(directory: directory, wrapPayments: { inner in
-            let caller = FaultyCaller(inner)
-            faulty = caller
-            return caller
-        })
+        let first = try ServiceFixture(
+            directory: directory,
+            wrapPayments: { inner in
+                let caller = FaultyCaller(inner)
+                faulty = caller
+                return caller
+            })
         try await first.setStock("MUG", "main", 5)
         let order = try await first.place([("MUG", 2, 1200)])
         try #require(faulty).fail("payments.refund", with: RescindError(.unavailable, "network cut"))
@@ -241,7 +244,8 @@ import Testing
         try await f.setStock("MUG", "main", 5)
         let caller = f.asOperator(\.ordersRouter)
         let request = PlaceOrderRequest(
-            customerEmail: "ada@example.com", currency: "USD", lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 1200)],
+            customerEmail: "ada@example.com", currency: "USD",
+            lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 1200)],
             cardNumber: "4242424242424242"
         )
         let first = try await caller.call(OrdersMethods.place, request, idempotencyKey: "place-1", timeout: nil)
@@ -255,11 +259,19 @@ import Testing
         let f = try ServiceFixture()
         defer { f.stop() }
         let cases: [PlaceOrderRequest] = [
-            .init(customerEmail: "not-an-email", currency: "USD", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], cardNumber: "4242424242424242"),
-            .init(customerEmail: "a@b.c", currency: "usd", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], cardNumber: "4242424242424242"),
+            .init(
+                customerEmail: "not-an-email", currency: "USD",
+                lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], cardNumber: "4242424242424242"),
+            .init(
+                customerEmail: "a@b.c", currency: "usd", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)],
+                cardNumber: "4242424242424242"),
             .init(customerEmail: "a@b.c", currency: "USD", lines: [], cardNumber: "4242424242424242"),
-            .init(customerEmail: "a@b.c", currency: "USD", lines: [.init(sku: "A", quantity: 0, unitPriceMinor: 1)], cardNumber: "4242424242424242"),
-            .init(customerEmail: "a@b.c", currency: "USD", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], cardNumber: "12"),
+            .init(
+                customerEmail: "a@b.c", currency: "USD", lines: [.init(sku: "A", quantity: 0, unitPriceMinor: 1)],
+                cardNumber: "4242424242424242"),
+            .init(
+                customerEmail: "a@b.c", currency: "USD", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)],
+                cardNumber: "12"),
         ]
         for request in cases {
             let error = await #expect(throws: RescindError.self) { try await f.orders.place(request) }

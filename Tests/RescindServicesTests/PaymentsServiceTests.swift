@@ -22,10 +22,12 @@ import Testing
             AuthorizeRequest(orderID: order, amountMinor: 6200, currency: "USD", cardNumber: "4242424242424242"),
             idempotencyKey: "a", timeout: nil
         )
-        let captured = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
+        let captured = try await c.call(
+            PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
         // 2.9% of 62.00 is 1.798, rounded to 1.80, plus 0.30.
         #expect(captured.fee == 210)
-        let refund = try await c.call(PaymentsMethods.refund, RefundRequest(orderID: order), idempotencyKey: "r", timeout: nil)
+        let refund = try await c.call(
+            PaymentsMethods.refund, RefundRequest(orderID: order), idempotencyKey: "r", timeout: nil)
         #expect(refund.refundedMinor == 6200)
         #expect(refund.feeKeptMinor == 210)
         #expect(refund.payment.status == .refunded)
@@ -48,7 +50,9 @@ import Testing
         )
         #expect(partial.payment.status == .partiallyRefunded)
         let error = await #expect(throws: RescindError.self) {
-            try await c.call(PaymentsMethods.refund, RefundRequest(orderID: order, amountMinor: 601), idempotencyKey: "r2", timeout: nil)
+            try await c.call(
+                PaymentsMethods.refund, RefundRequest(orderID: order, amountMinor: 601), idempotencyKey: "r2",
+                timeout: nil)
         }
         #expect(error?.reason == "refund_exceeds_capture")
         #expect(try await f.payments.payment(order).amountRefunded == 400)
@@ -92,7 +96,8 @@ import Testing
             AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"),
             idempotencyKey: "a", timeout: nil
         )
-        let voided = try await c.call(PaymentsMethods.void, PaymentRequest(orderID: order), idempotencyKey: "v", timeout: nil)
+        let voided = try await c.call(
+            PaymentsMethods.void, PaymentRequest(orderID: order), idempotencyKey: "v", timeout: nil)
         #expect(voided.status == .voided)
         #expect(voided.fee == 0)
         #expect(voided.amountCaptured == 0)
@@ -109,7 +114,8 @@ import Testing
         )
         #expect(payment.cardLast4 == "4242")
         // Nothing on disk holds the card number: not the database, not its WAL.
-        for file in try FileManager.default.contentsOfDirectory(atPath: f.directory.path) where file.hasPrefix("payments") {
+        for file in try FileManager.default.contentsOfDirectory(atPath: f.directory.path)
+        where file.hasPrefix("payments") {
             let bytes = try Data(contentsOf: f.directory.appendingPathComponent(file))
             #expect(bytes.range(of: Data("4242424242424242".utf8)) == nil, "\(file) holds the card number")
         }

@@ -1,6 +1,7 @@
-@testable import RescindOrders
 import RescindAPI
 import Testing
+
+@testable import RescindOrders
 
 @Suite struct SagaStateMachineTests {
     private let plan = [

@@ -34,8 +34,10 @@ final class ServiceFixture: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.directory = directory
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        inventory = try InventoryService(databasePath: directory.appendingPathComponent("inventory.sqlite").path, logger: logger)
-        payments = try PaymentsService(databasePath: directory.appendingPathComponent("payments.sqlite").path, logger: logger)
+        inventory = try InventoryService(
+            databasePath: directory.appendingPathComponent("inventory.sqlite").path, logger: logger)
+        payments = try PaymentsService(
+            databasePath: directory.appendingPathComponent("payments.sqlite").path, logger: logger)
         var inventoryRouter = RPCRouter()
         inventory.register(into: &inventoryRouter)
         var paymentsRouter = RPCRouter()
