@@ -205,11 +205,23 @@ actor SagaRunner {
                 try self.log(
                     db, saga: saga, step: name, direction: direction, attempt: attempt, key: key,
                     outcome: .retrying(error))
+                let before = machine.state
                 machine.record(.failedTransiently)
-                saga.nextAttemptAt = Date().addingTimeInterval(self.retryDelay(attempt: attempt).seconds)
-                try self.save(
-                    db, &saga, machine: machine, error: machine.state == .failed ? error : nil,
-                    failedStep: machine.state == .failed ? name : nil)
+                if machine.state == before, machine.attempt > 0 {
+                    // Still retrying the same step: wait before the next attempt.
+                    saga.nextAttemptAt = Date().addingTimeInterval(self.retryDelay(attempt: attempt).seconds)
+                    try self.save(db, &saga, machine: machine, error: nil, failedStep: nil)
+                } else {
+                    // Out of attempts: the saga now undoes its steps, or needs a person.
+                    let gaveUp = RescindError(
+                        error.code, "gave up after \(attempt) attempts: \(error.message)", reason: error.reason,
+                        retryable: false
+                    )
+                    try self.log(
+                        db, saga: saga, step: name, direction: direction, attempt: attempt, key: key,
+                        outcome: .failure(gaveUp))
+                    try self.save(db, &saga, machine: machine, error: gaveUp, failedStep: name)
+                }
             case .failure(let error):
                 try self.log(
                     db, saga: saga, step: name, direction: direction, attempt: attempt, key: key,
@@ -293,9 +305,6 @@ actor SagaRunner {
         } else if let error, machine.state == .failed {
             // A compensation failed after the first error: keep the first and say what is stuck.
             saga.errorMessage = (saga.errorMessage ?? "") + "; then \(failedStep ?? "a step") failed: \(error.message)"
-        }
-        if machine.state == .running || machine.state == .compensating, error == nil {
-            if saga.nextAttemptAt < Date() { saga.nextAttemptAt = Date() }
         }
         try saga.update(db)
     }

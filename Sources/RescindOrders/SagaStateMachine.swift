@@ -14,8 +14,8 @@ struct PlannedStep: Codable, Sendable, Hashable {
 /// Steps before the pivot are compensatable; a permanent failure there undoes the completed steps in
 /// reverse. Transient failures retry the same step (with the same idempotency key) up to `maxAttempts`;
 /// a step that runs out of attempts before the pivot is undone with the others. A permanent failure after
-/// the pivot, a step after the pivot or a compensation out of attempts leave the saga `failed`: it needs
-/// a person.
+/// the pivot, the pivot or a later step or a compensation out of attempts leave the saga `failed`: it
+/// needs a person.
 struct SagaStateMachine: Codable, Sendable, Hashable {
     enum Action: Equatable {
         case forward(PlannedStep)
@@ -106,7 +106,8 @@ struct SagaStateMachine: Codable, Sendable, Hashable {
     mutating func abandonCurrentStep() {
         guard state == .running else { return }
         attempt = 0
-        if pivotPassed {
+        // A pivot whose outcome is unknown (money may have moved) cannot be undone around: a person decides.
+        if pivotPassed || plan[next].pivot {
             state = .failed
         } else {
             state = .compensating

@@ -280,3 +280,51 @@ import Testing
         #expect(try await f.orders.list(ListOrdersRequest()).orders.isEmpty)
     }
 }
+
+@Suite struct SagaGivingUpTests {
+    @Test func aRestockThatNeverGetsThroughIsUndoneAndTheOrderReopened() async throws {
+        var faulty: FaultyCaller?
+        let f = try ServiceFixture(wrapInventory: { inner in
+            let caller = FaultyCaller(inner)
+            faulty = caller
+            return caller
+        })
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        try #require(faulty).fail("inventory.restock", with: RescindError(.unavailable, "inventory is down"))
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        let saga = try await f.waitForSaga(accepted.sagaID)
+        // The fixture allows 5 attempts; then whatever the restock did is taken back and the order reopened.
+        #expect(saga.state == .compensated)
+        #expect(saga.steps.map(\.name) == ["lock", "restock", "take_back", "unlock"])
+        let restock = try #require(saga.steps.first { $0.name == "restock" })
+        #expect(restock.status == .failed)
+        #expect(restock.attempt == 5)
+        #expect(saga.error?.message.contains("gave up after 5 attempts") == true)
+        #expect(try await f.orders.order(order.id).status == .open)
+        #expect(try await f.stock("MUG", "main").reserved == 1)
+        #expect(try await f.payments.payment(order.id).status == .captured)
+    }
+
+    @Test func aRefundThatNeverGetsThroughLeavesTheSagaFailedForAPerson() async throws {
+        var faulty: FaultyCaller?
+        let f = try ServiceFixture(wrapPayments: { inner in
+            let caller = FaultyCaller(inner)
+            faulty = caller
+            return caller
+        })
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        try #require(faulty).fail("payments.refund", with: RescindError(.unavailable, "payments is down"))
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        let saga = try await f.waitForSaga(accepted.sagaID)
+        #expect(saga.state == .failed)
+        #expect(saga.error?.message.contains("gave up after 5 attempts") == true)
+        // The order stays locked: nobody may fulfil it or cancel it again until a person settles the refund.
+        #expect(try await f.orders.order(order.id).status == .cancelling)
+        let failed = try await f.orders.sagas(ListSagasRequest(state: .failed))
+        #expect(failed.sagas.map(\.id) == [accepted.sagaID])
+    }
+}

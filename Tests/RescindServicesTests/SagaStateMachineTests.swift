@@ -41,15 +41,23 @@ import Testing
     }
 
     @Test func transientFailuresRetryThenUndoBeforeThePivot() {
-        var machine = SagaStateMachine(plan: plan, completed: 2, maxAttempts: 3)
+        var machine = SagaStateMachine(plan: plan, completed: 1, maxAttempts: 3)
         machine.record(.failedTransiently)
         machine.record(.failedTransiently)
         #expect(machine.state == .running)
         #expect(machine.attempt == 2)
-        #expect(machine.action == .forward(plan[2]))
+        #expect(machine.action == .forward(plan[1]))
         machine.record(.failedTransiently)
-        // The refund's outcome is unknown but it has no undo: the restock is taken back, the order unlocked.
+        // The restock's outcome is unknown: take back whatever it did, then unlock.
         #expect(machine.action == .compensate(plan[1], compensation: "take_back"))
+    }
+
+    @Test func aPivotOutOfAttemptsNeedsAPerson() {
+        var machine = SagaStateMachine(plan: plan, completed: 2, maxAttempts: 2)
+        machine.record(.failedTransiently)
+        machine.record(.failedTransiently)
+        // The refund may have happened: undoing the restock around it could leave a refunded open order.
+        #expect(machine.state == .failed)
     }
 
     @Test func transientFailuresAfterThePivotEndInFailed() {

@@ -19,10 +19,11 @@ final class ServiceFixture: Sendable {
     let orders: OrdersService
     private let runnerTask: Task<Void, Never>
 
-    /// - Parameter wrapPayments: lets a test put a fault or a gate in front of Payments.
+    /// - Parameter wrapPayments: lets a test put a fault or a gate in front of Payments (`wrapInventory`: Inventory).
     init(
         directory: URL? = nil,
         wrapPayments: (any RPCCaller) -> any RPCCaller = { $0 },
+        wrapInventory: (any RPCCaller) -> any RPCCaller = { $0 },
         configuration: OrdersService.Configuration = .init(
             maxAttempts: 5, initialRetryDelaySeconds: 0.05, maxRetryDelaySeconds: 0.2, callTimeoutSeconds: 2,
             placeTimeoutSeconds: 10, pollIntervalSeconds: 0.05
@@ -46,7 +47,7 @@ final class ServiceFixture: Sendable {
         self.paymentsRouter = paymentsRouter
         orders = try OrdersService(
             databasePath: directory.appendingPathComponent("orders.sqlite").path,
-            inventory: InProcessCaller(router: inventoryRouter, peer: .orders, logger: logger),
+            inventory: wrapInventory(InProcessCaller(router: inventoryRouter, peer: .orders, logger: logger)),
             payments: wrapPayments(InProcessCaller(router: paymentsRouter, peer: .orders, logger: logger)),
             configuration: configuration,
             logger: logger
