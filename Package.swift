@@ -177,6 +177,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The golden frames of protocol/vectors against the Swift encoder and decoder.
+        .testTarget(
+            name: "RescindProtocolTests",
+            dependencies: [
+                "RescindWire", "RescindAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RescindPKITests",
             dependencies: [

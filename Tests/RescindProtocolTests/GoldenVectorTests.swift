@@ -1,0 +1,505 @@
+import Foundation
+import NIOCore
+import RescindAPI
+import RescindWire
+import Testing
+
+/// The golden frames of `protocol/vectors/vectors.json`, proved against the Swift encoder and decoder.
+///
+/// The Swift types are the source of truth: each vector is built here from a Swift value with fixed UUIDs
+/// and dates, written with `WireCodec` and `Frame.write(to:)`, and must equal the file byte for byte; the
+/// file's bytes must decode back to the same value. `protocol/check_vectors.py` validates the same file
+/// against `protocol/rescind.cddl`. When a type changes on purpose, the failing expectation prints the new
+/// frame: update the file with it (and the schema) in the same change.
+@Suite("Golden vectors: protocol/vectors/vectors.json matches the Swift encoder and decoder")
+struct GoldenVectorTests {
+    @Test("every vector in the file has a Swift value, and every Swift value a vector")
+    func everyVectorHasAValue() throws {
+        let file = try GoldenVectorFile.load()
+        let fileNames = file.vectors.map(\.name)
+        #expect(Set(fileNames).count == fileNames.count, "duplicate vector names")
+        #expect(Set(fileNames) == Set(GoldenCase.all.map(\.name)))
+    }
+
+    @Test("the Swift encoder writes each vector's frame byte for byte", arguments: GoldenCase.all)
+    func encodes(_ golden: GoldenCase) throws {
+        let vector = try #require(try GoldenVectorFile.load().vector(named: golden.name))
+        var out = ByteBuffer()
+        Frame(kind: golden.kind, correlationID: golden.correlationID, body: try golden.makeBody()).write(to: &out)
+        let written = Hex.encode(out.readableBytesView)
+        #expect(written == vector.frame, "\(golden.name): the Swift encoder writes \(written)")
+        #expect(vector.kind == golden.kind.description)
+    }
+
+    @Test("each vector's frame decodes back to its Swift value", arguments: GoldenCase.all)
+    func decodes(_ golden: GoldenCase) throws {
+        let vector = try #require(try GoldenVectorFile.load().vector(named: golden.name))
+        var buffer = ByteBuffer(bytes: try Hex.decode(vector.frame))
+        var decoder = FrameDecoder()
+        let frame = try #require(try decoder.decode(buffer: &buffer))
+        #expect(buffer.readableBytes == 0, "\(golden.name): bytes after the frame")
+        #expect(frame.version == Frame.currentVersion)
+        #expect(frame.flags == 0)
+        #expect(frame.kind == golden.kind)
+        #expect(frame.correlationID == golden.correlationID)
+        try golden.checkBody(frame.body)
+    }
+
+    @Test("the text choices of rescind.cddl are the raw values of the Swift enumerations")
+    func schemaEnumerations() throws {
+        let schema = try String(contentsOf: GoldenVectorFile.schemaURL, encoding: .utf8)
+        /// The strings of a rule written `name = "a" / "b" / ...` on one line.
+        func choices(_ rule: String) throws -> Set<String> {
+            let line = try #require(schema.split(separator: "\n").first { $0.hasPrefix("\(rule) = ") })
+            return Set(
+                line.split(separator: "\"").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) })
+        }
+        func rawValues<E: RawRepresentable<String>>(_ values: [E]) -> Set<String> { Set(values.map(\.rawValue)) }
+
+        #expect(try choices("order-status") == rawValues(Order.Status.allCases))
+        #expect(try choices("cancel-reason") == rawValues(CancelReason.allCases))
+        #expect(try choices("saga-state") == rawValues(Saga.State.allCases))
+        // Not CaseIterable: their cases are listed by hand.
+        #expect(try choices("saga-kind") == rawValues([Saga.Kind.placeOrder, .cancelOrder]))
+        #expect(try choices("saga-step-direction") == rawValues([Saga.Step.Direction.forward, .compensate]))
+        #expect(try choices("saga-step-status") == rawValues([Saga.Step.Status.started, .succeeded, .failed]))
+        #expect(
+            try choices("payment-status")
+                == rawValues([Payment.Status.authorized, .captured, .voided, .partiallyRefunded, .refunded])
+        )
+        #expect(
+            try choices("reservation-status")
+                == rawValues([Reservation.Status.reserved, .released, .restocked, .committed])
+        )
+    }
+}
+
+// MARK: - The file
+
+/// `protocol/vectors/vectors.json`: see `protocol/vectors/README.md` for the format.
+struct GoldenVectorFile: Decodable {
+    struct Vector: Decodable {
+        var name: String
+        var description: String
+        var kind: String
+        var rule: String
+        var payloadRule: String?
+        /// The whole frame (length prefix, header, body) in lower-case hex.
+        var frame: String
+
+        enum CodingKeys: String, CodingKey {
+            case name, description, kind, rule, frame
+            case payloadRule = "payload_rule"
+        }
+    }
+
+    var vectors: [Vector]
+
+    func vector(named name: String) -> Vector? {
+        vectors.first { $0.name == name }
+    }
+
+    /// The package root, found from this file's path: Tests/RescindProtocolTests/GoldenVectorTests.swift.
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()
+        .deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let url = packageRoot.appendingPathComponent("protocol/vectors/vectors.json")
+    static let schemaURL = packageRoot.appendingPathComponent("protocol/rescind.cddl")
+
+    static func load() throws -> GoldenVectorFile {
+        try JSONDecoder().decode(GoldenVectorFile.self, from: Data(contentsOf: url))
+    }
+}
+
+enum Hex {
+    struct BadHex: Error {}
+
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef")
+        var text = ""
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return text
+    }
+
+    static func decode(_ text: String) throws -> [UInt8] {
+        let digits = Array(text.utf8)
+        guard digits.count.isMultiple(of: 2) else { throw BadHex() }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { throw BadHex() }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func nibble(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+}
+
+// MARK: - The Swift side of each vector
+
+/// One vector as Swift builds it: the frame's kind and correlation id, its body, and a check that a
+/// decoded body is the same value.
+struct GoldenCase: Sendable, CustomTestStringConvertible {
+    var name: String
+    var kind: FrameKind
+    var correlationID: UInt64
+    var makeBody: @Sendable () throws -> ByteBuffer
+    var checkBody: @Sendable (ByteBuffer) throws -> Void
+
+    var testDescription: String { name }
+
+    /// A hello, response or error frame whose body is `value`.
+    static func body<Value: Codable & Hashable & Sendable>(
+        _ name: String, _ kind: FrameKind, _ correlationID: UInt64, _ value: Value
+    ) -> GoldenCase {
+        GoldenCase(
+            name: name, kind: kind, correlationID: correlationID,
+            makeBody: { try WireCodec().encode(value) },
+            checkBody: { body in
+                let decoded = try WireCodec().decode(Value.self, from: body)
+                #expect(decoded == value, "\(name): the vector decodes to another value")
+            }
+        )
+    }
+
+    /// A response frame of `method`.
+    static func response<Request, Response: Hashable>(
+        _ name: String, _ correlationID: UInt64, _ method: Method<Request, Response>, _ value: Response
+    ) -> GoldenCase {
+        body(name, .response, correlationID, value)
+    }
+
+    /// A request frame of `method`: an envelope whose payload is the encoded `request`.
+    static func request<Request: Hashable, Response>(
+        _ name: String, _ correlationID: UInt64, _ method: Method<Request, Response>, _ request: Request,
+        key: String? = nil, deadline: UInt64 = Fixture.deadline
+    ) -> GoldenCase {
+        GoldenCase(
+            name: name, kind: .request, correlationID: correlationID,
+            makeBody: {
+                let codec = WireCodec()
+                let envelope = RequestEnvelope(
+                    method: method.name, deadlineMillis: deadline, idempotencyKey: key,
+                    payload: Data(try codec.encoder.encode(request))
+                )
+                return try codec.encode(envelope)
+            },
+            checkBody: { body in
+                let codec = WireCodec()
+                let envelope = try codec.decode(RequestEnvelope.self, from: body)
+                #expect(envelope.method == method.name)
+                #expect(envelope.deadlineMillis == deadline)
+                #expect(envelope.idempotencyKey == key)
+                let decoded = try codec.decoder.decode(Request.self, from: envelope.payload)
+                #expect(decoded == request, "\(name): the payload decodes to another request")
+                // The payload is deterministic: re-encoding the request gives the same bytes.
+                #expect(Data(try codec.encoder.encode(decoded)) == envelope.payload)
+            }
+        )
+    }
+
+    static let all: [GoldenCase] = hellos + orders + payments + inventory + errors
+
+    // MARK: Connection
+
+    static let hellos: [GoldenCase] = [
+        // PROTOCOL.md section 14.
+        body("client-hello", .hello, 0, ClientHello(versions: [1], agent: "example/1.0")),
+        body(
+            "client-hello-versions", .hello, 0,
+            ClientHello(versions: [1, 23, 24, 255, 256, 65_535, 65_536, 4_294_967_295], agent: "")
+        ),
+        // PROTOCOL.md section 14.
+        body("server-hello", .hello, 0, ServerHello(version: 1, server: "payments", maxInFlight: 256)),
+        request("health-request", 1, CommonMethods.health, Empty()),
+        response(
+            "health-response", 1, CommonMethods.health,
+            HealthStatus(
+                service: "inventory", status: "serving", version: "0.1.0", pid: 2_147_483_647,
+                uptimeSeconds: 86_400
+            )
+        ),
+    ]
+
+    // MARK: Orders
+
+    static let orders: [GoldenCase] = [
+        request(
+            "orders-place-request", 2, OrdersMethods.place,
+            PlaceOrderRequest(
+                customerEmail: "ana.lima@example.com", currency: "EUR",
+                lines: [
+                    .init(sku: "MUG-BLUE-350ML", quantity: 2, unitPriceMinor: 1_250),
+                    .init(sku: "TEE.ORGANIC_COTTON-M", quantity: 1, unitPriceMinor: 2_400),
+                    .init(sku: "POSTER-A2-SUNSET", quantity: 3, unitPriceMinor: 990),
+                    .init(sku: "GIFT-CARD", quantity: 1, unitPriceMinor: 0),
+                ],
+                cardNumber: "4242 4242 4242 4242"
+            ),
+            key: "place-2026-01-01-ana-0001"
+        ),
+        response("orders-place-response", 2, OrdersMethods.place, Fixture.openOrder),
+        request(
+            "orders-cancel-request", 3, OrdersMethods.cancel,
+            CancelOrderRequest(
+                orderID: Fixture.orderID, reason: .customer, refund: true, restock: true, notify: false,
+                staffNote: "Kundin möchte stornieren — 返品 🎁"
+            )
+        ),
+        response(
+            "orders-cancel-response", 3, OrdersMethods.cancel,
+            CancelAccepted(sagaID: Fixture.sagaID, order: Fixture.cancellingOrder)
+        ),
+        request("orders-get-request", 4, OrdersMethods.get, OrderRequest(orderID: Fixture.orderID)),
+        response("orders-get-response-cancelled", 4, OrdersMethods.get, Fixture.cancelledOrder),
+        request("orders-list-request-empty", 5, OrdersMethods.list, ListOrdersRequest()),
+        request("orders-list-request", 6, OrdersMethods.list, ListOrdersRequest(status: .open, limit: 50)),
+        response("orders-list-response", 6, OrdersMethods.list, OrderList(orders: [Fixture.rejectedOrder])),
+        request(
+            "sagas-list-request", 7, OrdersMethods.listSagas,
+            ListSagasRequest(orderID: Fixture.nilUUID, state: .failed, limit: 1_000)
+        ),
+        response("sagas-list-response-empty", 7, OrdersMethods.listSagas, SagaList(sagas: [])),
+        request("sagas-get-request", 8, OrdersMethods.getSaga, SagaRequest(sagaID: Fixture.maxUUID)),
+        response("sagas-get-response", 8, OrdersMethods.getSaga, Fixture.saga),
+    ]
+
+    // MARK: Payments
+
+    static let payments: [GoldenCase] = [
+        request(
+            "payments-authorize-request", 9, PaymentsMethods.authorize,
+            AuthorizeRequest(
+                orderID: Fixture.orderID, amountMinor: 2_500, currency: "USD", cardNumber: "4242-4242-4242-4242"
+            ),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/authorize"
+        ),
+        response(
+            "payments-authorize-response", 9, PaymentsMethods.authorize,
+            Payment(
+                orderID: Fixture.orderID, status: .authorized, currency: "USD", amountAuthorized: 2_500,
+                amountCaptured: 0, amountRefunded: 0, fee: 0, cardLast4: "4242"
+            )
+        ),
+        // PROTOCOL.md section 14.
+        request(
+            "payments-refund-request", 1, PaymentsMethods.refund,
+            RefundRequest(orderID: Fixture.orderID, amountMinor: 500),
+            key: "demo-refund-1", deadline: 1_893_456_000_000
+        ),
+        request(
+            "payments-refund-request-full", 10, PaymentsMethods.refund, RefundRequest(orderID: Fixture.orderID),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/refund"
+        ),
+        response(
+            "payments-refund-response", 10, PaymentsMethods.refund,
+            RefundResult(
+                payment: Payment(
+                    orderID: Fixture.orderID, status: .partiallyRefunded, currency: "USD",
+                    amountAuthorized: 2_500, amountCaptured: 2_500, amountRefunded: 500, fee: 103,
+                    cardLast4: "4242"
+                ),
+                refundedMinor: 500, feeKeptMinor: 103
+            )
+        ),
+        request(
+            "payments-get-request-max", 18_446_744_073_709_551_615, PaymentsMethods.get,
+            PaymentRequest(orderID: Fixture.orderID), key: "clé-🔑", deadline: 18_446_744_073_709_551_615
+        ),
+    ]
+
+    // MARK: Inventory
+
+    static let inventory: [GoldenCase] = [
+        request(
+            "inventory-reserve-request", 11, InventoryMethods.reserve,
+            ReserveRequest(
+                orderID: Fixture.orderID,
+                lines: [.init(sku: "MUG-BLUE-350ML", quantity: 2), .init(sku: "TEE.ORGANIC_COTTON-M", quantity: 1)]
+            ),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/reserve"
+        ),
+        response(
+            "inventory-reserve-response", 11, InventoryMethods.reserve,
+            Reservation(
+                orderID: Fixture.orderID, status: .reserved,
+                allocations: [
+                    .init(sku: "MUG-BLUE-350ML", location: "east", quantity: 1),
+                    .init(sku: "MUG-BLUE-350ML", location: "west", quantity: 1),
+                    .init(sku: "TEE.ORGANIC_COTTON-M", location: "east", quantity: 1),
+                ]
+            )
+        ),
+        request(
+            "inventory-set-stock-request-int64-min", 12, InventoryMethods.setStock,
+            SetStockRequest(sku: "MUG-BLUE-350ML", location: "east", onHand: .min)
+        ),
+        response(
+            "inventory-set-stock-response-int64-extremes", 12, InventoryMethods.setStock,
+            // available = -1 - Int64.max = Int64.min
+            StockLevel(sku: "MUG-BLUE-350ML", location: "east", onHand: -1, reserved: .max)
+        ),
+        request(
+            "inventory-list-stock-request", 13, InventoryMethods.listStock, ListStockRequest(sku: "MUG-BLUE-350ML")
+        ),
+        response(
+            "inventory-list-stock-response", 13, InventoryMethods.listStock,
+            StockReport(
+                levels: [
+                    StockLevel(sku: "MUG-BLUE-350ML", location: "east", onHand: 10, reserved: 1),
+                    StockLevel(sku: "MUG-BLUE-350ML", location: "west", onHand: 0, reserved: 0),
+                ],
+                locations: [Location(id: "east", active: true), Location(id: "west", active: false)]
+            )
+        ),
+        request(
+            "inventory-deactivate-location-request", 14, InventoryMethods.deactivateLocation,
+            LocationRequest(location: "west")
+        ),
+        response(
+            "inventory-deactivate-location-response", 14, InventoryMethods.deactivateLocation,
+            Location(id: "west", active: false)
+        ),
+        request(
+            "inventory-commit-request", 15, InventoryMethods.commit, OrderStockRequest(orderID: Fixture.orderID),
+            key: "fulfil/0F8FAD5B-D9CB-469F-A165-70867728950E"
+        ),
+        response(
+            "inventory-commit-response-no-allocations", 15, InventoryMethods.commit,
+            Reservation(orderID: Fixture.orderID, status: .committed, allocations: [])
+        ),
+    ]
+
+    // MARK: Errors
+
+    static let errors: [GoldenCase] = [
+        // PROTOCOL.md section 14: the answer to payments-refund-request.
+        body(
+            "payments-refund-error", .error, 1,
+            RescindError(
+                .notFound, "no payment for order 0F8FAD5B-D9CB-469F-A165-70867728950E", reason: "unknown_payment"
+            )
+        ),
+        body(
+            "error-connection", .error, 0,
+            RescindError(
+                .unsupportedVersion, "frame version 2 is not supported; this server speaks 1", retryable: false
+            )
+        ),
+        body(
+            "error-retryable", .error, 16,
+            RescindError(
+                .resourceExhausted, "more than 256 requests in flight on this connection",
+                reason: "too_many_in_flight"
+            )
+        ),
+    ]
+}
+
+// MARK: - Fixed values
+
+/// Fixed UUIDs and dates, so that every vector is the same on every run.
+enum Fixture {
+    static func uuid(_ text: String) -> UUID {
+        guard let uuid = UUID(uuidString: text) else { preconditionFailure("not a UUID: \(text)") }
+        return uuid
+    }
+
+    static let orderID = uuid("0F8FAD5B-D9CB-469F-A165-70867728950E")
+    static let sagaID = uuid("D975F117-8E7F-40FC-8F42-567372D53709")
+    static let failedSagaID = uuid("6BA7B810-9DAD-11D1-80B4-00C04FD430C8")
+    static let placeSagaID = uuid("1B4E28BA-2FA1-4D3B-A3F5-EF19B5A7633B")
+    static let nilUUID = uuid("00000000-0000-0000-0000-000000000000")
+    static let maxUUID = uuid("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF")
+
+    /// 2026-01-01T00:00:00Z: whole seconds, a 4-byte integer.
+    static let created = Date(timeIntervalSince1970: 1_767_225_600)
+    /// Half a second later: needs a double.
+    static let updated = Date(timeIntervalSince1970: 1_767_225_600.5)
+    /// 2026-01-01T00:00:10Z in milliseconds: the deadline of most request vectors.
+    static let deadline: UInt64 = 1_767_225_610_000
+
+    static let lines: [Order.Line] = [
+        .init(sku: "MUG-BLUE-350ML", quantity: 2, unitPriceMinor: 1_250)
+    ]
+
+    static let openOrder = Order(
+        id: orderID, customerEmail: "ana.lima@example.com", status: .open, currency: "EUR", totalMinor: 2_500,
+        amountRefundedMinor: 0, lines: lines, cardLast4: "4242", createdAt: created, updatedAt: updated
+    )
+
+    static var cancellingOrder: Order {
+        var order = openOrder
+        order.status = .cancelling
+        order.updatedAt = Date(timeIntervalSince1970: 1_767_225_660)
+        order.failedCancellations = [
+            FailedCancellation(
+                sagaID: failedSagaID, failedStep: "refund",
+                error: RescindErrorSummary(code: "unavailable", reason: nil, message: "payments is unreachable"),
+                at: Date(timeIntervalSince1970: 1_767_225_630.25)
+            )
+        ]
+        return order
+    }
+
+    static var cancelledOrder: Order {
+        var order = cancellingOrder
+        order.status = .cancelled
+        order.amountRefundedMinor = 2_500
+        order.updatedAt = Date(timeIntervalSince1970: 1_767_225_661)
+        order.cancellation = Cancellation(
+            sagaID: sagaID, reason: .customer, staffNote: "Kundin möchte stornieren — 返品 🎁", refundedMinor: 2_500,
+            feeKeptMinor: 103, voided: false, unitsRestocked: 2, notify: false,
+            cancelledAt: Date(timeIntervalSince1970: 1_767_225_661)
+        )
+        return order
+    }
+
+    static let rejectedOrder = Order(
+        id: maxUUID, customerEmail: "bo@example.org", status: .rejected, currency: "USD", totalMinor: 1_250,
+        amountRefundedMinor: 0, lines: lines, cardLast4: "0002", createdAt: created, updatedAt: created,
+        rejection: "failed_precondition/card_declined: the card was declined"
+    )
+
+    static let declined = RescindErrorSummary(
+        code: "failed_precondition", reason: "card_declined", message: "the card was declined"
+    )
+
+    /// A saga whose dates take every encoding: a negative integer, half, single and double floats.
+    static let saga = Saga(
+        id: placeSagaID, kind: .placeOrder, orderID: orderID, state: .compensating,
+        steps: [
+            Saga.Step(
+                seq: 1, name: "create", direction: .forward, status: .succeeded, attempt: 1, idempotencyKey: nil,
+                detail: nil, error: nil, startedAt: Date(timeIntervalSince1970: -86_400),
+                finishedAt: Date(timeIntervalSince1970: 1.5)
+            ),
+            Saga.Step(
+                seq: 2, name: "authorize", direction: .forward, status: .failed, attempt: 3,
+                idempotencyKey: "1B4E28BA-2FA1-4D3B-A3F5-EF19B5A7633B/authorize", detail: "",
+                error: declined,
+                startedAt: Date(timeIntervalSince1970: 100_000.5), finishedAt: updated
+            ),
+            Saga.Step(
+                seq: 3, name: "release", direction: .compensate, status: .started, attempt: 1,
+                idempotencyKey: "1B4E28BA-2FA1-4D3B-A3F5-EF19B5A7633B/release", detail: nil, error: nil,
+                startedAt: updated, finishedAt: nil
+            ),
+        ],
+        error: declined,
+        createdAt: created, updatedAt: updated
+    )
+}
