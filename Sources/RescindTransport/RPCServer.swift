@@ -323,9 +323,11 @@ public final class RPCServer: Sendable {
                 }
                 group.addTask {
                     let reply = await self.answer(frame, peer: peer, logger: logger)
-                    inFlight.finish(frame.correlationID)
+                    inFlight.answered(frame.correlationID)
                     try? await outbound.write(reply)
+                    inFlight.written()
                 }
+                await inFlight.waitForRoom(limit: maxInFlight)
             }
         }
     }
@@ -406,20 +408,57 @@ final class InFlightRequests: Sendable {
         case admitted, duplicate, full
     }
 
-    private let ids = Mutex<Set<UInt64>>([])
+    private struct State {
+        /// Requests not answered yet: their ids may not be reused.
+        var ids: Set<UInt64> = []
+        /// Answers made but not yet handed to the channel (a peer that does not read holds them here).
+        var unwritten = 0
+        /// The read loop, waiting for unwritten answers to drain.
+        var waiter: CheckedContinuation<Void, Never>?
+    }
 
+    private let state = Mutex(State())
+
+    /// Admits a request if fewer than `limit` are unanswered.
     func admit(_ id: UInt64, limit: Int) -> Admission {
-        ids.withLock { ids in
-            if ids.contains(id) { return .duplicate }
-            if ids.count >= limit { return .full }
-            ids.insert(id)
+        state.withLock { state in
+            if state.ids.contains(id) { return .duplicate }
+            if state.ids.count >= limit { return .full }
+            state.ids.insert(id)
             return .admitted
         }
     }
 
-    func finish(_ id: UInt64) {
-        ids.withLock { _ = $0.remove(id) }
+    /// Waits while answers not yet written, with the requests still running, reach `limit`, so a peer that
+    /// does not read its answers stops being read instead of piling answers up in memory. (Requests still
+    /// running alone never block the read loop: the next one is refused with `too_many_in_flight`.)
+    func waitForRoom(limit: Int) async {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Bool in
+                guard state.unwritten > 0, state.ids.count + state.unwritten >= limit else { return true }
+                state.waiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
     }
 
-    var isEmpty: Bool { ids.withLock { $0.isEmpty } }
+    /// The request has its answer: its id is free again, its answer is about to be written.
+    func answered(_ id: UInt64) {
+        state.withLock { state in
+            if state.ids.remove(id) != nil { state.unwritten += 1 }
+        }
+    }
+
+    /// An answer was handed to the channel.
+    func written() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.unwritten = max(0, state.unwritten - 1)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    var isEmpty: Bool { state.withLock { $0.ids.isEmpty && $0.unwritten == 0 } }
 }

@@ -218,7 +218,7 @@ func makeClient(
     endpoint: Endpoint,
     identity: Identity = .operator,
     expectedServer: Identity? = nil,
-    defaultTimeout: Duration = .seconds(2),
+    defaultTimeout: Duration = .seconds(10),
     maxFrameLength: Int = Frame.defaultMaxLength,
     tls: TLSFiles? = nil
 ) throws -> RPCClient {
@@ -472,5 +472,62 @@ final class RawPeer {
             idempotencyKey: idempotencyKey,
             payload: Data(try WireCodec().encoder.encode(request))
         )
+    }
+}
+
+// MARK: - A plain TCP peer (no TLS)
+
+/// What a plain TCP peer saw before its connection ended.
+struct PlainOutcome: Sendable, CustomStringConvertible {
+    /// The bytes the server sent (at most `PlainPeer.maxKept`).
+    var received: [UInt8]
+    /// The server ended the connection (end of stream or a socket error); false if the peer's watchdog did.
+    var closedByServer: Bool
+    /// From the moment the peer started to connect to the end of the connection.
+    var elapsed: Duration
+    /// When the connection ended.
+    var ended: ContinuousClock.Instant
+
+    var description: String {
+        "\(closedByServer ? "closed by the server" : "watchdog fired") after \(elapsed), "
+            + "received \(received.count) bytes \(received.prefix(16).map { String($0, radix: 16) })"
+    }
+}
+
+/// A TCP client with no TLS handler at all, for peers that never start (or never finish) a TLS handshake.
+enum PlainPeer {
+    static let maxKept = 64 * 1024
+
+    /// Connects to `port` in clear text, writes `bytes` (if any), then reads until the server ends the connection
+    /// or `watchdog` passes, and closes its side.
+    static func exchange(port: Int, sending bytes: [UInt8] = [], watchdog: TimeAmount) async throws -> PlainOutcome {
+        // Taken before connecting, so that `elapsed` is never shorter than the server's view of the connection.
+        let start = ContinuousClock.now
+        let asyncChannel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let channel = asyncChannel.channel
+        let fired = Once()
+        let scheduled = channel.eventLoop.scheduleTask(in: watchdog) {
+            if fired.claim() { channel.close(promise: nil) }
+        }
+        defer { scheduled.cancel() }
+        return try await asyncChannel.executeThenClose { inbound, outbound in
+            if !bytes.isEmpty { try? await outbound.write(ByteBuffer(bytes: bytes)) }
+            var received: [UInt8] = []
+            do {
+                for try await chunk in inbound where received.count < maxKept {
+                    received += chunk.readableBytesView.prefix(maxKept - received.count)
+                }
+            } catch {
+                // A reset or a read error after the server closed: the connection ended all the same.
+            }
+            let ended = ContinuousClock.now
+            return PlainOutcome(
+                received: received, closedByServer: !fired.isClaimed, elapsed: ended - start, ended: ended)
+        }
     }
 }
