@@ -75,12 +75,12 @@ public struct CBORDecoder: Sendable {
     /// Validates `input`, then decodes from a private copy of it, so that nothing the
     /// decoded type does can outlive the caller's buffer.
     private func decode<T: Decodable>(_ type: T.Type, copying input: UnsafeBufferPointer<UInt8>) throws -> T {
-        let records = try _CBORIndexer.index(input, maxDepth: limits.maxDepth)
-        let state = _CBORDecodingState(copying: input, records: records)
+        var state = _CBORDecodingState.acquire()
+        defer { _CBORDecodingState.recycle(&state) }
+        try state.load(copying: input, maxDepth: limits.maxDepth)
         let root = _CBORCursor(offset: 0, record: 0)
-        let decoder = _CBORDecoderImpl(state: state, cursor: root)
         do {
-            return try decoder.unbox(T.self, at: root)
+            return try state.unbox(T.self, at: root)
         } catch let error as DecodingError {
             throw CBORError(converting: error)
         }
@@ -118,31 +118,75 @@ struct _CBORHead {
     var length: Int
 }
 
-/// The validated input and its container records, shared by every decoder and container of
-/// one `decode` call.
+/// The validated input and its container records, shared by every container of one `decode`
+/// call, and the `Decoder` that values decode themselves from.
 ///
 /// The input is copied into memory owned by this object, so the decoders and containers that
 /// reference it stay valid however long a decoded type keeps them. Reads here rely on the
 /// indexer having accepted the input: every head, length and record they follow lies
 /// within `bytes`.
-final class _CBORDecodingState {
-    let bytes: UnsafeBufferPointer<UInt8>
-    let records: [_CBORRecord]
-    /// The entries of every map opened as a keyed container, appended when the container is
-    /// created (each container owns a contiguous run; large maps' runs are sorted by key).
+///
+/// Being the decoder itself saves an object per call: `cursor` is the item that the value
+/// being decoded reads, saved and restored around every nested value (`superDecoder()` hands
+/// out a separate `_CBORSuperDecoder` with a fixed cursor instead). States are recycled through
+/// a small pool, buffers and all, once a call has finished, unless something from the call
+/// (a decoder or container that a type kept) still refers to them.
+final class _CBORDecodingState: Decoder {
+    /// The validated copy of the input, at the start of `storage` (which may be larger).
     @exclusivity(unchecked)
-    var slots: [_CBORKeySlot] = []
+    private(set) var bytes = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+    @exclusivity(unchecked)
+    private var storage = UnsafeMutableBufferPointer<UInt8>(start: nil, count: 0)
+    /// The container records of `bytes`, and the indexer's working space.
+    @exclusivity(unchecked)
+    private(set) var index = _CBORIndex()
+    /// The item that the value currently being decoded reads.
+    @exclusivity(unchecked)
+    var cursor = _CBORCursor(offset: 0, record: 0)
 
-    init(copying input: UnsafeBufferPointer<UInt8>, records: [_CBORRecord]) {
-        let storage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: input.count)
-        _ = storage.initialize(from: input)
-        self.bytes = UnsafeBufferPointer(storage)
-        self.records = records
-        slots.reserveCapacity(64)
-    }
+    init() {}
 
     deinit {
-        bytes.deallocate()
+        storage.deallocate()
+    }
+
+    /// Copies `input` and validates the copy; afterwards `bytes` and `index` describe it.
+    func load(copying input: UnsafeBufferPointer<UInt8>, maxDepth: Int) throws {
+        if storage.count < input.count {
+            storage.deallocate()
+            storage = .allocate(capacity: max(input.count, 256))
+        }
+        if let source = input.baseAddress, let target = storage.baseAddress, input.count > 0 {
+            target.update(from: source, count: input.count)
+        }
+        bytes = UnsafeBufferPointer(rebasing: storage[0..<input.count])
+        index.removeAll()  // `recycle` left it empty; this keeps `load` correct on its own
+        try _CBORIndexer.index(bytes, maxDepth: maxDepth, into: &index)
+    }
+
+    // MARK: Recycling
+
+    /// Idle states, each with its buffers emptied but their capacity kept.
+    private static let pool = _CBORRecycler<_CBORDecodingState>()
+    /// The largest buffers worth keeping.
+    private static let keptInputCapacity = 64 * 1024
+    private static let keptTableCapacity = 4096
+
+    static func acquire() -> _CBORDecodingState {
+        pool.take() ?? _CBORDecodingState()
+    }
+
+    /// Returns `state` to the pool if nothing else refers to it and its buffers are of a
+    /// reasonable size.
+    static func recycle(_ state: inout _CBORDecodingState) {
+        guard isKnownUniquelyReferenced(&state),
+            state.storage.count <= keptInputCapacity,
+            state.index.capacity <= keptTableCapacity
+        else { return }
+        state.bytes = UnsafeBufferPointer(start: nil, count: 0)
+        state.index.removeAll()
+        state.cursor = _CBORCursor(offset: 0, record: 0)
+        pool.put(state)
     }
 
     @inline(__always)
@@ -173,7 +217,7 @@ final class _CBORDecodingState {
             if head.argument == 0 {
                 cursor.offset += head.length
             } else {
-                let record = records[cursor.record]
+                let record = index.records[cursor.record]
                 cursor.offset = record.end
                 cursor.record = record.next
             }
@@ -417,11 +461,65 @@ final class _CBORDecodingState {
 
 // MARK: - Decoder
 
-final class _CBORDecoderImpl: Decoder {
+extension _CBORDecodingState {
+    var codingPath: [any CodingKey] {
+        codingPath(to: cursor.offset)
+    }
+
+    var userInfo: [CodingUserInfoKey: Any] {
+        [:]
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<Key>(state: self, at: cursor))
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        try _CBORUnkeyedDecodingContainer(state: self, at: cursor)
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        _CBORSingleValueDecodingContainer(state: self, cursor: cursor)
+    }
+
+    /// Decodes any value from the item at `at`, with fast paths for the types that have a
+    /// dedicated CBOR representation.
+    ///
+    /// The fast paths convert with `unsafeBitCast` only after checking that `T` is exactly
+    /// the decoded type; unlike `as? T` this needs no `Optional<T>` metadata at run time.
+    func unbox<T: Decodable>(_ type: T.Type, at position: _CBORCursor) throws -> T {
+        if T.self == String.self {
+            return unsafeBitCast(try decodeString(at: position), to: T.self)
+        }
+        if T.self == Int.self {
+            return unsafeBitCast(try decodeInteger(Int.self, at: position), to: T.self)
+        }
+        if T.self == Double.self {
+            return unsafeBitCast(try decodeDouble(at: position), to: T.self)
+        }
+        if T.self == Bool.self {
+            return unsafeBitCast(try decodeBool(at: position), to: T.self)
+        }
+        if T.self == Data.self {
+            return unsafeBitCast(try decodeData(at: position), to: T.self)
+        }
+        if T.self == Date.self {
+            return unsafeBitCast(try decodeDate(at: position), to: T.self)
+        }
+        if T.self == UUID.self {
+            return unsafeBitCast(try decodeUUID(at: position), to: T.self)
+        }
+        let saved = cursor
+        cursor = position
+        defer { cursor = saved }
+        return try T(from: self)
+    }
+}
+
+/// The decoder that `superDecoder()` returns: the shared state, fixed to one item.
+final class _CBORSuperDecoder: Decoder {
     let state: _CBORDecodingState
-    /// The item that the value currently being decoded reads.
-    @exclusivity(unchecked)
-    var cursor: _CBORCursor
+    let cursor: _CBORCursor
 
     init(state: _CBORDecodingState, cursor: _CBORCursor) {
         self.state = state
@@ -437,48 +535,15 @@ final class _CBORDecoderImpl: Decoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<Key>(decoder: self, at: cursor))
+        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<Key>(state: state, at: cursor))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        try _CBORUnkeyedDecodingContainer(decoder: self, at: cursor)
+        try _CBORUnkeyedDecodingContainer(state: state, at: cursor)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
-        _CBORSingleValueDecodingContainer(decoder: self, cursor: cursor)
-    }
-
-    /// Decodes any value from the item at `at`, with fast paths for the types that have a
-    /// dedicated CBOR representation.
-    ///
-    /// The fast paths convert with `unsafeBitCast` only after checking that `T` is exactly
-    /// the decoded type; unlike `as? T` this needs no `Optional<T>` metadata at run time.
-    func unbox<T: Decodable>(_ type: T.Type, at position: _CBORCursor) throws -> T {
-        if T.self == String.self {
-            return unsafeBitCast(try state.decodeString(at: position), to: T.self)
-        }
-        if T.self == Int.self {
-            return unsafeBitCast(try state.decodeInteger(Int.self, at: position), to: T.self)
-        }
-        if T.self == Double.self {
-            return unsafeBitCast(try state.decodeDouble(at: position), to: T.self)
-        }
-        if T.self == Bool.self {
-            return unsafeBitCast(try state.decodeBool(at: position), to: T.self)
-        }
-        if T.self == Data.self {
-            return unsafeBitCast(try state.decodeData(at: position), to: T.self)
-        }
-        if T.self == Date.self {
-            return unsafeBitCast(try state.decodeDate(at: position), to: T.self)
-        }
-        if T.self == UUID.self {
-            return unsafeBitCast(try state.decodeUUID(at: position), to: T.self)
-        }
-        let saved = cursor
-        cursor = position
-        defer { cursor = saved }
-        return try T(from: self)
+        _CBORSingleValueDecodingContainer(state: state, cursor: cursor)
     }
 }
 
@@ -498,6 +563,48 @@ let _cborLinearSearchLimit = 12
 /// Key comparison and search for keyed decoding containers. Kept out of the generic
 /// container so that unspecialized calls do not have to look up generic metadata.
 enum _CBORKeyLookup {
+    /// Whether `a[aStart ..< aStart + length]` equals `b[bStart ..< bStart + length]`,
+    /// compared eight bytes at a time. Ranges outside the buffers compare unequal.
+    @inline(__always)
+    static func equal(
+        _ a: UnsafeBufferPointer<UInt8>,
+        _ aStart: Int,
+        _ b: UnsafeBufferPointer<UInt8>,
+        _ bStart: Int,
+        _ length: Int
+    ) -> Bool {
+        guard aStart >= 0, bStart >= 0, length <= a.count - aStart, length <= b.count - bStart,
+            let aBase = a.baseAddress, let bBase = b.baseAddress
+        else {
+            return length == 0
+        }
+        let x = UnsafeRawPointer(aBase + aStart)
+        let y = UnsafeRawPointer(bBase + bStart)
+        if length >= 8 {
+            var i = 0
+            while length - i >= 8 {
+                if x.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    != y.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                {
+                    return false
+                }
+                i += 8
+            }
+            // The last (overlapping) eight bytes cover any remainder.
+            return i == length
+                || x.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
+                    == y.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
+        }
+        var i = 0
+        while i < length {
+            if x.load(fromByteOffset: i, as: UInt8.self) != y.load(fromByteOffset: i, as: UInt8.self) {
+                return false
+            }
+            i += 1
+        }
+        return true
+    }
+
     @inline(__always)
     static func compare(
         _ a: UnsafeBufferPointer<UInt8>,
@@ -550,55 +657,38 @@ enum _CBORKeyLookup {
 
 /// A keyed decoding container over a map.
 ///
-/// It holds a single reference (the decoder) because the standard library's type-erasing box
-/// copies the container for every call. Its entries live in `_CBORDecodingState.slots`,
-/// found once when the container is created; maps with more than `_cborLinearSearchLimit`
-/// entries are sorted there and searched by bisection.
+/// It holds a single reference (the decoding state) because the standard library's type-erasing box
+/// copies the container for every call. Its entries are a run of `_CBORIndex.slots`, saved by
+/// the indexer; maps with more than `_cborLinearSearchLimit` entries are sorted there and
+/// searched by bisection.
 struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     typealias Slot = _CBORKeySlot
 
-    let decoder: _CBORDecoderImpl
+    let state: _CBORDecodingState
     let mapOffset: Int
     let first: _CBORCursor
     let count: Int
-    /// Where this map's entries start in `state.slots`.
+    /// Where this map's entries start in `state.index.slots`.
     let slotBase: Int
 
-    init(decoder: _CBORDecoderImpl, at cursor: _CBORCursor) throws {
-        let state = decoder.state
+    init(state: _CBORDecodingState, at cursor: _CBORCursor) throws {
         let head = state.head(at: cursor.offset)
         guard head.major == 5 else {
             throw state.mismatch("a map (keyed container)", at: cursor)
         }
-        self.decoder = decoder
+        self.state = state
         self.mapOffset = cursor.offset
         self.first = state.firstChild(of: cursor, head: head)
         self.count = Int(head.argument)
-        self.slotBase = state.slots.count
-        var entry = first
-        for _ in 0..<count {
-            let keyHead = state.head(at: entry.offset)
-            let payload = entry.offset + keyHead.length
-            let length = Int(keyHead.argument)
-            let value = _CBORCursor(offset: payload + length, record: entry.record)
-            state.slots.append(Slot(payload: payload, length: length, value: value))
-            entry = value
-            state.skip(&entry)
+        // The indexer saved the entries of every non-empty map; a non-empty map's cursor
+        // points at its own record.
+        if count > 0 {
+            let record = state.index.records[cursor.record]
+            assert(record.offset == cursor.offset)
+            self.slotBase = record.slots
+        } else {
+            self.slotBase = 0
         }
-        if count > _cborLinearSearchLimit {
-            let bytes = state.bytes
-            state.slots[slotBase..<slotBase + count].sort { a, b in
-                if a.length != b.length {
-                    return a.length < b.length
-                }
-                return _CBORKeyLookup.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
-            }
-        }
-    }
-
-    @inline(__always)
-    var state: _CBORDecodingState {
-        decoder.state
     }
 
     var codingPath: [any CodingKey] {
@@ -630,22 +720,30 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     /// The cursor of the value stored under the text key `name`, or `nil`.
     func find(name: String) -> _CBORCursor? {
         var name = name
-        let state = decoder.state
         let base = slotBase
         let count = count
+        let state = state
         return name.withUTF8 { wanted in
-            state.slots.withUnsafeBufferPointer { slots in
-                let run = UnsafeBufferPointer(rebasing: slots[base..<base + count])
-                if count > _cborLinearSearchLimit {
-                    return _CBORKeyLookup.search(run, for: wanted, in: state.bytes)
+            if count > _cborLinearSearchLimit {
+                return state.index.slots.withUnsafeBufferPointer { slots in
+                    _CBORKeyLookup.search(
+                        UnsafeBufferPointer(rebasing: slots[base..<base + count]),
+                        for: wanted,
+                        in: state.bytes
+                    )
                 }
-                for slot in run where slot.length == wanted.count {
-                    if _CBORKeyLookup.compare(state.bytes, slot.payload, wanted, 0, slot.length) == 0 {
-                        return slot.value
-                    }
-                }
-                return nil
             }
+            let bytes = state.bytes
+            var i = base
+            let end = base + count
+            while i < end {
+                let slot = state.index.slots[i]
+                if slot.length == wanted.count, _CBORKeyLookup.equal(bytes, slot.payload, wanted, 0, slot.length) {
+                    return slot.value
+                }
+                i += 1
+            }
+            return nil
         }
     }
 
@@ -731,7 +829,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        try decoder.unbox(type, at: require(key))
+        try state.unbox(type, at: require(key))
     }
 
     // `decodeIfPresent` looks the key up once instead of three times (contains, decodeNil,
@@ -802,18 +900,18 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     }
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
-        try present(key).map { try decoder.unbox(type, at: $0) }
+        try present(key).map { try state.unbox(type, at: $0) }
     }
 
     func nestedContainer<NestedKey: CodingKey>(
         keyedBy type: NestedKey.Type,
         forKey key: Key
     ) throws -> KeyedDecodingContainer<NestedKey> {
-        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<NestedKey>(decoder: decoder, at: require(key)))
+        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<NestedKey>(state: state, at: require(key)))
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try _CBORUnkeyedDecodingContainer(decoder: decoder, at: require(key))
+        try _CBORUnkeyedDecodingContainer(state: state, at: require(key))
     }
 
     /// A decoder for the value under the key `"super"`; throws `keyNotFound` if it is absent.
@@ -821,36 +919,30 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
         guard let cursor = find(name: "super") else {
             throw CBORError(.keyNotFound, "key 'super' not found", path: codingPath, offset: mapOffset)
         }
-        return _CBORDecoderImpl(state: state, cursor: cursor)
+        return _CBORSuperDecoder(state: state, cursor: cursor)
     }
 
     func superDecoder(forKey key: Key) throws -> any Decoder {
-        _CBORDecoderImpl(state: state, cursor: try require(key))
+        _CBORSuperDecoder(state: state, cursor: try require(key))
     }
 }
 
 struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
-    let decoder: _CBORDecoderImpl
+    let state: _CBORDecodingState
     let arrayOffset: Int
     let total: Int
     var currentIndex: Int = 0
     private var cursor: _CBORCursor
 
-    init(decoder: _CBORDecoderImpl, at position: _CBORCursor) throws {
-        let state = decoder.state
+    init(state: _CBORDecodingState, at position: _CBORCursor) throws {
         let head = state.head(at: position.offset)
         guard head.major == 4 else {
             throw state.mismatch("an array (unkeyed container)", at: position)
         }
-        self.decoder = decoder
+        self.state = state
         self.arrayOffset = position.offset
         self.total = Int(head.argument)
         self.cursor = state.firstChild(of: position, head: head)
-    }
-
-    @inline(__always)
-    private var state: _CBORDecodingState {
-        decoder.state
     }
 
     var codingPath: [any CodingKey] {
@@ -938,7 +1030,7 @@ struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(type) }
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        let value = try decoder.unbox(type, at: current())
+        let value = try state.unbox(type, at: current())
         advance()
         return value
     }
@@ -946,64 +1038,64 @@ struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy type: NestedKey.Type
     ) throws -> KeyedDecodingContainer<NestedKey> {
-        let container = try _CBORKeyedDecodingContainer<NestedKey>(decoder: decoder, at: current())
+        let container = try _CBORKeyedDecodingContainer<NestedKey>(state: state, at: current())
         advance()
         return KeyedDecodingContainer(container)
     }
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        let container = try _CBORUnkeyedDecodingContainer(decoder: decoder, at: current())
+        let container = try _CBORUnkeyedDecodingContainer(state: state, at: current())
         advance()
         return container
     }
 
     mutating func superDecoder() throws -> any Decoder {
-        let decoder = _CBORDecoderImpl(state: state, cursor: try current())
+        let decoder = _CBORSuperDecoder(state: state, cursor: try current())
         advance()
         return decoder
     }
 }
 
 struct _CBORSingleValueDecodingContainer: SingleValueDecodingContainer {
-    let decoder: _CBORDecoderImpl
+    let state: _CBORDecodingState
     let cursor: _CBORCursor
 
     var codingPath: [any CodingKey] {
-        decoder.state.codingPath(to: cursor.offset)
+        state.codingPath(to: cursor.offset)
     }
 
     func decodeNil() -> Bool {
-        decoder.state.isNull(at: cursor)
+        state.isNull(at: cursor)
     }
 
     func decode(_ type: Bool.Type) throws -> Bool {
-        try decoder.state.decodeBool(at: cursor)
+        try state.decodeBool(at: cursor)
     }
 
     func decode(_ type: String.Type) throws -> String {
-        try decoder.state.decodeString(at: cursor)
+        try state.decodeString(at: cursor)
     }
 
     func decode(_ type: Double.Type) throws -> Double {
-        try decoder.state.decodeDouble(at: cursor)
+        try state.decodeDouble(at: cursor)
     }
 
     func decode(_ type: Float.Type) throws -> Float {
-        try decoder.state.decodeFloat(at: cursor)
+        try state.decodeFloat(at: cursor)
     }
 
-    func decode(_ type: Int.Type) throws -> Int { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: Int8.Type) throws -> Int8 { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: Int16.Type) throws -> Int16 { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: Int32.Type) throws -> Int32 { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: Int64.Type) throws -> Int64 { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: UInt.Type) throws -> UInt { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: UInt8.Type) throws -> UInt8 { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: UInt16.Type) throws -> UInt16 { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: UInt32.Type) throws -> UInt32 { try decoder.state.decodeInteger(type, at: cursor) }
-    func decode(_ type: UInt64.Type) throws -> UInt64 { try decoder.state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int.Type) throws -> Int { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int8.Type) throws -> Int8 { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int16.Type) throws -> Int16 { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int32.Type) throws -> Int32 { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: Int64.Type) throws -> Int64 { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt.Type) throws -> UInt { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try state.decodeInteger(type, at: cursor) }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try state.decodeInteger(type, at: cursor) }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try decoder.unbox(type, at: cursor)
+        try state.unbox(type, at: cursor)
     }
 }

@@ -24,6 +24,12 @@ import Foundation
 ///   strings). `superEncoder()` writes under the key `"super"`. Unkeyed containers: an array.
 ///   A value that requests no container at all is written as an empty map.
 ///
+/// Values are written straight into place in one pass, and each map is put in key order once it
+/// is complete. A value that uses the Codable API out of sequence (writes to a container after
+/// opening a later one and leaving it, uses `superEncoder()`) or fails is encoded a second time
+/// by a general encoder that accepts any order of calls and reports the error, so its
+/// `encode(to:)` may run twice; the result is the same either way.
+///
 /// The encoder has no state; one instance can be shared between tasks.
 public struct CBOREncoder: Sendable {
     /// Creates an encoder.
@@ -39,10 +45,21 @@ public struct CBOREncoder: Sendable {
     ///   a `Date` that is not finite, or throws `EncodingError` itself. Any other error the
     ///   value's `encode(to:)` throws is rethrown unchanged.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let state = _CBOREncodingState()
-        let encoder = _CBOREncoderImpl(state: state, slot: 0)
+        var direct = _CBORDirectState.acquire()
+        defer { _CBORDirectState.recycle(&direct) }
+        if let bytes = direct.encodeRoot(value) {
+            return bytes
+        }
+        return try encodeInGeneral(value)
+    }
+
+    /// Encodes with the general encoder, which accepts any use of the Codable API (the fast
+    /// path of `_CBORDirectState` gives up on some) and reports every error.
+    func encodeInGeneral<T: Encodable>(_ value: T) throws -> [UInt8] {
+        var state = _CBOREncodingState.acquire()
+        defer { _CBOREncodingState.recycle(&state) }
         do {
-            try encoder.encodeValue(value, into: 0)
+            try state.encodeValue(value, into: 0)
         } catch let error as EncodingError {
             throw CBORError(converting: error)
         }
@@ -86,25 +103,69 @@ struct _CBOREncEntry {
     var isEmpty: Bool { node < 0 && valueStart == valueEnd }
 }
 
-/// The shared state of one `encode` call. Scalars and keys are appended to `scratch` as they
-/// arrive; `serialize()` then walks the container tree once, writing headers (whose counts
-/// are known by then), sorting map entries by their encoded key bytes and copying.
-final class _CBOREncodingState {
+/// The shared state of one `encode` call, and the `Encoder` that values encode themselves to.
+///
+/// Scalars and keys are appended to `scratch` as they arrive; `serialize()` then walks the
+/// container tree once, writing headers (whose counts are known by then), sorting map entries
+/// by their encoded key bytes and copying.
+///
+/// Being the encoder itself saves an object per call: `slot` is the entry that the value being
+/// encoded fills, saved and restored around every nested value (`superEncoder()` hands out a
+/// separate `_CBORSuperEncoder` with a fixed slot instead). States are recycled through a
+/// small pool once a call has finished, unless something from the call still refers to them.
+final class _CBOREncodingState: Encoder {
     @exclusivity(unchecked)
     var scratch: [UInt8] = []
     @exclusivity(unchecked)
-    var entries: [_CBOREncEntry] = [
-        _CBOREncEntry(keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, owner: -1, index: 0)
-    ]
+    var entries: [_CBOREncEntry] = [_CBOREncodingState.rootEntry]
     @exclusivity(unchecked)
     var nodes: [_CBOREncNode] = []
+    /// Entry indices of the maps being written, used as a stack while serializing.
+    @exclusivity(unchecked)
+    var sortStack: [Int] = []
     /// A misuse found in a non-throwing Encoder method, thrown when encoding finishes.
     var deferredError: CBORError?
+    /// The entry that the value currently being encoded fills.
+    @exclusivity(unchecked)
+    var slot: Int = 0
+
+    static let rootEntry = _CBOREncEntry(keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, owner: -1, index: 0)
 
     init() {
         scratch.reserveCapacity(512)
         entries.reserveCapacity(64)
         nodes.reserveCapacity(16)
+        sortStack.reserveCapacity(32)
+    }
+
+    // MARK: Recycling
+
+    /// Idle states, each with its buffers emptied but their capacity kept.
+    private static let pool = _CBORRecycler<_CBOREncodingState>()
+    /// The largest buffers worth keeping.
+    private static let keptScratchCapacity = 64 * 1024
+    private static let keptEntryCapacity = 2048
+
+    static func acquire() -> _CBOREncodingState {
+        pool.take() ?? _CBOREncodingState()
+    }
+
+    /// Returns `state` to the pool if nothing else refers to it (a value may have kept an
+    /// encoder or container) and its buffers are of a reasonable size.
+    static func recycle(_ state: inout _CBOREncodingState) {
+        guard isKnownUniquelyReferenced(&state),
+            state.scratch.capacity <= keptScratchCapacity,
+            state.entries.capacity <= keptEntryCapacity,
+            state.nodes.capacity <= keptEntryCapacity
+        else { return }
+        state.scratch.removeAll(keepingCapacity: true)
+        state.entries.removeAll(keepingCapacity: true)
+        state.entries.append(rootEntry)
+        state.nodes.removeAll(keepingCapacity: true)
+        state.sortStack.removeAll(keepingCapacity: true)
+        state.deferredError = nil
+        state.slot = 0
+        pool.put(state)
     }
 
     // MARK: Building
@@ -246,19 +307,30 @@ final class _CBOREncodingState {
         let capacity = scratch.count + 9 * nodes.count + entries.count
         var duplicate: (entry: Int, node: Int)?
         var overflowed = false
+        var stack: [Int] = []
+        swap(&stack, &sortStack)
         let out = scratch.withUnsafeBufferPointer { scratch in
             entries.withUnsafeBufferPointer { entries in
                 nodes.withUnsafeBufferPointer { nodes in
                     [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
-                        var serializer = _CBORSerializer(scratch: scratch, entries: entries, nodes: nodes, out: buffer)
+                        var serializer = _CBORSerializer(
+                            scratch: scratch,
+                            entries: entries,
+                            nodes: nodes,
+                            out: buffer,
+                            sortStack: stack
+                        )
+                        stack = []
                         serializer.write(entry: 0)
                         duplicate = serializer.duplicate
                         overflowed = serializer.overflowed
                         count = serializer.position
+                        swap(&stack, &serializer.sortStack)
                     }
                 }
             }
         }
+        swap(&stack, &sortStack)
         if let duplicate {
             throw CBORError(
                 .encodingFailed,
@@ -285,8 +357,9 @@ struct _CBORSerializer {
     var position = 0
     /// Set if the output would exceed `out` (which the size bound rules out); never traps.
     var overflowed = false
-    /// Entry indices of the maps being written, used as a stack while sorting.
-    var sortStack: [Int] = []
+    /// Entry indices of the maps being written, used as a stack while sorting (lent by the
+    /// encoding state, so that its capacity is reused).
+    var sortStack: [Int]
     /// The first duplicate key found (an entry and its map); writing stops there.
     var duplicate: (entry: Int, node: Int)?
 
@@ -294,27 +367,28 @@ struct _CBORSerializer {
         scratch: UnsafeBufferPointer<UInt8>,
         entries: UnsafeBufferPointer<_CBOREncEntry>,
         nodes: UnsafeBufferPointer<_CBOREncNode>,
-        out: UnsafeMutableBufferPointer<UInt8>
+        out: UnsafeMutableBufferPointer<UInt8>,
+        sortStack: [Int]
     ) {
         self.scratch = scratch
         self.entries = entries
         self.nodes = nodes
         self.out = out
-        sortStack.reserveCapacity(32)
+        self.sortStack = sortStack
     }
 
+    /// Copies `scratch[start ..< end]` to the output.
     @inline(__always)
     private mutating func copy(_ start: Int, _ end: Int) {
         let count = end - start
-        guard position + count <= out.count else {
+        guard count > 0 else { return }
+        guard start >= 0, end <= scratch.count, position + count <= out.count,
+            let source = scratch.baseAddress, let target = out.baseAddress
+        else {
             overflowed = true
             return
         }
-        var i = 0
-        while i < count {
-            out[position + i] = scratch[start + i]
-            i += 1
-        }
+        (target + position).update(from: source + start, count: count)
         position += count
     }
 
@@ -437,6 +511,19 @@ struct _CBORSerializer {
         let bLength = entries[b].keyEnd - bStart
         let common = min(aLength, bLength)
         var i = 0
+        if let base = scratch.baseAddress {
+            // Eight bytes at a time: big-endian words order like their bytes. Every key lies
+            // within `scratch` (it was written there), so every load does too.
+            let raw = UnsafeRawPointer(base)
+            while common - i >= 8 {
+                let x = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: aStart + i, as: UInt64.self))
+                let y = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: bStart + i, as: UInt64.self))
+                if x != y {
+                    return x < y
+                }
+                i += 8
+            }
+        }
         while i < common {
             let x = scratch[aStart + i]
             let y = scratch[bStart + i]
@@ -451,11 +538,99 @@ struct _CBORSerializer {
 
 // MARK: - Encoder
 
-final class _CBOREncoderImpl: Encoder {
+extension _CBOREncodingState {
+    var codingPath: [any CodingKey] {
+        codingPath(ofEntry: slot)
+    }
+
+    var userInfo: [CodingUserInfoKey: Any] {
+        [:]
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        keyedContainer(keyedBy: type, slot: slot)
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        unkeyedContainer(slot: slot)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        _CBORSingleValueEncodingContainer(state: self, slot: slot)
+    }
+
+    @inline(__always)
+    func keyedContainer<Key: CodingKey>(keyedBy type: Key.Type, slot: Int) -> KeyedEncodingContainer<Key> {
+        let node = node(for: slot, isMap: true)
+        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<Key>(state: self, node: node))
+    }
+
+    @inline(__always)
+    func unkeyedContainer(slot: Int) -> any UnkeyedEncodingContainer {
+        _CBORUnkeyedEncodingContainer(state: self, node: node(for: slot, isMap: false))
+    }
+
+    /// Fails unless `entry` has not been given a value yet.
+    @inline(__always)
+    func requireEmpty(_ entry: Int) throws {
+        guard entries[entry].isEmpty else {
+            throw CBORError(
+                .encodingFailed,
+                "a single-value container was asked to encode a second value",
+                path: codingPath(ofEntry: entry),
+                offset: nil
+            )
+        }
+    }
+
+    /// Encodes any value into an empty entry, with fast paths for the types that have a
+    /// dedicated CBOR representation (converted with `unsafeBitCast` only after checking
+    /// that `T` is exactly that type, which avoids a dynamic cast).
+    func encodeValue<T: Encodable>(_ value: T, into entry: Int) throws {
+        let start = scratch.count
+        if T.self == String.self {
+            let string = unsafeBitCast(value, to: String.self)
+            try requireEmpty(entry)
+            _CBORWriter.text(string, into: &scratch)
+        } else if T.self == Int.self {
+            let int = unsafeBitCast(value, to: Int.self)
+            try requireEmpty(entry)
+            _CBORWriter.signed(Int64(int), into: &scratch)
+        } else if T.self == Double.self {
+            let double = unsafeBitCast(value, to: Double.self)
+            try requireEmpty(entry)
+            _CBORWriter.double(double, into: &scratch)
+        } else if T.self == Bool.self {
+            let bool = unsafeBitCast(value, to: Bool.self)
+            try requireEmpty(entry)
+            _CBORWriter.bool(bool, into: &scratch)
+        } else if T.self == Data.self {
+            let data = unsafeBitCast(value, to: Data.self)
+            try requireEmpty(entry)
+            _CBORWriter.data(data, into: &scratch)
+        } else if T.self == Date.self {
+            let date = unsafeBitCast(value, to: Date.self)
+            try requireEmpty(entry)
+            try _CBORWriter.date(date, into: &scratch)
+        } else if T.self == UUID.self {
+            let uuid = unsafeBitCast(value, to: UUID.self)
+            try requireEmpty(entry)
+            _CBORWriter.uuid(uuid, into: &scratch)
+        } else {
+            let saved = slot
+            slot = entry
+            defer { slot = saved }
+            try value.encode(to: self)
+            return
+        }
+        finishValue(entry, from: start)
+    }
+}
+
+/// The encoder that `superEncoder()` returns: the shared state, fixed to one entry.
+final class _CBORSuperEncoder: Encoder {
     let state: _CBOREncodingState
-    /// The entry that the value currently being encoded fills.
-    @exclusivity(unchecked)
-    var slot: Int
+    let slot: Int
 
     init(state: _CBOREncodingState, slot: Int) {
         self.state = state
@@ -471,88 +646,30 @@ final class _CBOREncoderImpl: Encoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        let node = state.node(for: slot, isMap: true)
-        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<Key>(encoder: self, node: node))
+        state.keyedContainer(keyedBy: type, slot: slot)
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        _CBORUnkeyedEncodingContainer(encoder: self, node: state.node(for: slot, isMap: false))
+        state.unkeyedContainer(slot: slot)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
-        _CBORSingleValueEncodingContainer(encoder: self, slot: slot)
-    }
-
-    /// Fails unless `entry` has not been given a value yet.
-    @inline(__always)
-    func requireEmpty(_ entry: Int) throws {
-        guard state.entries[entry].isEmpty else {
-            throw CBORError(
-                .encodingFailed,
-                "a single-value container was asked to encode a second value",
-                path: state.codingPath(ofEntry: entry),
-                offset: nil
-            )
-        }
-    }
-
-    /// Encodes any value into an empty entry, with fast paths for the types that have a
-    /// dedicated CBOR representation (converted with `unsafeBitCast` only after checking
-    /// that `T` is exactly that type, which avoids a dynamic cast).
-    func encodeValue<T: Encodable>(_ value: T, into entry: Int) throws {
-        let start = state.scratch.count
-        if T.self == String.self {
-            let string = unsafeBitCast(value, to: String.self)
-            try requireEmpty(entry)
-            _CBORWriter.text(string, into: &state.scratch)
-        } else if T.self == Int.self {
-            let int = unsafeBitCast(value, to: Int.self)
-            try requireEmpty(entry)
-            _CBORWriter.signed(Int64(int), into: &state.scratch)
-        } else if T.self == Double.self {
-            let double = unsafeBitCast(value, to: Double.self)
-            try requireEmpty(entry)
-            _CBORWriter.double(double, into: &state.scratch)
-        } else if T.self == Bool.self {
-            let bool = unsafeBitCast(value, to: Bool.self)
-            try requireEmpty(entry)
-            _CBORWriter.bool(bool, into: &state.scratch)
-        } else if T.self == Data.self {
-            let data = unsafeBitCast(value, to: Data.self)
-            try requireEmpty(entry)
-            _CBORWriter.data(data, into: &state.scratch)
-        } else if T.self == Date.self {
-            let date = unsafeBitCast(value, to: Date.self)
-            try requireEmpty(entry)
-            try _CBORWriter.date(date, into: &state.scratch)
-        } else if T.self == UUID.self {
-            let uuid = unsafeBitCast(value, to: UUID.self)
-            try requireEmpty(entry)
-            _CBORWriter.uuid(uuid, into: &state.scratch)
-        } else {
-            let saved = slot
-            slot = entry
-            defer { slot = saved }
-            try value.encode(to: self)
-            return
-        }
-        state.finishValue(entry, from: start)
+        _CBORSingleValueEncodingContainer(state: state, slot: slot)
     }
 }
 
 // MARK: - Containers
 
 struct _CBORKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
-    let encoder: _CBOREncoderImpl
+    let state: _CBOREncodingState
     let node: Int
 
     var codingPath: [any CodingKey] {
-        encoder.state.codingPath(ofNode: node)
+        state.codingPath(ofNode: node)
     }
 
     @inline(__always)
     private func write(_ key: Key, _ body: (inout [UInt8]) -> Void) {
-        let state = encoder.state
         let entry = state.addMapEntry(to: node, key: key)
         let start = state.scratch.count
         body(&state.scratch)
@@ -620,52 +737,49 @@ struct _CBORKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
     }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        let entry = encoder.state.addMapEntry(to: node, key: key)
-        try encoder.encodeValue(value, into: entry)
+        let entry = state.addMapEntry(to: node, key: key)
+        try state.encodeValue(value, into: entry)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy keyType: NestedKey.Type,
         forKey key: Key
     ) -> KeyedEncodingContainer<NestedKey> {
-        let state = encoder.state
         let entry = state.addMapEntry(to: node, key: key)
         let nested = state.newNode(isMap: true, in: entry)
-        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<NestedKey>(encoder: encoder, node: nested))
+        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<NestedKey>(state: state, node: nested))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        let state = encoder.state
         let entry = state.addMapEntry(to: node, key: key)
-        return _CBORUnkeyedEncodingContainer(encoder: encoder, node: state.newNode(isMap: false, in: entry))
+        return _CBORUnkeyedEncodingContainer(state: state, node: state.newNode(isMap: false, in: entry))
     }
 
     mutating func superEncoder() -> any Encoder {
-        let entry = encoder.state.addMapEntry(to: node, key: _CBORKey.super)
-        return _CBOREncoderImpl(state: encoder.state, slot: entry)
+        let entry = state.addMapEntry(to: node, key: _CBORKey.super)
+        return _CBORSuperEncoder(state: state, slot: entry)
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
-        let entry = encoder.state.addMapEntry(to: node, key: key)
-        return _CBOREncoderImpl(state: encoder.state, slot: entry)
+        let entry = state.addMapEntry(to: node, key: key)
+        return _CBORSuperEncoder(state: state, slot: entry)
     }
 }
 
 struct _CBORUnkeyedEncodingContainer: UnkeyedEncodingContainer {
-    let encoder: _CBOREncoderImpl
+    let state: _CBOREncodingState
     let node: Int
 
     var codingPath: [any CodingKey] {
-        encoder.state.codingPath(ofNode: node)
+        state.codingPath(ofNode: node)
     }
 
     var count: Int {
-        encoder.state.nodes[node].count
+        state.nodes[node].count
     }
 
     @inline(__always)
     private func write(_ body: (inout [UInt8]) -> Void) {
-        let state = encoder.state
         let entry = state.addArrayEntry(to: node)
         let start = state.scratch.count
         body(&state.scratch)
@@ -733,43 +847,40 @@ struct _CBORUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        let entry = encoder.state.addArrayEntry(to: node)
-        try encoder.encodeValue(value, into: entry)
+        let entry = state.addArrayEntry(to: node)
+        try state.encodeValue(value, into: entry)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy keyType: NestedKey.Type
     ) -> KeyedEncodingContainer<NestedKey> {
-        let state = encoder.state
         let entry = state.addArrayEntry(to: node)
         let nested = state.newNode(isMap: true, in: entry)
-        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<NestedKey>(encoder: encoder, node: nested))
+        return KeyedEncodingContainer(_CBORKeyedEncodingContainer<NestedKey>(state: state, node: nested))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-        let state = encoder.state
         let entry = state.addArrayEntry(to: node)
-        return _CBORUnkeyedEncodingContainer(encoder: encoder, node: state.newNode(isMap: false, in: entry))
+        return _CBORUnkeyedEncodingContainer(state: state, node: state.newNode(isMap: false, in: entry))
     }
 
     mutating func superEncoder() -> any Encoder {
-        let entry = encoder.state.addArrayEntry(to: node)
-        return _CBOREncoderImpl(state: encoder.state, slot: entry)
+        let entry = state.addArrayEntry(to: node)
+        return _CBORSuperEncoder(state: state, slot: entry)
     }
 }
 
 struct _CBORSingleValueEncodingContainer: SingleValueEncodingContainer {
-    let encoder: _CBOREncoderImpl
+    let state: _CBOREncodingState
     let slot: Int
 
     var codingPath: [any CodingKey] {
-        encoder.state.codingPath(ofEntry: slot)
+        state.codingPath(ofEntry: slot)
     }
 
     @inline(__always)
     private func write(_ body: (inout [UInt8]) -> Void) throws {
-        try encoder.requireEmpty(slot)
-        let state = encoder.state
+        try state.requireEmpty(slot)
         let start = state.scratch.count
         body(&state.scratch)
         state.finishValue(slot, from: start)
@@ -836,6 +947,6 @@ struct _CBORSingleValueEncodingContainer: SingleValueEncodingContainer {
     }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        try encoder.encodeValue(value, into: slot)
+        try state.encodeValue(value, into: slot)
     }
 }

@@ -8,6 +8,50 @@ struct _CBORRecord {
     var offset: Int
     var end: Int
     var next: Int
+    /// For a map, where its entries start in `_CBORIndex.slots`.
+    var slots: Int
+}
+
+/// The container records of one input, and the working space of the indexer that found them,
+/// kept together so that a recycled decoding state reuses all of their capacity.
+struct _CBORIndex {
+    struct Frame {
+        var record: Int
+        /// Items expected in total (twice the entry count for a map).
+        var total: Int
+        var remaining: Int
+        var isMap: Bool
+        /// Where this map's keys start in `keys`.
+        var keyBase: Int
+    }
+
+    /// An encoded map key: `start` is the head, `payload ..< end` the UTF-8 bytes, and
+    /// `record` the first record at or after its value.
+    struct KeyRange {
+        var start: Int
+        var payload: Int
+        var end: Int
+        var record: Int
+    }
+
+    var records: [_CBORRecord] = []
+    /// The entries of every non-empty map, each map's together (in input order, or sorted
+    /// for lookup if there are more than `_cborLinearSearchLimit`).
+    var slots: [_CBORKeySlot] = []
+    var outer: [Frame] = []
+    var keys: [KeyRange] = []
+
+    /// The largest capacity of the arrays.
+    var capacity: Int {
+        max(records.capacity, slots.capacity, outer.capacity, keys.capacity)
+    }
+
+    mutating func removeAll() {
+        if !records.isEmpty { records.removeAll(keepingCapacity: true) }
+        if !slots.isEmpty { slots.removeAll(keepingCapacity: true) }
+        if !outer.isEmpty { outer.removeAll(keepingCapacity: true) }
+        if !keys.isEmpty { keys.removeAll(keepingCapacity: true) }
+    }
 }
 
 /// A position in validated input: the offset of an item's head, and the index of the first
@@ -25,22 +69,8 @@ struct _CBORCursor {
 /// and the allowed tags and simple values. Afterwards the decoder can read the input
 /// without re-checking, and only type-directed checks remain.
 struct _CBORIndexer {
-    private struct Frame {
-        var record: Int
-        /// Items expected in total (twice the entry count for a map).
-        var total: Int
-        var remaining: Int
-        var isMap: Bool
-        /// Where this map's keys start in `keys`.
-        var keyBase: Int
-    }
-
-    /// An encoded map key: `start` is the head, `payload ..< end` the UTF-8 bytes.
-    private struct KeyRange {
-        var start: Int
-        var payload: Int
-        var end: Int
-    }
+    typealias Frame = _CBORIndex.Frame
+    typealias KeyRange = _CBORIndex.KeyRange
 
     private struct Head {
         var major: UInt8
@@ -58,18 +88,28 @@ struct _CBORIndexer {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private let maxDepth: Int
-    private var records: [_CBORRecord] = []
+    private var records: [_CBORRecord]
+    private var slots: [_CBORKeySlot]
     /// The innermost open container (meaningful only when `depth > 0`).
     private var top = Frame(record: 0, total: 0, remaining: 0, isMap: false, keyBase: 0)
     /// The open containers outside `top`, outermost first.
-    private var outer: [Frame] = []
+    private var outer: [Frame]
     /// The number of open containers, `top` included.
     private var depth = 0
-    private var keys: [KeyRange] = []
+    private var keys: [KeyRange]
 
-    private init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+    /// Takes over the arrays of `index`, which must be empty, so that their capacity is reused.
+    private init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, taking index: inout _CBORIndex) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        records = []
+        slots = []
+        outer = []
+        keys = []
+        swap(&records, &index.records)
+        swap(&slots, &index.slots)
+        swap(&outer, &index.outer)
+        swap(&keys, &index.keys)
         // A modest guess that avoids most regrowth for typical messages; the arrays still grow
         // on demand (to at most one record per two input bytes).
         records.reserveCapacity(min(bytes.count / 16 + 4, 1024))
@@ -77,11 +117,17 @@ struct _CBORIndexer {
         outer.reserveCapacity(8)
     }
 
-    /// Validates `bytes` as exactly one CBOR data item and returns its container records.
-    static func index(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) throws -> [_CBORRecord] {
-        var indexer = _CBORIndexer(bytes: bytes, maxDepth: maxDepth)
+    /// Validates `bytes` as exactly one CBOR data item and leaves its container records in
+    /// `index.records` (which are meaningless if this throws).
+    static func index(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, into index: inout _CBORIndex) throws {
+        var indexer = _CBORIndexer(bytes: bytes, maxDepth: maxDepth, taking: &index)
+        defer {
+            swap(&indexer.records, &index.records)
+            swap(&indexer.slots, &index.slots)
+            swap(&indexer.outer, &index.outer)
+            swap(&indexer.keys, &index.keys)
+        }
         try indexer.run()
-        return indexer.records
     }
 
     private mutating func run() throws {
@@ -107,11 +153,14 @@ struct _CBORIndexer {
                 }
                 if !head.isShortest { throw nonCanonical(head, at: start) }
                 let length = Int(head.argument)
-                if head.major == 3, let bad = _CBORUTF8.firstInvalidByte(in: bytes, start: position, count: length) {
+                if head.major == 3,
+                    let bad = _CBORUTF8.firstInvalidByteUnlessShortASCII(in: bytes, start: position, count: length)
+                {
                     throw failure(.invalidUTF8, "text string is not valid UTF-8 at byte \(bad)", at: start)
                 }
                 if isKey {
-                    keys.append(KeyRange(start: start, payload: position, end: position &+ length))
+                    keys.append(
+                        KeyRange(start: start, payload: position, end: position &+ length, record: records.count))
                 }
                 position &+= length
             case 4, 5:
@@ -125,7 +174,7 @@ struct _CBORIndexer {
                 if !head.isShortest { throw nonCanonical(head, at: start) }
                 guard depth < maxDepth else { throw tooDeep(at: start) }
                 if head.argument > 0 {
-                    records.append(_CBORRecord(offset: start, end: 0, next: 0))
+                    records.append(_CBORRecord(offset: start, end: 0, next: 0, slots: 0))
                     let items = Int(head.argument) &* (isMap ? 2 : 1)
                     if depth > 0 {
                         outer.append(top)
@@ -185,13 +234,40 @@ struct _CBORIndexer {
     private mutating func close(at position: Int) throws {
         if top.isMap {
             try checkDuplicateKeys(from: top.keyBase)
-            keys.removeSubrange(top.keyBase...)
+            records[top.record].slots = slots.count
+            saveSlots(from: top.keyBase)
+            keys.removeLast(keys.count &- top.keyBase)
         }
         records[top.record].end = position
         records[top.record].next = records.count
         depth &-= 1
         if let frame = outer.popLast() {
             top = frame
+        }
+    }
+
+    /// Appends the entries of the map whose keys start at `keys[base]` to `slots`, sorted by
+    /// key (length first, then bytes) if the map is large enough to be searched by bisection.
+    private mutating func saveSlots(from base: Int) {
+        let first = slots.count
+        for i in base..<keys.count {
+            let key = keys[i]
+            slots.append(
+                _CBORKeySlot(
+                    payload: key.payload,
+                    length: key.end &- key.payload,
+                    value: _CBORCursor(offset: key.end, record: key.record)
+                )
+            )
+        }
+        if keys.count - base > _cborLinearSearchLimit {
+            let bytes = self.bytes
+            slots[first...].sort { a, b in
+                if a.length != b.length {
+                    return a.length < b.length
+                }
+                return _CBORKeyLookup.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
+            }
         }
     }
 
@@ -355,6 +431,19 @@ struct _CBORIndexer {
         let bLength = b.end - b.start
         let common = min(aLength, bLength)
         var i = 0
+        if let base = bytes.baseAddress {
+            // Eight bytes at a time: big-endian words order like their bytes. Both keys lie
+            // within `bytes`, so every load does too.
+            let raw = UnsafeRawPointer(base)
+            while common - i >= 8 {
+                let x = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: a.start + i, as: UInt64.self))
+                let y = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: b.start + i, as: UInt64.self))
+                if x != y {
+                    return x < y
+                }
+                i += 8
+            }
+        }
         while i < common {
             let x = bytes[a.start + i]
             let y = bytes[b.start + i]

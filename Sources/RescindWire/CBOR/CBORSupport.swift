@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 // Internal helpers shared by CBOREncoder and CBORDecoder. Every name starts with `_CBOR` so
 // that nothing collides with the rest of the RescindWire module.
@@ -229,6 +230,40 @@ enum _CBORFloat {
 }
 
 enum _CBORUTF8 {
+    /// `firstInvalidByte`, with the common case of a short ASCII string checked inline.
+    @inline(__always)
+    static func firstInvalidByteUnlessShortASCII(
+        in buffer: UnsafeBufferPointer<UInt8>,
+        start: Int,
+        count: Int
+    ) -> Int? {
+        if count <= 16, start >= 0, count <= buffer.count - start, let base = buffer.baseAddress {
+            // Two loads that together cover the string (they may overlap), never past its end.
+            let bytes = UnsafeRawPointer(base + start)
+            let bits: UInt64
+            if count >= 8 {
+                bits =
+                    bytes.loadUnaligned(as: UInt64.self)
+                    | bytes.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+            } else if count >= 4 {
+                bits = UInt64(
+                    bytes.loadUnaligned(as: UInt32.self)
+                        | bytes.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)
+                )
+            } else {
+                var small: UInt64 = 0
+                for i in 0..<count {
+                    small |= UInt64(bytes.load(fromByteOffset: i, as: UInt8.self))
+                }
+                bits = small
+            }
+            if bits & 0x8080_8080_8080_8080 == 0 {
+                return nil
+            }
+        }
+        return firstInvalidByte(in: buffer, start: start, count: count)
+    }
+
     /// The offset of the first byte of the first ill-formed sequence in
     /// `buffer[start ..< start + count]`, or `nil` if the range is well-formed UTF-8
     /// (no overlong forms, no surrogates, nothing above U+10FFFF).
@@ -275,5 +310,45 @@ enum _CBORUTF8 {
             }
         }
         return nil
+    }
+}
+
+/// Keeps up to two idle objects (the encoders' and decoder's per-call states) for reuse, so
+/// that a call does not allocate its buffers anew. Taking and returning an object is one
+/// atomic exchange each; when both places are empty (more calls at once than that), callers
+/// make a new object, and objects returned while both places are full are released.
+///
+/// `@unchecked Sendable` although `Object` is not: an object moves between threads only
+/// through `put` and `take`, and `put` requires the caller's reference to be the only one
+/// (callers check with `isKnownUniquelyReferenced`), so no two threads ever share one.
+final class _CBORRecycler<Object: AnyObject>: @unchecked Sendable {
+    private let first = Atomic<Unmanaged<Object>?>(nil)
+    private let second = Atomic<Unmanaged<Object>?>(nil)
+
+    init() {}
+
+    /// An idle object, or `nil` if there is none.
+    @inline(__always)
+    func take() -> Object? {
+        if let object = first.exchange(nil, ordering: .acquiring) {
+            return object.takeRetainedValue()
+        }
+        if let object = second.exchange(nil, ordering: .acquiring) {
+            return object.takeRetainedValue()
+        }
+        return nil
+    }
+
+    /// Keeps `object` for a later `take()`. The caller must hold the only reference to it.
+    @inline(__always)
+    func put(_ object: Object) {
+        let unmanaged = Unmanaged.passRetained(object)
+        if first.compareExchange(expected: nil, desired: unmanaged, ordering: .releasing).exchanged {
+            return
+        }
+        if second.compareExchange(expected: nil, desired: unmanaged, ordering: .releasing).exchanged {
+            return
+        }
+        unmanaged.release()
     }
 }
