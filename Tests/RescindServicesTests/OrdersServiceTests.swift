@@ -163,14 +163,8 @@ import Testing
     }
 
     @Test func fulfilmentIsRefusedWhileACancellationHoldsTheOrder() async throws {
-        var gate: FaultyCaller?
-        let f = try ServiceFixture(wrapPayments: { inner in
-            let caller = FaultyCaller(inner)
-            gate = caller
-            return caller
-        })
+        let (f, payments) = try ServiceFixture.withFaultyPayments()
         defer { f.stop() }
-        let payments = try #require(gate)
         try await f.setStock("MUG", "main", 5)
         let order = try await f.place([("MUG", 1, 1200)])
         payments.hold("payments.refund")
@@ -183,14 +177,8 @@ import Testing
     }
 
     @Test func transientFailuresRetryTheSameStepInsteadOfCompensating() async throws {
-        var faulty: FaultyCaller?
-        let f = try ServiceFixture(wrapPayments: { inner in
-            let caller = FaultyCaller(inner)
-            faulty = caller
-            return caller
-        })
+        let (f, payments) = try ServiceFixture.withFaultyPayments()
         defer { f.stop() }
-        let payments = try #require(faulty)
         try await f.setStock("MUG", "main", 5)
         let order = try await f.place([("MUG", 1, 1200)])
         payments.fail("payments.refund", with: RescindError(.unavailable, "payments is restarting"))
@@ -283,16 +271,11 @@ import Testing
 
 @Suite struct SagaGivingUpTests {
     @Test func aRestockThatNeverGetsThroughIsUndoneAndTheOrderReopened() async throws {
-        var faulty: FaultyCaller?
-        let f = try ServiceFixture(wrapInventory: { inner in
-            let caller = FaultyCaller(inner)
-            faulty = caller
-            return caller
-        })
+        let (f, faulty) = try ServiceFixture.withFaultyInventory()
         defer { f.stop() }
         try await f.setStock("MUG", "main", 5)
         let order = try await f.place([("MUG", 1, 1200)])
-        try #require(faulty).fail("inventory.restock", with: RescindError(.unavailable, "inventory is down"))
+        faulty.fail("inventory.restock", with: RescindError(.unavailable, "inventory is down"))
         let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
         let saga = try await f.waitForSaga(accepted.sagaID)
         // The fixture allows 5 attempts; then whatever the restock did is taken back and the order reopened.
@@ -308,16 +291,11 @@ import Testing
     }
 
     @Test func aRefundThatNeverGetsThroughLeavesTheSagaFailedForAPerson() async throws {
-        var faulty: FaultyCaller?
-        let f = try ServiceFixture(wrapPayments: { inner in
-            let caller = FaultyCaller(inner)
-            faulty = caller
-            return caller
-        })
+        let (f, faulty) = try ServiceFixture.withFaultyPayments()
         defer { f.stop() }
         try await f.setStock("MUG", "main", 5)
         let order = try await f.place([("MUG", 1, 1200)])
-        try #require(faulty).fail("payments.refund", with: RescindError(.unavailable, "payments is down"))
+        faulty.fail("payments.refund", with: RescindError(.unavailable, "payments is down"))
         let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
         let saga = try await f.waitForSaga(accepted.sagaID)
         #expect(saga.state == .failed)

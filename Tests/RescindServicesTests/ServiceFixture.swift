@@ -59,6 +59,30 @@ final class ServiceFixture: Sendable {
         runnerTask = Task { await orders.run() }
     }
 
+    /// A fixture whose calls to Payments go through a `FaultyCaller` the test controls.
+    static func withFaultyPayments() throws -> (ServiceFixture, FaultyCaller) {
+        var faulty: FaultyCaller?
+        let fixture = try ServiceFixture(wrapPayments: { inner in
+            let caller = FaultyCaller(inner)
+            faulty = caller
+            return caller
+        })
+        guard let faulty else { throw RescindError.internalError("the fixture did not wrap Payments") }
+        return (fixture, faulty)
+    }
+
+    /// A fixture whose calls to Inventory go through a `FaultyCaller` the test controls.
+    static func withFaultyInventory() throws -> (ServiceFixture, FaultyCaller) {
+        var faulty: FaultyCaller?
+        let fixture = try ServiceFixture(wrapInventory: { inner in
+            let caller = FaultyCaller(inner)
+            faulty = caller
+            return caller
+        })
+        guard let faulty else { throw RescindError.internalError("the fixture did not wrap Inventory") }
+        return (fixture, faulty)
+    }
+
     /// Stops the saga runner.
     func stop() {
         runnerTask.cancel()
