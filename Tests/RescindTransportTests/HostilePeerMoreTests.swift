@@ -12,44 +12,7 @@ import Testing
 /// checking that a normal client is still served.
 @Suite("Hostile peers: cut frames, bad CBOR, floods and peers that never speak TLS")
 struct HostilePeerMoreTests {
-    /// A server with a small frame limit and configurable limits, and the TLS context of a raw peer.
-    struct Fixture {
-        let pki: TestPKI
-        let server: RunningServer
-        let peerContext: NIOSSLContext
-
-        static func start(
-            maxFrameLength: Int = 4096,
-            maxInFlight: Int = 16,
-            handshakeTimeoutSeconds: Double = 10,
-            router: RPCRouter = TestMethods.router()
-        ) async throws -> Fixture {
-            let pki = try TestPKI()
-            let server = try await RunningServer.start(
-                pki: pki,
-                configuration: .init(
-                    host: "127.0.0.1",
-                    port: 0,
-                    maxFrameLength: maxFrameLength,
-                    maxInFlightPerConnection: maxInFlight,
-                    handshakeTimeoutSeconds: handshakeTimeoutSeconds
-                ),
-                router: router
-            )
-            return Fixture(pki: pki, server: server, peerContext: try pki.files(for: "operator").makeClientContext())
-        }
-
-        func withPeer<R>(watchdog: TimeAmount = .seconds(5), _ body: (RawPeer) async throws -> R) async throws -> R {
-            try await RawPeer.with(port: server.port, context: peerContext, watchdog: watchdog, body)
-        }
-
-        /// Checks that a normal client is still served, then stops everything.
-        func finish(sourceLocation: SourceLocation = #_sourceLocation) async throws {
-            try await TLSTests.expectServing(pki: pki, server: server, sourceLocation: sourceLocation)
-            await server.stop()
-            pki.remove()
-        }
-    }
+    typealias Fixture = HostileFixture
 
     /// A deadline far in the future (2100-01-01), so hand-made envelopes never expire.
     static let farDeadline: UInt64 = 4_102_444_800_000

@@ -10,40 +10,7 @@ import Testing
 /// connection when the byte stream cannot be trusted any more, and keeps serving everyone else.
 @Suite("Hostile peers: hand-made frames against a real server")
 struct HostilePeerTests {
-    /// A server with a small frame limit and a short handshake timeout, and the TLS context of a raw peer.
-    struct Fixture {
-        let pki: TestPKI
-        let server: RunningServer
-        let peerContext: NIOSSLContext
-
-        static let maxFrameLength = 4096
-
-        static func start(handshakeTimeoutSeconds: Double = 10) async throws -> Fixture {
-            let pki = try TestPKI()
-            let server = try await RunningServer.start(
-                pki: pki,
-                configuration: .init(
-                    host: "127.0.0.1",
-                    port: 0,
-                    maxFrameLength: maxFrameLength,
-                    maxInFlightPerConnection: 16,
-                    handshakeTimeoutSeconds: handshakeTimeoutSeconds
-                )
-            )
-            return Fixture(pki: pki, server: server, peerContext: try pki.files(for: "operator").makeClientContext())
-        }
-
-        func withPeer<R>(watchdog: TimeAmount = .seconds(5), _ body: (RawPeer) async throws -> R) async throws -> R {
-            try await RawPeer.with(port: server.port, context: peerContext, watchdog: watchdog, body)
-        }
-
-        /// Checks that a normal client is still served, then stops everything.
-        func finish(sourceLocation: SourceLocation = #_sourceLocation) async throws {
-            try await TLSTests.expectServing(pki: pki, server: server, sourceLocation: sourceLocation)
-            await server.stop()
-            pki.remove()
-        }
-    }
+    typealias Fixture = HostileFixture
 
     static func bytes(_ frame: Frame) -> ByteBuffer {
         var buffer = ByteBuffer()

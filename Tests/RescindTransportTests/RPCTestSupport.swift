@@ -531,3 +531,46 @@ enum PlainPeer {
         }
     }
 }
+
+/// A server with a small frame limit and configurable limits, and the TLS context of a raw peer that sends
+/// hand-made frames to it (the hostile-peer suites).
+struct HostileFixture {
+    /// The default frame limit: small, so that a test can cross it cheaply.
+    static let maxFrameLength = 4096
+
+    let pki: TestPKI
+    let server: RunningServer
+    let peerContext: NIOSSLContext
+
+    static func start(
+        maxFrameLength: Int = HostileFixture.maxFrameLength,
+        maxInFlight: Int = 16,
+        handshakeTimeoutSeconds: Double = 10,
+        router: RPCRouter = TestMethods.router()
+    ) async throws -> HostileFixture {
+        let pki = try TestPKI()
+        let server = try await RunningServer.start(
+            pki: pki,
+            configuration: .init(
+                host: "127.0.0.1",
+                port: 0,
+                maxFrameLength: maxFrameLength,
+                maxInFlightPerConnection: maxInFlight,
+                handshakeTimeoutSeconds: handshakeTimeoutSeconds
+            ),
+            router: router
+        )
+        return HostileFixture(pki: pki, server: server, peerContext: try pki.files(for: "operator").makeClientContext())
+    }
+
+    func withPeer<R>(watchdog: TimeAmount = .seconds(5), _ body: (RawPeer) async throws -> R) async throws -> R {
+        try await RawPeer.with(port: server.port, context: peerContext, watchdog: watchdog, body)
+    }
+
+    /// Checks that a normal client is still served, then stops everything.
+    func finish(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await TLSTests.expectServing(pki: pki, server: server, sourceLocation: sourceLocation)
+        await server.stop()
+        pki.remove()
+    }
+}
