@@ -84,11 +84,15 @@ public struct LocalSuite: Sendable {
         )
         try DaemonConfiguration.write(manifest, to: layout.manifest.path)
         let connection = try SuiteConnection(manifest: manifest)
-        defer { Task { await connection.shutdown() } }
-        for status in statuses {
-            let daemon = Identity(status.name)
-            try await waitForHealth(daemon, pid: status.pid, connection: connection)
-            progress("\(daemon) is serving (pid \(status.pid.map(String.init) ?? "?"))")
+        do {
+            for status in statuses {
+                let daemon = Identity(status.name)
+                try await waitForHealth(daemon, pid: status.pid, connection: connection)
+                progress("\(daemon) is serving (pid \(status.pid.map(String.init) ?? "?"))")
+            }
+        } catch {
+            await connection.shutdown()
+            throw error
         }
         await connection.shutdown()
         return (manifest, statuses)
