@@ -31,12 +31,40 @@ public struct RequestEnvelope: Codable, Sendable, Hashable {
     }
 }
 
+extension RequestEnvelope: CBORMessage {
+    public init(cbor map: inout CBORMapReader) throws {
+        var method: String?
+        var deadlineMillis: UInt64?
+        var payload: Data?
+        idempotencyKey = nil
+        while map.next() {
+            switch map.key {
+            case "method": method = try map.read(String.self)
+            case "payload": payload = try map.read(Data.self)
+            case "deadline": deadlineMillis = try map.read(UInt64.self)
+            case "idempotency_key": idempotencyKey = map.isNull ? nil : try map.read(String.self)
+            default: break
+            }
+        }
+        self.method = try map.required(method, "method")
+        self.deadlineMillis = try map.required(deadlineMillis, "deadline")
+        self.payload = try map.required(payload, "payload")
+    }
+
+    public func encode(cbor map: inout CBORMapWriter) {
+        map.write("method", method)
+        map.write("payload", payload)
+        map.write("deadline", deadlineMillis)
+        if let idempotencyKey { map.write("idempotency_key", idempotencyKey) }
+    }
+}
+
 extension RequestEnvelope {
     /// A date as milliseconds since the Unix epoch, clamped to the range of the field.
     public static func millis(_ date: Date) -> UInt64 {
         let millis = (date.timeIntervalSince1970 * 1000).rounded(.down)
         guard millis.isFinite, millis > 0 else { return 0 }
-        return millis >= 18_446_744_073_709_551_615 ? .max : UInt64(millis)
+        return millis >= 0x1p64 ? .max : UInt64(millis)
     }
 }
 

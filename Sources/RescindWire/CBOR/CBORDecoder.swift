@@ -46,6 +46,11 @@ public struct CBORDecoder: Sendable {
     /// The bounds applied to every `decode` call.
     public var limits: Limits
 
+    /// Whether values of ``CBORMessage`` types are read by their `init(cbor:)` rather than
+    /// their `init(from:)`; both accept the same input. Off only to compare the two (tests,
+    /// benchmarks).
+    public var usesMessageCoding = true
+
     /// Creates a decoder.
     ///
     /// - Parameter limits: Bounds applied to every `decode` call.
@@ -80,6 +85,9 @@ public struct CBORDecoder: Sendable {
         try state.load(copying: input, maxDepth: limits.maxDepth)
         let root = _CBORCursor(offset: 0, record: 0)
         do {
+            if usesMessageCoding, let message = T.self as? any CBORMessage.Type {
+                return try state.decodeRoot(message, as: T.self)
+            }
             return try state.unbox(T.self, at: root)
         } catch let error as DecodingError {
             throw CBORError(converting: error)

@@ -127,7 +127,12 @@ final class _CBORDirectState: Encoder {
         if failed {
             return nil
         }
-        return [UInt8](UnsafeBufferPointer(start: buffer, count: count))
+        return output
+    }
+
+    /// A copy of everything written.
+    var output: [UInt8] {
+        [UInt8](UnsafeBufferPointer(start: buffer, count: count))
     }
 
     /// Gives up on this path.
@@ -254,26 +259,26 @@ final class _CBORDirectState: Encoder {
                 sortEntries(of: frame)
                 marks.removeLast(marks.count - frame.markBase)
             }
-            fixHead(of: frame)
+            fixHead(major: frame.isMap ? 5 : 4, at: frame.head, count: frame.count)
         }
     }
 
-    /// Writes the real head of a complete container over its placeholder byte.
-    private func fixHead(of frame: _CBORDirectFrame) {
-        let major: UInt8 = frame.isMap ? 5 : 4
-        let argument = UInt64(frame.count)
+    /// Writes the real head of a complete container over its placeholder byte at `head`; the
+    /// container's body runs from there to the end of the output.
+    func fixHead(major: UInt8, at head: Int, count entries: Int) {
+        let argument = UInt64(entries)
         if argument < 24 {
-            buffer[frame.head] = major &<< 5 | UInt8(truncatingIfNeeded: argument)
+            buffer[head] = major &<< 5 | UInt8(truncatingIfNeeded: argument)
             return
         }
         let extra = argument <= 0xff ? 1 : argument <= 0xffff ? 2 : argument <= 0xffff_ffff ? 4 : 8
         // Move the body up to make room for the longer head.
         reserve(extra)
-        let body = frame.head + 1
+        let body = head + 1
         // The ranges overlap; `copyMemory` allows that.
         UnsafeMutableRawPointer(buffer + body + extra).copyMemory(from: buffer + body, byteCount: count - body)
         count += extra
-        buffer[frame.head] = major &<< 5 | UInt8(24 + extra.trailingZeroBitCount)
+        buffer[head] = major &<< 5 | UInt8(24 + extra.trailingZeroBitCount)
         var shift = UInt64(extra - 1) * 8
         var position = body
         while true {

@@ -32,6 +32,11 @@ import Foundation
 ///
 /// The encoder has no state; one instance can be shared between tasks.
 public struct CBOREncoder: Sendable {
+    /// Whether values of ``CBORMessage`` types are written by their `encode(cbor:)` rather than
+    /// their `encode(to:)`; the bytes are the same. Off only to compare the two (tests,
+    /// benchmarks).
+    public var usesMessageCoding = true
+
     /// Creates an encoder.
     public init() {}
 
@@ -47,6 +52,9 @@ public struct CBOREncoder: Sendable {
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         var direct = _CBORDirectState.acquire()
         defer { _CBORDirectState.recycle(&direct) }
+        if usesMessageCoding, let message = T.self as? any CBORMessage.Type {
+            return try direct.encodeRoot(message, value)
+        }
         if let bytes = direct.encodeRoot(value) {
             return bytes
         }
