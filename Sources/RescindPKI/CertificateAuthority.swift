@@ -339,17 +339,16 @@ public struct CertificateAuthority: Sendable {
         return seconds
     }
 
-    /// A random positive serial number of at most 20 octets in DER (RFC 5280 section 4.1.2.2), with 159 random bits.
+    /// A random positive serial number of exactly 20 octets in DER (RFC 5280 section 4.1.2.2), with over 158
+    /// random bits.
     ///
     /// `Certificate.SerialNumber()` draws 20 random bytes and encodes half of them with a leading zero
-    /// byte, i.e. as 21 octets, over RFC 5280's limit; clearing the top bit avoids that.
+    /// byte, i.e. as 21 octets, over RFC 5280's limit. A first byte in 1...0x7f avoids that, and also a
+    /// first byte of zero, which would be dropped and leave a high bit set in the next one.
     private static func randomSerialNumber() -> Certificate.SerialNumber {
         var generator = SystemRandomNumberGenerator()
         var bytes = (0..<20).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        bytes[0] &= 0x7f
-        if bytes.allSatisfy({ $0 == 0 }) {
-            bytes[19] = 1
-        }
+        bytes[0] = UInt8.random(in: 1...0x7f, using: &generator)
         return Certificate.SerialNumber(bytes: bytes)
     }
 
