@@ -10,7 +10,7 @@ import sys
 from collections import defaultdict
 
 ROW = re.compile(r"^│ (?P<metric>[^│]+?)\s*│(?P<cells>.*)│\s*$")
-TITLE = re.compile(r"^(?P<value>\w+) (?P<codec>CBOR|JSON) (?P<op>encode|decode) \((?P<size>\d+) B\)$")
+TITLE = re.compile(r"^(?P<value>\w+) (?P<codec>CBOR-Codable|CBOR|JSON) (?P<op>encode|decode) \((?P<size>\d+) B\)$")
 
 
 def parse(text):
@@ -43,18 +43,24 @@ def main():
     for value, _, _ in results:
         if value not in values:
             values.append(value)
-    print("| value | op | CBOR p50 | JSON p50 | JSON/CBOR time | CBOR allocs | JSON allocs | CBOR B | JSON B |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| value | op | CBOR p50 | JSON p50 | JSON/CBOR time | CBOR-Codable p50 | Codable/message time "
+        "| CBOR allocs | CBOR-Codable allocs | JSON allocs | CBOR B | JSON B |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for value in values:
         for op in ("encode", "decode"):
             c = results.get((value, "CBOR", op), {})
             j = results.get((value, "JSON", op), {})
             if "wall" not in c or "wall" not in j:
                 continue
+            g = results.get((value, "CBOR-Codable", op), {})
             ratio = j["wall"] / c["wall"]
+            codable = f"{g['wall'] / 1000:.2f} µs | {g['wall'] / c['wall']:.2f}x" if "wall" in g else "- | -"
             print(
                 f"| {value} | {op} | {c['wall'] / 1000:.2f} µs | {j['wall'] / 1000:.2f} µs | {ratio:.2f}x "
-                f"| {c.get('malloc', '?')} | {j.get('malloc', '?')} | {c['size']} | {j['size']} |"
+                f"| {codable} | {c.get('malloc', '?')} | {g.get('malloc', '-')} | {j.get('malloc', '?')} "
+                f"| {c['size']} | {j['size']} |"
             )
 
 

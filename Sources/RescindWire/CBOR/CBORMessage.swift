@@ -29,11 +29,15 @@ public protocol CBORMessage: Codable {
 
 /// A key of the current map entry, for `switch` with string-literal patterns. It refers to the
 /// input and is valid only until the reader moves to the next entry.
+///
+/// The matching and the generic helpers of ``CBORMapReader`` are inlinable: called across
+/// modules unspecialized, they looked up the metadata of `Optional<T>` at every field.
 public struct CBORMapKey {
-    let base: UnsafePointer<UInt8>
-    let count: Int
+    @usableFromInline let base: UnsafePointer<UInt8>
+    @usableFromInline let count: Int
 
     /// Whether the key's UTF-8 bytes equal the literal's.
+    @inlinable
     public static func ~= (pattern: StaticString, key: CBORMapKey) -> Bool {
         guard pattern.utf8CodeUnitCount == key.count else { return false }
         let literal = pattern.utf8Start
@@ -145,13 +149,18 @@ public struct CBORMapReader {
 
     /// A string enum, as its synthesized `init(from:)` reads it: a text string that must be
     /// one of the raw values, else ``CBORError/Code/invalidValue``.
+    @inlinable
     public func read<E: RawRepresentable & Decodable>(_ type: E.Type) throws -> E where E.RawValue == String {
-        let raw = try state.decodeString(at: value)
+        let raw = try read(String.self)
         guard let result = E(rawValue: raw) else {
-            throw state.error(
-                .invalidValue, "cannot initialize \(E.self) from invalid String value \(raw)", at: value.offset)
+            throw invalid(raw, for: E.self)
         }
         return result
+    }
+
+    @usableFromInline
+    func invalid(_ raw: String, for type: Any.Type) -> CBORError {
+        state.error(.invalidValue, "cannot initialize \(type) from invalid String value \(raw)", at: value.offset)
     }
 
     public func read<M: CBORMessage>(_ type: M.Type) throws -> M {
@@ -179,11 +188,17 @@ public struct CBORMapReader {
     }
 
     /// `value`, or ``CBORError/Code/keyNotFound`` naming `key` if the map had no entry for it.
+    @inlinable
     public func required<T>(_ value: T?, _ key: StaticString) throws -> T {
         if let value {
             return value
         }
-        throw state.error(.keyNotFound, "key '\(key)' not found", at: mapOffset)
+        throw missing(key)
+    }
+
+    @usableFromInline
+    func missing(_ key: StaticString) -> CBORError {
+        state.error(.keyNotFound, "key '\(key)' not found", at: mapOffset)
     }
 }
 
