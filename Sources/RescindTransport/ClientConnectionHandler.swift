@@ -11,6 +11,11 @@ struct OutboundCall: Sendable {
 /// Multiplexes calls over one connection: gives each request a correlation id, completes its promise with
 /// the matching response or error frame, fails it at its deadline, and fails everything when the connection
 /// ends.
+///
+/// It keeps at most the server's `max_in_flight` requests unanswered (from the server hello; PROTOCOL.md
+/// section 8), so that a burst of calls waits here, in order, instead of being refused with
+/// `too_many_in_flight`. A request whose caller gave up at its deadline still counts until its late answer
+/// arrives, as it does on the server.
 final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = Frame
     typealias OutboundIn = OutboundCall
@@ -21,10 +26,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         var timeout: Scheduled<Void>
     }
 
+    private struct Waiting {
+        var id: UInt64
+        var call: OutboundCall
+        var written: EventLoopPromise<Void>?
+        var timeout: Scheduled<Void>
+    }
+
     private var pending: [UInt64: Pending] = [:]
+    /// Sent requests whose callers stopped waiting; the server has not answered them yet.
+    private var abandoned: Set<UInt64> = []
+    /// Calls not sent yet because `limit` requests are unanswered, oldest first.
+    private var waiting = CircularBuffer<Waiting>()
+    /// The server's `max_in_flight`, once its hello has arrived.
+    private(set) var limit = Int.max
     private var helloPromise: EventLoopPromise<Frame>?
     private var nextCorrelationID: UInt64 = 1
     private var terminalError: RescindError?
+
+    private var unanswered: Int { pending.count + abandoned.count }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let call = unwrapOutboundIn(data)
@@ -33,22 +53,51 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             promise?.fail(terminalError)
             return
         }
-        var frame = call.frame
-        if frame.kind == .hello {
+        if call.frame.kind == .hello {
             helloPromise = call.response
-            context.write(wrapOutboundOut(frame), promise: promise)
+            context.write(wrapOutboundOut(call.frame), promise: promise)
             return
         }
         let id = nextCorrelationID
         nextCorrelationID = nextCorrelationID == .max ? 1 : nextCorrelationID + 1
+        if unanswered < limit && waiting.isEmpty {
+            send(id, call, written: promise, context: context)
+            return
+        }
+        let timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: call.deadline) {
+            guard let index = self.waiting.firstIndex(where: { $0.id == id }) else { return }
+            let expired = self.waiting.remove(at: index)
+            let error = RescindError(
+                .deadlineExceeded, "no room among the server's \(self.limit) requests in flight before the deadline")
+            expired.call.response.fail(error)
+            expired.written?.fail(error)
+        }
+        waiting.append(Waiting(id: id, call: call, written: promise, timeout: timeout))
+    }
+
+    private func send(
+        _ id: UInt64, _ call: OutboundCall, written: EventLoopPromise<Void>?, context: ChannelHandlerContext
+    ) {
+        var frame = call.frame
         frame.correlationID = id
         let timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: call.deadline) {
             if let expired = self.pending.removeValue(forKey: id) {
+                self.abandoned.insert(id)
                 expired.promise.fail(RescindError(.deadlineExceeded, "no answer before the deadline"))
             }
         }
         pending[id] = Pending(promise: call.response, timeout: timeout)
-        context.write(wrapOutboundOut(frame), promise: promise)
+        context.write(wrapOutboundOut(frame), promise: written)
+    }
+
+    /// Sends waiting calls while there is room.
+    private func sendWaiting(context: ChannelHandlerContext) {
+        guard !waiting.isEmpty else { return }
+        while unanswered < limit, let next = waiting.popFirst() {
+            next.timeout.cancel()
+            send(next.id, next.call, written: next.written, context: context)
+        }
+        context.flush()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -56,6 +105,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if frame.correlationID == 0 {
             switch frame.kind {
             case .hello:
+                if let hello = try? WireCodec().decode(ServerHello.self, from: frame.body) {
+                    limit = max(1, Int(hello.maxInFlight))
+                }
                 helloPromise?.succeed(frame)
                 helloPromise = nil
             default:
@@ -67,10 +119,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             return
         }
-        // A late answer to a request that already hit its deadline is dropped.
-        guard let call = pending.removeValue(forKey: frame.correlationID) else { return }
-        call.timeout.cancel()
-        call.promise.succeed(frame)
+        // A late answer to a request that already hit its deadline is dropped, and frees its place.
+        if let call = pending.removeValue(forKey: frame.correlationID) {
+            call.timeout.cancel()
+            call.promise.succeed(frame)
+        } else if abandoned.remove(frame.correlationID) == nil {
+            return
+        }
+        sendWaiting(context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -95,9 +151,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         helloPromise = nil
         let calls = pending
         pending.removeAll()
+        abandoned.removeAll()
         for call in calls.values {
             call.timeout.cancel()
             call.promise.fail(error)
+        }
+        while let next = waiting.popFirst() {
+            next.timeout.cancel()
+            next.call.response.fail(error)
+            next.written?.fail(error)
         }
     }
 }
