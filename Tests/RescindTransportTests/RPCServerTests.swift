@@ -224,48 +224,6 @@ struct RPCServerTests {
         await server.stop()
     }
 
-    @Test("calls over the per-connection in-flight limit get resource_exhausted, and room frees up")
-    func inFlightLimit() async throws {
-        let pki = try TestPKI()
-        defer { pki.remove() }
-        let server = try await RunningServer.start(
-            pki: pki,
-            configuration: .init(host: "127.0.0.1", port: 0, maxInFlightPerConnection: 3)
-        )
-        let client = try makeClient(pki: pki, endpoint: server.endpoint)
-        _ = try await client.call(TestMethods.echo, EchoRequest(text: "connect", number: 0))
-
-        let outcomes = await withTaskGroup(of: Result<SleepResponse, any Error>.self) { group in
-            for number in 0..<8 {
-                group.addTask {
-                    await Result {
-                        try await client.call(TestMethods.sleep, SleepRequest(number: number, milliseconds: 400))
-                    }
-                }
-            }
-            var outcomes: [Result<SleepResponse, any Error>] = []
-            for await outcome in group { outcomes.append(outcome) }
-            return outcomes
-        }
-        let succeeded = outcomes.filter { if case .success = $0 { true } else { false } }
-        let exhausted = outcomes.compactMap { outcome -> RescindError? in
-            guard case .failure(let error) = outcome else { return nil }
-            return error as? RescindError
-        }
-        #expect(succeeded.count == 3)
-        #expect(exhausted.count == 5)
-        for error in exhausted {
-            #expect(error.code == .resourceExhausted)
-            #expect(error.reason == "too_many_in_flight")
-            #expect(error.retryable)
-        }
-        // Once they are answered, there is room again.
-        let later = try await client.call(TestMethods.sleep, SleepRequest(number: 99, milliseconds: 1))
-        #expect(later.number == 99)
-        await client.shutdown()
-        await server.stop()
-    }
-
     @Test("a graceful shutdown lets the call in flight finish, then serve() returns and new calls are unavailable")
     func gracefulShutdownDrains() async throws {
         let pki = try TestPKI()
