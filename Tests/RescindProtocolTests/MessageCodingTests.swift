@@ -36,7 +36,8 @@ struct MessageCodingTests {
     @Test("the validating pass still runs before a message reads anything")
     func validationFirst() throws {
         // {"kind": "x", "kind": "y"}: a duplicate key, which the message alone would not notice.
-        let duplicate: [UInt8] = [0xa2, 0x64] + Array("kind".utf8) + [0x61, 0x78, 0x64] + Array("kind".utf8) + [0x61, 0x79]
+        let kind = CBORItems.text("kind")
+        let duplicate: [UInt8] = [0xa2] + kind + CBORItems.text("x") + kind + CBORItems.text("y")
         let error = try #require(throws: CBORError.self) { try CBORDecoder().decode(Saga.self, from: duplicate) }
         #expect(error.code == .duplicateKey)
     }
@@ -92,7 +93,8 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
 
     static let all: [MessageCase] = [
         MessageCase(
-            RequestEnvelope(method: "orders.cancel", deadlineMillis: Fixture.deadline, idempotencyKey: "k", payload: Data([1, 2])),
+            RequestEnvelope(
+                method: "orders.cancel", deadlineMillis: Fixture.deadline, idempotencyKey: "k", payload: Data([1, 2])),
             RequestEnvelope(method: "sagas.get", deadlineMillis: 0, payload: Data())
         ),
         MessageCase(
@@ -103,11 +105,12 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
         ),
         MessageCase(Order.Line(sku: "MUG", quantity: -1, unitPriceMinor: .max)),
         MessageCase(fullOrder, Fixture.openOrder, Fixture.cancelledOrder, Fixture.rejectedOrder),
-        MessageCase(Fixture.cancelledOrder.cancellation!, noteless),
+        MessageCase(cancellation, noteless),
         MessageCase(Fixture.cancellingOrder.failedCancellations[0]),
         MessageCase(Fixture.declined, RescindErrorSummary(code: "internal", reason: nil, message: "")),
         MessageCase(
-            CancelOrderRequest(orderID: Fixture.orderID, reason: .fraud, refund: false, restock: true, notify: true, staffNote: "n"),
+            CancelOrderRequest(
+                orderID: Fixture.orderID, reason: .fraud, refund: false, restock: true, notify: true, staffNote: "n"),
             CancelOrderRequest(orderID: Fixture.nilUUID, reason: .other)
         ),
         MessageCase(CancelAccepted(sagaID: Fixture.sagaID, order: fullOrder)),
@@ -132,8 +135,14 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
         return order
     }
 
+    static let cancellation = Cancellation(
+        sagaID: Fixture.sagaID, reason: .customer, staffNote: "Kundin möchte stornieren", refundedMinor: 2_500,
+        feeKeptMinor: 103, voided: false, unitsRestocked: 2, notify: true,
+        cancelledAt: Date(timeIntervalSince1970: 1_767_225_661.25)
+    )
+
     static var noteless: Cancellation {
-        var cancellation = Fixture.cancelledOrder.cancellation!
+        var cancellation = cancellation
         cancellation.staffNote = nil
         return cancellation
     }

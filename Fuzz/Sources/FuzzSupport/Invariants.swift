@@ -118,8 +118,8 @@ public enum CBORChecks {
         }
         if T.self is any CBORMessage.Type {
             Invariant.check(
-                (try? codableEncoder.encode(value)) == first, "\(T.self): the message and Codable paths write different bytes"
-            )
+                (try? codableEncoder.encode(value)) == first,
+                "\(T.self): the message and Codable paths write different bytes")
         }
         let again: T
         do {

@@ -33,7 +33,9 @@ public protocol CBORMessage: Codable {
 /// The matching and the generic helpers of ``CBORMapReader`` are inlinable: called across
 /// modules unspecialized, they looked up the metadata of `Optional<T>` at every field.
 public struct CBORMapKey {
-    @usableFromInline let base: UnsafePointer<UInt8>
+    /// The validated input; the key's UTF-8 is `count` bytes from `start`.
+    @usableFromInline let bytes: UnsafeBufferPointer<UInt8>
+    @usableFromInline let start: Int
     @usableFromInline let count: Int
 
     /// Whether the key's UTF-8 bytes equal the literal's.
@@ -43,7 +45,7 @@ public struct CBORMapKey {
         let literal = pattern.utf8Start
         var i = 0
         while i < key.count {
-            if literal[i] != key.base[i] { return false }
+            if literal[i] != key.bytes[key.start &+ i] { return false }
             i &+= 1
         }
         return true
@@ -98,8 +100,7 @@ public struct CBORMapReader {
 
     /// The key of the current entry.
     public var key: CBORMapKey {
-        // `bytes` of a loaded state always has storage.
-        CBORMapKey(base: state.bytes.baseAddress! + keyStart, count: keyCount)
+        CBORMapKey(bytes: state.bytes, start: keyStart, count: keyCount)
     }
 
     /// Whether the current value is `null` (which only an optional field accepts).
