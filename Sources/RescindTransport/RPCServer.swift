@@ -22,19 +22,24 @@ public final class RPCServer: Sendable {
         public var maxInFlightPerConnection: Int
         /// Seconds a new connection has to complete TLS and send its hello frame.
         public var handshakeTimeoutSeconds: Double
+        /// Seconds a connection may stay open with no request in flight and no frame read; then the server
+        /// sends `unavailable`/`idle_timeout` and closes it (a client reconnects on its next call).
+        public var idleTimeoutSeconds: Double
 
         public init(
             host: String = "127.0.0.1",
             port: Int = 0,
             maxFrameLength: Int = Frame.defaultMaxLength,
             maxInFlightPerConnection: Int = 256,
-            handshakeTimeoutSeconds: Double = 10
+            handshakeTimeoutSeconds: Double = 10,
+            idleTimeoutSeconds: Double = 300
         ) {
             self.host = host
             self.port = port
             self.maxFrameLength = maxFrameLength
             self.maxInFlightPerConnection = maxInFlightPerConnection
             self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
+            self.idleTimeoutSeconds = idleTimeoutSeconds
         }
 
         /// Reads a configuration; absent fields take their defaults.
@@ -48,6 +53,8 @@ public final class RPCServer: Sendable {
                 try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? defaults.maxInFlightPerConnection
             handshakeTimeoutSeconds =
                 try c.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds) ?? defaults.handshakeTimeoutSeconds
+            idleTimeoutSeconds =
+                try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         }
 
         enum CodingKeys: String, CodingKey {
@@ -55,6 +62,7 @@ public final class RPCServer: Sendable {
             case maxFrameLength = "max_frame_length"
             case maxInFlightPerConnection = "max_in_flight_per_connection"
             case handshakeTimeoutSeconds = "handshake_timeout_seconds"
+            case idleTimeoutSeconds = "idle_timeout_seconds"
         }
     }
 
@@ -198,11 +206,45 @@ public final class RPCServer: Sendable {
                 }
                 guard accepted else { return }
                 defer { self.connections.withLock { _ = $0.open.removeValue(forKey: connectionID) } }
+                let watchdogLogger = logger
+                let watchdog = Task {
+                    await self.closeWhenIdle(
+                        channel: channel, outbound: outbound, inFlight: inFlight, logger: watchdogLogger)
+                }
+                defer { watchdog.cancel() }
                 try await self.serveRequests(
                     &frames, outbound: outbound, inFlight: inFlight, peer: peer, logger: logger)
             }
         } catch {
             logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Closes the connection once it has had no request in flight and no frame for `idleTimeoutSeconds`,
+    /// with the connection error `unavailable`/`idle_timeout`, so that idle peers do not hold it for ever.
+    /// Checked four times per timeout, so the connection closes between one and 1.25 timeouts of idleness.
+    private func closeWhenIdle(
+        channel: any Channel,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        inFlight: InFlightRequests,
+        logger: Logger
+    ) async {
+        let timeout = Duration.milliseconds(Int64(configuration.idleTimeoutSeconds * 1000))
+        guard timeout > .zero else { return }
+        while true {
+            do {
+                try await Task.sleep(for: timeout / 4)
+            } catch {
+                return
+            }
+            guard inFlight.isIdle(for: timeout) else { continue }
+            logger.debug("closing an idle connection")
+            let error = RescindError(
+                .unavailable, "closing a connection idle for \(configuration.idleTimeoutSeconds) s",
+                reason: "idle_timeout")
+            try? await outbound.write(errorFrame(error, correlationID: 0))
+            try? await channel.close()
+            return
         }
     }
 
@@ -411,6 +453,8 @@ final class InFlightRequests: Sendable {
     private struct State {
         /// Requests not answered yet: their ids may not be reused.
         var ids: Set<UInt64> = []
+        /// When a request last arrived or an answer was last handed to the channel.
+        var lastActivity = ContinuousClock.now
         /// Answers made but not yet handed to the channel (a peer that does not read holds them here).
         var unwritten = 0
         /// The read loop, waiting for unwritten answers to drain.
@@ -422,6 +466,7 @@ final class InFlightRequests: Sendable {
     /// Admits a request if fewer than `limit` are unanswered.
     func admit(_ id: UInt64, limit: Int) -> Admission {
         state.withLock { state in
+            state.lastActivity = .now
             if state.ids.contains(id) { return .duplicate }
             if state.ids.count >= limit { return .full }
             state.ids.insert(id)
@@ -454,6 +499,7 @@ final class InFlightRequests: Sendable {
     func written() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.unwritten = max(0, state.unwritten - 1)
+            state.lastActivity = .now
             defer { state.waiter = nil }
             return state.waiter
         }
@@ -461,4 +507,9 @@ final class InFlightRequests: Sendable {
     }
 
     var isEmpty: Bool { state.withLock { $0.ids.isEmpty && $0.unwritten == 0 } }
+
+    /// Whether nothing is in flight and nothing has happened for `timeout`.
+    func isIdle(for timeout: Duration) -> Bool {
+        state.withLock { $0.ids.isEmpty && $0.unwritten == 0 && ContinuousClock.now - $0.lastActivity >= timeout }
+    }
 }

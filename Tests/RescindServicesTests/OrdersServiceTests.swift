@@ -183,8 +183,12 @@ import Testing
         let order = try await f.place([("MUG", 1, 1200)])
         payments.fail("payments.refund", with: RescindError(.unavailable, "payments is restarting"))
         let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
-        try await Task.sleep(for: .milliseconds(150))
-        let during = try await f.orders.saga(accepted.sagaID)
+        // Until the refund has failed at least once (not a fixed sleep: the machine may be busy).
+        var during = try await f.orders.saga(accepted.sagaID)
+        for _ in 0..<500 where !during.steps.contains(where: { $0.name == "refund" && $0.attempt >= 2 }) {
+            try await Task.sleep(for: .milliseconds(10))
+            during = try await f.orders.saga(accepted.sagaID)
+        }
         #expect(during.state == .running)
         payments.heal("payments.refund")
         let saga = try await f.waitForSaga(accepted.sagaID)

@@ -77,7 +77,7 @@ struct ClientInFlightTests {
     }
 }
 
-/// Counts the sleep requests a server runs at once.
+/// Counts the sleep requests a server runs at once (its router also answers echo).
 final class Gauge: Sendable {
     private let state = Mutex((running: 0, highest: 0))
 
@@ -86,6 +86,7 @@ final class Gauge: Sendable {
 
     func router() -> RPCRouter {
         var router = RPCRouter()
+        router.register(TestMethods.echo, handler: TestMethods.echoHandler)
         router.register(TestMethods.sleep) { request, _ in
             self.state.withLock {
                 $0.running += 1

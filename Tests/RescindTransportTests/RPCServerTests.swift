@@ -228,12 +228,13 @@ struct RPCServerTests {
     func gracefulShutdownDrains() async throws {
         let pki = try TestPKI()
         defer { pki.remove() }
-        let server = try await RunningServer.start(pki: pki)
+        let gauge = Gauge()
+        let server = try await RunningServer.start(pki: pki, router: gauge.router())
         let client = try makeClient(pki: pki, endpoint: server.endpoint)
         _ = try await client.call(TestMethods.echo, EchoRequest(text: "connect", number: 0))
 
         let pending = Task { try await client.call(TestMethods.sleep, SleepRequest(number: 7, milliseconds: 400)) }
-        try await Task.sleep(for: .milliseconds(100))  // let the request reach its handler
+        try await gauge.waitUntilRunning(1)
         let start = ContinuousClock.now
         await server.server.shutdownGracefully(drainTimeout: .seconds(12))
         let drained = ContinuousClock.now - start
@@ -260,12 +261,13 @@ struct RPCServerTests {
     func gracefulShutdownDrainTimeout() async throws {
         let pki = try TestPKI()
         defer { pki.remove() }
-        let server = try await RunningServer.start(pki: pki)
+        let gauge = Gauge()
+        let server = try await RunningServer.start(pki: pki, router: gauge.router())
         let client = try makeClient(pki: pki, endpoint: server.endpoint, defaultTimeout: .seconds(12))
         _ = try await client.call(TestMethods.echo, EchoRequest(text: "connect", number: 0))
 
         let pending = Task { try await client.call(TestMethods.sleep, SleepRequest(number: 1, milliseconds: 8_000)) }
-        try await Task.sleep(for: .milliseconds(100))
+        try await gauge.waitUntilRunning(1)
         let start = ContinuousClock.now
         await server.server.shutdownGracefully(drainTimeout: .milliseconds(200))
         #expect(ContinuousClock.now - start < .seconds(4), "the drain waited for the 8 s call")

@@ -13,7 +13,24 @@ import Testing
 // MARK: - Logging
 
 /// Tests keep the transport's logs quiet.
-let quietLogger = Logger(label: "rescind.transport-tests", factory: { _ in SwiftLogNoOpLogHandler() })
+let quietLogger = Logger(label: "rescind.transport-tests", factory: { _ in SilentLogHandler() })
+
+/// Prints nothing but keeps metadata, which handlers read back (the `connection` of `EchoResponse`);
+/// `SwiftLogNoOpLogHandler` drops it.
+struct SilentLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .critical
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(
+        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+        function: String, line: UInt
+    ) {}
+}
 
 // MARK: - Certificates
 
@@ -546,6 +563,7 @@ struct HostileFixture {
         maxFrameLength: Int = HostileFixture.maxFrameLength,
         maxInFlight: Int = 16,
         handshakeTimeoutSeconds: Double = 10,
+        idleTimeoutSeconds: Double = 300,
         router: RPCRouter = TestMethods.router()
     ) async throws -> HostileFixture {
         let pki = try TestPKI()
@@ -556,7 +574,8 @@ struct HostileFixture {
                 port: 0,
                 maxFrameLength: maxFrameLength,
                 maxInFlightPerConnection: maxInFlight,
-                handshakeTimeoutSeconds: handshakeTimeoutSeconds
+                handshakeTimeoutSeconds: handshakeTimeoutSeconds,
+                idleTimeoutSeconds: idleTimeoutSeconds
             ),
             router: router
         )
