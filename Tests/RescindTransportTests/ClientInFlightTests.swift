@@ -8,72 +8,65 @@ import Testing
 /// The client keeps to the `max_in_flight` of the server's hello instead of drawing `too_many_in_flight`.
 @Suite("Client in-flight limit")
 struct ClientInFlightTests {
-    @Test("a burst of calls beyond the server's max_in_flight waits in the client and every call succeeds")
-    func burstWaits() async throws {
+    /// Runs `body` with a connected client of a server that admits `limit` requests per connection.
+    func withServer(limit: Int, _ body: (RPCClient, Gauge) async throws -> Void) async throws {
         let pki = try TestPKI()
         defer { pki.remove() }
         let gauge = Gauge()
         let server = try await RunningServer.start(
-            pki: pki, configuration: .init(maxInFlightPerConnection: 2), router: gauge.router())
+            pki: pki, configuration: .init(maxInFlightPerConnection: limit), router: gauge.router())
         let client = try makeClient(pki: pki, endpoint: server.endpoint)
-        let numbers = try await withThrowingTaskGroup(of: Int.self) { group in
-            for number in 0..<12 {
-                group.addTask {
-                    try await client.call(TestMethods.sleep, SleepRequest(number: number, milliseconds: 50)).number
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
-        #expect(numbers.sorted() == Array(0..<12))
-        #expect(gauge.highest == 2, "the server ran \(gauge.highest) requests at once")
+        _ = try await client.call(TestMethods.sleep, SleepRequest(number: 0, milliseconds: 0))
+        try await body(client, gauge)
         await client.shutdown()
         await server.stop()
+    }
+
+    @Test("a burst of calls beyond the server's max_in_flight waits in the client and every call succeeds")
+    func burstWaits() async throws {
+        try await withServer(limit: 2) { client, gauge in
+            let numbers = try await withThrowingTaskGroup(of: Int.self) { group in
+                for number in 0..<12 {
+                    group.addTask {
+                        try await client.call(TestMethods.sleep, SleepRequest(number: number, milliseconds: 50)).number
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(numbers.sorted() == Array(0..<12))
+            #expect(gauge.highest == 2, "the server ran \(gauge.highest) requests at once")
+        }
     }
 
     @Test("a call that waits for room past its deadline fails with deadline_exceeded; later calls still run")
     func waitingCallTimesOut() async throws {
-        let pki = try TestPKI()
-        defer { pki.remove() }
-        let gauge = Gauge()
-        let server = try await RunningServer.start(
-            pki: pki, configuration: .init(maxInFlightPerConnection: 1), router: gauge.router())
-        let client = try makeClient(pki: pki, endpoint: server.endpoint)
-        _ = try await client.call(TestMethods.sleep, SleepRequest(number: 0, milliseconds: 0))
-
-        let slow = Task { try await client.call(TestMethods.sleep, SleepRequest(number: 1, milliseconds: 800)) }
-        try await gauge.waitUntilRunning(1)
-        let error = await rescindError {
-            _ = try await client.call(
-                TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0), timeout: .milliseconds(100))
+        try await withServer(limit: 1) { client, gauge in
+            let slow = Task { try await client.call(TestMethods.sleep, SleepRequest(number: 1, milliseconds: 800)) }
+            try await gauge.waitUntilRunning(1)
+            let error = await rescindError {
+                _ = try await client.call(
+                    TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0), timeout: .milliseconds(100))
+            }
+            #expect(error?.code == .deadlineExceeded)
+            #expect(error?.retryable == true)
+            #expect(try await slow.value.number == 1)
+            #expect(try await client.call(TestMethods.sleep, SleepRequest(number: 3, milliseconds: 0)).number == 3)
+            #expect(gauge.highest == 1)
         }
-        #expect(error?.code == .deadlineExceeded)
-        #expect(error?.retryable == true)
-        #expect(try await slow.value.number == 1)
-        #expect(try await client.call(TestMethods.sleep, SleepRequest(number: 3, milliseconds: 0)).number == 3)
-        #expect(gauge.highest == 1)
-        await client.shutdown()
-        await server.stop()
     }
 
     @Test("a request whose caller gave up keeps its place until its late answer arrives, as on the server")
     func abandonedRequestCounts() async throws {
-        let pki = try TestPKI()
-        defer { pki.remove() }
-        let gauge = Gauge()
-        let server = try await RunningServer.start(
-            pki: pki, configuration: .init(maxInFlightPerConnection: 1), router: gauge.router())
-        let client = try makeClient(pki: pki, endpoint: server.endpoint)
-        _ = try await client.call(TestMethods.sleep, SleepRequest(number: 0, milliseconds: 0))
-        let error = await rescindError {
-            _ = try await client.call(
-                TestMethods.sleep, SleepRequest(number: 1, milliseconds: 600), timeout: .milliseconds(50))
+        try await withServer(limit: 1) { client, gauge in
+            let error = await rescindError {
+                _ = try await client.call(
+                    TestMethods.sleep, SleepRequest(number: 1, milliseconds: 600), timeout: .milliseconds(50))
+            }
+            #expect(error?.code == .deadlineExceeded)
+            // The server still runs the first request: this one must wait for it rather than be refused.
+            #expect(try await client.call(TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0)).number == 2)
+            #expect(gauge.highest == 1)
         }
-        #expect(error?.code == .deadlineExceeded)
-        // The server still runs the first request: this one must wait for it rather than be refused.
-        #expect(try await client.call(TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0)).number == 2)
-        #expect(gauge.highest == 1)
-        await client.shutdown()
-        await server.stop()
     }
 }
 
