@@ -43,14 +43,16 @@ struct ClientInFlightTests {
         try await withServer(limit: 1) { client, gauge in
             let slow = Task { try await client.call(TestMethods.sleep, SleepRequest(number: 1, milliseconds: 800)) }
             try await gauge.waitUntilRunning(1)
-            let error = await rescindError {
+            let refusal = await rescindError {
                 _ = try await client.call(
                     TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0), timeout: .milliseconds(100))
             }
-            #expect(error?.code == .deadlineExceeded)
-            #expect(error?.retryable == true)
-            #expect(try await slow.value.number == 1)
-            #expect(try await client.call(TestMethods.sleep, SleepRequest(number: 3, milliseconds: 0)).number == 3)
+            #expect(refusal?.code == .deadlineExceeded)
+            #expect(refusal?.retryable == true)
+            let slowAnswer = try await slow.value
+            #expect(slowAnswer.number == 1)
+            let later = try await client.call(TestMethods.sleep, SleepRequest(number: 3, milliseconds: 0))
+            #expect(later.number == 3)
             #expect(gauge.highest == 1)
         }
     }
@@ -58,13 +60,14 @@ struct ClientInFlightTests {
     @Test("a request whose caller gave up keeps its place until its late answer arrives, as on the server")
     func abandonedRequestCounts() async throws {
         try await withServer(limit: 1) { client, gauge in
-            let error = await rescindError {
+            let refusal = await rescindError {
                 _ = try await client.call(
                     TestMethods.sleep, SleepRequest(number: 1, milliseconds: 600), timeout: .milliseconds(50))
             }
-            #expect(error?.code == .deadlineExceeded)
+            #expect(refusal?.code == .deadlineExceeded)
             // The server still runs the first request: this one must wait for it rather than be refused.
-            #expect(try await client.call(TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0)).number == 2)
+            let next = try await client.call(TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0))
+            #expect(next.number == 2)
             #expect(gauge.highest == 1)
         }
     }

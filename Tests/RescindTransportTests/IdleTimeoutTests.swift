@@ -54,8 +54,16 @@ struct IdleTimeoutTests {
         let fixture = try await HostileFixture.start(idleTimeoutSeconds: Self.idle)
         let client = try makeClient(pki: fixture.pki, endpoint: fixture.server.endpoint)
         let first = try await client.call(TestMethods.echo, EchoRequest(text: "a", number: 1))
-        try await Task.sleep(for: .milliseconds(Int64(Self.idle * 2_500)))
-        let second = try await client.call(TestMethods.echo, EchoRequest(text: "b", number: 2))
+        try await Task.sleep(for: .milliseconds(Int64(Self.idle * 3_000)))
+        let second: EchoResponse
+        do {
+            second = try await client.call(TestMethods.echo, EchoRequest(text: "b", number: 2))
+        } catch let error as RescindError where error.reason == "idle_timeout" {
+            // On a busy machine the server's close can cross this request (PROTOCOL.md 4.3): the
+            // error is retryable, and the retry must go out on a new connection.
+            #expect(error.retryable)
+            second = try await client.call(TestMethods.echo, EchoRequest(text: "b", number: 2))
+        }
         #expect(second.number == 2)
         #expect(second.connection != first.connection, "the idle connection was not closed")
         await client.shutdown()

@@ -26,10 +26,7 @@ struct SilentLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
-    ) {}
+    func log(event: LogEvent) {}
 }
 
 // MARK: - Certificates
