@@ -18,6 +18,9 @@ import Foundation
 /// heads, UTF-8, no duplicate keys, depth), so a message checks only types and presence.
 /// Tests compare both paths on every message type; `CBOREncoder.usesMessageCoding` and
 /// `CBORDecoder.usesMessageCoding` turn this path off for them and for benchmarks.
+///
+/// The coders take this path for the top-level value and for messages inside messages; a message
+/// inside a type without hand-written coding goes through its `Codable` conformance (same bytes).
 public protocol CBORMessage: Codable {
     /// Reads the value from the entries of a map.
     init(cbor map: inout CBORMapReader) throws
