@@ -43,18 +43,34 @@ public final class RPCServer: Sendable {
         }
 
         /// Reads a configuration; absent fields take their defaults.
+        /// - Throws: `DecodingError.dataCorrupted` naming the field for a value out of its range (the port
+        ///   0...65535, the frame limit 12...2³²−1, the in-flight limit 1...1 000 000, a timeout above 0 and
+        ///   at most a year), so that a configuration file cannot make the daemon trap later.
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let defaults = Configuration()
+            func value<T: Decodable & Comparable>(
+                _ key: CodingKeys, _ fallback: T, in range: ClosedRange<T>, _ rule: String
+            ) throws -> T {
+                let value = try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+                guard range.contains(value) else {
+                    throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be \(rule)")
+                }
+                return value
+            }
+            let year = 365.0 * 86_400
             host = try c.decodeIfPresent(String.self, forKey: .host) ?? defaults.host
-            port = try c.decodeIfPresent(Int.self, forKey: .port) ?? defaults.port
-            maxFrameLength = try c.decodeIfPresent(Int.self, forKey: .maxFrameLength) ?? defaults.maxFrameLength
-            maxInFlightPerConnection =
-                try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? defaults.maxInFlightPerConnection
-            handshakeTimeoutSeconds =
-                try c.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds) ?? defaults.handshakeTimeoutSeconds
-            idleTimeoutSeconds =
-                try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+            port = try value(.port, defaults.port, in: 0...65_535, "a TCP port, 0 to 65535")
+            maxFrameLength = try value(
+                .maxFrameLength, defaults.maxFrameLength, in: Frame.headerLength...Int(UInt32.max),
+                "12 to 4294967295 bytes")
+            maxInFlightPerConnection = try value(
+                .maxInFlightPerConnection, defaults.maxInFlightPerConnection, in: 1...1_000_000, "1 to 1000000")
+            handshakeTimeoutSeconds = try value(
+                .handshakeTimeoutSeconds, defaults.handshakeTimeoutSeconds, in: 0.001...year,
+                "0.001 to 31536000 seconds")
+            idleTimeoutSeconds = try value(
+                .idleTimeoutSeconds, defaults.idleTimeoutSeconds, in: 0.001...year, "0.001 to 31536000 seconds")
         }
 
         enum CodingKeys: String, CodingKey {
