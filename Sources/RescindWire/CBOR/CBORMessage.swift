@@ -131,14 +131,6 @@ public struct CBORMapReader {
         try state.decodeInteger(UInt64.self, at: value)
     }
 
-    public func read(_ type: UInt32.Type) throws -> UInt32 {
-        try state.decodeInteger(UInt32.self, at: value)
-    }
-
-    public func read(_ type: Double.Type) throws -> Double {
-        try state.decodeDouble(at: value)
-    }
-
     public func read(_ type: Data.Type) throws -> Data {
         try state.decodeData(at: value)
     }
@@ -184,11 +176,6 @@ public struct CBORMapReader {
             state.skip(&element)
         }
         return result
-    }
-
-    /// Any other `Decodable`, through its `init(from:)`.
-    public func read<T: Decodable>(_ type: T.Type) throws -> T {
-        try state.unbox(T.self, at: value)
     }
 
     /// `value`, or ``CBORError/Code/keyNotFound`` naming `key` if the map had no entry for it.
@@ -275,16 +262,6 @@ public struct CBORMapWriter {
     public mutating func write(_ key: StaticString, _ value: UInt64) {
         self.key(key)
         state.writeUnsigned(value)
-    }
-
-    public mutating func write(_ key: StaticString, _ value: UInt32) {
-        self.key(key)
-        state.writeUnsigned(UInt64(value))
-    }
-
-    public mutating func write(_ key: StaticString, _ value: Double) {
-        self.key(key)
-        state.writeDouble(value)
     }
 
     public mutating func write(_ key: StaticString, _ value: Data) {
