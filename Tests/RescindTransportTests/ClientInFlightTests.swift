@@ -2,7 +2,6 @@ import Foundation
 import RescindAPI
 import RescindTransport
 import RescindWire
-import Synchronization
 import Testing
 
 /// The client keeps to the `max_in_flight` of the server's hello instead of drawing `too_many_in_flight`.
@@ -70,35 +69,5 @@ struct ClientInFlightTests {
             #expect(next.number == 2)
             #expect(gauge.highest == 1)
         }
-    }
-}
-
-/// Counts the sleep requests a server runs at once (its router also answers echo).
-final class Gauge: Sendable {
-    private let state = Mutex((running: 0, highest: 0))
-
-    var highest: Int { state.withLock { $0.highest } }
-    var running: Int { state.withLock { $0.running } }
-
-    func router() -> RPCRouter {
-        var router = RPCRouter()
-        router.register(TestMethods.echo, handler: TestMethods.echoHandler)
-        router.register(TestMethods.sleep) { request, _ in
-            self.state.withLock {
-                $0.running += 1
-                $0.highest = max($0.highest, $0.running)
-            }
-            defer { self.state.withLock { $0.running -= 1 } }
-            try await Task.sleep(for: .milliseconds(request.milliseconds))
-            return SleepResponse(number: request.number)
-        }
-        return router
-    }
-
-    func waitUntilRunning(_ count: Int) async throws {
-        for _ in 0..<500 where running < count {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(running >= count)
     }
 }

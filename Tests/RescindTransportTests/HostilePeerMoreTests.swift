@@ -100,12 +100,7 @@ struct HostilePeerMoreTests {
         try await fixture.withPeer { peer in
             if afterHello { try await peer.handshake() }
             try await peer.send(bytes: ByteBuffer(bytes: [0, 0, 0, 0]))
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "frame_too_short")
-            #expect(error.retryable == false)
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "frame_too_short", retryable: false)
         }
         try await fixture.finish()
     }

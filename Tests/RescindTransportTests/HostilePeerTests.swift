@@ -37,11 +37,7 @@ struct HostilePeerTests {
         let fixture = try await Fixture.start()
         try await fixture.withPeer { peer in
             try await peer.send(.hello, correlationID: 0, ClientHello(versions: [99], agent: "from-the-future"))
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .unsupportedVersion)
-            #expect(error.retryable == false)
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.unsupportedVersion, retryable: false)
         }
         try await fixture.finish()
     }
@@ -65,10 +61,7 @@ struct HostilePeerTests {
         let fixture = try await Fixture.start()
         try await fixture.withPeer { peer in
             try await peer.send(.hello, correlationID: 0, ClientHello(agent: "v2"), version: 2)
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .unsupportedVersion)
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.unsupportedVersion)
         }
         try await fixture.finish()
     }
@@ -79,11 +72,7 @@ struct HostilePeerTests {
         try await fixture.withPeer { peer in
             try await peer.send(
                 .request, correlationID: 1, try RawPeer.envelope("test.echo", EchoRequest(text: "x", number: 1)))
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "expected_hello")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "expected_hello")
         }
         try await fixture.finish()
     }
@@ -96,11 +85,7 @@ struct HostilePeerTests {
         let fixture = try await Fixture.start()
         try await fixture.withPeer { peer in
             try await peer.send(.hello, correlationID: correlationID, ClientHello(agent: "odd"), flags: flags)
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "expected_hello")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "expected_hello")
         }
         try await fixture.finish()
     }
@@ -110,11 +95,7 @@ struct HostilePeerTests {
         let fixture = try await Fixture.start()
         try await fixture.withPeer { peer in
             try await peer.send(Frame(kind: .hello, correlationID: 0, body: ByteBuffer(bytes: [0xFF, 0x00, 0x13])))
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "bad_hello")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "bad_hello")
         }
         try await fixture.finish()
     }
@@ -159,11 +140,7 @@ struct HostilePeerTests {
                 .request, correlationID: 5, try RawPeer.envelope("test.echo", EchoRequest(text: "x", number: 1)),
                 version: 2
             )
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .unsupportedVersion)
-            #expect(error.retryable == false)
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.unsupportedVersion, retryable: false)
         }
         try await fixture.finish()
     }
@@ -181,11 +158,7 @@ struct HostilePeerTests {
             header.writeInteger(UInt32(1 << 20))
             header.writeBytes([1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9])
             try await peer.send(bytes: header)
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "frame_too_large")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "frame_too_large")
         }
         try await fixture.finish()
     }
@@ -199,11 +172,7 @@ struct HostilePeerTests {
             bytes.writeInteger(UInt32(4))
             bytes.writeBytes([1, 2, 0, 0])
             try await peer.send(bytes: bytes)
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "frame_too_short")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "frame_too_short")
         }
         try await fixture.finish()
     }
@@ -214,11 +183,7 @@ struct HostilePeerTests {
         try await fixture.withPeer { peer in
             try await peer.handshake()
             try await peer.send(Frame(kind: FrameKind(rawValue: 9), correlationID: 3, body: ByteBuffer(bytes: [0xA0])))
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "unknown_frame_kind")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "unknown_frame_kind")
         }
         try await fixture.finish()
     }
@@ -232,11 +197,7 @@ struct HostilePeerTests {
                 .request, correlationID: 3, try RawPeer.envelope("test.echo", EchoRequest(text: "x", number: 1)),
                 flags: 0x0001
             )
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "bad_flags")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "bad_flags")
         }
         try await fixture.finish()
     }
@@ -250,11 +211,7 @@ struct HostilePeerTests {
             try await peer.handshake()
             let envelope = try RawPeer.envelope("test.echo", EchoRequest(text: "zero", number: 0))
             try await peer.send(.request, correlationID: 0, envelope)
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "missing_correlation_id")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "missing_correlation_id")
         }
         try await fixture.finish()
     }
@@ -303,11 +260,7 @@ struct HostilePeerTests {
         try await fixture.withPeer { peer in
             try await peer.handshake()
             try await peer.send(kind, correlationID: correlationID, RescindError(.internal, "from a client"))
-            let (id, error) = try await peer.readError()
-            #expect(id == 0)
-            #expect(error.code == .malformed)
-            #expect(error.reason == "unexpected_frame")
-            await peer.expectClosed()
+            try await peer.expectConnectionError(.malformed, reason: "unexpected_frame")
         }
         try await fixture.finish()
     }

@@ -18,13 +18,8 @@ struct IdleTimeoutTests {
             // The server's idle clock starts once it has read the hello, so after this.
             let start = ContinuousClock.now
             try await peer.handshake()
-            let (id, error) = try await peer.readError()
+            try await peer.expectConnectionError(.unavailable, reason: "idle_timeout", retryable: true)
             #expect(ContinuousClock.now - start >= .milliseconds(Int64(Self.idle * 1000)), "closed before the timeout")
-            #expect(id == 0)
-            #expect(error.code == .unavailable)
-            #expect(error.reason == "idle_timeout")
-            #expect(error.retryable)
-            await peer.expectClosed()
         }
         try await fixture.finish()
     }

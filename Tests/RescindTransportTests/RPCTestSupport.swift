@@ -191,6 +191,36 @@ enum TestMethods {
     }
 }
 
+/// Counts the sleep requests a server runs at once (its router also answers echo).
+final class Gauge: Sendable {
+    private let state = Mutex((running: 0, highest: 0))
+
+    var highest: Int { state.withLock { $0.highest } }
+    var running: Int { state.withLock { $0.running } }
+
+    func router() -> RPCRouter {
+        var router = RPCRouter()
+        router.register(TestMethods.echo, handler: TestMethods.echoHandler)
+        router.register(TestMethods.sleep) { request, _ in
+            self.state.withLock {
+                $0.running += 1
+                $0.highest = max($0.highest, $0.running)
+            }
+            defer { self.state.withLock { $0.running -= 1 } }
+            try await Task.sleep(for: .milliseconds(request.milliseconds))
+            return SleepResponse(number: request.number)
+        }
+        return router
+    }
+
+    func waitUntilRunning(_ count: Int) async throws {
+        for _ in 0..<500 where running < count {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(running >= count)
+    }
+}
+
 // MARK: - A running server
 
 /// An `RPCServer` bound on 127.0.0.1 and serving in a task.
@@ -449,6 +479,22 @@ final class RawPeer {
         let frame = try await readFrame(sourceLocation: sourceLocation)
         #expect(frame.kind == .error, "expected an error frame, got \(frame.kind)", sourceLocation: sourceLocation)
         return (frame.correlationID, try WireCodec().decode(RescindError.self, from: frame.body))
+    }
+
+    /// Reads a connection error (an error frame with correlation id 0), checks its code and, where given, its
+    /// reason and retryable flag, then expects the server to close the connection.
+    func expectConnectionError(
+        _ code: RescindError.Code,
+        reason: String? = nil,
+        retryable: Bool? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let (id, error) = try await readError(sourceLocation: sourceLocation)
+        #expect(id == 0, sourceLocation: sourceLocation)
+        #expect(error.code == code, sourceLocation: sourceLocation)
+        if let reason { #expect(error.reason == reason, sourceLocation: sourceLocation) }
+        if let retryable { #expect(error.retryable == retryable, sourceLocation: sourceLocation) }
+        await expectClosed(sourceLocation: sourceLocation)
     }
 
     /// Expects the server to close the connection with no further frame.

@@ -19,6 +19,20 @@ struct TLSTests {
         }
     }
 
+    /// An `RPCClient` presenting `tls` cannot call the server: its call fails with `unavailable`.
+    static func expectCallFails(
+        pki: TestPKI, server: RunningServer, tls: TLSFiles, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let client = try makeClient(pki: pki, endpoint: server.endpoint, tls: tls)
+        let error = await rescindError(sourceLocation: sourceLocation) {
+            _ = try await within(.seconds(3)) {
+                try await client.call(TestMethods.echo, EchoRequest(text: "x", number: 1), timeout: .seconds(1))
+            }
+        }
+        #expect(error?.code == .unavailable, sourceLocation: sourceLocation)
+        await client.shutdown()
+    }
+
     /// A normal client can still call the server.
     static func expectServing(pki: TestPKI, server: RunningServer, sourceLocation: SourceLocation = #_sourceLocation)
         async throws
@@ -59,14 +73,7 @@ struct TLSTests {
         try await Self.expectRefused(port: server.port, context: try impostor.makeClientContext())
 
         // An RPCClient with that certificate cannot call anything either.
-        let client = try makeClient(pki: pki, endpoint: server.endpoint, tls: impostor)
-        let error = await rescindError {
-            _ = try await within(.seconds(3)) {
-                try await client.call(TestMethods.echo, EchoRequest(text: "x", number: 1), timeout: .seconds(1))
-            }
-        }
-        #expect(error?.code == .unavailable)
-        await client.shutdown()
+        try await Self.expectCallFails(pki: pki, server: server, tls: impostor)
 
         try await Self.expectServing(pki: pki, server: server)
         await server.stop()
@@ -86,14 +93,7 @@ struct TLSTests {
             certificatePath: trustsOther.certificatePath,
             privateKeyPath: trustsOther.privateKeyPath
         )
-        let client = try makeClient(pki: pki, endpoint: server.endpoint, tls: tls)
-        let error = await rescindError {
-            _ = try await within(.seconds(3)) {
-                try await client.call(TestMethods.echo, EchoRequest(text: "x", number: 1), timeout: .seconds(1))
-            }
-        }
-        #expect(error?.code == .unavailable)
-        await client.shutdown()
+        try await Self.expectCallFails(pki: pki, server: server, tls: tls)
         try await Self.expectServing(pki: pki, server: server)
         await server.stop()
     }
