@@ -1,8 +1,9 @@
+import RescindWire
+
 /// Who a peer is, read from the common name of its TLS certificate, never from a payload.
-public struct Identity: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+public struct Identity: ExtensibleValue {
     public var rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
-    public init(_ rawValue: String) { self.rawValue = rawValue }
 
     public static let orders = Identity("orders")
     public static let payments = Identity("payments")
@@ -13,16 +14,7 @@ public struct Identity: RawRepresentable, Hashable, Sendable, Codable, CustomStr
     /// The identities of the three daemons.
     public static let daemons: [Identity] = [.orders, .payments, .inventory]
 
-    public var description: String { rawValue }
-
-    public init(from decoder: any Decoder) throws {
-        rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
+    public static let known: [Identity] = daemons + [.operator]
 }
 
 /// A method of a daemon: its name on the wire, its request and response types, and who may call it.
@@ -53,18 +45,44 @@ public struct HealthStatus: Codable, Sendable, Hashable {
     public var version: String
     public var pid: Int32
     public var uptimeSeconds: Int64
+    /// Sagas that need attention, on a daemon that runs sagas (Orders); absent elsewhere.
+    public var sagas: SagaHealth?
 
-    public init(service: String, status: String, version: String, pid: Int32, uptimeSeconds: Int64) {
+    public init(
+        service: String, status: String, version: String, pid: Int32, uptimeSeconds: Int64, sagas: SagaHealth? = nil
+    ) {
         self.service = service
         self.status = status
         self.version = version
         self.pid = pid
         self.uptimeSeconds = uptimeSeconds
+        self.sagas = sagas
     }
 
     enum CodingKeys: String, CodingKey {
-        case service, status, version, pid
+        case service, status, version, pid, sagas
         case uptimeSeconds = "uptime_seconds"
+    }
+}
+
+/// The sagas of a daemon that need a person or are taking too long.
+public struct SagaHealth: Codable, Sendable, Hashable {
+    /// Sagas in state `failed`: each needs `sagas.retry` or `sagas.settle`.
+    public var failed: Int
+    /// Sagas still `running` or `compensating` longer than `stuckAfterSeconds` after they began.
+    public var stuck: Int
+    /// The threshold (`sagas.stuck_after_seconds` in the Orders configuration).
+    public var stuckAfterSeconds: Int64
+
+    public init(failed: Int, stuck: Int, stuckAfterSeconds: Int64) {
+        self.failed = failed
+        self.stuck = stuck
+        self.stuckAfterSeconds = stuckAfterSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case failed, stuck
+        case stuckAfterSeconds = "stuck_after_seconds"
     }
 }
 

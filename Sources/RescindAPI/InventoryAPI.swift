@@ -1,4 +1,5 @@
 import struct Foundation.UUID
+import RescindWire
 
 /// The methods of the Inventory daemon.
 public enum InventoryMethods {
@@ -20,13 +21,25 @@ public enum InventoryMethods {
     public static let release = Method<OrderStockRequest, Reservation>(
         "inventory.release", callers: [.orders], requiresIdempotencyKey: true
     )
-    /// Returns an order's units to stock at the locations they were reserved at (a cancellation).
+    /// Promises an order's reserved units back to stock (a cancellation, before its refund): checks that
+    /// every location they are at is active and holds them as `restocking`, still reserved.
+    public static let prepareRestock = Method<OrderStockRequest, Reservation>(
+        "inventory.prepare_restock", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Returns units held by `prepare_restock` to available stock (the cancellation's money has moved).
     public static let restock = Method<OrderStockRequest, Reservation>(
         "inventory.restock", callers: [.orders], requiresIdempotencyKey: true
     )
-    /// Takes back units an earlier restock returned (a cancellation being compensated).
+    /// Takes back a restock promised by `prepare_restock`: the units stay reserved for the order (a
+    /// cancellation being compensated). Nothing was available to others in between, so it cannot fail for
+    /// want of stock.
     public static let takeBack = Method<OrderStockRequest, Reservation>(
         "inventory.take_back", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Writes off an order's reserved units (a cancellation without restock): on hand and reserved both go
+    /// down, one ledger row each says why.
+    public static let writeOff = Method<OrderStockRequest, Reservation>(
+        "inventory.write_off", callers: [.orders], requiresIdempotencyKey: true
     )
     /// Commits an order's reserved units: they leave the building (fulfilment).
     public static let commit = Method<OrderStockRequest, Reservation>(
@@ -148,15 +161,28 @@ public struct OrderStockRequest: Codable, Sendable, Hashable {
 /// Where an order's units are held and what has happened to them.
 public struct Reservation: Codable, Sendable, Hashable {
     /// The life of an order's units.
-    public enum Status: String, Codable, Sendable, Hashable {
+    /// The life of an order's units. Extensible: a peer keeps a status it does not know as text.
+    public struct Status: ExtensibleValue {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
         /// Held for the order: counted in `reserved`, not available to others.
-        case reserved
+        public static let reserved = Status("reserved")
         /// Given back because the order was never placed.
-        case released
+        public static let released = Status("released")
+        /// Promised back to stock by a cancellation whose money has not moved yet: still counted in
+        /// `reserved`, so nobody else can take them before the refund succeeds (`inventory.prepare_restock`).
+        public static let restocking = Status("restocking")
         /// Back in available stock after a cancellation.
-        case restocked
+        public static let restocked = Status("restocked")
         /// Shipped: gone from on hand.
-        case committed
+        public static let committed = Status("committed")
+        /// Cancelled without restock: gone from on hand and from reserved, for good.
+        public static let writtenOff = Status("written_off")
+
+        public static let known: [Status] = [
+            .reserved, .released, .restocking, .restocked, .committed, .writtenOff,
+        ]
     }
 
     public struct Allocation: Codable, Sendable, Hashable {

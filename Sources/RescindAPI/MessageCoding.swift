@@ -311,10 +311,12 @@ extension Saga: CBORMessage {
         var createdAt: Date?
         var updatedAt: Date?
         error = nil
+        settlement = nil
         while map.next() {
             switch map.key {
             case "id": id = try map.read(UUID.self)
             case "kind": kind = try map.read(Kind.self)
+            case "settlement": settlement = map.isNull ? nil : try map.read(Settlement.self)
             case "error": error = map.isNull ? nil : try map.read(RescindErrorSummary.self)
             case "state": state = try map.read(State.self)
             case "steps": steps = try map.read([Step].self)
@@ -341,7 +343,37 @@ extension Saga: CBORMessage {
         try map.write("steps", steps)
         map.write("order_id", orderID)
         try map.write("created_at", createdAt)
+        if let settlement { try map.write("settlement", settlement) }
         try map.write("updated_at", updatedAt)
+    }
+}
+
+extension Saga.Settlement: CBORMessage {
+    public init(cbor map: inout CBORMapReader) throws {
+        var by: String?
+        var at: Date?
+        var outcome: SettleOutcome?
+        var note: String?
+        while map.next() {
+            switch map.key {
+            case "as": outcome = try map.read(SettleOutcome.self)
+            case "at": at = try map.read(Date.self)
+            case "by": by = try map.read(String.self)
+            case "note": note = try map.read(String.self)
+            default: break
+            }
+        }
+        self.by = try map.required(by, "by")
+        self.at = try map.required(at, "at")
+        self.outcome = try map.required(outcome, "as")
+        self.note = try map.required(note, "note")
+    }
+
+    public func encode(cbor map: inout CBORMapWriter) throws {
+        map.write("as", outcome)
+        try map.write("at", at)
+        map.write("by", by)
+        map.write("note", note)
     }
 }
 

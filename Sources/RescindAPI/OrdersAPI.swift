@@ -1,5 +1,6 @@
 import struct Foundation.Date
 import struct Foundation.UUID
+import RescindWire
 
 /// The methods of the Orders daemon.
 public enum OrdersMethods {
@@ -8,12 +9,19 @@ public enum OrdersMethods {
     public static let place = Method<PlaceOrderRequest, Order>("orders.place", callers: [.operator])
     public static let get = Method<OrderRequest, Order>("orders.get", callers: [.operator])
     public static let list = Method<ListOrdersRequest, OrderList>("orders.list", callers: [.operator])
-    /// Starts a cancellation saga and answers at once with its id (accepted, not done).
+    /// Starts a cancellation saga and answers at once with its id (accepted, not done). With an idempotency
+    /// key, a repeat answers with the same saga.
     public static let cancel = Method<CancelOrderRequest, CancelAccepted>("orders.cancel", callers: [.operator])
-    /// Marks an order fulfilled (its units leave stock); refused while a cancellation holds the order.
+    /// Fulfils an order (its units leave stock) through a fulfilment saga; refused while a cancellation holds
+    /// the order. Answers once the saga ends, or with the order still open if it takes longer.
     public static let fulfill = Method<OrderRequest, Order>("orders.fulfill", callers: [.operator])
     public static let listSagas = Method<ListSagasRequest, SagaList>("sagas.list", callers: [.operator])
     public static let getSaga = Method<SagaRequest, Saga>("sagas.get", callers: [.operator])
+    /// Resumes a `failed` saga where it stopped: fresh attempts, the same idempotency keys.
+    public static let retrySaga = Method<SagaRequest, Saga>("sagas.retry", callers: [.operator])
+    /// Ends a `failed` saga by hand: records who (the caller's certificate identity), when and why, puts the
+    /// order in the state the person chose and releases its lock. The saga ends `settled`.
+    public static let settleSaga = Method<SettleSagaRequest, Saga>("sagas.settle", callers: [.operator])
 }
 
 public struct PlaceOrderRequest: Codable, Sendable, Hashable {
@@ -41,17 +49,23 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
 
 /// An order as a store owner sees it. Amounts are integer minor units of `currency`.
 public struct Order: Codable, Sendable, Hashable {
-    public enum Status: String, Codable, Sendable, Hashable, CaseIterable {
+    /// Where an order stands. Extensible: a peer keeps a status it does not know as text.
+    public struct Status: ExtensibleValue {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
         /// Being placed: stock and payment not settled yet.
-        case pending
+        public static let pending = Status("pending")
         /// Placed and paid; can be fulfilled or cancelled.
-        case open
+        public static let open = Status("open")
         /// A cancellation holds the order (semantic lock): fulfilment is refused.
-        case cancelling
-        case cancelled
-        case fulfilled
+        public static let cancelling = Status("cancelling")
+        public static let cancelled = Status("cancelled")
+        public static let fulfilled = Status("fulfilled")
         /// Placement failed (out of stock, card declined); nothing is held or charged.
-        case rejected
+        public static let rejected = Status("rejected")
+
+        public static let known: [Status] = [.pending, .open, .cancelling, .cancelled, .fulfilled, .rejected]
     }
 
     public struct Line: Codable, Sendable, Hashable {
@@ -269,24 +283,47 @@ public struct CancelAccepted: Codable, Sendable, Hashable {
 
 /// A saga and its step log.
 public struct Saga: Codable, Sendable, Hashable {
-    public enum Kind: String, Codable, Sendable, Hashable {
-        case placeOrder = "place_order"
-        case cancelOrder = "cancel_order"
+    /// What a saga does. Extensible: a peer keeps a kind it does not know as text.
+    public struct Kind: ExtensibleValue {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// Placing an order: reserve stock, authorize and capture the payment.
+        public static let placeOrder = Kind("place_order")
+        /// Cancelling an order: hold its stock, move its money back, restock or write off, record.
+        public static let cancelOrder = Kind("cancel_order")
+        /// Fulfilling an order: its reserved units leave stock.
+        public static let fulfilOrder = Kind("fulfil_order")
+
+        public static let known: [Kind] = [.placeOrder, .cancelOrder, .fulfilOrder]
     }
 
-    public enum State: String, Codable, Sendable, Hashable, CaseIterable {
-        /// Going forward.
-        case running
-        /// A step failed for good; undoing the completed steps in reverse.
-        case compensating
-        /// Every step succeeded.
-        case completed
-        /// A step failed and every completed step was undone.
-        case compensated
-        /// Stuck: a step after the pivot or a compensation failed for good. Needs a person.
-        case failed
+    /// Where a saga stands. Extensible: a peer keeps a state it does not know as text.
+    public struct State: ExtensibleValue {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
 
-        public var isTerminal: Bool { self == .completed || self == .compensated || self == .failed }
+        /// Going forward.
+        public static let running = State("running")
+        /// A step failed for good; undoing the completed steps in reverse.
+        public static let compensating = State("compensating")
+        /// Every step succeeded.
+        public static let completed = State("completed")
+        /// A step failed and every completed step was undone.
+        public static let compensated = State("compensated")
+        /// Stopped: a step after the pivot, an uncertain pivot or a compensation failed for good, or ran out of
+        /// attempts. Needs a person: `sagas.retry` resumes it, `sagas.settle` ends it by hand.
+        public static let failed = State("failed")
+        /// A person ended a failed saga by hand (`sagas.settle`); the saga says who, when and why.
+        public static let settled = State("settled")
+
+        public static let known: [State] = [.running, .compensating, .completed, .compensated, .failed, .settled]
+
+        /// Whether the saga will do nothing more by itself. `failed` is terminal until a person retries it.
+        /// An unknown state is not terminal: a newer peer may still be driving it.
+        public var isTerminal: Bool {
+            self == .completed || self == .compensated || self == .failed || self == .settled
+        }
     }
 
     public struct Step: Codable, Sendable, Hashable {
@@ -336,6 +373,28 @@ public struct Saga: Codable, Sendable, Hashable {
         }
     }
 
+    /// How a person ended a failed saga.
+    public struct Settlement: Codable, Sendable, Hashable {
+        /// The certificate identity of the person's client.
+        public var by: String
+        public var at: Date
+        /// What the person made of the order.
+        public var outcome: SettleOutcome
+        public var note: String
+
+        public init(by: String, at: Date, outcome: SettleOutcome, note: String) {
+            self.by = by
+            self.at = at
+            self.outcome = outcome
+            self.note = note
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case by, at, note
+            case outcome = "as"
+        }
+    }
+
     public var id: UUID
     public var kind: Kind
     public var orderID: UUID
@@ -345,10 +404,12 @@ public struct Saga: Codable, Sendable, Hashable {
     public var error: RescindErrorSummary?
     public var createdAt: Date
     public var updatedAt: Date
+    /// Set once a person settled the saga.
+    public var settlement: Settlement?
 
     public init(
         id: UUID, kind: Kind, orderID: UUID, state: State, steps: [Step], error: RescindErrorSummary?,
-        createdAt: Date, updatedAt: Date
+        createdAt: Date, updatedAt: Date, settlement: Settlement? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -358,13 +419,51 @@ public struct Saga: Codable, Sendable, Hashable {
         self.error = error
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.settlement = settlement
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, state, steps, error
+        case id, kind, state, steps, error, settlement
         case orderID = "order_id"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
+    }
+}
+
+/// What a person made of an order whose saga they settled. Extensible.
+public struct SettleOutcome: ExtensibleValue {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// The order is cancelled (whatever moved was put right by hand).
+    public static let cancelled = SettleOutcome("cancelled")
+    /// The order is open again, as if the saga had not run (a cancellation), or placed (a placement).
+    public static let open = SettleOutcome("open")
+    /// The order's units left the building (a fulfilment).
+    public static let fulfilled = SettleOutcome("fulfilled")
+
+    public static let known: [SettleOutcome] = [.cancelled, .open, .fulfilled]
+}
+
+public struct SettleSagaRequest: Codable, Sendable, Hashable {
+    /// The longest note, as a staff note.
+    public static let maxNoteLength = 255
+
+    public var sagaID: UUID
+    public var outcome: SettleOutcome
+    /// Why, and what the person did by hand; required.
+    public var note: String
+
+    public init(sagaID: UUID, outcome: SettleOutcome, note: String) {
+        self.sagaID = sagaID
+        self.outcome = outcome
+        self.note = note
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case note
+        case sagaID = "saga_id"
+        case outcome = "as"
     }
 }
 
@@ -372,15 +471,18 @@ public struct ListSagasRequest: Codable, Sendable, Hashable {
     public var orderID: UUID?
     public var state: Saga.State?
     public var limit: Int?
+    /// Only sagas that need attention: `failed`, or unfinished for longer than the daemon's threshold.
+    public var stuck: Bool?
 
-    public init(orderID: UUID? = nil, state: Saga.State? = nil, limit: Int? = nil) {
+    public init(orderID: UUID? = nil, state: Saga.State? = nil, limit: Int? = nil, stuck: Bool? = nil) {
         self.orderID = orderID
         self.state = state
         self.limit = limit
+        self.stuck = stuck
     }
 
     enum CodingKeys: String, CodingKey {
-        case state, limit
+        case state, limit, stuck
         case orderID = "order_id"
     }
 }

@@ -4,6 +4,7 @@ import NIOPosix
 import RescindAPI
 import RescindPKI
 import RescindTransport
+import RescindWire
 import ServiceLifecycle
 import UnixSignals
 
@@ -22,12 +23,14 @@ public enum Daemon {
 
     /// Binds the server and runs until a shutdown signal.
     /// - Parameters:
-    ///   - background: services that run beside the server (a saga runner); started before it.
+    ///   - background: services that run beside the server (a saga runner); started before it, stopped after it.
+    ///   - sagaHealth: what `health` says of the daemon's sagas, for a daemon that runs them.
     /// - Throws: `TransportError` if the server cannot start.
     public static func run(
         configuration: DaemonConfiguration,
         logger: Logger,
         background: [any Service] = [],
+        sagaHealth: (@Sendable () async throws -> SagaHealth)? = nil,
         register: (inout RPCRouter) -> Void
     ) async throws {
         let started = ContinuousClock.now
@@ -38,7 +41,7 @@ public enum Daemon {
         router.register(CommonMethods.health) { _, _ in
             HealthStatus(
                 service: service, status: "serving", version: rescindVersion, pid: getpid(),
-                uptimeSeconds: (ContinuousClock.now - started).components.seconds
+                uptimeSeconds: (ContinuousClock.now - started).components.seconds, sagas: try await sagaHealth?()
             )
         }
         let server = try await RPCServer.bind(
@@ -87,21 +90,6 @@ struct ServerService: Service {
             try await server.serve()
         } onGracefulShutdown: {
             Task { await server.shutdownGracefully() }
-        }
-    }
-}
-
-/// Wraps a long-running async function (a saga runner) as a lifecycle service.
-public struct BackgroundService: Service {
-    private let body: @Sendable () async -> Void
-
-    public init(_ body: @escaping @Sendable () async -> Void) {
-        self.body = body
-    }
-
-    public func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            await body()
         }
     }
 }

@@ -55,6 +55,50 @@ enum InventoryDatabase {
                     """
             )
         }
+        // Two-phase restock and write-off (issue 7): reservations may be `restocking` (held for a restock until
+        // the refund succeeds) or `written_off`; the ledger records write-offs. SQLite cannot change a CHECK, so
+        // both tables are rebuilt (the ledger's append-only triggers with it).
+        migrator.registerMigration("inventory-v2-restock-hold") { db in
+            try db.create(table: "reservation_v2") { t in
+                t.primaryKey("order_id", .text)
+                t.column("status", .text).notNull()
+                    .check(
+                        sql: """
+                            status IN ('reserved', 'released', 'restocking', 'restocked', 'committed', 'written_off')
+                            """)
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.execute(sql: "INSERT INTO reservation_v2 SELECT order_id, status, created_at, updated_at FROM reservation")
+            try db.drop(table: "reservation")
+            try db.rename(table: "reservation_v2", to: "reservation")
+
+            try db.execute(sql: "DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete")
+            try db.create(table: "ledger_v2") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .datetime).notNull()
+                t.column("sku", .text).notNull()
+                t.column("location", .text).notNull()
+                t.column("kind", .text).notNull()
+                    .check(
+                        sql: "kind IN ('adjust', 'reserve', 'release', 'restock', 'take_back', 'commit', 'write_off')")
+                t.column("on_hand_delta", .integer).notNull()
+                t.column("reserved_delta", .integer).notNull()
+                t.column("order_id", .text)
+                t.column("idempotency_key", .text)
+            }
+            try db.execute(sql: "INSERT INTO ledger_v2 SELECT * FROM ledger")
+            try db.drop(table: "ledger")
+            try db.rename(table: "ledger_v2", to: "ledger")
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+                    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+                    CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+                    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+                    """
+            )
+        }
         return migrator
     }
 }

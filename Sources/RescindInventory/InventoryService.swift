@@ -37,9 +37,19 @@ public final class InventoryService: Sendable {
                 try Self.transition(db, request.orderID, .release, key: context.idempotencyKey)
             }
         }
+        router.register(InventoryMethods.prepareRestock) { request, context in
+            try await self.movement(context) { db in
+                try Self.transition(db, request.orderID, .prepareRestock, key: context.idempotencyKey)
+            }
+        }
         router.register(InventoryMethods.restock) { request, context in
             try await self.movement(context) { db in
                 try Self.transition(db, request.orderID, .restock, key: context.idempotencyKey)
+            }
+        }
+        router.register(InventoryMethods.writeOff) { request, context in
+            try await self.movement(context) { db in
+                try Self.transition(db, request.orderID, .writeOff, key: context.idempotencyKey)
             }
         }
         router.register(InventoryMethods.takeBack) { request, context in
@@ -214,22 +224,29 @@ public final class InventoryService: Sendable {
     }
 
     /// A change of a reservation's status and what it does to stock.
+    ///
+    /// A cancellation's restock is two-phase: `prepare_restock` checks the locations and holds the units as
+    /// `restocking` (still reserved, so nobody else can take them), then after the refund `restock` makes them
+    /// available, or `take_back` keeps them reserved for the order when the refund was declined.
     enum Transition: String {
-        case release, restock, takeBack = "take_back", commit
+        case release, prepareRestock = "prepare_restock", restock, takeBack = "take_back", commit
+        case writeOff = "write_off"
 
         var from: Reservation.Status {
             switch self {
-            case .release, .restock, .commit: .reserved
-            case .takeBack: .restocked
+            case .release, .prepareRestock, .commit, .writeOff: .reserved
+            case .restock, .takeBack: .restocking
             }
         }
 
         var to: Reservation.Status {
             switch self {
             case .release: .released
+            case .prepareRestock: .restocking
             case .restock: .restocked
             case .takeBack: .reserved
             case .commit: .committed
+            case .writeOff: .writtenOff
             }
         }
 
@@ -238,16 +255,16 @@ public final class InventoryService: Sendable {
             switch self {
             case .release: .released
             case .takeBack: .reserved
-            case .restock, .commit: nil
+            case .prepareRestock, .restock, .commit, .writeOff: nil
             }
         }
 
-        /// Change of (on hand, reserved) per unit.
-        var deltas: (onHand: Int64, reserved: Int64) {
+        /// Change of (on hand, reserved) per unit; a hold and its undo move nothing.
+        var deltas: (onHand: Int64, reserved: Int64)? {
             switch self {
             case .release, .restock: (0, -1)
-            case .takeBack: (0, 1)
-            case .commit: (-1, -1)
+            case .commit, .writeOff: (-1, -1)
+            case .prepareRestock, .takeBack: nil
             }
         }
     }
@@ -275,19 +292,14 @@ public final class InventoryService: Sendable {
             else {
                 throw RescindError.internalError("stock row missing for \(allocation.sku) at \(allocation.location)")
             }
-            if transition == .restock, !location.active {
+            // Checked when the restock is promised; once promised, a later deactivation does not undo it.
+            if transition == .prepareRestock, !location.active {
                 throw RescindError.failedPrecondition(
                     "location \(allocation.location) is deactivated; cannot restock \(allocation.sku) there",
                     reason: "location_deactivated"
                 )
             }
-            if transition == .takeBack, stock.available < allocation.quantity {
-                throw RescindError.failedPrecondition(
-                    "only \(stock.available) units of \(allocation.sku) at \(allocation.location) are left to take back",
-                    reason: "insufficient_stock"
-                )
-            }
-            let (onHand, reserved) = transition.deltas
+            guard let (onHand, reserved) = transition.deltas else { continue }
             stock.onHand += onHand * allocation.quantity
             stock.reserved += reserved * allocation.quantity
             try stock.update(db)

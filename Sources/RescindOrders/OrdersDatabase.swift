@@ -95,6 +95,67 @@ enum OrdersDatabase {
             }
             try db.create(index: "outbox_pending", on: "outbox", columns: ["delivered_at", "id"])
         }
+        // The saga engine (issue 7): a typed context and a plan of step names instead of options and results;
+        // kinds no longer listed in a CHECK (a new kind is code, not a schema change); `settled` and who
+        // settled; the request key of `orders.cancel`; at most one unfinished saga per order. SQLite cannot
+        // change a CHECK, so the table is rebuilt. Sagas unfinished at the upgrade cannot be resumed by the
+        // new engine: they are kept as `failed`, for a person to settle.
+        migrator.registerMigration("orders-v2-saga-engine") { db in
+            try db.create(table: "saga_v2") { t in
+                t.primaryKey("id", .text)
+                t.column("kind", .text).notNull().check(sql: "length(kind) > 0")
+                t.column("order_id", .text).notNull().references("orders").indexed()
+                t.column("state", .text).notNull()
+                    .check(
+                        sql: "state IN ('running', 'compensating', 'completed', 'compensated', 'failed', 'settled')")
+                t.column("plan", .text).notNull()
+                t.column("machine", .text).notNull()
+                t.column("context", .text).notNull()
+                t.column("error_code", .text)
+                t.column("error_reason", .text)
+                t.column("error_message", .text)
+                t.column("failed_step", .text)
+                t.column("next_attempt_at", .datetime).notNull()
+                t.column("request_key", .text).unique()
+                t.column("request_fingerprint", .blob)
+                t.column("settled_by", .text)
+                t.column("settled_at", .datetime)
+                t.column("settled_as", .text)
+                t.column("settled_note", .text).check(sql: "length(settled_note) <= 255")
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.check(sql: "(state = 'settled') = (settled_by IS NOT NULL AND settled_at IS NOT NULL)")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO saga_v2 (id, kind, order_id, state, plan, machine, context, error_code, error_reason,
+                        error_message, failed_step, next_attempt_at, created_at, updated_at)
+                    SELECT id, kind, order_id,
+                        CASE WHEN state IN ('running', 'compensating') THEN 'failed' ELSE state END,
+                        (SELECT json_group_array(json_extract(value, '$.name'))
+                            FROM json_each(json_extract(machine, '$.plan'))),
+                        CASE WHEN state IN ('running', 'compensating')
+                            THEN '{"failed":{"step":0,"undoing":false}}'
+                            ELSE json_object(state, json_object()) END,
+                        '{}',
+                        COALESCE(error_code, CASE WHEN state IN ('running', 'compensating') THEN 'internal' END),
+                        error_reason,
+                        COALESCE(error_message, CASE WHEN state IN ('running', 'compensating')
+                            THEN 'unfinished when Orders was upgraded to the new saga engine; settle it by hand' END),
+                        failed_step, next_attempt_at, created_at, updated_at
+                    FROM saga
+                    """
+            )
+            try db.drop(table: "saga")
+            try db.rename(table: "saga_v2", to: "saga")
+            try db.create(index: "saga_runnable", on: "saga", columns: ["state", "next_attempt_at"])
+            try db.execute(
+                sql: """
+                    CREATE UNIQUE INDEX saga_one_unfinished_per_order ON saga (order_id)
+                    WHERE state IN ('running', 'compensating', 'failed')
+                    """
+            )
+        }
         return migrator
     }
 }

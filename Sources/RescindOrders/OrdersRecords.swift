@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RescindAPI
+import RescindWire
 
 /// The status of an order in the database; `fulfilling` is the lock fulfilment holds while it commits stock.
 enum OrderStatus: String, Codable, Sendable {
@@ -19,6 +20,28 @@ enum OrderStatus: String, Codable, Sendable {
 }
 
 struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
+    /// The order with id `id`, for a saga step: its absence is a bug, not a caller's mistake.
+    static func load(_ db: Database, _ id: UUID) throws -> OrderRecord {
+        guard let order = try fetchOne(db, key: id.uuidString) else {
+            throw RescindError.internalError("no order \(id)")
+        }
+        return order
+    }
+
+    /// Refuses a cancellation the order's status does not allow, with the rule named.
+    func requireCancellable() throws {
+        switch status {
+        case .open: return
+        case .cancelling:
+            throw RescindError.conflict("order \(id) is already being cancelled", reason: "order_cancelling")
+        case .fulfilling:
+            throw RescindError.failedPrecondition("order \(id) is being fulfilled", reason: "fulfilment_in_progress")
+        case .cancelled, .fulfilled, .rejected, .pending:
+            throw RescindError.failedPrecondition(
+                "order \(id) is \(status.rawValue) and cannot be cancelled", reason: "order_\(status.rawValue)")
+        }
+    }
+
     static let databaseTableName = "orders"
     var id: String
     var customerEmail: String
@@ -80,38 +103,62 @@ struct SagaRecord: Codable, FetchableRecord, PersistableRecord {
     var kind: Saga.Kind
     var orderID: String
     var state: Saga.State
+    /// The names of the forward steps, fixed when the saga started.
+    var plan: String
+    /// `SagaMachine` as JSON.
     var machine: String
-    var options: String
-    var results: String
+    /// The kind's typed context as JSON.
+    var context: String
     var errorCode: String?
     var errorReason: String?
     var errorMessage: String?
     var failedStep: String?
     var nextAttemptAt: Date
+    /// The caller's idempotency key for the request that started it (`orders.cancel`), and the SHA-256 of
+    /// that request.
+    var requestKey: String?
+    var requestFingerprint: Data?
+    var settledBy: String?
+    var settledAt: Date?
+    var settledAs: SettleOutcome?
+    var settledNote: String?
     var createdAt: Date
     var updatedAt: Date
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, state, machine, options, results
+        case id, kind, state, plan, machine, context
         case orderID = "order_id"
         case errorCode = "error_code"
         case errorReason = "error_reason"
         case errorMessage = "error_message"
         case failedStep = "failed_step"
         case nextAttemptAt = "next_attempt_at"
+        case requestKey = "request_key"
+        case requestFingerprint = "request_fingerprint"
+        case settledBy = "settled_by"
+        case settledAt = "settled_at"
+        case settledAs = "settled_as"
+        case settledNote = "settled_note"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }
 
     enum Columns {
+        static let kind = Column(CodingKeys.kind)
         static let state = Column(CodingKeys.state)
         static let orderID = Column(CodingKeys.orderID)
         static let nextAttemptAt = Column(CodingKeys.nextAttemptAt)
+        static let requestKey = Column(CodingKeys.requestKey)
         static let createdAt = Column(CodingKeys.createdAt)
     }
 
     var error: RescindErrorSummary? {
         errorCode.map { RescindErrorSummary(code: $0, reason: errorReason, message: errorMessage ?? "") }
+    }
+
+    var settlement: Saga.Settlement? {
+        guard let settledBy, let settledAt, let settledAs else { return nil }
+        return Saga.Settlement(by: settledBy, at: settledAt, outcome: settledAs, note: settledNote ?? "")
     }
 }
 

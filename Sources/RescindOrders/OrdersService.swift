@@ -5,6 +5,7 @@ import RescindAPI
 import RescindStorage
 import RescindTransport
 import RescindWire
+import ServiceLifecycle
 
 /// Orders and their sagas, in the Orders daemon's own database.
 ///
@@ -19,10 +20,13 @@ public final class OrdersService: Sendable {
         public var maxRetryDelaySeconds: Double
         /// Deadline of each call to Payments or Inventory.
         public var callTimeoutSeconds: Double
-        /// How long `orders.place` waits for its saga before answering with the pending order.
+        /// How long `orders.place` and `orders.fulfill` wait for their saga before answering with the order as it
+        /// stands.
         public var placeTimeoutSeconds: Double
         /// How often the runner looks for sagas whose retry is due.
         public var pollIntervalSeconds: Double
+        /// A saga still running this long after it began counts as stuck in `health` and `sagas list --stuck`.
+        public var stuckAfterSeconds: Double
 
         public init(
             maxAttempts: Int = 30,
@@ -30,7 +34,8 @@ public final class OrdersService: Sendable {
             maxRetryDelaySeconds: Double = 10,
             callTimeoutSeconds: Double = 5,
             placeTimeoutSeconds: Double = 30,
-            pollIntervalSeconds: Double = 0.5
+            pollIntervalSeconds: Double = 0.5,
+            stuckAfterSeconds: Double = 300
         ) {
             self.maxAttempts = maxAttempts
             self.initialRetryDelaySeconds = initialRetryDelaySeconds
@@ -38,6 +43,7 @@ public final class OrdersService: Sendable {
             self.callTimeoutSeconds = callTimeoutSeconds
             self.placeTimeoutSeconds = placeTimeoutSeconds
             self.pollIntervalSeconds = pollIntervalSeconds
+            self.stuckAfterSeconds = stuckAfterSeconds
         }
 
         /// Reads a configuration; absent fields take their defaults.
@@ -54,6 +60,7 @@ public final class OrdersService: Sendable {
                 try c.decodeIfPresent(Double.self, forKey: .placeTimeoutSeconds) ?? d.placeTimeoutSeconds
             pollIntervalSeconds =
                 try c.decodeIfPresent(Double.self, forKey: .pollIntervalSeconds) ?? d.pollIntervalSeconds
+            stuckAfterSeconds = try c.decodeIfPresent(Double.self, forKey: .stuckAfterSeconds) ?? d.stuckAfterSeconds
         }
 
         enum CodingKeys: String, CodingKey {
@@ -63,15 +70,16 @@ public final class OrdersService: Sendable {
             case callTimeoutSeconds = "call_timeout_seconds"
             case placeTimeoutSeconds = "place_timeout_seconds"
             case pollIntervalSeconds = "poll_interval_seconds"
+            case stuckAfterSeconds = "stuck_after_seconds"
         }
     }
 
     let database: DatabasePool
     let configuration: Configuration
-    private let runner: SagaRunner
-    private let logger: Logger
+    let runner: SagaRunner
+    let logger: Logger
 
-    /// Opens (and migrates) the database at `path`. Sagas run once `run()` is called.
+    /// Opens (and migrates) the database at `path`. Sagas run once the runner runs (`services` or `run()`).
     /// - Throws: database errors.
     public init(
         databasePath: String,
@@ -86,23 +94,33 @@ public final class OrdersService: Sendable {
         self.logger = logger
         self.runner = SagaRunner(
             database: database,
-            steps: SagaSteps(inventory: inventory, payments: payments, database: database),
+            registry: .standard,
+            participants: SagaParticipants(inventory: inventory, payments: payments),
             configuration: .init(
-                maxAttempts: configuration.maxAttempts,
-                initialRetryDelay: .milliseconds(Int64(configuration.initialRetryDelaySeconds * 1000)),
-                maxRetryDelay: .milliseconds(Int64(configuration.maxRetryDelaySeconds * 1000)),
-                callTimeout: .milliseconds(Int64(configuration.callTimeoutSeconds * 1000)),
-                pollInterval: .milliseconds(Int64(configuration.pollIntervalSeconds * 1000))
+                retry: RetryPolicy(
+                    maxAttempts: max(configuration.maxAttempts, 1),
+                    initialDelay: .seconds(configuration.initialRetryDelaySeconds),
+                    maxDelay: .seconds(configuration.maxRetryDelaySeconds)
+                ),
+                callTimeout: .seconds(configuration.callTimeoutSeconds),
+                pollInterval: .seconds(configuration.pollIntervalSeconds)
             ),
             logger: logger
         )
     }
 
-    /// Runs the saga runner and the outbox relay until cancelled; resumes sagas a restart interrupted.
+    /// What the daemon runs beside its server, in start order: the saga runner, then the outbox relay. On
+    /// SIGTERM the relay stops, then the runner lets its current steps finish and record.
+    public var services: [any Service] {
+        [runner, OutboxRelay(database: database, logger: logger)]
+    }
+
+    /// Runs the services until cancelled (for tests and tools without a service group).
     public func run() async {
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.runner.run() }
-            group.addTask { await self.relayOutbox() }
+            for service in services {
+                group.addTask { try? await service.run() }
+            }
         }
     }
 
@@ -114,13 +132,20 @@ public final class OrdersService: Sendable {
         router.register(OrdersMethods.get) { request, _ in try await self.order(request.orderID) }
         router.register(OrdersMethods.list) { request, _ in try await self.list(request) }
         router.register(OrdersMethods.cancel) { request, context in
-            try await self.cancel(request, logger: context.logger)
+            try await self.cancel(
+                request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, logger: context.logger)
         }
         router.register(OrdersMethods.fulfill) { request, context in
             try await self.fulfill(request.orderID, logger: context.logger)
         }
         router.register(OrdersMethods.listSagas) { request, _ in try await self.sagas(request) }
         router.register(OrdersMethods.getSaga) { request, _ in try await self.saga(request.sagaID) }
+        router.register(OrdersMethods.retrySaga) { request, context in
+            try await self.retry(request.sagaID, logger: context.logger)
+        }
+        router.register(OrdersMethods.settleSaga) { request, context in
+            try await self.settle(request, by: context.peer, logger: context.logger)
+        }
     }
 
     // MARK: Placing
@@ -162,10 +187,9 @@ public final class OrdersService: Sendable {
                     unitPrice: line.unitPriceMinor
                 ).insert(db)
             }
-            try Self.createSaga(
-                db, id: sagaID, kind: .placeOrder, orderID: orderID.uuidString,
-                plan: SagaDefinitions.placeOrder, options: "{}", maxAttempts: self.configuration.maxAttempts,
-                firstStepDetail: "order of \(total) \(request.currency), \(request.lines.count) lines"
+            try SagaStore.start(
+                db, PlaceOrderSaga.self, id: sagaID, orderID: orderID,
+                context: .init(orderID: orderID, lines: request.lines, amount: total, currency: request.currency)
             )
             return nil
         }
@@ -183,7 +207,7 @@ public final class OrdersService: Sendable {
         return try await placedOrder(orderID.uuidString)
     }
 
-    private var placeTimeout: Duration { .milliseconds(Int64(configuration.placeTimeoutSeconds * 1000)) }
+    private var placeTimeout: Duration { .seconds(configuration.placeTimeoutSeconds) }
 
     /// The order, or the error that rejected it.
     private func placedOrder(_ id: String) async throws -> Order {
@@ -243,30 +267,19 @@ public final class OrdersService: Sendable {
         number.filter { $0.isASCII && $0.isNumber }
     }
 
-    static func createSaga(
-        _ db: Database, id: String, kind: Saga.Kind, orderID: String, plan: [PlannedStep], options: String,
-        maxAttempts: Int, firstStepDetail: String
-    ) throws {
-        let now = Date()
-        let machine = SagaStateMachine(plan: plan, completed: 1, maxAttempts: maxAttempts)
-        try SagaRecord(
-            id: id, kind: kind, orderID: orderID, state: machine.state, machine: try JSON.encode(machine),
-            options: options, results: try JSON.encode(SagaResults()), errorCode: nil, errorReason: nil,
-            errorMessage: nil, failedStep: nil, nextAttemptAt: now, createdAt: now, updatedAt: now
-        ).insert(db)
-        try SagaStepRecord(
-            sagaID: id, seq: 1, name: plan[0].name, direction: .forward, status: .succeeded, attempt: 1,
-            idempotencyKey: nil, detail: firstStepDetail, startedAt: now, finishedAt: now
-        ).insert(db)
-    }
-
     // MARK: Cancelling
 
     /// Locks the order and starts its cancellation saga; answers at once.
+    ///
+    /// A repeat answers with the saga the first request started: the same idempotency key, or, without one, the
+    /// same options while that saga runs.
     /// - Throws: `not_found`; `invalid_argument` for a note over 255 characters; `failed_precondition` for an
-    ///   order that is fulfilled, cancelled, rejected, still pending or being fulfilled; `conflict` while
-    ///   another cancellation holds it. Nothing changes when it throws.
-    public func cancel(_ request: CancelOrderRequest, logger: Logger? = nil) async throws -> CancelAccepted {
+    ///   order that is fulfilled, cancelled, rejected, still pending or being fulfilled; `conflict/order_cancelling`
+    ///   (naming the saga) while a cancellation with other options holds it; `conflict/idempotency_key_reused`.
+    ///   Nothing changes when it throws.
+    public func cancel(
+        _ request: CancelOrderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [], logger: Logger? = nil
+    ) async throws -> CancelAccepted {
         // Counted in Unicode scalars, as SQLite's length() in the schema's CHECK counts them.
         if let note = request.staffNote, note.unicodeScalars.count > CancelOrderRequest.maxStaffNoteLength {
             throw RescindError.invalidArgument(
@@ -274,102 +287,95 @@ public final class OrdersService: Sendable {
                 reason: "note_too_long"
             )
         }
-        let sagaID = UUID().uuidString
-        let configuration = self.configuration
-        try await database.write { db in
-            guard var order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
+        let newID = UUID().uuidString
+        let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
+        let sagaID: String = try await database.write { db in
+            if let idempotencyKey, let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db) {
+                guard previous.requestFingerprint == fingerprint, previous.orderID == request.orderID.uuidString else {
+                    throw RescindError.conflict(
+                        "idempotency key \(idempotencyKey) was first used for another cancellation",
+                        reason: "idempotency_key_reused")
+                }
+                return previous.id
+            }
+            guard let order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
                 throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
             }
-            switch order.status {
-            case .open: break
-            case .cancelling:
-                throw RescindError.conflict("order \(order.id) is already being cancelled", reason: "order_cancelling")
-            case .fulfilling:
-                throw RescindError.failedPrecondition(
-                    "order \(order.id) is being fulfilled", reason: "fulfilment_in_progress"
-                )
-            case .cancelled, .fulfilled, .rejected, .pending:
-                throw RescindError.failedPrecondition(
-                    "order \(order.id) is \(order.status.rawValue) and cannot be cancelled",
-                    reason: "order_\(order.status.rawValue)"
-                )
-            }
-            let payment: CancelOptions.PaymentAction =
+            let payment: CancelOrderSaga.Context.PaymentAction =
                 switch order.paymentStatus {
                 case "authorized": .void
                 case "captured", "partially_refunded": request.refund ? .refund : .keep
                 default: .keep
                 }
-            let options = CancelOptions(
+            let options = CancelOrderSaga.Context.Options(
                 reason: request.reason, restock: request.restock, notify: request.notify,
                 staffNote: request.staffNote, payment: payment
             )
-            order.status = .cancelling
-            order.updatedAt = Date()
-            try order.update(db)
-            try Self.createSaga(
-                db, id: sagaID, kind: .cancelOrder, orderID: order.id, plan: SagaDefinitions.cancelOrder(options),
-                options: try JSON.encode(options), maxAttempts: configuration.maxAttempts,
-                firstStepDetail: "locked against fulfilment; reason \(request.reason.rawValue)"
+            if order.status == .cancelling, let running = try Self.unfinishedSaga(db, order.id, kind: .cancelOrder) {
+                guard try JSON.decode(CancelOrderSaga.Context.self, running.context).options == options else {
+                    throw RescindError.conflict(
+                        "order \(order.id) is already being cancelled, with other options, by saga \(running.id)",
+                        reason: "order_cancelling")
+                }
+                return running.id
+            }
+            try SagaStore.start(
+                db, CancelOrderSaga.self, id: newID, orderID: request.orderID,
+                context: .init(orderID: request.orderID, options: options), requestKey: idempotencyKey,
+                requestFingerprint: fingerprint
             )
+            return newID
         }
-        (logger ?? self.logger).info(
-            "cancellation started",
-            metadata: [
-                "order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "reason": "\(request.reason.rawValue)",
-            ]
-        )
-        await runner.submit(sagaID)
+        if sagaID == newID {
+            (logger ?? self.logger).info(
+                "cancellation started",
+                metadata: [
+                    "order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "reason": "\(request.reason.rawValue)",
+                ]
+            )
+            runner.submit(sagaID)
+        }
         return CancelAccepted(sagaID: UUID(uuidString: sagaID) ?? UUID(), order: try await order(request.orderID))
+    }
+
+    /// The order's saga of `kind` that has not ended (running, compensating or failed), if any.
+    static func unfinishedSaga(_ db: Database, _ orderID: String, kind: Saga.Kind) throws -> SagaRecord? {
+        try SagaRecord.filter(SagaRecord.Columns.orderID == orderID)
+            .filter(SagaRecord.Columns.kind == kind.rawValue)
+            .filter([Saga.State.running, .compensating, .failed].map(\.rawValue).contains(SagaRecord.Columns.state))
+            .fetchOne(db)
     }
 
     // MARK: Fulfilling
 
-    /// Fulfils an open order: its units leave stock. Refused while a cancellation holds the order.
-    /// - Throws: `failed_precondition/order_cancelling` and the like; Inventory's error if the commit fails.
+    /// Fulfils an open order through a fulfilment saga (its units leave stock) and waits for it. Refused while
+    /// a cancellation holds the order. A repeat while the saga runs waits for the same saga.
+    /// - Throws: `failed_precondition/order_cancelling` and the like; Inventory's error if the commit was refused
+    ///   (the order is open again).
     public func fulfill(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
-        let id = orderID.uuidString
-        try await database.write { db in
-            guard var order = try OrderRecord.fetchOne(db, key: id) else {
+        let newID = UUID().uuidString
+        let sagaID: String = try await database.write { db in
+            guard let order = try OrderRecord.fetchOne(db, key: orderID.uuidString) else {
                 throw RescindError.notFound("no order \(orderID)", reason: "unknown_order")
             }
-            switch order.status {
-            case .open:
-                order.status = .fulfilling
-                order.updatedAt = Date()
-                try order.update(db)
-            case .fulfilling:
-                break  // a retry after an interrupted fulfilment
-            default:
-                throw RescindError.failedPrecondition(
-                    "order \(id) is \(order.status.rawValue) and cannot be fulfilled",
-                    reason: "order_\(order.status.rawValue)"
-                )
+            if order.status == .fulfilling, let running = try Self.unfinishedSaga(db, order.id, kind: .fulfilOrder) {
+                return running.id
             }
+            try SagaStore.start(db, FulfilOrderSaga.self, id: newID, orderID: orderID, context: .init(orderID: orderID))
+            return newID
         }
-        do {
-            _ = try await runner.steps.inventory.call(
-                InventoryMethods.commit, OrderStockRequest(orderID: orderID), idempotencyKey: "fulfil/\(id)",
-                timeout: .milliseconds(Int64(configuration.callTimeoutSeconds * 1000))
-            )
-        } catch let error as RescindError {
-            if !error.retryable {
-                try await setStatus(id, from: .fulfilling, to: .open)
-            }
-            throw error
+        if sagaID == newID { runner.submit(sagaID) }
+        await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
+        let saga = try await database.read { db in try SagaRecord.fetchOne(db, key: sagaID) }
+        if let saga, saga.state == .compensated, let error = saga.error {
+            throw RescindError(
+                RescindError.Code(error.code), "order \(orderID) was not fulfilled: \(error.message)",
+                reason: error.reason, retryable: false)
         }
-        try await setStatus(id, from: .fulfilling, to: .fulfilled)
-        (logger ?? self.logger).info("order fulfilled", metadata: ["order_id": "\(id)"])
+        if saga?.state == .completed {
+            (logger ?? self.logger).info("order fulfilled", metadata: ["order_id": "\(orderID)", "saga_id": "\(sagaID)"])
+        }
         return try await order(orderID)
-    }
-
-    private func setStatus(_ id: String, from: OrderStatus, to: OrderStatus) async throws {
-        try await database.write { db in
-            try db.execute(
-                sql: "UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
-                arguments: [to.rawValue, Date(), id, from.rawValue]
-            )
-        }
     }
 
     // MARK: Reading
@@ -429,6 +435,7 @@ public final class OrdersService: Sendable {
             var query = SagaRecord.all()
             if let orderID = request.orderID { query = query.filter(SagaRecord.Columns.orderID == orderID.uuidString) }
             if let state = request.state { query = query.filter(SagaRecord.Columns.state == state.rawValue) }
+            if request.stuck == true { query = query.filter(self.stuck) }
             let sagas = try query.order(SagaRecord.Columns.createdAt.desc).limit(limit).fetchAll(db)
             return SagaList(sagas: try sagas.map { try $0.api(db) })
         }
@@ -442,32 +449,6 @@ public final class OrdersService: Sendable {
                 throw RescindError.notFound("no saga \(sagaID)", reason: "unknown_saga")
             }
             return try saga.api(db)
-        }
-    }
-
-    // MARK: Outbox
-
-    /// Delivers queued customer notifications. This build has no mail gateway: delivering means logging
-    /// the notice for the operator and marking it delivered, once.
-    private func relayOutbox() async {
-        while !Task.isCancelled {
-            do {
-                let pending = try await database.read { db in
-                    try OutboxRecord.filter(Column("delivered_at") == nil).order(Column("id")).limit(100).fetchAll(db)
-                }
-                for var message in pending {
-                    logger.info(
-                        "customer notified",
-                        metadata: ["order_id": "\(message.orderID)", "kind": "\(message.kind)"]
-                    )
-                    message.deliveredAt = Date()
-                    let delivered = message
-                    try await database.write { db in try delivered.update(db) }
-                }
-            } catch {
-                logger.error("outbox relay failed; will retry", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: .seconds(1))
         }
     }
 }

@@ -4,6 +4,7 @@ import RescindAPI
 import RescindDaemon
 import RescindPKI
 import RescindTransport
+import RescindWire
 
 /// A suite of the three daemons on this machine under one directory: `rescindctl up`, `down`, and the
 /// test harness all go through it.

@@ -6,10 +6,9 @@
 public struct RescindError: Error, Hashable, Sendable, Codable, CustomStringConvertible {
     /// A code from the catalogue in `protocol/PROTOCOL.md`. A struct, not an enum, so the catalogue can grow
     /// without breaking peers that do not know a new code: they treat it by its `retryable` flag.
-    public struct Code: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public struct Code: ExtensibleValue {
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
-        public init(_ rawValue: String) { self.rawValue = rawValue }
 
         /// The request is malformed or a field is out of range; retrying the same request fails the same way.
         public static let invalidArgument = Code("invalid_argument")
@@ -36,16 +35,10 @@ public struct RescindError: Error, Hashable, Sendable, Codable, CustomStringConv
         /// A bug or an unexpected failure on the callee's side.
         public static let `internal` = Code("internal")
 
-        public init(from decoder: any Decoder) throws {
-            self.rawValue = try decoder.singleValueContainer().decode(String.self)
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
-        }
-
-        public var description: String { rawValue }
+        public static let known: [Code] = [
+            .invalidArgument, .notFound, .failedPrecondition, .conflict, .permissionDenied, .unavailable,
+            .deadlineExceeded, .resourceExhausted, .unimplemented, .unsupportedVersion, .malformed, .internal,
+        ]
 
         /// Whether an error with this code is worth retrying when the error itself does not say.
         public var isRetryableByDefault: Bool {

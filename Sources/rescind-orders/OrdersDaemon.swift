@@ -46,7 +46,8 @@ struct OrdersDaemon: AsyncParsableCommand {
             configuration: settings.sagas ?? .init(), logger: logger
         )
         try await Daemon.run(
-            configuration: common, logger: logger, background: [BackgroundService { await service.run() }]
+            configuration: common, logger: logger, background: service.services,
+            sagaHealth: { try await service.sagaHealth() }
         ) { router in
             service.register(into: &router)
         }

@@ -1,0 +1,380 @@
+import Foundation
+import GRDB
+import Logging
+import RescindAPI
+import RescindTransport
+import RescindWire
+import ServiceLifecycle
+import Synchronization
+
+/// The daemons a saga's remote steps call.
+struct SagaParticipants: Sendable {
+    var inventory: any RPCCaller
+    var payments: any RPCCaller
+
+    subscript(participant: Participant) -> any RPCCaller {
+        switch participant {
+        case .inventory: inventory
+        case .payments: payments
+        }
+    }
+}
+
+/// Drives sagas to a terminal state, one step at a time: a remote step's log row is written `started` before
+/// its request goes out, and its outcome with the machine's new state after. On start it resumes every saga a
+/// crash or a shutdown left unfinished.
+///
+/// A lifecycle `Service`: sagas run as child tasks of `run()`. On graceful shutdown (SIGTERM) it starts no new
+/// step; each step under way finishes and is recorded, then `run()` returns. What is left resumes at the next
+/// start, from the database.
+final class SagaRunner: Service, Sendable {
+    struct Configuration: Sendable {
+        /// The retry policy of steps that name none.
+        var retry: RetryPolicy
+        var callTimeout: Duration
+        /// How often to look for sagas whose retry is due.
+        var pollInterval: Duration
+    }
+
+    private struct State {
+        /// Sagas a task is driving now: never two tasks for one saga.
+        var active: Set<String> = []
+        /// Card numbers of orders being placed: in memory only, never written anywhere.
+        var cards: [String: String] = [:]
+        var waiters: [String: [ObjectIdentifier: Waiter]] = [:]
+        /// Where `submit` sends sagas while `run()` runs; before it, they wait in `pending`.
+        var launches: AsyncStream<String>.Continuation?
+        var pending: [String] = []
+        var stopping = false
+    }
+
+    private let database: DatabasePool
+    private let registry: SagaRegistry
+    private let participants: SagaParticipants
+    private let configuration: Configuration
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    init(
+        database: DatabasePool, registry: SagaRegistry, participants: SagaParticipants,
+        configuration: Configuration, logger: Logger
+    ) {
+        self.database = database
+        self.registry = registry
+        self.participants = participants
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: Submitting and waiting
+
+    /// Starts driving a saga now (a new one, or a failed one a person retried). `card` is kept in memory until
+    /// the saga ends.
+    func submit(_ sagaID: String, card: String? = nil) {
+        state.withLock { state in
+            if let card { state.cards[sagaID] = card }
+            if let launches = state.launches {
+                launches.yield(sagaID)
+            } else {
+                state.pending.append(sagaID)
+            }
+        }
+    }
+
+    /// Waits until the saga is terminal (`failed` included) or `timeout` passes, whichever comes first; leaves
+    /// no task or timer behind.
+    func waitUntilTerminal(_ sagaID: String, timeout: Duration) async {
+        let waiter = Waiter()
+        let token = ObjectIdentifier(waiter)
+        // Registered before the state is read: a saga that ends in between still wakes it.
+        state.withLock { $0.waiters[sagaID, default: [:]][token] = waiter }
+        defer {
+            state.withLock { state in
+                state.waiters[sagaID]?[token] = nil
+                if state.waiters[sagaID]?.isEmpty == true { state.waiters[sagaID] = nil }
+            }
+        }
+        let database = self.database
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await waiter.wait() }
+            group.addTask {
+                let stored = try? await database.read { db in try SagaRecord.fetchOne(db, key: sagaID)?.state }
+                if stored?.isTerminal ?? true { return }
+                try? await Task.sleep(for: timeout)
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    // MARK: Running
+
+    /// Resumes unfinished sagas and drives submitted ones until graceful shutdown or cancellation.
+    func run() async {
+        let (launches, continuation) = AsyncStream.makeStream(of: String.self)
+        let pending = state.withLock { state in
+            state.launches = continuation
+            defer { state.pending = [] }
+            return state.pending
+        }
+        for id in pending { continuation.yield(id) }
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.poll() }
+                for await id in launches {
+                    guard self.claim(id) else { continue }
+                    group.addTask { await self.drive(id) }
+                }
+            }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+        logger.info("saga runner stopped")
+    }
+
+    /// Starts no new step from now on; steps under way finish and are recorded.
+    func stop() {
+        state.withLock { state in
+            state.stopping = true
+            state.launches?.finish()
+        }
+    }
+
+    private var isStopping: Bool { state.withLock { $0.stopping } }
+
+    /// The policy of steps that name none: the configuration's attempts and delays.
+    var defaultRetry: RetryPolicy { configuration.retry }
+
+    /// Sends sagas whose next attempt is due to `run()`; the first pass picks up what a restart interrupted.
+    private func poll() async {
+        while !isStopping, !Task.isCancelled {
+            do {
+                let due = try await database.read { db in
+                    try String.fetchAll(
+                        db,
+                        sql: """
+                            SELECT id FROM saga WHERE state IN ('running', 'compensating') AND next_attempt_at <= ?
+                            ORDER BY next_attempt_at LIMIT 500
+                            """,
+                        arguments: [Date()]
+                    )
+                }
+                state.withLock { state in
+                    for id in due where !state.active.contains(id) { state.launches?.yield(id) }
+                }
+            } catch {
+                logger.error("cannot read due sagas", metadata: ["error": "\(error)"])
+            }
+            let interval = configuration.pollInterval
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                return
+            }
+        }
+    }
+
+    private func claim(_ sagaID: String) -> Bool {
+        state.withLock { state in !state.stopping && state.active.insert(sagaID).inserted }
+    }
+
+    /// The saga will be picked up again when due.
+    private func release(_ sagaID: String) {
+        _ = state.withLock { $0.active.remove(sagaID) }
+    }
+
+    private func finished(_ sagaID: String) {
+        let waiters = state.withLock { state in
+            state.active.remove(sagaID)
+            state.cards[sagaID] = nil
+            return state.waiters[sagaID].map { Array($0.values) } ?? []
+        }
+        for waiter in waiters { waiter.fire() }
+    }
+
+    private func drive(_ sagaID: String) async {
+        var logger = self.logger
+        logger[metadataKey: "saga_id"] = "\(sagaID)"
+        while !isStopping {
+            do {
+                switch try await advance(sagaID, logger: logger) {
+                case .progressed: continue
+                case .later: break
+                case .terminal:
+                    finished(sagaID)
+                    return
+                }
+            } catch let error as DatabaseError {
+                logger.error("saga step could not be recorded; will retry", metadata: ["error": "\(error)"])
+            } catch {
+                // The saga cannot be driven by this build (a kind it does not run, a plan it no longer makes).
+                await quarantine(sagaID, error: error, logger: logger)
+                finished(sagaID)
+                return
+            }
+            break
+        }
+        release(sagaID)
+    }
+
+    private enum Advance {
+        case progressed, later, terminal
+    }
+
+    /// Performs the saga's next step and records its outcome.
+    private func advance(_ sagaID: String, logger: Logger) async throws -> Advance {
+        let registry = self.registry
+        let defaults = configuration.retry
+        let loaded = try await database.read { db in
+            try SagaStore.load(db, sagaID, registry: registry, defaults: defaults)
+        }
+        if loaded.record.state.isTerminal { return .terminal }
+        if loaded.record.nextAttemptAt > Date() { return .later }
+        let (index, undoing): (Int, Bool)
+        switch loaded.machine.action {
+        case .perform(let step): (index, undoing) = (step, false)
+        case .compensate(let step): (index, undoing) = (step, true)
+        case .finish, .needsPerson: return .terminal
+        case .retry: return .later
+        }
+        let program = loaded.program
+        let context = loaded.record.context
+        let name = try program.stepName(index, undoing: undoing, context: context)
+        let attempt = loaded.machine.attempt + 1
+        var logger = logger
+        logger[metadataKey: "order_id"] = "\(loaded.record.orderID)"
+        logger[metadataKey: "step"] = "\(name)"
+        logger[metadataKey: "direction"] = "\(undoing ? "compensate" : "forward")"
+        let jitterSample = Double.random(in: 0..<1)
+
+        let action: SagaMachine.Action
+        if let participant = try program.participant(index, undoing: undoing, context: context) {
+            let key = "\(sagaID)/\(name)"
+            let record = loaded.record
+            try await database.write { db in
+                try SagaStore.markStarted(db, record, step: name, undoing: undoing, attempt: attempt, key: key)
+            }
+            let secrets = SagaSecrets(card: state.withLock { $0.cards[sagaID] })
+            let answer: Result<@Sendable (String) throws -> (context: String, detail: String), any Error>
+            do {
+                answer = .success(
+                    try await program.performRemote(
+                        index, undoing: undoing, context: context, caller: participants[participant], key: key,
+                        timeout: configuration.callTimeout, secrets: secrets))
+            } catch {
+                answer = .failure(error)
+            }
+            action = try await database.write { db in
+                var loaded = loaded
+                let outcome: SagaStore.Outcome
+                switch answer {
+                case .success(let update):
+                    let (context, detail) = try update(loaded.record.context)
+                    outcome = .succeeded(context: context, detail: detail)
+                case .failure(let abandoned as StepAbandoned):
+                    outcome = .abandoned(abandoned.error)
+                case .failure(let error as RescindError) where undoing && error.code == .notFound:
+                    // Undoing something that never happened is done.
+                    outcome = .succeeded(context: loaded.record.context, detail: "nothing to undo: \(error.message)")
+                case .failure(let error):
+                    outcome = .failed(Self.stepError(error, step: name))
+                }
+                return try SagaStore.record(
+                    db, &loaded, step: index, undoing: undoing, attempt: attempt, key: key, outcome: outcome,
+                    jitterSample: jitterSample)
+            }
+        } else {
+            action = try await database.write { db in
+                var loaded = loaded
+                let info = LocalStepInfo(
+                    sagaID: sagaID, orderID: loaded.record.orderID, error: loaded.record.error, now: Date())
+                var result: (context: String, detail: String)?
+                let outcome: SagaStore.Outcome
+                do {
+                    // A step that throws leaves nothing behind but its recorded failure.
+                    try db.inSavepoint {
+                        result = try program.performLocal(db, index, undoing: undoing, context: context, info: info)
+                        return .commit
+                    }
+                    outcome = result.map { .succeeded(context: $0.context, detail: $0.detail) }
+                        ?? .failed(.internalError("local step \(name) gave no result"))
+                } catch {
+                    outcome = .failed(Self.stepError(error, step: name))
+                }
+                return try SagaStore.record(
+                    db, &loaded, step: index, undoing: undoing, attempt: attempt, key: nil, outcome: outcome,
+                    jitterSample: jitterSample)
+            }
+        }
+        switch action {
+        case .perform, .compensate:
+            logger.debug("step done")
+            return .progressed
+        case .retry(let delay):
+            logger.notice("step failed; will retry", metadata: ["attempt": "\(attempt)", "delay": "\(delay)"])
+            return .later
+        case .finish(let state):
+            logger.info("saga ended", metadata: ["state": "\(state)"])
+            return .terminal
+        case .needsPerson:
+            logger.error("saga failed; it needs a person (rescindctl sagas retry or settle)")
+            return .terminal
+        }
+    }
+
+    /// The error a failed step records. A busy database is worth another attempt; any other surprise is not.
+    private static func stepError(_ error: any Error, step: String) -> RescindError {
+        if let error = error as? RescindError { return error }
+        if let error = error as? DatabaseError,
+            error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+        {
+            return RescindError(.unavailable, "step \(step): the database is busy")
+        }
+        return RescindError(.internal, "step \(step) failed: \(error)")
+    }
+
+    /// Marks a saga this build cannot drive as `failed`, for a person.
+    private func quarantine(_ sagaID: String, error: any Error, logger: Logger) async {
+        logger.error("saga cannot be driven; marked failed for a person", metadata: ["error": "\(error)"])
+        let message = "\(error)"
+        _ = try? await database.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE saga SET state = 'failed', machine = '{"failed":{"step":0,"undoing":false}}',
+                        error_code = COALESCE(error_code, 'internal'), error_message = COALESCE(error_message, ?),
+                        updated_at = ?
+                    WHERE id = ? AND state IN ('running', 'compensating')
+                    """,
+                arguments: [message, Date(), sagaID]
+            )
+        }
+    }
+}
+
+/// One caller of `waitUntilTerminal`: woken once, by the saga ending or by its own cancellation.
+private final class Waiter: Sendable {
+    private let state = Mutex<(fired: Bool, continuation: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let fired = state.withLock { state in
+                    if !state.fired { state.continuation = continuation }
+                    return state.fired
+                }
+                if fired { continuation.resume() }
+            }
+        } onCancel: {
+            fire()
+        }
+    }
+
+    func fire() {
+        let continuation = state.withLock { state in
+            state.fired = true
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume()
+    }
+}

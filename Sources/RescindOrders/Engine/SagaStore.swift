@@ -1,0 +1,215 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindTransport
+import RescindWire
+
+/// Reading and writing sagas and their step log. Every function takes the caller's `Database`, so that a
+/// saga starts in the transaction of the request that asked for it, and so that the outcomes of many sagas'
+/// steps can share one transaction.
+enum SagaStore {
+    /// How a step ended, as the runner records it.
+    enum Outcome {
+        case succeeded(context: String, detail: String)
+        case failed(RescindError)
+        case abandoned(RescindError)
+    }
+
+    /// A saga loaded with what driving it needs.
+    struct Loaded {
+        var record: SagaRecord
+        var machine: SagaMachine
+        var program: any SagaProgram
+        var plan: [StepShape]
+    }
+
+    /// Starts a saga of kind `D`: runs the plan's first step (local) in `db`, writes the saga, its plan and the
+    /// step's log entry. The runner drives the rest once the transaction commits.
+    /// - Throws: the first step's error (nothing is written), or a database error.
+    @discardableResult
+    static func start<D: SagaDefinition>(
+        _ db: Database, _ definition: D.Type, id: String, orderID: UUID, context: D.Context,
+        requestKey: String? = nil, requestFingerprint: Data? = nil
+    ) throws -> SagaRecord {
+        let now = Date()
+        let plan = D.plan(context)
+        guard let first = plan.first, case .local(let body) = first.effect else {
+            throw RescindError.internalError("the first step of \(D.kind) must be local")
+        }
+        var context = context
+        let detail = try body(db, &context, LocalStepInfo(sagaID: id, orderID: orderID.uuidString, error: nil, now: now))
+        let machine = SagaMachine.start(steps: plan.count, done: 1)
+        let record = SagaRecord(
+            id: id, kind: D.kind, orderID: orderID.uuidString, state: machine.state,
+            plan: try JSON.encode(plan.map(\.name)), machine: try JSON.encode(machine),
+            context: try JSON.encode(context), errorCode: nil, errorReason: nil, errorMessage: nil, failedStep: nil,
+            nextAttemptAt: now, requestKey: requestKey, requestFingerprint: requestFingerprint, settledBy: nil,
+            settledAt: nil, settledAs: nil, settledNote: nil, createdAt: now, updatedAt: now
+        )
+        try record.insert(db)
+        try SagaStepRecord(
+            sagaID: id, seq: 1, name: first.name, direction: .forward, status: .succeeded, attempt: 1,
+            idempotencyKey: nil, detail: detail, startedAt: now, finishedAt: now
+        ).insert(db)
+        return record
+    }
+
+    /// Loads a saga and checks that its stored plan is still the plan its kind would make.
+    /// - Throws: `not_found`; `internal` for a kind this build does not run or a plan it no longer makes.
+    static func load(_ db: Database, _ id: String, registry: SagaRegistry, defaults: RetryPolicy) throws -> Loaded {
+        guard let record = try SagaRecord.fetchOne(db, key: id) else {
+            throw RescindError.notFound("no saga \(id)", reason: "unknown_saga")
+        }
+        guard let program = registry[record.kind] else {
+            throw RescindError.internalError("this build of Orders does not run sagas of kind \(record.kind)")
+        }
+        let plan = try program.plan(context: record.context, defaults: defaults)
+        guard try JSON.decode([String].self, record.plan) == plan.map(\.name) else {
+            throw RescindError.internalError("saga \(id) was planned as \(record.plan); this build plans it otherwise")
+        }
+        return Loaded(
+            record: record, machine: try JSON.decode(SagaMachine.self, record.machine), program: program, plan: plan)
+    }
+
+    /// Writes the log row of a step as `started`, before its request goes out.
+    static func markStarted(_ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?)
+        throws
+    {
+        var row = try stepRow(db, saga, step: step, undoing: undoing, attempt: attempt, key: key)
+        row.status = .started
+        row.attempt = attempt
+        try row.save(db)
+    }
+
+    /// Records how a step ended and moves the machine; returns the machine's next action.
+    static func record(
+        _ db: Database, _ loaded: inout Loaded, step index: Int, undoing: Bool, attempt: Int, key: String?,
+        outcome: Outcome, jitterSample: Double
+    ) throws -> SagaMachine.Action {
+        let now = Date()
+        let shape = loaded.plan[index]
+        let name = try loaded.program.stepName(index, undoing: undoing, context: loaded.record.context)
+        let event: SagaMachine.Event
+        switch outcome {
+        case .succeeded(let context, _):
+            loaded.record.context = context
+            event = .succeeded
+        case .failed(let error):
+            let policy = undoing ? (shape.undoRetry ?? shape.retry) : shape.retry
+            event = policy.isTransient(error) ? .failedTransiently(jitterSample: jitterSample) : .failedPermanently
+        case .abandoned:
+            event = .abandoned
+        }
+        let action: SagaMachine.Action
+        do {
+            action = try loaded.machine.handle(event, plan: loaded.plan)
+        } catch {
+            throw RescindError.internalError("saga \(loaded.record.id) in state \(error.state) cannot take \(event)")
+        }
+
+        var row = try stepRow(db, loaded.record, step: name, undoing: undoing, attempt: attempt, key: key)
+        row.attempt = attempt
+        switch outcome {
+        case .succeeded(_, let detail):
+            row.status = .succeeded
+            row.detail = detail
+            row.set(error: nil)
+            row.finishedAt = now
+        case .failed(let error), .abandoned(let error):
+            if case .retry = action {
+                // Still the same step: it stays `started`, and the next attempt goes out with the same key.
+                row.status = .started
+                row.set(error: error)
+            } else {
+                let recorded =
+                    event == .failedPermanently || event == .abandoned
+                    ? error
+                    : RescindError(
+                        error.code, "gave up after \(attempt) attempts: \(error.message)", reason: error.reason,
+                        retryable: false)
+                row.status = .failed
+                row.set(error: recorded)
+                row.finishedAt = now
+                note(recorded, step: name, on: &loaded.record, stuck: loaded.machine.state == .failed)
+            }
+        }
+        try row.save(db)
+
+        if case .retry(let delay) = action {
+            loaded.record.nextAttemptAt = now.addingTimeInterval(delay.seconds)
+        } else {
+            loaded.record.nextAttemptAt = now
+        }
+        try save(db, &loaded, now: now)
+        return action
+    }
+
+    /// Writes the machine and the state it implies.
+    static func save(_ db: Database, _ loaded: inout Loaded, now: Date = Date()) throws {
+        loaded.record.machine = try JSON.encode(loaded.machine)
+        loaded.record.state = loaded.machine.state
+        loaded.record.updatedAt = now
+        try loaded.record.update(db)
+    }
+
+    /// Keeps the first error that turned the saga; a later one (a compensation failing) is added to it.
+    private static func note(_ error: RescindError, step: String, on record: inout SagaRecord, stuck: Bool) {
+        if record.errorCode == nil {
+            record.errorCode = error.code.rawValue
+            record.errorReason = error.reason
+            record.errorMessage = error.message
+            record.failedStep = step
+        } else if stuck {
+            record.errorMessage = (record.errorMessage ?? "") + "; then \(step) failed: \(error.message)"
+        }
+    }
+
+    private static func stepRow(
+        _ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?
+    ) throws -> SagaStepRecord {
+        let direction: Saga.Step.Direction = undoing ? .compensate : .forward
+        if let row = try SagaStepRecord.filter(SagaStepRecord.Columns.sagaID == saga.id)
+            .filter(SagaStepRecord.Columns.name == step)
+            .filter(SagaStepRecord.Columns.direction == direction.rawValue)
+            .fetchOne(db)
+        {
+            return row
+        }
+        let seq =
+            try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM saga_step WHERE saga_id = ?", arguments: [saga.id]) ?? 0
+        return SagaStepRecord(
+            sagaID: saga.id, seq: seq + 1, name: step, direction: direction, status: .started, attempt: attempt,
+            idempotencyKey: key, startedAt: Date()
+        )
+    }
+}
+
+extension StepShape {
+    /// The retry policy of the step's compensation, if it has one.
+    var undoRetry: RetryPolicy? {
+        if case .compensatable(let undo) = role { return undo }
+        return nil
+    }
+}
+
+extension SagaStepRecord {
+    mutating func set(error: RescindError?) {
+        errorCode = error?.code.rawValue
+        errorReason = error?.reason
+        errorMessage = error?.message
+    }
+}
+
+extension SagaRecord {
+    /// A saga for the API, with its step log.
+    func api(_ db: Database) throws -> Saga {
+        let steps = try SagaStepRecord.filter(SagaStepRecord.Columns.sagaID == id)
+            .order(SagaStepRecord.Columns.seq)
+            .fetchAll(db)
+        return Saga(
+            id: UUID(uuidString: id) ?? UUID(), kind: kind, orderID: UUID(uuidString: orderID) ?? UUID(),
+            state: state, steps: steps.map(\.api), error: error, createdAt: createdAt, updatedAt: updatedAt,
+            settlement: settlement
+        )
+    }
+}

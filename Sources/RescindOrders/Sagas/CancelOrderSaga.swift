@@ -1,0 +1,200 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindWire
+
+/// Cancelling an order: `lock` → `prepare_restock` → `refund` or `void` (pivot) → `restock` or `write_off` →
+/// `finalize`. Undo, in reverse: `take_back`, `unlock`.
+///
+/// The units are promised back before the money moves but stay reserved until it has (`prepare_restock`
+/// holds them, `restock` releases them after the pivot), so nothing another order buys meanwhile can stop a
+/// declined refund from being undone. Without restock they are written off after the pivot.
+enum CancelOrderSaga: SagaDefinition {
+    struct Context: Codable, Sendable, Hashable {
+        enum PaymentAction: String, Codable, Sendable {
+            /// Refund captured money (the fee is kept by the processor).
+            case refund
+            /// Void an authorization that was never captured.
+            case void
+            /// Leave the money where it is (`refund: false` on a captured payment).
+            case keep
+        }
+
+        /// What the cancellation was asked to do.
+        struct Options: Codable, Sendable, Hashable {
+            var reason: CancelReason
+            var restock: Bool
+            var notify: Bool
+            var staffNote: String?
+            var payment: PaymentAction
+        }
+
+        var orderID: UUID
+        var options: Options
+        var refunded: Int64 = 0
+        var feeKept: Int64 = 0
+        var voided = false
+        var unitsRestocked: Int64 = 0
+        var unitsWrittenOff: Int64 = 0
+        var paymentStatus: String?
+    }
+
+    static let kind = Saga.Kind.cancelOrder
+
+    static func plan(_ context: Context) -> [SagaStep<Context>] {
+        let options = context.options
+        var plan = [lock]
+        if options.restock { plan.append(prepareRestock) }
+        switch options.payment {
+        case .refund: plan.append(refund)
+        case .void: plan.append(void)
+        case .keep: break
+        }
+        plan.append(options.restock ? restock : writeOff)
+        plan.append(finalize)
+        return plan
+    }
+
+    /// The semantic lock: an open order becomes `cancelling`, and fulfilment is refused until the saga ends.
+    static let lock = SagaStep<Context>.local("lock", role: .compensatable(undo: unlock)) { db, context, info in
+        var order = try OrderRecord.load(db, context.orderID)
+        try order.requireCancellable()
+        order.status = .cancelling
+        order.updatedAt = info.now
+        try order.update(db)
+        return "locked against fulfilment; reason \(context.options.reason.rawValue)"
+    }
+
+    static let unlock = SagaStep<Context>.local("unlock", role: .retriable) { db, context, info in
+        var order = try OrderRecord.load(db, context.orderID)
+        order.status = .open
+        if let status = context.paymentStatus { order.paymentStatus = status }
+        order.updatedAt = info.now
+        try order.update(db)
+        return "order open again; the failed attempt is recorded"
+    }
+
+    static let prepareRestock = SagaStep<Context>.remote(
+        "prepare_restock", .inventory, InventoryMethods.prepareRestock, role: .compensatable(undo: takeBack),
+        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        answered: { reservation, _ in "holding \(reservation.describedAllocations) to restock once the money moves" }
+    )
+
+    static let takeBack = SagaStep<Context>.remote(
+        "take_back", .inventory, InventoryMethods.takeBack, role: .retriable,
+        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        answered: { reservation, _ in "the \(reservation.units) units stay reserved for the order" }
+    )
+
+    static let refund = SagaStep<Context>.remote(
+        "refund", .payments, PaymentsMethods.refund, role: .pivot,
+        request: { context, _ in RefundRequest(orderID: context.orderID) },
+        answered: { result, context in
+            context.refunded = result.refundedMinor
+            context.feeKept = result.feeKeptMinor
+            context.paymentStatus = result.payment.status.rawValue
+            return
+                "refunded \(result.refundedMinor) \(result.payment.currency) minor units; the processor kept its fee of \(result.feeKeptMinor)"
+        }
+    )
+
+    static let void = SagaStep<Context>.remote(
+        "void", .payments, PaymentsMethods.void, role: .pivot,
+        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        answered: { payment, context in
+            context.voided = true
+            context.paymentStatus = payment.status.rawValue
+            return "voided the authorization of \(payment.amountAuthorized) \(payment.currency) minor units"
+        }
+    )
+
+    static let restock = SagaStep<Context>.remote(
+        "restock", .inventory, InventoryMethods.restock, role: .retriable,
+        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        answered: { reservation, context in
+            context.unitsRestocked = reservation.units
+            return "restocked \(reservation.describedAllocations)"
+        }
+    )
+
+    static let writeOff = SagaStep<Context>.remote(
+        "write_off", .inventory, InventoryMethods.writeOff, role: .retriable,
+        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        answered: { reservation, context in
+            context.unitsWrittenOff = reservation.units
+            return "wrote off \(reservation.describedAllocations)"
+        }
+    )
+
+    static let finalize = SagaStep<Context>.local("finalize", role: .retriable) { db, context, info in
+        var order = try OrderRecord.load(db, context.orderID)
+        try record(db, &order, context, info: info)
+        var parts = ["cancelled"]
+        if context.voided { parts.append("authorization voided") }
+        if context.refunded > 0 { parts.append("refunded \(context.refunded), fee kept \(context.feeKept)") }
+        if context.options.restock {
+            parts.append("\(context.unitsRestocked) units restocked")
+        } else {
+            parts.append("\(context.unitsWrittenOff) units written off")
+        }
+        if context.options.notify { parts.append("customer notification queued") }
+        return parts.joined(separator: "; ")
+    }
+
+    /// The order cancelled, its cancellation record and, if asked, the customer's notice.
+    private static func record(_ db: Database, _ order: inout OrderRecord, _ context: Context, info: LocalStepInfo)
+        throws
+    {
+        let options = context.options
+        order.status = .cancelled
+        order.amountRefunded += context.refunded
+        if let status = context.paymentStatus { order.paymentStatus = status }
+        order.updatedAt = info.now
+        try order.update(db)
+        try CancellationRecord(
+            orderID: order.id, sagaID: info.sagaID, reason: options.reason, staffNote: options.staffNote,
+            refunded: context.refunded, feeKept: context.feeKept, voided: context.voided,
+            unitsRestocked: context.unitsRestocked, notify: options.notify, cancelledAt: info.now
+        ).insert(db)
+        if options.notify {
+            let notice = CancellationNotice(
+                orderID: order.id, customerEmail: order.customerEmail, reason: options.reason.rawValue,
+                refunded: context.refunded, currency: order.currency
+            )
+            let outbox = OutboxRecord(
+                id: nil, orderID: order.id, kind: "order_cancelled", payload: try JSON.encode(notice),
+                createdAt: info.now, deliveredAt: nil
+            )
+            try outbox.insert(db)
+        }
+    }
+
+    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+        -> String
+    {
+        var order = try OrderRecord.load(db, context.orderID)
+        switch outcome {
+        case .cancelled:
+            try record(db, &order, context, info: info)
+            return "order cancelled by hand"
+        case .open:
+            order.status = .open
+            if let status = context.paymentStatus { order.paymentStatus = status }
+            order.updatedAt = info.now
+            try order.update(db)
+            return "order open again"
+        default:
+            throw RescindError.invalidArgument(
+                "a cancellation settles as cancelled or open, not \(outcome)", reason: "bad_outcome")
+        }
+    }
+}
+
+/// The message queued for the customer when a cancellation completes with `notify`.
+struct CancellationNotice: Codable, Sendable {
+    var orderID: String
+    var customerEmail: String
+    var reason: String
+    var refunded: Int64
+    var currency: String
+}

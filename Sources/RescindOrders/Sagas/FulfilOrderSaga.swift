@@ -1,0 +1,79 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindWire
+
+/// Fulfilling an order: `lock` → `commit` (pivot: the units leave stock) → `fulfilled`. Undo: `unlock`.
+///
+/// A saga like the others, so a fulfilment that a crash or a lost answer interrupts is resumed by the runner
+/// instead of waiting for a client to call again.
+enum FulfilOrderSaga: SagaDefinition {
+    struct Context: Codable, Sendable {
+        var orderID: UUID
+        var unitsCommitted: Int64 = 0
+    }
+
+    static let kind = Saga.Kind.fulfilOrder
+
+    static func plan(_ context: Context) -> [SagaStep<Context>] {
+        [lock, commit, fulfilled]
+    }
+
+    /// An open order becomes `fulfilling`: a cancellation is refused until the saga ends.
+    static let lock = SagaStep<Context>.local("lock", role: .compensatable(undo: unlock)) { db, context, info in
+        var order = try OrderRecord.load(db, context.orderID)
+        guard order.status == .open else {
+            throw order.status == .cancelling
+                ? RescindError.failedPrecondition(
+                    "order \(order.id) is being cancelled and cannot be fulfilled", reason: "order_cancelling")
+                : RescindError.failedPrecondition(
+                    "order \(order.id) is \(order.status.rawValue) and cannot be fulfilled",
+                    reason: "order_\(order.status.rawValue)")
+        }
+        order.status = .fulfilling
+        order.updatedAt = info.now
+        try order.update(db)
+        return "locked against cancellation"
+    }
+
+    static let unlock = SagaStep<Context>.local("unlock", role: .retriable) { db, context, info in
+        var order = try OrderRecord.load(db, context.orderID)
+        order.status = .open
+        order.updatedAt = info.now
+        try order.update(db)
+        return "order open again"
+    }
+
+    static let commit = SagaStep<Context>.remote(
+        "commit", .inventory, InventoryMethods.commit, role: .pivot,
+        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        answered: { reservation, context in
+            context.unitsCommitted = reservation.units
+            return "committed \(reservation.describedAllocations)"
+        }
+    )
+
+    static let fulfilled = SagaStep<Context>.local("fulfilled", role: .retriable) { db, context, info in
+        var order = try OrderRecord.load(db, context.orderID)
+        order.status = .fulfilled
+        order.updatedAt = info.now
+        try order.update(db)
+        return "order fulfilled; \(context.unitsCommitted) units left stock"
+    }
+
+    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+        -> String
+    {
+        var order = try OrderRecord.load(db, context.orderID)
+        switch outcome {
+        case .fulfilled: order.status = .fulfilled
+        case .open: order.status = .open
+        default:
+            throw RescindError.invalidArgument(
+                "a fulfilment settles as fulfilled or open, not \(outcome)", reason: "bad_outcome")
+        }
+        order.updatedAt = info.now
+        try order.update(db)
+        return "order \(order.status.rawValue)"
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindWire
+
+/// Placing an order: `create` → `reserve` → `authorize` → `capture` (pivot) → `open`.
+/// Undo, in reverse: `void`, `release`, `reject`. The card number lives only in memory, for `authorize`.
+enum PlaceOrderSaga: SagaDefinition {
+    struct Context: Codable, Sendable {
+        var orderID: UUID
+        var lines: [Order.Line]
+        var amount: Int64
+        var currency: String
+        /// The payment's status as the last payment step answered.
+        var paymentStatus: String?
+    }
+
+    static let kind = Saga.Kind.placeOrder
+
+    static func plan(_ context: Context) -> [SagaStep<Context>] {
+        [create, reserve, authorize, capture, open]
+    }
+
+    /// The order and its lines were written with the saga, in `OrdersService.place`.
+    static let create = SagaStep<Context>.local("create", role: .compensatable(undo: reject)) { db, context, _ in
+        _ = try OrderRecord.load(db, context.orderID)
+        return "order of \(context.amount) \(context.currency), \(context.lines.count) lines"
+    }
+
+    static let reject = SagaStep<Context>.local("reject", role: .retriable) { db, context, info in
+        var order = try OrderRecord.load(db, context.orderID)
+        order.status = .rejected
+        order.rejection = info.error?.message ?? "placement failed"
+        order.paymentStatus = context.paymentStatus
+        order.updatedAt = info.now
+        try order.update(db)
+        return "order rejected; nothing held or charged"
+    }
+
+    static let reserve = SagaStep<Context>.remote(
+        "reserve", .inventory, InventoryMethods.reserve, role: .compensatable(undo: release),
+        request: { context, _ in
+            ReserveRequest(
+                orderID: context.orderID, lines: context.lines.map { .init(sku: $0.sku, quantity: $0.quantity) })
+        },
+        answered: { reservation, _ in "reserved \(reservation.describedAllocations)" }
+    )
+
+    static let release = SagaStep<Context>.remote(
+        "release", .inventory, InventoryMethods.release, role: .retriable,
+        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        answered: { reservation, _ in "released \(reservation.units) units" }
+    )
+
+    static let authorize = SagaStep<Context>.remote(
+        "authorize", .payments, PaymentsMethods.authorize, role: .compensatable(undo: void),
+        request: { context, secrets in
+            guard let card = secrets.card else {
+                // The request may have gone out before the restart: `void` undoes whatever it did.
+                throw StepAbandoned(
+                    error: .failedPrecondition(
+                        "the card number was lost in a restart before authorization finished; place the order again",
+                        reason: "card_unavailable"
+                    )
+                )
+            }
+            return AuthorizeRequest(
+                orderID: context.orderID, amountMinor: context.amount, currency: context.currency, cardNumber: card)
+        },
+        answered: { payment, context in
+            context.paymentStatus = payment.status.rawValue
+            return
+                "authorized \(payment.amountAuthorized) \(payment.currency) minor units on card ending \(payment.cardLast4)"
+        }
+    )
+
+    static let void = SagaStep<Context>.remote(
+        "void", .payments, PaymentsMethods.void, role: .retriable,
+        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        answered: { payment, context in
+            context.paymentStatus = payment.status.rawValue
+            return "voided the authorization of \(payment.amountAuthorized) \(payment.currency) minor units"
+        }
+    )
+
+    static let capture = SagaStep<Context>.remote(
+        "capture", .payments, PaymentsMethods.capture, role: .pivot,
+        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        answered: { payment, context in
+            context.paymentStatus = payment.status.rawValue
+            return "captured \(payment.amountCaptured) \(payment.currency) minor units, fee \(payment.fee)"
+        }
+    )
+
+    static let open = SagaStep<Context>.local("open", role: .retriable) { db, context, info in
+        var order = try OrderRecord.load(db, context.orderID)
+        order.status = .open
+        order.paymentStatus = context.paymentStatus
+        order.updatedAt = info.now
+        try order.update(db)
+        return "order open"
+    }
+
+    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+        -> String
+    {
+        var order = try OrderRecord.load(db, context.orderID)
+        switch outcome {
+        case .open:
+            order.status = .open
+        case .cancelled:
+            order.status = .rejected
+            order.rejection = "placement settled by hand"
+        default:
+            throw RescindError.invalidArgument(
+                "a placement settles as open or cancelled, not \(outcome)", reason: "bad_outcome")
+        }
+        order.paymentStatus = context.paymentStatus ?? order.paymentStatus
+        order.updatedAt = info.now
+        try order.update(db)
+        return "order \(order.status.rawValue)"
+    }
+}
+
+extension Reservation {
+    /// "2 A at east, 1 B at west".
+    var describedAllocations: String {
+        allocations.map { "\($0.quantity) \($0.sku) at \($0.location)" }.joined(separator: ", ")
+    }
+}
