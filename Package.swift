@@ -210,7 +210,11 @@ let package = Package(
         ),
         .testTarget(
             name: "RescindServicesTests",
-            dependencies: ["RescindInventory", "RescindPayments", "RescindOrders", "RescindStorage", "RescindAPI"],
+            dependencies: [
+                "RescindInventory", "RescindPayments", "RescindOrders", "RescindStorage", "RescindAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -250,12 +250,14 @@ public final class InventoryService: Sendable {
             }
         }
 
-        /// The status that means this compensation has nothing to do.
-        var undoneState: Reservation.Status? {
+        /// The status that means there is nothing to do: a compensation of what never happened, or a restock
+        /// promised again after a person settled an earlier cancellation by hand.
+        var noOpState: Reservation.Status? {
             switch self {
             case .release: .released
             case .takeBack: .reserved
-            case .prepareRestock, .restock, .commit, .writeOff: nil
+            case .prepareRestock: .restocking
+            case .restock, .commit, .writeOff: nil
             }
         }
 
@@ -276,7 +278,7 @@ public final class InventoryService: Sendable {
             throw RescindError.notFound("no reservation for order \(orderID)", reason: "unknown_reservation")
         }
         // Undoing what did not happen is done: a compensation may run for a step whose outcome was unknown.
-        if record.status == transition.undoneState { return try load(db, orderID) }
+        if record.status == transition.noOpState { return try load(db, orderID) }
         guard record.status == transition.from else {
             throw RescindError.failedPrecondition(
                 "cannot \(transition.rawValue) the units of order \(orderID): they are \(record.status.rawValue)",

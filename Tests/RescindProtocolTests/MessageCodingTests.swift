@@ -115,7 +115,8 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
         ),
         MessageCase(CancelAccepted(sagaID: Fixture.sagaID, order: fullOrder)),
         MessageCase(OrderList(orders: [fullOrder, Fixture.openOrder]), OrderList(orders: [])),
-        MessageCase(Fixture.saga, sagaWithoutError),
+        MessageCase(settledSaga, Fixture.saga, sagaWithoutError),
+        MessageCase(settlement),
         MessageCase(Fixture.saga.steps[1], Fixture.saga.steps[0], Fixture.saga.steps[2]),
         MessageCase(SagaList(sagas: [Fixture.saga]), SagaList(sagas: [])),
         MessageCase(
@@ -145,6 +146,17 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
         var cancellation = cancellation
         cancellation.staffNote = nil
         return cancellation
+    }
+
+    static let settlement = Saga.Settlement(
+        by: "operator", at: Fixture.updated, outcome: .cancelled, note: "refunded by hand at the processor")
+
+    /// A saga with every property set: failed, then settled by hand.
+    static var settledSaga: Saga {
+        var saga = Fixture.saga
+        saga.state = .settled
+        saga.settlement = settlement
+        return saga
     }
 
     static var sagaWithoutError: Saga {

@@ -1,15 +1,16 @@
 import Foundation
 import GRDB
 import RescindAPI
-import RescindInventory
 import RescindOrders
 import RescindPayments
 import RescindTransport
 import RescindWire
 import Testing
 
+@testable import RescindInventory
+
 @Suite struct InventoryServiceTests {
-    @Test func reserveRestockAndTakeBackMoveAvailableStock() async throws {
+    @Test func aPromisedRestockStaysReservedUntilTheMoneyHasMoved() async throws {
         let f = try ServiceFixture()
         defer { f.stop() }
         try await f.setStock("TSHIRT", "main", 10)
@@ -23,15 +24,73 @@ import Testing
         #expect(reservation.allocations == [.init(sku: "TSHIRT", location: "main", quantity: 3)])
         #expect(try await f.stock("TSHIRT", "main").available == 7)
 
-        _ = try await caller.call(
-            InventoryMethods.restock, OrderStockRequest(orderID: order), idempotencyKey: "k2", timeout: nil)
-        #expect(try await f.stock("TSHIRT", "main").available == 10)
+        let held = try await caller.call(
+            InventoryMethods.prepareRestock, OrderStockRequest(orderID: order), idempotencyKey: "k2", timeout: nil)
+        #expect(held.status == .restocking)
+        // Promised back, but nobody else can take the units before the refund succeeds.
+        #expect(try await f.stock("TSHIRT", "main").available == 7)
+        let sold = await #expect(throws: RescindError.self) {
+            try await caller.call(
+                InventoryMethods.reserve, ReserveRequest(orderID: UUID(), lines: [.init(sku: "TSHIRT", quantity: 8)]),
+                idempotencyKey: "other", timeout: nil)
+        }
+        #expect(sold?.reason == "out_of_stock")
 
-        _ = try await caller.call(
+        // The refund was declined: the units stay the order's.
+        let kept = try await caller.call(
             InventoryMethods.takeBack, OrderStockRequest(orderID: order), idempotencyKey: "k3", timeout: nil)
+        #expect(kept.status == .reserved)
+        #expect(try await f.stock("TSHIRT", "main").available == 7)
+
+        // A second cancellation whose refund succeeds.
+        _ = try await caller.call(
+            InventoryMethods.prepareRestock, OrderStockRequest(orderID: order), idempotencyKey: "k4", timeout: nil)
+        let restocked = try await caller.call(
+            InventoryMethods.restock, OrderStockRequest(orderID: order), idempotencyKey: "k5", timeout: nil)
+        #expect(restocked.status == .restocked)
         let level = try await f.stock("TSHIRT", "main")
-        #expect(level.available == 7)
+        #expect(level.available == 10)
         #expect(level.onHand == 10)
+    }
+
+    @Test func aRestockWithoutAPromiseIsRefused() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("TSHIRT", "main", 10)
+        let caller = InProcessCaller(router: f.inventoryRouter, peer: .orders)
+        let order = UUID()
+        _ = try await caller.call(
+            InventoryMethods.reserve, ReserveRequest(orderID: order, lines: [.init(sku: "TSHIRT", quantity: 3)]),
+            idempotencyKey: "r", timeout: nil)
+        let error = await #expect(throws: RescindError.self) {
+            try await caller.call(
+                InventoryMethods.restock, OrderStockRequest(orderID: order), idempotencyKey: "s", timeout: nil)
+        }
+        #expect(error?.reason == "reservation_reserved")
+        #expect(try await f.stock("TSHIRT", "main").reserved == 3)
+    }
+
+    @Test func aWriteOffTakesTheUnitsOutOfStockForGood() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 10)
+        let caller = InProcessCaller(router: f.inventoryRouter, peer: .orders)
+        let order = UUID()
+        _ = try await caller.call(
+            InventoryMethods.reserve, ReserveRequest(orderID: order, lines: [.init(sku: "MUG", quantity: 3)]),
+            idempotencyKey: "r", timeout: nil)
+        let written = try await caller.call(
+            InventoryMethods.writeOff, OrderStockRequest(orderID: order), idempotencyKey: "w", timeout: nil)
+        #expect(written.status == .writtenOff)
+        let level = try await f.stock("MUG", "main")
+        #expect(level.onHand == 7)
+        #expect(level.reserved == 0)
+        let kinds = try await f.inventory.database.read { db in
+            try String.fetchAll(db, sql: "SELECT kind FROM ledger WHERE order_id = ? ORDER BY id", arguments: [order.uuidString])
+        }
+        #expect(kinds == ["reserve", "write_off"])
+        // Nothing reserved is left behind to block a count.
+        _ = try await f.inventory.setStock(SetStockRequest(sku: "MUG", location: "main", onHand: 0))
     }
 
     @Test func reservingMoreThanAvailableIsOutOfStockAndChangesNothing() async throws {
@@ -51,7 +110,7 @@ import Testing
         #expect(try await f.stock("MUG", "main").reserved == 0)
     }
 
-    @Test func restockToADeactivatedLocationFailsClearly() async throws {
+    @Test func aRestockToADeactivatedLocationIsRefusedWhenPromised() async throws {
         let f = try ServiceFixture()
         defer { f.stop() }
         try await f.setStock("POSTER", "backroom", 3)
@@ -64,10 +123,11 @@ import Testing
         _ = try await f.inventory.deactivateLocation("backroom")
         let error = await #expect(throws: RescindError.self) {
             try await caller.call(
-                InventoryMethods.restock, OrderStockRequest(orderID: order), idempotencyKey: "s", timeout: nil)
+                InventoryMethods.prepareRestock, OrderStockRequest(orderID: order), idempotencyKey: "s", timeout: nil)
         }
         #expect(error?.reason == "location_deactivated")
         #expect(try await f.stock("POSTER", "backroom").reserved == 1)
+        #expect(try await f.inventory.reservation(order).status == .reserved)
     }
 
     @Test func aRepeatedKeyReturnsTheFirstAnswerAndActsOnce() async throws {

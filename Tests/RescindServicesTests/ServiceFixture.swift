@@ -116,12 +116,18 @@ final class ServiceFixture: Sendable {
         )
     }
 
+    /// The saga once it is terminal, or as it stands after 20 s.
     func waitForSaga(_ id: UUID) async throws -> Saga {
+        try await waitForSaga(id) { $0.state.isTerminal }
+    }
+
+    /// The saga once `condition` holds, or as it stands after 20 s.
+    func waitForSaga(_ id: UUID, until condition: (Saga) -> Bool) async throws -> Saga {
         let deadline = ContinuousClock.now + .seconds(20)
         while true {
             let saga = try await orders.saga(id)
-            if saga.state.isTerminal || ContinuousClock.now > deadline { return saga }
-            try await Task.sleep(for: .milliseconds(20))
+            if condition(saga) || ContinuousClock.now > deadline { return saga }
+            try await Task.sleep(for: .milliseconds(10))
         }
     }
 }
@@ -146,6 +152,18 @@ final class FaultyCaller: RPCCaller, @unchecked Sendable {
 
     func heal(_ method: String) {
         lock.withLock { _ = failures.removeValue(forKey: method) }
+    }
+
+    /// Waits until `method` has been called (and, if held, is waiting), or 20 s have passed.
+    /// - Throws: if it was not called in time.
+    func waitForCall(_ method: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !lock.withLock({ calls.contains(method) }) {
+            guard ContinuousClock.now < deadline else {
+                throw RescindError.internalError("\(method) was not called within 20 s")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Calls of `method` wait until `release`.
