@@ -1,6 +1,7 @@
+import RescindWire
+
 import struct Foundation.Date
 import struct Foundation.UUID
-import RescindWire
 
 /// The methods of the Orders daemon.
 public enum OrdersMethods {

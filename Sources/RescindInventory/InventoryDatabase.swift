@@ -69,7 +69,8 @@ enum InventoryDatabase {
                 t.column("created_at", .datetime).notNull()
                 t.column("updated_at", .datetime).notNull()
             }
-            try db.execute(sql: "INSERT INTO reservation_v2 SELECT order_id, status, created_at, updated_at FROM reservation")
+            try db.execute(
+                sql: "INSERT INTO reservation_v2 SELECT order_id, status, created_at, updated_at FROM reservation")
             try db.drop(table: "reservation")
             try db.rename(table: "reservation_v2", to: "reservation")
 

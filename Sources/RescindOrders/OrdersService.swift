@@ -290,7 +290,9 @@ public final class OrdersService: Sendable {
         let newID = UUID().uuidString
         let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
         let sagaID: String = try await database.write { db in
-            if let idempotencyKey, let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db) {
+            if let idempotencyKey,
+                let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db)
+            {
                 guard previous.requestFingerprint == fingerprint, previous.orderID == request.orderID.uuidString else {
                     throw RescindError.conflict(
                         "idempotency key \(idempotencyKey) was first used for another cancellation",
@@ -373,7 +375,8 @@ public final class OrdersService: Sendable {
                 reason: error.reason, retryable: false)
         }
         if saga?.state == .completed {
-            (logger ?? self.logger).info("order fulfilled", metadata: ["order_id": "\(orderID)", "saga_id": "\(sagaID)"])
+            (logger ?? self.logger).info(
+                "order fulfilled", metadata: ["order_id": "\(orderID)", "saga_id": "\(sagaID)"])
         }
         return try await order(orderID)
     }
@@ -392,8 +395,10 @@ public final class OrdersService: Sendable {
         return try await database.read { db in
             var query = OrderRecord.all()
             if let status = request.status {
-                let stored: [OrderStatus] =
-                    status == .open ? [.open, .fulfilling] : [OrderStatus(rawValue: status.rawValue) ?? .open]
+                guard let known = OrderStatus(rawValue: status.rawValue) else {
+                    throw RescindError.invalidArgument("no order status \(status)", reason: "unknown_status")
+                }
+                let stored: [OrderStatus] = known == .open ? [.open, .fulfilling] : [known]
                 query = query.filter(stored.map(\.rawValue).contains(OrderRecord.Columns.status))
             }
             let ids = try query.order(OrderRecord.Columns.createdAt.desc).limit(limit).fetchAll(db).map(\.id)

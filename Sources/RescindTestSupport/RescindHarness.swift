@@ -68,14 +68,24 @@ public final class RescindHarness: Sendable {
     /// Polls a saga until it is terminal.
     /// - Throws: `RescindError` `deadline_exceeded` after `timeout`.
     public func waitForSaga(_ id: UUID, timeout: Duration = .seconds(60)) async throws -> Saga {
+        try await waitForSaga(id, timeout: timeout, until: "terminal") { $0.state.isTerminal }
+    }
+
+    /// Polls a saga until `condition` holds: an event in its step log, say.
+    /// - Parameter description: what is awaited, for the error.
+    /// - Throws: `RescindError` `deadline_exceeded` after `timeout`.
+    public func waitForSaga(
+        _ id: UUID, timeout: Duration = .seconds(60), until description: String,
+        _ condition: (Saga) -> Bool
+    ) async throws -> Saga {
         let deadline = ContinuousClock.now + timeout
         while true {
             let saga = try await orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: id))
-            if saga.state.isTerminal { return saga }
+            if condition(saga) { return saga }
             guard ContinuousClock.now < deadline else {
-                throw RescindError(.deadlineExceeded, "saga \(id) still \(saga.state.rawValue)")
+                throw RescindError(.deadlineExceeded, "saga \(id) not \(description) after \(timeout): \(saga.state)")
             }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 

@@ -8,6 +8,17 @@ import RescindWire
 extension CancelReason: ExpressibleByArgument {}
 extension Order.Status: ExpressibleByArgument {}
 extension Saga.State: ExpressibleByArgument {}
+extension SettleOutcome: ExpressibleByArgument {}
+
+extension ExtensibleValue where Self: ExpressibleByArgument {
+    /// Only the values this build knows: a typo is refused here rather than sent.
+    public init?(argument: String) {
+        guard Self.known.contains(Self(rawValue: argument)) else { return nil }
+        self.init(rawValue: argument)
+    }
+
+    public static var allValueStrings: [String] { known.map(\.rawValue) }
+}
 
 struct InventoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -169,6 +180,8 @@ struct OrdersCommand: AsyncParsableCommand {
         var notify = false
         @Option(help: "A staff note (at most 255 characters, never shown to the customer).")
         var note: String?
+        @Option(help: "An idempotency key: a repeat with the same key answers with the same saga.")
+        var idempotencyKey: String?
         @Flag(help: "Wait until the saga ends and show its timeline.")
         var wait = false
         @OptionGroup var target: TargetOptions
@@ -180,7 +193,8 @@ struct OrdersCommand: AsyncParsableCommand {
             )
             try await reportingErrors(output) {
                 try await target.with { c in
-                    let accepted = try await c.orders.call(OrdersMethods.cancel, request)
+                    let accepted = try await c.orders.call(
+                        OrdersMethods.cancel, request, idempotencyKey: idempotencyKey)
                     guard wait else {
                         try output.emit(accepted) {
                             "cancellation accepted: saga \($0.sagaID) (rescindctl sagas show \($0.sagaID))"
@@ -256,13 +270,16 @@ struct PaymentsCommand: AsyncParsableCommand {
 
 struct SagasCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sagas", abstract: "Placement and cancellation sagas.", subcommands: [List.self, Show.self]
+        commandName: "sagas", abstract: "Placement, cancellation and fulfilment sagas: find, read, retry, settle.",
+        subcommands: [List.self, Show.self, Retry.self, Settle.self]
     )
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sagas, newest first.")
         @Option var order: UUID?
         @Option var state: Saga.State?
+        @Flag(help: "Only sagas that need attention: failed, or running longer than the daemon's threshold.")
+        var stuck = false
         @Option var limit = 50
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
@@ -271,7 +288,8 @@ struct SagasCommand: AsyncParsableCommand {
             try await reportingErrors(output) {
                 let list = try await target.with { c in
                     try await c.orders.call(
-                        OrdersMethods.listSagas, ListSagasRequest(orderID: order, state: state, limit: limit))
+                        OrdersMethods.listSagas,
+                        ListSagasRequest(orderID: order, state: state, limit: limit, stuck: stuck ? true : nil))
                 }
                 try output.emit(list) { list in
                     list.sagas.isEmpty
@@ -294,6 +312,52 @@ struct SagasCommand: AsyncParsableCommand {
             try await reportingErrors(output) {
                 let saga = try await target.with { c in
                     try await c.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: id))
+                }
+                try output.emit(saga, text: Render.saga)
+            }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Resume a failed saga where it stopped: fresh attempts, the same idempotency keys.")
+        @Argument var id: UUID
+        @Flag(help: "Wait until the saga ends and show its timeline.")
+        var wait = false
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                try await target.with { c in
+                    let resumed = try await c.orders.call(OrdersMethods.retrySaga, SagaRequest(sagaID: id))
+                    let saga = wait ? try await waitForSaga(id, connection: c, output: output) : resumed
+                    try output.emit(saga, text: Render.saga)
+                }
+            }
+        }
+    }
+
+    struct Settle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End a failed saga by hand: say what the order is now and why; its lock is released.",
+            discussion: """
+                Put things right first (at the processor, on the shelf), then record it here. The saga ends                 settled, with your certificate identity, the time and the note; the order becomes what --as says.
+                """
+        )
+        @Argument var id: UUID
+        @Option(name: .customLong("as"), help: "What the order is now.")
+        var outcome: SettleOutcome
+        @Option(help: "Why, and what was done by hand (required, at most 255 characters).")
+        var note: String
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let saga = try await target.with { c in
+                    try await c.orders.call(
+                        OrdersMethods.settleSaga, SettleSagaRequest(sagaID: id, outcome: outcome, note: note))
                 }
                 try output.emit(saga, text: Render.saga)
             }

@@ -76,6 +76,13 @@ enum Render {
         if let error = saga.error, saga.state != .completed {
             lines.append("  why: \(error.code)\(error.reason.map { "/\($0)" } ?? ""): \(error.message)")
         }
+        if let settled = saga.settlement {
+            lines.append(
+                "  settled as \(settled.outcome) by \(settled.by) at \(Render.time(settled.at)): \(settled.note)")
+        } else if saga.state == .failed {
+            lines.append(
+                "  needs a person: rescindctl sagas retry \(saga.id), or sagas settle \(saga.id) --as ... --note ...")
+        }
         return lines.joined(separator: "\n")
     }
 

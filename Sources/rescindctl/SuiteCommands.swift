@@ -90,8 +90,14 @@ struct Health: AsyncParsableCommand {
         try output.emit(rows) { rows in
             rows.map { row in
                 if let health = row.health {
-                    return
+                    var line =
                         "\(Render.pad(row.daemon, 10)) \(health.status)  v\(health.version)  pid \(health.pid)  up \(health.uptimeSeconds)s"
+                    if let sagas = health.sagas {
+                        line +=
+                            "  sagas: \(sagas.failed) failed, \(sagas.stuck) running over \(sagas.stuckAfterSeconds)s"
+                        if sagas.failed + sagas.stuck > 0 { line += " (rescindctl sagas list --stuck)" }
+                    }
+                    return line
                 }
                 return "\(Render.pad(row.daemon, 10)) DOWN  \(row.error.map { "\($0)" } ?? "")"
             }.joined(separator: "\n")

@@ -56,7 +56,7 @@ import Testing
             )
             let compensated = try await h.waitForSaga(declined.sagaID)
             #expect(compensated.state == .compensated)
-            #expect(compensated.steps.map(\.name) == ["lock", "restock", "refund", "take_back", "unlock"])
+            #expect(compensated.steps.map(\.name) == ["lock", "prepare_restock", "refund", "take_back", "unlock"])
             #expect(try await h.orders.call(OrdersMethods.get, OrderRequest(orderID: second.id)).status == .open)
             #expect(
                 try await h.payments.call(PaymentsMethods.get, PaymentRequest(orderID: second.id)).status == .captured)
@@ -102,10 +102,12 @@ import Testing
             let accepted = try await h.orders.call(
                 OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .staff))
             // Without Payments the refund cannot happen; the saga retries rather than compensating.
-            try await Task.sleep(for: .milliseconds(700))
-            let waiting = try await h.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: accepted.sagaID))
+            let waiting = try await h.waitForSaga(accepted.sagaID, until: "retrying its refund") { saga in
+                saga.steps.contains { $0.name == "refund" && $0.attempt >= 2 && $0.error?.code == "unavailable" }
+            }
             #expect(waiting.state == .running)
             #expect(waiting.steps.last?.name == "refund")
+            #expect(waiting.steps.last?.status == .started)
             try await h.restart()
             let saga = try await h.waitForSaga(accepted.sagaID)
             #expect(saga.state == .completed)
@@ -122,9 +124,13 @@ import Testing
             await h.crash(.payments)
             let accepted = try await h.orders.call(
                 OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .staff))
-            try await Task.sleep(for: .milliseconds(300))
-            // Orders dies in the middle of its saga, Payments comes back, then Orders restarts.
+            // Orders dies in the middle of its saga (its refund tried and failed at least once), Payments comes
+            // back, then Orders restarts.
+            let interrupted = try await h.waitForSaga(accepted.sagaID, until: "trying its refund") { saga in
+                saga.steps.contains { $0.name == "refund" && $0.error?.code == "unavailable" }
+            }
             await h.crash(.orders)
+            #expect(interrupted.state == .running)
             try await h.restart()
             let saga = try await h.waitForSaga(accepted.sagaID)
             #expect(saga.state == .completed)

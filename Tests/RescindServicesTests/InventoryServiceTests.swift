@@ -86,7 +86,8 @@ import Testing
         #expect(level.onHand == 7)
         #expect(level.reserved == 0)
         let kinds = try await f.inventory.database.read { db in
-            try String.fetchAll(db, sql: "SELECT kind FROM ledger WHERE order_id = ? ORDER BY id", arguments: [order.uuidString])
+            try String.fetchAll(
+                db, sql: "SELECT kind FROM ledger WHERE order_id = ? ORDER BY id", arguments: [order.uuidString])
         }
         #expect(kinds == ["reserve", "write_off"])
         // Nothing reserved is left behind to block a count.

@@ -55,7 +55,8 @@ import Testing
     }
 
     @Test func transientFailuresRetryWithDoublingCappedDelays() throws {
-        let long = RetryPolicy(maxAttempts: 10, initialDelay: .milliseconds(100), maxDelay: .milliseconds(300), jitter: 0)
+        let long = RetryPolicy(
+            maxAttempts: 10, initialDelay: .milliseconds(100), maxDelay: .milliseconds(300), jitter: 0)
         let plan = Self.plan.map { StepShape(name: $0.name, role: $0.role, retry: long) }
         var machine = SagaMachine.running(step: 1, attempt: 0)
         var delays: [Duration] = []
@@ -176,6 +177,7 @@ import Testing
         for state in Self.states {
             #expect(try JSON.decode(SagaMachine.self, JSON.encode(state)) == state)
         }
-        #expect(try JSON.encode(SagaMachine.failed(step: 0, undoing: false)) == #"{"failed":{"step":0,"undoing":false}}"#)
+        #expect(
+            try JSON.encode(SagaMachine.failed(step: 0, undoing: false)) == #"{"failed":{"step":0,"undoing":false}}"#)
     }
 }

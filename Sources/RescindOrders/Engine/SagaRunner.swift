@@ -296,7 +296,8 @@ final class SagaRunner: Service, Sendable {
                         result = try program.performLocal(db, index, undoing: undoing, context: context, info: info)
                         return .commit
                     }
-                    outcome = result.map { .succeeded(context: $0.context, detail: $0.detail) }
+                    outcome =
+                        result.map { .succeeded(context: $0.context, detail: $0.detail) }
                         ?? .failed(.internalError("local step \(name) gave no result"))
                 } catch {
                     outcome = .failed(Self.stepError(error, step: name))

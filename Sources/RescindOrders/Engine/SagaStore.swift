@@ -37,7 +37,8 @@ enum SagaStore {
             throw RescindError.internalError("the first step of \(D.kind) must be local")
         }
         var context = context
-        let detail = try body(db, &context, LocalStepInfo(sagaID: id, orderID: orderID.uuidString, error: nil, now: now))
+        let detail = try body(
+            db, &context, LocalStepInfo(sagaID: id, orderID: orderID.uuidString, error: nil, now: now))
         let machine = SagaMachine.start(steps: plan.count, done: 1)
         let record = SagaRecord(
             id: id, kind: D.kind, orderID: orderID.uuidString, state: machine.state,
