@@ -287,6 +287,22 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
         response("sagas-list-response-empty", 7, OrdersMethods.listSagas, SagaList(sagas: [])),
         request("sagas-get-request", 8, OrdersMethods.getSaga, SagaRequest(sagaID: Fixture.maxUUID)),
         response("sagas-get-response", 8, OrdersMethods.getSaga, Fixture.saga),
+        // Kinds and states are extensible: a peer reads values it does not know (PROTOCOL.md section 13).
+        response("sagas-get-response-unknown-kind-and-state", 8, OrdersMethods.getSaga, Fixture.futureSaga),
+        request("sagas-retry-request", 20, OrdersMethods.retrySaga, SagaRequest(sagaID: Fixture.failedSagaID)),
+        request(
+            "sagas-settle-request", 21, OrdersMethods.settleSaga,
+            SettleSagaRequest(
+                sagaID: Fixture.failedSagaID, outcome: .cancelled, note: "refunded at the processor by hand")
+        ),
+        response("sagas-settle-response", 21, OrdersMethods.settleSaga, Fixture.settledSaga),
+        response(
+            "health-response-orders", 22, CommonMethods.health,
+            HealthStatus(
+                service: "orders", status: "serving", version: "0.1.0", pid: 4_242, uptimeSeconds: 3_600,
+                sagas: SagaHealth(failed: 1, stuck: 0, stuckAfterSeconds: 300)
+            )
+        ),
     ]
 
     // MARK: Payments
@@ -336,6 +352,16 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
     // MARK: Inventory
 
     static let inventory: [GoldenCase] = [
+        request(
+            "inventory-prepare-restock-request", 23, InventoryMethods.prepareRestock,
+            OrderStockRequest(orderID: Fixture.orderID), key: "D975F117-8E7F-40FC-8F42-567372D53709/prepare_restock"
+        ),
+        response(
+            "inventory-prepare-restock-response", 23, InventoryMethods.prepareRestock,
+            Reservation(
+                orderID: Fixture.orderID, status: .restocking,
+                allocations: [.init(sku: "MUG-BLUE-350ML", location: "berlin", quantity: 2)])
+        ),
         request(
             "inventory-reserve-request", 11, InventoryMethods.reserve,
             ReserveRequest(
@@ -491,6 +517,33 @@ enum Fixture {
     )
 
     /// A saga whose dates take every encoding: a negative integer, half, single and double floats.
+    /// A saga of a kind and in a state this build does not know, as a newer Orders could send.
+    static let futureSaga = Saga(
+        id: sagaID, kind: Saga.Kind("edit_order"), orderID: orderID, state: Saga.State("paused"), steps: [],
+        error: nil, createdAt: created, updatedAt: updated
+    )
+
+    /// A cancellation that failed and that a person settled by hand.
+    static let settledSaga = Saga(
+        id: failedSagaID, kind: .cancelOrder, orderID: orderID, state: .settled,
+        steps: [
+            Saga.Step(
+                seq: 1, name: "lock", direction: .forward, status: .succeeded, attempt: 1, idempotencyKey: nil,
+                detail: "locked against fulfilment; reason customer", error: nil, startedAt: created,
+                finishedAt: created
+            ),
+            Saga.Step(
+                seq: 2, name: "settle", direction: .forward, status: .succeeded, attempt: 1, idempotencyKey: nil,
+                detail: "settled by operator as cancelled", error: nil, startedAt: updated, finishedAt: updated
+            ),
+        ],
+        error: RescindErrorSummary(
+            code: "unavailable", reason: nil, message: "gave up after 30 attempts: payments is unreachable"),
+        createdAt: created, updatedAt: updated,
+        settlement: Saga.Settlement(
+            by: "operator", at: updated, outcome: .cancelled, note: "refunded at the processor by hand")
+    )
+
     static let saga = Saga(
         id: placeSagaID, kind: .placeOrder, orderID: orderID, state: .compensating,
         steps: [
