@@ -128,7 +128,12 @@ let package = Package(
         // The harness that starts the real daemons for tests, a store's included.
         .target(
             name: "RescindTestSupport",
-            dependencies: ["RescindSuite", "RescindAPI", "RescindTransport", "RescindWire"],
+            dependencies: [
+                "RescindSuite", "RescindAPI", "RescindTransport", "RescindWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

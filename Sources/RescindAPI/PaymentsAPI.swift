@@ -1,4 +1,5 @@
 import struct Foundation.UUID
+import RescindWire
 
 /// The methods of the Payments daemon.
 public enum PaymentsMethods {
@@ -20,6 +21,46 @@ public enum PaymentsMethods {
     )
     /// An order's payment.
     public static let get = Method<PaymentRequest, Payment>("payments.get", callers: [.orders, .operator])
+    /// Switches the simulated processor's fault mode, for tests and chaos runs. Refused with
+    /// `failed_precondition/fault_injection_disabled` unless the configuration sets `processor.fault_injection`.
+    public static let setProcessorFaults = Method<ProcessorFaults, ProcessorFaults>(
+        "payments.set_processor_faults", callers: [.operator]
+    )
+}
+
+/// How the simulated processor misbehaves, on purpose.
+public struct ProcessorFaults: Codable, Sendable, Hashable {
+    /// Extensible: a newer Payments may know more modes.
+    public struct Mode: ExtensibleValue {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// Behaves.
+        public static let normal = Mode("normal")
+        /// Every call takes `delay_ms` longer.
+        public static let slow = Mode("slow")
+        /// Every call fails with `unavailable` (retryable); nothing happens.
+        public static let unavailable = Mode("unavailable")
+        /// A refund happens at the processor but its answer is lost: Payments answers `unavailable` and
+        /// records nothing; the processor, idempotent by key, answers the retry without refunding again.
+        public static let refundAnswerLost = Mode("refund_answer_lost")
+
+        public static let known: [Mode] = [.normal, .slow, .unavailable, .refundAnswerLost]
+    }
+
+    public var mode: Mode
+    /// The extra latency of `slow`, in milliseconds.
+    public var delayMillis: Int64?
+
+    public init(mode: Mode, delayMillis: Int64? = nil) {
+        self.mode = mode
+        self.delayMillis = delayMillis
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case mode
+        case delayMillis = "delay_ms"
+    }
 }
 
 public struct AuthorizeRequest: Codable, Sendable, Hashable {

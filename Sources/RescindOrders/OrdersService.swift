@@ -86,6 +86,7 @@ public final class OrdersService: Sendable {
         inventory: any RPCCaller,
         payments: any RPCCaller,
         configuration: Configuration = .init(),
+        crashPoint: CrashPoint? = nil,
         logger: Logger
     ) throws {
         let database = try DatabaseOpener.open(path: databasePath, migrator: OrdersDatabase.migrator)
@@ -103,7 +104,8 @@ public final class OrdersService: Sendable {
                     maxDelay: .seconds(configuration.maxRetryDelaySeconds)
                 ),
                 callTimeout: .seconds(configuration.callTimeoutSeconds),
-                pollInterval: .seconds(configuration.pollIntervalSeconds)
+                pollInterval: .seconds(configuration.pollIntervalSeconds),
+                crashPoint: crashPoint
             ),
             logger: logger
         )

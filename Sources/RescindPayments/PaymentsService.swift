@@ -33,7 +33,13 @@ public final class PaymentsService: Sendable {
         router.register(PaymentsMethods.void) { request, context in
             try await self.effect(context) { db in try self.void(db, request.orderID, key: context.idempotencyKey) }
         }
+        router.register(PaymentsMethods.setProcessorFaults) { request, context in
+            try self.processor.setFaults(request)
+            context.logger.warning("processor fault mode set", metadata: ["mode": "\(request.mode)"])
+            return request
+        }
         router.register(PaymentsMethods.refund) { request, context in
+            await self.processor.latency()
             let result = try await self.database.idempotentWrite(
                 key: context.idempotencyKey,
                 method: context.method,
@@ -52,6 +58,7 @@ public final class PaymentsService: Sendable {
         _ context: RequestContext,
         _ body: @escaping @Sendable (Database) throws -> Payment
     ) async throws -> Payment {
+        await processor.latency()
         let payment = try await database.idempotentWrite(
             key: context.idempotencyKey,
             method: context.method,
@@ -110,6 +117,7 @@ public final class PaymentsService: Sendable {
                 reason: "payment_\(record.status.rawValue)"
             )
         }
+        try processor.checkAvailable()
         record.amountCaptured = record.amountAuthorized
         record.fee = processor.fee(forCaptured: record.amountCaptured)
         record.status = .captured
@@ -127,6 +135,7 @@ public final class PaymentsService: Sendable {
                 reason: "payment_\(record.status.rawValue)"
             )
         }
+        try processor.checkAvailable()
         record.status = .voided
         record.updatedAt = Date()
         try record.update(db)
@@ -154,7 +163,7 @@ public final class PaymentsService: Sendable {
             )
         }
         let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
-        try processor.refund(token: token, amountMinor: amount)
+        try processor.refund(token: token, amountMinor: amount, key: key)
         record.amountRefunded += amount
         record.status = record.amountRefunded == record.amountCaptured ? .refunded : .partiallyRefunded
         record.updatedAt = Date()

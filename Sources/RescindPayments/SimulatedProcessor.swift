@@ -1,5 +1,7 @@
 import Foundation
+import RescindAPI
 import RescindWire
+import Synchronization
 
 /// A card processor that behaves like a well-known processor's test mode: some test cards fail on purpose.
 ///
@@ -15,11 +17,14 @@ public struct SimulatedProcessor: Sendable {
     public struct Configuration: Codable, Sendable, Hashable {
         public var feeBasisPoints: Int64
         public var fixedFeeMinor: Int64
+        /// Whether `payments.set_processor_faults` may switch fault modes (tests and chaos runs only).
+        public var faultInjection: Bool
 
         /// 2.9% + 30 minor units.
-        public init(feeBasisPoints: Int64 = 290, fixedFeeMinor: Int64 = 30) {
+        public init(feeBasisPoints: Int64 = 290, fixedFeeMinor: Int64 = 30, faultInjection: Bool = false) {
             self.feeBasisPoints = feeBasisPoints
             self.fixedFeeMinor = fixedFeeMinor
+            self.faultInjection = faultInjection
         }
 
         /// Reads a configuration; absent fields take their defaults.
@@ -27,6 +32,7 @@ public struct SimulatedProcessor: Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             feeBasisPoints = try c.decodeIfPresent(Int64.self, forKey: .feeBasisPoints) ?? 290
             fixedFeeMinor = try c.decodeIfPresent(Int64.self, forKey: .fixedFeeMinor) ?? 30
+            faultInjection = try c.decodeIfPresent(Bool.self, forKey: .faultInjection) ?? false
             guard feeBasisPoints >= 0, feeBasisPoints <= 10_000, fixedFeeMinor >= 0 else {
                 throw DecodingError.dataCorrupted(
                     .init(
@@ -39,16 +45,48 @@ public struct SimulatedProcessor: Sendable {
         enum CodingKeys: String, CodingKey {
             case feeBasisPoints = "fee_basis_points"
             case fixedFeeMinor = "fixed_fee"
+            case faultInjection = "fault_injection"
         }
+    }
+
+    /// The fault mode, and the refunds the processor made whose answer was lost (by idempotency key).
+    private final class Faults: Sendable {
+        let state = Mutex<(faults: ProcessorFaults, refundedUnanswered: Set<String>)>((.init(mode: .normal), []))
     }
 
     public static let declinedCard = "4000000000000002"
     public static let refundDeclinedCard = "4000000000005126"
 
     public var configuration: Configuration
+    private let faults = Faults()
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
+    }
+
+    /// Switches the fault mode.
+    /// - Throws: `failed_precondition/fault_injection_disabled` unless the configuration allows it.
+    public func setFaults(_ faults: ProcessorFaults) throws {
+        guard configuration.faultInjection else {
+            throw RescindError.failedPrecondition(
+                "processor faults are off; set processor.fault_injection in the configuration (tests only)",
+                reason: "fault_injection_disabled")
+        }
+        self.faults.state.withLock { $0.faults = faults }
+    }
+
+    /// The extra latency of a call in `slow` mode.
+    public func latency() async {
+        let faults = self.faults.state.withLock { $0.faults }
+        guard faults.mode == .slow, let delay = faults.delayMillis, delay > 0 else { return }
+        try? await Task.sleep(for: .milliseconds(delay))
+    }
+
+    /// - Throws: `unavailable` (retryable) in `unavailable` mode.
+    func checkAvailable() throws {
+        if faults.state.withLock({ $0.faults.mode == .unavailable }) {
+            throw RescindError.unavailable("the card processor is unavailable", reason: "processor_unavailable")
+        }
     }
 
     /// A payment method token: what we keep instead of the card number.
@@ -61,6 +99,7 @@ public struct SimulatedProcessor: Sendable {
     /// Authorizes a card, returning the token to use for later operations.
     /// - Throws: `invalid_argument/bad_card` for a number that is not a card; `failed_precondition/card_declined`.
     public func authorize(cardNumber: String, amountMinor: Int64) throws -> Token {
+        try checkAvailable()
         let digits = cardNumber.filter { $0 != " " && $0 != "-" }
         guard (12...19).contains(digits.count), digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
             Self.luhnValid(digits)
@@ -80,11 +119,25 @@ public struct SimulatedProcessor: Sendable {
         (amountMinor * configuration.feeBasisPoints + 5_000) / 10_000 + configuration.fixedFeeMinor
     }
 
-    /// Refunds to the card behind a token.
-    /// - Throws: `failed_precondition/refund_declined` for the card that declines refunds.
-    public func refund(token: Token, amountMinor: Int64) throws {
+    /// Refunds to the card behind a token, once per idempotency key, as real processors do.
+    /// - Throws: `failed_precondition/refund_declined` for the card that declines refunds; `unavailable` in
+    ///   `unavailable` mode, and in `refund_answer_lost` mode after refunding.
+    public func refund(token: Token, amountMinor: Int64, key: String?) throws {
+        try checkAvailable()
         if token.declinesRefunds {
             throw RescindError.failedPrecondition("the processor declined the refund", reason: "refund_declined")
+        }
+        guard let key else { return }
+        let lost = faults.state.withLock { state -> Bool in
+            // A repeat of a refund already made: the processor answers it without moving money again.
+            if state.refundedUnanswered.remove(key) != nil { return false }
+            guard state.faults.mode == .refundAnswerLost else { return false }
+            state.refundedUnanswered.insert(key)
+            return true
+        }
+        if lost {
+            throw RescindError.unavailable(
+                "the processor refunded but its answer was lost", reason: "processor_answer_lost")
         }
     }
 

@@ -9,10 +9,13 @@ import Foundation
 /// Starting and stopping daemon processes: detached in their own session, output appended to a log file.
 public enum DaemonProcess {
     /// Spawns `executable` with `arguments` in a new session (so a terminal's Ctrl-C does not reach it),
-    /// standard input from /dev/null and standard output and error appended to `logPath`.
+    /// standard input from /dev/null and standard output and error appended to `logPath`, with this process's
+    /// environment plus `environment`.
     /// - Returns: the process id.
     /// - Throws: `SuiteError` if it cannot be spawned.
-    public static func spawn(executable: String, arguments: [String], logPath: String) throws -> Int32 {
+    public static func spawn(
+        executable: String, arguments: [String], logPath: String, environment: [String: String] = [:]
+    ) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -28,8 +31,12 @@ public enum DaemonProcess {
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { _, new in new }
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else {
             throw SuiteError("cannot start \(executable): \(String(cString: strerror(result)))")
         }
@@ -66,6 +73,27 @@ public enum DaemonProcess {
         kill(pid, SIGKILL)
         while isAlive(pid) { try? await Task.sleep(for: .milliseconds(20)) }
         return false
+    }
+
+    /// Stops a process where it is (SIGSTOP): it holds its sockets and answers nothing, as a hung host would.
+    public static func pause(_ pid: Int32) {
+        kill(pid, SIGSTOP)
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    public static func resume(_ pid: Int32) {
+        kill(pid, SIGCONT)
+    }
+
+    /// Waits until a process has exited, or `timeout` has passed.
+    /// - Returns: whether it exited.
+    public static func waitForExit(_ pid: Int32, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while isAlive(pid) {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
     }
 
     /// Kills a process at once, as a crash would.

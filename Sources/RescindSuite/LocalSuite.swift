@@ -44,9 +44,13 @@ public struct LocalSuite: Sendable {
 
     /// Creates the suite on first use (PKI, configurations), starts the daemons that are not running,
     /// waits until all three answer `health`, and writes `suite.json`.
+    /// - Parameter environment: variables added to a daemon's environment when it is started now (a test's
+    ///   crash point, say).
     /// - Throws: `SuiteError` naming what failed (and where its log is).
     @discardableResult
-    public func up(progress: Progress = { _ in }) async throws -> (SuiteManifest, [DaemonStatus]) {
+    public func up(progress: Progress = { _ in }, environment: [Identity: [String: String]] = [:]) async throws
+        -> (SuiteManifest, [DaemonStatus])
+    {
         try prepare(progress: progress)
         var statuses: [DaemonStatus] = []
         var entries: [String: SuiteManifest.DaemonEntry] = [:]
@@ -65,7 +69,8 @@ public struct LocalSuite: Sendable {
                 let started = try DaemonProcess.spawn(
                     executable: executable,
                     arguments: ["--config", layout.config(daemon).path],
-                    logPath: layout.log(daemon).path
+                    logPath: layout.log(daemon).path,
+                    environment: environment[daemon] ?? [:]
                 )
                 try "\(started)\n".write(to: layout.pidFile(daemon), atomically: true, encoding: .utf8)
                 pid = started
@@ -135,8 +140,34 @@ public struct LocalSuite: Sendable {
         return Endpoint(host: configuration.listen.host, port: configuration.listen.port)
     }
 
-    /// First run: directories, a development PKI and a configuration per daemon with free ports.
-    private func prepare(progress: Progress) throws {
+    /// Changes top-level keys of a daemon's configuration file (a test routing Orders' peers through fault
+    /// proxies, say); the daemon reads it when it next starts.
+    /// - Throws: `SuiteError` if the file cannot be read or written.
+    public func patchConfiguration(_ daemon: Identity, _ patch: [String: Any]) throws {
+        let url = layout.config(daemon)
+        do {
+            var object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] ?? [:]
+            object.merge(patch) { _, new in new }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: url, options: .atomic)
+        } catch {
+            throw SuiteError("cannot change \(url.path): \(error)")
+        }
+    }
+
+    /// The endpoint a daemon's configuration says it listens on.
+    /// - Throws: `SuiteError` if its configuration cannot be read.
+    public func endpoint(_ daemon: Identity) throws -> Endpoint {
+        do {
+            return try configuredEndpoint(daemon)
+        } catch {
+            throw SuiteError("cannot read \(layout.config(daemon).path): \(error)")
+        }
+    }
+
+    /// First run: directories, a development PKI and a configuration per daemon with free ports. `up` does it
+    /// too; call it first to change the configurations before anything starts.
+    public func prepare(progress: Progress = { _ in }) throws {
         try layout.createDirectories()
         let pki = PKIDirectory(url: layout.pki)
         if !FileManager.default.fileExists(atPath: pki.caCertificatePath) {

@@ -5,29 +5,85 @@ import RescindTransport
 import RescindWire
 
 /// Starts the real daemons (real executables, TLS, SQLite files) in a fresh directory for a test, gives
-/// operator clients to them, and injects faults: crash a daemon, restart it.
+/// operator clients to them, and injects real faults: kill -9, SIGSTOP and SIGCONT, SIGTERM, restart, a
+/// crash at a chosen saga step; a `FaultProxy` on each of Orders' links that delays, drops, holds, resets
+/// or loses answers; the processor's fault modes. `check()` runs the `InvariantChecker` on the databases.
 ///
 /// The daemon executables must be built (`swift build`); they are found beside the test binary, or in
 /// `RESCIND_BIN_DIR`.
 public final class RescindHarness: Sendable {
-    public let suite: LocalSuite
-    public let connection: SuiteConnection
-    public var directory: URL { suite.layout.directory }
+    /// How to set the suite up.
+    public struct Options: Sendable {
+        /// Put a `FaultProxy` between Orders and each participant.
+        public var proxies = true
+        /// Let `setProcessorFaults` switch the simulated processor's fault mode.
+        public var processorFaults = true
+        /// Orders' saga settings (`sagas.*` of its configuration), quicker than production's by default so
+        /// that a test sees retries and give-ups in seconds.
+        public var sagas: [String: Double] = [
+            "max_attempts": 8, "initial_retry_delay_seconds": 0.05, "max_retry_delay_seconds": 0.4,
+            "call_timeout_seconds": 2, "poll_interval_seconds": 0.05,
+        ]
+        public var logLevel = "debug"
 
-    private init(suite: LocalSuite, connection: SuiteConnection) {
-        self.suite = suite
-        self.connection = connection
+        public init() {}
     }
 
-    /// Creates a suite in a new temporary directory and starts it.
+    public let suite: LocalSuite
+    public let connection: SuiteConnection
+    /// The proxies on Orders' links to Inventory and Payments, if the options asked for them.
+    public let proxies: [Identity: FaultProxy]
+    public var directory: URL { suite.layout.directory }
+
+    private init(suite: LocalSuite, connection: SuiteConnection, proxies: [Identity: FaultProxy]) {
+        self.suite = suite
+        self.connection = connection
+        self.proxies = proxies
+    }
+
+    /// Creates a suite in a new temporary directory (or `directory`) and starts it.
     /// - Throws: `SuiteError` if a daemon does not start (its log tail is in the message).
-    public static func start(binDirectory: URL? = nil, logLevel: String = "debug") async throws -> RescindHarness {
-        let directory = FileManager.default.temporaryDirectory
+    public static func start(
+        binDirectory: URL? = nil, directory: URL? = nil, options: Options = .init(),
+        environment: [Identity: [String: String]] = [:]
+    ) async throws -> RescindHarness {
+        let directory =
+            directory
+            ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("rescind-harness-\(UUID().uuidString.prefix(8))")
         var suite = LocalSuite(layout: SuiteLayout(directory: directory), binDirectory: binDirectory)
-        suite.logLevel = logLevel
-        let (manifest, _) = try await suite.up()
-        return RescindHarness(suite: suite, connection: try SuiteConnection(manifest: manifest))
+        suite.logLevel = options.logLevel
+        try suite.prepare()
+        var proxies: [Identity: FaultProxy] = [:]
+        if options.proxies {
+            var peers: [String: Any] = [:]
+            for peer in [Identity.inventory, .payments] {
+                let target = try suite.endpoint(peer)
+                let proxy = try await FaultProxy.start(name: peer.rawValue, to: target.host, port: target.port)
+                proxies[peer] = proxy
+                peers[peer.rawValue] = ["host": "127.0.0.1", "port": proxy.port]
+            }
+            try suite.patchConfiguration(.orders, ["peers": peers])
+        }
+        try suite.patchConfiguration(.orders, ["sagas": options.sagas])
+        if options.processorFaults {
+            try suite.patchConfiguration(
+                .payments, ["processor": ["fee_basis_points": 290, "fixed_fee": 30, "fault_injection": true]])
+        }
+        do {
+            let (manifest, _) = try await suite.up(environment: environment)
+            return RescindHarness(suite: suite, connection: try SuiteConnection(manifest: manifest), proxies: proxies)
+        } catch {
+            for proxy in proxies.values { await proxy.shutdown() }
+            throw error
+        }
+    }
+
+    /// The proxy on Orders' link to `peer`.
+    /// - Throws: if the harness was started without proxies.
+    public func proxy(_ peer: Identity) throws -> FaultProxy {
+        guard let proxy = proxies[peer] else { throw SuiteError("no fault proxy in front of \(peer)") }
+        return proxy
     }
 
     public var orders: RPCClient { connection.orders }
@@ -39,22 +95,95 @@ public final class RescindHarness: Sendable {
         if let pid = suite.runningPID(daemon) { await DaemonProcess.crash(pid) }
     }
 
-    /// Starts any daemon that is not running (after `crash`) and waits until it serves.
-    /// - Throws: `SuiteError`.
-    public func restart() async throws {
-        try await suite.up()
+    /// Stops a daemon where it is (SIGSTOP): its sockets stay open and nothing answers.
+    public func pause(_ daemon: Identity) {
+        if let pid = suite.runningPID(daemon) { DaemonProcess.pause(pid) }
     }
 
-    /// Stops every daemon; with `removeFiles`, deletes the directory too.
+    /// Lets a paused daemon go on (SIGCONT).
+    public func resume(_ daemon: Identity) {
+        if let pid = suite.runningPID(daemon) { DaemonProcess.resume(pid) }
+    }
+
+    /// Sends SIGTERM and waits for the daemon to drain and exit.
+    /// - Returns: whether it exited by itself within `timeout` (else it was killed).
+    @discardableResult
+    public func terminate(_ daemon: Identity, timeout: Duration = .seconds(20)) async -> Bool {
+        guard let pid = suite.runningPID(daemon) else { return true }
+        return await DaemonProcess.stop(pid, timeout: timeout)
+    }
+
+    /// Waits until a daemon is no longer running (it crashed at a crash point, say).
+    /// - Returns: whether it is gone.
+    public func waitForExit(_ daemon: Identity, timeout: Duration = .seconds(30)) async -> Bool {
+        let pidFile = suite.layout.pidFile(daemon)
+        guard let text = try? String(contentsOf: pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return true }
+        return await DaemonProcess.waitForExit(pid, timeout: timeout)
+    }
+
+    /// Whether a daemon is running.
+    public func isRunning(_ daemon: Identity) -> Bool { suite.runningPID(daemon) != nil }
+
+    /// Starts any daemon that is not running (after `crash`) and waits until it serves.
+    /// - Parameter environment: variables for the daemons started now (`RESCIND_CRASH_POINT`).
+    /// - Throws: `SuiteError`.
+    public func restart(environment: [Identity: [String: String]] = [:]) async throws {
+        try await suite.up(environment: environment)
+    }
+
+    /// Switches the simulated processor's fault mode.
+    /// - Throws: `RescindError`.
+    public func setProcessorFaults(_ faults: ProcessorFaults) async throws {
+        _ = try await payments.call(PaymentsMethods.setProcessorFaults, faults)
+    }
+
+    /// The lines of a daemon's log.
+    public func log(_ daemon: Identity) -> [String] {
+        guard let text = try? String(contentsOf: suite.layout.log(daemon), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// Runs the invariant checker on the suite's databases.
+    /// - Throws: if a database cannot be read.
+    public func check(_ expectations: InvariantChecker.Expectations = .init()) throws -> InvariantChecker.Report {
+        try InvariantChecker(layout: suite.layout).check(expectations)
+    }
+
+    /// Waits until no saga is running or compensating.
+    /// - Throws: `deadline_exceeded` with the sagas still going after `timeout`.
+    public func waitUntilQuiet(timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let running = try await orders.call(OrdersMethods.listSagas, ListSagasRequest(state: .running))
+            let compensating = try await orders.call(
+                OrdersMethods.listSagas, ListSagasRequest(state: .compensating))
+            let going = running.sagas + compensating.sagas
+            if going.isEmpty { return }
+            guard ContinuousClock.now < deadline else {
+                throw RescindError(
+                    .deadlineExceeded, "\(going.count) sagas still going after \(timeout): \(going.map(\.id))")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Stops every daemon and proxy; with `removeFiles`, deletes the directory too.
     public func stop(removeFiles: Bool = true) async {
         await connection.shutdown()
+        for daemon in [Identity.orders, .payments, .inventory] { resume(daemon) }
         _ = await suite.down(timeout: .seconds(5))
+        for proxy in proxies.values { await proxy.shutdown() }
         if removeFiles { try? FileManager.default.removeItem(at: directory) }
     }
 
     /// Runs `body` against a fresh suite and stops it afterwards, whatever happens.
-    public static func withSuite<T: Sendable>(_ body: (RescindHarness) async throws -> T) async throws -> T {
-        let harness = try await start()
+    public static func withSuite<T: Sendable>(
+        options: Options = .init(), environment: [Identity: [String: String]] = [:],
+        _ body: (RescindHarness) async throws -> T
+    ) async throws -> T {
+        let harness = try await start(options: options, environment: environment)
         do {
             let result = try await body(harness)
             await harness.stop()

@@ -41,9 +41,11 @@ struct OrdersDaemon: AsyncParsableCommand {
             configuration: .init(endpoint: settings.peers.payments, expectedServer: .payments, agent: "rescind-orders"),
             tls: common.tls, logger: logger
         )
+        let crashPoint = CrashPoint.fromEnvironment
+        if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
         let service = try OrdersService(
             databasePath: common.database, inventory: inventory, payments: payments,
-            configuration: settings.sagas ?? .init(), logger: logger
+            configuration: settings.sagas ?? .init(), crashPoint: crashPoint, logger: logger
         )
         try await Daemon.run(
             configuration: common, logger: logger, background: service.services,

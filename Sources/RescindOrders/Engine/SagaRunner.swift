@@ -34,6 +34,8 @@ final class SagaRunner: Service, Sendable {
         var callTimeout: Duration
         /// How often to look for sagas whose retry is due.
         var pollInterval: Duration
+        /// Where a test makes the daemon die; nil in production.
+        var crashPoint: CrashPoint?
     }
 
     private struct State {
@@ -247,6 +249,12 @@ final class SagaRunner: Service, Sendable {
         logger[metadataKey: "direction"] = "\(undoing ? "compensate" : "forward")"
         let jitterSample = Double.random(in: 0..<1)
 
+        let kind = loaded.record.kind
+        let crash = { (phase: CrashPoint.Phase) in
+            self.configuration.crashPoint?.check(kind: kind, step: name, undoing: undoing, phase: phase) {
+                logger.critical("\($0)")
+            }
+        }
         let action: SagaMachine.Action
         if let participant = try program.participant(index, undoing: undoing, context: context) {
             let key = "\(sagaID)/\(name)"
@@ -254,6 +262,7 @@ final class SagaRunner: Service, Sendable {
             try await database.write { db in
                 try SagaStore.markStarted(db, record, step: name, undoing: undoing, attempt: attempt, key: key)
             }
+            crash(.before)
             let secrets = SagaSecrets(card: state.withLock { $0.cards[sagaID] })
             let answer: Result<@Sendable (String) throws -> (context: String, detail: String), any Error>
             do {
@@ -284,6 +293,7 @@ final class SagaRunner: Service, Sendable {
                     jitterSample: jitterSample)
             }
         } else {
+            crash(.before)
             action = try await database.write { db in
                 var loaded = loaded
                 let info = LocalStepInfo(
@@ -307,6 +317,7 @@ final class SagaRunner: Service, Sendable {
                     jitterSample: jitterSample)
             }
         }
+        crash(.after)
         switch action {
         case .perform, .compensate:
             logger.debug("step done")

@@ -1,0 +1,246 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindSuite
+
+/// Reads the three databases of a suite (read-only) and reports every way they disagree with what Rescind
+/// promises: money refunded at most once and never above what was captured, every order's status agreeing
+/// with its payment and its stock, stock conserved by the ledger, nothing negative, and, once faults stop,
+/// every saga finished.
+///
+/// It reads the files directly, not through the daemons, so it also sees what no method shows.
+public struct InvariantChecker: Sendable {
+    /// One broken promise, with the rows that show it.
+    public struct Violation: Codable, Sendable, Hashable, CustomStringConvertible {
+        /// A stable name of the rule, e.g. `refund_above_capture`.
+        public var rule: String
+        public var message: String
+        /// The rows involved, as `table(key): column=value, ...`.
+        public var rows: [String]
+
+        public var description: String { "\(rule): \(message)\n    " + rows.joined(separator: "\n    ") }
+    }
+
+    /// What the checker looked at and what it found.
+    public struct Report: Codable, Sendable, Hashable {
+        public var orders = 0
+        public var payments = 0
+        public var stockRows = 0
+        public var sagas: [String: Int] = [:]
+        public var violations: [Violation] = []
+
+        public var isClean: Bool { violations.isEmpty }
+    }
+
+    /// What the checker demands of sagas.
+    public struct Expectations: Sendable {
+        /// No saga still `running` or `compensating` (faults have stopped and the suite is quiet).
+        public var quiet = true
+        /// No saga `failed`.
+        public var noneFailed = true
+
+        public init(quiet: Bool = true, noneFailed: Bool = true) {
+            self.quiet = quiet
+            self.noneFailed = noneFailed
+        }
+    }
+
+    public let orders: URL
+    public let payments: URL
+    public let inventory: URL
+
+    public init(orders: URL, payments: URL, inventory: URL) {
+        self.orders = orders
+        self.payments = payments
+        self.inventory = inventory
+    }
+
+    /// The checker of a suite's databases.
+    public init(layout: SuiteLayout) {
+        self.init(
+            orders: layout.database(.orders), payments: layout.database(.payments),
+            inventory: layout.database(.inventory))
+    }
+
+    /// Checks every invariant.
+    /// - Throws: if a database cannot be opened or read.
+    public func check(_ expectations: Expectations = .init()) throws -> Report {
+        let orderRows = try read(orders) { db in try Row.fetchAll(db, sql: "SELECT * FROM orders") }
+        let sagaRows = try read(orders) { db in
+            try Row.fetchAll(db, sql: "SELECT id, kind, order_id, state, error_message, created_at FROM saga")
+        }
+        let cancellations = try read(orders) { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM cancellation")
+        }
+        let paymentRows = try read(payments) { db in try Row.fetchAll(db, sql: "SELECT * FROM payment") }
+        let refundEvents = try read(payments) { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM payment_event WHERE kind = 'refund' ORDER BY id")
+        }
+        let stock = try read(inventory) { db in try Row.fetchAll(db, sql: "SELECT * FROM stock") }
+        let ledger = try read(inventory) { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT sku, location, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS n
+                    FROM ledger GROUP BY sku, location
+                    """)
+        }
+        let held = try read(inventory) { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT allocation.sku, allocation.location, SUM(allocation.quantity) AS quantity
+                    FROM allocation JOIN reservation ON reservation.order_id = allocation.order_id
+                    WHERE reservation.status IN ('reserved', 'restocking')
+                    GROUP BY allocation.sku, allocation.location
+                    """)
+        }
+        let reservations = try read(inventory) { db in try Row.fetchAll(db, sql: "SELECT * FROM reservation") }
+
+        var report = Report()
+        report.orders = orderRows.count
+        report.payments = paymentRows.count
+        report.stockRows = stock.count
+        for saga in sagaRows { report.sagas[saga["state"] as String, default: 0] += 1 }
+        var violations: [Violation] = []
+        func violation(_ rule: String, _ message: String, _ rows: [String]) {
+            violations.append(Violation(rule: rule, message: message, rows: rows))
+        }
+
+        // Money.
+        let refundsByOrder = Dictionary(grouping: refundEvents) { $0["order_id"] as String }
+        for payment in paymentRows {
+            let id: String = payment["order_id"]
+            let captured: Int64 = payment["amount_captured"]
+            let refunded: Int64 = payment["amount_refunded"]
+            if refunded > captured || refunded < 0 {
+                violation("refund_above_capture", "order \(id) refunded \(refunded) of \(captured) captured", [describe("payment", payment)])
+            }
+            let events = refundsByOrder[id] ?? []
+            let total = events.reduce(Int64(0)) { $0 + ($1["amount"] as Int64) }
+            if total != refunded {
+                violation(
+                    "refund_events_disagree", "order \(id): refund events add up to \(total), the payment says \(refunded)",
+                    [describe("payment", payment)] + events.map { describe("payment_event", $0) })
+            }
+        }
+        for (key, events) in Dictionary(grouping: refundEvents.filter { $0["idempotency_key"] != nil }, by: { $0["idempotency_key"] as String })
+        where events.count > 1 {
+            violation("refund_twice", "idempotency key \(key) refunded \(events.count) times", events.map { describe("payment_event", $0) })
+        }
+
+        // Each order against its payment, its stock and its sagas.
+        let paymentsByOrder = Dictionary(uniqueKeysWithValues: paymentRows.map { ($0["order_id"] as String, $0) })
+        let reservationsByOrder = Dictionary(uniqueKeysWithValues: reservations.map { ($0["order_id"] as String, $0) })
+        let sagasByOrder = Dictionary(grouping: sagaRows) { $0["order_id"] as String }
+        let cancellationsByOrder = Dictionary(uniqueKeysWithValues: cancellations.map { ($0["order_id"] as String, $0) })
+        for order in orderRows {
+            let id: String = order["id"]
+            let status: String = order["status"]
+            let payment = paymentsByOrder[id]
+            let paymentStatus: String? = payment?["status"]
+            let reservation = reservationsByOrder[id]
+            let reservationStatus: String? = reservation?["status"]
+            let sagas = (sagasByOrder[id] ?? []).sorted { ($0["created_at"] as Date) < ($1["created_at"] as Date) }
+            let unfinished = sagas.filter { ["running", "compensating", "failed"].contains($0["state"] as String) }
+            // A person settled the last saga by hand: what they did outside Rescind is theirs to answer for.
+            if let last = sagas.last, (last["state"] as String) == "settled" { continue }
+            var rows = [describe("orders", order)]
+            if let payment { rows.append(describe("payment", payment)) }
+            if let reservation { rows.append(describe("reservation", reservation)) }
+            rows += sagas.map { describe("saga", $0) }
+            func expect(_ holds: Bool, _ rule: String, _ message: String) {
+                if !holds { violation(rule, "order \(id) is \(status): \(message)", rows) }
+            }
+            switch status {
+            case "pending":
+                expect(unfinished.contains { ($0["kind"] as String) == "place_order" }, "order_unexplained", "no placement saga is unfinished")
+            case "cancelling":
+                expect(unfinished.contains { ($0["kind"] as String) == "cancel_order" }, "order_unexplained", "no cancellation saga holds it")
+            case "fulfilling":
+                expect(unfinished.contains { ($0["kind"] as String) == "fulfil_order" }, "order_unexplained", "no fulfilment saga holds it")
+            case "open":
+                expect(paymentStatus == "captured", "payment_disagrees", "its payment is \(paymentStatus ?? "missing"), not captured")
+                expect(reservationStatus == "reserved", "stock_disagrees", "its units are \(reservationStatus ?? "missing"), not reserved")
+                expect((order["amount_refunded"] as Int64) == 0, "payment_disagrees", "an open order has a refund recorded")
+            case "fulfilled":
+                expect(paymentStatus == "captured", "payment_disagrees", "its payment is \(paymentStatus ?? "missing"), not captured")
+                expect(reservationStatus == "committed", "stock_disagrees", "its units are \(reservationStatus ?? "missing"), not committed")
+            case "rejected":
+                expect(paymentStatus == nil || paymentStatus == "voided", "payment_disagrees", "a rejected order's payment is \(paymentStatus ?? "")")
+                expect(reservationStatus == nil || reservationStatus == "released", "stock_disagrees", "a rejected order's units are \(reservationStatus ?? "")")
+            case "cancelled":
+                guard let cancellation = cancellationsByOrder[id] else {
+                    expect(false, "order_unexplained", "no cancellation record")
+                    break
+                }
+                rows.append(describe("cancellation", cancellation))
+                let refunded: Int64 = cancellation["refunded"]
+                let voided: Bool = cancellation["voided"]
+                let paymentRefunded: Int64 = payment?["amount_refunded"] ?? 0
+                expect(paymentRefunded == (order["amount_refunded"] as Int64), "payment_disagrees", "the order says \(order["amount_refunded"] as Int64) refunded, the payment \(paymentRefunded)")
+                if voided {
+                    expect(paymentStatus == "voided", "payment_disagrees", "voided, but the payment is \(paymentStatus ?? "missing")")
+                } else if refunded > 0 {
+                    expect(paymentStatus == "refunded" || paymentStatus == "partially_refunded", "payment_disagrees", "refunded, but the payment is \(paymentStatus ?? "missing")")
+                } else {
+                    expect(paymentStatus == "captured", "payment_disagrees", "kept the money, but the payment is \(paymentStatus ?? "missing")")
+                }
+                expect(reservationStatus == "restocked" || reservationStatus == "written_off", "stock_disagrees", "its units are \(reservationStatus ?? "missing"), neither restocked nor written off")
+            default:
+                expect(false, "order_unexplained", "a status this checker does not know")
+            }
+        }
+
+        // Stock: conserved by the ledger, never negative, reserved exactly what reservations hold.
+        let ledgerByKey = Dictionary(uniqueKeysWithValues: ledger.map { ("\($0["sku"] as String)@\($0["location"] as String)", $0) })
+        let heldByKey = Dictionary(uniqueKeysWithValues: held.map { ("\($0["sku"] as String)@\($0["location"] as String)", $0["quantity"] as Int64) })
+        for row in stock {
+            let key = "\(row["sku"] as String)@\(row["location"] as String)"
+            let onHand: Int64 = row["on_hand"]
+            let reserved: Int64 = row["reserved"]
+            let rows = [describe("stock", row)] + (ledgerByKey[key].map { [describe("ledger_sum", $0)] } ?? [])
+            if onHand < 0 || reserved < 0 || reserved > onHand {
+                violation("negative_stock", "\(key): \(onHand) on hand, \(reserved) reserved", rows)
+            }
+            let ledgerOnHand: Int64 = ledgerByKey[key]?["on_hand"] ?? 0
+            let ledgerReserved: Int64 = ledgerByKey[key]?["reserved"] ?? 0
+            if ledgerOnHand != onHand || ledgerReserved != reserved {
+                violation(
+                    "stock_not_conserved",
+                    "\(key): the ledger adds up to \(ledgerOnHand) on hand and \(ledgerReserved) reserved, the stock row says \(onHand) and \(reserved)",
+                    rows)
+            }
+            let holding = heldByKey[key] ?? 0
+            if holding != reserved {
+                violation("reserved_disagrees", "\(key): reservations hold \(holding) units, the stock row reserves \(reserved)", rows)
+            }
+        }
+
+        // Sagas.
+        for saga in sagaRows {
+            let state: String = saga["state"]
+            if expectations.quiet, state == "running" || state == "compensating" {
+                violation("saga_unfinished", "saga \(saga["id"] as String) is still \(state)", [describe("saga", saga)])
+            }
+            if expectations.noneFailed, state == "failed" {
+                violation("saga_failed", "saga \(saga["id"] as String) failed and needs a person", [describe("saga", saga)])
+            }
+        }
+        report.violations = violations
+        return report
+    }
+
+    private func read<T>(_ url: URL, _ body: (Database) throws -> T) throws -> T {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: url.path, configuration: configuration)
+        defer { try? queue.close() }
+        return try queue.read(body)
+    }
+
+    private func describe(_ table: String, _ row: Row) -> String {
+        let columns = row.columnNames.map { name in "\(name)=\(row[name].map { "\($0)" } ?? "NULL")" }
+        return "\(table): " + columns.joined(separator: ", ")
+    }
+}
