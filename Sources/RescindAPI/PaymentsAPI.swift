@@ -1,5 +1,6 @@
-import struct Foundation.UUID
 import RescindWire
+
+import struct Foundation.UUID
 
 /// The methods of the Payments daemon.
 public enum PaymentsMethods {

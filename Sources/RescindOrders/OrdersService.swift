@@ -204,7 +204,7 @@ public final class OrdersService: Sendable {
             return try await placedOrder(existing)
         }
         logger.info("placing order", metadata: ["order_id": "\(orderID)", "saga_id": "\(sagaID)"])
-        await runner.submit(sagaID, card: digits)
+        runner.submit(sagaID, card: digits)
         await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
         return try await placedOrder(orderID.uuidString)
     }

@@ -13,10 +13,16 @@ public final class PaymentsService: Sendable {
     let database: DatabasePool
     let processor: SimulatedProcessor
     private let logger: Logger
+    /// A test's crash point: `payments.refund/after_commit` dies once a refund is committed, before it is
+    /// answered. Nil in production.
+    private let crashPoint: String?
 
     /// Opens (and migrates) the database at `path`.
     /// - Throws: database errors.
-    public init(databasePath: String, processor: SimulatedProcessor = .init(), logger: Logger) throws {
+    public init(
+        databasePath: String, processor: SimulatedProcessor = .init(), crashPoint: String? = nil, logger: Logger
+    ) throws {
+        self.crashPoint = crashPoint
         self.database = try DatabaseOpener.open(path: databasePath, migrator: PaymentsDatabase.migrator)
         self.processor = processor
         self.logger = logger
@@ -49,6 +55,10 @@ public final class PaymentsService: Sendable {
                 "refunded",
                 metadata: ["order_id": "\(request.orderID)", "amount": "\(result.refundedMinor)"]
             )
+            if self.crashPoint == "payments.refund/after_commit" {
+                context.logger.critical("crash point reached: payments.refund/after_commit")
+                kill(getpid(), SIGKILL)
+            }
             return result
         }
         router.register(PaymentsMethods.get) { request, _ in try await self.payment(request.orderID) }

@@ -187,7 +187,9 @@ public final class FaultProxy: Sendable {
 
     /// SO_LINGER 0: the close sends a RST instead of a FIN.
     private static func resetSocket(_ channel: any Channel) -> EventLoopFuture<Void> {
-        guard let provider = channel as? any SocketOptionProvider else { return channel.eventLoop.makeSucceededVoidFuture() }
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededVoidFuture()
+        }
         return provider.setSoLinger(linger(l_onoff: 1, l_linger: 0))
     }
 }
@@ -226,8 +228,11 @@ private final class Forwarder: ChannelInboundHandler {
             let now = NIODeadline.now()
             var release = now
             if let delay {
-                release = now + .nanoseconds(delay.components.seconds * 1_000_000_000
-                    + delay.components.attoseconds / 1_000_000_000)
+                release =
+                    now
+                    + .nanoseconds(
+                        delay.components.seconds * 1_000_000_000
+                            + delay.components.attoseconds / 1_000_000_000)
             }
             release = max(release, lastRelease)
             lastRelease = release

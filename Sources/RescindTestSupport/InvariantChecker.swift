@@ -114,26 +114,33 @@ public struct InvariantChecker: Sendable {
             let captured: Int64 = payment["amount_captured"]
             let refunded: Int64 = payment["amount_refunded"]
             if refunded > captured || refunded < 0 {
-                violation("refund_above_capture", "order \(id) refunded \(refunded) of \(captured) captured", [describe("payment", payment)])
+                violation(
+                    "refund_above_capture", "order \(id) refunded \(refunded) of \(captured) captured",
+                    [describe("payment", payment)])
             }
             let events = refundsByOrder[id] ?? []
             let total = events.reduce(Int64(0)) { $0 + ($1["amount"] as Int64) }
             if total != refunded {
                 violation(
-                    "refund_events_disagree", "order \(id): refund events add up to \(total), the payment says \(refunded)",
+                    "refund_events_disagree",
+                    "order \(id): refund events add up to \(total), the payment says \(refunded)",
                     [describe("payment", payment)] + events.map { describe("payment_event", $0) })
             }
         }
-        for (key, events) in Dictionary(grouping: refundEvents.filter { $0["idempotency_key"] != nil }, by: { $0["idempotency_key"] as String })
+        for (key, events) in Dictionary(
+            grouping: refundEvents.filter { $0["idempotency_key"] != nil }, by: { $0["idempotency_key"] as String })
         where events.count > 1 {
-            violation("refund_twice", "idempotency key \(key) refunded \(events.count) times", events.map { describe("payment_event", $0) })
+            violation(
+                "refund_twice", "idempotency key \(key) refunded \(events.count) times",
+                events.map { describe("payment_event", $0) })
         }
 
         // Each order against its payment, its stock and its sagas.
         let paymentsByOrder = Dictionary(uniqueKeysWithValues: paymentRows.map { ($0["order_id"] as String, $0) })
         let reservationsByOrder = Dictionary(uniqueKeysWithValues: reservations.map { ($0["order_id"] as String, $0) })
         let sagasByOrder = Dictionary(grouping: sagaRows) { $0["order_id"] as String }
-        let cancellationsByOrder = Dictionary(uniqueKeysWithValues: cancellations.map { ($0["order_id"] as String, $0) })
+        let cancellationsByOrder = Dictionary(
+            uniqueKeysWithValues: cancellations.map { ($0["order_id"] as String, $0) })
         for order in orderRows {
             let id: String = order["id"]
             let status: String = order["status"]
@@ -154,21 +161,41 @@ public struct InvariantChecker: Sendable {
             }
             switch status {
             case "pending":
-                expect(unfinished.contains { ($0["kind"] as String) == "place_order" }, "order_unexplained", "no placement saga is unfinished")
+                expect(
+                    unfinished.contains { ($0["kind"] as String) == "place_order" }, "order_unexplained",
+                    "no placement saga is unfinished")
             case "cancelling":
-                expect(unfinished.contains { ($0["kind"] as String) == "cancel_order" }, "order_unexplained", "no cancellation saga holds it")
+                expect(
+                    unfinished.contains { ($0["kind"] as String) == "cancel_order" }, "order_unexplained",
+                    "no cancellation saga holds it")
             case "fulfilling":
-                expect(unfinished.contains { ($0["kind"] as String) == "fulfil_order" }, "order_unexplained", "no fulfilment saga holds it")
+                expect(
+                    unfinished.contains { ($0["kind"] as String) == "fulfil_order" }, "order_unexplained",
+                    "no fulfilment saga holds it")
             case "open":
-                expect(paymentStatus == "captured", "payment_disagrees", "its payment is \(paymentStatus ?? "missing"), not captured")
-                expect(reservationStatus == "reserved", "stock_disagrees", "its units are \(reservationStatus ?? "missing"), not reserved")
-                expect((order["amount_refunded"] as Int64) == 0, "payment_disagrees", "an open order has a refund recorded")
+                expect(
+                    paymentStatus == "captured", "payment_disagrees",
+                    "its payment is \(paymentStatus ?? "missing"), not captured")
+                expect(
+                    reservationStatus == "reserved", "stock_disagrees",
+                    "its units are \(reservationStatus ?? "missing"), not reserved")
+                expect(
+                    (order["amount_refunded"] as Int64) == 0, "payment_disagrees", "an open order has a refund recorded"
+                )
             case "fulfilled":
-                expect(paymentStatus == "captured", "payment_disagrees", "its payment is \(paymentStatus ?? "missing"), not captured")
-                expect(reservationStatus == "committed", "stock_disagrees", "its units are \(reservationStatus ?? "missing"), not committed")
+                expect(
+                    paymentStatus == "captured", "payment_disagrees",
+                    "its payment is \(paymentStatus ?? "missing"), not captured")
+                expect(
+                    reservationStatus == "committed", "stock_disagrees",
+                    "its units are \(reservationStatus ?? "missing"), not committed")
             case "rejected":
-                expect(paymentStatus == nil || paymentStatus == "voided", "payment_disagrees", "a rejected order's payment is \(paymentStatus ?? "")")
-                expect(reservationStatus == nil || reservationStatus == "released", "stock_disagrees", "a rejected order's units are \(reservationStatus ?? "")")
+                expect(
+                    paymentStatus == nil || paymentStatus == "voided", "payment_disagrees",
+                    "a rejected order's payment is \(paymentStatus ?? "")")
+                expect(
+                    reservationStatus == nil || reservationStatus == "released", "stock_disagrees",
+                    "a rejected order's units are \(reservationStatus ?? "")")
             case "cancelled":
                 guard let cancellation = cancellationsByOrder[id] else {
                     expect(false, "order_unexplained", "no cancellation record")
@@ -178,23 +205,37 @@ public struct InvariantChecker: Sendable {
                 let refunded: Int64 = cancellation["refunded"]
                 let voided: Bool = cancellation["voided"]
                 let paymentRefunded: Int64 = payment?["amount_refunded"] ?? 0
-                expect(paymentRefunded == (order["amount_refunded"] as Int64), "payment_disagrees", "the order says \(order["amount_refunded"] as Int64) refunded, the payment \(paymentRefunded)")
+                expect(
+                    paymentRefunded == (order["amount_refunded"] as Int64), "payment_disagrees",
+                    "the order says \(order["amount_refunded"] as Int64) refunded, the payment \(paymentRefunded)")
                 if voided {
-                    expect(paymentStatus == "voided", "payment_disagrees", "voided, but the payment is \(paymentStatus ?? "missing")")
+                    expect(
+                        paymentStatus == "voided", "payment_disagrees",
+                        "voided, but the payment is \(paymentStatus ?? "missing")")
                 } else if refunded > 0 {
-                    expect(paymentStatus == "refunded" || paymentStatus == "partially_refunded", "payment_disagrees", "refunded, but the payment is \(paymentStatus ?? "missing")")
+                    expect(
+                        paymentStatus == "refunded" || paymentStatus == "partially_refunded", "payment_disagrees",
+                        "refunded, but the payment is \(paymentStatus ?? "missing")")
                 } else {
-                    expect(paymentStatus == "captured", "payment_disagrees", "kept the money, but the payment is \(paymentStatus ?? "missing")")
+                    expect(
+                        paymentStatus == "captured", "payment_disagrees",
+                        "kept the money, but the payment is \(paymentStatus ?? "missing")")
                 }
-                expect(reservationStatus == "restocked" || reservationStatus == "written_off", "stock_disagrees", "its units are \(reservationStatus ?? "missing"), neither restocked nor written off")
+                expect(
+                    reservationStatus == "restocked" || reservationStatus == "written_off", "stock_disagrees",
+                    "its units are \(reservationStatus ?? "missing"), neither restocked nor written off")
             default:
                 expect(false, "order_unexplained", "a status this checker does not know")
             }
         }
 
         // Stock: conserved by the ledger, never negative, reserved exactly what reservations hold.
-        let ledgerByKey = Dictionary(uniqueKeysWithValues: ledger.map { ("\($0["sku"] as String)@\($0["location"] as String)", $0) })
-        let heldByKey = Dictionary(uniqueKeysWithValues: held.map { ("\($0["sku"] as String)@\($0["location"] as String)", $0["quantity"] as Int64) })
+        let ledgerByKey = Dictionary(
+            uniqueKeysWithValues: ledger.map { ("\($0["sku"] as String)@\($0["location"] as String)", $0) })
+        let heldByKey = Dictionary(
+            uniqueKeysWithValues: held.map {
+                ("\($0["sku"] as String)@\($0["location"] as String)", $0["quantity"] as Int64)
+            })
         for row in stock {
             let key = "\(row["sku"] as String)@\(row["location"] as String)"
             let onHand: Int64 = row["on_hand"]
@@ -213,7 +254,9 @@ public struct InvariantChecker: Sendable {
             }
             let holding = heldByKey[key] ?? 0
             if holding != reserved {
-                violation("reserved_disagrees", "\(key): reservations hold \(holding) units, the stock row reserves \(reserved)", rows)
+                violation(
+                    "reserved_disagrees",
+                    "\(key): reservations hold \(holding) units, the stock row reserves \(reserved)", rows)
             }
         }
 
@@ -224,7 +267,8 @@ public struct InvariantChecker: Sendable {
                 violation("saga_unfinished", "saga \(saga["id"] as String) is still \(state)", [describe("saga", saga)])
             }
             if expectations.noneFailed, state == "failed" {
-                violation("saga_failed", "saga \(saga["id"] as String) failed and needs a person", [describe("saga", saga)])
+                violation(
+                    "saga_failed", "saga \(saga["id"] as String) failed and needs a person", [describe("saga", saga)])
             }
         }
         report.violations = violations

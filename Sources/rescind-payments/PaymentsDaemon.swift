@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import RescindDaemon
 import RescindPayments
@@ -24,10 +25,12 @@ struct PaymentsDaemon: AsyncParsableCommand {
         let settings = try DaemonConfiguration.load(Settings.self, from: config)
         Daemon.bootstrapLogging(level: common.logLevel)
         let logger = Logger(label: "rescind.payments")
+        let crashPoint = ProcessInfo.processInfo.environment["RESCIND_CRASH_POINT"]
+        if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
         let service = try PaymentsService(
             databasePath: common.database,
             processor: SimulatedProcessor(configuration: settings.processor ?? .init()),
-            logger: logger
+            crashPoint: crashPoint, logger: logger
         )
         try await Daemon.run(configuration: common, logger: logger) { router in
             service.register(into: &router)

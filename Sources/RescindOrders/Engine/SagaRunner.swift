@@ -259,6 +259,27 @@ final class SagaRunner: Service, Sendable {
         if let participant = try program.participant(index, undoing: undoing, context: context) {
             let key = "\(sagaID)/\(name)"
             let record = loaded.record
+            let counted = loaded.machine.attempt
+            let interrupted = try await database.read { db in
+                try SagaStore.interruptedAttempt(db, record, step: name, undoing: undoing, counted: counted)
+            }
+            if let interrupted {
+                // A restart cut this attempt short: it counts as a transient failure, and the next one goes out
+                // with the same key.
+                let outcome = SagaStore.Outcome.failed(
+                    RescindError(
+                        .unavailable, "Orders stopped before the answer to attempt \(interrupted) was recorded",
+                        reason: "interrupted"))
+                let action = try await database.write { db in
+                    var loaded = loaded
+                    return try SagaStore.record(
+                        db, &loaded, step: index, undoing: undoing, attempt: interrupted, key: key, outcome: outcome,
+                        jitterSample: jitterSample)
+                }
+                logger.notice(
+                    "an attempt cut short by a restart counts as failed", metadata: ["attempt": "\(interrupted)"])
+                return Self.next(after: action, attempt: interrupted, logger: logger)
+            }
             try await database.write { db in
                 try SagaStore.markStarted(db, record, step: name, undoing: undoing, attempt: attempt, key: key)
             }
@@ -318,6 +339,11 @@ final class SagaRunner: Service, Sendable {
             }
         }
         crash(.after)
+        return Self.next(after: action, attempt: attempt, logger: logger)
+    }
+
+    /// What the driver does after a recorded step, and the log line that says so.
+    private static func next(after action: SagaMachine.Action, attempt: Int, logger: Logger) -> Advance {
         switch action {
         case .perform, .compensate:
             logger.debug("step done")

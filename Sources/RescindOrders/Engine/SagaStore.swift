@@ -72,6 +72,19 @@ enum SagaStore {
             record: record, machine: try JSON.decode(SagaMachine.self, record.machine), program: program, plan: plan)
     }
 
+    /// The attempt of a remote step that was under way when Orders stopped (its row `started` beyond the
+    /// attempts the machine has counted): its request may or may not have gone out.
+    static func interruptedAttempt(_ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, counted: Int)
+        throws -> Int?
+    {
+        let row = try SagaStepRecord.filter(SagaStepRecord.Columns.sagaID == saga.id)
+            .filter(SagaStepRecord.Columns.name == step)
+            .filter(SagaStepRecord.Columns.direction == (undoing ? "compensate" : "forward"))
+            .fetchOne(db)
+        guard let row, row.status == .started, row.attempt > counted else { return nil }
+        return row.attempt
+    }
+
     /// Writes the log row of a step as `started`, before its request goes out.
     static func markStarted(_ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?)
         throws

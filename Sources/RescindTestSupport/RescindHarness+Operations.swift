@@ -1,0 +1,65 @@
+import Foundation
+import RescindAPI
+import RescindTransport
+
+/// The operations a test or a chaos run performs most, as the operator.
+extension RescindHarness {
+    /// Sets the units on hand of a SKU at a location.
+    /// - Throws: `RescindError`.
+    public func setStock(_ sku: String, at location: String, onHand: Int64) async throws {
+        _ = try await inventory.call(
+            InventoryMethods.setStock, SetStockRequest(sku: sku, location: location, onHand: onHand))
+    }
+
+    /// Places an order of `lines` (SKU, quantity, unit price) with a fresh idempotency key.
+    /// - Throws: `RescindError`: the rejection, or a transport error.
+    public func place(
+        _ lines: [(sku: String, quantity: Int64, unitPrice: Int64)], card: String = "4242424242424242",
+        customer: String = "ada@example.com", timeout: Duration = .seconds(30)
+    ) async throws -> Order {
+        try await orders.call(
+            OrdersMethods.place,
+            PlaceOrderRequest(
+                customerEmail: customer, currency: "USD",
+                lines: lines.map { .init(sku: $0.sku, quantity: $0.quantity, unitPriceMinor: $0.unitPrice) },
+                cardNumber: card),
+            idempotencyKey: UUID().uuidString, timeout: timeout)
+    }
+
+    /// Starts a cancellation.
+    /// - Throws: `RescindError`.
+    public func cancel(
+        _ orderID: UUID, reason: CancelReason = .customer, refund: Bool = true, restock: Bool = true,
+        key: String? = nil
+    ) async throws -> CancelAccepted {
+        try await orders.call(
+            OrdersMethods.cancel,
+            CancelOrderRequest(orderID: orderID, reason: reason, refund: refund, restock: restock),
+            idempotencyKey: key)
+    }
+
+    /// An order as Orders has it.
+    /// - Throws: `RescindError`.
+    public func order(_ id: UUID) async throws -> Order {
+        try await orders.call(OrdersMethods.get, OrderRequest(orderID: id))
+    }
+
+    /// An order's payment as Payments has it.
+    /// - Throws: `RescindError`.
+    public func payment(_ orderID: UUID) async throws -> Payment {
+        try await payments.call(PaymentsMethods.get, PaymentRequest(orderID: orderID))
+    }
+
+    /// The sagas of an order, oldest first.
+    /// - Throws: `RescindError`.
+    public func sagas(of orderID: UUID) async throws -> [Saga] {
+        try await orders.call(OrdersMethods.listSagas, ListSagasRequest(orderID: orderID)).sagas.reversed()
+    }
+}
+
+extension Saga {
+    /// The log row of a step, going forward or undoing.
+    public func step(_ name: String, _ direction: Step.Direction = .forward) -> Step? {
+        steps.first { $0.name == name && $0.direction == direction }
+    }
+}
