@@ -224,7 +224,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RescindIntegrationTests",
-            dependencies: ["RescindTestSupport", "RescindAPI"],
+            dependencies: ["RescindTestSupport", "RescindAPI", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
     ]

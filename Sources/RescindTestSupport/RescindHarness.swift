@@ -123,6 +123,9 @@ public final class RescindHarness: Sendable {
         return await DaemonProcess.waitForExit(pid, timeout: timeout)
     }
 
+    /// The SQLite file of a daemon.
+    public func database(_ daemon: Identity) -> URL { suite.layout.database(daemon) }
+
     /// Whether a daemon is running.
     public func isRunning(_ daemon: Identity) -> Bool { suite.runningPID(daemon) != nil }
 
