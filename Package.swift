@@ -166,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "rescindctl",
             dependencies: [
-                "RescindSuite", "RescindAPI", "RescindPKI", "RescindTransport",
+                "RescindSuite", "RescindAPI", "RescindPKI", "RescindTransport", "RescindTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -26,6 +26,7 @@ public struct InvariantChecker: Sendable {
         public var orders = 0
         public var payments = 0
         public var stockRows = 0
+        /// Sagas by kind and state, e.g. `cancel_order completed`.
         public var sagas: [String: Int] = [:]
         public var violations: [Violation] = []
 
@@ -101,7 +102,7 @@ public struct InvariantChecker: Sendable {
         report.orders = orderRows.count
         report.payments = paymentRows.count
         report.stockRows = stock.count
-        for saga in sagaRows { report.sagas[saga["state"] as String, default: 0] += 1 }
+        for saga in sagaRows { report.sagas["\(saga["kind"] as String) \(saga["state"] as String)", default: 0] += 1 }
         var violations: [Violation] = []
         func violation(_ rule: String, _ message: String, _ rows: [String]) {
             violations.append(Violation(rule: rule, message: message, rows: rows))

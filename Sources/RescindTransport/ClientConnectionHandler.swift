@@ -15,7 +15,9 @@ struct OutboundCall: Sendable {
 /// It keeps at most the server's `max_in_flight` requests unanswered (from the server hello; PROTOCOL.md
 /// section 8), so that a burst of calls waits here, in order, instead of being refused with
 /// `too_many_in_flight`. A request whose caller gave up at its deadline still counts until its late answer
-/// arrives, as it does on the server.
+/// arrives, as it does on the server; if none arrives within `answerGrace` after the deadline, the
+/// connection is presumed dead (a partition, a hung peer: a server answers every request) and closed, so
+/// that abandoned requests cannot hold every place for ever.
 final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = Frame
     typealias OutboundIn = OutboundCall
@@ -35,7 +37,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private var pending: [UInt64: Pending] = [:]
     /// Sent requests whose callers stopped waiting; the server has not answered them yet.
-    private var abandoned: Set<UInt64> = []
+    private var abandoned: [UInt64: Scheduled<Void>] = [:]
+    private let answerGrace: TimeAmount
+
+    init(answerGrace: TimeAmount) {
+        self.answerGrace = answerGrace
+    }
     /// Calls not sent yet because `limit` requests are unanswered, oldest first.
     private var waiting = CircularBuffer<Waiting>()
     /// The server's `max_in_flight`, once its hello has arrived.
@@ -80,9 +87,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     ) {
         var frame = call.frame
         frame.correlationID = id
-        let timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: call.deadline) {
+        let loop = context.eventLoop.assumeIsolated()
+        let grace = answerGrace
+        let timeout = loop.scheduleTask(deadline: call.deadline) {
             if let expired = self.pending.removeValue(forKey: id) {
-                self.abandoned.insert(id)
+                self.abandoned[id] = loop.scheduleTask(deadline: call.deadline + grace) {
+                    guard self.abandoned[id] != nil, self.terminalError == nil else { return }
+                    // Closed first, so that a caller woken by the failure already finds it inactive and reconnects.
+                    self.terminalError = RescindError(
+                        .unavailable,
+                        "no answer to request \(id) within \(grace.nanoseconds / 1_000_000) ms of its deadline; the connection is presumed dead",
+                        reason: "connection_presumed_dead")
+                    context.close(promise: nil)
+                }
                 expired.promise.fail(RescindError(.deadlineExceeded, "no answer before the deadline"))
             }
         }
@@ -123,7 +140,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let call = pending.removeValue(forKey: frame.correlationID) {
             call.timeout.cancel()
             call.promise.succeed(frame)
-        } else if abandoned.remove(frame.correlationID) == nil {
+        } else if let late = abandoned.removeValue(forKey: frame.correlationID) {
+            late.cancel()
+        } else {
             return
         }
         sendWaiting(context: context)
@@ -145,12 +164,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
+    /// Fails every call with the first terminal error of the connection.
     private func failAll(_ error: RescindError) {
         if terminalError == nil { terminalError = error }
+        let error = terminalError ?? error
         helloPromise?.fail(error)
         helloPromise = nil
         let calls = pending
         pending.removeAll()
+        for check in abandoned.values { check.cancel() }
         abandoned.removeAll()
         for call in calls.values {
             call.timeout.cancel()

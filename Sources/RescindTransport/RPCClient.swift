@@ -24,6 +24,10 @@ public actor RPCClient {
         public var maxFrameLength: Int
         /// Names the client software in the hello frame.
         public var agent: String
+        /// How long after a request's deadline its late answer may still come. A server answers every
+        /// request, so none by then means the connection is dead (a partition, a hung peer): it is closed, and
+        /// the next call opens another.
+        public var answerGrace: Duration
 
         public init(
             endpoint: Endpoint,
@@ -32,8 +36,10 @@ public actor RPCClient {
             initialBackoff: Duration = .milliseconds(50),
             maxBackoff: Duration = .seconds(5),
             maxFrameLength: Int = Frame.defaultMaxLength,
-            agent: String = "rescind/\(rescindVersion)"
+            agent: String = "rescind/\(rescindVersion)",
+            answerGrace: Duration = .seconds(10)
         ) {
+            self.answerGrace = answerGrace
             self.endpoint = endpoint
             self.expectedServer = expectedServer
             self.defaultTimeout = defaultTimeout
@@ -218,6 +224,7 @@ public actor RPCClient {
         let endpoint = configuration.endpoint
         let sslContext = self.sslContext
         let maxFrameLength = configuration.maxFrameLength
+        let answerGrace = TimeAmount.nanoseconds(configuration.answerGrace.nanoseconds)
         let serverHostname = endpoint.hostIsIPAddress ? nil : endpoint.host
         let timeout = deadline - ContinuousClock.now
         let channel = try await ClientBootstrap(group: group)
@@ -229,7 +236,7 @@ public actor RPCClient {
                     try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: maxFrameLength)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-                    try sync.addHandler(ClientConnectionHandler())
+                    try sync.addHandler(ClientConnectionHandler(answerGrace: answerGrace))
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port).get()

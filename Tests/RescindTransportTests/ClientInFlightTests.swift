@@ -8,13 +8,15 @@ import Testing
 @Suite("Client in-flight limit")
 struct ClientInFlightTests {
     /// Runs `body` with a connected client of a server that admits `limit` requests per connection.
-    func withServer(limit: Int, _ body: (RPCClient, Gauge) async throws -> Void) async throws {
+    func withServer(
+        limit: Int, answerGrace: Duration = .seconds(10), _ body: (RPCClient, Gauge) async throws -> Void
+    ) async throws {
         let pki = try TestPKI()
         defer { pki.remove() }
         let gauge = Gauge()
         let server = try await RunningServer.start(
             pki: pki, configuration: .init(maxInFlightPerConnection: limit), router: gauge.router())
-        let client = try makeClient(pki: pki, endpoint: server.endpoint)
+        let client = try makeClient(pki: pki, endpoint: server.endpoint, answerGrace: answerGrace)
         _ = try await client.call(TestMethods.sleep, SleepRequest(number: 0, milliseconds: 0))
         try await body(client, gauge)
         await client.shutdown()
@@ -68,6 +70,34 @@ struct ClientInFlightTests {
             let next = try await client.call(TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0))
             #expect(next.number == 2)
             #expect(gauge.highest == 1)
+        }
+    }
+
+    /// Found by the chaos run: during a partition, requests whose answers will never come held every place,
+    /// and after it healed every call waited for room until its deadline, with no bytes flowing to reveal
+    /// that the connection was dead.
+    @Test("a request unanswered long past its deadline marks the connection dead; the next call gets a new one")
+    func unansweredRequestsDoNotHoldThePlacesForEver() async throws {
+        try await withServer(limit: 1, answerGrace: .milliseconds(300)) { client, gauge in
+            let first = Task {
+                await rescindError {
+                    _ = try await client.call(
+                        TestMethods.sleep, SleepRequest(number: 1, milliseconds: 60_000), timeout: .milliseconds(500))
+                }
+            }
+            try await gauge.waitUntilRunning(1)
+            #expect(await first.value?.code == .deadlineExceeded)
+            // The only place is held by a request that will not be answered in time: this call waits, then the
+            // connection is given up on.
+            let dead = await rescindError {
+                _ = try await client.call(
+                    TestMethods.sleep, SleepRequest(number: 2, milliseconds: 0), timeout: .seconds(5))
+            }
+            #expect(dead?.code == .unavailable)
+            #expect(dead?.reason == "connection_presumed_dead")
+            #expect(dead?.retryable == true)
+            let next = try await client.call(TestMethods.sleep, SleepRequest(number: 3, milliseconds: 0))
+            #expect(next.number == 3)
         }
     }
 }

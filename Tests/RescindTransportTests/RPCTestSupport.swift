@@ -264,7 +264,8 @@ func makeClient(
     expectedServer: Identity? = nil,
     defaultTimeout: Duration = .seconds(10),
     maxFrameLength: Int = Frame.defaultMaxLength,
-    tls: TLSFiles? = nil
+    tls: TLSFiles? = nil,
+    answerGrace: Duration = .seconds(10)
 ) throws -> RPCClient {
     try RPCClient(
         configuration: .init(
@@ -274,7 +275,8 @@ func makeClient(
             initialBackoff: .milliseconds(20),
             maxBackoff: .milliseconds(200),
             maxFrameLength: maxFrameLength,
-            agent: "rescind-transport-tests"
+            agent: "rescind-transport-tests",
+            answerGrace: answerGrace
         ),
         tls: tls ?? pki.files(for: identity.rawValue),
         logger: quietLogger

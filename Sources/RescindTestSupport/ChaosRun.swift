@@ -1,0 +1,332 @@
+import Foundation
+import RescindAPI
+import RescindTransport
+import RescindWire
+import Synchronization
+
+/// A chaos run: a suite under concurrent placements, cancellations (with and without refund and restock,
+/// declined refunds, a deactivated location), fulfilments and double cancellations, while daemons are
+/// killed, paused, stopped and restarted, links are cut and the processor misbehaves. Then the faults stop,
+/// the run waits for every saga to end, and the invariant checker reads the databases.
+///
+/// The choices (which operation, which fault, how long) come from a generator seeded with `seed`; timing
+/// on a shared machine still varies from run to run.
+public struct ChaosRun: Sendable {
+    public struct Configuration: Sendable {
+        public var directory: URL
+        public var duration: Duration
+        public var seed: UInt64
+        /// Clients placing and cancelling at once.
+        public var workers = 8
+        /// Pause between two faults, at random in this range.
+        public var faultGap: ClosedRange<Double> = 1.5...4.0
+        /// How long a fault lasts, at random in this range: below the sagas' give-up horizon, so that every
+        /// saga can still finish once it heals.
+        public var faultLength: ClosedRange<Double> = 0.3...3.0
+        /// How long to wait for every saga to end once the faults stop.
+        public var quietTimeout: Duration = .seconds(180)
+
+        public init(directory: URL, duration: Duration, seed: UInt64) {
+            self.directory = directory
+            self.duration = duration
+            self.seed = seed
+        }
+    }
+
+    /// What the run did and found.
+    public struct Summary: Codable, Sendable {
+        public var seed: UInt64
+        public var seconds: Double
+        public var operations: [String: Int]
+        /// Errors the operations met while faults were on (expected; counted by code).
+        public var operationErrors: [String: Int]
+        public var faults: [String: Int]
+        public var sagas: [String: Int]
+        public var sagasLeftOpen: Int
+        public var violations: [InvariantChecker.Violation]
+
+        public var faultCount: Int { faults.values.reduce(0, +) }
+        public var cancellations: Int { sagas.filter { $0.key.hasPrefix("cancel_order ") }.values.reduce(0, +) }
+        public var passed: Bool { violations.isEmpty && sagasLeftOpen == 0 }
+    }
+
+    public let configuration: Configuration
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    /// Runs it; `progress` gets a line every two seconds.
+    /// - Throws: if the suite cannot start or its databases cannot be read.
+    public func run(progress: @escaping @Sendable (String) -> Void) async throws -> Summary {
+        var options = RescindHarness.Options()
+        options.logLevel = "info"
+        // Patient enough to outlast any single fault (about 25 s of retrying a step), quick to notice a heal.
+        options.sagas = [
+            "max_attempts": 30, "initial_retry_delay_seconds": 0.05, "max_retry_delay_seconds": 1,
+            "call_timeout_seconds": 2, "poll_interval_seconds": 0.1, "place_timeout_seconds": 5,
+        ]
+        let h = try await RescindHarness.start(directory: configuration.directory, options: options)
+        let tally = Tally()
+        let started = ContinuousClock.now
+        let end = started + configuration.duration
+        do {
+            for sku in Self.skus {
+                for location in Self.locations { try await h.setStock(sku, at: location, onHand: 400) }
+            }
+            await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<configuration.workers {
+                    group.addTask {
+                        var random = SplitMix64(seed: configuration.seed &+ UInt64(worker) &* 0x9E37_79B9)
+                        await Self.work(h, until: end, random: &random, tally: tally)
+                    }
+                }
+                group.addTask {
+                    var random = SplitMix64(seed: configuration.seed ^ 0xFA17)
+                    await Self.injectFaults(h, until: end, configuration: configuration, random: &random, tally: tally)
+                }
+                group.addTask { await Self.replenish(h, until: end, tally: tally) }
+                group.addTask {
+                    while ContinuousClock.now < end {
+                        try? await Task.sleep(for: .seconds(2))
+                        progress(tally.line(elapsed: ContinuousClock.now - started, of: configuration.duration))
+                    }
+                }
+            }
+            progress("faults stopped; healing and waiting for every saga to end")
+            await Self.healEverything(h)
+            try await h.restart()
+            var left = 0
+            do {
+                try await h.waitUntilQuiet(timeout: configuration.quietTimeout)
+            } catch {
+                left = try await Self.openSagas(h)
+            }
+            let report = try h.check()
+            let summary = Summary(
+                seed: configuration.seed, seconds: (ContinuousClock.now - started).seconds,
+                operations: tally.snapshot.operations, operationErrors: tally.snapshot.errors,
+                faults: tally.snapshot.faults, sagas: report.sagas, sagasLeftOpen: left,
+                violations: report.violations)
+            await h.stop(removeFiles: false)
+            return summary
+        } catch {
+            await h.stop(removeFiles: false)
+            throw error
+        }
+    }
+
+    static let skus = ["MUG", "TEE", "POSTER", "CAP"]
+    static let locations = ["east", "west"]
+    static let cards = [
+        "4242424242424242", "4242424242424242", "4242424242424242", "4242424242424242",
+        // Declines refunds: its cancellations are compensated.
+        "4000000000005126",
+        // Declined: the placement is rejected and its stock released.
+        "4000000000000002",
+    ]
+
+    /// One client: place, then cancel, double-cancel, fulfil or leave the order, until the end.
+    private static func work(
+        _ h: RescindHarness, until end: ContinuousClock.Instant, random: inout SplitMix64, tally: Tally
+    ) async {
+        while ContinuousClock.now < end {
+            let lines = (0..<Int(random.next(upTo: 3) + 1)).map { _ in
+                (sku: skus[Int(random.next(upTo: UInt64(skus.count)))], quantity: Int64(random.next(upTo: 3) + 1),
+                    unitPrice: Int64(random.next(upTo: 5_000) + 100))
+            }
+            let card = cards[Int(random.next(upTo: UInt64(cards.count)))]
+            let order: Order
+            do {
+                order = try await h.place(lines, card: card, timeout: .seconds(10))
+                tally.count("place")
+            } catch {
+                tally.failed("place", error)
+                continue
+            }
+            guard order.status == .open else { continue }
+            let roll = random.next(upTo: 100)
+            let refund = random.next(upTo: 10) >= 2
+            let restock = random.next(upTo: 10) >= 2
+            do {
+                switch roll {
+                case 0..<65:
+                    _ = try await h.cancel(order.id, refund: refund, restock: restock)
+                    tally.count("cancel")
+                case 65..<75:
+                    async let first = h.cancel(order.id, refund: refund, restock: restock)
+                    async let second = h.cancel(order.id, refund: refund, restock: restock)
+                    let (a, b) = try await (first, second)
+                    tally.count(a.sagaID == b.sagaID ? "double_cancel" : "double_cancel_two_sagas")
+                case 75..<90:
+                    _ = try await h.orders.call(
+                        OrdersMethods.fulfill, OrderRequest(orderID: order.id), timeout: .seconds(10))
+                    tally.count("fulfil")
+                default:
+                    tally.count("left_open")
+                }
+            } catch {
+                tally.failed("act", error)
+            }
+        }
+    }
+
+    /// Keeps stock on the shelves, as a store receiving deliveries does: every second, any SKU and location
+    /// with fewer than 100 units available gets 400 more on hand (an `adjust` ledger row).
+    private static func replenish(_ h: RescindHarness, until end: ContinuousClock.Instant, tally: Tally) async {
+        while ContinuousClock.now < end {
+            try? await Task.sleep(for: .seconds(1))
+            do {
+                let report = try await h.inventory.call(InventoryMethods.listStock, ListStockRequest())
+                for level in report.levels where level.available < 100 {
+                    try await h.setStock(level.sku, at: level.location, onHand: level.onHand + 400)
+                    tally.count("delivery")
+                }
+            } catch {
+                tally.failed("delivery", error)
+            }
+        }
+    }
+
+    /// One fault at a time, each healed before the next.
+    private static func injectFaults(
+        _ h: RescindHarness, until end: ContinuousClock.Instant, configuration: Configuration,
+        random: inout SplitMix64, tally: Tally
+    ) async {
+        var deactivated = false
+        while ContinuousClock.now + .seconds(configuration.faultGap.upperBound) < end {
+            try? await Task.sleep(for: .seconds(random.next(in: configuration.faultGap)))
+            let length = Duration.seconds(random.next(in: configuration.faultLength))
+            let daemons: [Identity] = [.orders, .payments, .inventory]
+            let daemon = daemons[Int(random.next(upTo: 3))]
+            let peer: Identity = random.next(upTo: 2) == 0 ? .payments : .inventory
+            let kind = random.next(upTo: 100)
+            do {
+                switch kind {
+                case 0..<22:
+                    tally.fault("kill -9 \(daemon)")
+                    await h.crash(daemon)
+                    try await Task.sleep(for: length)
+                    try await h.restart()
+                case 22..<32:
+                    tally.fault("sigstop \(daemon)")
+                    h.pause(daemon)
+                    try await Task.sleep(for: length)
+                    h.resume(daemon)
+                case 32..<40:
+                    tally.fault("sigterm \(daemon)")
+                    await h.terminate(daemon)
+                    try await h.restart()
+                case 40..<75:
+                    let modes: [FaultProxy.Mode] = [
+                        .drop, .blackhole, .reset, .loseAnswers, .delay(.milliseconds(Int64(random.next(upTo: 300)))),
+                    ]
+                    let mode = modes[Int(random.next(upTo: UInt64(modes.count)))]
+                    tally.fault("link to \(peer): \(mode.name)")
+                    let proxy = try h.proxy(peer)
+                    proxy.set(mode)
+                    try await Task.sleep(for: length)
+                    proxy.set(.pass)
+                case 75..<95:
+                    let modes: [ProcessorFaults] = [
+                        .init(mode: .slow, delayMillis: Int64(random.next(upTo: 800))), .init(mode: .unavailable),
+                        .init(mode: .refundAnswerLost),
+                    ]
+                    let faults = modes[Int(random.next(upTo: UInt64(modes.count)))]
+                    tally.fault("processor: \(faults.mode)")
+                    try await h.setProcessorFaults(faults)
+                    try await Task.sleep(for: length)
+                    try await h.setProcessorFaults(ProcessorFaults(mode: .normal))
+                default:
+                    // Once: a location goes away; restocks to it fail and those cancellations are undone.
+                    guard !deactivated else { continue }
+                    deactivated = true
+                    tally.fault("deactivate location west")
+                    _ = try await h.inventory.call(
+                        InventoryMethods.deactivateLocation, LocationRequest(location: "west"))
+                }
+            } catch {
+                tally.failed("fault", error)
+                await healEverything(h)
+                try? await h.restart()
+            }
+        }
+    }
+
+    /// Every link passes, the processor behaves, nothing is paused.
+    private static func healEverything(_ h: RescindHarness) async {
+        for proxy in h.proxies.values { proxy.set(.pass) }
+        for daemon in [Identity.orders, .payments, .inventory] { h.resume(daemon) }
+        try? await h.restart()
+        try? await h.setProcessorFaults(ProcessorFaults(mode: .normal))
+    }
+
+    private static func openSagas(_ h: RescindHarness) async throws -> Int {
+        let running = try await h.orders.call(OrdersMethods.listSagas, ListSagasRequest(state: .running))
+        let compensating = try await h.orders.call(OrdersMethods.listSagas, ListSagasRequest(state: .compensating))
+        return running.sagas.count + compensating.sagas.count
+    }
+}
+
+/// Counts shared by the run's tasks.
+private final class Tally: Sendable {
+    struct Counts: Sendable {
+        var operations: [String: Int] = [:]
+        var errors: [String: Int] = [:]
+        var faults: [String: Int] = [:]
+    }
+
+    private let counts = Mutex(Counts())
+
+    var snapshot: Counts { counts.withLock { $0 } }
+
+    func count(_ operation: String) { counts.withLock { $0.operations[operation, default: 0] += 1 } }
+
+    func failed(_ operation: String, _ error: any Error) {
+        let code = (error as? RescindError).map { "\($0.code)\($0.reason.map { "/\($0)" } ?? "")" } ?? "other"
+        counts.withLock { $0.errors["\(operation): \(code)", default: 0] += 1 }
+    }
+
+    func fault(_ kind: String) { counts.withLock { $0.faults[kind, default: 0] += 1 } }
+
+    func line(elapsed: Duration, of total: Duration) -> String {
+        let counts = snapshot
+        let faults = counts.faults.values.reduce(0, +)
+        let errors = counts.errors.values.reduce(0, +)
+        let operations = counts.operations.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        return "chaos \(Int(elapsed.seconds))s/\(Int(total.seconds))s  \(operations.joined(separator: ", "))  "
+            + "faults \(faults)  errors \(errors)"
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64): the same seed makes the same choices.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// 0..<bound.
+    mutating func next(upTo bound: UInt64) -> UInt64 { next() % max(bound, 1) }
+
+    mutating func next(in range: ClosedRange<Double>) -> Double {
+        range.lowerBound + (range.upperBound - range.lowerBound) * Double(next() >> 11) / Double(1 << 53)
+    }
+}
+
+extension FaultProxy.Mode {
+    /// The mode's name without its parameter.
+    var name: String {
+        switch self {
+        case .delay: "delay"
+        default: description
+        }
+    }
+}

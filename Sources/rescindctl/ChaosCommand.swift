@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import RescindTestSupport
+
+struct Chaos: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a suite under load while killing, pausing and cutting it; then check every invariant.",
+        discussion: """
+            Starts a fresh suite in --dir (with a fault proxy on each of Orders' links and the processor's fault \
+            modes on), places, cancels (with and without refund and restock, declined refunds, a deactivated \
+            location), fulfils and double-cancels from several clients while killing, pausing and restarting \
+            daemons, cutting links and making the processor fail. Then it heals everything, waits for every saga \
+            to end and reads the three databases. Exits 1 on any violation or saga left open.
+            """
+    )
+
+    @Option(help: "A new directory for the suite; kept afterwards, with its logs and databases.")
+    var dir: String
+    @Option(help: "How long to inject faults: 90s, 10m, 1h.")
+    var duration: String = "60s"
+    @Option(help: "Seeds the choice of operations and faults.")
+    var seed: UInt64 = 1
+    @Option(help: "Clients placing and cancelling at once.")
+    var workers = 8
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        guard let length = Self.parse(duration) else {
+            throw ValidationError("--duration is a number followed by s, m or h, e.g. 90s or 10m")
+        }
+        let directory = URL(fileURLWithPath: dir)
+        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("suite.json").path) {
+            throw ValidationError("\(dir) already holds a suite; chaos starts from a new directory")
+        }
+        var configuration = ChaosRun.Configuration(directory: directory, duration: length, seed: seed)
+        configuration.workers = workers
+        output.progress("chaos: seed \(seed), \(duration) of faults, \(workers) clients, suite in \(dir)")
+        let summary = try await ChaosRun(configuration).run(progress: output.progress)
+        try output.emit(summary, text: Self.render)
+        if !summary.passed { throw ExitCode(1) }
+    }
+
+    static func parse(_ text: String) -> Duration? {
+        guard let unit = text.last, let value = Double(text.dropLast()), value > 0 else { return nil }
+        switch unit {
+        case "s": return .seconds(value)
+        case "m": return .seconds(value * 60)
+        case "h": return .seconds(value * 3600)
+        default: return nil
+        }
+    }
+
+    static func render(_ summary: ChaosRun.Summary) -> String {
+        func rows(_ counts: [String: Int]) -> [String] {
+            counts.sorted { $0.key < $1.key }.map { "  \(Render.pad(String($0.value), 7)) \($0.key)" }
+        }
+        var lines = ["chaos run, seed \(summary.seed), \(Int(summary.seconds)) s"]
+        lines += ["operations:"] + rows(summary.operations)
+        lines += ["sagas by outcome (\(summary.cancellations) cancellations):"] + rows(summary.sagas)
+        lines += ["faults injected (\(summary.faultCount)):"] + rows(summary.faults)
+        if !summary.operationErrors.isEmpty {
+            lines += ["errors operations met during faults (expected):"] + rows(summary.operationErrors)
+        }
+        lines.append("sagas left open: \(summary.sagasLeftOpen)")
+        if summary.violations.isEmpty {
+            lines.append("violations: none")
+        } else {
+            lines.append("violations (\(summary.violations.count)):")
+            lines += summary.violations.map { "  \($0)" }
+        }
+        lines.append(summary.passed ? "PASSED" : "FAILED")
+        return lines.joined(separator: "\n")
+    }
+}
