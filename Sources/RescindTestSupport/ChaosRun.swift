@@ -142,6 +142,8 @@ public struct ChaosRun: Sendable {
                 tally.count("place")
             } catch {
                 tally.failed("place", error)
+                // A daemon is down or a link cut: back off a little, as a real client would.
+                try? await Task.sleep(for: .milliseconds(Int64(random.next(upTo: 200) + 50)))
                 continue
             }
             guard order.status == .open else { continue }
