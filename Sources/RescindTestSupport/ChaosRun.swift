@@ -132,8 +132,10 @@ public struct ChaosRun: Sendable {
     ) async {
         while ContinuousClock.now < end {
             let lines = (0..<Int(random.next(upTo: 3) + 1)).map { _ in
-                (sku: skus[Int(random.next(upTo: UInt64(skus.count)))], quantity: Int64(random.next(upTo: 3) + 1),
-                    unitPrice: Int64(random.next(upTo: 5_000) + 100))
+                (
+                    sku: skus[Int(random.next(upTo: UInt64(skus.count)))], quantity: Int64(random.next(upTo: 3) + 1),
+                    unitPrice: Int64(random.next(upTo: 5_000) + 100)
+                )
             }
             let card = cards[Int(random.next(upTo: UInt64(cards.count)))]
             let order: Order

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RescindSuite
 import RescindTestSupport
 
 struct Chaos: AsyncParsableCommand {
@@ -70,5 +71,40 @@ struct Chaos: AsyncParsableCommand {
         }
         lines.append(summary.passed ? "PASSED" : "FAILED")
         return lines.joined(separator: "\n")
+    }
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read a local suite's three databases and report every broken invariant, with its rows.",
+        discussion: """
+            Money refunded at most once and never above what was captured; every order's status agreeing with \
+            its payment and its stock; stock conserved by the ledger; nothing negative; and, unless \
+            --allow-running, no saga still running or failed. Read-only: safe while the daemons run. Exits 1 \
+            on any violation.
+            """
+    )
+
+    @Option(help: "The suite's directory (default: $RESCIND_DIR).")
+    var dir: String?
+    @Flag(help: "Do not count sagas still running or compensating, nor failed ones, as violations.")
+    var allowRunning = false
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        guard let dir = dir ?? ProcessInfo.processInfo.environment["RESCIND_DIR"] else {
+            throw ValidationError("say where the suite lives: --dir DIR or RESCIND_DIR")
+        }
+        let checker = InvariantChecker(layout: SuiteLayout(path: dir))
+        let report = try checker.check(.init(quiet: !allowRunning, noneFailed: !allowRunning))
+        try output.emit(report) { report in
+            var lines = [
+                "checked \(report.orders) orders, \(report.payments) payments, \(report.stockRows) stock rows, "
+                    + "\(report.sagas.values.reduce(0, +)) sagas"
+            ]
+            lines += report.violations.isEmpty ? ["violations: none"] : report.violations.map { "\($0)" }
+            return lines.joined(separator: "\n")
+        }
+        if !report.isClean { throw ExitCode(1) }
     }
 }

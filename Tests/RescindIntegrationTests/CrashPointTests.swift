@@ -5,116 +5,125 @@ import RescindTransport
 import RescindWire
 import Testing
 
-/// Orders killed (SIGKILL, at a crash point) at every step boundary of its sagas, going forward and undoing;
-/// restarted, it finishes each saga once, and the databases agree.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct CrashPointTests {
-    enum Scenario: Sendable {
-        /// Place an order with a card, then cancel it.
-        case cancel(card: String)
-        /// Place an order with a card (the crash is during placement).
-        case place(card: String)
-        /// Place an order, then fulfil it.
-        case fulfil
-    }
-
-    struct Case: Sendable, CustomTestStringConvertible {
-        var point: String
-        var scenario: Scenario
-        var remote: Bool
-        var ends: Saga.State
-
-        var testDescription: String { point }
-        var phase: String { String(point.split(separator: "/")[3]) }
-        var step: String { String(point.split(separator: "/")[1]) }
-        var direction: Saga.Step.Direction {
-            Saga.Step.Direction(rawValue: String(point.split(separator: "/")[2])) ?? .forward
+extension RealDaemons {
+    /// Orders killed (SIGKILL, at a crash point) at every step boundary of its sagas, going forward and undoing;
+    /// restarted, it finishes each saga once, and the databases agree.
+    @Suite(.serialized, .timeLimit(.minutes(10))) struct CrashPointTests {
+        enum Scenario: Sendable {
+            /// Place an order with a card, then cancel it.
+            case cancel(card: String)
+            /// Place an order with a card (the crash is during placement).
+            case place(card: String)
+            /// Place an order, then fulfil it.
+            case fulfil
         }
-    }
 
-    static let good = "4242424242424242"
-    static let declined = "4000000000000002"
-    static let refundDeclined = "4000000000005126"
+        struct Case: Sendable, CustomTestStringConvertible {
+            var point: String
+            var scenario: Scenario
+            var remote: Bool
+            var ends: Saga.State
 
-    static let cases: [Case] = {
-        var cases: [Case] = []
-        func add(
-            _ kind: String, _ step: String, _ direction: String, remote: Bool, _ scenario: Scenario,
-            ends: Saga.State, phases: [String] = ["before", "after"]
-        ) {
-            for phase in phases {
-                cases.append(
-                    Case(point: "\(kind)/\(step)/\(direction)/\(phase)", scenario: scenario, remote: remote, ends: ends)
-                )
+            var testDescription: String { point }
+            var phase: String { String(point.split(separator: "/")[3]) }
+            var step: String { String(point.split(separator: "/")[1]) }
+            var direction: Saga.Step.Direction {
+                Saga.Step.Direction(rawValue: String(point.split(separator: "/")[2])) ?? .forward
             }
         }
-        // Cancelling, forward.
-        add("cancel_order", "prepare_restock", "forward", remote: true, .cancel(card: good), ends: .completed)
-        add("cancel_order", "refund", "forward", remote: true, .cancel(card: good), ends: .completed)
-        add("cancel_order", "restock", "forward", remote: true, .cancel(card: good), ends: .completed)
-        add("cancel_order", "finalize", "forward", remote: false, .cancel(card: good), ends: .completed)
-        // Cancelling, undoing a declined refund.
-        add("cancel_order", "take_back", "compensate", remote: true, .cancel(card: refundDeclined), ends: .compensated)
-        add("cancel_order", "unlock", "compensate", remote: false, .cancel(card: refundDeclined), ends: .compensated)
-        // Placing, forward. The card number lives only in memory: a crash before authorization finished
-        // rejects the order (card_unavailable) once Orders is back.
-        add("place_order", "reserve", "forward", remote: true, .place(card: good), ends: .compensated)
-        add(
-            "place_order", "authorize", "forward", remote: true, .place(card: good), ends: .compensated,
-            phases: ["before"])
-        add(
-            "place_order", "authorize", "forward", remote: true, .place(card: good), ends: .completed, phases: ["after"]
-        )
-        add("place_order", "capture", "forward", remote: true, .place(card: good), ends: .completed)
-        add("place_order", "open", "forward", remote: false, .place(card: good), ends: .completed)
-        // Placing, undoing a declined card.
-        add("place_order", "release", "compensate", remote: true, .place(card: declined), ends: .compensated)
-        add("place_order", "reject", "compensate", remote: false, .place(card: declined), ends: .compensated)
-        // Fulfilling.
-        add("fulfil_order", "commit", "forward", remote: true, .fulfil, ends: .completed)
-        add("fulfil_order", "fulfilled", "forward", remote: false, .fulfil, ends: .completed)
-        return cases
-    }()
 
-    @Test(arguments: cases)
-    func ordersKilledAtAStepBoundaryFinishesTheSagaOnce(_ crash: Case) async throws {
-        try await RescindHarness.withSuite(environment: [.orders: ["RESCIND_CRASH_POINT": crash.point]]) { h in
-            try await h.setStock("MUG", at: "main", onHand: 5)
-            // What Orders is doing when it dies: the call that started the saga loses its connection.
-            switch crash.scenario {
-            case .cancel(let card):
-                let order = try await h.place([("MUG", 2, 1200)], card: card)
-                _ = try? await h.cancel(order.id)
-            case .place(let card):
-                _ = try? await h.place([("MUG", 2, 1200)], card: card)
-            case .fulfil:
-                let order = try await h.place([("MUG", 2, 1200)])
-                _ = try? await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: order.id))
-            }
-            // It died, and where the test says.
-            #expect(await h.waitForExit(.orders))
-            #expect(!h.isRunning(.orders))
-            #expect(h.log(.orders).contains { $0.contains("crash point reached: \(crash.point)") })
+        static let good = "4242424242424242"
+        static let declined = "4000000000000002"
+        static let refundDeclined = "4000000000005126"
 
-            try await h.restart()
-            let orders = try await h.orders.call(OrdersMethods.list, ListOrdersRequest())
-            let order = try #require(orders.orders.first)
-            let saga = try #require(try await h.sagas(of: order.id).last)
-            let ended = try await h.waitForSaga(saga.id)
-            #expect(ended.state == crash.ends, "\(ended.steps.map { "\($0.name):\($0.status)" })")
-            let step = try #require(ended.step(crash.step, crash.direction))
-            // An authorization cut short cannot be tried again without the card: it is abandoned and undone.
-            let abandoned = crash.step == "authorize" && crash.phase == "before"
-            #expect(step.status == (abandoned ? .failed : .succeeded))
-            if crash.phase == "after" {
-                // Recorded before the crash: never done again.
-                #expect(step.attempt == 1)
-            } else if crash.remote {
-                // Cut short by the crash, the attempt counts; the next went out with the same key.
-                #expect(step.attempt >= 2)
-                #expect(step.idempotencyKey == "\(saga.id.uuidString)/\(crash.step)")
+        static let cases: [Case] = {
+            var cases: [Case] = []
+            func add(
+                _ kind: String, _ step: String, _ direction: String, remote: Bool, _ scenario: Scenario,
+                ends: Saga.State, phases: [String] = ["before", "after"]
+            ) {
+                for phase in phases {
+                    cases.append(
+                        Case(
+                            point: "\(kind)/\(step)/\(direction)/\(phase)", scenario: scenario, remote: remote,
+                            ends: ends)
+                    )
+                }
             }
-            let report = try h.check()
-            #expect(report.violations.isEmpty, "\(report.violations)")
+            // Cancelling, forward.
+            add("cancel_order", "prepare_restock", "forward", remote: true, .cancel(card: good), ends: .completed)
+            add("cancel_order", "refund", "forward", remote: true, .cancel(card: good), ends: .completed)
+            add("cancel_order", "restock", "forward", remote: true, .cancel(card: good), ends: .completed)
+            add("cancel_order", "finalize", "forward", remote: false, .cancel(card: good), ends: .completed)
+            // Cancelling, undoing a declined refund.
+            add(
+                "cancel_order", "take_back", "compensate", remote: true, .cancel(card: refundDeclined),
+                ends: .compensated)
+            add(
+                "cancel_order", "unlock", "compensate", remote: false, .cancel(card: refundDeclined), ends: .compensated
+            )
+            // Placing, forward. The card number lives only in memory: a crash before authorization finished
+            // rejects the order (card_unavailable) once Orders is back.
+            add("place_order", "reserve", "forward", remote: true, .place(card: good), ends: .compensated)
+            add(
+                "place_order", "authorize", "forward", remote: true, .place(card: good), ends: .compensated,
+                phases: ["before"])
+            add(
+                "place_order", "authorize", "forward", remote: true, .place(card: good), ends: .completed,
+                phases: ["after"]
+            )
+            add("place_order", "capture", "forward", remote: true, .place(card: good), ends: .completed)
+            add("place_order", "open", "forward", remote: false, .place(card: good), ends: .completed)
+            // Placing, undoing a declined card.
+            add("place_order", "release", "compensate", remote: true, .place(card: declined), ends: .compensated)
+            add("place_order", "reject", "compensate", remote: false, .place(card: declined), ends: .compensated)
+            // Fulfilling.
+            add("fulfil_order", "commit", "forward", remote: true, .fulfil, ends: .completed)
+            add("fulfil_order", "fulfilled", "forward", remote: false, .fulfil, ends: .completed)
+            return cases
+        }()
+
+        @Test(arguments: cases)
+        func ordersKilledAtAStepBoundaryFinishesTheSagaOnce(_ crash: Case) async throws {
+            try await RescindHarness.withSuite(environment: [.orders: ["RESCIND_CRASH_POINT": crash.point]]) { h in
+                try await h.setStock("MUG", at: "main", onHand: 5)
+                // What Orders is doing when it dies: the call that started the saga loses its connection.
+                switch crash.scenario {
+                case .cancel(let card):
+                    let order = try await h.place([("MUG", 2, 1200)], card: card)
+                    _ = try? await h.cancel(order.id)
+                case .place(let card):
+                    _ = try? await h.place([("MUG", 2, 1200)], card: card)
+                case .fulfil:
+                    let order = try await h.place([("MUG", 2, 1200)])
+                    _ = try? await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: order.id))
+                }
+                // It died, and where the test says.
+                #expect(await h.waitForExit(.orders))
+                #expect(!h.isRunning(.orders))
+                #expect(h.log(.orders).contains { $0.contains("crash point reached: \(crash.point)") })
+
+                try await h.restart()
+                let orders = try await h.orders.call(OrdersMethods.list, ListOrdersRequest())
+                let order = try #require(orders.orders.first)
+                let saga = try #require(try await h.sagas(of: order.id).last)
+                let ended = try await h.waitForSaga(saga.id)
+                #expect(ended.state == crash.ends, "\(ended.steps.map { "\($0.name):\($0.status)" })")
+                let step = try #require(ended.step(crash.step, crash.direction))
+                // An authorization cut short cannot be tried again without the card: it is abandoned and undone.
+                let abandoned = crash.step == "authorize" && crash.phase == "before"
+                #expect(step.status == (abandoned ? .failed : .succeeded))
+                if crash.phase == "after" {
+                    // Recorded before the crash: never done again.
+                    #expect(step.attempt == 1)
+                } else if crash.remote {
+                    // Cut short by the crash, the attempt counts; the next went out with the same key.
+                    #expect(step.attempt >= 2)
+                    #expect(step.idempotencyKey == "\(saga.id.uuidString)/\(crash.step)")
+                }
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
         }
     }
 }

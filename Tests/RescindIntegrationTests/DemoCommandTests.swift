@@ -1,42 +1,45 @@
 import Foundation
 import Testing
 
-/// `rescindctl demo`, the README's first command, run as a user runs it.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct DemoCommandTests {
-    @Test func theDemoShowsTheThreeOutcomesAndStopsTheSuite() throws {
-        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("rescindctl")
-        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build first: swift build")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "rescind-demo-test-\(UUID().uuidString.prefix(8))")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["demo", "--dir", directory.path, "--json"]
-        let stdout = Pipe()
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+extension RealDaemons {
+    /// `rescindctl demo`, the README's first command, run as a user runs it.
+    @Suite(.serialized, .timeLimit(.minutes(3))) struct DemoCommandTests {
+        @Test func theDemoShowsTheThreeOutcomesAndStopsTheSuite() throws {
+            let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+                .appendingPathComponent("rescindctl")
+            try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build first: swift build")
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "rescind-demo-test-\(UUID().uuidString.prefix(8))")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = ["demo", "--dir", directory.path, "--json"]
+            let stdout = Pipe()
+            process.standardOutput = stdout
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = stdout.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
 
-        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let scenarios = try #require(report["scenarios"] as? [[String: Any]])
-        let byName = Dictionary(
-            uniqueKeysWithValues: scenarios.compactMap { s in (s["name"] as? String).map { ($0, s) } })
-        func state(_ name: String) -> String? { (byName[name]?["saga"] as? [String: Any])?["state"] as? String }
-        func status(_ name: String) -> String? { (byName[name]?["order"] as? [String: Any])?["status"] as? String }
-        #expect(state("cancelled") == "completed")
-        #expect(status("cancelled") == "cancelled")
-        #expect(state("refund_declined") == "compensated")
-        #expect(status("refund_declined") == "open")
-        #expect(state("restock_failed") == "compensated")
-        #expect(status("restock_failed") == "open")
-        #expect(status("card_declined") == "rejected")
-        // The suite was stopped: no pid file is left.
-        let pids =
-            (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("run").path)) ?? []
-        #expect(pids.isEmpty)
+            let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            let scenarios = try #require(report["scenarios"] as? [[String: Any]])
+            let byName = Dictionary(
+                uniqueKeysWithValues: scenarios.compactMap { s in (s["name"] as? String).map { ($0, s) } })
+            func state(_ name: String) -> String? { (byName[name]?["saga"] as? [String: Any])?["state"] as? String }
+            func status(_ name: String) -> String? { (byName[name]?["order"] as? [String: Any])?["status"] as? String }
+            #expect(state("cancelled") == "completed")
+            #expect(status("cancelled") == "cancelled")
+            #expect(state("refund_declined") == "compensated")
+            #expect(status("refund_declined") == "open")
+            #expect(state("restock_failed") == "compensated")
+            #expect(status("restock_failed") == "open")
+            #expect(status("card_declined") == "rejected")
+            // The suite was stopped: no pid file is left.
+            let pids =
+                (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("run").path))
+                ?? []
+            #expect(pids.isEmpty)
+        }
     }
 }

@@ -5,77 +5,82 @@ import RescindTestSupport
 import RescindTransport
 import Testing
 
-/// The invariant checker finds each broken promise in databases a test breaks on purpose, and nothing in a
-/// suite that kept them.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct InvariantCheckerTests {
-    /// A stopped suite with one cancelled order, one open order and one fulfilled order.
-    private func stoppedSuite() async throws -> (RescindHarness, cancelled: UUID, open: UUID) {
-        let h = try await RescindHarness.start()
-        do {
-            try await h.setStock("MUG", at: "main", onHand: 10)
-            let cancelled = try await h.place([("MUG", 2, 1200)])
-            let accepted = try await h.cancel(cancelled.id)
-            _ = try await h.waitForSaga(accepted.sagaID)
-            let open = try await h.place([("MUG", 1, 1200)])
-            let fulfilled = try await h.place([("MUG", 3, 1200)])
-            _ = try await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: fulfilled.id))
-            await h.stop(removeFiles: false)
-            return (h, cancelled.id, open.id)
-        } catch {
-            await h.stop(removeFiles: false)
-            throw error
+extension RealDaemons {
+    /// The invariant checker finds each broken promise in databases a test breaks on purpose, and nothing in a
+    /// suite that kept them.
+    @Suite(.serialized, .timeLimit(.minutes(3))) struct InvariantCheckerTests {
+        /// A stopped suite with one cancelled order, one open order and one fulfilled order.
+        private func stoppedSuite() async throws -> (RescindHarness, cancelled: UUID, open: UUID) {
+            let h = try await RescindHarness.start()
+            do {
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let cancelled = try await h.place([("MUG", 2, 1200)])
+                let accepted = try await h.cancel(cancelled.id)
+                _ = try await h.waitForSaga(accepted.sagaID)
+                let open = try await h.place([("MUG", 1, 1200)])
+                let fulfilled = try await h.place([("MUG", 3, 1200)])
+                _ = try await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: fulfilled.id))
+                await h.stop(removeFiles: false)
+                return (h, cancelled.id, open.id)
+            } catch {
+                await h.stop(removeFiles: false)
+                throw error
+            }
         }
-    }
 
-    private func tamper(_ h: RescindHarness, _ daemon: Identity, _ sql: String) throws {
-        let queue = try DatabaseQueue(path: h.database(daemon).path)
-        try queue.write { db in try db.execute(sql: sql) }
-        try queue.close()
-    }
+        private func tamper(_ h: RescindHarness, _ daemon: Identity, _ sql: String) throws {
+            let queue = try DatabaseQueue(path: h.database(daemon).path)
+            try queue.write { db in try db.execute(sql: sql) }
+            try queue.close()
+        }
 
-    private func rules(_ h: RescindHarness) throws -> Set<String> {
-        Set(try h.check().violations.map(\.rule))
-    }
+        private func rules(_ h: RescindHarness) throws -> Set<String> {
+            Set(try h.check().violations.map(\.rule))
+        }
 
-    @Test func aSuiteThatKeptItsPromisesIsClean() async throws {
-        let (h, _, _) = try await stoppedSuite()
-        defer { try? FileManager.default.removeItem(at: h.directory) }
-        let report = try h.check()
-        #expect(report.violations.isEmpty, "\(report.violations)")
-        #expect(report.orders == 3)
-        #expect(report.sagas == ["place_order completed": 3, "cancel_order completed": 1, "fulfil_order completed": 1])
-    }
+        @Test func aSuiteThatKeptItsPromisesIsClean() async throws {
+            let (h, _, _) = try await stoppedSuite()
+            defer { try? FileManager.default.removeItem(at: h.directory) }
+            let report = try h.check()
+            #expect(report.violations.isEmpty, "\(report.violations)")
+            #expect(report.orders == 3)
+            #expect(
+                report.sagas == ["place_order completed": 3, "cancel_order completed": 1, "fulfil_order completed": 1])
+        }
 
-    @Test func eachBrokenPromiseIsFoundWithItsRows() async throws {
-        let (h, cancelled, open) = try await stoppedSuite()
-        defer { try? FileManager.default.removeItem(at: h.directory) }
+        @Test func eachBrokenPromiseIsFoundWithItsRows() async throws {
+            let (h, cancelled, open) = try await stoppedSuite()
+            defer { try? FileManager.default.removeItem(at: h.directory) }
 
-        try tamper(h, .inventory, "UPDATE stock SET on_hand = on_hand + 1")
-        #expect(try rules(h) == ["stock_not_conserved"])
-        try tamper(h, .inventory, "UPDATE stock SET on_hand = on_hand - 1")
+            try tamper(h, .inventory, "UPDATE stock SET on_hand = on_hand + 1")
+            #expect(try rules(h) == ["stock_not_conserved"])
+            try tamper(h, .inventory, "UPDATE stock SET on_hand = on_hand - 1")
 
-        try tamper(
-            h, .payments,
-            """
-            INSERT INTO payment_event (order_id, kind, amount, fee, at, idempotency_key)
-            SELECT order_id, kind, amount, fee, at, idempotency_key FROM payment_event WHERE kind = 'refund'
-            """)
-        #expect(try rules(h) == ["refund_twice", "refund_events_disagree"])
-        try tamper(h, .payments, "DELETE FROM payment_event WHERE id = (SELECT MAX(id) FROM payment_event)")
-        #expect(try rules(h).isEmpty)
+            try tamper(
+                h, .payments,
+                """
+                INSERT INTO payment_event (order_id, kind, amount, fee, at, idempotency_key)
+                SELECT order_id, kind, amount, fee, at, idempotency_key FROM payment_event WHERE kind = 'refund'
+                """)
+            #expect(try rules(h) == ["refund_twice", "refund_events_disagree"])
+            try tamper(h, .payments, "DELETE FROM payment_event WHERE id = (SELECT MAX(id) FROM payment_event)")
+            #expect(try rules(h).isEmpty)
 
-        try tamper(h, .orders, "UPDATE orders SET status = 'open' WHERE id = '\(cancelled.uuidString)'")
-        let reopened = try h.check().violations
-        #expect(Set(reopened.map(\.rule)) == ["payment_disagrees", "stock_disagrees"])
-        #expect(reopened.allSatisfy { $0.rows.contains { $0.contains(cancelled.uuidString) } })
-        try tamper(h, .orders, "UPDATE orders SET status = 'cancelled' WHERE id = '\(cancelled.uuidString)'")
+            try tamper(h, .orders, "UPDATE orders SET status = 'open' WHERE id = '\(cancelled.uuidString)'")
+            let reopened = try h.check().violations
+            #expect(Set(reopened.map(\.rule)) == ["payment_disagrees", "stock_disagrees"])
+            #expect(reopened.allSatisfy { $0.rows.contains { $0.contains(cancelled.uuidString) } })
+            try tamper(h, .orders, "UPDATE orders SET status = 'cancelled' WHERE id = '\(cancelled.uuidString)'")
 
-        try tamper(h, .inventory, "UPDATE reservation SET status = 'restocked' WHERE order_id = '\(open.uuidString)'")
-        #expect(try rules(h) == ["stock_disagrees", "reserved_disagrees"])
-        try tamper(h, .inventory, "UPDATE reservation SET status = 'reserved' WHERE order_id = '\(open.uuidString)'")
+            try tamper(
+                h, .inventory, "UPDATE reservation SET status = 'restocked' WHERE order_id = '\(open.uuidString)'")
+            #expect(try rules(h) == ["stock_disagrees", "reserved_disagrees"])
+            try tamper(
+                h, .inventory, "UPDATE reservation SET status = 'reserved' WHERE order_id = '\(open.uuidString)'")
 
-        try tamper(h, .orders, "UPDATE saga SET state = 'running' WHERE kind = 'cancel_order'")
-        #expect(try rules(h).contains("saga_unfinished"))
-        #expect(try h.check(.init(quiet: false)).violations.allSatisfy { $0.rule != "saga_unfinished" })
+            try tamper(h, .orders, "UPDATE saga SET state = 'running' WHERE kind = 'cancel_order'")
+            #expect(try rules(h).contains("saga_unfinished"))
+            #expect(try h.check(.init(quiet: false)).violations.allSatisfy { $0.rule != "saga_unfinished" })
+        }
     }
 }

@@ -76,6 +76,7 @@ struct GoldenVectorTests {
         #expect(try open("settle-outcome") == rawValues(SettleOutcome.known))
         #expect(try open("reservation-status") == rawValues(Reservation.Status.known))
         #expect(try open("error-code") == rawValues(RescindError.Code.known))
+        #expect(try open("processor-fault-mode") == rawValues(ProcessorFaults.Mode.known))
         // Not CaseIterable: their cases are listed by hand.
         #expect(try choices("saga-step-direction") == rawValues([Saga.Step.Direction.forward, .compensate]))
         #expect(try choices("saga-step-status") == rawValues([Saga.Step.Status.started, .succeeded, .failed]))

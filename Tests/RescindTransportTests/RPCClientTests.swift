@@ -125,14 +125,15 @@ struct RPCClientTests {
     func callInFlightDuringShutdown() async throws {
         let pki = try TestPKI()
         defer { pki.remove() }
-        let server = try await RunningServer.start(pki: pki)
+        let gauge = Gauge()
+        let server = try await RunningServer.start(pki: pki, router: gauge.router())
         let client = try makeClient(pki: pki, endpoint: server.endpoint)
         _ = try await client.call(TestMethods.echo, EchoRequest(text: "connect", number: 0))
 
         let pending = Task {
             try await client.call(TestMethods.sleep, SleepRequest(number: 1, milliseconds: 3_000))
         }
-        try await Task.sleep(for: .milliseconds(200))  // let the request reach its handler
+        try await gauge.waitUntilRunning(1)  // in flight: its handler runs
         await server.stop()
 
         let error = await rescindError { _ = try await within(.seconds(5)) { try await pending.value } }

@@ -208,6 +208,8 @@ final class SagaRunner: Service, Sendable {
                 }
             } catch let error as DatabaseError {
                 logger.error("saga step could not be recorded; will retry", metadata: ["error": "\(error)"])
+            } catch is CancellationError {
+                // Stopped mid-step without recording: the next start finds the attempt cut short.
             } catch {
                 // The saga cannot be driven by this build (a kind it does not run, a plan it no longer makes).
                 await quarantine(sagaID, error: error, logger: logger)
@@ -294,6 +296,8 @@ final class SagaRunner: Service, Sendable {
             } catch {
                 answer = .failure(error)
             }
+            // Cancelled (a forced stop), the call's outcome says nothing about the step: record nothing.
+            try Task.checkCancellation()
             action = try await database.write { db in
                 var loaded = loaded
                 let outcome: SagaStore.Outcome
