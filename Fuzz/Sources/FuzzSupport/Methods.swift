@@ -50,8 +50,10 @@ public enum Methods {
         MethodEntry(InventoryMethods.deactivateLocation),
         MethodEntry(InventoryMethods.reserve),
         MethodEntry(InventoryMethods.release),
+        MethodEntry(InventoryMethods.prepareRestock),
         MethodEntry(InventoryMethods.restock),
         MethodEntry(InventoryMethods.takeBack),
+        MethodEntry(InventoryMethods.writeOff),
         MethodEntry(InventoryMethods.commit),
         MethodEntry(InventoryMethods.getReservation),
         // Orders' answers hold dates, which may move by one floating-point step through a round trip.
@@ -62,11 +64,14 @@ public enum Methods {
         MethodEntry(OrdersMethods.fulfill, response: .stableBytes),
         MethodEntry(OrdersMethods.listSagas, response: .stableBytes),
         MethodEntry(OrdersMethods.getSaga, response: .stableBytes),
+        MethodEntry(OrdersMethods.retrySaga, response: .stableBytes),
+        MethodEntry(OrdersMethods.settleSaga, response: .stableBytes),
         MethodEntry(PaymentsMethods.authorize),
         MethodEntry(PaymentsMethods.capture),
         MethodEntry(PaymentsMethods.void),
         MethodEntry(PaymentsMethods.refund),
         MethodEntry(PaymentsMethods.get),
+        MethodEntry(PaymentsMethods.setProcessorFaults),
     ]
 
     public static let byName: [String: MethodEntry] = Dictionary(
