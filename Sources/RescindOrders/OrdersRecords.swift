@@ -28,6 +28,18 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
         return order
     }
 
+    /// Changes an order in a saga step: `edit` changes it, then it is stamped `now` and written.
+    @discardableResult
+    static func change(_ db: Database, _ id: UUID, at now: Date, _ edit: (inout OrderRecord) throws -> Void)
+        throws -> OrderRecord
+    {
+        var order = try load(db, id)
+        try edit(&order)
+        order.updatedAt = now
+        try order.update(db)
+        return order
+    }
+
     /// Refuses a cancellation the order's status does not allow, with the rule named.
     func requireCancellable() throws {
         switch status {

@@ -5,22 +5,11 @@ extension RealDaemons {
     /// `rescindctl demo`, the README's first command, run as a user runs it.
     @Suite(.serialized, .timeLimit(.minutes(3))) struct DemoCommandTests {
         @Test func theDemoShowsTheThreeOutcomesAndStopsTheSuite() throws {
-            let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-                .appendingPathComponent("rescindctl")
-            try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build first: swift build")
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "rescind-demo-test-\(UUID().uuidString.prefix(8))")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = ["demo", "--dir", directory.path, "--json"]
-            let stdout = Pipe()
-            process.standardOutput = stdout
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = stdout.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
+            let (exitStatus, data) = try runRescindctl(["demo", "--dir", directory.path, "--json"])
+            #expect(exitStatus == 0)
 
             let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             let scenarios = try #require(report["scenarios"] as? [[String: Any]])

@@ -9,19 +9,8 @@ extension RealDaemons {
     @Suite(.serialized, .timeLimit(.minutes(3))) struct SagaCommandsTests {
         /// Runs `rescindctl ARGUMENTS --dir DIR --json` and returns its exit status and parsed output.
         private func rescindctl(_ arguments: [String], dir: URL) throws -> (status: Int32, json: Any?) {
-            let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-                .appendingPathComponent("rescindctl")
-            try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build first: swift build")
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments + ["--dir", dir.path, "--json"]
-            let stdout = Pipe()
-            process.standardOutput = stdout
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = stdout.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, try? JSONSerialization.jsonObject(with: data))
+            let (status, output) = try runRescindctl(arguments + ["--dir", dir.path, "--json"])
+            return (status, try? JSONSerialization.jsonObject(with: output))
         }
 
         /// A cancellation whose refund cannot get through ends `failed`.

@@ -57,21 +57,23 @@ enum CancelOrderSaga: SagaDefinition {
 
     /// The semantic lock: an open order becomes `cancelling`, and fulfilment is refused until the saga ends.
     static let lock = SagaStep<Context>.local("lock", role: .compensatable(undo: unlock)) { db, context, info in
-        var order = try OrderRecord.load(db, context.orderID)
-        try order.requireCancellable()
-        order.status = .cancelling
-        order.updatedAt = info.now
-        try order.update(db)
+        try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            try order.requireCancellable()
+            order.status = .cancelling
+        }
         return "locked against fulfilment; reason \(context.options.reason.rawValue)"
     }
 
     static let unlock = SagaStep<Context>.local("unlock", role: .retriable) { db, context, info in
-        var order = try OrderRecord.load(db, context.orderID)
-        order.status = .open
-        if let status = context.paymentStatus { order.paymentStatus = status }
-        order.updatedAt = info.now
-        try order.update(db)
+        try reopen(db, context, at: info.now)
         return "order open again; the failed attempt is recorded"
+    }
+
+    private static func reopen(_ db: Database, _ context: Context, at now: Date) throws {
+        try OrderRecord.change(db, context.orderID, at: now) { order in
+            order.status = .open
+            if let status = context.paymentStatus { order.paymentStatus = status }
+        }
     }
 
     static let prepareRestock = SagaStep<Context>.remote(
@@ -127,8 +129,7 @@ enum CancelOrderSaga: SagaDefinition {
     )
 
     static let finalize = SagaStep<Context>.local("finalize", role: .retriable) { db, context, info in
-        var order = try OrderRecord.load(db, context.orderID)
-        try record(db, &order, context, info: info)
+        try record(db, context, info: info)
         var parts = ["cancelled"]
         if context.voided { parts.append("authorization voided") }
         if context.refunded > 0 { parts.append("refunded \(context.refunded), fee kept \(context.feeKept)") }
@@ -142,15 +143,13 @@ enum CancelOrderSaga: SagaDefinition {
     }
 
     /// The order cancelled, its cancellation record and, if asked, the customer's notice.
-    private static func record(_ db: Database, _ order: inout OrderRecord, _ context: Context, info: LocalStepInfo)
-        throws
-    {
+    private static func record(_ db: Database, _ context: Context, info: LocalStepInfo) throws {
         let options = context.options
-        order.status = .cancelled
-        order.amountRefunded += context.refunded
-        if let status = context.paymentStatus { order.paymentStatus = status }
-        order.updatedAt = info.now
-        try order.update(db)
+        let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            order.status = .cancelled
+            order.amountRefunded += context.refunded
+            if let status = context.paymentStatus { order.paymentStatus = status }
+        }
         try CancellationRecord(
             orderID: order.id, sagaID: info.sagaID, reason: options.reason, staffNote: options.staffNote,
             refunded: context.refunded, feeKept: context.feeKept, voided: context.voided,
@@ -172,16 +171,12 @@ enum CancelOrderSaga: SagaDefinition {
     static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
         -> String
     {
-        var order = try OrderRecord.load(db, context.orderID)
         switch outcome {
         case .cancelled:
-            try record(db, &order, context, info: info)
+            try record(db, context, info: info)
             return "order cancelled by hand"
         case .open:
-            order.status = .open
-            if let status = context.paymentStatus { order.paymentStatus = status }
-            order.updatedAt = info.now
-            try order.update(db)
+            try reopen(db, context, at: info.now)
             return "order open again"
         default:
             throw RescindError.invalidArgument(

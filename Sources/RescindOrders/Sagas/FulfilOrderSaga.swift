@@ -21,26 +21,22 @@ enum FulfilOrderSaga: SagaDefinition {
 
     /// An open order becomes `fulfilling`: a cancellation is refused until the saga ends.
     static let lock = SagaStep<Context>.local("lock", role: .compensatable(undo: unlock)) { db, context, info in
-        var order = try OrderRecord.load(db, context.orderID)
-        guard order.status == .open else {
-            throw order.status == .cancelling
-                ? RescindError.failedPrecondition(
-                    "order \(order.id) is being cancelled and cannot be fulfilled", reason: "order_cancelling")
-                : RescindError.failedPrecondition(
-                    "order \(order.id) is \(order.status.rawValue) and cannot be fulfilled",
-                    reason: "order_\(order.status.rawValue)")
+        try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            guard order.status == .open else {
+                throw order.status == .cancelling
+                    ? RescindError.failedPrecondition(
+                        "order \(order.id) is being cancelled and cannot be fulfilled", reason: "order_cancelling")
+                    : RescindError.failedPrecondition(
+                        "order \(order.id) is \(order.status.rawValue) and cannot be fulfilled",
+                        reason: "order_\(order.status.rawValue)")
+            }
+            order.status = .fulfilling
         }
-        order.status = .fulfilling
-        order.updatedAt = info.now
-        try order.update(db)
         return "locked against cancellation"
     }
 
     static let unlock = SagaStep<Context>.local("unlock", role: .retriable) { db, context, info in
-        var order = try OrderRecord.load(db, context.orderID)
-        order.status = .open
-        order.updatedAt = info.now
-        try order.update(db)
+        try OrderRecord.change(db, context.orderID, at: info.now) { $0.status = .open }
         return "order open again"
     }
 
@@ -54,26 +50,22 @@ enum FulfilOrderSaga: SagaDefinition {
     )
 
     static let fulfilled = SagaStep<Context>.local("fulfilled", role: .retriable) { db, context, info in
-        var order = try OrderRecord.load(db, context.orderID)
-        order.status = .fulfilled
-        order.updatedAt = info.now
-        try order.update(db)
+        try OrderRecord.change(db, context.orderID, at: info.now) { $0.status = .fulfilled }
         return "order fulfilled; \(context.unitsCommitted) units left stock"
     }
 
     static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
         -> String
     {
-        var order = try OrderRecord.load(db, context.orderID)
-        switch outcome {
-        case .fulfilled: order.status = .fulfilled
-        case .open: order.status = .open
-        default:
-            throw RescindError.invalidArgument(
-                "a fulfilment settles as fulfilled or open, not \(outcome)", reason: "bad_outcome")
+        let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            switch outcome {
+            case .fulfilled: order.status = .fulfilled
+            case .open: order.status = .open
+            default:
+                throw RescindError.invalidArgument(
+                    "a fulfilment settles as fulfilled or open, not \(outcome)", reason: "bad_outcome")
+            }
         }
-        order.updatedAt = info.now
-        try order.update(db)
         return "order \(order.status.rawValue)"
     }
 }

@@ -28,12 +28,11 @@ enum PlaceOrderSaga: SagaDefinition {
     }
 
     static let reject = SagaStep<Context>.local("reject", role: .retriable) { db, context, info in
-        var order = try OrderRecord.load(db, context.orderID)
-        order.status = .rejected
-        order.rejection = info.error?.message ?? "placement failed"
-        order.paymentStatus = context.paymentStatus
-        order.updatedAt = info.now
-        try order.update(db)
+        try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            order.status = .rejected
+            order.rejection = info.error?.message ?? "placement failed"
+            order.paymentStatus = context.paymentStatus
+        }
         return "order rejected; nothing held or charged"
     }
 
@@ -93,31 +92,29 @@ enum PlaceOrderSaga: SagaDefinition {
     )
 
     static let open = SagaStep<Context>.local("open", role: .retriable) { db, context, info in
-        var order = try OrderRecord.load(db, context.orderID)
-        order.status = .open
-        order.paymentStatus = context.paymentStatus
-        order.updatedAt = info.now
-        try order.update(db)
+        try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            order.status = .open
+            order.paymentStatus = context.paymentStatus
+        }
         return "order open"
     }
 
     static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
         -> String
     {
-        var order = try OrderRecord.load(db, context.orderID)
-        switch outcome {
-        case .open:
-            order.status = .open
-        case .cancelled:
-            order.status = .rejected
-            order.rejection = "placement settled by hand"
-        default:
-            throw RescindError.invalidArgument(
-                "a placement settles as open or cancelled, not \(outcome)", reason: "bad_outcome")
+        let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            switch outcome {
+            case .open:
+                order.status = .open
+            case .cancelled:
+                order.status = .rejected
+                order.rejection = "placement settled by hand"
+            default:
+                throw RescindError.invalidArgument(
+                    "a placement settles as open or cancelled, not \(outcome)", reason: "bad_outcome")
+            }
+            order.paymentStatus = context.paymentStatus ?? order.paymentStatus
         }
-        order.paymentStatus = context.paymentStatus ?? order.paymentStatus
-        order.updatedAt = info.now
-        try order.update(db)
         return "order \(order.status.rawValue)"
     }
 }
