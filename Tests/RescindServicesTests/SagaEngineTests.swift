@@ -191,6 +191,39 @@ import Testing
         #expect(twice?.reason == "saga_not_failed")
     }
 
+    @Test func aSagaRunningPastTheThresholdCountsAsStuck() async throws {
+        var faulty: FaultyCaller?
+        let f = try ServiceFixture(
+            wrapPayments: { inner in
+                let caller = FaultyCaller(inner)
+                faulty = caller
+                return caller
+            },
+            configuration: .init(
+                maxAttempts: 5, initialRetryDelaySeconds: 0.05, maxRetryDelaySeconds: 0.2, callTimeoutSeconds: 2,
+                placeTimeoutSeconds: 10, pollIntervalSeconds: 0.05, stuckAfterSeconds: 0.2))
+        defer { f.stop() }
+        let payments = try #require(faulty)
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        payments.hold("payments.refund")
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        try await payments.waitForCall("payments.refund")
+        // Once it has run longer than the threshold (the placement, finished, never counts).
+        let deadline = ContinuousClock.now + .seconds(10)
+        var health = try await f.orders.sagaHealth()
+        while health.stuck == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            health = try await f.orders.sagaHealth()
+        }
+        #expect(health.stuck == 1)
+        #expect(health.failed == 0)
+        #expect(try await f.orders.sagas(ListSagasRequest(stuck: true)).sagas.map(\.id) == [accepted.sagaID])
+        payments.release("payments.refund")
+        #expect(try await f.waitForSaga(accepted.sagaID).state == .completed)
+        #expect(try await f.orders.sagaHealth().stuck == 0)
+    }
+
     /// A local step that throws is recorded like a remote failure, leaves nothing half done, and is retried.
     @Test func aLocalStepThatThrowsIsARecordedFailure() async throws {
         let f = try ServiceFixture()

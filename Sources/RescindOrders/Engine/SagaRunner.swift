@@ -225,6 +225,31 @@ final class SagaRunner: Service, Sendable {
         case progressed, later, terminal
     }
 
+    /// The step a driver is about to perform, and what it needs to record it.
+    private struct Step {
+        var loaded: SagaStore.Loaded
+        var index: Int
+        var undoing: Bool
+        var name: String
+        /// This attempt's number, from 1.
+        var attempt: Int
+        var jitterSample: Double
+        var logger: Logger
+
+        var sagaID: String { loaded.record.id }
+        var context: String { loaded.record.context }
+
+        /// Records how the step ended, in `db`.
+        func record(_ db: Database, _ outcome: SagaStore.Outcome, attempt: Int? = nil, key: String?) throws
+            -> SagaMachine.Action
+        {
+            var loaded = loaded
+            return try SagaStore.record(
+                db, &loaded, step: index, undoing: undoing, attempt: attempt ?? self.attempt, key: key,
+                outcome: outcome, jitterSample: jitterSample)
+        }
+    }
+
     /// Performs the saga's next step and records its outcome.
     private func advance(_ sagaID: String, logger: Logger) async throws -> Advance {
         let registry = self.registry
@@ -241,109 +266,109 @@ final class SagaRunner: Service, Sendable {
         case .finish, .needsPerson: return .terminal
         case .retry: return .later
         }
-        let program = loaded.program
-        let context = loaded.record.context
-        let name = try program.stepName(index, undoing: undoing, context: context)
-        let attempt = loaded.machine.attempt + 1
+        let name = try loaded.program.stepName(index, undoing: undoing, context: loaded.record.context)
         var logger = logger
         logger[metadataKey: "order_id"] = "\(loaded.record.orderID)"
         logger[metadataKey: "step"] = "\(name)"
         logger[metadataKey: "direction"] = "\(undoing ? "compensate" : "forward")"
-        let jitterSample = Double.random(in: 0..<1)
+        let step = Step(
+            loaded: loaded, index: index, undoing: undoing, name: name, attempt: loaded.machine.attempt + 1,
+            jitterSample: Double.random(in: 0..<1), logger: logger)
+        let participant = try loaded.program.participant(index, undoing: undoing, context: loaded.record.context)
+        let action =
+            if let participant {
+                try await performRemote(step, on: participant)
+            } else {
+                try await performLocal(step)
+            }
+        crash(at: .after, step)
+        return Self.next(after: action, attempt: step.attempt, logger: logger)
+    }
 
-        let kind = loaded.record.kind
-        let crash = { (phase: CrashPoint.Phase) in
-            self.configuration.crashPoint?.check(kind: kind, step: name, undoing: undoing, phase: phase) {
-                logger.critical("\($0)")
-            }
+    /// Dies here if a test's crash point says so.
+    private func crash(at phase: CrashPoint.Phase, _ step: Step) {
+        configuration.crashPoint?.check(
+            kind: step.loaded.record.kind, step: step.name, undoing: step.undoing, phase: phase
+        ) { step.logger.critical("\($0)") }
+    }
+
+    /// A remote step: its row `started`, the call with the key `SAGA_ID/STEP`, then its outcome recorded.
+    private func performRemote(_ step: Step, on participant: Participant) async throws -> SagaMachine.Action {
+        let key = "\(step.sagaID)/\(step.name)"
+        let record = step.loaded.record
+        let counted = step.loaded.machine.attempt
+        let interrupted = try await database.read { db in
+            try SagaStore.interruptedAttempt(db, record, step: step.name, undoing: step.undoing, counted: counted)
         }
-        let action: SagaMachine.Action
-        if let participant = try program.participant(index, undoing: undoing, context: context) {
-            let key = "\(sagaID)/\(name)"
-            let record = loaded.record
-            let counted = loaded.machine.attempt
-            let interrupted = try await database.read { db in
-                try SagaStore.interruptedAttempt(db, record, step: name, undoing: undoing, counted: counted)
+        if let interrupted {
+            // A restart cut this attempt short: it counts as a transient failure, and the next one goes out
+            // with the same key.
+            let outcome = SagaStore.Outcome.failed(
+                RescindError(
+                    .unavailable, "Orders stopped before the answer to attempt \(interrupted) was recorded",
+                    reason: "interrupted"))
+            step.logger.notice(
+                "an attempt cut short by a restart counts as failed", metadata: ["attempt": "\(interrupted)"])
+            return try await database.write { db in try step.record(db, outcome, attempt: interrupted, key: key) }
+        }
+        try await database.write { db in
+            try SagaStore.markStarted(
+                db, record, step: step.name, undoing: step.undoing, attempt: step.attempt, key: key)
+        }
+        crash(at: .before, step)
+        let secrets = SagaSecrets(card: state.withLock { $0.cards[step.sagaID] })
+        let answer: Result<@Sendable (String) throws -> (context: String, detail: String), any Error>
+        do {
+            answer = .success(
+                try await step.loaded.program.performRemote(
+                    step.index, undoing: step.undoing, context: step.context, caller: participants[participant],
+                    key: key, timeout: configuration.callTimeout, secrets: secrets))
+        } catch {
+            answer = .failure(error)
+        }
+        // Cancelled (a forced stop), the call's outcome says nothing about the step: record nothing.
+        try Task.checkCancellation()
+        return try await database.write { db in
+            let outcome: SagaStore.Outcome
+            switch answer {
+            case .success(let update):
+                let (context, detail) = try update(step.context)
+                outcome = .succeeded(context: context, detail: detail)
+            case .failure(let abandoned as StepAbandoned):
+                outcome = .abandoned(abandoned.error)
+            case .failure(let error as RescindError) where step.undoing && error.code == .notFound:
+                // Undoing something that never happened is done.
+                outcome = .succeeded(context: step.context, detail: "nothing to undo: \(error.message)")
+            case .failure(let error):
+                outcome = .failed(Self.stepError(error, step: step.name))
             }
-            if let interrupted {
-                // A restart cut this attempt short: it counts as a transient failure, and the next one goes out
-                // with the same key.
-                let outcome = SagaStore.Outcome.failed(
-                    RescindError(
-                        .unavailable, "Orders stopped before the answer to attempt \(interrupted) was recorded",
-                        reason: "interrupted"))
-                let action = try await database.write { db in
-                    var loaded = loaded
-                    return try SagaStore.record(
-                        db, &loaded, step: index, undoing: undoing, attempt: interrupted, key: key, outcome: outcome,
-                        jitterSample: jitterSample)
-                }
-                logger.notice(
-                    "an attempt cut short by a restart counts as failed", metadata: ["attempt": "\(interrupted)"])
-                return Self.next(after: action, attempt: interrupted, logger: logger)
-            }
-            try await database.write { db in
-                try SagaStore.markStarted(db, record, step: name, undoing: undoing, attempt: attempt, key: key)
-            }
-            crash(.before)
-            let secrets = SagaSecrets(card: state.withLock { $0.cards[sagaID] })
-            let answer: Result<@Sendable (String) throws -> (context: String, detail: String), any Error>
+            return try step.record(db, outcome, key: key)
+        }
+    }
+
+    /// A local step: performed and recorded in one Orders transaction.
+    private func performLocal(_ step: Step) async throws -> SagaMachine.Action {
+        crash(at: .before, step)
+        return try await database.write { db in
+            let info = LocalStepInfo(
+                sagaID: step.sagaID, orderID: step.loaded.record.orderID, error: step.loaded.record.error, now: Date())
+            var result: (context: String, detail: String)?
+            let outcome: SagaStore.Outcome
             do {
-                answer = .success(
-                    try await program.performRemote(
-                        index, undoing: undoing, context: context, caller: participants[participant], key: key,
-                        timeout: configuration.callTimeout, secrets: secrets))
+                // A step that throws leaves nothing behind but its recorded failure.
+                try db.inSavepoint {
+                    result = try step.loaded.program.performLocal(
+                        db, step.index, undoing: step.undoing, context: step.context, info: info)
+                    return .commit
+                }
+                outcome =
+                    result.map { .succeeded(context: $0.context, detail: $0.detail) }
+                    ?? .failed(.internalError("local step \(step.name) gave no result"))
             } catch {
-                answer = .failure(error)
+                outcome = .failed(Self.stepError(error, step: step.name))
             }
-            // Cancelled (a forced stop), the call's outcome says nothing about the step: record nothing.
-            try Task.checkCancellation()
-            action = try await database.write { db in
-                var loaded = loaded
-                let outcome: SagaStore.Outcome
-                switch answer {
-                case .success(let update):
-                    let (context, detail) = try update(loaded.record.context)
-                    outcome = .succeeded(context: context, detail: detail)
-                case .failure(let abandoned as StepAbandoned):
-                    outcome = .abandoned(abandoned.error)
-                case .failure(let error as RescindError) where undoing && error.code == .notFound:
-                    // Undoing something that never happened is done.
-                    outcome = .succeeded(context: loaded.record.context, detail: "nothing to undo: \(error.message)")
-                case .failure(let error):
-                    outcome = .failed(Self.stepError(error, step: name))
-                }
-                return try SagaStore.record(
-                    db, &loaded, step: index, undoing: undoing, attempt: attempt, key: key, outcome: outcome,
-                    jitterSample: jitterSample)
-            }
-        } else {
-            crash(.before)
-            action = try await database.write { db in
-                var loaded = loaded
-                let info = LocalStepInfo(
-                    sagaID: sagaID, orderID: loaded.record.orderID, error: loaded.record.error, now: Date())
-                var result: (context: String, detail: String)?
-                let outcome: SagaStore.Outcome
-                do {
-                    // A step that throws leaves nothing behind but its recorded failure.
-                    try db.inSavepoint {
-                        result = try program.performLocal(db, index, undoing: undoing, context: context, info: info)
-                        return .commit
-                    }
-                    outcome =
-                        result.map { .succeeded(context: $0.context, detail: $0.detail) }
-                        ?? .failed(.internalError("local step \(name) gave no result"))
-                } catch {
-                    outcome = .failed(Self.stepError(error, step: name))
-                }
-                return try SagaStore.record(
-                    db, &loaded, step: index, undoing: undoing, attempt: attempt, key: nil, outcome: outcome,
-                    jitterSample: jitterSample)
-            }
+            return try step.record(db, outcome, key: nil)
         }
-        crash(.after)
-        return Self.next(after: action, attempt: attempt, logger: logger)
     }
 
     /// What the driver does after a recorded step, and the log line that says so.
