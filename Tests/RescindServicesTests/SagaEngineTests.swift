@@ -11,7 +11,7 @@ import Testing
 @testable import RescindOrders
 
 /// The saga engine through the Orders service: the holes it closed, the person's controls, the drain.
-@Suite struct SagaEngineTests {
+@Suite(.timeLimit(.minutes(2))) struct SagaEngineTests {
     /// The hole: the cancel saga restocked before it refunded, so another order could buy the units and a
     /// declined refund then could not take them back. Now they stay reserved until the money has moved.
     @Test func unitsPromisedBackCannotBeSoldBeforeTheRefund() async throws {
@@ -222,6 +222,29 @@ import Testing
         payments.release("payments.refund")
         #expect(try await f.waitForSaga(accepted.sagaID).state == .completed)
         #expect(try await f.orders.sagaHealth().stuck == 0)
+    }
+
+    /// Waiting is structured: a waiter wakes when the saga ends, whatever its timeout, and a waiter whose
+    /// caller is cancelled returns at once; neither leaves a task or a timer running.
+    @Test func waitingForASagaEndsWithTheSagaOrWithTheCaller() async throws {
+        let (f, payments) = try ServiceFixture.withFaultyPayments()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        payments.hold("payments.refund")
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        let id = accepted.sagaID.uuidString
+        try await payments.waitForCall("payments.refund")
+
+        let abandoned = Task { await f.orders.runner.waitUntilTerminal(id, timeout: .seconds(3_600)) }
+        let patient = Task { await f.orders.runner.waitUntilTerminal(id, timeout: .seconds(3_600)) }
+        abandoned.cancel()
+        await abandoned.value
+        #expect(try await f.orders.saga(accepted.sagaID).state == .running)
+
+        payments.release("payments.refund")
+        await patient.value
+        #expect(try await f.orders.saga(accepted.sagaID).state == .completed)
     }
 
     /// A local step that throws is recorded like a remote failure, leaves nothing half done, and is retried.
