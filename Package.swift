@@ -130,6 +130,7 @@ let package = Package(
             name: "RescindTestSupport",
             dependencies: [
                 "RescindSuite", "RescindAPI", "RescindTransport", "RescindWire",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RescindAPI
 import RescindSuite
 import RescindTransport
@@ -121,6 +122,17 @@ public final class RescindHarness: Sendable {
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
         else { return true }
         return await DaemonProcess.waitForExit(pid, timeout: timeout)
+    }
+
+    /// An operator client of `peer` that goes through its fault proxy, as Orders' calls do.
+    /// - Throws: if there is no proxy, or the TLS files cannot be loaded.
+    public func clientThroughProxy(_ peer: Identity) throws -> RPCClient {
+        try RPCClient(
+            configuration: .init(
+                endpoint: Endpoint(host: "127.0.0.1", port: try proxy(peer).port), expectedServer: peer,
+                initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), agent: "rescind-harness"),
+            tls: suite.layout.tls(for: .operator),
+            logger: Logger(label: "rescind.harness", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
     /// The SQLite file of a daemon.
