@@ -7,6 +7,12 @@ struct CBORAnyItem: Decodable {
     init(from decoder: any Decoder) throws {}
 }
 
+/// A map whose keys are all unknown to it.
+struct CBORNothing: Decodable {
+    init(from decoder: any Decoder) throws { _ = try decoder.container(keyedBy: CodingKeys.self) }
+    enum CodingKeys: CodingKey {}
+}
+
 /// Nested unkeyed containers of any depth.
 struct CBORNest: Decodable {
     var depth: Int
@@ -196,6 +202,19 @@ struct CBORDecoderTests {
         #expect(cborDecodeError(Date.self, cborBytes("c1 f97e00"))?.code == .invalidValue)
         #expect(cborDecodeError(Date.self, cborBytes("c1 f97c00"))?.code == .invalidValue)
         #expect(cborDecodeError(Date.self, cborBytes("c1 1b0020000000000001"))?.code == .valueOutOfRange)
+    }
+
+    /// The whole item is validated, not only what the target type reads: a date no `Date` can hold is refused
+    /// under a key the target does not know, with the code it gets where a `Date` is read.
+    @Test(arguments: [
+        ("f97e00", CBORError.Code.invalidValue), ("f97c00", .invalidValue), ("fbfff0000000000000", .invalidValue),
+        ("1b0020000000000001", .valueOutOfRange),
+    ])
+    func datesAreValidatedUnderUnknownKeys(content: String, code: CBORError.Code) throws {
+        // {"zz": 1(content)}, read as a type with no keys at all.
+        let error = cborDecodeError(CBORNothing.self, cborBytes("a1 62 7a7a c1 \(content)"))
+        #expect(error?.code == code)
+        #expect(cborDecodeError(Date.self, cborBytes("c1 \(content)"))?.code == code)
     }
 
     @Test func uuidsRequireSixteenBytes() throws {

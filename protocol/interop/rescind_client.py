@@ -155,7 +155,15 @@ def _item(data, pos, depth):
         return record, pos
     content, end = _item(data, pos, depth + 1)
     if argument == 1 and isinstance(content, (int, float)) and not isinstance(content, bool):
-        return datetime.datetime.fromtimestamp(content, datetime.timezone.utc), end
+        # Section 5.3: a date is checked wherever it is, under a key the reader does not know too.
+        if isinstance(content, float) and not math.isfinite(content):
+            raise CBORError("date seconds are not finite")
+        if isinstance(content, int) and int(float(content)) != content:
+            raise CBORError("date seconds are not exactly representable as a double")
+        try:
+            return datetime.datetime.fromtimestamp(content, datetime.timezone.utc), end
+        except (OverflowError, ValueError, OSError):
+            raise CBORError("date outside the range this client can represent")
     if argument == 37 and isinstance(content, bytes) and len(content) == 16:
         return uuid.UUID(bytes=content), end
     raise CBORError(f"tag {argument} is not allowed here")
@@ -275,9 +283,22 @@ def vectors_round_trip(path):
             check(encode(decode(value["payload"])) == value["payload"], f"vector {vector['name']}: payload too")
 
 
+def refusals():
+    """Items section 5.3 refuses wherever they are, an unknown key included."""
+    for hex_item, what in (("a1627a7ac1f97e00", "a date around NaN"), ("a1627a7ac1f97c00", "a date around infinity"),
+                           ("a1627a7ac11b0020000000000001", "a date no double holds exactly")):
+        try:
+            decode(bytes.fromhex(hex_item))
+            refused = False
+        except CBORError:
+            refused = True
+        check(refused, f"{what} under an unknown key is refused")
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--vectors":
         vectors_round_trip(sys.argv[2])
+        refusals()
         return
     if len(sys.argv) != 2:
         sys.exit(__doc__)

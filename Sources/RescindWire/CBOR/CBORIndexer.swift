@@ -278,12 +278,27 @@ struct _CBORIndexer {
         if content.problem != .none {
             throw headFailure(content, at: position)
         }
+        // A date is validated whole wherever it is, under an unknown key too (PROTOCOL.md section 5.3):
+        // the same checks, with the same codes, as decoding it into a `Date`.
         if tag == 1 {
             switch content.major {
             case 0, 1:
                 if !content.isShortest { throw nonCanonical(content, at: position) }
+                guard _CBORDecodingState.float(Double.self, fromMajor: content.major, argument: content.argument) != nil
+                else {
+                    throw failure(
+                        .valueOutOfRange, "date seconds are not exactly representable as Double", at: position)
+                }
             case 7 where content.info >= 25 && content.info <= 27:
-                break
+                let seconds: Double =
+                    switch content.info {
+                    case 25: _CBORFloat.double(fromHalf: UInt16(truncatingIfNeeded: content.argument))
+                    case 26: Double(Float(bitPattern: UInt32(truncatingIfNeeded: content.argument)))
+                    default: Double(bitPattern: content.argument)
+                    }
+                guard seconds.isFinite else {
+                    throw failure(.invalidValue, "date seconds are not finite", at: position)
+                }
             default:
                 throw failure(
                     .typeMismatch,
