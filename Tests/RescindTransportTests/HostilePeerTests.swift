@@ -202,6 +202,35 @@ struct HostilePeerTests {
         try await fixture.finish()
     }
 
+    /// PROTOCOL.md section 4.4: of several faults in one header, the first row of the table decides.
+    @Test(
+        "a header with several faults gets the error of the first that the table lists",
+        arguments: [
+            (UInt8(2), UInt8(9), UInt16(1), UInt64(0), "unsupported_version"),
+            (1, 9, 1, 0, "unknown_frame_kind"),
+            (1, 3, 1, 0, "bad_flags"),
+            (1, 3, 0, 0, "unexpected_frame"),
+        ]
+    )
+    func faultPrecedence(version: UInt8, kind: UInt8, flags: UInt16, correlationID: UInt64, reason: String)
+        async throws
+    {
+        let fixture = try await Fixture.start()
+        try await fixture.withPeer { peer in
+            try await peer.handshake()
+            try await peer.send(
+                Frame(
+                    kind: FrameKind(rawValue: kind), correlationID: correlationID, body: ByteBuffer(bytes: [0xA0]),
+                    version: version, flags: flags))
+            if reason == "unsupported_version" {
+                try await peer.expectConnectionError(.unsupportedVersion, reason: nil)
+            } else {
+                try await peer.expectConnectionError(.malformed, reason: reason)
+            }
+        }
+        try await fixture.finish()
+    }
+
     // MARK: Bad requests
 
     @Test("a request with correlation id 0 gets the connection error malformed/missing_correlation_id, then a close")
