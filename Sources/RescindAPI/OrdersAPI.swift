@@ -18,6 +18,9 @@ public enum OrdersMethods {
     public static let fulfill = Method<OrderRequest, Order>("orders.fulfill", callers: [.operator])
     public static let listSagas = Method<ListSagasRequest, SagaList>("sagas.list", callers: [.operator])
     public static let getSaga = Method<SagaRequest, Saga>("sagas.get", callers: [.operator])
+    /// Waits until a saga ends (`completed`, `compensated`, `failed` or `settled`) or `timeout_ms` passes, and
+    /// answers with it as it stands: a client follows a saga without polling.
+    public static let waitSaga = Method<WaitSagaRequest, Saga>("sagas.wait", callers: [.operator])
     /// Resumes a `failed` saga where it stopped: fresh attempts, the same idempotency keys.
     public static let retrySaga = Method<SagaRequest, Saga>("sagas.retry", callers: [.operator])
     /// Ends a `failed` saga by hand: records who (the caller's certificate identity), when and why, puts the
@@ -491,6 +494,25 @@ public struct ListSagasRequest: Codable, Sendable, Hashable {
 public struct SagaList: Codable, Sendable, Hashable {
     public var sagas: [Saga]
     public init(sagas: [Saga]) { self.sagas = sagas }
+}
+
+public struct WaitSagaRequest: Codable, Sendable, Hashable {
+    /// The longest wait a daemon grants, in milliseconds.
+    public static let maxTimeoutMillis: Int64 = 60_000
+
+    public var sagaID: UUID
+    /// How long to wait at most (default 30 000, at most 60 000); the request's own deadline should be later.
+    public var timeoutMillis: Int64?
+
+    public init(sagaID: UUID, timeoutMillis: Int64? = nil) {
+        self.sagaID = sagaID
+        self.timeoutMillis = timeoutMillis
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sagaID = "saga_id"
+        case timeoutMillis = "timeout_ms"
+    }
 }
 
 public struct SagaRequest: Codable, Sendable, Hashable {

@@ -142,6 +142,7 @@ public final class OrdersService: Sendable {
         }
         router.register(OrdersMethods.listSagas) { request, _ in try await self.sagas(request) }
         router.register(OrdersMethods.getSaga) { request, _ in try await self.saga(request.sagaID) }
+        router.register(OrdersMethods.waitSaga) { request, _ in try await self.waitForSaga(request) }
         router.register(OrdersMethods.retrySaga) { request, context in
             try await self.retry(request.sagaID, logger: context.logger)
         }
@@ -446,6 +447,19 @@ public final class OrdersService: Sendable {
             let sagas = try query.order(SagaRecord.Columns.createdAt.desc).limit(limit).fetchAll(db)
             return SagaList(sagas: try sagas.map { try $0.api(db) })
         }
+    }
+
+    /// Waits until a saga ends or the request's timeout passes; the saga as it stands then.
+    /// - Throws: `not_found`; `invalid_argument/bad_timeout` for a timeout that is not positive.
+    public func waitForSaga(_ request: WaitSagaRequest) async throws -> Saga {
+        let millis = request.timeoutMillis ?? 30_000
+        guard millis > 0 else {
+            throw RescindError.invalidArgument("timeout_ms must be positive", reason: "bad_timeout")
+        }
+        _ = try await saga(request.sagaID)
+        await runner.waitUntilTerminal(
+            request.sagaID.uuidString, timeout: .milliseconds(min(millis, WaitSagaRequest.maxTimeoutMillis)))
+        return try await saga(request.sagaID)
     }
 
     /// A saga and its step log.

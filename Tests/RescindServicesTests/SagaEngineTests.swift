@@ -247,6 +247,38 @@ import Testing
         #expect(try await f.orders.saga(accepted.sagaID).state == .completed)
     }
 
+    @Test func sagasWaitAnswersWhenTheSagaEndsOrItsTimeoutPasses() async throws {
+        let (f, payments) = try ServiceFixture.withFaultyPayments()
+        defer { f.stop() }
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        payments.hold("payments.refund")
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        let caller = f.asOperator(\.ordersRouter)
+        // Its timeout passes first: the saga as it stands.
+        let waited = try await caller.call(
+            OrdersMethods.waitSaga, WaitSagaRequest(sagaID: accepted.sagaID, timeoutMillis: 50), idempotencyKey: nil,
+            timeout: nil)
+        #expect(waited.state == .running)
+        let ending = Task {
+            try await caller.call(
+                OrdersMethods.waitSaga, WaitSagaRequest(sagaID: accepted.sagaID), idempotencyKey: nil, timeout: nil)
+        }
+        payments.release("payments.refund")
+        #expect(try await ending.value.state == .completed)
+        let unknown = await #expect(throws: RescindError.self) {
+            try await caller.call(
+                OrdersMethods.waitSaga, WaitSagaRequest(sagaID: UUID()), idempotencyKey: nil, timeout: nil)
+        }
+        #expect(unknown?.reason == "unknown_saga")
+        let zero = await #expect(throws: RescindError.self) {
+            try await caller.call(
+                OrdersMethods.waitSaga, WaitSagaRequest(sagaID: accepted.sagaID, timeoutMillis: 0), idempotencyKey: nil,
+                timeout: nil)
+        }
+        #expect(zero?.reason == "bad_timeout")
+    }
+
     /// A local step that throws is recorded like a remote failure, leaves nothing half done, and is retried.
     @Test func aLocalStepThatThrowsIsARecordedFailure() async throws {
         let f = try ServiceFixture()

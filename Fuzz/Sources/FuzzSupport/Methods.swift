@@ -64,6 +64,7 @@ public enum Methods {
         MethodEntry(OrdersMethods.fulfill, response: .stableBytes),
         MethodEntry(OrdersMethods.listSagas, response: .stableBytes),
         MethodEntry(OrdersMethods.getSaga, response: .stableBytes),
+        MethodEntry(OrdersMethods.waitSaga, response: .stableBytes),
         MethodEntry(OrdersMethods.retrySaga, response: .stableBytes),
         MethodEntry(OrdersMethods.settleSaga, response: .stableBytes),
         MethodEntry(PaymentsMethods.authorize),
