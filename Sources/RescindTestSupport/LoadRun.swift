@@ -64,6 +64,8 @@ public struct LoadRun: Sendable {
         public var latency: Latency
         /// For cancellations: how long `orders.cancel` took to answer (accepted).
         public var acceptLatency: Latency?
+        /// CPU time each daemon spent per completed saga in this phase (user + system), in milliseconds.
+        public var cpuMillisPerSaga: [String: Double] = [:]
     }
 
     public struct Report: Codable, Sendable {
@@ -100,8 +102,13 @@ public struct LoadRun: Sendable {
             let skus = (0..<50).map { "LOAD-\($0)" }
             for sku in skus { try await h.setStock(sku, at: "main", onHand: 1_000_000) }
 
+            let pids = Dictionary(
+                uniqueKeysWithValues: [Identity.orders, .payments, .inventory].compactMap { daemon in
+                    h.suite.runningPID(daemon).map { (daemon.rawValue, $0) }
+                })
             let placed = Placed()
-            let place = try await phase("place", connections: connections, progress: progress) { index, c in
+            let place = try await phase("place", connections: connections, pids: pids, progress: progress) {
+                index, c in
                 let sku = skus[index % skus.count]
                 let order = try await c.orders.call(
                     OrdersMethods.place,
@@ -114,8 +121,9 @@ public struct LoadRun: Sendable {
                 return .completed
             }
             let orders = placed.ids
-            let cancel = try await phase("cancel", count: orders.count, connections: connections, progress: progress) {
-                index, c in
+            let cancel = try await phase(
+                "cancel", count: orders.count, connections: connections, pids: pids, progress: progress
+            ) { index, c in
                 let accepted = try await c.orders.call(
                     OrdersMethods.cancel,
                     CancelOrderRequest(orderID: orders[index], reason: .customer, refund: true, restock: true),
@@ -152,12 +160,13 @@ public struct LoadRun: Sendable {
 
     /// Runs `count` operations (closed loop, or open loop at the offered rate) and measures them.
     private func phase(
-        _ name: String, count: Int? = nil, connections: [SuiteConnection],
+        _ name: String, count: Int? = nil, connections: [SuiteConnection], pids: [String: Int32],
         progress: @escaping @Sendable (String) -> Void,
         operation: @escaping @Sendable (Int, SuiteConnection) async throws -> Outcome
     ) async throws -> Phase {
         let total = count ?? configuration.orders
         let tally = PhaseTally()
+        let cpuBefore = pids.mapValues(Self.cpuSeconds)
         let start = ContinuousClock.now
         let concurrency = max(1, configuration.concurrency)
         let rate = configuration.offeredRate
@@ -222,7 +231,23 @@ public struct LoadRun: Sendable {
             }
         }
         let seconds = (ContinuousClock.now - start).seconds
-        return tally.phase(name, started: total, seconds: seconds)
+        var result = tally.phase(name, started: total, seconds: seconds)
+        for (daemon, pid) in pids {
+            let spent = Self.cpuSeconds(pid) - (cpuBefore[daemon] ?? 0)
+            result.cpuMillisPerSaga[daemon] = spent * 1_000 / Double(max(result.completed, 1))
+        }
+        return result
+    }
+
+    /// User plus system CPU time of a process so far, in seconds (Linux: /proc/PID/stat, 100 ticks a second).
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
+        // After the command name: state is field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / 100
     }
 
     /// VmHWM of a process, in MiB (Linux).

@@ -55,6 +55,10 @@ struct Bench: AsyncParsableCommand {
                     + "\(String(format: "%.0f", phase.perSecond)) per second")
             lines.append(row(phase.name == "cancel" ? "accepted → terminal" : "request → answer", phase.latency))
             if let accept = phase.acceptLatency { lines.append(row("request → accepted", accept)) }
+            lines.append(
+                "  CPU per saga: "
+                    + phase.cpuMillisPerSaga.sorted { $0.key < $1.key }
+                    .map { "\($0.key) \(String(format: "%.2f", $0.value)) ms" }.joined(separator: ", "))
             for (why, count) in phase.failures.sorted(by: { $0.key < $1.key }) {
                 lines.append("  failed \(count): \(why)")
             }
