@@ -22,7 +22,8 @@ enum OrderStatus: String, Codable, Sendable {
 struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     /// The order with id `id`, for a saga step: its absence is a bug, not a caller's mistake.
     static func load(_ db: Database, _ id: UUID) throws -> OrderRecord {
-        guard let order = try fetchOne(db, key: id.uuidString) else {
+        let statement = try db.cachedStatement(sql: "SELECT * FROM orders WHERE id = ?")
+        guard let order = try fetchOne(statement, arguments: [id.uuidString]) else {
             throw RescindError.internalError("no order \(id)")
         }
         return order
@@ -162,6 +163,11 @@ struct SagaRecord: Codable, FetchableRecord, PersistableRecord {
         static let nextAttemptAt = Column(CodingKeys.nextAttemptAt)
         static let requestKey = Column(CodingKeys.requestKey)
         static let createdAt = Column(CodingKeys.createdAt)
+    }
+
+    /// The saga with id `id`, if there is one.
+    static func find(_ db: Database, _ id: String) throws -> SagaRecord? {
+        try fetchOne(db.cachedStatement(sql: "SELECT * FROM saga WHERE id = ?"), arguments: [id])
     }
 
     var error: RescindErrorSummary? {

@@ -60,10 +60,9 @@ extension OrdersService {
             loaded.record.settledAs = request.outcome
             loaded.record.settledNote = note
             try SagaStore.save(db, &loaded, now: now)
-            let seq =
-                try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM saga_step WHERE saga_id = ?", arguments: [id]) ?? 0
             try SagaStepRecord(
-                sagaID: id, seq: seq + 1, name: "settle", direction: .forward, status: .succeeded, attempt: 1,
+                sagaID: id, seq: try SagaStore.nextSeq(db, sagaID: id), name: "settle", direction: .forward,
+                status: .succeeded, attempt: 1,
                 idempotencyKey: nil, detail: "settled by \(person) as \(request.outcome): \(detail); \(note)",
                 startedAt: now, finishedAt: now
             ).insert(db)

@@ -371,7 +371,7 @@ public final class OrdersService: Sendable {
         }
         if sagaID == newID { runner.submit(sagaID) }
         await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
-        let saga = try await database.read { db in try SagaRecord.fetchOne(db, key: sagaID) }
+        let saga = try await database.read { db in try SagaRecord.find(db, sagaID) }
         if let saga, saga.state == .compensated, let error = saga.error {
             throw RescindError(
                 RescindError.Code(error.code), "order \(orderID) was not fulfilled: \(error.message)",
@@ -466,7 +466,7 @@ public final class OrdersService: Sendable {
     /// - Throws: `not_found`.
     public func saga(_ sagaID: UUID) async throws -> Saga {
         try await database.read { db in
-            guard let saga = try SagaRecord.fetchOne(db, key: sagaID.uuidString) else {
+            guard let saga = try SagaRecord.find(db, sagaID.uuidString) else {
                 throw RescindError.notFound("no saga \(sagaID)", reason: "unknown_saga")
             }
             return try saga.api(db)

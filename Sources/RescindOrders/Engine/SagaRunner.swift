@@ -100,7 +100,7 @@ final class SagaRunner: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await waiter.wait() }
             group.addTask {
-                let stored = try? await database.read { db in try SagaRecord.fetchOne(db, key: sagaID)?.state }
+                let stored = try? await database.read { db in try SagaRecord.find(db, sagaID)?.state }
                 if stored?.isTerminal ?? true { return }
                 try? await Task.sleep(for: timeout)
             }

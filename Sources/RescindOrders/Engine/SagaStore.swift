@@ -58,7 +58,7 @@ enum SagaStore {
     /// Loads a saga and checks that its stored plan is still the plan its kind would make.
     /// - Throws: `not_found`; `internal` for a kind this build does not run or a plan it no longer makes.
     static func load(_ db: Database, _ id: String, registry: SagaRegistry, defaults: RetryPolicy) throws -> Loaded {
-        guard let record = try SagaRecord.fetchOne(db, key: id) else {
+        guard let record = try SagaRecord.find(db, id) else {
             throw RescindError.notFound("no saga \(id)", reason: "unknown_saga")
         }
         guard let program = registry[record.kind] else {
@@ -77,10 +77,7 @@ enum SagaStore {
     static func interruptedAttempt(_ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, counted: Int)
         throws -> Int?
     {
-        let row = try SagaStepRecord.filter(SagaStepRecord.Columns.sagaID == saga.id)
-            .filter(SagaStepRecord.Columns.name == step)
-            .filter(SagaStepRecord.Columns.direction == (undoing ? "compensate" : "forward"))
-            .fetchOne(db)
+        let row = try existingStepRow(db, sagaID: saga.id, step: step, direction: undoing ? .compensate : .forward)
         guard let row, row.status == .started, row.attempt > counted else { return nil }
         return row.attempt
     }
@@ -182,19 +179,40 @@ enum SagaStore {
         _ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?
     ) throws -> SagaStepRecord {
         let direction: Saga.Step.Direction = undoing ? .compensate : .forward
-        if let row = try SagaStepRecord.filter(SagaStepRecord.Columns.sagaID == saga.id)
-            .filter(SagaStepRecord.Columns.name == step)
-            .filter(SagaStepRecord.Columns.direction == direction.rawValue)
-            .fetchOne(db)
-        {
+        if let row = try existingStepRow(db, sagaID: saga.id, step: step, direction: direction) {
             return row
         }
-        let seq =
-            try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM saga_step WHERE saga_id = ?", arguments: [saga.id]) ?? 0
         return SagaStepRecord(
-            sagaID: saga.id, seq: seq + 1, name: step, direction: direction, status: .started, attempt: attempt,
+            sagaID: saga.id, seq: try nextSeq(db, sagaID: saga.id), name: step, direction: direction, status: .started,
+            attempt: attempt,
             idempotencyKey: key, startedAt: Date()
         )
+    }
+}
+
+extension SagaStore {
+    // The hot queries, prepared once per connection: building them through the query interface on every
+    // step generated their SQL and ran SQLite's authorizer each time (BENCHMARKS.md).
+
+    /// The log of a saga, by `seq`.
+    static func steps(_ db: Database, sagaID: String) throws -> [SagaStepRecord] {
+        let statement = try db.cachedStatement(sql: "SELECT * FROM saga_step WHERE saga_id = ? ORDER BY seq")
+        return try SagaStepRecord.fetchAll(statement, arguments: [sagaID])
+    }
+
+    /// The log row of a step going forward or undoing, if it has one.
+    static func existingStepRow(_ db: Database, sagaID: String, step: String, direction: Saga.Step.Direction)
+        throws -> SagaStepRecord?
+    {
+        let statement = try db.cachedStatement(
+            sql: "SELECT * FROM saga_step WHERE saga_id = ? AND name = ? AND direction = ?")
+        return try SagaStepRecord.fetchOne(statement, arguments: [sagaID, step, direction.rawValue])
+    }
+
+    /// The `seq` of the next row of a saga's log.
+    static func nextSeq(_ db: Database, sagaID: String) throws -> Int {
+        let statement = try db.cachedStatement(sql: "SELECT MAX(seq) FROM saga_step WHERE saga_id = ?")
+        return (try Int.fetchOne(statement, arguments: [sagaID]) ?? 0) + 1
     }
 }
 
@@ -217,9 +235,7 @@ extension SagaStepRecord {
 extension SagaRecord {
     /// A saga for the API, with its step log.
     func api(_ db: Database) throws -> Saga {
-        let steps = try SagaStepRecord.filter(SagaStepRecord.Columns.sagaID == id)
-            .order(SagaStepRecord.Columns.seq)
-            .fetchAll(db)
+        let steps = try SagaStore.steps(db, sagaID: id)
         return Saga(
             id: UUID(uuidString: id) ?? UUID(), kind: kind, orderID: UUID(uuidString: orderID) ?? UUID(),
             state: state, steps: steps.map(\.api), error: error, createdAt: createdAt, updatedAt: updatedAt,
