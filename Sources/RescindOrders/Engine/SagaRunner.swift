@@ -197,9 +197,14 @@ final class SagaRunner: Service, Sendable {
     private func drive(_ sagaID: String) async {
         var logger = self.logger
         logger[metadataKey: "saga_id"] = "\(sagaID)"
+        // The saga as this driver last recorded it: nobody else writes a running saga, so the next step
+        // starts from it instead of reading it again.
+        var recorded: SagaStore.Loaded?
         while !isStopping {
             do {
-                switch try await advance(sagaID, logger: logger) {
+                let (advance, saga) = try await advance(sagaID, from: recorded, logger: logger)
+                recorded = saga
+                switch advance {
                 case .progressed: continue
                 case .later: break
                 case .terminal:
@@ -239,32 +244,47 @@ final class SagaRunner: Service, Sendable {
         var sagaID: String { loaded.record.id }
         var context: String { loaded.record.context }
 
-        /// Records how the step ended, in `db`.
+        /// Records how the step ended, in `db`; returns the machine's next action and the saga as written.
         func record(_ db: Database, _ outcome: SagaStore.Outcome, attempt: Int? = nil, key: String?) throws
-            -> SagaMachine.Action
+            -> Recorded
         {
             var loaded = loaded
-            return try SagaStore.record(
+            let action = try SagaStore.record(
                 db, &loaded, step: index, undoing: undoing, attempt: attempt ?? self.attempt, key: key,
                 outcome: outcome, jitterSample: jitterSample)
+            return Recorded(action: action, saga: loaded)
         }
     }
 
-    /// Performs the saga's next step and records its outcome.
-    private func advance(_ sagaID: String, logger: Logger) async throws -> Advance {
+    /// A recorded step: what to do next, and the saga as it now is in the database.
+    private struct Recorded {
+        var action: SagaMachine.Action
+        var saga: SagaStore.Loaded
+    }
+
+    /// Performs the saga's next step and records its outcome; returns what the driver does next and the saga
+    /// as recorded. `previous` is the saga as this driver last recorded it, if it did.
+    private func advance(_ sagaID: String, from previous: SagaStore.Loaded?, logger: Logger) async throws
+        -> (Advance, SagaStore.Loaded?)
+    {
         let registry = self.registry
         let defaults = configuration.retry
-        let loaded = try await database.read { db in
-            try SagaStore.load(db, sagaID, registry: registry, defaults: defaults)
+        let loaded: SagaStore.Loaded
+        if let previous {
+            loaded = previous
+        } else {
+            loaded = try await database.read { db in
+                try SagaStore.load(db, sagaID, registry: registry, defaults: defaults)
+            }
         }
-        if loaded.record.state.isTerminal { return .terminal }
-        if loaded.record.nextAttemptAt > Date() { return .later }
+        if loaded.record.state.isTerminal { return (.terminal, nil) }
+        if loaded.record.nextAttemptAt > Date() { return (.later, nil) }
         let (index, undoing): (Int, Bool)
         switch loaded.machine.action {
         case .perform(let step): (index, undoing) = (step, false)
         case .compensate(let step): (index, undoing) = (step, true)
-        case .finish, .needsPerson: return .terminal
-        case .retry: return .later
+        case .finish, .needsPerson: return (.terminal, nil)
+        case .retry: return (.later, nil)
         }
         let name = try loaded.program.stepName(index, undoing: undoing, context: loaded.record.context)
         var logger = logger
@@ -275,14 +295,15 @@ final class SagaRunner: Service, Sendable {
             loaded: loaded, index: index, undoing: undoing, name: name, attempt: loaded.machine.attempt + 1,
             jitterSample: Double.random(in: 0..<1), logger: logger)
         let participant = try loaded.program.participant(index, undoing: undoing, context: loaded.record.context)
-        let action =
+        let recorded =
             if let participant {
-                try await performRemote(step, on: participant)
+                // Only a saga this driver has not driven yet can have an attempt a restart cut short.
+                try await performRemote(step, on: participant, mayBeInterrupted: previous == nil)
             } else {
                 try await performLocal(step)
             }
         crash(at: .after, step)
-        return Self.next(after: action, attempt: step.attempt, logger: logger)
+        return (Self.next(after: recorded.action, attempt: step.attempt, logger: logger), recorded.saga)
     }
 
     /// Dies here if a test's crash point says so.
@@ -293,13 +314,17 @@ final class SagaRunner: Service, Sendable {
     }
 
     /// A remote step: its row `started`, the call with the key `SAGA_ID/STEP`, then its outcome recorded.
-    private func performRemote(_ step: Step, on participant: Participant) async throws -> SagaMachine.Action {
+    private func performRemote(_ step: Step, on participant: Participant, mayBeInterrupted: Bool) async throws
+        -> Recorded
+    {
         let key = "\(step.sagaID)/\(step.name)"
         let record = step.loaded.record
         let counted = step.loaded.machine.attempt
-        let interrupted = try await database.read { db in
-            try SagaStore.interruptedAttempt(db, record, step: step.name, undoing: step.undoing, counted: counted)
-        }
+        let interrupted =
+            mayBeInterrupted
+            ? try await database.read { db in
+                try SagaStore.interruptedAttempt(db, record, step: step.name, undoing: step.undoing, counted: counted)
+            } : nil
         if let interrupted {
             // A restart cut this attempt short: it counts as a transient failure, and the next one goes out
             // with the same key.
@@ -347,7 +372,7 @@ final class SagaRunner: Service, Sendable {
     }
 
     /// A local step: performed and recorded in one Orders transaction.
-    private func performLocal(_ step: Step) async throws -> SagaMachine.Action {
+    private func performLocal(_ step: Step) async throws -> Recorded {
         crash(at: .before, step)
         return try await database.write { db in
             let info = LocalStepInfo(
