@@ -167,16 +167,12 @@ import Testing
     }
 
     @Test func fulfilmentIsRefusedWhileACancellationHoldsTheOrder() async throws {
-        let (f, payments) = try ServiceFixture.withFaultyPayments()
+        let (f, payments, order, saga) = try await ServiceFixture.cancellationHeldAtRefund()
         defer { f.stop() }
-        try await f.setStock("MUG", "main", 5)
-        let order = try await f.place([("MUG", 1, 1200)])
-        payments.hold("payments.refund")
-        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
         let error = await #expect(throws: RescindError.self) { try await f.orders.fulfill(order.id) }
         #expect(error?.reason == "order_cancelling")
         payments.release("payments.refund")
-        #expect(try await f.waitForSaga(accepted.sagaID).state == .completed)
+        #expect(try await f.waitForSaga(saga).state == .completed)
         #expect(try await f.orders.order(order.id).status == .cancelled)
     }
 

@@ -227,42 +227,33 @@ import Testing
     /// Waiting is structured: a waiter wakes when the saga ends, whatever its timeout, and a waiter whose
     /// caller is cancelled returns at once; neither leaves a task or a timer running.
     @Test func waitingForASagaEndsWithTheSagaOrWithTheCaller() async throws {
-        let (f, payments) = try ServiceFixture.withFaultyPayments()
+        let (f, payments, _, saga) = try await ServiceFixture.cancellationHeldAtRefund()
         defer { f.stop() }
-        try await f.setStock("MUG", "main", 5)
-        let order = try await f.place([("MUG", 1, 1200)])
-        payments.hold("payments.refund")
-        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
-        let id = accepted.sagaID.uuidString
-        try await payments.waitForCall("payments.refund")
+        let id = saga.uuidString
 
         let abandoned = Task { await f.orders.runner.waitUntilTerminal(id, timeout: .seconds(3_600)) }
         let patient = Task { await f.orders.runner.waitUntilTerminal(id, timeout: .seconds(3_600)) }
         abandoned.cancel()
         await abandoned.value
-        #expect(try await f.orders.saga(accepted.sagaID).state == .running)
+        #expect(try await f.orders.saga(saga).state == .running)
 
         payments.release("payments.refund")
         await patient.value
-        #expect(try await f.orders.saga(accepted.sagaID).state == .completed)
+        #expect(try await f.orders.saga(saga).state == .completed)
     }
 
     @Test func sagasWaitAnswersWhenTheSagaEndsOrItsTimeoutPasses() async throws {
-        let (f, payments) = try ServiceFixture.withFaultyPayments()
+        let (f, payments, _, saga) = try await ServiceFixture.cancellationHeldAtRefund()
         defer { f.stop() }
-        try await f.setStock("MUG", "main", 5)
-        let order = try await f.place([("MUG", 1, 1200)])
-        payments.hold("payments.refund")
-        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
         let caller = f.asOperator(\.ordersRouter)
         // Its timeout passes first: the saga as it stands.
         let waited = try await caller.call(
-            OrdersMethods.waitSaga, WaitSagaRequest(sagaID: accepted.sagaID, timeoutMillis: 50), idempotencyKey: nil,
+            OrdersMethods.waitSaga, WaitSagaRequest(sagaID: saga, timeoutMillis: 50), idempotencyKey: nil,
             timeout: nil)
         #expect(waited.state == .running)
         let ending = Task {
             try await caller.call(
-                OrdersMethods.waitSaga, WaitSagaRequest(sagaID: accepted.sagaID), idempotencyKey: nil, timeout: nil)
+                OrdersMethods.waitSaga, WaitSagaRequest(sagaID: saga), idempotencyKey: nil, timeout: nil)
         }
         payments.release("payments.refund")
         #expect(try await ending.value.state == .completed)
@@ -273,7 +264,7 @@ import Testing
         #expect(unknown?.reason == "unknown_saga")
         let zero = await #expect(throws: RescindError.self) {
             try await caller.call(
-                OrdersMethods.waitSaga, WaitSagaRequest(sagaID: accepted.sagaID, timeoutMillis: 0), idempotencyKey: nil,
+                OrdersMethods.waitSaga, WaitSagaRequest(sagaID: saga, timeoutMillis: 0), idempotencyKey: nil,
                 timeout: nil)
         }
         #expect(zero?.reason == "bad_timeout")

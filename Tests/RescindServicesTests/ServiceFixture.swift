@@ -83,6 +83,20 @@ final class ServiceFixture: Sendable {
         return (fixture, faulty)
     }
 
+    /// A fixture with one order whose cancellation is under way and held at its refund (the request is at
+    /// Payments' door until `payments.release("payments.refund")`).
+    static func cancellationHeldAtRefund() async throws -> (
+        fixture: ServiceFixture, payments: FaultyCaller, order: Order, saga: UUID
+    ) {
+        let (f, payments) = try withFaultyPayments()
+        try await f.setStock("MUG", "main", 5)
+        let order = try await f.place([("MUG", 1, 1200)])
+        payments.hold("payments.refund")
+        let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
+        try await payments.waitForCall("payments.refund")
+        return (f, payments, order, accepted.sagaID)
+    }
+
     /// Stops the saga runner.
     func stop() {
         runnerTask.cancel()
