@@ -25,6 +25,9 @@ public struct LoadRun: Sendable {
         public var connections = 8
         /// Operations started per second (open loop); nil for a closed loop.
         public var offeredRate: Double?
+        /// Also measure a restart: this many cancellations in flight (their refunds failing) when Orders is
+        /// killed; then the time from its restart until every one has ended.
+        public var resume: Int?
 
         public init(directory: URL) {
             self.directory = directory
@@ -68,12 +71,23 @@ public struct LoadRun: Sendable {
         public var cpuMillisPerSaga: [String: Double] = [:]
     }
 
+    /// Orders killed with cancellations in flight, then restarted.
+    public struct Resume: Codable, Sendable {
+        public var sagas: Int
+        /// From kill -9 to Orders answering `health` again.
+        public var restartSeconds: Double
+        /// From Orders answering again to every saga ended.
+        public var secondsToAllTerminal: Double
+        public var completed: Int
+    }
+
     public struct Report: Codable, Sendable {
         public var orders: Int
         public var concurrency: Int
         public var connections: Int
         public var offeredRate: Double?
         public var phases: [Phase]
+        public var resume: Resume?
         /// Peak resident memory of each daemon (VmHWM), in MiB.
         public var peakResidentMiB: [String: Double]
     }
@@ -89,7 +103,8 @@ public struct LoadRun: Sendable {
     public func run(progress: @escaping @Sendable (String) -> Void) async throws -> Report {
         var options = RescindHarness.Options()
         options.proxies = false
-        options.processorFaults = false
+        // Only the restart measurement makes the processor fail, to hold sagas in flight.
+        options.processorFaults = configuration.resume != nil
         options.logLevel = "info"
         options.sagas = [:]
         let h = try await RescindHarness.start(directory: configuration.directory, options: options)
@@ -107,8 +122,10 @@ public struct LoadRun: Sendable {
                     h.suite.runningPID(daemon).map { (daemon.rawValue, $0) }
                 })
             let placed = Placed()
-            let place = try await phase("place", connections: connections, pids: pids, progress: progress) {
-                index, c in
+            let extra = configuration.resume ?? 0
+            let place = try await phase(
+                "place", count: configuration.orders + extra, connections: connections, pids: pids, progress: progress
+            ) { index, c in
                 let sku = skus[index % skus.count]
                 let order = try await c.orders.call(
                     OrdersMethods.place,
@@ -120,7 +137,8 @@ public struct LoadRun: Sendable {
                 placed.add(order.id)
                 return .completed
             }
-            let orders = placed.ids
+            let orders = Array(placed.ids.dropLast(extra))
+            let held = Array(placed.ids.suffix(extra))
             let cancel = try await phase(
                 "cancel", count: orders.count, connections: connections, pids: pids, progress: progress
             ) { index, c in
@@ -138,15 +156,54 @@ public struct LoadRun: Sendable {
             for daemon in [Identity.orders, .payments, .inventory] {
                 if let pid = h.suite.runningPID(daemon) { peak[daemon.rawValue] = Self.peakResidentMiB(pid) }
             }
+            let resume =
+                held.isEmpty ? nil : try await Self.resume(h, held, connection: connections[0], progress: progress)
             await h.stop(removeFiles: false)
             return Report(
                 orders: configuration.orders, concurrency: configuration.concurrency,
                 connections: configuration.connections, offeredRate: configuration.offeredRate,
-                phases: [place, cancel], peakResidentMiB: peak)
+                phases: [place, cancel], resume: resume, peakResidentMiB: peak)
         } catch {
             await h.stop(removeFiles: false)
             throw error
         }
+    }
+
+    /// Cancels `orders` while the processor refuses every refund, kills Orders, lets the processor work again,
+    /// restarts Orders and times it until every cancellation has ended.
+    private static func resume(
+        _ h: RescindHarness, _ orders: [UUID], connection: SuiteConnection,
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> Resume {
+        try await h.setProcessorFaults(ProcessorFaults(mode: .unavailable))
+        // Accepted together, so that none has been failing (and backing off) much longer than the others.
+        let sagas = try await withThrowingTaskGroup(of: UUID.self) { group in
+            for (index, order) in orders.enumerated() {
+                group.addTask {
+                    try await connection.orders.call(
+                        OrdersMethods.cancel, CancelOrderRequest(orderID: order, reason: .customer),
+                        idempotencyKey: "load-resume-\(index)", timeout: .seconds(60)
+                    ).sagaID
+                }
+            }
+            return try await group.reduce(into: [UUID]()) { $0.append($1) }
+        }
+        progress("resume: \(sagas.count) cancellations in flight; killing Orders")
+        await h.crash(.orders)
+        let killed = ContinuousClock.now
+        try await h.setProcessorFaults(ProcessorFaults(mode: .normal))
+        try await h.restart()
+        let restarted = ContinuousClock.now
+        try await h.waitUntilQuiet(timeout: .seconds(300))
+        let quiet = ContinuousClock.now
+        var completed = 0
+        for saga in sagas {
+            let state = try await h.orders.call(OrdersMethods.getSaga, SagaRequest(sagaID: saga)).state
+            if state == .completed { completed += 1 }
+        }
+        return Resume(
+            sagas: sagas.count, restartSeconds: (restarted - killed).seconds,
+            secondsToAllTerminal: (quiet - restarted).seconds, completed: completed)
     }
 
     /// How one operation ended.

@@ -24,6 +24,8 @@ struct Bench: AsyncParsableCommand {
     var connections = 8
     @Option(help: "Operations started per second (open loop); without it, a closed loop.")
     var rate: Double?
+    @Option(help: "Also kill Orders with this many cancellations in flight and time its recovery.")
+    var resume: Int?
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -36,9 +38,11 @@ struct Bench: AsyncParsableCommand {
         configuration.concurrency = concurrency
         configuration.connections = connections
         configuration.offeredRate = rate
+        configuration.resume = resume
         let report = try await LoadRun(configuration).run(progress: output.progress)
         try output.emit(report, text: Self.render)
-        if report.phases.contains(where: { !$0.failures.isEmpty }) { throw ExitCode(1) }
+        let resumed = report.resume.map { $0.completed == $0.sagas } ?? true
+        if report.phases.contains(where: { !$0.failures.isEmpty }) || !resumed { throw ExitCode(1) }
     }
 
     static func render(_ report: LoadRun.Report) -> String {
@@ -62,6 +66,12 @@ struct Bench: AsyncParsableCommand {
             for (why, count) in phase.failures.sorted(by: { $0.key < $1.key }) {
                 lines.append("  failed \(count): \(why)")
             }
+        }
+        if let resume = report.resume {
+            lines.append(
+                "resume: Orders killed with \(resume.sagas) cancellations in flight; back in "
+                    + "\(String(format: "%.1f", resume.restartSeconds)) s; all ended "
+                    + "\(String(format: "%.1f", resume.secondsToAllTerminal)) s later (\(resume.completed) completed)")
         }
         lines.append(
             "peak resident memory: "

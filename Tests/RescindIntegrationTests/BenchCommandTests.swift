@@ -25,5 +25,18 @@ extension RealDaemons {
             let memory = try #require(report["peakResidentMiB"] as? [String: Double])
             #expect(Set(memory.keys) == ["orders", "payments", "inventory"])
         }
+
+        @Test func aRestartWithCancellationsInFlightEndsThemAll() throws {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "rescind-bench-test-\(UUID().uuidString.prefix(8))")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let (status, output) = try runRescindctl(
+                ["bench", "--dir", directory.path, "--orders", "10", "--concurrency", "4", "--resume", "30", "--json"])
+            #expect(status == 0)
+            let report = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
+            let resume = try #require(report["resume"] as? [String: Any])
+            #expect(resume["sagas"] as? Int == 30)
+            #expect(resume["completed"] as? Int == 30)
+        }
     }
 }
