@@ -165,7 +165,7 @@ public final class OrdersService: Sendable {
         let orderID = UUID()
         let sagaID = UUID().uuidString
         let total = request.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
-        let existing: String? = try await database.write { db in
+        let existing: String? = try await runner.writer.write { db in
             if let idempotencyKey,
                 let previous = try OrderRecord.filter(OrderRecord.Columns.idempotencyKey == idempotencyKey).fetchOne(db)
             {
@@ -292,7 +292,7 @@ public final class OrdersService: Sendable {
         }
         let newID = UUID().uuidString
         let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
-        let sagaID: String = try await database.write { db in
+        let sagaID: String = try await runner.writer.write { db in
             if let idempotencyKey,
                 let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db)
             {
@@ -359,7 +359,7 @@ public final class OrdersService: Sendable {
     ///   (the order is open again).
     public func fulfill(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
         let newID = UUID().uuidString
-        let sagaID: String = try await database.write { db in
+        let sagaID: String = try await runner.writer.write { db in
             guard let order = try OrderRecord.fetchOne(db, key: orderID.uuidString) else {
                 throw RescindError.notFound("no order \(orderID)", reason: "unknown_order")
             }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import RescindAPI
+import RescindStorage
 import RescindTransport
 import RescindWire
 import ServiceLifecycle
@@ -51,6 +52,8 @@ final class SagaRunner: Service, Sendable {
     }
 
     private let database: DatabasePool
+    /// Where steps are recorded: many sagas' steps share one transaction and one durable commit.
+    let writer: GroupCommitWriter
     private let registry: SagaRegistry
     private let participants: SagaParticipants
     private let configuration: Configuration
@@ -62,6 +65,7 @@ final class SagaRunner: Service, Sendable {
         configuration: Configuration, logger: Logger
     ) {
         self.database = database
+        self.writer = GroupCommitWriter(pool: database)
         self.registry = registry
         self.participants = participants
         self.configuration = configuration
@@ -334,9 +338,9 @@ final class SagaRunner: Service, Sendable {
                     reason: "interrupted"))
             step.logger.notice(
                 "an attempt cut short by a restart counts as failed", metadata: ["attempt": "\(interrupted)"])
-            return try await database.write { db in try step.record(db, outcome, attempt: interrupted, key: key) }
+            return try await writer.write { db in try step.record(db, outcome, attempt: interrupted, key: key) }
         }
-        try await database.write { db in
+        try await writer.write { db in
             try SagaStore.markStarted(
                 db, record, step: step.name, undoing: step.undoing, attempt: step.attempt, key: key)
         }
@@ -353,7 +357,7 @@ final class SagaRunner: Service, Sendable {
         }
         // Cancelled (a forced stop), the call's outcome says nothing about the step: record nothing.
         try Task.checkCancellation()
-        return try await database.write { db in
+        return try await writer.write { db in
             let outcome: SagaStore.Outcome
             switch answer {
             case .success(let update):
@@ -374,7 +378,7 @@ final class SagaRunner: Service, Sendable {
     /// A local step: performed and recorded in one Orders transaction.
     private func performLocal(_ step: Step) async throws -> Recorded {
         crash(at: .before, step)
-        return try await database.write { db in
+        return try await writer.write { db in
             let info = LocalStepInfo(
                 sagaID: step.sagaID, orderID: step.loaded.record.orderID, error: step.loaded.record.error, now: Date())
             var result: (context: String, detail: String)?
