@@ -22,13 +22,13 @@ public final class GroupCommitWriter: Sendable {
 
     private let pool: DatabasePool
     private let state = Mutex(State())
+    private let onQueued: @Sendable (Int) -> Void
 
-    public init(pool: DatabasePool) {
+    /// - Parameter onQueued: told, after each write joins the queue, how many wait for the next transaction.
+    public init(pool: DatabasePool, onQueued: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.pool = pool
+        self.onQueued = onQueued
     }
-
-    /// Writes waiting for the next transaction.
-    public var waiting: Int { state.withLock { $0.queue.count } }
 
     /// Transactions committed so far (each holding one write or more).
     public var commits: Int { state.withLock { $0.commits } }
@@ -44,11 +44,12 @@ public final class GroupCommitWriter: Sendable {
                 },
                 fail: { continuation.resume(throwing: $0) }
             )
-            let start = state.withLock { state -> Bool in
+            let (start, waiting) = state.withLock { state -> (Bool, Int) in
                 state.queue.append(job)
                 defer { state.draining = true }
-                return !state.draining
+                return (!state.draining, state.queue.count)
             }
+            onQueued(waiting)
             if start { Task { await self.drain() } }
         }
     }

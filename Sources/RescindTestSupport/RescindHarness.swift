@@ -209,13 +209,26 @@ public final class RescindHarness: Sendable {
         }
     }
 
-    /// Polls a saga until it is terminal.
+    /// Waits until a saga is terminal.
     /// - Throws: `RescindError` `deadline_exceeded` after `timeout`.
     public func waitForSaga(_ id: UUID, timeout: Duration = .seconds(60)) async throws -> Saga {
-        try await waitForSaga(id, timeout: timeout, until: "terminal") { $0.state.isTerminal }
+        // Orders answers `sagas.wait` when the saga ends: no polling.
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = Int64((deadline - ContinuousClock.now).seconds * 1_000)
+            let saga = try await orders.call(
+                OrdersMethods.waitSaga,
+                WaitSagaRequest(sagaID: id, timeoutMillis: min(max(left, 1), WaitSagaRequest.maxTimeoutMillis)),
+                timeout: .seconds(70))
+            if saga.state.isTerminal { return saga }
+            guard ContinuousClock.now < deadline else {
+                throw RescindError(.deadlineExceeded, "saga \(id) not terminal after \(timeout): \(saga.state)")
+            }
+        }
     }
 
-    /// Polls a saga until `condition` holds: an event in its step log, say.
+    /// Polls a saga until `condition` holds: an event in its step log, say. (The daemon runs in another
+    /// process and tells no one of a step; this is a condition polled with a deadline.)
     /// - Parameter description: what is awaited, for the error.
     /// - Throws: `RescindError` `deadline_exceeded` after `timeout`.
     public func waitForSaga(

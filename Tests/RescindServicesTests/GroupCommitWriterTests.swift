@@ -21,18 +21,19 @@ import Testing
     @Test func writesThatArriveTogetherShareOneCommitAndFailAlone() async throws {
         let (pool, url) = try pool()
         defer { try? FileManager.default.removeItem(at: url) }
-        let writer = GroupCommitWriter(pool: pool)
+        let (queued, queuedContinuation) = AsyncStream.makeStream(of: Int.self)
+        let writer = GroupCommitWriter(pool: pool, onQueued: { queuedContinuation.yield($0) })
+        let (entered, enteredContinuation) = AsyncStream.makeStream(of: Void.self)
         let gate = DispatchSemaphore(value: 0)
-        let entered = DispatchSemaphore(value: 0)
         // The first write holds its transaction open until the others are queued behind it.
         let first = Task {
             try await writer.write { db in
-                entered.signal()
+                enteredContinuation.yield()
                 gate.wait()
                 try db.execute(sql: "INSERT INTO t (id, value) VALUES (0, 0)")
             }
         }
-        while entered.wait(timeout: .now()) == .timedOut { try await Task.sleep(for: .milliseconds(1)) }
+        for await _ in entered { break }
         let others = Task {
             try await withThrowingTaskGroup(of: Result<Int, any Error>.self) { group in
                 for id in 1...20 {
@@ -50,7 +51,8 @@ import Testing
                 return try await group.reduce(into: [Result<Int, any Error>]()) { $0.append($1) }
             }
         }
-        while writer.waiting < 20 { try await Task.sleep(for: .milliseconds(1)) }
+        // The first write's own queueing was told before it entered; from here on, the other twenty.
+        for await waiting in queued where waiting == 20 { break }
         gate.signal()
         try await first.value
         let results = try await others.value

@@ -1,11 +1,13 @@
 import Foundation
+import GRDB
 import Logging
 import RescindAPI
 import RescindInventory
-import RescindOrders
 import RescindPayments
 import RescindTransport
 import RescindWire
+
+@testable import RescindOrders
 
 /// The three services over real SQLite files in a temporary directory, wired in process through their
 /// routers (the same decoding, authorisation and idempotency path as the network, without sockets).
@@ -135,14 +137,28 @@ final class ServiceFixture: Sendable {
         try await waitForSaga(id) { $0.state.isTerminal }
     }
 
-    /// The saga once `condition` holds, or as it stands after 20 s.
-    func waitForSaga(_ id: UUID, until condition: (Saga) -> Bool) async throws -> Saga {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while true {
-            let saga = try await orders.saga(id)
-            if condition(saga) || ContinuousClock.now > deadline { return saga }
-            try await Task.sleep(for: .milliseconds(10))
+    /// The saga once `condition` holds, or as it stands after 20 s. Looked at each time the Orders database
+    /// commits a change to it (GRDB's `ValueObservation`), not on a timer.
+    func waitForSaga(_ id: UUID, until condition: @escaping @Sendable (Saga) -> Bool) async throws -> Saga {
+        let observation = ValueObservation.tracking { db in try SagaRecord.find(db, id.uuidString)?.api(db) }
+        let orders = self.orders
+        let met = try await withThrowingTaskGroup(of: Saga?.self) { group in
+            group.addTask {
+                for try await saga in observation.values(in: orders.database) {
+                    if let saga, condition(saga) { return saga }
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(20))
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
         }
+        if let met { return met }
+        return try await orders.saga(id)
     }
 }
 
@@ -154,6 +170,8 @@ final class FaultyCaller: RPCCaller, @unchecked Sendable {
     private var gates: [String: CheckedContinuation<Void, Never>] = [:]
     private var gated: Set<String> = []
     private(set) var calls: [String] = []
+    private var callWaiters: [UUID: (method: String, continuation: CheckedContinuation<Void, Never>)] = [:]
+    private var cancelledWaits: Set<UUID> = []
 
     init(_ inner: any RPCCaller) {
         self.inner = inner
@@ -171,12 +189,43 @@ final class FaultyCaller: RPCCaller, @unchecked Sendable {
     /// Waits until `method` has been called (and, if held, is waiting), or 20 s have passed.
     /// - Throws: if it was not called in time.
     func waitForCall(_ method: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !lock.withLock({ calls.contains(method) }) {
-            guard ContinuousClock.now < deadline else {
-                throw RescindError.internalError("\(method) was not called within 20 s")
+        let arrived = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.called(method)
+                return !Task.isCancelled
             }
-            try await Task.sleep(for: .milliseconds(5))
+            group.addTask {
+                try? await Task.sleep(for: .seconds(20))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard arrived else { throw RescindError.internalError("\(method) was not called within 20 s") }
+    }
+
+    /// Returns once `method` has been called, or when the task is cancelled.
+    private func called(_ method: String) async {
+        let token = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = lock.withLock { () -> Bool in
+                    if calls.contains(method) || cancelledWaits.remove(token) != nil { return true }
+                    callWaiters[token] = (method, continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+                guard let waiter = callWaiters.removeValue(forKey: token) else {
+                    cancelledWaits.insert(token)
+                    return nil
+                }
+                return waiter.continuation
+            }
+            waiter?.resume()
         }
     }
 
@@ -196,10 +245,14 @@ final class FaultyCaller: RPCCaller, @unchecked Sendable {
     func call<Request, Response>(
         _ method: RescindAPI.Method<Request, Response>, _ request: Request, idempotencyKey: String?, timeout: Duration?
     ) async throws -> Response {
-        let (failure, isGated) = lock.withLock { () -> (RescindError?, Bool) in
+        let (failure, isGated, waiters) = lock.withLock {
+            () -> (RescindError?, Bool, [CheckedContinuation<Void, Never>]) in
             calls.append(method.name)
-            return (failures[method.name], gated.contains(method.name))
+            let arrived = callWaiters.filter { $0.value.method == method.name }
+            for token in arrived.keys { callWaiters[token] = nil }
+            return (failures[method.name], gated.contains(method.name), arrived.values.map(\.continuation))
         }
+        for waiter in waiters { waiter.resume() }
         if isGated {
             await withCheckedContinuation { continuation in
                 let stillGated = lock.withLock { () -> Bool in
