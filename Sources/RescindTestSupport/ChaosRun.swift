@@ -94,8 +94,7 @@ public struct ChaosRun: Sendable {
                 }
             }
             progress("faults stopped; healing and waiting for every saga to end")
-            await Self.healEverything(h)
-            try await h.restart()
+            try await Self.healEverything(h)
             var left = 0
             do {
                 try await h.waitUntilQuiet(timeout: configuration.quietTimeout)
@@ -251,18 +250,18 @@ public struct ChaosRun: Sendable {
                 }
             } catch {
                 tally.failed("fault", error)
-                await healEverything(h)
-                try? await h.restart()
+                try? await healEverything(h)
             }
         }
     }
 
-    /// Every link passes, the processor behaves, nothing is paused.
-    private static func healEverything(_ h: RescindHarness) async {
+    /// Every link passes, nothing is paused, every daemon runs, the processor behaves.
+    /// - Throws: if a daemon does not come back or Payments does not answer.
+    private static func healEverything(_ h: RescindHarness) async throws {
         for proxy in h.proxies.values { proxy.set(.pass) }
         for daemon in [Identity.orders, .payments, .inventory] { h.resume(daemon) }
-        try? await h.restart()
-        try? await h.setProcessorFaults(ProcessorFaults(mode: .normal))
+        try await h.restart()
+        try await h.setProcessorFaults(ProcessorFaults(mode: .normal))
     }
 
     private static func openSagas(_ h: RescindHarness) async throws -> Int {

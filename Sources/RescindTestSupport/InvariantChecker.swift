@@ -66,37 +66,41 @@ public struct InvariantChecker: Sendable {
     /// Checks every invariant.
     /// - Throws: if a database cannot be opened or read.
     public func check(_ expectations: Expectations = .init()) throws -> Report {
-        let orderRows = try read(orders) { db in try Row.fetchAll(db, sql: "SELECT * FROM orders") }
-        let sagaRows = try read(orders) { db in
-            try Row.fetchAll(db, sql: "SELECT id, kind, order_id, state, error_message, created_at FROM saga")
+        // One read per database: each is looked at as one consistent snapshot.
+        let (orderRows, sagaRows, cancellations) = try read(orders) { db in
+            (
+                try Row.fetchAll(db, sql: "SELECT * FROM orders"),
+                try Row.fetchAll(db, sql: "SELECT id, kind, order_id, state, error_message, created_at FROM saga"),
+                try Row.fetchAll(db, sql: "SELECT * FROM cancellation")
+            )
         }
-        let cancellations = try read(orders) { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM cancellation")
+        let (paymentRows, refundEvents) = try read(payments) { db in
+            (
+                try Row.fetchAll(db, sql: "SELECT * FROM payment"),
+                try Row.fetchAll(db, sql: "SELECT * FROM payment_event WHERE kind = 'refund' ORDER BY id")
+            )
         }
-        let paymentRows = try read(payments) { db in try Row.fetchAll(db, sql: "SELECT * FROM payment") }
-        let refundEvents = try read(payments) { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM payment_event WHERE kind = 'refund' ORDER BY id")
+        let (stock, ledger, held, reservations) = try read(inventory) { db in
+            (
+                try Row.fetchAll(db, sql: "SELECT * FROM stock"),
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT sku, location, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved,
+                            COUNT(*) AS n
+                        FROM ledger GROUP BY sku, location
+                        """),
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT allocation.sku, allocation.location, SUM(allocation.quantity) AS quantity
+                        FROM allocation JOIN reservation ON reservation.order_id = allocation.order_id
+                        WHERE reservation.status IN ('reserved', 'restocking')
+                        GROUP BY allocation.sku, allocation.location
+                        """),
+                try Row.fetchAll(db, sql: "SELECT * FROM reservation")
+            )
         }
-        let stock = try read(inventory) { db in try Row.fetchAll(db, sql: "SELECT * FROM stock") }
-        let ledger = try read(inventory) { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT sku, location, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS n
-                    FROM ledger GROUP BY sku, location
-                    """)
-        }
-        let held = try read(inventory) { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT allocation.sku, allocation.location, SUM(allocation.quantity) AS quantity
-                    FROM allocation JOIN reservation ON reservation.order_id = allocation.order_id
-                    WHERE reservation.status IN ('reserved', 'restocking')
-                    GROUP BY allocation.sku, allocation.location
-                    """)
-        }
-        let reservations = try read(inventory) { db in try Row.fetchAll(db, sql: "SELECT * FROM reservation") }
 
         var report = Report()
         report.orders = orderRows.count

@@ -108,12 +108,13 @@ public struct LoadRun: Sendable {
         options.logLevel = "info"
         options.sagas = [:]
         let h = try await RescindHarness.start(directory: configuration.directory, options: options)
+        var opened: [SuiteConnection] = []
         do {
             let manifest = try SuiteManifest.load(h.suite.layout)
             let connections = try (0..<max(1, configuration.connections)).map { _ in
                 try SuiteConnection(manifest: manifest)
             }
-            defer { for connection in connections { Task { await connection.shutdown() } } }
+            opened = connections
             let skus = (0..<50).map { "LOAD-\($0)" }
             for sku in skus { try await h.setStock(sku, at: "main", onHand: 1_000_000) }
 
@@ -158,15 +159,21 @@ public struct LoadRun: Sendable {
             }
             let resume =
                 held.isEmpty ? nil : try await Self.resume(h, held, connection: connections[0], progress: progress)
+            await Self.close(connections)
             await h.stop(removeFiles: false)
             return Report(
                 orders: configuration.orders, concurrency: configuration.concurrency,
                 connections: configuration.connections, offeredRate: configuration.offeredRate,
                 phases: [place, cancel], resume: resume, peakResidentMiB: peak)
         } catch {
+            await Self.close(opened)
             await h.stop(removeFiles: false)
             throw error
         }
+    }
+
+    private static func close(_ connections: [SuiteConnection]) async {
+        for connection in connections { await connection.shutdown() }
     }
 
     /// Cancels `orders` while the processor refuses every refund, kills Orders, lets the processor work again,

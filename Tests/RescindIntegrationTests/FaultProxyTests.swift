@@ -25,7 +25,6 @@ extension RealDaemons {
             try await RescindHarness.withSuite { h in
                 let proxy = try h.proxy(.payments)
                 let client = try h.clientThroughProxy(.payments)
-                defer { Task { await client.shutdown() } }
 
                 // pass: calls go through.
                 #expect(try await health(client).service == "payments")
@@ -69,6 +68,7 @@ extension RealDaemons {
                     healed = try? await health(client)
                 }
                 #expect(healed?.service == "payments")
+                await client.shutdown()
             }
         }
     }
