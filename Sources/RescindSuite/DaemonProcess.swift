@@ -22,6 +22,10 @@ public enum DaemonProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of ours reaches the daemon: a pipe or socket it inherited would stay open as long as it
+        // runs, and whoever waits for that pipe's end (a test reading a command's output, CI reading ours)
+        // would wait as long.
+        for fd in inheritedDescriptors() { posix_spawn_file_actions_addclose(&actions, fd) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -43,11 +47,34 @@ public enum DaemonProcess {
         return pid
     }
 
-    /// Whether a process is alive (a zombie child is reaped and counts as dead).
+    /// Our open descriptors above standard error that a child would inherit (no close-on-exec flag): from
+    /// /proc/self/fd, none where there is no /proc.
+    static func inheritedDescriptors() -> [Int32] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return names.compactMap(Int32.init).filter { fd in
+            guard fd > 2 else { return false }
+            let flags = fcntl(fd, F_GETFD)
+            return flags >= 0 && flags & FD_CLOEXEC == 0
+        }
+    }
+
+    /// Whether a process is alive. A zombie counts as dead: a child of ours is reaped; one that is not (a
+    /// daemon started by an earlier `rescindctl up`, whose new parent may never reap it) is read as dead from
+    /// its state in /proc.
     public static func isAlive(_ pid: Int32) -> Bool {
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid { return false }
-        return kill(pid, 0) == 0
+        guard kill(pid, 0) == 0 else { return false }
+        return !isZombie(pid)
+    }
+
+    /// Whether /proc says `pid` has exited and waits to be reaped (state `Z`); false where there is no /proc.
+    static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        // "pid (comm) S ...": the state follows the command name, which may itself hold spaces or parentheses.
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first == "Z"
     }
 
     /// Whether `pid` is a running Rescind daemon (guards against a reused pid).
@@ -70,8 +97,7 @@ public enum DaemonProcess {
             if !isAlive(pid) { return true }
             try? await Task.sleep(for: .milliseconds(50))
         }
-        kill(pid, SIGKILL)
-        while isAlive(pid) { try? await Task.sleep(for: .milliseconds(20)) }
+        await crash(pid)
         return false
     }
 
@@ -96,10 +122,11 @@ public enum DaemonProcess {
         return true
     }
 
-    /// Kills a process at once, as a crash would.
+    /// Kills a process at once, as a crash would, and waits until it is gone (SIGKILL cannot be refused; the
+    /// wait is bounded all the same, so that nothing here can hang a caller).
     public static func crash(_ pid: Int32) async {
         kill(pid, SIGKILL)
-        while isAlive(pid) { try? await Task.sleep(for: .milliseconds(20)) }
+        _ = await waitForExit(pid, timeout: .seconds(30))
     }
 
     /// A TCP port on 127.0.0.1 that is free now.

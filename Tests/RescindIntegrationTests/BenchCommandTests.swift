@@ -5,11 +5,11 @@ extension RealDaemons {
     /// `rescindctl bench` counts what ended, not what was sent (speed itself is measured in BENCHMARKS.md).
     @Suite(.serialized, .timeLimit(.minutes(3))) struct BenchCommandTests {
         @Test(arguments: [[], ["--rate", "200"]])
-        func theLoadGeneratorPlacesAndCancelsEveryOrder(extra: [String]) throws {
+        func theLoadGeneratorPlacesAndCancelsEveryOrder(extra: [String]) async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "rescind-bench-test-\(UUID().uuidString.prefix(8))")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let (status, output) = try runRescindctl(
+            let (status, output) = try await runRescindctl(
                 ["bench", "--dir", directory.path, "--orders", "40", "--concurrency", "4", "--json"] + extra)
             #expect(status == 0)
             let report = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
@@ -26,11 +26,11 @@ extension RealDaemons {
             #expect(Set(memory.keys) == ["orders", "payments", "inventory"])
         }
 
-        @Test func aRestartWithCancellationsInFlightEndsThemAll() throws {
+        @Test func aRestartWithCancellationsInFlightEndsThemAll() async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "rescind-bench-test-\(UUID().uuidString.prefix(8))")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let (status, output) = try runRescindctl(
+            let (status, output) = try await runRescindctl(
                 ["bench", "--dir", directory.path, "--orders", "10", "--concurrency", "4", "--resume", "30", "--json"])
             #expect(status == 0)
             let report = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])

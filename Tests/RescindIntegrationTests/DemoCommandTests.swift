@@ -4,11 +4,11 @@ import Testing
 extension RealDaemons {
     /// `rescindctl demo`, the README's first command, run as a user runs it.
     @Suite(.serialized, .timeLimit(.minutes(3))) struct DemoCommandTests {
-        @Test func theDemoShowsTheThreeOutcomesAndStopsTheSuite() throws {
+        @Test func theDemoShowsTheThreeOutcomesAndStopsTheSuite() async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "rescind-demo-test-\(UUID().uuidString.prefix(8))")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let (exitStatus, data) = try runRescindctl(["demo", "--dir", directory.path, "--json"])
+            let (exitStatus, data) = try await runRescindctl(["demo", "--dir", directory.path, "--json"])
             #expect(exitStatus == 0)
 
             let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
