@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "RescindWire", targets: ["RescindWire"]),
         .library(name: "RescindAPI", targets: ["RescindAPI"]),
+        .library(name: "RescindPKI", targets: ["RescindPKI"]),
         .library(name: "RescindTransport", targets: ["RescindTransport"]),
         .library(name: "RescindTestSupport", targets: ["RescindTestSupport"]),
         .executable(name: "rescind-orders", targets: ["rescind-orders"]),
