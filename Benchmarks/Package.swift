@@ -61,6 +61,19 @@ let package = Package(
             path: "RPCBench",
             swiftSettings: swiftSettings
         ),
+        // Allocations per call through each transport, checked against Thresholds/.
+        .executableTarget(
+            name: "RPCBenchmarks",
+            dependencies: [
+                "RPCTransports",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "RPCBenchmarks",
+            swiftSettings: swiftSettings,
+            plugins: [
+                .plugin(name: "BenchmarkPlugin", package: "benchmark")
+            ]
+        ),
         .executableTarget(
             name: "CodecBenchmarks",
             dependencies: [

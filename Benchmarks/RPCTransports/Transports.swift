@@ -217,18 +217,29 @@ enum GRPCBench {
 // MARK: - Echo, the floor
 
 enum EchoBench {
-    /// The frames both sides write, made once: the request frame a Rescind client writes for the call, and
-    /// the response frame a Rescind server writes for its answer.
-    static let requestBody: ByteBuffer = try! WireCodec().encode(
-        RequestEnvelope(
-            method: OrdersMethods.cancel.name, deadlineMillis: RequestEnvelope.millis(Date()),
-            payload: Data(try! CBOREncoder().encode(Fixtures.cancelOrderRequest))))
-    static let responseBody: ByteBuffer = try! WireCodec().encode(Answer.value)
+    /// The frame bodies both sides write, made once: the request a Rescind client writes for the call, and
+    /// the response a Rescind server writes for its answer.
+    struct Bodies: Sendable {
+        var request: ByteBuffer
+        var response: ByteBuffer
+
+        init() throws {
+            let codec = WireCodec()
+            request = try codec.encode(
+                RequestEnvelope(
+                    method: OrdersMethods.cancel.name, deadlineMillis: RequestEnvelope.millis(Date()),
+                    payload: Data(try codec.encoder.encode(Fixtures.cancelOrderRequest))))
+            response = try codec.encode(Answer.value)
+        }
+    }
 
     /// Answers every frame with the response frame, at once.
     final class ServerHandler: ChannelInboundHandler, Sendable {
         typealias InboundIn = Frame
         typealias OutboundOut = Frame
+        let responseBody: ByteBuffer
+        init(responseBody: ByteBuffer) { self.responseBody = responseBody }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let request = unwrapInboundIn(data)
             context.write(
@@ -265,18 +276,20 @@ enum EchoBench {
 
     struct Client: BenchClient {
         let channel: any Channel
+        let bodies: Bodies
         func call() async throws {
             let answer = channel.eventLoop.makePromise(of: Frame.self)
             channel.writeAndFlush(
-                Call(frame: Frame(kind: .request, correlationID: 1, body: requestBody), answer: answer)
+                Call(frame: Frame(kind: .request, correlationID: 1, body: bodies.request), answer: answer)
             )
             .cascadeFailure(to: answer)
             let frame = try await answer.futureResult.get()
-            guard frame.body.readableBytes == responseBody.readableBytes else { throw BenchError("wrong echo") }
+            guard frame.body.readableBytes == bodies.response.readableBytes else { throw BenchError("wrong echo") }
         }
     }
 
     static func start(connections: Int, pki: BenchPKI) async throws -> BenchSetup {
+        let bodies = try Bodies()
         let serverContext = try pki.server.makeServerContext()
         let clientContext = try pki.client.makeClientContext()
         let group = MultiThreadedEventLoopGroup.singleton
@@ -289,7 +302,7 @@ enum EchoBench {
                     try sync.addHandler(NIOSSLServerHandler(context: serverContext))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: Frame.defaultMaxLength)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-                    try sync.addHandler(ServerHandler())
+                    try sync.addHandler(ServerHandler(responseBody: bodies.response))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -311,7 +324,8 @@ enum EchoBench {
                     }
                     .connect(host: "127.0.0.1", port: port).get())
         }
-        return BenchSetup(transport: .echo, clients: channels.map(Client.init)) { [channels] in
+        return BenchSetup(transport: .echo, clients: channels.map { Client(channel: $0, bodies: bodies) }) {
+            [channels] in
             for channel in channels { try? await channel.close() }
             try? await server.close()
         }

@@ -28,6 +28,9 @@ public struct LoadRun: Sendable {
         /// Also measure a restart: this many cancellations in flight (their refunds failing) when Orders is
         /// killed; then the time from its restart until every one has ended.
         public var resume: Int?
+        /// Names this run's idempotency keys, so that a run on a suite that already holds orders (a grown
+        /// one, to measure cost as data grows) repeats none of an earlier run's.
+        public var runTag = String(UUID().uuidString.prefix(8)).lowercased()
 
         public init(directory: URL) {
             self.directory = directory
@@ -123,6 +126,7 @@ public struct LoadRun: Sendable {
                     h.suite.runningPID(daemon).map { (daemon.rawValue, $0) }
                 })
             let placed = Placed()
+            let tag = configuration.runTag
             let extra = configuration.resume ?? 0
             let place = try await phase(
                 "place", count: configuration.orders + extra, connections: connections, pids: pids, progress: progress
@@ -133,7 +137,7 @@ public struct LoadRun: Sendable {
                     PlaceOrderRequest(
                         customerEmail: "load\(index)@example.com", currency: "USD",
                         lines: [.init(sku: sku, quantity: 1, unitPriceMinor: 2_500)], cardNumber: "4242424242424242"),
-                    idempotencyKey: "load-place-\(index)", timeout: .seconds(60))
+                    idempotencyKey: "load-\(tag)-place-\(index)", timeout: .seconds(60))
                 guard order.status == .open else { return .failed("order \(order.status)") }
                 placed.add(order.id)
                 return .completed
@@ -146,7 +150,7 @@ public struct LoadRun: Sendable {
                 let accepted = try await c.orders.call(
                     OrdersMethods.cancel,
                     CancelOrderRequest(orderID: orders[index], reason: .customer, refund: true, restock: true),
-                    idempotencyKey: "load-cancel-\(index)", timeout: .seconds(60))
+                    idempotencyKey: "load-\(tag)-cancel-\(index)", timeout: .seconds(60))
                 let acceptedAt = ContinuousClock.now
                 let saga = try await c.orders.call(
                     OrdersMethods.waitSaga, WaitSagaRequest(sagaID: accepted.sagaID, timeoutMillis: 60_000),
@@ -158,7 +162,7 @@ public struct LoadRun: Sendable {
                 if let pid = h.suite.runningPID(daemon) { peak[daemon.rawValue] = Self.peakResidentMiB(pid) }
             }
             let resume =
-                held.isEmpty ? nil : try await Self.resume(h, held, connection: connections[0], progress: progress)
+                held.isEmpty ? nil : try await Self.resume(h, held, connection: connections[0], tag: tag, progress: progress)
             await Self.close(connections)
             await h.stop(removeFiles: false)
             return Report(
@@ -179,7 +183,7 @@ public struct LoadRun: Sendable {
     /// Cancels `orders` while the processor refuses every refund, kills Orders, lets the processor work again,
     /// restarts Orders and times it until every cancellation has ended.
     private static func resume(
-        _ h: RescindHarness, _ orders: [UUID], connection: SuiteConnection,
+        _ h: RescindHarness, _ orders: [UUID], connection: SuiteConnection, tag: String,
         progress: @escaping @Sendable (String) -> Void
     ) async throws -> Resume {
         try await h.setProcessorFaults(ProcessorFaults(mode: .unavailable))
@@ -189,7 +193,7 @@ public struct LoadRun: Sendable {
                 group.addTask {
                     try await connection.orders.call(
                         OrdersMethods.cancel, CancelOrderRequest(orderID: order, reason: .customer),
-                        idempotencyKey: "load-resume-\(index)", timeout: .seconds(60)
+                        idempotencyKey: "load-\(tag)-resume-\(index)", timeout: .seconds(60)
                     ).sagaID
                 }
             }

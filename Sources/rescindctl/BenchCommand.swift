@@ -6,7 +6,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load the real daemons: place orders, then cancel them, and measure sagas per second and latency.",
         discussion: """
-            Starts a fresh suite in --dir (production saga settings, durable commits), places --orders orders from \
+            Starts a fresh suite in --dir (or, with --existing, the one there) (production saga settings, durable commits), places --orders orders from \
             --concurrency clients over --connections connections per daemon, then cancels each with refund and \
             restock. Counts sagas that ended, not requests sent; latency of a cancellation runs from its \
             acceptance to its terminal state. With --rate, operations start on a fixed schedule (open loop) and \
@@ -26,13 +26,17 @@ struct Bench: AsyncParsableCommand {
     var rate: Double?
     @Option(help: "Also kill Orders with this many cancellations in flight and time its recovery.")
     var resume: Int?
+    @Flag(help: "Run on the suite already in --dir, whose orders stay (one grown by Benchmarks/grow.py, say).")
+    var existing = false
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         let directory = URL(fileURLWithPath: dir)
-        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("suite.json").path) {
-            throw ValidationError("\(dir) already holds a suite; bench starts from a new directory")
+        let exists = FileManager.default.fileExists(atPath: directory.appendingPathComponent("suite.json").path)
+        if exists && !existing {
+            throw ValidationError("\(dir) already holds a suite; bench starts from a new directory (or --existing)")
         }
+        if !exists && existing { throw ValidationError("\(dir) holds no suite to run on") }
         var configuration = LoadRun.Configuration(directory: directory)
         configuration.orders = orders
         configuration.concurrency = concurrency
