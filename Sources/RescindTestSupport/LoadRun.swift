@@ -162,7 +162,8 @@ public struct LoadRun: Sendable {
                 if let pid = h.suite.runningPID(daemon) { peak[daemon.rawValue] = Self.peakResidentMiB(pid) }
             }
             let resume =
-                held.isEmpty ? nil : try await Self.resume(h, held, connection: connections[0], tag: tag, progress: progress)
+                held.isEmpty
+                ? nil : try await Self.resume(h, held, connection: connections[0], tag: tag, progress: progress)
             await Self.close(connections)
             await h.stop(removeFiles: false)
             return Report(

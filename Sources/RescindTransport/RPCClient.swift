@@ -87,7 +87,7 @@ public actor RPCClient {
     ///   - timeout: the call's deadline from now (default `configuration.defaultTimeout`).
     /// - Throws: `RescindError`: the callee's error, `unavailable` if it cannot be reached,
     ///   `deadline_exceeded` if it did not answer in time.
-    public func call<Request, Response>(
+    public nonisolated func call<Request, Response>(
         _ method: Method<Request, Response>,
         _ request: Request,
         idempotencyKey: String? = nil,
@@ -234,6 +234,7 @@ public actor RPCClient {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
+                    try sync.addHandler(FlushCoalescer())
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: maxFrameLength)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder()))
                     try sync.addHandler(ClientConnectionHandler(answerGrace: answerGrace))

@@ -121,6 +121,7 @@ public final class RPCServer: Sendable {
                     child.eventLoop.makeCompletedFuture {
                         let sync = child.pipeline.syncOperations
                         try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+                        try sync.addHandler(FlushCoalescer())
                         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: maxFrameLength)))
                         try sync.addHandler(MessageToByteHandler(FrameEncoder()))
                         return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: child)
@@ -158,7 +159,8 @@ public final class RPCServer: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             try await serverChannel.executeThenClose { inbound in
                 for try await connection in inbound {
-                    group.addTask {
+                    // The connection's requests run on its event loop (EventLoopTaskExecutor says why).
+                    group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
                         await self.handle(connection)
                     }
                 }
