@@ -4,14 +4,17 @@
     python3 Benchmarks/grow.py DIR N
 
 DIR holds a suite that a `rescindctl bench --dir DIR` run has left: every order placed and cancelled, every
-saga ended. Its rows are the pattern: each copy k = 1, 2, ... inserts them all again into every table of the
-three databases, with every UUID in every text column given k as its first eight hex digits (so an order's id
-is the same in orders, sagas, steps, payments, reservations, ledger and idempotency keys) and "~k" after every
-idempotency key (some name no UUID), until the orders number N. Stock and locations are not copied: a copy
-of a closed order reserves nothing and its ledger rows sum to nothing (the rows that set stock are not copied). `rescindctl check --dir DIR` should
-still find nothing wrong afterwards (BENCHMARKS.md does it).
+saga ended. Its rows are the pattern: each copy inserts them all again into every table of the three
+databases, with a random 32-bit k of its own XORed into the first eight hex digits of every UUID in every
+text column (so an order's id is the same in orders, sagas, steps, payments, reservations, ledger and
+idempotency keys) and "~k" after every idempotency key (some name no UUID), until the orders number N. A
+suite can be grown again: its copies are then part of the pattern, and each new k makes them new again.
+Stock and locations are not copied: a copy of a closed order reserves nothing and its ledger rows sum to
+nothing (the rows that set stock are not copied). `rescindctl check --dir DIR` finds nothing wrong
+afterwards (Benchmarks/end_to_end.sh runs it).
 """
 
+import random
 import re
 import sqlite3
 import sys
@@ -30,8 +33,9 @@ def renamed(value, copy):
         return value
     def own(match):
         uuid = match.group(0)
+        prefix = int(uuid[:8], 16) ^ copy
         lower = any(c in "abcdef" for c in uuid)
-        return (f"{copy:08x}" if lower else f"{copy:08X}") + uuid[8:]
+        return (f"{prefix:08x}" if lower else f"{prefix:08X}") + uuid[8:]
 
     return UUID.sub(own, value)
 
@@ -62,7 +66,7 @@ def grow(path, copies, progress):
     # Parents before children, for the foreign keys.
     order = ["orders", "saga", "reservation"]
     tables.sort(key=lambda t: order.index(t) if t in order else len(order))
-    for copy in copies:
+    for done, copy in enumerate(copies, 1):
         db.execute("BEGIN")
         for table in tables:
             names, values = [], []
@@ -81,7 +85,7 @@ def grow(path, copies, progress):
                 f"WHERE rowid <= {last[table]} AND {ONLY.get(table, 'true')}"
             )
         db.execute("COMMIT")
-        progress(copy)
+        progress(done)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
 
@@ -95,7 +99,8 @@ def main():
     orders.close()
     if pattern == 0:
         sys.exit(f"{directory} holds no orders to copy")
-    copies = range(1, (target - pattern + pattern - 1) // pattern + 1)
+    count = (target - pattern + pattern - 1) // pattern
+    copies = [random.getrandbits(32) | 1 for _ in range(count)]
     started = time.monotonic()
     for name in ("orders", "payments", "inventory"):
         def progress(copy, name=name):
