@@ -55,7 +55,9 @@ def latency_against_offered_load(directory):
 def throughput_against_size(directory):
     runs = []
     for name, report in load(directory, "grown-*.json"):
-        runs.append((int(name.split("-")[1]), report))
+        size = name.split("-")[1]
+        if size.isdigit():
+            runs.append((int(size), report))
     if not runs:
         return
     runs.sort()
