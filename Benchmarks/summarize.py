@@ -10,7 +10,9 @@ import sys
 from collections import defaultdict
 
 ROW = re.compile(r"^│ (?P<metric>[^│]+?)\s*│(?P<cells>.*)│\s*$")
-TITLE = re.compile(r"^(?P<value>\w+) (?P<codec>CBOR-Codable|CBOR|JSON) (?P<op>encode|decode) \((?P<size>\d+) B\)$")
+TITLE = re.compile(
+    r"^(?P<value>[A-Za-z]+)_(?P<codec>CBOR-Codable|CBOR|JSON)_(?P<op>encode|decode)_\((?P<size>\d+)_B\)$"
+)
 
 
 def parse(text):

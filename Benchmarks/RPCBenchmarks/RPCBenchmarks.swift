@@ -10,7 +10,7 @@ let benchmarks: @Sendable () -> Void = {
     for transport in Transport.allCases {
         let state = SetupState()
         Benchmark(
-            "RPC \(transport) call",
+            "RPC_\(transport)_call",
             configuration: .init(
                 metrics: [.wallClock, .mallocCountTotal, .throughput],
                 timeUnits: .microseconds,

@@ -162,8 +162,8 @@ public final class OrdersService: Sendable {
         try Self.validate(request)
         let digits = Self.cardDigits(request.cardNumber)
         let now = Date()
-        let orderID = UUID()
-        let sagaID = UUID().uuidString
+        let orderID = UUID.timeOrdered(at: now)
+        let sagaID = UUID.timeOrdered(at: now).uuidString
         let total = request.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
         let existing: String? = try await runner.writer.write { db in
             if let idempotencyKey,
@@ -290,7 +290,7 @@ public final class OrdersService: Sendable {
                 reason: "note_too_long"
             )
         }
-        let newID = UUID().uuidString
+        let newID = UUID.timeOrdered().uuidString
         let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
         let sagaID: String = try await runner.writer.write { db in
             if let idempotencyKey,
@@ -358,7 +358,7 @@ public final class OrdersService: Sendable {
     /// - Throws: `failed_precondition/order_cancelling` and the like; Inventory's error if the commit was refused
     ///   (the order is open again).
     public func fulfill(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
-        let newID = UUID().uuidString
+        let newID = UUID.timeOrdered().uuidString
         let sagaID: String = try await runner.writer.write { db in
             guard let order = try OrderRecord.fetchOne(db, key: orderID.uuidString) else {
                 throw RescindError.notFound("no order \(orderID)", reason: "unknown_order")
