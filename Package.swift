@@ -211,6 +211,7 @@ let package = Package(
             dependencies: [
                 "RescindTransport", "RescindPKI", "RescindWire", "RescindAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
