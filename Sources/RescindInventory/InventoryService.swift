@@ -12,12 +12,15 @@ import RescindWire
 /// daemons call with an idempotency key answer a repeat with the first answer.
 public final class InventoryService: Sendable {
     let database: DatabasePool
+    /// Every change goes through it: the movements of concurrent calls share one durable commit.
+    let writer: GroupCommitWriter
     private let logger: Logger
 
     /// Opens (and migrates) the database at `path`.
     /// - Throws: database errors.
     public init(databasePath: String, logger: Logger) throws {
         self.database = try DatabaseOpener.open(path: databasePath, migrator: InventoryDatabase.migrator)
+        self.writer = GroupCommitWriter(pool: database)
         self.logger = logger
     }
 
@@ -68,7 +71,7 @@ public final class InventoryService: Sendable {
         _ context: RequestContext,
         _ body: @escaping @Sendable (Database) throws -> Reservation
     ) async throws -> Reservation {
-        let reservation = try await database.idempotentWrite(
+        let reservation = try await writer.idempotentWrite(
             key: context.idempotencyKey,
             method: context.method,
             request: context.rawPayload,
@@ -92,7 +95,7 @@ public final class InventoryService: Sendable {
         guard request.onHand >= 0 else {
             throw RescindError.invalidArgument("on_hand must not be negative", reason: "negative_quantity")
         }
-        return try await database.write { db in
+        return try await writer.write { db in
             let now = Date()
             if try LocationRecord.fetchOne(db, key: request.location) == nil {
                 try LocationRecord(id: request.location, active: true, createdAt: now).insert(db)
@@ -132,7 +135,7 @@ public final class InventoryService: Sendable {
     /// Deactivates a location; restocks to it fail from now on.
     /// - Throws: `not_found` for an unknown location.
     public func deactivateLocation(_ id: String) async throws -> Location {
-        try await database.write { db in
+        try await writer.write { db in
             guard var location = try LocationRecord.fetchOne(db, key: id) else {
                 throw RescindError.notFound("no location \(id)", reason: "unknown_location")
             }

@@ -11,6 +11,8 @@ import RescindWire
 /// Only the last four digits of a card are stored. Each effect is idempotent by the caller's key.
 public final class PaymentsService: Sendable {
     let database: DatabasePool
+    /// Every change goes through it: the effects of concurrent calls share one durable commit.
+    let writer: GroupCommitWriter
     let processor: SimulatedProcessor
     private let logger: Logger
     /// A test's crash point: `payments.refund/after_commit` dies once a refund is committed, before it is
@@ -24,6 +26,7 @@ public final class PaymentsService: Sendable {
     ) throws {
         self.crashPoint = crashPoint
         self.database = try DatabaseOpener.open(path: databasePath, migrator: PaymentsDatabase.migrator)
+        self.writer = GroupCommitWriter(pool: database)
         self.processor = processor
         self.logger = logger
     }
@@ -46,7 +49,7 @@ public final class PaymentsService: Sendable {
         }
         router.register(PaymentsMethods.refund) { request, context in
             await self.processor.latency()
-            let result = try await self.database.idempotentWrite(
+            let result = try await self.writer.idempotentWrite(
                 key: context.idempotencyKey,
                 method: context.method,
                 request: context.rawPayload
@@ -69,7 +72,7 @@ public final class PaymentsService: Sendable {
         _ body: @escaping @Sendable (Database) throws -> Payment
     ) async throws -> Payment {
         await processor.latency()
-        let payment = try await database.idempotentWrite(
+        let payment = try await writer.idempotentWrite(
             key: context.idempotencyKey,
             method: context.method,
             request: context.rawPayload,

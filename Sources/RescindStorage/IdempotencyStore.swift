@@ -104,9 +104,9 @@ public enum IdempotencyStore {
     }
 }
 
-extension DatabaseWriter {
-    /// Performs an effect at most once per idempotency key (see `IdempotencyStore.perform`), in one
-    /// fsynced transaction. Without a key the effect simply runs.
+extension GroupCommitWriter {
+    /// Performs an effect at most once per idempotency key (see `IdempotencyStore.perform`), in the next
+    /// shared transaction; answered once that transaction is durable. Without a key the effect simply runs.
     /// - Throws: `RescindError` (the first answer's failure, replayed) or database errors.
     public func idempotentWrite<Response: Codable & Sendable>(
         key: String?,
