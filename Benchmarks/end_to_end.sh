@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every end-to-end benchmark of BENCHMARKS.md, one after another on this machine, each result as JSON in
-# OUT (default Benchmarks/results), then the RPC benchmark and the plots. About 40 minutes, a quarter of it
-# growing a suite to a million orders. Nothing else should run meanwhile.
+# OUT (default Benchmarks/results), then the RPC benchmark, the plots and (into the default OUT) the tables of
+# BENCHMARKS.md. About 20 minutes, a third of it growing a suite to a million orders. Nothing else should run
+# meanwhile.
 #
 #     Benchmarks/end_to_end.sh [OUT]
 #     SECTIONS="growth rpc" Benchmarks/end_to_end.sh      # some of: closed clients open resume growth rpc
@@ -78,3 +79,5 @@ if wanted rpc; then
 fi
 
 python3 Benchmarks/plot.py "$out"
+# BENCHMARKS.md's tables from these results (the prose is written by hand).
+if [ "$out" = "$(realpath -m Benchmarks/results)" ]; then python3 Benchmarks/tables.py "$out" BENCHMARKS.md; fi
