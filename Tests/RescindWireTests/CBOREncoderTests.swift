@@ -343,6 +343,41 @@ struct CBOREncoderTests {
         #expect(error?.message.contains("outer") == true)
     }
 
+    /// The exact bytes of values whose `encode(to:)` uses the Codable API out of sequence (a super encoder, a
+    /// count read after the parent was written again): whatever encoder writes them must write these.
+    @Test func valuesWrittenOutOfSequenceHaveTheirBytes() throws {
+        // {"breed": "collie", "super": {"legs": 4, "name": "rex"}}
+        #expect(
+            try cborEncodeHex(CBORDog(name: "rex", breed: "collie"))
+                == "a2" + "656272656564" + "66636f6c6c6965" + "657375706572"
+                + "a2" + "646c656773" + "04" + "646e616d65" + "63726578")
+        // {"base": {"city": "c", "street": "s"}, "extra": [2]}
+        #expect(
+            try cborEncodeHex(CBORSuperKeyed(base: CBORAddress(street: "s", city: "c", postcode: nil), extra: [2]))
+                == "a2" + "6462617365" + "a2" + "6463697479" + "6163" + "66737472656574" + "6173"
+                + "656578747261" + "8102")
+        // {"list": [1], "after": 1, "count": 1}
+        #expect(
+            try cborEncodeHex(CBORLateCount())
+                == "a3" + "646c697374" + "8101" + "656166746572" + "01" + "65636f756e74" + "01")
+    }
+
+    /// What a misuse's error says, with where it happened.
+    @Test func misuseMessagesNameTheProblemAndWhere() throws {
+        #expect(
+            cborEncodeError(["outer": CBORDuplicateKeyWriter()])?.message
+                == "key 'id' was encoded twice in one keyed container at outer")
+        #expect(
+            cborEncodeError(CBORTwoSingleValues())?.message
+                == "a single-value container was asked to encode a second value at <root>")
+        #expect(
+            cborEncodeError(CBORConflictingContainers())?.message
+                == "requested an unkeyed container from an encoder that already holds a keyed container at <root>")
+        #expect(
+            cborEncodeError(Date(timeIntervalSince1970: .nan))?.message
+                == "cannot encode a Date whose time interval is not finite (nan)")
+    }
+
     @Test func encodingErrorIsConverted() throws {
         struct Refuses: Encodable {
             func encode(to encoder: any Encoder) throws {
