@@ -517,10 +517,35 @@ extension _CBORDecodingState {
         if T.self == UUID.self {
             return unsafeBitCast(try decodeUUID(at: position), to: T.self)
         }
+        // An array is read with its length known: its elements are stored once, not copied at each doubling.
+        if head(at: position.offset).major == 4, let array = T.self as? any _CBORDecodableArray.Type {
+            func decode<A: _CBORDecodableArray>(_ array: A.Type) throws -> T {
+                unsafeBitCast(try A.cborDecode(self, at: position), to: T.self)
+            }
+            return try decode(array)
+        }
         let saved = cursor
         cursor = position
         defer { cursor = saved }
         return try T(from: self)
+    }
+}
+
+/// An array the decoder reads itself, as `Array.init(from:)` would (element by element through an unkeyed
+/// container, with the same errors), but with room for all its elements reserved first.
+protocol _CBORDecodableArray {
+    static func cborDecode(_ state: _CBORDecodingState, at position: _CBORCursor) throws -> Self
+}
+
+extension Array: _CBORDecodableArray where Element: Decodable {
+    static func cborDecode(_ state: _CBORDecodingState, at position: _CBORCursor) throws -> Self {
+        var container = try _CBORUnkeyedDecodingContainer(state: state, at: position)
+        var elements: [Element] = []
+        elements.reserveCapacity(container.total)
+        while !container.isAtEnd {
+            elements.append(try container.decode(Element.self))
+        }
+        return elements
     }
 }
 
