@@ -877,63 +877,78 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     }
 
     func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? {
-        try present(key).map { try state.decodeBool(at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeBool(at: position)
     }
 
     func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
-        try present(key).map { try state.decodeString(at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeString(at: position)
     }
 
     func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? {
-        try present(key).map { try state.decodeDouble(at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeDouble(at: position)
     }
 
     func decodeIfPresent(_ type: Float.Type, forKey key: Key) throws -> Float? {
-        try present(key).map { try state.decodeFloat(at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeFloat(at: position)
     }
 
     func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: Int8.Type, forKey key: Key) throws -> Int8? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: Int16.Type, forKey key: Key) throws -> Int16? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: UInt.Type, forKey key: Key) throws -> UInt? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: UInt8.Type, forKey key: Key) throws -> UInt8? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: UInt16.Type, forKey key: Key) throws -> UInt16? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? {
-        try present(key).map { try state.decodeInteger(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.decodeInteger(type, at: position)
     }
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
-        try present(key).map { try state.unbox(type, at: $0) }
+        guard let position = try present(key) else { return nil }
+        return try state.unbox(type, at: position)
     }
 
     func nestedContainer<NestedKey: CodingKey>(
