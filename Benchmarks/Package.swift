@@ -56,6 +56,7 @@ let package = Package(
             name: "RPCBench",
             dependencies: [
                 "RPCTransports",
+                .product(name: "RescindTransport", package: "Rescind"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "RPCBench",

@@ -26,6 +26,11 @@ def phase(report, name):
     return next(p for p in report["phases"] if p["name"] == name)
 
 
+def save(figure, directory, name):
+    figure.tight_layout()
+    figure.savefig(os.path.join(directory, name), dpi=110)
+
+
 def latency_against_offered_load(directory):
     runs = sorted(
         (r["offeredRate"], r) for _, r in load(directory, "open-*.json") if r.get("offeredRate")
@@ -48,8 +53,7 @@ def latency_against_offered_load(directory):
     axes.set_title("Latency against offered load (three daemons and the generator on 2 cores)")
     axes.legend(fontsize=8)
     axes.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(os.path.join(directory, "latency-vs-offered-load.png"), dpi=110)
+    save(figure, directory, "latency-vs-offered-load.png")
 
 
 def throughput_against_size(directory):
@@ -73,8 +77,7 @@ def throughput_against_size(directory):
     axes.set_title("Throughput against database size\n(5,000 orders placed, then cancelled, 32 clients)")
     axes.legend()
     axes.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(os.path.join(directory, "throughput-vs-database-size.png"), dpi=110)
+    save(figure, directory, "throughput-vs-database-size.png")
 
 
 def clients(directory):
@@ -95,8 +98,7 @@ def clients(directory):
     right.set_yscale("log")
     right.set_ylabel("latency p99, ms")
     figure.suptitle("Concurrent clients")
-    figure.tight_layout()
-    figure.savefig(os.path.join(directory, "clients.png"), dpi=110)
+    save(figure, directory, "clients.png")
 
 
 def rpc(directory):
@@ -122,8 +124,7 @@ def rpc(directory):
     axes.set_title("One orders.cancel call over mutual TLS on loopback (client and server on 2 cores)")
     axes.legend()
     axes.grid(True, axis="y", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(os.path.join(directory, "rpc.png"), dpi=110)
+    save(figure, directory, "rpc.png")
 
 
 def main():

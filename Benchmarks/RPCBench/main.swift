@@ -13,6 +13,7 @@
 import Foundation
 import Histogram
 import RPCTransports
+import RescindTransport
 
 struct Options {
     var duration = 5.0
@@ -106,11 +107,6 @@ func run(_ setup: BenchSetup, inFlight: Int, seconds: Double) async -> Result {
         transport: setup.transport.rawValue, connections: setup.clients.count, inFlight: inFlight, calls: calls,
         errors: errors, seconds: elapsed, requestsPerSecond: Double(calls) / elapsed, p50Micros: micros(50),
         p99Micros: micros(99), p999Micros: micros(99.9), cpuMicrosPerCall: calls > 0 ? cpu / Double(calls) * 1e6 : 0)
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }
 
 let options = Options(CommandLine.arguments)

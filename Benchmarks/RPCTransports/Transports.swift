@@ -74,34 +74,26 @@ let quietLogger = Logger(label: "rescind.rpc-bench", factory: { _ in SwiftLogNoO
 
 // MARK: - Certificates
 
-/// A CA made in memory and the PEM files of a server (`orders`) and a client (`operator`) in a temporary
-/// directory; every transport uses the same files.
+/// A CA and the PEM files of a server (`orders`) and a client (`operator`) in a temporary directory, written
+/// by `PKIDirectory` as `rescindctl certs` writes them; every transport uses the same files.
 public struct BenchPKI: Sendable {
     public let directory: URL
     public let server: TLSFiles
     public let client: TLSFiles
 
     public init() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "rescind-rpc-bench-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let authority = try CertificateAuthority.create()
-        let ca = directory.appendingPathComponent("ca.pem").path
-        try Data(authority.certificatePEM.utf8).write(to: URL(fileURLWithPath: ca))
-        self.directory = directory
-        server = try Self.files(.orders, authority: authority, ca: ca, in: directory)
-        client = try Self.files(.operator, authority: authority, ca: ca, in: directory)
-    }
-
-    private static func files(
-        _ name: Identity, authority: CertificateAuthority, ca: String, in directory: URL
-    ) throws -> TLSFiles {
-        let issued = try authority.issue(name: name.rawValue, hosts: ["127.0.0.1", "localhost"])
-        let certificate = directory.appendingPathComponent("\(name).pem")
-        let key = directory.appendingPathComponent("\(name)-key.pem")
-        try Data(issued.certificatePEM.utf8).write(to: certificate)
-        try Data(issued.privateKeyPEM.utf8).write(to: key)
-        return TLSFiles(caCertificatePath: ca, certificatePath: certificate.path, privateKeyPath: key.path)
+        let pki = PKIDirectory(url: directory)
+        _ = try pki.initialize()
+        func files(_ name: Identity) throws -> TLSFiles {
+            try pki.issue(name: name.rawValue, hosts: ["127.0.0.1", "localhost"])
+            return TLSFiles(
+                caCertificatePath: pki.caCertificatePath, certificatePath: pki.certificatePath(for: name.rawValue),
+                privateKeyPath: pki.privateKeyPath(for: name.rawValue))
+        }
+        server = try files(.orders)
+        client = try files(.operator)
     }
 
     public func remove() { try? FileManager.default.removeItem(at: directory) }

@@ -27,7 +27,7 @@ public enum DatabaseOpener {
     }
 }
 
-/// With `RESCIND_SQL_STATEMENTS=DIR`, every distinct SQL statement a daemon prepares is written once to
+/// With `RESCIND_SQL_STATEMENTS=DIR`, every distinct SQL statement a daemon runs is written once to
 /// DIR/NAME.sql (NAME: the database file's name), one per line: what `Benchmarks/query_plans.py` runs
 /// `EXPLAIN QUERY PLAN` on after a benchmark, to show that no hot query scans a table. Off by default.
 final class StatementLog: Sendable {
