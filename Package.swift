@@ -11,6 +11,7 @@ let package = Package(
     name: "Rescind",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "RescindCBOR", targets: ["RescindCBOR"]),
         .library(name: "RescindWire", targets: ["RescindWire"]),
         .library(name: "RescindAPI", targets: ["RescindAPI"]),
         .library(name: "RescindPKI", targets: ["RescindPKI"]),
@@ -34,10 +35,15 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
-        // Wire format: CBOR codec, frames, envelopes, error catalogue. NIOCore only.
+        // CBOR (RFC 8949) for Codable values: one encoder, one validating decoder. Foundation only.
+        .target(
+            name: "RescindCBOR",
+            swiftSettings: swiftSettings
+        ),
+        // Wire format: frames, envelopes, error catalogue, on RescindCBOR. NIOCore only.
         .target(
             name: "RescindWire",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["RescindCBOR", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // The methods of the three services and their request, response and record types.
@@ -60,7 +66,7 @@ let package = Package(
         .target(
             name: "RescindTransport",
             dependencies: [
-                "RescindWire", "RescindAPI", "RescindPKI",
+                "RescindCBOR", "RescindWire", "RescindAPI", "RescindPKI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -72,7 +78,7 @@ let package = Package(
         .target(
             name: "RescindStorage",
             dependencies: [
-                "RescindWire",
+                "RescindCBOR", "RescindWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -174,6 +180,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RescindCBORTests",
+            dependencies: ["RescindCBOR"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -26,6 +26,7 @@ let package = Package(
         .target(
             name: "Fixtures",
             dependencies: [
+                .product(name: "RescindCBOR", package: "Rescind"),
                 .product(name: "RescindWire", package: "Rescind"),
                 .product(name: "RescindAPI", package: "Rescind"),
             ],
@@ -37,6 +38,7 @@ let package = Package(
             name: "RPCTransports",
             dependencies: [
                 "Fixtures",
+                .product(name: "RescindCBOR", package: "Rescind"),
                 .product(name: "RescindWire", package: "Rescind"),
                 .product(name: "RescindAPI", package: "Rescind"),
                 .product(name: "RescindPKI", package: "Rescind"),
@@ -80,6 +82,7 @@ let package = Package(
             dependencies: [
                 "Fixtures",
                 .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "RescindCBOR", package: "Rescind"),
                 .product(name: "RescindWire", package: "Rescind"),
                 .product(name: "RescindAPI", package: "Rescind"),
             ],

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 ROW = re.compile(r"^│ (?P<metric>[^│]+?)\s*│(?P<cells>.*)│\s*$")
 TITLE = re.compile(
-    r"^(?P<value>[A-Za-z]+)_(?P<codec>CBOR-Codable|CBOR|JSON)_(?P<op>encode|decode)_\((?P<size>\d+)_B\)$"
+    r"^(?P<value>[A-Za-z]+)_(?P<codec>CBOR|JSON)_(?P<op>encode|decode)_\((?P<size>\d+)_B\)$"
 )
 
 
@@ -45,24 +45,17 @@ def main():
     for value, _, _ in results:
         if value not in values:
             values.append(value)
-    print(
-        "| value | op | CBOR p50 | JSON p50 | JSON/CBOR time | CBOR-Codable p50 | Codable/message time "
-        "| CBOR allocs | CBOR-Codable allocs | JSON allocs | CBOR B | JSON B |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| value | op | CBOR p50 | JSON p50 | JSON/CBOR time | CBOR allocs | JSON allocs | CBOR B | JSON B |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for value in values:
         for op in ("encode", "decode"):
             c = results.get((value, "CBOR", op), {})
             j = results.get((value, "JSON", op), {})
             if "wall" not in c or "wall" not in j:
                 continue
-            g = results.get((value, "CBOR-Codable", op), {})
-            ratio = j["wall"] / c["wall"]
-            codable = f"{g['wall'] / 1000:.2f} µs | {g['wall'] / c['wall']:.2f}x" if "wall" in g else "- | -"
             print(
-                f"| {value} | {op} | {c['wall'] / 1000:.2f} µs | {j['wall'] / 1000:.2f} µs | {ratio:.2f}x "
-                f"| {codable} | {c.get('malloc', '?')} | {g.get('malloc', '-')} | {j.get('malloc', '?')} "
-                f"| {c['size']} | {j['size']} |"
+                f"| {value} | {op} | {c['wall'] / 1000:.2f} µs | {j['wall'] / 1000:.2f} µs | {j['wall'] / c['wall']:.2f}x "
+                f"| {c.get('malloc', '?')} | {j.get('malloc', '?')} | {c['size']} | {j['size']} |"
             )
 
 

@@ -27,6 +27,7 @@ let package = Package(
         .target(
             name: "FuzzSupport",
             dependencies: [
+                .product(name: "RescindCBOR", package: "Rescind"),
                 .product(name: "RescindWire", package: "Rescind"),
                 .product(name: "RescindAPI", package: "Rescind"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -38,6 +39,7 @@ let package = Package(
             name: "FuzzFrames",
             dependencies: [
                 "CLibFuzzer", "FuzzSupport",
+                .product(name: "RescindCBOR", package: "Rescind"),
                 .product(name: "RescindWire", package: "Rescind"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -48,6 +50,7 @@ let package = Package(
             name: "FuzzCBOR",
             dependencies: [
                 "CLibFuzzer", "FuzzSupport",
+                .product(name: "RescindCBOR", package: "Rescind"),
                 .product(name: "RescindWire", package: "Rescind"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -58,6 +61,7 @@ let package = Package(
             name: "FuzzSeeds",
             dependencies: [
                 "FuzzSupport",
+                .product(name: "RescindCBOR", package: "Rescind"),
                 .product(name: "RescindWire", package: "Rescind"),
                 .product(name: "RescindAPI", package: "Rescind"),
                 .product(name: "NIOCore", package: "swift-nio"),

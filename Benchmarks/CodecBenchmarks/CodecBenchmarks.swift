@@ -9,6 +9,7 @@ import Benchmark
 import Fixtures
 import Foundation
 import RescindAPI
+import RescindCBOR
 import RescindWire
 
 let benchmarks: @Sendable () -> Void = {
@@ -35,19 +36,10 @@ let benchmarks: @Sendable () -> Void = {
 /// Registers CBOR encode, CBOR decode, JSON encode and JSON decode of `value`, after checking once
 /// that both codecs give the value back unchanged (so no benchmark measures a broken path).
 ///
-/// Every value here is a `CBORMessage`, which the wire codec reads and writes with its hand-written
-/// coding; "CBOR-Codable" is the same codec through the value's `Codable` conformance instead (the
-/// path of every other type), for comparison.
 func register<T: Codable & Equatable & Sendable>(_ name: String, _ value: T) {
     let cbor = try! CBOREncoder().encode(value)
     let json = try! JSONEncoder().encode(value)
-    var codableEncoder = CBOREncoder()
-    codableEncoder.usesMessageCoding = false
-    var codableDecoder = CBORDecoder()
-    codableDecoder.usesMessageCoding = false
     precondition(try! CBORDecoder().decode(T.self, from: cbor) == value, "\(name): CBOR round trip changed the value")
-    precondition(try! codableEncoder.encode(value) == cbor, "\(name): the two CBOR paths write different bytes")
-    precondition(try! codableDecoder.decode(T.self, from: cbor) == value, "\(name): Codable CBOR changed the value")
     precondition(try! JSONDecoder().decode(T.self, from: json) == value, "\(name): JSON round trip changed the value")
 
     Benchmark("\(name)_CBOR_encode_(\(cbor.count)_B)") { benchmark in
@@ -62,18 +54,6 @@ func register<T: Codable & Equatable & Sendable>(_ name: String, _ value: T) {
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             blackHole(try! decoder.decode(T.self, from: cbor))
-        }
-    }
-    Benchmark("\(name)_CBOR-Codable_encode_(\(cbor.count)_B)") { benchmark in
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            blackHole(try! codableEncoder.encode(value))
-        }
-    }
-    Benchmark("\(name)_CBOR-Codable_decode_(\(cbor.count)_B)") { benchmark in
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            blackHole(try! codableDecoder.decode(T.self, from: cbor))
         }
     }
     Benchmark("\(name)_JSON_encode_(\(json.count)_B)") { benchmark in

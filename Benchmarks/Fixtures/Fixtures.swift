@@ -1,5 +1,6 @@
 import Foundation
 import RescindAPI
+import RescindCBOR
 import RescindWire
 
 /// Fixed values shaped like what the daemons send: no `Date()` or `UUID()` per iteration.

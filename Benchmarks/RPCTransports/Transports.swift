@@ -21,6 +21,7 @@ import NIOSSL
 import RescindAPI
 import RescindPKI
 import RescindTransport
+import RescindCBOR
 import RescindWire
 
 /// Which implementation a benchmark calls through.

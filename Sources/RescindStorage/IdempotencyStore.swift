@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import RescindCBOR
 import RescindWire
 
 /// Stores the first answer to each idempotency key and returns it again for a repeat, failures included,

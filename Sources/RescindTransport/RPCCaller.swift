@@ -1,5 +1,6 @@
 import Logging
 import RescindAPI
+import RescindCBOR
 import RescindWire
 
 import struct Foundation.Data

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import RescindAPI
+import RescindCBOR
 import RescindWire
 
 import struct Foundation.Data

@@ -1,4 +1,5 @@
 import NIOCore
+import RescindCBOR
 
 import struct Foundation.Data
 import struct Foundation.Date
@@ -28,34 +29,6 @@ public struct RequestEnvelope: Codable, Sendable, Hashable {
         case deadlineMillis = "deadline"
         case idempotencyKey = "idempotency_key"
         case payload
-    }
-}
-
-extension RequestEnvelope: CBORMessage {
-    public init(cbor map: inout CBORMapReader) throws {
-        var method: String?
-        var deadlineMillis: UInt64?
-        var payload: Data?
-        idempotencyKey = nil
-        while map.next() {
-            switch map.key {
-            case "method": method = try map.read(String.self)
-            case "payload": payload = try map.read(Data.self)
-            case "deadline": deadlineMillis = try map.read(UInt64.self)
-            case "idempotency_key": idempotencyKey = map.isNull ? nil : try map.read(String.self)
-            default: break
-            }
-        }
-        self.method = try map.required(method, "method")
-        self.deadlineMillis = try map.required(deadlineMillis, "deadline")
-        self.payload = try map.required(payload, "payload")
-    }
-
-    public func encode(cbor map: inout CBORMapWriter) {
-        map.write("method", method)
-        map.write("payload", payload)
-        map.write("deadline", deadlineMillis)
-        if let idempotencyKey { map.write("idempotency_key", idempotencyKey) }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import RescindAPI
+import RescindCBOR
 import RescindWire
 import Testing
 

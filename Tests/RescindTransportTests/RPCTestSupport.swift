@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import RescindAPI
+import RescindCBOR
 import RescindPKI
 import RescindTransport
 import RescindWire

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RescindCBOR
 import RescindWire
 import Testing
 

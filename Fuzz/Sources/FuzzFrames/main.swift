@@ -1,6 +1,7 @@
 import CLibFuzzer
 import FuzzSupport
 import NIOCore
+import RescindCBOR
 import RescindWire
 
 #if canImport(Glibc)

@@ -9,6 +9,7 @@
 import FuzzSupport
 import NIOCore
 import RescindAPI
+import RescindCBOR
 import RescindWire
 
 import struct Foundation.Data

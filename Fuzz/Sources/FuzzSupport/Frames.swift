@@ -1,4 +1,5 @@
 import NIOCore
+import RescindCBOR
 import RescindWire
 
 /// What a frame decoder made of a byte stream that then ended (EOF).

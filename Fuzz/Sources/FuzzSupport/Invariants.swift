@@ -1,3 +1,4 @@
+import RescindCBOR
 import RescindWire
 
 #if canImport(Glibc)
@@ -41,18 +42,6 @@ public enum Invariant {
 public enum CBORChecks {
     public static let encoder = CBOREncoder()
     public static let decoder = CBORDecoder()
-    /// The same codec through `Codable` only, to compare with the hand-written coding of `CBORMessage` types.
-    static let codableEncoder = {
-        var encoder = CBOREncoder()
-        encoder.usesMessageCoding = false
-        return encoder
-    }()
-    static let codableDecoder = {
-        var decoder = CBORDecoder()
-        decoder.usesMessageCoding = false
-        return decoder
-    }()
-
     /// How strictly a decoded value must survive re-encoding.
     public enum RoundTrip: Sendable {
         /// `decode(encode(v)) == v` and `encode(decode(encode(v))) == encode(v)`.
@@ -63,10 +52,7 @@ public enum CBORChecks {
     }
 
     /// Decodes `bytes` as `T` the way the server does (`CBORDecoder.decode`); if that succeeds, checks that
-    /// the value re-encodes canonically. Every failure must be a `CBORError`. For a `CBORMessage` type, the
-    /// `Codable` path must accept exactly the same inputs, with equal values. (Which error an input with
-    /// several faults gets may differ: a message reads its entries in input order, `Codable` in the order
-    /// of its keys.)
+    /// the value re-encodes canonically. Every failure must be a `CBORError`.
     @discardableResult
     public static func decode<T: Codable & Equatable, Bytes: Collection<UInt8>>(
         _ type: T.Type,
@@ -78,18 +64,7 @@ public enum CBORChecks {
             value = try decoder.decode(T.self, from: bytes)
         } catch {
             checkDecodingError(error, decoding: T.self)
-            if T.self is any CBORMessage.Type, let codable = try? codableDecoder.decode(T.self, from: bytes) {
-                Invariant.fail("\(T.self): the message path refused what Codable reads as \(codable): \(error)")
-            }
             return nil
-        }
-        if T.self is any CBORMessage.Type {
-            do {
-                let codable = try codableDecoder.decode(T.self, from: bytes)
-                Invariant.check(codable == value, "\(T.self): message path read \(value), Codable \(codable)")
-            } catch {
-                Invariant.fail("\(T.self): Codable refused what the message path reads as \(value): \(error)")
-            }
         }
         checkRoundTrip(value, roundTrip)
         return value
@@ -115,11 +90,6 @@ public enum CBORChecks {
             first = try encoder.encode(value)
         } catch {
             Invariant.fail("a decoded \(T.self) does not encode: \(error)\nvalue: \(value)")
-        }
-        if T.self is any CBORMessage.Type {
-            Invariant.check(
-                (try? codableEncoder.encode(value)) == first,
-                "\(T.self): the message and Codable paths write different bytes")
         }
         let again: T
         do {

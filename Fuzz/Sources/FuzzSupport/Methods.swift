@@ -1,4 +1,5 @@
 import RescindAPI
+import RescindCBOR
 import RescindWire
 
 /// One method of the suite with the decodes a peer makes of its bodies.

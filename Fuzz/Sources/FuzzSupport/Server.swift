@@ -1,4 +1,5 @@
 import NIOCore
+import RescindCBOR
 import RescindWire
 
 import struct Foundation.Date

@@ -156,21 +156,49 @@ public struct KitchenSink: Codable, Equatable {
             }
         }
 
+        /// Written out of sequence on purpose, so that the fuzzer drives the encoder's writes into complete
+        /// containers: the super encoder and both containers are asked for first, `flags` (which completes
+        /// `point`) is written next, then `point`, then the super encoder. The bytes must be those of
+        /// `InOrder`, which writes the same content in order.
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: AnyKey.self)
-            if let base {
-                var single = container.superEncoder().singleValueContainer()
+            let superEncoder = base.map { _ in container.superEncoder() }
+            var unkeyed = point.isEmpty ? nil : container.nestedUnkeyedContainer(forKey: AnyKey("point"))
+            var nested = flags.isEmpty ? nil : container.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("flags"))
+            for (key, value) in flags { try nested?.encode(value, forKey: AnyKey(key)) }
+            for value in point {
+                if let value { try unkeyed?.encode(value) } else { try unkeyed?.encodeNil() }
+            }
+            if let base, let superEncoder {
+                var single = superEncoder.singleValueContainer()
                 try single.encode(base)
             }
-            if !point.isEmpty {
-                var unkeyed = container.nestedUnkeyedContainer(forKey: AnyKey("point"))
-                for value in point {
-                    if let value { try unkeyed.encode(value) } else { try unkeyed.encodeNil() }
-                }
+        }
+
+        /// The same content, written in order.
+        public struct InOrder: Encodable {
+            public let nested: Nested
+
+            public init(_ nested: Nested) {
+                self.nested = nested
             }
-            if !flags.isEmpty {
-                var nested = container.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("flags"))
-                for (key, value) in flags { try nested.encode(value, forKey: AnyKey(key)) }
+
+            public func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: AnyKey.self)
+                if let base = nested.base {
+                    var single = container.superEncoder().singleValueContainer()
+                    try single.encode(base)
+                }
+                if !nested.point.isEmpty {
+                    var unkeyed = container.nestedUnkeyedContainer(forKey: AnyKey("point"))
+                    for value in nested.point {
+                        if let value { try unkeyed.encode(value) } else { try unkeyed.encodeNil() }
+                    }
+                }
+                if !nested.flags.isEmpty {
+                    var inner = container.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("flags"))
+                    for (key, value) in nested.flags { try inner.encode(value, forKey: AnyKey(key)) }
+                }
             }
         }
     }

@@ -4,17 +4,17 @@
 /// after the container's subtree. Together they let the decoder skip any item in O(1).
 /// Scalars, strings, tags and empty containers get no record: they can be skipped by
 /// reading their head.
-struct _CBORRecord {
+struct ContainerSpan {
     var offset: Int
     var end: Int
     var next: Int
-    /// For a map, where its entries start in `_CBORIndex.slots`.
+    /// For a map, where its entries start in `ItemIndex.slots`.
     var slots: Int
 }
 
 /// The container records of one input, and the working space of the indexer that found them,
 /// kept together so that a recycled decoding state reuses all of their capacity.
-struct _CBORIndex {
+struct ItemIndex {
     struct Frame {
         var record: Int
         /// Items expected in total (twice the entry count for a map).
@@ -34,10 +34,10 @@ struct _CBORIndex {
         var record: Int
     }
 
-    var records: [_CBORRecord] = []
+    var records: [ContainerSpan] = []
     /// The entries of every non-empty map, each map's together (in input order, or sorted
-    /// for lookup if there are more than `_cborLinearSearchLimit`).
-    var slots: [_CBORKeySlot] = []
+    /// for lookup if there are more than `linearSearchLimit`).
+    var slots: [KeySlot] = []
     var outer: [Frame] = []
     var keys: [KeyRange] = []
 
@@ -56,7 +56,7 @@ struct _CBORIndex {
 
 /// A position in validated input: the offset of an item's head, and the index of the first
 /// record whose offset is at or after it.
-struct _CBORCursor {
+struct Cursor {
     var offset: Int
     var record: Int
 }
@@ -68,9 +68,9 @@ struct _CBORCursor {
 /// anything is allocated), nesting depth, UTF-8, text-string map keys without duplicates,
 /// and the allowed tags and simple values. Afterwards the decoder can read the input
 /// without re-checking, and only type-directed checks remain.
-struct _CBORIndexer {
-    typealias Frame = _CBORIndex.Frame
-    typealias KeyRange = _CBORIndex.KeyRange
+struct Indexer {
+    typealias Frame = ItemIndex.Frame
+    typealias KeyRange = ItemIndex.KeyRange
 
     private struct Head {
         var major: UInt8
@@ -88,8 +88,8 @@ struct _CBORIndexer {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private let maxDepth: Int
-    private var records: [_CBORRecord]
-    private var slots: [_CBORKeySlot]
+    private var records: [ContainerSpan]
+    private var slots: [KeySlot]
     /// The innermost open container (meaningful only when `depth > 0`).
     private var top = Frame(record: 0, total: 0, remaining: 0, isMap: false, keyBase: 0)
     /// The open containers outside `top`, outermost first.
@@ -99,7 +99,7 @@ struct _CBORIndexer {
     private var keys: [KeyRange]
 
     /// Takes over the arrays of `index`, which must be empty, so that their capacity is reused.
-    private init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, taking index: inout _CBORIndex) {
+    private init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, taking index: inout ItemIndex) {
         self.bytes = bytes
         self.maxDepth = maxDepth
         records = []
@@ -119,8 +119,8 @@ struct _CBORIndexer {
 
     /// Validates `bytes` as exactly one CBOR data item and leaves its container records in
     /// `index.records` (which are meaningless if this throws).
-    static func index(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, into index: inout _CBORIndex) throws {
-        var indexer = _CBORIndexer(bytes: bytes, maxDepth: maxDepth, taking: &index)
+    static func index(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, into index: inout ItemIndex) throws {
+        var indexer = Indexer(bytes: bytes, maxDepth: maxDepth, taking: &index)
         defer {
             swap(&indexer.records, &index.records)
             swap(&indexer.slots, &index.slots)
@@ -154,7 +154,7 @@ struct _CBORIndexer {
                 if !head.isShortest { throw nonCanonical(head, at: start) }
                 let length = Int(head.argument)
                 if head.major == 3,
-                    let bad = _CBORUTF8.firstInvalidByteUnlessShortASCII(in: bytes, start: position, count: length)
+                    let bad = UTF8Check.firstInvalidByteUnlessShortASCII(in: bytes, start: position, count: length)
                 {
                     throw failure(.invalidUTF8, "text string is not valid UTF-8 at byte \(bad)", at: start)
                 }
@@ -174,7 +174,7 @@ struct _CBORIndexer {
                 if !head.isShortest { throw nonCanonical(head, at: start) }
                 guard depth < maxDepth else { throw tooDeep(at: start) }
                 if head.argument > 0 {
-                    records.append(_CBORRecord(offset: start, end: 0, next: 0, slots: 0))
+                    records.append(ContainerSpan(offset: start, end: 0, next: 0, slots: 0))
                     let items = Int(head.argument) &* (isMap ? 2 : 1)
                     if depth > 0 {
                         outer.append(top)
@@ -253,20 +253,20 @@ struct _CBORIndexer {
         for i in base..<keys.count {
             let key = keys[i]
             slots.append(
-                _CBORKeySlot(
+                KeySlot(
                     payload: key.payload,
                     length: key.end &- key.payload,
-                    value: _CBORCursor(offset: key.end, record: key.record)
+                    value: Cursor(offset: key.end, record: key.record)
                 )
             )
         }
-        if keys.count - base > _cborLinearSearchLimit {
+        if keys.count - base > linearSearchLimit {
             let bytes = self.bytes
             slots[first...].sort { a, b in
                 if a.length != b.length {
                     return a.length < b.length
                 }
-                return _CBORKeyLookup.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
+                return KeyLookup.compare(bytes, a.payload, bytes, b.payload, a.length) < 0
             }
         }
     }
@@ -284,7 +284,7 @@ struct _CBORIndexer {
             switch content.major {
             case 0, 1:
                 if !content.isShortest { throw nonCanonical(content, at: position) }
-                guard _CBORDecodingState.float(Double.self, fromMajor: content.major, argument: content.argument) != nil
+                guard DecoderState.float(Double.self, fromMajor: content.major, argument: content.argument) != nil
                 else {
                     throw failure(
                         .valueOutOfRange, "date seconds are not exactly representable as Double", at: position)
@@ -292,7 +292,7 @@ struct _CBORIndexer {
             case 7 where content.info >= 25 && content.info <= 27:
                 let seconds: Double =
                     switch content.info {
-                    case 25: _CBORFloat.double(fromHalf: UInt16(truncatingIfNeeded: content.argument))
+                    case 25: HalfFloat.double(fromHalf: UInt16(truncatingIfNeeded: content.argument))
                     case 26: Double(Float(bitPattern: UInt32(truncatingIfNeeded: content.argument)))
                     default: Double(bitPattern: content.argument)
                     }
@@ -503,20 +503,20 @@ struct _CBORIndexer {
                 guard consumed & 1 == 1 else { break }
                 let keyIndex = frame.keyBase + consumed / 2
                 guard keyIndex < keys.count else { break }
-                path.append(_CBORKey(stringValue: string(keys[keyIndex])))
+                path.append(AnyCodingKey(stringValue: string(keys[keyIndex])))
             } else {
-                path.append(_CBORKey(index: consumed))
+                path.append(AnyCodingKey(index: consumed))
             }
         }
         return path
     }
 
     private static func describe(_ head: Head) -> String {
-        _CBORDescribe.item(major: head.major, info: head.info, argument: head.argument)
+        ItemDescription.item(major: head.major, info: head.info, argument: head.argument)
     }
 }
 
-enum _CBORDescribe {
+enum ItemDescription {
     /// A short name of an item's type for error messages.
     static func item(major: UInt8, info: UInt8, argument: UInt64) -> String {
         switch major {

@@ -1,5 +1,5 @@
 import Foundation
-import RescindWire
+import RescindCBOR
 import Testing
 
 // MARK: - Shared helpers (used by every CBOR*Tests.swift file)

@@ -46,11 +46,6 @@ public struct CBORDecoder: Sendable {
     /// The bounds applied to every `decode` call.
     public var limits: Limits
 
-    /// Whether values of ``CBORMessage`` types are read by their `init(cbor:)` rather than
-    /// their `init(from:)`; both accept the same input. Off only to compare the two (tests,
-    /// benchmarks).
-    public var usesMessageCoding = true
-
     /// Creates a decoder.
     ///
     /// - Parameter limits: Bounds applied to every `decode` call.
@@ -80,14 +75,11 @@ public struct CBORDecoder: Sendable {
     /// Validates `input`, then decodes from a private copy of it, so that nothing the
     /// decoded type does can outlive the caller's buffer.
     private func decode<T: Decodable>(_ type: T.Type, copying input: UnsafeBufferPointer<UInt8>) throws -> T {
-        var state = _CBORDecodingState.acquire()
-        defer { _CBORDecodingState.recycle(&state) }
+        var state = DecoderState.acquire()
+        defer { DecoderState.recycle(&state) }
         try state.load(copying: input, maxDepth: limits.maxDepth)
-        let root = _CBORCursor(offset: 0, record: 0)
+        let root = Cursor(offset: 0, record: 0)
         do {
-            if usesMessageCoding, let message = T.self as? any CBORMessage.Type {
-                return try state.decodeRoot(message, as: T.self)
-            }
             return try state.unbox(T.self, at: root)
         } catch let error as DecodingError {
             throw CBORError(converting: error)
@@ -119,7 +111,7 @@ public struct CBORDecoder: Sendable {
 
 // MARK: - Decoding state
 
-struct _CBORHead {
+struct ItemHead {
     var major: UInt8
     var info: UInt8
     var argument: UInt64
@@ -136,10 +128,10 @@ struct _CBORHead {
 ///
 /// Being the decoder itself saves an object per call: `cursor` is the item that the value
 /// being decoded reads, saved and restored around every nested value (`superDecoder()` hands
-/// out a separate `_CBORSuperDecoder` with a fixed cursor instead). States are recycled through
+/// out a separate `SuperDecoder` with a fixed cursor instead). States are recycled through
 /// a small pool, buffers and all, once a call has finished, unless something from the call
 /// (a decoder or container that a type kept) still refers to them.
-final class _CBORDecodingState: Decoder {
+final class DecoderState: Decoder {
     /// The validated copy of the input, at the start of `storage` (which may be larger).
     @exclusivity(unchecked)
     private(set) var bytes = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
@@ -147,10 +139,10 @@ final class _CBORDecodingState: Decoder {
     private var storage = UnsafeMutableBufferPointer<UInt8>(start: nil, count: 0)
     /// The container records of `bytes`, and the indexer's working space.
     @exclusivity(unchecked)
-    private(set) var index = _CBORIndex()
+    private(set) var index = ItemIndex()
     /// The item that the value currently being decoded reads.
     @exclusivity(unchecked)
-    var cursor = _CBORCursor(offset: 0, record: 0)
+    var cursor = Cursor(offset: 0, record: 0)
 
     init() {}
 
@@ -169,36 +161,36 @@ final class _CBORDecodingState: Decoder {
         }
         bytes = UnsafeBufferPointer(rebasing: storage[0..<input.count])
         index.removeAll()  // `recycle` left it empty; this keeps `load` correct on its own
-        try _CBORIndexer.index(bytes, maxDepth: maxDepth, into: &index)
+        try Indexer.index(bytes, maxDepth: maxDepth, into: &index)
     }
 
     // MARK: Recycling
 
     /// Idle states, each with its buffers emptied but their capacity kept.
-    private static let pool = _CBORRecycler<_CBORDecodingState>()
+    private static let pool = Recycler<DecoderState>()
     /// The largest buffers worth keeping.
     private static let keptInputCapacity = 64 * 1024
     private static let keptTableCapacity = 4096
 
-    static func acquire() -> _CBORDecodingState {
-        pool.take() ?? _CBORDecodingState()
+    static func acquire() -> DecoderState {
+        pool.take() ?? DecoderState()
     }
 
     /// Returns `state` to the pool if nothing else refers to it and its buffers are of a
     /// reasonable size.
-    static func recycle(_ state: inout _CBORDecodingState) {
+    static func recycle(_ state: inout DecoderState) {
         guard isKnownUniquelyReferenced(&state),
             state.storage.count <= keptInputCapacity,
             state.index.capacity <= keptTableCapacity
         else { return }
         state.bytes = UnsafeBufferPointer(start: nil, count: 0)
         state.index.removeAll()
-        state.cursor = _CBORCursor(offset: 0, record: 0)
+        state.cursor = Cursor(offset: 0, record: 0)
         pool.put(state)
     }
 
     @inline(__always)
-    func head(at offset: Int) -> _CBORHead {
+    func head(at offset: Int) -> ItemHead {
         let initial = bytes[offset]
         let info = initial & 0x1f
         var argument = UInt64(info)
@@ -211,12 +203,12 @@ final class _CBORDecodingState: Decoder {
             }
             length = 1 + extra
         }
-        return _CBORHead(major: initial &>> 5, info: info, argument: argument, length: length)
+        return ItemHead(major: initial &>> 5, info: info, argument: argument, length: length)
     }
 
     /// Moves `cursor` past the item it points at.
     @inline(__always)
-    func skip(_ cursor: inout _CBORCursor) {
+    func skip(_ cursor: inout Cursor) {
         let head = head(at: cursor.offset)
         switch head.major {
         case 2, 3:
@@ -239,8 +231,8 @@ final class _CBORDecodingState: Decoder {
 
     /// The cursor of the first child of the container at `cursor`.
     @inline(__always)
-    func firstChild(of cursor: _CBORCursor, head: _CBORHead) -> _CBORCursor {
-        _CBORCursor(offset: cursor.offset + head.length, record: head.argument == 0 ? cursor.record : cursor.record + 1)
+    func firstChild(of cursor: Cursor, head: ItemHead) -> Cursor {
+        Cursor(offset: cursor.offset + head.length, record: head.argument == 0 ? cursor.record : cursor.record + 1)
     }
 
     func string(payload: Int, count: Int) -> String {
@@ -253,7 +245,7 @@ final class _CBORDecodingState: Decoder {
     /// root. Only used for `codingPath` and error messages.
     func codingPath(to target: Int) -> [any CodingKey] {
         var path: [any CodingKey] = []
-        var cursor = _CBORCursor(offset: 0, record: 0)
+        var cursor = Cursor(offset: 0, record: 0)
         descend: while cursor.offset < target {
             let head = head(at: cursor.offset)
             switch head.major {
@@ -271,9 +263,9 @@ final class _CBORDecodingState: Decoder {
                     skip(&next)
                     if target >= child.offset && target < next.offset {
                         if let key {
-                            path.append(_CBORKey(stringValue: key))
+                            path.append(AnyCodingKey(stringValue: key))
                         } else {
-                            path.append(_CBORKey(index: index))
+                            path.append(AnyCodingKey(index: index))
                         }
                         cursor = child
                         continue descend
@@ -295,23 +287,23 @@ final class _CBORDecodingState: Decoder {
     }
 
     /// `valueNotFound` for a null, otherwise `typeMismatch`.
-    func mismatch(_ expected: String, at cursor: _CBORCursor) -> CBORError {
+    func mismatch(_ expected: String, at cursor: Cursor) -> CBORError {
         let head = head(at: cursor.offset)
         if head.major == 7 && head.info == 22 {
             return error(.valueNotFound, "expected \(expected), found null", at: cursor.offset)
         }
-        let found = _CBORDescribe.item(major: head.major, info: head.info, argument: head.argument)
+        let found = ItemDescription.item(major: head.major, info: head.info, argument: head.argument)
         return error(.typeMismatch, "expected \(expected), found \(found)", at: cursor.offset)
     }
 
     // MARK: Scalars
 
     @inline(__always)
-    func isNull(at cursor: _CBORCursor) -> Bool {
+    func isNull(at cursor: Cursor) -> Bool {
         bytes[cursor.offset] == 0xf6
     }
 
-    func decodeBool(at cursor: _CBORCursor) throws -> Bool {
+    func decodeBool(at cursor: Cursor) throws -> Bool {
         switch bytes[cursor.offset] {
         case 0xf4: return false
         case 0xf5: return true
@@ -320,7 +312,7 @@ final class _CBORDecodingState: Decoder {
     }
 
     @inline(__always)
-    func decodeInteger<T: FixedWidthInteger>(_ type: T.Type, at cursor: _CBORCursor) throws -> T {
+    func decodeInteger<T: FixedWidthInteger>(_ type: T.Type, at cursor: Cursor) throws -> T {
         let head = head(at: cursor.offset)
         if head.major == 0 {
             if let value = T(exactly: head.argument) {
@@ -341,18 +333,18 @@ final class _CBORDecodingState: Decoder {
         throw mismatch("\(T.self)", at: cursor)
     }
 
-    func decodeDouble(at cursor: _CBORCursor) throws -> Double {
+    func decodeDouble(at cursor: Cursor) throws -> Double {
         let head = head(at: cursor.offset)
         switch head.major {
         case 7:
             switch head.info {
-            case 25: return _CBORFloat.double(fromHalf: UInt16(truncatingIfNeeded: head.argument))
+            case 25: return HalfFloat.double(fromHalf: UInt16(truncatingIfNeeded: head.argument))
             case 26: return Double(Float(bitPattern: UInt32(truncatingIfNeeded: head.argument)))
             case 27: return Double(bitPattern: head.argument)
             default: break
             }
         case 0, 1:
-            if let value = _CBORDecodingState.float(Double.self, fromMajor: head.major, argument: head.argument) {
+            if let value = DecoderState.float(Double.self, fromMajor: head.major, argument: head.argument) {
                 return value
             }
             throw error(.valueOutOfRange, "integer is not exactly representable as Double", at: cursor.offset)
@@ -362,13 +354,13 @@ final class _CBORDecodingState: Decoder {
         throw mismatch("Double", at: cursor)
     }
 
-    func decodeFloat(at cursor: _CBORCursor) throws -> Float {
+    func decodeFloat(at cursor: Cursor) throws -> Float {
         let head = head(at: cursor.offset)
         switch head.major {
         case 7:
             switch head.info {
             case 25:
-                return Float(_CBORFloat.double(fromHalf: UInt16(truncatingIfNeeded: head.argument)))
+                return Float(HalfFloat.double(fromHalf: UInt16(truncatingIfNeeded: head.argument)))
             case 26:
                 return Float(bitPattern: UInt32(truncatingIfNeeded: head.argument))
             case 27:
@@ -384,7 +376,7 @@ final class _CBORDecodingState: Decoder {
                 break
             }
         case 0, 1:
-            if let value = _CBORDecodingState.float(Float.self, fromMajor: head.major, argument: head.argument) {
+            if let value = DecoderState.float(Float.self, fromMajor: head.major, argument: head.argument) {
                 return value
             }
             throw error(.valueOutOfRange, "integer is not exactly representable as Float", at: cursor.offset)
@@ -406,7 +398,7 @@ final class _CBORDecodingState: Decoder {
         return F(exactly: argument + 1).map { -$0 }
     }
 
-    func decodeString(at cursor: _CBORCursor) throws -> String {
+    func decodeString(at cursor: Cursor) throws -> String {
         let head = head(at: cursor.offset)
         guard head.major == 3 else {
             throw mismatch("String", at: cursor)
@@ -414,7 +406,7 @@ final class _CBORDecodingState: Decoder {
         return string(payload: cursor.offset + head.length, count: Int(head.argument))
     }
 
-    func decodeData(at cursor: _CBORCursor) throws -> Data {
+    func decodeData(at cursor: Cursor) throws -> Data {
         let head = head(at: cursor.offset)
         guard head.major == 2 else {
             throw mismatch("Data (byte string)", at: cursor)
@@ -423,12 +415,12 @@ final class _CBORDecodingState: Decoder {
         return Data(UnsafeBufferPointer(rebasing: bytes[start..<start + Int(head.argument)]))
     }
 
-    func decodeDate(at cursor: _CBORCursor) throws -> Date {
+    func decodeDate(at cursor: Cursor) throws -> Date {
         let head = head(at: cursor.offset)
         guard head.major == 6, head.argument == 1 else {
             throw mismatch("Date (tag 1)", at: cursor)
         }
-        let content = _CBORCursor(offset: cursor.offset + head.length, record: cursor.record)
+        let content = Cursor(offset: cursor.offset + head.length, record: cursor.record)
         let inner = self.head(at: content.offset)
         let seconds: Double
         if inner.major == 7 {
@@ -437,7 +429,7 @@ final class _CBORDecodingState: Decoder {
                 throw error(.invalidValue, "date seconds are not finite", at: content.offset)
             }
         } else {
-            guard let value = _CBORDecodingState.float(Double.self, fromMajor: inner.major, argument: inner.argument)
+            guard let value = DecoderState.float(Double.self, fromMajor: inner.major, argument: inner.argument)
             else {
                 throw error(
                     .valueOutOfRange, "date seconds are not exactly representable as Double", at: content.offset)
@@ -447,7 +439,7 @@ final class _CBORDecodingState: Decoder {
         return Date(timeIntervalSince1970: seconds)
     }
 
-    func decodeUUID(at cursor: _CBORCursor) throws -> UUID {
+    func decodeUUID(at cursor: Cursor) throws -> UUID {
         let head = head(at: cursor.offset)
         guard head.major == 6, head.argument == 37 else {
             throw mismatch("UUID (tag 37)", at: cursor)
@@ -469,7 +461,7 @@ final class _CBORDecodingState: Decoder {
 
 // MARK: - Decoder
 
-extension _CBORDecodingState {
+extension DecoderState {
     var codingPath: [any CodingKey] {
         codingPath(to: cursor.offset)
     }
@@ -479,15 +471,15 @@ extension _CBORDecodingState {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<Key>(state: self, at: cursor))
+        KeyedDecodingContainer(try MapDecoder<Key>(state: self, at: cursor))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        try _CBORUnkeyedDecodingContainer(state: self, at: cursor)
+        try ArrayDecoder(state: self, at: cursor)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
-        _CBORSingleValueDecodingContainer(state: self, cursor: cursor)
+        SingleValueDecoder(state: self, cursor: cursor)
     }
 
     /// Decodes any value from the item at `at`, with fast paths for the types that have a
@@ -495,7 +487,7 @@ extension _CBORDecodingState {
     ///
     /// The fast paths convert with `unsafeBitCast` only after checking that `T` is exactly
     /// the decoded type; unlike `as? T` this needs no `Optional<T>` metadata at run time.
-    func unbox<T: Decodable>(_ type: T.Type, at position: _CBORCursor) throws -> T {
+    func unbox<T: Decodable>(_ type: T.Type, at position: Cursor) throws -> T {
         if T.self == String.self {
             return unsafeBitCast(try decodeString(at: position), to: T.self)
         }
@@ -518,8 +510,8 @@ extension _CBORDecodingState {
             return unsafeBitCast(try decodeUUID(at: position), to: T.self)
         }
         // An array is read with its length known: its elements are stored once, not copied at each doubling.
-        if head(at: position.offset).major == 4, let array = T.self as? any _CBORDecodableArray.Type {
-            func decode<A: _CBORDecodableArray>(_ array: A.Type) throws -> T {
+        if head(at: position.offset).major == 4, let array = T.self as? any DecodableArray.Type {
+            func decode<A: DecodableArray>(_ array: A.Type) throws -> T {
                 unsafeBitCast(try A.cborDecode(self, at: position), to: T.self)
             }
             return try decode(array)
@@ -533,13 +525,13 @@ extension _CBORDecodingState {
 
 /// An array the decoder reads itself, as `Array.init(from:)` would (element by element through an unkeyed
 /// container, with the same errors), but with room for all its elements reserved first.
-protocol _CBORDecodableArray {
-    static func cborDecode(_ state: _CBORDecodingState, at position: _CBORCursor) throws -> Self
+protocol DecodableArray {
+    static func cborDecode(_ state: DecoderState, at position: Cursor) throws -> Self
 }
 
-extension Array: _CBORDecodableArray where Element: Decodable {
-    static func cborDecode(_ state: _CBORDecodingState, at position: _CBORCursor) throws -> Self {
-        var container = try _CBORUnkeyedDecodingContainer(state: state, at: position)
+extension Array: DecodableArray where Element: Decodable {
+    static func cborDecode(_ state: DecoderState, at position: Cursor) throws -> Self {
+        var container = try ArrayDecoder(state: state, at: position)
         var elements: [Element] = []
         elements.reserveCapacity(container.total)
         while !container.isAtEnd {
@@ -550,11 +542,11 @@ extension Array: _CBORDecodableArray where Element: Decodable {
 }
 
 /// The decoder that `superDecoder()` returns: the shared state, fixed to one item.
-final class _CBORSuperDecoder: Decoder {
-    let state: _CBORDecodingState
-    let cursor: _CBORCursor
+final class SuperDecoder: Decoder {
+    let state: DecoderState
+    let cursor: Cursor
 
-    init(state: _CBORDecodingState, cursor: _CBORCursor) {
+    init(state: DecoderState, cursor: Cursor) {
         self.state = state
         self.cursor = cursor
     }
@@ -568,15 +560,15 @@ final class _CBORSuperDecoder: Decoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<Key>(state: state, at: cursor))
+        KeyedDecodingContainer(try MapDecoder<Key>(state: state, at: cursor))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        try _CBORUnkeyedDecodingContainer(state: state, at: cursor)
+        try ArrayDecoder(state: state, at: cursor)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
-        _CBORSingleValueDecodingContainer(state: state, cursor: cursor)
+        SingleValueDecoder(state: state, cursor: cursor)
     }
 }
 
@@ -584,18 +576,18 @@ final class _CBORSuperDecoder: Decoder {
 
 /// A map entry as seen by a keyed container: where its key's UTF-8 bytes are and where its
 /// value starts.
-struct _CBORKeySlot {
+struct KeySlot {
     var payload: Int
     var length: Int
-    var value: _CBORCursor
+    var value: Cursor
 }
 
 /// Maps with more entries than this get a sorted lookup table instead of linear search.
-let _cborLinearSearchLimit = 12
+let linearSearchLimit = 12
 
 /// Key comparison and search for keyed decoding containers. Kept out of the generic
 /// container so that unspecialized calls do not have to look up generic metadata.
-enum _CBORKeyLookup {
+enum KeyLookup {
     /// Whether `a[aStart ..< aStart + length]` equals `b[bStart ..< bStart + length]`,
     /// compared eight bytes at a time. Ranges outside the buffers compare unequal.
     @inline(__always)
@@ -660,10 +652,10 @@ enum _CBORKeyLookup {
 
     /// Binary search in a large map's sorted entries.
     static func search(
-        _ table: UnsafeBufferPointer<_CBORKeySlot>,
+        _ table: UnsafeBufferPointer<KeySlot>,
         for wanted: UnsafeBufferPointer<UInt8>,
         in bytes: UnsafeBufferPointer<UInt8>
-    ) -> _CBORCursor? {
+    ) -> Cursor? {
         var low = 0
         var high = table.count
         while low < high {
@@ -691,20 +683,20 @@ enum _CBORKeyLookup {
 /// A keyed decoding container over a map.
 ///
 /// It holds a single reference (the decoding state) because the standard library's type-erasing box
-/// copies the container for every call. Its entries are a run of `_CBORIndex.slots`, saved by
-/// the indexer; maps with more than `_cborLinearSearchLimit` entries are sorted there and
+/// copies the container for every call. Its entries are a run of `ItemIndex.slots`, saved by
+/// the indexer; maps with more than `linearSearchLimit` entries are sorted there and
 /// searched by bisection.
-struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    typealias Slot = _CBORKeySlot
+struct MapDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    typealias Slot = KeySlot
 
-    let state: _CBORDecodingState
+    let state: DecoderState
     let mapOffset: Int
-    let first: _CBORCursor
+    let first: Cursor
     let count: Int
     /// Where this map's entries start in `state.index.slots`.
     let slotBase: Int
 
-    init(state: _CBORDecodingState, at cursor: _CBORCursor) throws {
+    init(state: DecoderState, at cursor: Cursor) throws {
         let head = state.head(at: cursor.offset)
         guard head.major == 5 else {
             throw state.mismatch("a map (keyed container)", at: cursor)
@@ -746,20 +738,20 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
 
     /// The cursor of the value stored under `key`, or `nil` if the map has no such key.
     @inline(__always)
-    func find(_ key: Key) -> _CBORCursor? {
+    func find(_ key: Key) -> Cursor? {
         find(name: key.stringValue)
     }
 
     /// The cursor of the value stored under the text key `name`, or `nil`.
-    func find(name: String) -> _CBORCursor? {
+    func find(name: String) -> Cursor? {
         var name = name
         let base = slotBase
         let count = count
         let state = state
         return name.withUTF8 { wanted in
-            if count > _cborLinearSearchLimit {
+            if count > linearSearchLimit {
                 return state.index.slots.withUnsafeBufferPointer { slots in
-                    _CBORKeyLookup.search(
+                    KeyLookup.search(
                         UnsafeBufferPointer(rebasing: slots[base..<base + count]),
                         for: wanted,
                         in: state.bytes
@@ -771,7 +763,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
             let end = base + count
             while i < end {
                 let slot = state.index.slots[i]
-                if slot.length == wanted.count, _CBORKeyLookup.equal(bytes, slot.payload, wanted, 0, slot.length) {
+                if slot.length == wanted.count, KeyLookup.equal(bytes, slot.payload, wanted, 0, slot.length) {
                     return slot.value
                 }
                 i += 1
@@ -781,7 +773,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     }
 
     @inline(__always)
-    func require(_ key: Key) throws -> _CBORCursor {
+    func require(_ key: Key) throws -> Cursor {
         if let cursor = find(key) {
             return cursor
         }
@@ -869,7 +861,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     // decode) as the standard library's default implementation does.
 
     @inline(__always)
-    private func present(_ key: Key) -> _CBORCursor? {
+    private func present(_ key: Key) -> Cursor? {
         guard let cursor = find(key), !state.isNull(at: cursor) else {
             return nil
         }
@@ -955,11 +947,11 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
         keyedBy type: NestedKey.Type,
         forKey key: Key
     ) throws -> KeyedDecodingContainer<NestedKey> {
-        KeyedDecodingContainer(try _CBORKeyedDecodingContainer<NestedKey>(state: state, at: require(key)))
+        KeyedDecodingContainer(try MapDecoder<NestedKey>(state: state, at: require(key)))
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try _CBORUnkeyedDecodingContainer(state: state, at: require(key))
+        try ArrayDecoder(state: state, at: require(key))
     }
 
     /// A decoder for the value under the key `"super"`; throws `keyNotFound` if it is absent.
@@ -967,22 +959,22 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
         guard let cursor = find(name: "super") else {
             throw CBORError(.keyNotFound, "key 'super' not found", path: codingPath, offset: mapOffset)
         }
-        return _CBORSuperDecoder(state: state, cursor: cursor)
+        return SuperDecoder(state: state, cursor: cursor)
     }
 
     func superDecoder(forKey key: Key) throws -> any Decoder {
-        _CBORSuperDecoder(state: state, cursor: try require(key))
+        SuperDecoder(state: state, cursor: try require(key))
     }
 }
 
-struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
-    let state: _CBORDecodingState
+struct ArrayDecoder: UnkeyedDecodingContainer {
+    let state: DecoderState
     let arrayOffset: Int
     let total: Int
     var currentIndex: Int = 0
-    private var cursor: _CBORCursor
+    private var cursor: Cursor
 
-    init(state: _CBORDecodingState, at position: _CBORCursor) throws {
+    init(state: DecoderState, at position: Cursor) throws {
         let head = state.head(at: position.offset)
         guard head.major == 4 else {
             throw state.mismatch("an array (unkeyed container)", at: position)
@@ -1007,7 +999,7 @@ struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     /// The cursor of the next element; throws `valueNotFound` at the end.
     @inline(__always)
-    private func current() throws -> _CBORCursor {
+    private func current() throws -> Cursor {
         guard currentIndex < total else {
             throw CBORError(
                 .valueNotFound,
@@ -1086,27 +1078,27 @@ struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy type: NestedKey.Type
     ) throws -> KeyedDecodingContainer<NestedKey> {
-        let container = try _CBORKeyedDecodingContainer<NestedKey>(state: state, at: current())
+        let container = try MapDecoder<NestedKey>(state: state, at: current())
         advance()
         return KeyedDecodingContainer(container)
     }
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        let container = try _CBORUnkeyedDecodingContainer(state: state, at: current())
+        let container = try ArrayDecoder(state: state, at: current())
         advance()
         return container
     }
 
     mutating func superDecoder() throws -> any Decoder {
-        let decoder = _CBORSuperDecoder(state: state, cursor: try current())
+        let decoder = SuperDecoder(state: state, cursor: try current())
         advance()
         return decoder
     }
 }
 
-struct _CBORSingleValueDecodingContainer: SingleValueDecodingContainer {
-    let state: _CBORDecodingState
-    let cursor: _CBORCursor
+struct SingleValueDecoder: SingleValueDecodingContainer {
+    let state: DecoderState
+    let cursor: Cursor
 
     var codingPath: [any CodingKey] {
         state.codingPath(to: cursor.offset)

@@ -1,12 +1,11 @@
 import Foundation
 import Synchronization
 
-// Internal helpers shared by CBOREncoder and CBORDecoder. Every name starts with `_CBOR` so
-// that nothing collides with the rest of the RescindWire module.
+// Internal helpers shared by CBOREncoder and CBORDecoder.
 
 /// A coding key made up at run time: a map key read from the input, an array index, or
 /// `"super"`.
-struct _CBORKey: CodingKey, Sendable {
+struct AnyCodingKey: CodingKey, Sendable {
     var stringValue: String
     var intValue: Int?
 
@@ -26,10 +25,10 @@ struct _CBORKey: CodingKey, Sendable {
         self.intValue = index
     }
 
-    static let `super` = _CBORKey(stringValue: "super")
+    static let `super` = AnyCodingKey(stringValue: "super")
 }
 
-enum _CBORPath {
+enum CodingPathText {
     /// Formats a coding path as `order.lines[2].sku`, or `<root>` when it is empty.
     static func describe(_ path: [any CodingKey]) -> String {
         var result = ""
@@ -47,145 +46,9 @@ enum _CBORPath {
     }
 }
 
-/// Writers for the head and body of every item this codec emits. All of them produce the
-/// preferred (shortest) serialization of RFC 8949 §4.2.1.
-enum _CBORWriter {
-    @inline(__always)
-    static func head(_ major: UInt8, _ argument: UInt64, into out: inout [UInt8]) {
-        let initial = major &<< 5
-        if argument < 24 {
-            out.append(initial | UInt8(truncatingIfNeeded: argument))
-        } else if argument <= 0xff {
-            out.append(initial | 24)
-            out.append(UInt8(truncatingIfNeeded: argument))
-        } else if argument <= 0xffff {
-            out.append(initial | 25)
-            out.append(UInt8(truncatingIfNeeded: argument &>> 8))
-            out.append(UInt8(truncatingIfNeeded: argument))
-        } else if argument <= 0xffff_ffff {
-            out.append(initial | 26)
-            out.append(UInt8(truncatingIfNeeded: argument &>> 24))
-            out.append(UInt8(truncatingIfNeeded: argument &>> 16))
-            out.append(UInt8(truncatingIfNeeded: argument &>> 8))
-            out.append(UInt8(truncatingIfNeeded: argument))
-        } else {
-            out.append(initial | 27)
-            appendBigEndian(argument, into: &out)
-        }
-    }
-
-    @inline(__always)
-    static func appendBigEndian(_ value: UInt64, into out: inout [UInt8]) {
-        var shift: UInt64 = 56
-        while true {
-            out.append(UInt8(truncatingIfNeeded: value &>> shift))
-            if shift == 0 { break }
-            shift -= 8
-        }
-    }
-
-    @inline(__always)
-    static func signed(_ value: Int64, into out: inout [UInt8]) {
-        if value >= 0 {
-            head(0, UInt64(truncatingIfNeeded: value), into: &out)
-        } else {
-            // -1 - value == ~value in two's complement; Int64.min gives Int64.max.
-            head(1, UInt64(truncatingIfNeeded: ~value), into: &out)
-        }
-    }
-
-    @inline(__always)
-    static func unsigned(_ value: UInt64, into out: inout [UInt8]) {
-        head(0, value, into: &out)
-    }
-
-    @inline(__always)
-    static func bool(_ value: Bool, into out: inout [UInt8]) {
-        out.append(value ? 0xf5 : 0xf4)
-    }
-
-    @inline(__always)
-    static func null(into out: inout [UInt8]) {
-        out.append(0xf6)
-    }
-
-    /// Writes the shortest of float16, float32 and float64 that holds `value` exactly; every
-    /// NaN becomes the canonical half-precision quiet NaN `f9 7e 00`.
-    static func double(_ value: Double, into out: inout [UInt8]) {
-        if value.isNaN {
-            out.append(0xf9)
-            out.append(0x7e)
-            out.append(0x00)
-        } else if let half = _CBORFloat.halfBits(exactly: value) {
-            out.append(0xf9)
-            out.append(UInt8(truncatingIfNeeded: half &>> 8))
-            out.append(UInt8(truncatingIfNeeded: half))
-        } else if let single = Float(exactly: value) {
-            let bits = single.bitPattern
-            out.append(0xfa)
-            out.append(UInt8(truncatingIfNeeded: bits &>> 24))
-            out.append(UInt8(truncatingIfNeeded: bits &>> 16))
-            out.append(UInt8(truncatingIfNeeded: bits &>> 8))
-            out.append(UInt8(truncatingIfNeeded: bits))
-        } else {
-            out.append(0xfb)
-            appendBigEndian(value.bitPattern, into: &out)
-        }
-    }
-
-    @inline(__always)
-    static func float(_ value: Float, into out: inout [UInt8]) {
-        // Float to Double is exact (NaN stays NaN), so the shortest form is the same.
-        double(Double(value), into: &out)
-    }
-
-    @inline(__always)
-    static func text(_ value: String, into out: inout [UInt8]) {
-        var value = value
-        value.withUTF8 { utf8 in
-            head(3, UInt64(utf8.count), into: &out)
-            out.append(contentsOf: utf8)
-        }
-    }
-
-    static func data(_ value: Data, into out: inout [UInt8]) {
-        head(2, UInt64(value.count), into: &out)
-        value.withUnsafeBytes { raw in
-            out.append(contentsOf: raw)
-        }
-    }
-
-    /// Tag 1 followed by whole seconds as an integer, or by the shortest exact float.
-    static func date(_ value: Date, into out: inout [UInt8]) throws {
-        let seconds = value.timeIntervalSince1970
-        guard seconds.isFinite else {
-            throw CBORError(
-                code: .encodingFailed,
-                message: "cannot encode a Date whose time interval is not finite (\(seconds))"
-            )
-        }
-        out.append(0xc1)
-        if let whole = Int64(exactly: seconds) {
-            signed(whole, into: &out)
-        } else {
-            double(seconds, into: &out)
-        }
-    }
-
-    /// Tag 37 followed by the 16 bytes of the UUID in RFC 9562 (network) order.
-    static func uuid(_ value: UUID, into out: inout [UInt8]) {
-        out.append(0xd8)
-        out.append(37)
-        out.append(0x50)
-        withUnsafeBytes(of: value.uuid) { raw in
-            out.append(contentsOf: raw)
-        }
-    }
-}
-
-enum _CBORFloat {
+enum HalfFloat {
     /// The IEEE 754 binary16 bits of `value` if it is exactly representable (NaN excluded).
-    static func halfBits(exactly value: Double) -> UInt16? {
+    static func bits(exactly value: Double) -> UInt16? {
         let sign: UInt16 = value.sign == .minus ? 0x8000 : 0
         let magnitude = value.magnitude
         if magnitude == 0 {
@@ -229,7 +92,7 @@ enum _CBORFloat {
     }
 }
 
-enum _CBORUTF8 {
+enum UTF8Check {
     /// `firstInvalidByte`, with the common case of a short ASCII string checked inline.
     @inline(__always)
     static func firstInvalidByteUnlessShortASCII(
@@ -321,7 +184,7 @@ enum _CBORUTF8 {
 /// `@unchecked Sendable` although `Object` is not: an object moves between threads only
 /// through `put` and `take`, and `put` requires the caller's reference to be the only one
 /// (callers check with `isKnownUniquelyReferenced`), so no two threads ever share one.
-final class _CBORRecycler<Object: AnyObject>: @unchecked Sendable {
+final class Recycler<Object: AnyObject>: @unchecked Sendable {
     private let first = Atomic<Unmanaged<Object>?>(nil)
     private let second = Atomic<Unmanaged<Object>?>(nil)
 

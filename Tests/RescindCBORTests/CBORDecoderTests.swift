@@ -1,5 +1,5 @@
 import Foundation
-import RescindWire
+import RescindCBOR
 import Testing
 
 /// Accepts any single item (for structural tests that must not depend on the target type).

@@ -120,7 +120,7 @@ extension CBORError {
     init(_ code: Code, _ detail: String, path: [any CodingKey]?, offset: Int?) {
         var message = detail
         if let path {
-            message += " at \(_CBORPath.describe(path))"
+            message += " at \(CodingPathText.describe(path))"
         }
         if let offset {
             message += " (byte offset \(offset))"

@@ -1,5 +1,5 @@
 import Foundation
-import RescindWire
+import RescindCBOR
 import Testing
 
 struct CBORAllIntegers: Codable, Equatable {
