@@ -112,6 +112,15 @@ struct LatePlace {
     var keyLength: Int
 }
 
+/// A write into a complete container that has begun: the container (or super encoder place) it
+/// goes to, where its bytes start at the end of the output, and the place of the write it is in.
+struct PendingWrite {
+    var target: Int
+    var tail: Int
+    var fills: Bool
+    var outer: LatePlace?
+}
+
 /// A map entry while its map is put in key order.
 struct MapEntry {
     /// The first eight bytes of the encoded key, zero-filled (see `keyPrefix`).
@@ -158,6 +167,9 @@ final class EncoderState: Encoder {
     private var lastLevel = 0
     @exclusivity(unchecked)
     private var late: LatePlace?
+    /// The writes into complete containers that have begun and not finished, innermost last.
+    @exclusivity(unchecked)
+    private var pending: [PendingWrite] = []
     /// The first misuse of the Codable API, thrown when the call ends; later writes do nothing.
     @exclusivity(unchecked)
     private(set) var error: CBORError?
@@ -205,6 +217,7 @@ final class EncoderState: Encoder {
         state.level = EncodingLevel(start: 0, depth: 0, id: 0)
         state.lastLevel = 0
         state.late = nil
+        state.pending.removeAll(keepingCapacity: true)
         state.error = nil
         pool.put(state)
     }
@@ -262,31 +275,46 @@ final class EncoderState: Encoder {
 
     // MARK: Containers
 
-    /// Writes into the container `id` (created at `depth`, or -1 if it was complete when it was
-    /// created): its key or its element count first, then `body` writes the value.
-    /// `body` learns whether the value is being written into a complete container.
+    /// What `begin` answers when the write must not happen (after a misuse).
+    static let refused = -2
+    /// What `begin` answers when the value goes at the end of the output, as usual.
+    static let appended = -1
+
+    /// Starts a write into the container `id` (created at `depth`, or -1 if it was complete when it
+    /// was created): writes the entry's key, or counts the element. Answers `refused`, `appended`,
+    /// or, for a write into a complete container, where the entry starts at the end of the output;
+    /// the caller writes the value and then calls `finish` with the answer.
     @inline(__always)
-    func write(into id: Int, depth: Int, key: String?, _ body: (_ late: Bool) throws -> Void) rethrows {
+    func begin(_ id: Int, _ depth: Int, _ key: String?) -> Int {
         if depth == frames.count &- 1, depth >= level.depth, frames[depth].id == id {
             if let key {
                 writeKey(key)
             } else {
                 frames[depth].count &+= 1
             }
-            try body(false)
-        } else {
-            try writeSlow(into: id, depth: depth, key: key, body)
+            return Self.appended
+        }
+        return beginSlow(id, depth, key)
+    }
+
+    /// Ends a write that `begin` started.
+    @inline(__always)
+    func finish(_ begun: Int) {
+        if begun >= 0 {
+            finishLate()
         }
     }
 
     /// A write to a container that is not the innermost open one: an open container further
-    /// out (everything opened after it is complete from now on), or a complete one.
+    /// out (everything opened after it is complete from now on), or a complete one, whose new
+    /// entry is written at the end of the output and moved into place by `finishLate`.
     @inline(never)
-    private func writeSlow(into id: Int, depth: Int, key: String?, _ body: (_ late: Bool) throws -> Void) rethrows {
-        guard error == nil, id >= 0 else { return }
+    private func beginSlow(_ id: Int, _ depth: Int, _ key: String?) -> Int {
+        guard error == nil, id >= 0 else { return Self.refused }
         if depth >= 0, depth < frames.count, frames[depth].id == id {
             guard depth >= level.depth else {
-                return fail(Self.enclosing, path: codingPath)
+                fail(Self.enclosing, path: codingPath)
+                return Self.refused
             }
             close(downTo: depth + 1)
             if let key {
@@ -294,10 +322,11 @@ final class EncoderState: Encoder {
             } else {
                 frames[depth].count &+= 1
             }
-            return try body(false)
+            return Self.appended
         }
         guard let offset = locate(id), offset >= level.start else {
-            return fail(Self.enclosing, path: codingPath)
+            fail(Self.enclosing, path: codingPath)
+            return Self.refused
         }
         let tail = count
         let place: LatePlace
@@ -309,18 +338,33 @@ final class EncoderState: Encoder {
         } else {
             place = LatePlace(depth: frames.count, parent: id, key: Int(item(at: offset).argument), keyLength: -1)
         }
-        let saved = late
+        pending.append(PendingWrite(target: id, tail: tail, fills: false, outer: late))
         late = place
-        defer { late = saved }
-        try body(true)
-        // The value's own writes cannot reach before `tail` (see `enclosing`), so `id` is still where it was.
-        guard error == nil, let target = locate(id) else { return }
+        return tail
+    }
+
+    /// Moves the entry that a write into a complete container wrote at the end of the output into
+    /// place, and brings the container's count and key order up to date; or, for a super
+    /// encoder's single value, puts the value in place of the empty map that held the place.
+    @inline(never)
+    private func finishLate() {
+        let write = pending.removeLast()
+        late = write.outer
+        // The value's own writes cannot reach before `tail` (see `enclosing`), so the target is
+        // still where it was, and nothing it opened is still open.
+        guard error == nil, let target = locate(write.target) else { return }
+        if write.fills {
+            records[write.target].kind = .filled
+            moveTail(from: write.tail, to: target)
+            removeByte(at: target + (count - write.tail))  // the empty map that held the place
+            return
+        }
         let end = itemEnd(target)
-        moveTail(from: tail, to: end)
+        moveTail(from: write.tail, to: end)
         let head = item(at: target)
         setHead(at: target, major: head.major, oldLength: head.length, count: head.argument + 1)
         if head.major == 5 {
-            sortMap(at: target, id: id)
+            sortMap(at: target, id: write.target)
         }
     }
 
@@ -364,17 +408,19 @@ final class EncoderState: Encoder {
 
     /// A nested container (`nestedContainer`, `nestedUnkeyedContainer`) of the container `id`.
     func nested(in id: Int, depth: Int, key: String?, isMap: Bool) -> (id: Int, depth: Int) {
-        var opened = (id: -1, depth: -1)
-        write(into: id, depth: depth, key: key) { late in
-            if late {
-                // Complete from the start: every write to it will be moved into place.
-                writeByte(isMap ? 0xa0 : 0x80)
-                opened = (newRecord(kind: isMap ? .map : .array), -1)
-            } else {
-                opened = push(isMap: isMap)
-            }
+        let begun = begin(id, depth, key)
+        switch begun {
+        case Self.refused:
+            return (-1, -1)
+        case Self.appended:
+            return push(isMap: isMap)
+        default:
+            // Complete from the start: every write to it will be moved into place.
+            writeByte(isMap ? 0xa0 : 0x80)
+            let nested = newRecord(kind: isMap ? .map : .array)
+            finish(begun)
+            return (nested, -1)
         }
-        return opened
     }
 
     /// Records a container that starts at the end of the output. Its place is the running
@@ -446,10 +492,12 @@ final class EncoderState: Encoder {
     /// A super encoder for the entry `key` (or the next element) of the container `id`: its
     /// place holds an empty map until the encoder is used.
     func superEncoder(in id: Int, depth: Int, key: String?) -> any Encoder {
+        let begun = begin(id, depth, key)
         var slot = -1
-        write(into: id, depth: depth, key: key) { _ in
+        if begun != Self.refused {
             writeByte(0xa0)
             slot = newRecord(kind: .slot)
+            finish(begun)
         }
         return SuperEncoder(state: self, slot: slot)
     }
@@ -475,25 +523,21 @@ final class EncoderState: Encoder {
         return false
     }
 
-    /// Writes a super encoder's single value in place of its empty map.
-    func fill(_ slot: Int, _ body: () throws -> Void) rethrows {
-        guard error == nil, slot >= 0 else { return }
+    /// Starts writing a super encoder's single value, which `finish` puts in place of its empty map.
+    func beginFill(_ slot: Int) -> Int {
+        guard error == nil, slot >= 0 else { return Self.refused }
         guard records[slot].kind == .slot else {
-            return fail(Self.secondValue, path: path(of: slot))
+            fail(Self.secondValue, path: path(of: slot))
+            return Self.refused
         }
         guard let offset = locate(slot), offset >= level.start else {
-            return fail(Self.enclosing, path: codingPath)
+            fail(Self.enclosing, path: codingPath)
+            return Self.refused
         }
         let record = records[slot]
-        let tail = count
-        let saved = late
+        pending.append(PendingWrite(target: slot, tail: count, fills: true, outer: late))
         late = LatePlace(depth: frames.count, parent: record.parent, key: record.key, keyLength: record.keyLength)
-        defer { late = saved }
-        try body()
-        guard error == nil, let target = locate(slot) else { return }
-        records[slot].kind = .filled
-        moveTail(from: tail, to: target)
-        removeByte(at: target + (count - tail))  // the empty map that held the place
+        return count
     }
 
     // MARK: Complete containers
@@ -1098,6 +1142,8 @@ final class SuperEncoder: Encoder {
 // MARK: - Containers
 
 /// A keyed container: the map `id`, open at `depth` (or -1 if it was complete from the start).
+///
+/// Every write is `begin`, the value, `finish`: no closure, so no context to retain per call.
 struct MapEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let state: EncoderState
     let id: Int
@@ -1108,72 +1154,120 @@ struct MapEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     @inline(__always)
-    private func write(_ key: Key, _ body: () throws -> Void) rethrows {
-        try state.write(into: id, depth: depth, key: key.stringValue) { _ in try body() }
+    private func begin(_ key: Key) -> Int {
+        state.begin(id, depth, key.stringValue)
     }
 
     mutating func encodeNil(forKey key: Key) throws {
-        write(key) { state.writeByte(0xf6) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeByte(0xf6)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Bool, forKey key: Key) throws {
-        write(key) { state.writeByte(value ? 0xf5 : 0xf4) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeByte(value ? 0xf5 : 0xf4)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: String, forKey key: Key) throws {
-        write(key) { state.writeText(value) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeText(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Double, forKey key: Key) throws {
-        write(key) { state.writeDouble(value) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeDouble(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Float, forKey key: Key) throws {
-        write(key) { state.writeFloat(value) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeFloat(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int, forKey key: Key) throws {
-        write(key) { state.writeSigned(Int64(value)) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int8, forKey key: Key) throws {
-        write(key) { state.writeSigned(Int64(value)) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int16, forKey key: Key) throws {
-        write(key) { state.writeSigned(Int64(value)) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int32, forKey key: Key) throws {
-        write(key) { state.writeSigned(Int64(value)) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int64, forKey key: Key) throws {
-        write(key) { state.writeSigned(value) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt, forKey key: Key) throws {
-        write(key) { state.writeUnsigned(UInt64(value)) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt8, forKey key: Key) throws {
-        write(key) { state.writeUnsigned(UInt64(value)) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt16, forKey key: Key) throws {
-        write(key) { state.writeUnsigned(UInt64(value)) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt32, forKey key: Key) throws {
-        write(key) { state.writeUnsigned(UInt64(value)) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt64, forKey key: Key) throws {
-        write(key) { state.writeUnsigned(value) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(value)
+        state.finish(begun)
     }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        try write(key) { try state.encodeNested(value) }
+        let begun = begin(key)
+        guard begun != EncoderState.refused else { return }
+        try state.encodeNested(value)
+        state.finish(begun)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -1213,72 +1307,120 @@ struct ArrayEncoder: UnkeyedEncodingContainer {
     }
 
     @inline(__always)
-    private func write(_ body: () throws -> Void) rethrows {
-        try state.write(into: id, depth: depth, key: nil) { _ in try body() }
+    private func begin() -> Int {
+        state.begin(id, depth, nil)
     }
 
     mutating func encodeNil() throws {
-        write { state.writeByte(0xf6) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeByte(0xf6)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Bool) throws {
-        write { state.writeByte(value ? 0xf5 : 0xf4) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeByte(value ? 0xf5 : 0xf4)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: String) throws {
-        write { state.writeText(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeText(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Double) throws {
-        write { state.writeDouble(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeDouble(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Float) throws {
-        write { state.writeFloat(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeFloat(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int) throws {
-        write { state.writeSigned(Int64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int8) throws {
-        write { state.writeSigned(Int64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int16) throws {
-        write { state.writeSigned(Int64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int32) throws {
-        write { state.writeSigned(Int64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int64) throws {
-        write { state.writeSigned(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt) throws {
-        write { state.writeUnsigned(UInt64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt8) throws {
-        write { state.writeUnsigned(UInt64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt16) throws {
-        write { state.writeUnsigned(UInt64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt32) throws {
-        write { state.writeUnsigned(UInt64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt64) throws {
-        write { state.writeUnsigned(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(value)
+        state.finish(begun)
     }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        try write { try state.encodeNested(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        try state.encodeNested(value)
+        state.finish(begun)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -1309,75 +1451,122 @@ struct SingleValueEncoder: SingleValueEncodingContainer {
     }
 
     @inline(__always)
-    private func write(_ body: () throws -> Void) rethrows {
+    private func begin() -> Int {
         if slot >= 0 {
-            try state.fill(slot, body)
-        } else if state.enterSingle(level) {
-            try body()
+            return state.beginFill(slot)
         }
+        return state.enterSingle(level) ? EncoderState.appended : EncoderState.refused
     }
 
     mutating func encodeNil() throws {
-        write { state.writeByte(0xf6) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeByte(0xf6)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Bool) throws {
-        write { state.writeByte(value ? 0xf5 : 0xf4) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeByte(value ? 0xf5 : 0xf4)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: String) throws {
-        write { state.writeText(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeText(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Double) throws {
-        write { state.writeDouble(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeDouble(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Float) throws {
-        write { state.writeFloat(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeFloat(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int) throws {
-        write { state.writeSigned(Int64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int8) throws {
-        write { state.writeSigned(Int64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int16) throws {
-        write { state.writeSigned(Int64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int32) throws {
-        write { state.writeSigned(Int64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(Int64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: Int64) throws {
-        write { state.writeSigned(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeSigned(value)
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt) throws {
-        write { state.writeUnsigned(UInt64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt8) throws {
-        write { state.writeUnsigned(UInt64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt16) throws {
-        write { state.writeUnsigned(UInt64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt32) throws {
-        write { state.writeUnsigned(UInt64(value)) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(UInt64(value))
+        state.finish(begun)
     }
 
     mutating func encode(_ value: UInt64) throws {
-        write { state.writeUnsigned(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        state.writeUnsigned(value)
+        state.finish(begun)
     }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        try write { try state.encodeNested(value) }
+        let begun = begin()
+        guard begun != EncoderState.refused else { return }
+        try state.encodeNested(value)
+        state.finish(begun)
     }
 }
