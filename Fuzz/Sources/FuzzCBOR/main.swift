@@ -61,7 +61,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if let sink = CBORChecks.decode(KitchenSink.self, from: bytes, roundTrip: .stableBytes), let inner = sink.inner {
         // Written out of sequence, the nested shape has the bytes of the same content written in order.
         Invariant.check(
-            (try? CBORChecks.encoder.encode(inner)) == (try? CBORChecks.encoder.encode(KitchenSink.Nested.InOrder(inner))),
+            (try? CBORChecks.encoder.encode(inner))
+                == (try? CBORChecks.encoder.encode(KitchenSink.Nested.InOrder(inner))),
             "writes into complete containers gave other bytes than the same content in order: \(inner)")
     }
     CBORChecks.decode(AnyCBOR.self, from: bytes, roundTrip: .stableBytes)
