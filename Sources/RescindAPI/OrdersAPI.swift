@@ -16,6 +16,13 @@ public enum OrdersMethods {
     /// Fulfils an order (its units leave stock) through a fulfilment saga; refused while a cancellation holds
     /// the order. Answers once the saga ends, or with the order still open if it takes longer.
     public static let fulfill = Method<OrderRequest, Order>("orders.fulfill", callers: [.operator])
+    /// Hides a closed (fulfilled or cancelled) order from `orders.list`; a repeat changes nothing.
+    public static let archive = Method<OrderRequest, Order>("orders.archive", callers: [.operator])
+    /// Shows an archived order in `orders.list` again; a repeat changes nothing.
+    public static let unarchive = Method<OrderRequest, Order>("orders.unarchive", callers: [.operator])
+    /// Removes an order and its lines for good: only an order placed by staff or through the API, and only
+    /// once it is cancelled or archived. Payments and Inventory keep their history under the order's id.
+    public static let delete = Method<OrderRequest, DeletedOrder>("orders.delete", callers: [.operator])
     public static let listSagas = Method<ListSagasRequest, SagaList>("sagas.list", callers: [.operator])
     public static let getSaga = Method<SagaRequest, Saga>("sagas.get", callers: [.operator])
     /// Waits until a saga ends (`completed`, `compensated`, `failed` or `settled`) or `timeout_ms` passes, and
@@ -36,17 +43,22 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
     public var currency: String
     public var lines: [Line]
     public var cardNumber: String
+    /// Where the order comes from; `api` when absent.
+    public var source: Order.Source?
 
-    public init(customerEmail: String, currency: String, lines: [Line], cardNumber: String) {
+    public init(
+        customerEmail: String, currency: String, lines: [Line], cardNumber: String, source: Order.Source? = nil
+    ) {
         self.customerEmail = customerEmail
         self.currency = currency
         self.lines = lines
         self.cardNumber = cardNumber
+        self.source = source
     }
 
     enum CodingKeys: String, CodingKey {
         case customerEmail = "customer_email"
-        case currency, lines
+        case currency, lines, source
         case cardNumber = "card_number"
     }
 }
@@ -70,6 +82,26 @@ public struct Order: Codable, Sendable, Hashable {
         public static let rejected = Status("rejected")
 
         public static let known: [Status] = [.pending, .open, .cancelling, .cancelled, .fulfilled, .rejected]
+    }
+
+    /// Where an order came from, which decides whether it may ever be deleted. Extensible.
+    public struct Source: ExtensibleValue {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The store's online checkout (a customer's order): archived, never deleted.
+        public static let onlineStore = Source("online_store")
+        /// The point of sale: archived, never deleted.
+        public static let pos = Source("pos")
+        /// Made by staff (a draft order): may be deleted once cancelled or archived.
+        public static let staff = Source("staff")
+        /// Placed by a program through the protocol: may be deleted once cancelled or archived.
+        public static let api = Source("api")
+
+        public static let known: [Source] = [.onlineStore, .pos, .staff, .api]
+
+        /// Whether orders from this source may be deleted at all.
+        public var isDeletable: Bool { self == .staff || self == .api }
     }
 
     public struct Line: Codable, Sendable, Hashable {
@@ -105,12 +137,19 @@ public struct Order: Codable, Sendable, Hashable {
     public var cancellation: Cancellation?
     /// Cancellation attempts that failed and were compensated, newest last.
     public var failedCancellations: [FailedCancellation]
+    /// Where the order came from (absent from daemons older than the field).
+    public var source: Source?
+    /// When the order was archived (hidden from `orders.list`), if it is.
+    public var archivedAt: Date?
 
     public init(
         id: UUID, customerEmail: String, status: Status, currency: String, totalMinor: Int64,
         amountRefundedMinor: Int64, lines: [Line], cardLast4: String, createdAt: Date, updatedAt: Date,
-        rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = []
+        rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
+        source: Source? = nil, archivedAt: Date? = nil
     ) {
+        self.source = source
+        self.archivedAt = archivedAt
         self.id = id
         self.customerEmail = customerEmail
         self.status = status
@@ -135,6 +174,8 @@ public struct Order: Codable, Sendable, Hashable {
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case failedCancellations = "failed_cancellations"
+        case source
+        case archivedAt = "archived_at"
     }
 }
 
@@ -228,10 +269,35 @@ public struct OrderRequest: Codable, Sendable, Hashable {
 public struct ListOrdersRequest: Codable, Sendable, Hashable {
     public var status: Order.Status?
     public var limit: Int?
+    /// `true`: archived orders only. Absent or `false`: orders that are not archived.
+    public var archived: Bool?
 
-    public init(status: Order.Status? = nil, limit: Int? = nil) {
+    public init(status: Order.Status? = nil, limit: Int? = nil, archived: Bool? = nil) {
         self.status = status
         self.limit = limit
+        self.archived = archived
+    }
+}
+
+/// What `orders.delete` answers: the order is gone, and when it went.
+public struct DeletedOrder: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    public var source: Order.Source
+    public var deletedBy: String
+    public var deletedAt: Date
+
+    public init(orderID: UUID, source: Order.Source, deletedBy: String, deletedAt: Date) {
+        self.orderID = orderID
+        self.source = source
+        self.deletedBy = deletedBy
+        self.deletedAt = deletedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case source
+        case orderID = "order_id"
+        case deletedBy = "deleted_by"
+        case deletedAt = "deleted_at"
     }
 }
 

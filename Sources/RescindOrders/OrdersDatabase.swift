@@ -156,6 +156,22 @@ enum OrdersDatabase {
                     """
             )
         }
+        // Where each order came from (orders from before this are `api`), archiving, and what is left of a
+        // deleted order.
+        migrator.registerMigration("orders-v3-source-archive-delete") { db in
+            try db.alter(table: "orders") { t in
+                t.add(column: "source", .text).notNull().defaults(to: "api")
+                    .check(sql: "source IN ('online_store', 'pos', 'staff', 'api')")
+                t.add(column: "archived_at", .datetime)
+            }
+            try db.create(table: "deleted_order") { t in
+                t.primaryKey("order_id", .text)
+                t.column("source", .text).notNull().check(sql: "source IN ('staff', 'api')")
+                t.column("idempotency_key", .text).unique()
+                t.column("deleted_by", .text).notNull().check(sql: "length(deleted_by) > 0")
+                t.column("deleted_at", .datetime).notNull()
+            }
+        }
         return migrator
     }
 }

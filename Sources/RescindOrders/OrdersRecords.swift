@@ -17,6 +17,9 @@ enum OrderStatus: String, Codable, Sendable {
         case .rejected: .rejected
         }
     }
+
+    /// Nothing more will happen to the order: it may be archived.
+    var isClosed: Bool { self == .cancelled || self == .fulfilled || self == .rejected }
 }
 
 struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
@@ -69,9 +72,13 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     var request: Data?
     var createdAt: Date
     var updatedAt: Date
+    /// An `Order.Source` raw value.
+    var source: String
+    var archivedAt: Date?
 
     enum CodingKeys: String, CodingKey {
-        case id, status, currency, total, rejection
+        case id, status, currency, total, rejection, source
+        case archivedAt = "archived_at"
         case request = "request_fingerprint"
         case idempotencyKey = "idempotency_key"
         case customerEmail = "customer_email"
@@ -274,5 +281,34 @@ struct OutboxRecord: Codable, FetchableRecord, PersistableRecord {
 
     mutating func didInsert(_ inserted: InsertionSuccess) {
         id = inserted.rowID
+    }
+}
+
+/// What is left of a deleted order in Orders: who deleted it and when, and the idempotency key it was placed
+/// with, so that a late repeat of that placement is refused instead of placing the order again.
+struct DeletedOrderRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "deleted_order"
+    var orderID: String
+    var source: String
+    var idempotencyKey: String?
+    var deletedBy: String
+    var deletedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case source
+        case orderID = "order_id"
+        case idempotencyKey = "idempotency_key"
+        case deletedBy = "deleted_by"
+        case deletedAt = "deleted_at"
+    }
+
+    enum Columns {
+        static let idempotencyKey = Column(CodingKeys.idempotencyKey)
+    }
+
+    var api: DeletedOrder {
+        DeletedOrder(
+            orderID: UUID(uuidString: orderID) ?? UUID(), source: Order.Source(source), deletedBy: deletedBy,
+            deletedAt: deletedAt)
     }
 }

@@ -140,6 +140,15 @@ public final class OrdersService: Sendable {
         router.register(OrdersMethods.fulfill) { request, context in
             try await self.fulfill(request.orderID, logger: context.logger)
         }
+        router.register(OrdersMethods.archive) { request, context in
+            try await self.archive(request.orderID, logger: context.logger)
+        }
+        router.register(OrdersMethods.unarchive) { request, context in
+            try await self.unarchive(request.orderID, logger: context.logger)
+        }
+        router.register(OrdersMethods.delete) { request, context in
+            try await self.delete(request.orderID, by: context.peer, logger: context.logger)
+        }
         router.register(OrdersMethods.listSagas) { request, _ in try await self.sagas(request) }
         router.register(OrdersMethods.getSaga) { request, _ in try await self.saga(request.sagaID) }
         router.register(OrdersMethods.waitSaga) { request, _ in try await self.waitForSaga(request) }
@@ -167,6 +176,15 @@ public final class OrdersService: Sendable {
         let total = request.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
         let existing: String? = try await runner.writer.write { db in
             if let idempotencyKey,
+                let deleted = try DeletedOrderRecord.filter(DeletedOrderRecord.Columns.idempotencyKey == idempotencyKey)
+                    .fetchOne(db)
+            {
+                throw RescindError.failedPrecondition(
+                    "idempotency key \(idempotencyKey) placed order \(deleted.orderID), which was deleted on "
+                        + "\(deleted.deletedAt.formatted(.iso8601)): it is not placed again",
+                    reason: "order_deleted")
+            }
+            if let idempotencyKey,
                 let previous = try OrderRecord.filter(OrderRecord.Columns.idempotencyKey == idempotencyKey).fetchOne(db)
             {
                 guard previous.request == IdempotencyStore.fingerprint(rawRequest) else {
@@ -182,7 +200,7 @@ public final class OrdersService: Sendable {
                 currency: request.currency, total: total, amountRefunded: 0, paymentStatus: nil,
                 cardLast4: String(digits.suffix(4)), rejection: nil, idempotencyKey: idempotencyKey,
                 request: idempotencyKey == nil ? nil : IdempotencyStore.fingerprint(rawRequest), createdAt: now,
-                updatedAt: now
+                updatedAt: now, source: (request.source ?? .api).rawValue, archivedAt: nil
             ).insert(db)
             for (index, line) in request.lines.enumerated() {
                 try OrderLineRecord(
@@ -232,6 +250,11 @@ public final class OrdersService: Sendable {
     }
 
     static func validate(_ request: PlaceOrderRequest) throws {
+        if let source = request.source, !Order.Source.known.contains(source) {
+            throw RescindError.invalidArgument(
+                "no order source \(source); one of \(Order.Source.known.map(\.rawValue).joined(separator: ", "))",
+                reason: "unknown_source")
+        }
         let email = request.customerEmail
         guard email.utf8.count <= 254, let at = email.firstIndex(of: "@"), at != email.startIndex,
             email.index(after: at) != email.endIndex, !email.contains(" ")
@@ -384,6 +407,93 @@ public final class OrdersService: Sendable {
         return try await order(orderID)
     }
 
+    // MARK: Archiving and deleting
+
+    /// Archives a closed order (fulfilled, cancelled or rejected): `orders.list` no longer shows it unless asked
+    /// for archived orders. A repeat returns the order as it is.
+    /// - Throws: `not_found`; `failed_precondition/order_not_closed` for an order that is still open or busy.
+    public func archive(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
+        let order = try await database.write { db in
+            var record = try Self.existing(db, orderID)
+            guard record.archivedAt == nil else { return try Self.loadOrder(db, record.id) }
+            guard record.status.isClosed else {
+                throw RescindError.failedPrecondition(
+                    "order \(orderID) is \(record.status.rawValue): only a fulfilled, cancelled or rejected order can "
+                        + "be archived", reason: "order_not_closed")
+            }
+            let now = Date()
+            record.archivedAt = now
+            record.updatedAt = now
+            try record.update(db)
+            return try Self.loadOrder(db, record.id)
+        }
+        (logger ?? self.logger).info("order archived", metadata: ["order_id": "\(orderID)"])
+        return order
+    }
+
+    /// Brings an archived order back into `orders.list`. A repeat returns the order as it is.
+    /// - Throws: `not_found`.
+    public func unarchive(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
+        let order = try await database.write { db in
+            var record = try Self.existing(db, orderID)
+            guard record.archivedAt != nil else { return try Self.loadOrder(db, record.id) }
+            record.archivedAt = nil
+            record.updatedAt = Date()
+            try record.update(db)
+            return try Self.loadOrder(db, record.id)
+        }
+        (logger ?? self.logger).info("order unarchived", metadata: ["order_id": "\(orderID)"])
+        return order
+    }
+
+    /// Deletes an order for good: its lines, its cancellation, its sagas and their steps. Only an order placed by
+    /// staff or through the API, once it is cancelled or archived; what is left is who deleted it and when (and
+    /// the idempotency key it was placed with, so that a late repeat does not place it again). Payments and
+    /// Inventory keep their history under the order's id. A repeat answers as the first call did.
+    /// - Throws: `not_found`; `failed_precondition/order_source_not_deletable` for an order from the online store
+    ///   or the point of sale; `failed_precondition/order_not_cancelled_or_archived`.
+    public func delete(_ orderID: UUID, by person: Identity, logger: Logger? = nil) async throws -> DeletedOrder {
+        let id = orderID.uuidString
+        let deleted = try await database.write { db -> DeletedOrder in
+            if let deleted = try DeletedOrderRecord.fetchOne(db, key: id) { return deleted.api }
+            let record = try Self.existing(db, orderID)
+            let source = Order.Source(record.source)
+            guard source.isDeletable else {
+                throw RescindError.failedPrecondition(
+                    "order \(orderID) came from \(source.rawValue): orders from the online store or the point of sale "
+                        + "can be archived, never deleted", reason: "order_source_not_deletable")
+            }
+            guard record.status == .cancelled || record.archivedAt != nil else {
+                throw RescindError.failedPrecondition(
+                    "order \(orderID) is \(record.status.rawValue) and not archived: only a cancelled or archived order "
+                        + "can be deleted", reason: "order_not_cancelled_or_archived")
+            }
+            let sagas = SagaRecord.filter(SagaRecord.Columns.orderID == id)
+            try db.execute(
+                sql: "DELETE FROM saga_step WHERE saga_id IN (SELECT id FROM saga WHERE order_id = ?)", arguments: [id])
+            try CancellationRecord.deleteAll(db, keys: [id])
+            try db.execute(sql: "DELETE FROM outbox WHERE order_id = ?", arguments: [id])
+            try sagas.deleteAll(db)
+            try record.delete(db)  // its lines go with it (ON DELETE CASCADE)
+            let tombstone = DeletedOrderRecord(
+                orderID: id, source: record.source, idempotencyKey: record.idempotencyKey,
+                deletedBy: person.rawValue, deletedAt: Date())
+            try tombstone.insert(db)
+            // As stored (to the millisecond), so that a repeat answers exactly the same.
+            return try DeletedOrderRecord.fetchOne(db, key: id)?.api ?? tombstone.api
+        }
+        (logger ?? self.logger).info(
+            "order deleted", metadata: ["order_id": "\(orderID)", "peer": "\(person.rawValue)"])
+        return deleted
+    }
+
+    /// The order's record, or `not_found` (naming a deletion if there was one).
+    static func existing(_ db: Database, _ orderID: UUID) throws -> OrderRecord {
+        if let record = try OrderRecord.fetchOne(db, key: orderID.uuidString) { return record }
+        _ = try loadOrder(db, orderID.uuidString)  // throws the right `not_found`
+        throw RescindError.notFound("no order \(orderID)", reason: "unknown_order")
+    }
+
     // MARK: Reading
 
     /// An order with its lines, cancellation and failed cancellation attempts.
@@ -397,6 +507,7 @@ public final class OrdersService: Sendable {
         let limit = min(max(request.limit ?? 100, 1), 1000)
         return try await database.read { db in
             var query = OrderRecord.all()
+            query = query.filter(request.archived == true ? Column("archived_at") != nil : Column("archived_at") == nil)
             if let status = request.status {
                 guard let known = OrderStatus(rawValue: status.rawValue) else {
                     throw RescindError.invalidArgument("no order status \(status)", reason: "unknown_status")
@@ -411,6 +522,11 @@ public final class OrdersService: Sendable {
 
     static func loadOrder(_ db: Database, _ id: String) throws -> Order {
         guard let record = try OrderRecord.fetchOne(db, key: id) else {
+            if let deleted = try DeletedOrderRecord.fetchOne(db, key: id) {
+                throw RescindError.notFound(
+                    "order \(id) was deleted on \(deleted.deletedAt.formatted(.iso8601)) by \(deleted.deletedBy)",
+                    reason: "order_deleted")
+            }
             throw RescindError.notFound("no order \(id)", reason: "unknown_order")
         }
         let lines = try OrderLineRecord.filter(OrderLineRecord.Columns.orderID == id)
@@ -432,7 +548,8 @@ public final class OrdersService: Sendable {
                     error: $0.error ?? RescindErrorSummary(code: "internal", reason: nil, message: ""),
                     at: $0.updatedAt
                 )
-            }
+            },
+            source: Order.Source(record.source), archivedAt: record.archivedAt
         )
     }
 

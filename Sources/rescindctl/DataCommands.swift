@@ -7,6 +7,7 @@ import RescindWire
 
 extension CancelReason: ExpressibleByArgument {}
 extension Order.Status: ExpressibleByArgument {}
+extension Order.Source: ExpressibleByArgument {}
 extension Saga.State: ExpressibleByArgument {}
 extension SettleOutcome: ExpressibleByArgument {}
 
@@ -89,8 +90,10 @@ struct InventoryCommand: AsyncParsableCommand {
 struct OrdersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orders",
-        abstract: "Place, show, cancel and fulfil orders.",
-        subcommands: [Place.self, Show.self, List.self, Cancel.self, Fulfill.self]
+        abstract: "Place, show, cancel, fulfil, archive and delete orders.",
+        subcommands: [
+            Place.self, Show.self, List.self, Cancel.self, Fulfill.self, Archive.self, Unarchive.self, Delete.self,
+        ]
     )
 
     struct Place: AsyncParsableCommand {
@@ -107,6 +110,8 @@ struct OrdersCommand: AsyncParsableCommand {
                 "Card number (test cards: 4242424242424242 succeeds, 4000000000000002 declines, 4000000000005126 declines refunds)."
         )
         var card = "4242424242424242"
+        @Option(help: "Where the order comes from: online_store, pos, staff (a draft order) or api.")
+        var source: Order.Source = .staff
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
 
@@ -118,7 +123,8 @@ struct OrdersCommand: AsyncParsableCommand {
                 }
                 return PlaceOrderRequest.Line(sku: String(parts[0]), quantity: quantity, unitPriceMinor: price)
             }
-            let request = PlaceOrderRequest(customerEmail: customer, currency: currency, lines: lines, cardNumber: card)
+            let request = PlaceOrderRequest(
+                customerEmail: customer, currency: currency, lines: lines, cardNumber: card, source: source)
             try await reportingErrors(output) {
                 let order = try await target.with { c in
                     try await c.orders.call(
@@ -147,16 +153,20 @@ struct OrdersCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List orders, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List orders, newest first (archived orders only with --archived).")
         @Option var status: Order.Status?
         @Option var limit = 50
+        @Flag(help: "List archived orders instead.")
+        var archived = false
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
 
         func run() async throws {
             try await reportingErrors(output) {
                 let list = try await target.with { c in
-                    try await c.orders.call(OrdersMethods.list, ListOrdersRequest(status: status, limit: limit))
+                    try await c.orders.call(
+                        OrdersMethods.list, ListOrdersRequest(status: status, limit: limit, archived: archived))
                 }
                 try output.emit(list) { list in
                     list.orders.isEmpty ? "no orders" : list.orders.map(Render.orderRow).joined(separator: "\n")
@@ -220,6 +230,62 @@ struct OrdersCommand: AsyncParsableCommand {
                     try await c.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: id))
                 }
                 try output.emit(order, text: Render.order)
+            }
+        }
+    }
+}
+
+extension OrdersCommand {
+    struct Archive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Archive a fulfilled, cancelled or rejected order: `orders list` no longer shows it.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.archive, OrderRequest(orderID: id))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
+    struct Unarchive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Bring an archived order back to `orders list`.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.unarchive, OrderRequest(orderID: id))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete an order for good: only a staff or API order, once cancelled or archived.",
+            discussion: "Orders from the online store or the point of sale can be archived, never deleted. "
+                + "Payments and Inventory keep their history under the order's id.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let deleted = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.delete, OrderRequest(orderID: id))
+                }
+                try output.emit(deleted) {
+                    "order \($0.orderID) (\($0.source.rawValue)) deleted by \($0.deletedBy) at \(Render.time($0.deletedAt))"
+                }
             }
         }
     }

@@ -23,7 +23,9 @@ enum Render {
 
     static func order(_ order: Order) -> String {
         var lines = [
-            "order \(order.id)  \(order.status.rawValue.uppercased())",
+            "order \(order.id)  \(order.status.rawValue.uppercased())"
+                + (order.archivedAt.map { "  (archived \(time($0)))" } ?? "")
+                + (order.source.map { "  from \($0.rawValue)" } ?? ""),
             "  customer  \(order.customerEmail)   card ••••\(order.cardLast4)",
             "  total     \(money(order.totalMinor, order.currency))   refunded \(money(order.amountRefundedMinor, order.currency))",
         ]

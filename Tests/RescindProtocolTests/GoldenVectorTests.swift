@@ -71,6 +71,7 @@ struct GoldenVectorTests {
         }
 
         #expect(try open("order-status") == rawValues(Order.Status.known))
+        #expect(try open("order-source") == rawValues(Order.Source.known))
         #expect(try choices("cancel-reason") == rawValues(CancelReason.allCases))
         #expect(try open("saga-state") == rawValues(Saga.State.known))
         #expect(try open("saga-kind") == rawValues(Saga.Kind.known))
@@ -298,6 +299,26 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
                 sagaID: Fixture.failedSagaID, outcome: .cancelled, note: "refunded at the processor by hand")
         ),
         response("sagas-settle-response", 21, OrdersMethods.settleSaga, Fixture.settledSaga),
+        request("orders-archive-request", 30, OrdersMethods.archive, OrderRequest(orderID: Fixture.orderID)),
+        response("orders-archive-response", 30, OrdersMethods.archive, Fixture.archivedOrder),
+        request("orders-unarchive-request", 31, OrdersMethods.unarchive, OrderRequest(orderID: Fixture.orderID)),
+        request("orders-delete-request", 32, OrdersMethods.delete, OrderRequest(orderID: Fixture.orderID)),
+        response(
+            "orders-delete-response", 32, OrdersMethods.delete,
+            DeletedOrder(
+                orderID: Fixture.orderID, source: .staff, deletedBy: "operator",
+                deletedAt: Date(timeIntervalSince1970: 1_767_312_000.5))
+        ),
+        request("orders-list-request-archived", 33, OrdersMethods.list, ListOrdersRequest(archived: true)),
+        request(
+            "orders-place-request-pos", 34, OrdersMethods.place,
+            PlaceOrderRequest(
+                customerEmail: "till@example.com", currency: "NOK",
+                lines: [.init(sku: "MUG-BLUE-350ML", quantity: 1, unitPriceMinor: 14_900)],
+                cardNumber: "4242424242424242", source: .pos
+            ),
+            key: "pos-till-3-000187"
+        ),
         response(
             "health-response-orders", 22, CommonMethods.health,
             HealthStatus(
@@ -492,6 +513,15 @@ enum Fixture {
                 at: Date(timeIntervalSince1970: 1_767_225_630.25)
             )
         ]
+        return order
+    }
+
+    /// A cancelled order from the online store, archived.
+    static var archivedOrder: Order {
+        var order = cancelledOrder
+        order.source = .onlineStore
+        order.archivedAt = Date(timeIntervalSince1970: 1_767_312_000.25)
+        order.updatedAt = Date(timeIntervalSince1970: 1_767_312_000.25)
         return order
     }
 
