@@ -196,11 +196,14 @@ public struct Cancellation: Codable, Sendable, Hashable {
     public var unitsRestocked: Int64
     public var notify: Bool
     public var cancelledAt: Date
+    /// For a void: the processor's fee that a capture would have cost, saved by cancelling before capture.
+    public var feeSavedMinor: Int64?
 
     public init(
         sagaID: UUID, reason: CancelReason, staffNote: String?, refundedMinor: Int64, feeKeptMinor: Int64,
-        voided: Bool, unitsRestocked: Int64, notify: Bool, cancelledAt: Date
+        voided: Bool, unitsRestocked: Int64, notify: Bool, cancelledAt: Date, feeSavedMinor: Int64? = nil
     ) {
+        self.feeSavedMinor = feeSavedMinor
         self.sagaID = sagaID
         self.reason = reason
         self.staffNote = staffNote
@@ -220,6 +223,7 @@ public struct Cancellation: Codable, Sendable, Hashable {
         case feeKeptMinor = "fee_kept"
         case unitsRestocked = "units_restocked"
         case cancelledAt = "cancelled_at"
+        case feeSavedMinor = "fee_saved"
     }
 }
 
@@ -364,8 +368,10 @@ public struct Saga: Codable, Sendable, Hashable {
         public static let cancelOrder = Kind("cancel_order")
         /// Fulfilling an order: its reserved units leave stock.
         public static let fulfilOrder = Kind("fulfil_order")
+        /// Capturing an authorization when it falls due (the store captures later than placement).
+        public static let capturePayment = Kind("capture_payment")
 
-        public static let known: [Kind] = [.placeOrder, .cancelOrder, .fulfilOrder]
+        public static let known: [Kind] = [.placeOrder, .cancelOrder, .fulfilOrder, .capturePayment]
     }
 
     /// Where a saga stands. Extensible: a peer keeps a state it does not know as text.

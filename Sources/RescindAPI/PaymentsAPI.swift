@@ -130,11 +130,14 @@ public struct Payment: Codable, Sendable, Hashable {
     /// The processor's fee, charged on capture and not returned by a refund.
     public var fee: Int64
     public var cardLast4: String
+    /// For a voided authorization: the fee a capture would have cost, which voiding saved. Absent otherwise.
+    public var feeSaved: Int64?
 
     public init(
         orderID: UUID, status: Status, currency: String, amountAuthorized: Int64, amountCaptured: Int64,
-        amountRefunded: Int64, fee: Int64, cardLast4: String
+        amountRefunded: Int64, fee: Int64, cardLast4: String, feeSaved: Int64? = nil
     ) {
+        self.feeSaved = feeSaved
         self.orderID = orderID
         self.status = status
         self.currency = currency
@@ -155,6 +158,7 @@ public struct Payment: Codable, Sendable, Hashable {
         case amountCaptured = "amount_captured"
         case amountRefunded = "amount_refunded"
         case cardLast4 = "card_last4"
+        case feeSaved = "fee_saved"
     }
 }
 

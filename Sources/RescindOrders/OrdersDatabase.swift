@@ -172,6 +172,17 @@ enum OrdersDatabase {
                 t.column("deleted_at", .datetime).notNull()
             }
         }
+        // Capture later than placement: when an order's authorization falls due for capture, and what a void saved.
+        migrator.registerMigration("orders-v4-capture-timing") { db in
+            try db.alter(table: "orders") { t in
+                t.add(column: "capture_due_at", .datetime)
+            }
+            try db.execute(
+                sql: "CREATE INDEX orders_capture_due ON orders (capture_due_at) WHERE capture_due_at IS NOT NULL")
+            try db.alter(table: "cancellation") { t in
+                t.add(column: "fee_saved", .integer).notNull().defaults(to: 0).check(sql: "fee_saved >= 0")
+            }
+        }
         return migrator
     }
 }

@@ -75,10 +75,13 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     /// An `Order.Source` raw value.
     var source: String
     var archivedAt: Date?
+    /// When the payment's authorization is to be captured by the clock; `nil` once captured (or never).
+    var captureDueAt: Date?
 
     enum CodingKeys: String, CodingKey {
         case id, status, currency, total, rejection, source
         case archivedAt = "archived_at"
+        case captureDueAt = "capture_due_at"
         case request = "request_fingerprint"
         case idempotencyKey = "idempotency_key"
         case customerEmail = "customer_email"
@@ -243,9 +246,11 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
     var unitsRestocked: Int64
     var notify: Bool
     var cancelledAt: Date
+    var feeSaved: Int64
 
     enum CodingKeys: String, CodingKey {
         case reason, refunded, voided, notify
+        case feeSaved = "fee_saved"
         case orderID = "order_id"
         case sagaID = "saga_id"
         case staffNote = "staff_note"
@@ -258,7 +263,7 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
         Cancellation(
             sagaID: UUID(uuidString: sagaID) ?? UUID(), reason: reason, staffNote: staffNote, refundedMinor: refunded,
             feeKeptMinor: feeKept, voided: voided, unitsRestocked: unitsRestocked, notify: notify,
-            cancelledAt: cancelledAt
+            cancelledAt: cancelledAt, feeSavedMinor: voided ? feeSaved : nil
         )
     }
 }

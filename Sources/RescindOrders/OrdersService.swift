@@ -76,6 +76,7 @@ public final class OrdersService: Sendable {
 
     let database: DatabasePool
     let configuration: Configuration
+    let store: StoreSettings
     let runner: SagaRunner
     let logger: Logger
 
@@ -86,12 +87,14 @@ public final class OrdersService: Sendable {
         inventory: any RPCCaller,
         payments: any RPCCaller,
         configuration: Configuration = .init(),
+        store: StoreSettings = .init(),
         crashPoint: CrashPoint? = nil,
         logger: Logger
     ) throws {
         let database = try DatabaseOpener.open(path: databasePath, migrator: OrdersDatabase.migrator)
         self.database = database
         self.configuration = configuration
+        self.store = store
         self.logger = logger
         self.runner = SagaRunner(
             database: database,
@@ -114,7 +117,7 @@ public final class OrdersService: Sendable {
     /// What the daemon runs beside its server, in start order: the saga runner, then the outbox relay. On
     /// SIGTERM the relay stops, then the runner lets its current steps finish and record.
     public var services: [any Service] {
-        [runner, OutboxRelay(database: database, logger: logger)]
+        [runner, CaptureScheduler(service: self), OutboxRelay(database: database, logger: logger)]
     }
 
     /// Runs the services until cancelled (for tests and tools without a service group).
@@ -200,7 +203,7 @@ public final class OrdersService: Sendable {
                 currency: request.currency, total: total, amountRefunded: 0, paymentStatus: nil,
                 cardLast4: String(digits.suffix(4)), rejection: nil, idempotencyKey: idempotencyKey,
                 request: idempotencyKey == nil ? nil : IdempotencyStore.fingerprint(rawRequest), createdAt: now,
-                updatedAt: now, source: (request.source ?? .api).rawValue, archivedAt: nil
+                updatedAt: now, source: (request.source ?? .api).rawValue, archivedAt: nil, captureDueAt: nil
             ).insert(db)
             for (index, line) in request.lines.enumerated() {
                 try OrderLineRecord(
@@ -210,7 +213,9 @@ public final class OrdersService: Sendable {
             }
             try SagaStore.start(
                 db, PlaceOrderSaga.self, id: sagaID, orderID: orderID,
-                context: .init(orderID: orderID, lines: request.lines, amount: total, currency: request.currency)
+                context: .init(
+                    orderID: orderID, lines: request.lines, amount: total, currency: request.currency,
+                    captureDueAt: self.store.captureDue(authorizedAt: now))
             )
             return nil
         }
@@ -329,6 +334,7 @@ public final class OrdersService: Sendable {
             guard let order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
                 throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
             }
+            try Self.refuseWhileCapturing(db, order.id)
             let payment: CancelOrderSaga.Context.PaymentAction =
                 switch order.paymentStatus {
                 case "authorized": .void
@@ -366,6 +372,20 @@ public final class OrdersService: Sendable {
         return CancelAccepted(sagaID: UUID(uuidString: sagaID) ?? UUID(), order: try await order(request.orderID))
     }
 
+    /// Refuses a cancellation or a fulfilment while a capture saga holds the order: a moment (retryable), or, if
+    /// that saga failed, until a person retries or settles it.
+    static func refuseWhileCapturing(_ db: Database, _ orderID: String) throws {
+        guard let capture = try unfinishedSaga(db, orderID, kind: .capturePayment) else { return }
+        if capture.state == .failed {
+            throw RescindError.failedPrecondition(
+                "order \(orderID)'s capture saga \(capture.id) failed and needs a person (sagas retry or settle)",
+                reason: "capture_failed")
+        }
+        throw RescindError(
+            .unavailable, "order \(orderID)'s payment is being captured by saga \(capture.id); try again in a moment",
+            reason: "capture_in_progress", retryable: true)
+    }
+
     /// The order's saga of `kind` that has not ended (running, compensating or failed), if any.
     static func unfinishedSaga(_ db: Database, _ orderID: String, kind: Saga.Kind) throws -> SagaRecord? {
         try SagaRecord.filter(SagaRecord.Columns.orderID == orderID)
@@ -389,7 +409,10 @@ public final class OrdersService: Sendable {
             if order.status == .fulfilling, let running = try Self.unfinishedSaga(db, order.id, kind: .fulfilOrder) {
                 return running.id
             }
-            try SagaStore.start(db, FulfilOrderSaga.self, id: newID, orderID: orderID, context: .init(orderID: orderID))
+            try Self.refuseWhileCapturing(db, order.id)
+            try SagaStore.start(
+                db, FulfilOrderSaga.self, id: newID, orderID: orderID,
+                context: .init(orderID: orderID, captures: order.paymentStatus == "authorized"))
             return newID
         }
         if sagaID == newID { runner.submit(sagaID) }

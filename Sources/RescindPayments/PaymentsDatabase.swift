@@ -35,6 +35,12 @@ enum PaymentsDatabase {
                 t.column("idempotency_key", .text)
             }
         }
+        // What voiding an authorization saved: the fee a capture would have cost.
+        migrator.registerMigration("payments-v2-fee-saved") { db in
+            try db.alter(table: "payment") { t in
+                t.add(column: "fee_saved", .integer).notNull().defaults(to: 0).check(sql: "fee_saved >= 0")
+            }
+        }
         return migrator
     }
 }
@@ -52,6 +58,7 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
     var processorToken: String
     var createdAt: Date
     var updatedAt: Date
+    var feeSaved: Int64
 
     enum CodingKeys: String, CodingKey {
         case status, currency, fee
@@ -63,13 +70,14 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
         case processorToken = "processor_token"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
+        case feeSaved = "fee_saved"
     }
 
     var api: Payment {
         Payment(
             orderID: UUID(uuidString: orderID) ?? UUID(), status: status, currency: currency,
             amountAuthorized: amountAuthorized, amountCaptured: amountCaptured, amountRefunded: amountRefunded,
-            fee: fee, cardLast4: cardLast4
+            fee: fee, cardLast4: cardLast4, feeSaved: status == .voided ? feeSaved : nil
         )
     }
 }

@@ -115,7 +115,7 @@ public final class PaymentsService: Sendable {
         let record = PaymentRecord(
             orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
             amountAuthorized: request.amountMinor, amountCaptured: 0, amountRefunded: 0, fee: 0,
-            cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now
+            cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now, feeSaved: 0
         )
         try record.insert(db)
         try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
@@ -150,6 +150,7 @@ public final class PaymentsService: Sendable {
         }
         try processor.checkAvailable()
         record.status = .voided
+        record.feeSaved = processor.fee(forCaptured: record.amountAuthorized)
         record.updatedAt = Date()
         try record.update(db)
         try event(db, record, "void", amount: record.amountAuthorized, fee: 0, key: key)

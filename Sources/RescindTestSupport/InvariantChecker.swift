@@ -178,9 +178,10 @@ public struct InvariantChecker: Sendable {
                     unfinished.contains { ($0["kind"] as String) == "fulfil_order" }, "order_unexplained",
                     "no fulfilment saga holds it")
             case "open":
+                // Captured, or authorized until the store's capture time, the fulfilment or a void.
                 expect(
-                    paymentStatus == "captured", "payment_disagrees",
-                    "its payment is \(paymentStatus ?? "missing"), not captured")
+                    paymentStatus == "captured" || paymentStatus == "authorized", "payment_disagrees",
+                    "its payment is \(paymentStatus ?? "missing"), neither captured nor authorized")
                 expect(
                     reservationStatus == "reserved", "stock_disagrees",
                     "its units are \(reservationStatus ?? "missing"), not reserved")

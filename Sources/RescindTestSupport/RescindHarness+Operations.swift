@@ -1,6 +1,7 @@
 import Foundation
 import RescindAPI
 import RescindTransport
+import RescindWire
 
 /// The operations a test or a chaos run performs most, as the operator.
 extension RescindHarness {
@@ -55,6 +56,24 @@ extension RescindHarness {
     /// - Throws: `RescindError`.
     public func sagas(of orderID: UUID) async throws -> [Saga] {
         try await orders.call(OrdersMethods.listSagas, ListSagasRequest(orderID: orderID)).sagas.reversed()
+    }
+}
+
+extension RescindHarness {
+    /// Waits until the capture saga of an order (started by Orders when the capture falls due) has ended.
+    /// The capture happens in another process at a time of its own: this polls the order's sagas with a deadline.
+    /// - Throws: `RescindError` `deadline_exceeded` after `timeout`.
+    public func waitForCapture(of orderID: UUID, timeout: Duration = .seconds(60)) async throws -> Saga {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let capture = try await sagas(of: orderID).first(where: { $0.kind == .capturePayment }) {
+                return try await waitForSaga(capture.id, timeout: deadline - ContinuousClock.now)
+            }
+            guard ContinuousClock.now < deadline else {
+                throw RescindError(.deadlineExceeded, "no capture of order \(orderID) after \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 }
 

@@ -26,6 +26,10 @@ public final class RescindHarness: Sendable {
             "call_timeout_seconds": 2, "poll_interval_seconds": 0.05,
         ]
         public var logLevel = "debug"
+        /// Orders' `store.capture`, if a test sets it (`at_fulfilment`, `when_window_closes`).
+        public var capture: String?
+        /// Orders' other store settings, in seconds (e.g. `cancellation_window_seconds`).
+        public var storeSeconds: [String: Double] = [:]
 
         public init() {}
     }
@@ -67,6 +71,11 @@ public final class RescindHarness: Sendable {
             try suite.patchConfiguration(.orders, ["peers": peers])
         }
         try suite.patchConfiguration(.orders, ["sagas": options.sagas])
+        if options.capture != nil || !options.storeSeconds.isEmpty {
+            var store: [String: Any] = options.storeSeconds
+            store["capture"] = options.capture
+            try suite.patchConfiguration(.orders, ["store": store])
+        }
         if options.processorFaults {
             try suite.patchConfiguration(
                 .payments, ["processor": ["fee_basis_points": 290, "fixed_fee": 30, "fault_injection": true]])

@@ -25,6 +25,8 @@ struct OrdersDaemon: AsyncParsableCommand {
 
         var peers: Peers
         var sagas: OrdersService.Configuration?
+        /// How the store runs its money (capture timing).
+        var store: StoreSettings?
     }
 
     func run() async throws {
@@ -45,7 +47,8 @@ struct OrdersDaemon: AsyncParsableCommand {
         if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
         let service = try OrdersService(
             databasePath: common.database, inventory: inventory, payments: payments,
-            configuration: settings.sagas ?? .init(), crashPoint: crashPoint, logger: logger
+            configuration: settings.sagas ?? .init(), store: settings.store ?? .init(), crashPoint: crashPoint,
+            logger: logger
         )
         try await Daemon.run(
             configuration: common, logger: logger, background: service.services,

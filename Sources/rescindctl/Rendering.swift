@@ -39,7 +39,7 @@ enum Render {
             var text = "  cancelled (\(c.reason.rawValue)): "
             text +=
                 c.voided
-                ? "authorization voided"
+                ? "authorization voided, no fee (fee saved \(money(c.feeSavedMinor ?? 0, order.currency)))"
                 : "refunded \(money(c.refundedMinor, order.currency)), fee kept by the processor \(money(c.feeKeptMinor, order.currency))"
             text += ", \(c.unitsRestocked) units restocked"
             if c.notify { text += ", customer notified" }
@@ -101,10 +101,18 @@ enum Render {
     }
 
     static func payment(_ payment: Payment) -> String {
-        [
+        var lines = [
             "payment for order \(payment.orderID)  \(payment.status.rawValue.uppercased())  card ••••\(payment.cardLast4)",
             "  authorized \(money(payment.amountAuthorized, payment.currency))  captured \(money(payment.amountCaptured, payment.currency))  refunded \(money(payment.amountRefunded, payment.currency))",
-            "  processor fee \(money(payment.fee, payment.currency)) (kept on refund)  store nets \(money(payment.net, payment.currency))",
-        ].joined(separator: "\n")
+        ]
+        if let saved = payment.feeSaved {
+            lines.append(
+                "  voided before capture: no money moved, no fee; fee saved \(money(saved, payment.currency))")
+        } else {
+            lines.append(
+                "  processor fee \(money(payment.fee, payment.currency)) (kept on refund)  store nets \(money(payment.net, payment.currency))"
+            )
+        }
+        return lines.joined(separator: "\n")
     }
 }

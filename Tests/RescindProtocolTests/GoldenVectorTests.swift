@@ -345,6 +345,20 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
                 amountCaptured: 0, amountRefunded: 0, fee: 0, cardLast4: "4242"
             )
         ),
+        // A cancellation before capture: the authorization is voided, and the fee a capture would have cost is
+        // saved.
+        request(
+            "payments-void-request", 35, PaymentsMethods.void, PaymentRequest(orderID: Fixture.orderID),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/void"
+        ),
+        response(
+            "payments-void-response", 35, PaymentsMethods.void,
+            Payment(
+                orderID: Fixture.orderID, status: .voided, currency: "USD", amountAuthorized: 2_500,
+                amountCaptured: 0, amountRefunded: 0, fee: 0, cardLast4: "4242", feeSaved: 103
+            )
+        ),
+        response("orders-get-response-voided", 36, OrdersMethods.get, Fixture.voidedOrder),
         // PROTOCOL.md section 14.
         request(
             "payments-refund-request", 1, PaymentsMethods.refund,
@@ -513,6 +527,18 @@ enum Fixture {
                 at: Date(timeIntervalSince1970: 1_767_225_630.25)
             )
         ]
+        return order
+    }
+
+    /// An order cancelled before its payment was captured: voided, no fee, the fee saved.
+    static var voidedOrder: Order {
+        var order = cancelledOrder
+        order.amountRefundedMinor = 0
+        order.source = .onlineStore
+        order.cancellation = Cancellation(
+            sagaID: sagaID, reason: .customer, staffNote: nil, refundedMinor: 0, feeKeptMinor: 0, voided: true,
+            unitsRestocked: 2, notify: true, cancelledAt: Date(timeIntervalSince1970: 1_767_225_661),
+            feeSavedMinor: 103)
         return order
     }
 

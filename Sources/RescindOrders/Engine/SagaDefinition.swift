@@ -34,6 +34,7 @@ struct SagaRegistry: Sendable {
         .registering(PlaceOrderSaga.self)
         .registering(CancelOrderSaga.self)
         .registering(FulfilOrderSaga.self)
+        .registering(CapturePaymentSaga.self)
 
     func registering<D: SagaDefinition>(_ definition: D.Type) -> SagaRegistry {
         var copy = self

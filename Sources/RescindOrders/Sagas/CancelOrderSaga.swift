@@ -37,6 +37,8 @@ enum CancelOrderSaga: SagaDefinition {
         var unitsRestocked: Int64 = 0
         var unitsWrittenOff: Int64 = 0
         var paymentStatus: String?
+        /// What the void saved: the fee a capture would have cost (`nil` in sagas from before).
+        var feeSaved: Int64?
     }
 
     static let kind = Saga.Kind.cancelOrder
@@ -106,7 +108,9 @@ enum CancelOrderSaga: SagaDefinition {
         answered: { payment, context in
             context.voided = true
             context.paymentStatus = payment.status.rawValue
+            context.feeSaved = payment.feeSaved
             return "voided the authorization of \(payment.amountAuthorized) \(payment.currency) minor units"
+                + "; no money moved, fee saved \(payment.feeSaved ?? 0)"
         }
     )
 
@@ -131,7 +135,7 @@ enum CancelOrderSaga: SagaDefinition {
     static let finalize = SagaStep<Context>.local("finalize", role: .retriable) { db, context, info in
         try record(db, context, info: info)
         var parts = ["cancelled"]
-        if context.voided { parts.append("authorization voided") }
+        if context.voided { parts.append("authorization voided, fee saved \(context.feeSaved ?? 0)") }
         if context.refunded > 0 { parts.append("refunded \(context.refunded), fee kept \(context.feeKept)") }
         if context.options.restock {
             parts.append("\(context.unitsRestocked) units restocked")
@@ -149,11 +153,13 @@ enum CancelOrderSaga: SagaDefinition {
             order.status = .cancelled
             order.amountRefunded += context.refunded
             if let status = context.paymentStatus { order.paymentStatus = status }
+            order.captureDueAt = nil
         }
         try CancellationRecord(
             orderID: order.id, sagaID: info.sagaID, reason: options.reason, staffNote: options.staffNote,
             refunded: context.refunded, feeKept: context.feeKept, voided: context.voided,
-            unitsRestocked: context.unitsRestocked, notify: options.notify, cancelledAt: info.now
+            unitsRestocked: context.unitsRestocked, notify: options.notify, cancelledAt: info.now,
+            feeSaved: context.feeSaved ?? 0
         ).insert(db)
         if options.notify {
             let notice = CancellationNotice(

@@ -5,18 +5,30 @@ import RescindWire
 
 /// Fulfilling an order: `lock` → `commit` (pivot: the units leave stock) → `fulfilled`. Undo: `unlock`.
 ///
+/// An order whose payment is only authorized (the store captures at fulfilment) is captured first: `lock` →
+/// `capture` (pivot: nothing ships unpaid) → `commit` → `fulfilled`. A capture the processor refuses leaves
+/// the order open, as it was.
+///
 /// A saga like the others, so a fulfilment that a crash or a lost answer interrupts is resumed by the runner
 /// instead of waiting for a client to call again.
 enum FulfilOrderSaga: SagaDefinition {
     struct Context: Codable, Sendable {
         var orderID: UUID
         var unitsCommitted: Int64 = 0
+        /// Whether the saga captures the payment before the units leave stock (`nil` in sagas from before).
+        var captures: Bool?
+        var paymentStatus: String?
+
+        init(orderID: UUID, captures: Bool) {
+            self.orderID = orderID
+            self.captures = captures
+        }
     }
 
     static let kind = Saga.Kind.fulfilOrder
 
     static func plan(_ context: Context) -> [SagaStep<Context>] {
-        [lock, commit, fulfilled]
+        context.captures == true ? [lock, capture, commitAfterCapture, fulfilled] : [lock, commit, fulfilled]
     }
 
     /// An open order becomes `fulfilling`: a cancellation is refused until the saga ends.
@@ -40,17 +52,38 @@ enum FulfilOrderSaga: SagaDefinition {
         return "order open again"
     }
 
-    static let commit = SagaStep<Context>.remote(
-        "commit", .inventory, InventoryMethods.commit, role: .pivot,
-        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
-        answered: { reservation, context in
-            context.unitsCommitted = reservation.units
-            return "committed \(reservation.describedAllocations)"
+    static let capture = SagaStep<Context>.remote(
+        "capture", .payments, PaymentsMethods.capture, role: .pivot,
+        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        answered: { payment, context in
+            context.paymentStatus = payment.status.rawValue
+            return "captured \(payment.amountCaptured) \(payment.currency) minor units, fee \(payment.fee)"
         }
     )
 
+    static let commit = commitStep(role: .pivot)
+    /// After a capture, the commit can no longer be undone by giving up: it is retried until it succeeds.
+    static let commitAfterCapture = commitStep(role: .retriable)
+
+    static func commitStep(role: SagaStep<Context>.Role) -> SagaStep<Context> {
+        .remote(
+            "commit", .inventory, InventoryMethods.commit, role: role,
+            request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+            answered: { reservation, context in
+                context.unitsCommitted = reservation.units
+                return "committed \(reservation.describedAllocations)"
+            }
+        )
+    }
+
     static let fulfilled = SagaStep<Context>.local("fulfilled", role: .retriable) { db, context, info in
-        try OrderRecord.change(db, context.orderID, at: info.now) { $0.status = .fulfilled }
+        try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            order.status = .fulfilled
+            if let status = context.paymentStatus {
+                order.paymentStatus = status
+                order.captureDueAt = nil
+            }
+        }
         return "order fulfilled; \(context.unitsCommitted) units left stock"
     }
 

@@ -5,6 +5,10 @@ import RescindWire
 
 /// Placing an order: `create` → `reserve` → `authorize` → `capture` (pivot) → `open`.
 /// Undo, in reverse: `void`, `release`, `reject`. The card number lives only in memory, for `authorize`.
+///
+/// A store that captures later (`StoreSettings.capture`) places without `capture`: the order opens with its
+/// payment authorized and a time at which `CaptureScheduler` captures it, unless fulfilment or a cancellation
+/// (a void) comes first.
 enum PlaceOrderSaga: SagaDefinition {
     struct Context: Codable, Sendable {
         var orderID: UUID
@@ -13,12 +17,14 @@ enum PlaceOrderSaga: SagaDefinition {
         var currency: String
         /// The payment's status as the last payment step answered.
         var paymentStatus: String?
+        /// When the authorization is to be captured by the clock; `nil`: captured during placement.
+        var captureDueAt: Date?
     }
 
     static let kind = Saga.Kind.placeOrder
 
     static func plan(_ context: Context) -> [SagaStep<Context>] {
-        [create, reserve, authorize, capture, open]
+        context.captureDueAt == nil ? [create, reserve, authorize, capture, open] : [create, reserve, authorize, open]
     }
 
     /// The order and its lines were written with the saga, in `OrdersService.place`.
@@ -95,6 +101,12 @@ enum PlaceOrderSaga: SagaDefinition {
         try OrderRecord.change(db, context.orderID, at: info.now) { order in
             order.status = .open
             order.paymentStatus = context.paymentStatus
+            if context.paymentStatus == Payment.Status.authorized.rawValue {
+                order.captureDueAt = context.captureDueAt
+            }
+        }
+        if let due = context.captureDueAt, context.paymentStatus == Payment.Status.authorized.rawValue {
+            return "order open; payment authorized, to be captured by \(due.formatted(.iso8601))"
         }
         return "order open"
     }

@@ -1,0 +1,75 @@
+import Foundation
+import GRDB
+import Logging
+import RescindAPI
+import RescindStorage
+import RescindWire
+import ServiceLifecycle
+
+/// Captures authorizations when they fall due: the store's `capture` timing writes each open order's due time
+/// (`orders.capture_due_at`) when it opens, and this service starts a `CapturePaymentSaga` for every order
+/// whose time has come.
+///
+/// The timer is the column, not memory: after a restart (or a crash at any point) the next look finds every
+/// order that fell due meanwhile. An order that a cancellation or a fulfilment holds is skipped (the void or
+/// the fulfilment's own capture takes over); one that already has a capture saga is left to it.
+struct CaptureScheduler: Service {
+    let service: OrdersService
+
+    func run() async {
+        let interval = Duration.seconds(service.configuration.pollIntervalSeconds)
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                try await startDueCaptures(now: Date())
+            } catch {
+                service.logger.error("capture scheduler failed; will retry", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Starts a capture saga for each open order due by `now` (at most 100 a turn, oldest due first).
+    func startDueCaptures(now: Date) async throws {
+        let due = try await service.database.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM orders WHERE capture_due_at IS NOT NULL AND capture_due_at <= ? AND status = 'open'
+                    ORDER BY capture_due_at LIMIT 100
+                    """,
+                arguments: [now])
+        }
+        for id in due {
+            guard let orderID = UUID(uuidString: id) else { continue }
+            let sagaID = UUID.timeOrdered().uuidString
+            do {
+                try await service.runner.writer.write { db in
+                    // Another saga of the order (a cancellation, a fulfilment, an earlier capture) goes first.
+                    let busy =
+                        try Bool.fetchOne(
+                            db,
+                            sql: """
+                                SELECT EXISTS (SELECT 1 FROM saga WHERE order_id = ?
+                                    AND state IN ('running', 'compensating', 'failed'))
+                                """,
+                            arguments: [id]) ?? false
+                    guard !busy else { throw Skipped() }
+                    try SagaStore.start(
+                        db, CapturePaymentSaga.self, id: sagaID, orderID: orderID, context: .init(orderID: orderID))
+                }
+            } catch is Skipped {
+                continue
+            } catch let error as RescindError where error.reason == "nothing_to_capture" {
+                continue  // changed since the look: cancelled, or captured by a fulfilment
+            }
+            service.logger.info("capture due", metadata: ["order_id": "\(id)", "saga_id": "\(sagaID)"])
+            service.runner.submit(sagaID)
+        }
+    }
+
+    private struct Skipped: Error {}
+}
