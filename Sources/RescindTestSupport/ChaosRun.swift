@@ -66,6 +66,11 @@ public struct ChaosRun: Sendable {
             "max_attempts": 30, "initial_retry_delay_seconds": 0.05, "max_retry_delay_seconds": 1,
             "call_timeout_seconds": 2, "poll_interval_seconds": 0.1, "place_timeout_seconds": 5,
         ]
+        // The store captures when a short cancellation window closes: cancellations before it are voids, later
+        // ones refunds, fulfilments capture first, and orders left open are captured by the clock, all under the
+        // same faults.
+        options.capture = "when_window_closes"
+        options.storeSeconds = ["cancellation_window_seconds": 0.3]
         let h = try await RescindHarness.start(directory: configuration.directory, options: options)
         let tally = Tally()
         let started = ContinuousClock.now
@@ -148,6 +153,8 @@ public struct ChaosRun: Sendable {
                 continue
             }
             guard order.status == .open else { continue }
+            // Some act inside the cancellation window (a void), some after the capture (a refund).
+            try? await Task.sleep(for: .milliseconds(Int64(random.next(upTo: 600))))
             let roll = random.next(upTo: 100)
             let refund = random.next(upTo: 10) >= 2
             let restock = random.next(upTo: 10) >= 2
