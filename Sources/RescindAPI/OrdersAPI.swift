@@ -141,13 +141,17 @@ public struct Order: Codable, Sendable, Hashable {
     public var source: Source?
     /// When the order was archived (hidden from `orders.list`), if it is.
     public var archivedAt: Date?
+    /// While the payment is only authorized: when Orders captures it, unless fulfilment or a cancellation
+    /// comes first.
+    public var captureDueAt: Date?
 
     public init(
         id: UUID, customerEmail: String, status: Status, currency: String, totalMinor: Int64,
         amountRefundedMinor: Int64, lines: [Line], cardLast4: String, createdAt: Date, updatedAt: Date,
         rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
-        source: Source? = nil, archivedAt: Date? = nil
+        source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil
     ) {
+        self.captureDueAt = captureDueAt
         self.source = source
         self.archivedAt = archivedAt
         self.id = id
@@ -176,6 +180,7 @@ public struct Order: Codable, Sendable, Hashable {
         case failedCancellations = "failed_cancellations"
         case source
         case archivedAt = "archived_at"
+        case captureDueAt = "capture_due_at"
     }
 }
 

@@ -572,7 +572,7 @@ public final class OrdersService: Sendable {
                     at: $0.updatedAt
                 )
             },
-            source: Order.Source(record.source), archivedAt: record.archivedAt
+            source: Order.Source(record.source), archivedAt: record.archivedAt, captureDueAt: record.captureDueAt
         )
     }
 

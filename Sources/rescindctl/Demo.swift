@@ -6,10 +6,14 @@ import RescindTransport
 import RescindWire
 
 /// One command, no set-up: a suite in a fresh folder, a small catalogue, orders placed and cancelled,
-/// and the two cancellations that fail and are compensated, each shown as a saga timeline.
+/// and the two cancellations that fail and are compensated, each shown as a saga timeline. The demo store
+/// captures cards when its cancellation window (two seconds here) closes: a cancellation inside the window
+/// is a free void, one after it a refund that costs the processor's fee. It ends with an archive and a
+/// delete that is refused, as it is for every online store order.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the whole suite on an embedded catalogue: place, cancel, refund declined, restock failed."
+        abstract:
+            "Run the whole suite on an embedded catalogue: place, cancel (void or refund), refund declined, restock failed, archive."
     )
 
     @Option(help: "Directory for the demo suite (default: a new temporary folder).")
@@ -26,6 +30,8 @@ struct Demo: AsyncParsableCommand {
             var saga: Saga?
             var payment: Payment?
             var stock: StockReport
+            /// A refusal the scenario shows: the error's reason.
+            var refusal: String?
         }
 
         var directory: String
@@ -39,6 +45,10 @@ struct Demo: AsyncParsableCommand {
                 "rescind-demo-\(UUID().uuidString.prefix(8))"
             ).path
         let suite = LocalSuite(layout: SuiteLayout(path: directory))
+        try suite.prepare()
+        try suite.patchConfiguration(
+            .orders,
+            ["store": ["capture": "when_window_closes", "cancellation_window_seconds": Self.windowSeconds]])
         say("▶ starting a suite in \(directory)")
         let (manifest, _) = try await suite.up(progress: { line in say("  \(line)") })
         let connection = try SuiteConnection(manifest: manifest)
@@ -62,6 +72,9 @@ struct Demo: AsyncParsableCommand {
         if output.json { printLine(try Output.json(report)) }
     }
 
+    /// The demo store's cancellation window: short, so that the demo shows a capture without waiting long.
+    static let windowSeconds = 2.0
+
     private func say(_ text: String) {
         Self.say(text, json: output.json)
     }
@@ -83,9 +96,22 @@ struct Demo: AsyncParsableCommand {
         }
         say(Render.stock(try await stock(c)))
 
+        say(
+            "\n▶ this store captures a card when its \(Int(Self.windowSeconds))-second cancellation window closes, "
+                + "or at fulfilment")
+
+        // 0. Cancelled inside the window: the authorization is voided; no money moved, no fee.
+        say("\n▶ 0. order a T-shirt and cancel it at once, inside the cancellation window")
+        let early = try await place(
+            c, lines: [("TSHIRT", 1, 2500)], card: "4242424242424242", source: .onlineStore, capture: false)
+        try await scenario(
+            "voided_in_window", c, &report, order: early,
+            cancel: CancelOrderRequest(orderID: early.id, reason: .customer, notify: true))
+
         // 1. A cancellation that works: refund (fee kept), restock, notify.
-        say("\n▶ 1. order 2 T-shirts and a mug, then cancel it (customer changed their mind)")
-        let first = try await place(c, lines: [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], card: "4242424242424242")
+        say("\n▶ 1. order 2 T-shirts and a mug, wait for the capture, then cancel it (customer changed their mind)")
+        let first = try await place(
+            c, lines: [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], card: "4242424242424242", source: .onlineStore)
         try await scenario(
             "cancelled", c, &report, order: first,
             cancel: CancelOrderRequest(orderID: first.id, reason: .customer, notify: true, staffNote: "asked by phone")
@@ -125,21 +151,51 @@ struct Demo: AsyncParsableCommand {
                     stock: try await stock(c))
             )
         }
+        // 5. Archive the cancelled online order; deleting it is refused: online orders are never deleted.
+        say("\n▶ 5. archive the cancelled online order, then try to delete it")
+        let archived = try await c.orders.call(OrdersMethods.archive, OrderRequest(orderID: first.id))
+        say(Render.order(archived))
+        var refusal: String?
+        do {
+            _ = try await c.orders.call(OrdersMethods.delete, OrderRequest(orderID: first.id))
+        } catch let error as RescindError {
+            refusal = error.reason
+            say("  delete refused: \(error.code)/\(error.reason ?? ""): \(error.message)")
+        }
+        report.scenarios.append(
+            .init(
+                name: "archived_not_deleted", order: archived, saga: nil, payment: nil, stock: try await stock(c),
+                refusal: refusal))
+
         say("\n▶ stock at the end")
         say(Render.stock(try await stock(c)))
     }
 
-    private func place(_ c: SuiteConnection, lines: [(String, Int64, Int64)], card: String) async throws -> Order {
+    /// Places an order; unless `capture` is false, waits until the window closes and the card is captured.
+    private func place(
+        _ c: SuiteConnection, lines: [(String, Int64, Int64)], card: String, source: Order.Source = .staff,
+        capture: Bool = true
+    ) async throws -> Order {
         let order = try await c.orders.call(
             OrdersMethods.place,
             PlaceOrderRequest(
                 customerEmail: "ada@example.com", currency: "USD",
-                lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) }, cardNumber: card
+                lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) }, cardNumber: card,
+                source: source
             ),
             idempotencyKey: "demo-\(UUID().uuidString)", timeout: .seconds(40)
         )
         say(Render.order(order))
-        return order
+        guard capture, order.status == .open else { return order }
+        say("  … waiting for the cancellation window to close and the card to be captured")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: order.id)).status == .authorized {
+            guard ContinuousClock.now < deadline else {
+                throw RescindError(.deadlineExceeded, "order \(order.id) was not captured within 60 s")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: order.id))
     }
 
     private func scenario(

@@ -34,6 +34,9 @@ enum Render {
                 "  - \(pad(line.sku, 12)) \(line.quantity) × \(money(line.unitPriceMinor, order.currency))"
             )
         }
+        if let due = order.captureDueAt {
+            lines.append("  payment authorized; captured at \(time(due)) unless fulfilled or cancelled first")
+        }
         if let rejection = order.rejection { lines.append("  rejected: \(rejection)") }
         if let c = order.cancellation {
             var text = "  cancelled (\(c.reason.rawValue)): "

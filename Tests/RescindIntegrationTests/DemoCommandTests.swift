@@ -24,6 +24,25 @@ extension RealDaemons {
             #expect(state("restock_failed") == "compensated")
             #expect(status("restock_failed") == "open")
             #expect(status("card_declined") == "rejected")
+            // Inside the window: a void, no fee, and the fee a capture would have cost; after it: a refund, the
+            // processor's fee kept.
+            func payment(_ name: String) -> [String: Any]? { byName[name]?["payment"] as? [String: Any] }
+            func cancellation(_ name: String) -> [String: Any]? {
+                (byName[name]?["order"] as? [String: Any])?["cancellation"] as? [String: Any]
+            }
+            #expect(state("voided_in_window") == "completed")
+            #expect(payment("voided_in_window")?["status"] as? String == "voided")
+            #expect(payment("voided_in_window")?["fee"] as? Int == 0)
+            let saved = payment("voided_in_window")?["fee_saved"] as? Int
+            #expect((saved ?? 0) > 0)
+            #expect(cancellation("voided_in_window")?["fee_saved"] as? Int == saved)
+            #expect(cancellation("voided_in_window")?["voided"] as? Bool == true)
+            #expect(payment("cancelled")?["status"] as? String == "refunded")
+            #expect((payment("cancelled")?["fee"] as? Int ?? 0) > 0)
+            #expect(cancellation("cancelled")?["fee_kept"] as? Int == payment("cancelled")?["fee"] as? Int)
+            // Archived, and the delete refused with its rule.
+            #expect((byName["archived_not_deleted"]?["order"] as? [String: Any])?["archived_at"] != nil)
+            #expect(byName["archived_not_deleted"]?["refusal"] as? String == "order_source_not_deletable")
             // The suite was stopped: no pid file is left.
             let pids =
                 (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("run").path))

@@ -319,6 +319,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             ),
             key: "pos-till-3-000187"
         ),
+        response("orders-place-response-authorized", 34, OrdersMethods.place, Fixture.authorizedOrder),
         response(
             "health-response-orders", 22, CommonMethods.health,
             HealthStatus(
@@ -527,6 +528,14 @@ enum Fixture {
                 at: Date(timeIntervalSince1970: 1_767_225_630.25)
             )
         ]
+        return order
+    }
+
+    /// An open order whose store captures later: its payment is only authorized, with its capture time.
+    static var authorizedOrder: Order {
+        var order = openOrder
+        order.source = .pos
+        order.captureDueAt = Date(timeIntervalSince1970: 1_767_229_200)
         return order
     }
 
