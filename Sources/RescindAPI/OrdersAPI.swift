@@ -16,6 +16,10 @@ public enum OrdersMethods {
     /// Fulfils an order (its units leave stock) through a fulfilment saga; refused while a cancellation holds
     /// the order. Answers once the saga ends, or with the order still open if it takes longer.
     public static let fulfill = Method<OrderRequest, Order>("orders.fulfill", callers: [.operator])
+    /// Refunds part or all of what an order's payment captured and has not refunded yet, now (a refund left for
+    /// later by a cancellation, or a goodwill refund); idempotent with a key, and recorded with its reason and
+    /// who asked.
+    public static let refund = Method<RefundOrderRequest, Order>("orders.refund", callers: [.operator])
     /// Hides a closed (fulfilled or cancelled) order from `orders.list`; a repeat changes nothing.
     public static let archive = Method<OrderRequest, Order>("orders.archive", callers: [.operator])
     /// Shows an archived order in `orders.list` again; a repeat changes nothing.
@@ -144,13 +148,16 @@ public struct Order: Codable, Sendable, Hashable {
     /// While the payment is only authorized: when Orders captures it, unless fulfilment or a cancellation
     /// comes first.
     public var captureDueAt: Date?
+    /// Refunds made by `orders.refund`, oldest first (a cancellation's refund is in `cancellation`).
+    public var refunds: [OrderRefund]?
 
     public init(
         id: UUID, customerEmail: String, status: Status, currency: String, totalMinor: Int64,
         amountRefundedMinor: Int64, lines: [Line], cardLast4: String, createdAt: Date, updatedAt: Date,
         rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
-        source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil
+        source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil
     ) {
+        self.refunds = refunds
         self.captureDueAt = captureDueAt
         self.source = source
         self.archivedAt = archivedAt
@@ -181,6 +188,7 @@ public struct Order: Codable, Sendable, Hashable {
         case source
         case archivedAt = "archived_at"
         case captureDueAt = "capture_due_at"
+        case refunds
     }
 }
 
@@ -203,11 +211,15 @@ public struct Cancellation: Codable, Sendable, Hashable {
     public var cancelledAt: Date
     /// For a void: the processor's fee that a capture would have cost, saved by cancelling before capture.
     public var feeSavedMinor: Int64?
+    /// The store's restocking fee kept from a customer's cancellation refund, if any.
+    public var restockingFeeMinor: Int64?
 
     public init(
         sagaID: UUID, reason: CancelReason, staffNote: String?, refundedMinor: Int64, feeKeptMinor: Int64,
-        voided: Bool, unitsRestocked: Int64, notify: Bool, cancelledAt: Date, feeSavedMinor: Int64? = nil
+        voided: Bool, unitsRestocked: Int64, notify: Bool, cancelledAt: Date, feeSavedMinor: Int64? = nil,
+        restockingFeeMinor: Int64? = nil
     ) {
+        self.restockingFeeMinor = restockingFeeMinor
         self.feeSavedMinor = feeSavedMinor
         self.sagaID = sagaID
         self.reason = reason
@@ -229,6 +241,7 @@ public struct Cancellation: Codable, Sendable, Hashable {
         case unitsRestocked = "units_restocked"
         case cancelledAt = "cancelled_at"
         case feeSavedMinor = "fee_saved"
+        case restockingFeeMinor = "restocking_fee"
     }
 }
 
@@ -325,11 +338,14 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
     public var restock: Bool
     public var notify: Bool
     public var staffNote: String?
+    /// With `refund`: refund this much now instead of everything not refunded yet (no restocking fee applies).
+    public var refundAmountMinor: Int64?
 
     public init(
         orderID: UUID, reason: CancelReason, refund: Bool = true, restock: Bool = true, notify: Bool = false,
-        staffNote: String? = nil
+        staffNote: String? = nil, refundAmountMinor: Int64? = nil
     ) {
+        self.refundAmountMinor = refundAmountMinor
         self.orderID = orderID
         self.reason = reason
         self.refund = refund
@@ -342,6 +358,54 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
         case reason, refund, restock, notify
         case orderID = "order_id"
         case staffNote = "staff_note"
+        case refundAmountMinor = "refund_amount"
+    }
+}
+
+/// `orders.refund`: refund an amount of an order's captured payment now.
+public struct RefundOrderRequest: Codable, Sendable, Hashable {
+    /// The longest reason.
+    public static let maxReasonLength = 255
+
+    public var orderID: UUID
+    public var amountMinor: Int64
+    /// Why: kept with the refund (required, at most 255 characters).
+    public var reason: String
+
+    public init(orderID: UUID, amountMinor: Int64, reason: String) {
+        self.orderID = orderID
+        self.amountMinor = amountMinor
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reason
+        case orderID = "order_id"
+        case amountMinor = "amount"
+    }
+}
+
+/// A refund made by `orders.refund`.
+public struct OrderRefund: Codable, Sendable, Hashable {
+    public var sagaID: UUID
+    public var amountMinor: Int64
+    public var reason: String
+    /// The certificate identity of the caller.
+    public var by: String
+    public var at: Date
+
+    public init(sagaID: UUID, amountMinor: Int64, reason: String, by: String, at: Date) {
+        self.sagaID = sagaID
+        self.amountMinor = amountMinor
+        self.reason = reason
+        self.by = by
+        self.at = at
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reason, by, at
+        case sagaID = "saga_id"
+        case amountMinor = "amount"
     }
 }
 
@@ -375,8 +439,10 @@ public struct Saga: Codable, Sendable, Hashable {
         public static let fulfilOrder = Kind("fulfil_order")
         /// Capturing an authorization when it falls due (the store captures later than placement).
         public static let capturePayment = Kind("capture_payment")
+        /// A refund made after placement by `orders.refund`, outside a cancellation.
+        public static let refundPayment = Kind("refund_payment")
 
-        public static let known: [Kind] = [.placeOrder, .cancelOrder, .fulfilOrder, .capturePayment]
+        public static let known: [Kind] = [.placeOrder, .cancelOrder, .fulfilOrder, .capturePayment, .refundPayment]
     }
 
     /// Where a saga stands. Extensible: a peer keeps a state it does not know as text.

@@ -183,6 +183,20 @@ enum OrdersDatabase {
                 t.add(column: "fee_saved", .integer).notNull().defaults(to: 0).check(sql: "fee_saved >= 0")
             }
         }
+        // Refunds after placement (orders.refund), and the restocking fee of a customer's cancellation.
+        migrator.registerMigration("orders-v5-refunds") { db in
+            try db.create(table: "order_refund") { t in
+                t.primaryKey("saga_id", .text)
+                t.column("order_id", .text).notNull().references("orders").indexed()
+                t.column("amount", .integer).notNull().check(sql: "amount > 0")
+                t.column("reason", .text).notNull().check(sql: "length(reason) BETWEEN 1 AND 255")
+                t.column("by", .text).notNull().check(sql: "length(by) > 0")
+                t.column("at", .datetime).notNull()
+            }
+            try db.alter(table: "cancellation") { t in
+                t.add(column: "restocking_fee", .integer).notNull().defaults(to: 0).check(sql: "restocking_fee >= 0")
+            }
+        }
         return migrator
     }
 }

@@ -247,10 +247,12 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
     var notify: Bool
     var cancelledAt: Date
     var feeSaved: Int64
+    var restockingFee: Int64
 
     enum CodingKeys: String, CodingKey {
         case reason, refunded, voided, notify
         case feeSaved = "fee_saved"
+        case restockingFee = "restocking_fee"
         case orderID = "order_id"
         case sagaID = "saga_id"
         case staffNote = "staff_note"
@@ -263,7 +265,8 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
         Cancellation(
             sagaID: UUID(uuidString: sagaID) ?? UUID(), reason: reason, staffNote: staffNote, refundedMinor: refunded,
             feeKeptMinor: feeKept, voided: voided, unitsRestocked: unitsRestocked, notify: notify,
-            cancelledAt: cancelledAt, feeSavedMinor: voided ? feeSaved : nil
+            cancelledAt: cancelledAt, feeSavedMinor: voided ? feeSaved : nil,
+            restockingFeeMinor: restockingFee > 0 ? restockingFee : nil
         )
     }
 }
@@ -315,5 +318,26 @@ struct DeletedOrderRecord: Codable, FetchableRecord, PersistableRecord {
         DeletedOrder(
             orderID: UUID(uuidString: orderID) ?? UUID(), source: Order.Source(source), deletedBy: deletedBy,
             deletedAt: deletedAt)
+    }
+}
+
+/// A refund made by `orders.refund`, with why and who.
+struct OrderRefundRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "order_refund"
+    var sagaID: String
+    var orderID: String
+    var amount: Int64
+    var reason: String
+    var by: String
+    var at: Date
+
+    enum CodingKeys: String, CodingKey {
+        case amount, reason, by, at
+        case sagaID = "saga_id"
+        case orderID = "order_id"
+    }
+
+    var api: OrderRefund {
+        OrderRefund(sagaID: UUID(uuidString: sagaID) ?? UUID(), amountMinor: amount, reason: reason, by: by, at: at)
     }
 }

@@ -143,6 +143,11 @@ public final class OrdersService: Sendable {
         router.register(OrdersMethods.fulfill) { request, context in
             try await self.fulfill(request.orderID, logger: context.logger)
         }
+        router.register(OrdersMethods.refund) { request, context in
+            try await self.refund(
+                request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, by: context.peer,
+                logger: context.logger)
+        }
         router.register(OrdersMethods.archive) { request, context in
             try await self.archive(request.orderID, logger: context.logger)
         }
@@ -335,15 +340,11 @@ public final class OrdersService: Sendable {
                 throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
             }
             try Self.refuseWhileCapturing(db, order.id)
-            let payment: CancelOrderSaga.Context.PaymentAction =
-                switch order.paymentStatus {
-                case "authorized": .void
-                case "captured", "partially_refunded": request.refund ? .refund : .keep
-                default: .keep
-                }
+            let money = try self.moneyAction(for: request, order: order)
             let options = CancelOrderSaga.Context.Options(
                 reason: request.reason, restock: request.restock, notify: request.notify,
-                staffNote: request.staffNote, payment: payment
+                staffNote: request.staffNote, payment: money.action, refundAmount: money.refundAmount,
+                restockingFee: money.restockingFee
             )
             if order.status == .cancelling, let running = try Self.unfinishedSaga(db, order.id, kind: .cancelOrder) {
                 guard try JSON.decode(CancelOrderSaga.Context.self, running.context).options == options else {
@@ -370,6 +371,36 @@ public final class OrdersService: Sendable {
             runner.submit(sagaID)
         }
         return CancelAccepted(sagaID: UUID(uuidString: sagaID) ?? UUID(), order: try await order(request.orderID))
+    }
+
+    /// What a cancellation does with the money: void an authorization; refund (all that is not refunded yet, a
+    /// stated amount, or all less the store's restocking fee when the customer asked); or keep it.
+    /// - Throws: `invalid_argument/bad_refund_amount` for a stated amount that is not 1 to what is refundable,
+    ///   or one given where nothing is refunded.
+    func moneyAction(for request: CancelOrderRequest, order: OrderRecord) throws -> (
+        action: CancelOrderSaga.Context.PaymentAction, refundAmount: Int64?, restockingFee: Int64?
+    ) {
+        let refundable = order.total - order.amountRefunded
+        let captured = order.paymentStatus == "captured" || order.paymentStatus == "partially_refunded"
+        if let stated = request.refundAmountMinor {
+            guard request.refund, captured else {
+                throw RescindError.invalidArgument(
+                    "refund_amount needs refund and a captured payment; order \(order.id)'s payment is "
+                        + "\(order.paymentStatus ?? "absent")", reason: "bad_refund_amount")
+            }
+            guard stated > 0, stated <= refundable else {
+                throw RescindError.invalidArgument(
+                    "refund_amount \(stated) is not between 1 and the \(refundable) not refunded yet",
+                    reason: "bad_refund_amount")
+            }
+            return (.refund, stated, nil)
+        }
+        if order.paymentStatus == "authorized" { return (.void, nil, nil) }
+        guard captured, request.refund else { return (.keep, nil, nil) }
+        guard request.reason == .customer else { return (.refund, nil, nil) }
+        let fee = store.restockingFee(on: refundable)
+        if fee == 0 { return (.refund, nil, nil) }
+        return fee >= refundable ? (.keep, nil, fee) : (.refund, refundable - fee, fee)
     }
 
     /// Refuses a cancellation or a fulfilment while a capture saga holds the order: a moment (retryable), or, if
@@ -428,6 +459,82 @@ public final class OrdersService: Sendable {
                 "order fulfilled", metadata: ["order_id": "\(orderID)", "saga_id": "\(sagaID)"])
         }
         return try await order(orderID)
+    }
+
+    // MARK: Refunding later
+
+    /// Refunds an amount of an order's captured payment through a refund saga and waits for it (up to
+    /// `placeTimeoutSeconds`). With an idempotency key, a repeat (same key, same request) answers with the same
+    /// refund instead of refunding again; the refund is recorded with its reason and the caller's identity.
+    /// - Throws: `invalid_argument/bad_amount`, `invalid_argument/reason_required`, `invalid_argument/reason_too_long`;
+    ///   `not_found`; `failed_precondition/payment_not_captured`, `failed_precondition/refund_exceeds_capture`;
+    ///   `conflict/order_busy` while another saga holds the order; `conflict/idempotency_key_reused`; the
+    ///   processor's refusal (nothing changed).
+    public func refund(
+        _ request: RefundOrderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [], by person: Identity,
+        logger: Logger? = nil
+    ) async throws -> Order {
+        let reason = request.reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard request.amountMinor > 0 else {
+            throw RescindError.invalidArgument("the amount must be positive", reason: "bad_amount")
+        }
+        guard !reason.isEmpty else {
+            throw RescindError.invalidArgument("say why: the reason is kept with the refund", reason: "reason_required")
+        }
+        guard reason.unicodeScalars.count <= RefundOrderRequest.maxReasonLength else {
+            throw RescindError.invalidArgument(
+                "the reason is \(reason.unicodeScalars.count) characters; at most \(RefundOrderRequest.maxReasonLength)",
+                reason: "reason_too_long")
+        }
+        let newID = UUID.timeOrdered().uuidString
+        let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
+        let sagaID: String = try await runner.writer.write { db in
+            if let idempotencyKey,
+                let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db)
+            {
+                guard previous.requestFingerprint == fingerprint, previous.orderID == request.orderID.uuidString else {
+                    throw RescindError.conflict(
+                        "idempotency key \(idempotencyKey) was first used for another request",
+                        reason: "idempotency_key_reused")
+                }
+                return previous.id
+            }
+            let order = try Self.existing(db, request.orderID)
+            try Self.refuseWhileCapturing(db, order.id)
+            if let busy = try SagaRecord.filter(SagaRecord.Columns.orderID == order.id)
+                .filter(
+                    [Saga.State.running, .compensating, .failed].map(\.rawValue).contains(SagaRecord.Columns.state)
+                )
+                .fetchOne(db)
+            {
+                throw RescindError.conflict(
+                    "order \(order.id) is held by saga \(busy.id) (\(busy.kind.rawValue), \(busy.state.rawValue))",
+                    reason: "order_busy")
+            }
+            try SagaStore.start(
+                db, RefundPaymentSaga.self, id: newID, orderID: request.orderID,
+                context: .init(
+                    orderID: request.orderID, amount: request.amountMinor, reason: reason, by: person.rawValue),
+                requestKey: idempotencyKey, requestFingerprint: fingerprint)
+            return newID
+        }
+        if sagaID == newID { runner.submit(sagaID) }
+        await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
+        let saga = try await database.read { db in try SagaRecord.find(db, sagaID) }
+        if let saga, saga.state == .compensated, let error = saga.error {
+            throw RescindError(
+                RescindError.Code(error.code), "order \(request.orderID) was not refunded: \(error.message)",
+                reason: error.reason, retryable: false)
+        }
+        if sagaID == newID, saga?.state == .completed {
+            (logger ?? self.logger).info(
+                "order refunded",
+                metadata: [
+                    "order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "peer": "\(person.rawValue)",
+                    "amount": "\(request.amountMinor)",
+                ])
+        }
+        return try await order(request.orderID)
     }
 
     // MARK: Archiving and deleting
@@ -496,6 +603,7 @@ public final class OrdersService: Sendable {
                 sql: "DELETE FROM saga_step WHERE saga_id IN (SELECT id FROM saga WHERE order_id = ?)", arguments: [id])
             try CancellationRecord.deleteAll(db, keys: [id])
             try db.execute(sql: "DELETE FROM outbox WHERE order_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM order_refund WHERE order_id = ?", arguments: [id])
             try sagas.deleteAll(db)
             try record.delete(db)  // its lines go with it (ON DELETE CASCADE)
             let tombstone = DeletedOrderRecord(
@@ -572,7 +680,11 @@ public final class OrdersService: Sendable {
                     at: $0.updatedAt
                 )
             },
-            source: Order.Source(record.source), archivedAt: record.archivedAt, captureDueAt: record.captureDueAt
+            source: Order.Source(record.source), archivedAt: record.archivedAt, captureDueAt: record.captureDueAt,
+            refunds: try {
+                let refunds = try OrderRefundRecord.filter(Column("order_id") == id).order(Column("at")).fetchAll(db)
+                return refunds.isEmpty ? nil : refunds.map(\.api)
+            }()
         )
     }
 

@@ -21,13 +21,21 @@ public struct StoreSettings: Codable, Sendable, Hashable {
     public var authorizationExpirySeconds: Double
     /// How long before its expiry an authorization still uncaptured is captured.
     public var captureMarginSeconds: Double
+    /// The restocking fee kept from the refund of a cancellation the customer asked for (reason `customer`):
+    /// a fixed amount in minor units, plus a percentage of what would be refunded. 0 and 0: none.
+    public var restockingFeeFixedMinor: Int64
+    public var restockingFeePercent: Double
 
     public init(
         capture: CaptureTiming = .atPlacement,
         cancellationWindowSeconds: Double = 3_600,
         authorizationExpirySeconds: Double = 7 * 86_400,
-        captureMarginSeconds: Double = 3_600
+        captureMarginSeconds: Double = 3_600,
+        restockingFeeFixedMinor: Int64 = 0,
+        restockingFeePercent: Double = 0
     ) {
+        self.restockingFeeFixedMinor = restockingFeeFixedMinor
+        self.restockingFeePercent = restockingFeePercent
         self.capture = capture
         self.cancellationWindowSeconds = cancellationWindowSeconds
         self.authorizationExpirySeconds = authorizationExpirySeconds
@@ -48,6 +56,12 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         }
     }
 
+    /// The restocking fee on a customer's cancellation whose refund would be `refundable`: never more than that.
+    public func restockingFee(on refundable: Int64) -> Int64 {
+        let percent = (Double(refundable) * restockingFeePercent / 100).rounded()
+        return min(refundable, restockingFeeFixedMinor + Int64(percent))
+    }
+
     /// Reads the section; absent fields take their defaults, and values out of range are refused, naming the
     /// field.
     public init(from decoder: any Decoder) throws {
@@ -65,6 +79,16 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         cancellationWindowSeconds = try seconds(.cancellationWindowSeconds, d.cancellationWindowSeconds)
         authorizationExpirySeconds = try seconds(.authorizationExpirySeconds, d.authorizationExpirySeconds)
         captureMarginSeconds = try seconds(.captureMarginSeconds, d.captureMarginSeconds)
+        restockingFeeFixedMinor = try c.decodeIfPresent(Int64.self, forKey: .restockingFeeFixedMinor) ?? 0
+        guard (0...1_000_000_000).contains(restockingFeeFixedMinor) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .restockingFeeFixedMinor, in: c, debugDescription: "restocking_fee_fixed must be 0 to 10^9")
+        }
+        restockingFeePercent = try c.decodeIfPresent(Double.self, forKey: .restockingFeePercent) ?? 0
+        guard restockingFeePercent.isFinite, (0...100).contains(restockingFeePercent) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .restockingFeePercent, in: c, debugDescription: "restocking_fee_percent must be 0 to 100")
+        }
         guard captureMarginSeconds < authorizationExpirySeconds else {
             throw DecodingError.dataCorruptedError(
                 forKey: .captureMarginSeconds, in: c,
@@ -77,5 +101,7 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         case cancellationWindowSeconds = "cancellation_window_seconds"
         case authorizationExpirySeconds = "authorization_expiry_seconds"
         case captureMarginSeconds = "capture_margin_seconds"
+        case restockingFeeFixedMinor = "restocking_fee_fixed"
+        case restockingFeePercent = "restocking_fee_percent"
     }
 }

@@ -67,11 +67,15 @@ public struct InvariantChecker: Sendable {
     /// - Throws: if a database cannot be opened or read.
     public func check(_ expectations: Expectations = .init()) throws -> Report {
         // One read per database: each is looked at as one consistent snapshot.
-        let (orderRows, sagaRows, cancellations) = try read(orders) { db in
+        let (orderRows, sagaRows, cancellations, laterRefunds) = try read(orders) { db in
             (
                 try Row.fetchAll(db, sql: "SELECT * FROM orders"),
                 try Row.fetchAll(db, sql: "SELECT id, kind, order_id, state, error_message, created_at FROM saga"),
-                try Row.fetchAll(db, sql: "SELECT * FROM cancellation")
+                try Row.fetchAll(db, sql: "SELECT * FROM cancellation"),
+                try Dictionary(
+                    uniqueKeysWithValues: Row.fetchAll(
+                        db, sql: "SELECT order_id, SUM(amount) AS total FROM order_refund GROUP BY order_id"
+                    ).map { ($0["order_id"] as String, $0["total"] as Int64) })
             )
         }
         let (paymentRows, refundEvents) = try read(payments) { db in
@@ -164,6 +168,23 @@ public struct InvariantChecker: Sendable {
             func expect(_ holds: Bool, _ rule: String, _ message: String) {
                 if !holds { violation(rule, "order \(id) is \(status): \(message)", rows) }
             }
+            // What the order says it refunded is what Payments refunded, and what its refunds add up to (those
+            // of orders.refund and its cancellation's).
+            let orderRefunded: Int64 = order["amount_refunded"]
+            if status != "pending" {
+                let paymentRefunded: Int64 = payment?["amount_refunded"] ?? 0
+                expect(
+                    paymentRefunded == orderRefunded, "payment_disagrees",
+                    "the order says \(orderRefunded) refunded, the payment \(paymentRefunded)")
+                let recorded = (laterRefunds[id] ?? 0) + ((cancellationsByOrder[id]?["refunded"] as Int64?) ?? 0)
+                expect(
+                    recorded == orderRefunded, "refunds_disagree",
+                    "the order says \(orderRefunded) refunded, its refund records \(recorded)")
+            }
+            let paid = ["captured", "partially_refunded", "refunded"]
+            if status != "cancelled", cancellationsByOrder[id] != nil {
+                expect(false, "order_unexplained", "it has a cancellation record")
+            }
             switch status {
             case "pending":
                 expect(
@@ -178,19 +199,17 @@ public struct InvariantChecker: Sendable {
                     unfinished.contains { ($0["kind"] as String) == "fulfil_order" }, "order_unexplained",
                     "no fulfilment saga holds it")
             case "open":
-                // Captured, or authorized until the store's capture time, the fulfilment or a void.
+                // Captured (and perhaps refunded in part by orders.refund), or authorized until the store's
+                // capture time, the fulfilment or a void.
                 expect(
-                    paymentStatus == "captured" || paymentStatus == "authorized", "payment_disagrees",
+                    paid.contains(paymentStatus ?? "") || paymentStatus == "authorized", "payment_disagrees",
                     "its payment is \(paymentStatus ?? "missing"), neither captured nor authorized")
                 expect(
                     reservationStatus == "reserved", "stock_disagrees",
                     "its units are \(reservationStatus ?? "missing"), not reserved")
-                expect(
-                    (order["amount_refunded"] as Int64) == 0, "payment_disagrees", "an open order has a refund recorded"
-                )
             case "fulfilled":
                 expect(
-                    paymentStatus == "captured", "payment_disagrees",
+                    paid.contains(paymentStatus ?? ""), "payment_disagrees",
                     "its payment is \(paymentStatus ?? "missing"), not captured")
                 expect(
                     reservationStatus == "committed", "stock_disagrees",
@@ -210,10 +229,6 @@ public struct InvariantChecker: Sendable {
                 rows.append(describe("cancellation", cancellation))
                 let refunded: Int64 = cancellation["refunded"]
                 let voided: Bool = cancellation["voided"]
-                let paymentRefunded: Int64 = payment?["amount_refunded"] ?? 0
-                expect(
-                    paymentRefunded == (order["amount_refunded"] as Int64), "payment_disagrees",
-                    "the order says \(order["amount_refunded"] as Int64) refunded, the payment \(paymentRefunded)")
                 if voided {
                     expect(
                         paymentStatus == "voided", "payment_disagrees",
@@ -224,7 +239,7 @@ public struct InvariantChecker: Sendable {
                         "refunded, but the payment is \(paymentStatus ?? "missing")")
                 } else {
                     expect(
-                        paymentStatus == "captured", "payment_disagrees",
+                        paid.contains(paymentStatus ?? ""), "payment_disagrees",
                         "kept the money, but the payment is \(paymentStatus ?? "missing")")
                 }
                 expect(

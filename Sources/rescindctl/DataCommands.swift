@@ -192,6 +192,8 @@ struct OrdersCommand: AsyncParsableCommand {
         var note: String?
         @Option(help: "An idempotency key: a repeat with the same key answers with the same saga.")
         var idempotencyKey: String?
+        @Option(help: "Refund this much (minor units) instead of everything; no restocking fee applies.")
+        var refundAmount: Int64?
         @Flag(help: "Wait until the saga ends and show its timeline.")
         var wait = false
         @OptionGroup var target: TargetOptions
@@ -199,7 +201,8 @@ struct OrdersCommand: AsyncParsableCommand {
 
         func run() async throws {
             let request = CancelOrderRequest(
-                orderID: id, reason: reason, refund: !noRefund, restock: !noRestock, notify: notify, staffNote: note
+                orderID: id, reason: reason, refund: !noRefund, restock: !noRestock, notify: notify, staffNote: note,
+                refundAmountMinor: refundAmount
             )
             try await reportingErrors(output) {
                 try await target.with { c in
@@ -314,8 +317,36 @@ func waitForSaga(
 
 struct PaymentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "payments", abstract: "Payments per order.", subcommands: [Show.self]
+        commandName: "payments", abstract: "Payments per order.", subcommands: [Show.self, Refund.self]
     )
+
+    struct Refund: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Refund an amount of an order's captured payment now (a refund left for later, or goodwill).",
+            discussion: "Never more than was captured and not refunded yet. A repeat with the same idempotency key "
+                + "refunds once. The refund is recorded with its reason and your certificate's identity.")
+        @Argument var orderID: UUID
+        @Option(help: "The amount in minor units (1250 is 12.50).")
+        var amount: Int64
+        @Option(help: "Why (kept with the refund; at most 255 characters).")
+        var reason: String
+        @Option(help: "An idempotency key (default: a new one; give one to retry safely from a script).")
+        var idempotencyKey: String?
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let payment = try await target.with { c in
+                    _ = try await c.orders.call(
+                        OrdersMethods.refund, RefundOrderRequest(orderID: orderID, amountMinor: amount, reason: reason),
+                        idempotencyKey: idempotencyKey ?? "ctl-refund-\(UUID().uuidString)", timeout: .seconds(40))
+                    return try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: orderID))
+                }
+                try output.emit(payment, text: Render.payment)
+            }
+        }
+    }
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show an order's payment.")

@@ -44,10 +44,16 @@ enum Render {
                 c.voided
                 ? "authorization voided, no fee (fee saved \(money(c.feeSavedMinor ?? 0, order.currency)))"
                 : "refunded \(money(c.refundedMinor, order.currency)), fee kept by the processor \(money(c.feeKeptMinor, order.currency))"
+            if let fee = c.restockingFeeMinor { text += ", restocking fee \(money(fee, order.currency)) kept" }
             text += ", \(c.unitsRestocked) units restocked"
             if c.notify { text += ", customer notified" }
             lines.append(text)
             if let note = c.staffNote { lines.append("  staff note: \(note)") }
+        }
+        for refund in order.refunds ?? [] {
+            lines.append(
+                "  refunded \(money(refund.amountMinor, order.currency)) at \(time(refund.at)) by \(refund.by): \(refund.reason)"
+            )
         }
         for failed in order.failedCancellations {
             lines.append(

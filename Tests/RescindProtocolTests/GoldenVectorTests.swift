@@ -360,6 +360,18 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             )
         ),
         response("orders-get-response-voided", 36, OrdersMethods.get, Fixture.voidedOrder),
+        request(
+            "orders-cancel-request-stated-amount", 37, OrdersMethods.cancel,
+            CancelOrderRequest(
+                orderID: Fixture.orderID, reason: .staff, refund: true, restock: false, notify: true,
+                refundAmountMinor: 1_000)
+        ),
+        request(
+            "orders-refund-request", 38, OrdersMethods.refund,
+            RefundOrderRequest(orderID: Fixture.orderID, amountMinor: 1_500, reason: "returned in store, receipt 88"),
+            key: "refund-2026-01-02-0001"
+        ),
+        response("orders-refund-response", 38, OrdersMethods.refund, Fixture.refundedLaterOrder),
         // PROTOCOL.md section 14.
         request(
             "payments-refund-request", 1, PaymentsMethods.refund,
@@ -527,6 +539,22 @@ enum Fixture {
                 error: RescindErrorSummary(code: "unavailable", reason: nil, message: "payments is unreachable"),
                 at: Date(timeIntervalSince1970: 1_767_225_630.25)
             )
+        ]
+        return order
+    }
+
+    /// A customer's cancellation that kept the restocking fee, and the rest refunded later by `orders.refund`.
+    static var refundedLaterOrder: Order {
+        var order = cancelledOrder
+        order.amountRefundedMinor = 2_500
+        order.cancellation = Cancellation(
+            sagaID: sagaID, reason: .customer, staffNote: nil, refundedMinor: 1_000, feeKeptMinor: 103, voided: false,
+            unitsRestocked: 2, notify: false, cancelledAt: Date(timeIntervalSince1970: 1_767_225_661),
+            restockingFeeMinor: 250)
+        order.refunds = [
+            OrderRefund(
+                sagaID: failedSagaID, amountMinor: 1_500, reason: "returned in store, receipt 88", by: "operator",
+                at: Date(timeIntervalSince1970: 1_767_312_000.125))
         ]
         return order
     }

@@ -35,6 +35,7 @@ struct SagaRegistry: Sendable {
         .registering(CancelOrderSaga.self)
         .registering(FulfilOrderSaga.self)
         .registering(CapturePaymentSaga.self)
+        .registering(RefundPaymentSaga.self)
 
     func registering<D: SagaDefinition>(_ definition: D.Type) -> SagaRegistry {
         var copy = self

@@ -27,6 +27,10 @@ enum CancelOrderSaga: SagaDefinition {
             var notify: Bool
             var staffNote: String?
             var payment: PaymentAction
+            /// With `refund`: how much; `nil`, everything not refunded yet.
+            var refundAmount: Int64?
+            /// The store's restocking fee, kept from the refund of a customer's cancellation.
+            var restockingFee: Int64?
         }
 
         var orderID: UUID
@@ -92,7 +96,7 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let refund = SagaStep<Context>.remote(
         "refund", .payments, PaymentsMethods.refund, role: .pivot,
-        request: { context, _ in RefundRequest(orderID: context.orderID) },
+        request: { context, _ in RefundRequest(orderID: context.orderID, amountMinor: context.options.refundAmount) },
         answered: { result, context in
             context.refunded = result.refundedMinor
             context.feeKept = result.feeKeptMinor
@@ -137,6 +141,7 @@ enum CancelOrderSaga: SagaDefinition {
         var parts = ["cancelled"]
         if context.voided { parts.append("authorization voided, fee saved \(context.feeSaved ?? 0)") }
         if context.refunded > 0 { parts.append("refunded \(context.refunded), fee kept \(context.feeKept)") }
+        if let fee = context.options.restockingFee, fee > 0 { parts.append("restocking fee \(fee) kept") }
         if context.options.restock {
             parts.append("\(context.unitsRestocked) units restocked")
         } else {
@@ -159,7 +164,7 @@ enum CancelOrderSaga: SagaDefinition {
             orderID: order.id, sagaID: info.sagaID, reason: options.reason, staffNote: options.staffNote,
             refunded: context.refunded, feeKept: context.feeKept, voided: context.voided,
             unitsRestocked: context.unitsRestocked, notify: options.notify, cancelledAt: info.now,
-            feeSaved: context.feeSaved ?? 0
+            feeSaved: context.feeSaved ?? 0, restockingFee: options.restockingFee ?? 0
         ).insert(db)
         if options.notify {
             let notice = CancellationNotice(

@@ -1,0 +1,79 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindWire
+
+/// A refund after placement (`orders.refund`): `hold` → `refund` (pivot) → `recorded`. Undo: `release`.
+///
+/// `hold` checks, in the transaction that starts the saga, that the order's payment is captured and that the
+/// amount is not more than what is not refunded yet; while the saga runs, the order's other sagas wait (one
+/// unfinished saga per order). A refund the processor declines changes nothing.
+enum RefundPaymentSaga: SagaDefinition {
+    struct Context: Codable, Sendable {
+        var orderID: UUID
+        var amount: Int64
+        var reason: String
+        var by: String
+        var refunded: Int64?
+        var paymentStatus: String?
+    }
+
+    static let kind = Saga.Kind.refundPayment
+
+    static func plan(_ context: Context) -> [SagaStep<Context>] {
+        [hold, refund, recorded]
+    }
+
+    static let hold = SagaStep<Context>.local("hold", role: .compensatable(undo: release)) { db, context, _ in
+        let order = try OrderRecord.load(db, context.orderID)
+        guard ["captured", "partially_refunded", "refunded"].contains(order.paymentStatus ?? "") else {
+            throw RescindError.failedPrecondition(
+                "order \(order.id)'s payment is \(order.paymentStatus ?? "absent"): only captured money is refunded",
+                reason: "payment_not_captured")
+        }
+        let refundable = order.total - order.amountRefunded
+        guard context.amount <= refundable else {
+            throw RescindError.failedPrecondition(
+                "order \(order.id) has \(refundable) not refunded yet; \(context.amount) is more",
+                reason: "refund_exceeds_capture")
+        }
+        return "refund of \(context.amount) asked by \(context.by): \(context.reason)"
+    }
+
+    static let release = SagaStep<Context>.local("release", role: .retriable) { _, _, _ in
+        "nothing refunded"
+    }
+
+    static let refund = SagaStep<Context>.remote(
+        "refund", .payments, PaymentsMethods.refund, role: .pivot,
+        request: { context, _ in RefundRequest(orderID: context.orderID, amountMinor: context.amount) },
+        answered: { result, context in
+            context.refunded = result.refundedMinor
+            context.paymentStatus = result.payment.status.rawValue
+            return "refunded \(result.refundedMinor) \(result.payment.currency) minor units; the processor kept "
+                + "its fee of \(result.feeKeptMinor)"
+        }
+    )
+
+    static let recorded = SagaStep<Context>.local("recorded", role: .retriable) { db, context, info in
+        let refunded = context.refunded ?? context.amount
+        try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            order.amountRefunded += refunded
+            if let status = context.paymentStatus { order.paymentStatus = status }
+        }
+        try OrderRefundRecord(
+            sagaID: info.sagaID, orderID: context.orderID.uuidString, amount: refunded, reason: context.reason,
+            by: context.by, at: info.now
+        ).insert(db)
+        return "recorded: \(refunded) refunded"
+    }
+
+    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+        -> String
+    {
+        guard outcome == .open else {
+            throw RescindError.invalidArgument("a refund settles as open, not \(outcome)", reason: "bad_outcome")
+        }
+        return "settled by hand: check the payment (payments show) and record any refund made outside Rescind"
+    }
+}

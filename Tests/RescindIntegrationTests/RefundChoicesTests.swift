@@ -1,0 +1,135 @@
+import Foundation
+import RescindAPI
+import RescindTestSupport
+import RescindTransport
+import RescindWire
+import Testing
+
+extension RealDaemons {
+    /// Refund choices: a stated amount, the rest later (once, however often it is asked), the restocking fee
+    /// of a customer's cancellation; every amount checked against what Payments recorded.
+    @Suite(.serialized, .timeLimit(.minutes(3))) struct RefundChoicesTests {
+        private func refusal(_ call: () async throws -> some Any) async -> (code: String, reason: String?)? {
+            do {
+                _ = try await call()
+                return nil
+            } catch let error as RescindError {
+                return (error.code.rawValue, error.reason)
+            } catch {
+                return ("not a RescindError: \(error)", nil)
+            }
+        }
+
+        private func refund(_ h: RescindHarness, _ order: UUID, _ amount: Int64, key: String) async throws -> Order {
+            try await h.orders.call(
+                OrdersMethods.refund, RefundOrderRequest(orderID: order, amountMinor: amount, reason: "returned"),
+                idempotencyKey: key)
+        }
+
+        @Test func aStatedAmountNowAndTheRestLaterAreRefundedOnce() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 2, 1200)])
+                let accepted = try await h.orders.call(
+                    OrdersMethods.cancel,
+                    CancelOrderRequest(orderID: order.id, reason: .staff, refundAmountMinor: 1000))
+                #expect(try await h.waitForSaga(accepted.sagaID).state == .completed)
+                #expect(try await h.order(order.id).cancellation?.refundedMinor == 1000)
+                let partly = try await h.payment(order.id)
+                #expect(partly.status == .partiallyRefunded)
+                #expect(partly.amountRefunded == 1000)
+
+                // More than is left is refused; the rest, later, with a reason; a repeat refunds nothing more.
+                let tooMuch = await refusal { try await refund(h, order.id, 1401, key: "late-0") }
+                #expect(tooMuch?.code == "failed_precondition")
+                #expect(tooMuch?.reason == "refund_exceeds_capture")
+                let refunded = try await refund(h, order.id, 1400, key: "late-1")
+                #expect(refunded.amountRefundedMinor == 2400)
+                #expect(refunded.refunds?.map(\.amountMinor) == [1400])
+                #expect(refunded.refunds?.first?.by == "operator")
+                #expect(refunded.refunds?.first?.reason == "returned")
+                #expect(try await refund(h, order.id, 1400, key: "late-1").refunds?.count == 1)
+                let payment = try await h.payment(order.id)
+                #expect(payment.status == .refunded)
+                #expect(payment.amountRefunded == 2400)
+                let nothingLeft = await refusal { try await refund(h, order.id, 1, key: "late-2") }
+                #expect(nothingLeft?.reason == "refund_exceeds_capture")
+
+                // Bad requests change nothing.
+                let noReason = await refusal {
+                    try await h.orders.call(
+                        OrdersMethods.refund, RefundOrderRequest(orderID: order.id, amountMinor: 1, reason: " "))
+                }
+                #expect(noReason?.reason == "reason_required")
+                let statedTooMuch = await refusal {
+                    try await h.orders.call(
+                        OrdersMethods.cancel,
+                        CancelOrderRequest(orderID: order.id, reason: .staff, refundAmountMinor: 1))
+                }
+                #expect(statedTooMuch?.code == "invalid_argument")
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
+        @Test func aCustomersCancellationKeepsTheRestockingFee() async throws {
+            var options = RescindHarness.Options()
+            options.storeSeconds = ["restocking_fee_fixed": 100, "restocking_fee_percent": 10]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let customers = try await h.place([("MUG", 2, 1200)])
+                let staffs = try await h.place([("MUG", 2, 1200)])
+                #expect(
+                    try await h.waitForSaga(try await h.cancel(customers.id, reason: .customer).sagaID).state
+                        == .completed)
+                #expect(
+                    try await h.waitForSaga(try await h.cancel(staffs.id, reason: .inventory).sagaID).state
+                        == .completed)
+
+                // 2400 less 100 and 10 %: 2060 back to the card, 340 kept.
+                let kept = try #require(try await h.order(customers.id).cancellation)
+                #expect(kept.restockingFeeMinor == 340)
+                #expect(kept.refundedMinor == 2060)
+                #expect(try await h.payment(customers.id).amountRefunded == 2060)
+                // The store cancelled the other one: everything back, no fee.
+                let full = try #require(try await h.order(staffs.id).cancellation)
+                #expect(full.restockingFeeMinor == nil)
+                #expect(try await h.payment(staffs.id).amountRefunded == 2400)
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
+        @Test func theCommandLineRefundsAnOpenOrderAndOnlyCapturedMoney() async throws {
+            var options = RescindHarness.Options()
+            options.capture = "at_fulfilment"
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 1, 1200)])
+                // Authorized only: nothing to refund yet.
+                let refused = try await runRescindctl(
+                    [
+                        "payments", "refund", order.id.uuidString, "--amount", "500", "--reason", "goodwill", "--dir",
+                        h.directory.path, "--json",
+                    ])
+                #expect(refused.status != 0)
+                let failure = try JSONSerialization.jsonObject(with: refused.output) as? [String: Any]
+                #expect((failure?["error"] as? [String: Any])?["reason"] as? String == "payment_not_captured")
+
+                _ = try await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: order.id))
+                let done = try await runRescindctl(
+                    [
+                        "payments", "refund", order.id.uuidString, "--amount", "500", "--reason", "goodwill", "--dir",
+                        h.directory.path, "--json",
+                    ])
+                #expect(done.status == 0)
+                let payment = try JSONSerialization.jsonObject(with: done.output) as? [String: Any]
+                #expect(payment?["status"] as? String == "partially_refunded")
+                #expect(payment?["amount_refunded"] as? Int == 500)
+                #expect(try await h.order(order.id).status == .fulfilled)
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+    }
+}
