@@ -16,6 +16,9 @@ public enum OrdersMethods {
     /// Fulfils an order (its units leave stock) through a fulfilment saga; refused while a cancellation holds
     /// the order. Answers once the saga ends, or with the order still open if it takes longer.
     public static let fulfill = Method<OrderRequest, Order>("orders.fulfill", callers: [.operator])
+    /// Places a new order with the same lines for the same customer, paid with the card saved with the first
+    /// order's payment (its processor token; never the card number); the two orders link to each other.
+    public static let reorder = Method<ReorderRequest, Order>("orders.reorder", callers: [.operator])
     /// Refunds part or all of what an order's payment captured and has not refunded yet, now (a refund left for
     /// later by a cancellation, or a goodwill refund); idempotent with a key, and recorded with its reason and
     /// who asked.
@@ -150,13 +153,20 @@ public struct Order: Codable, Sendable, Hashable {
     public var captureDueAt: Date?
     /// Refunds made by `orders.refund`, oldest first (a cancellation's refund is in `cancellation`).
     public var refunds: [OrderRefund]?
+    /// The order this one places again (`orders.reorder`).
+    public var reorderOf: UUID?
+    /// Orders placed again from this one, oldest first.
+    public var reorders: [UUID]?
 
     public init(
         id: UUID, customerEmail: String, status: Status, currency: String, totalMinor: Int64,
         amountRefundedMinor: Int64, lines: [Line], cardLast4: String, createdAt: Date, updatedAt: Date,
         rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
-        source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil
+        source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil,
+        reorderOf: UUID? = nil, reorders: [UUID]? = nil
     ) {
+        self.reorderOf = reorderOf
+        self.reorders = reorders
         self.refunds = refunds
         self.captureDueAt = captureDueAt
         self.source = source
@@ -188,7 +198,8 @@ public struct Order: Codable, Sendable, Hashable {
         case source
         case archivedAt = "archived_at"
         case captureDueAt = "capture_due_at"
-        case refunds
+        case refunds, reorders
+        case reorderOf = "reorder_of"
     }
 }
 
@@ -359,6 +370,23 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
         case orderID = "order_id"
         case staffNote = "staff_note"
         case refundAmountMinor = "refund_amount"
+    }
+}
+
+/// `orders.reorder`: the order to place again.
+public struct ReorderRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// Where the new order comes from; the first order's source when absent.
+    public var source: Order.Source?
+
+    public init(orderID: UUID, source: Order.Source? = nil) {
+        self.orderID = orderID
+        self.source = source
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case source
+        case orderID = "order_id"
     }
 }
 

@@ -68,8 +68,10 @@ public struct AuthorizeRequest: Codable, Sendable, Hashable {
     public var orderID: UUID
     public var amountMinor: Int64
     public var currency: String
-    /// The full card number; Payments keeps only its last four digits.
-    public var cardNumber: String
+    /// The full card number; Payments keeps only its last four digits. Exactly one of this and `savedCardOf`.
+    public var cardNumber: String?
+    /// Charge the card saved with this earlier order's payment (its processor token), as a reorder does.
+    public var savedCardOf: UUID?
 
     public init(orderID: UUID, amountMinor: Int64, currency: String, cardNumber: String) {
         self.orderID = orderID
@@ -78,11 +80,19 @@ public struct AuthorizeRequest: Codable, Sendable, Hashable {
         self.cardNumber = cardNumber
     }
 
+    public init(orderID: UUID, amountMinor: Int64, currency: String, savedCardOf: UUID) {
+        self.orderID = orderID
+        self.amountMinor = amountMinor
+        self.currency = currency
+        self.savedCardOf = savedCardOf
+    }
+
     enum CodingKeys: String, CodingKey {
         case orderID = "order_id"
         case amountMinor = "amount"
         case currency
         case cardNumber = "card_number"
+        case savedCardOf = "saved_card_of"
     }
 }
 

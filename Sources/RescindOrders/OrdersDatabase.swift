@@ -197,6 +197,13 @@ enum OrdersDatabase {
                 t.add(column: "restocking_fee", .integer).notNull().defaults(to: 0).check(sql: "restocking_fee >= 0")
             }
         }
+        // Reorders: the order a new one places again.
+        migrator.registerMigration("orders-v6-reorder") { db in
+            try db.alter(table: "orders") { t in
+                t.add(column: "reorder_of", .text)
+            }
+            try db.execute(sql: "CREATE INDEX orders_reorder_of ON orders (reorder_of) WHERE reorder_of IS NOT NULL")
+        }
         return migrator
     }
 }

@@ -77,8 +77,11 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     var archivedAt: Date?
     /// When the payment's authorization is to be captured by the clock; `nil` once captured (or never).
     var captureDueAt: Date?
+    /// The order this one places again.
+    var reorderOf: String?
 
     enum CodingKeys: String, CodingKey {
+        case reorderOf = "reorder_of"
         case id, status, currency, total, rejection, source
         case archivedAt = "archived_at"
         case captureDueAt = "capture_due_at"

@@ -143,6 +143,9 @@ public final class OrdersService: Sendable {
         router.register(OrdersMethods.fulfill) { request, context in
             try await self.fulfill(request.orderID, logger: context.logger)
         }
+        router.register(OrdersMethods.reorder) { request, context in
+            try await self.reorder(request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload)
+        }
         router.register(OrdersMethods.refund) { request, context in
             try await self.refund(
                 request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, by: context.peer,
@@ -178,10 +181,57 @@ public final class OrdersService: Sendable {
     {
         try Self.validate(request)
         let digits = Self.cardDigits(request.cardNumber)
+        return try await place(
+            Placement(
+                customerEmail: request.customerEmail, currency: request.currency, lines: request.lines,
+                source: request.source ?? .api, cardLast4: String(digits.suffix(4)), card: digits, savedCardOf: nil),
+            idempotencyKey: idempotencyKey, rawRequest: rawRequest)
+    }
+
+    /// Places an order again: the same lines for the same customer, through the placement saga, paid with the
+    /// card saved with the first order's payment. The new order names the first (`reorder_of`), and the first
+    /// lists it (`reorders`).
+    /// - Throws: `not_found`; `failed_precondition/no_saved_card` for an order that never had a payment (its card
+    ///   was declined, say); the placement's errors (`out_of_stock`, ...).
+    public func reorder(_ request: ReorderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [])
+        async throws -> Order
+    {
+        if let source = request.source, !Order.Source.known.contains(source) {
+            throw RescindError.invalidArgument("no order source \(source)", reason: "unknown_source")
+        }
+        let (first, lines) = try await database.read { db in
+            let record = try Self.existing(db, request.orderID)
+            return (record, try Self.loadOrder(db, record.id).lines)
+        }
+        guard first.paymentStatus != nil else {
+            throw RescindError.failedPrecondition(
+                "order \(first.id) never had a payment, so there is no saved card to charge", reason: "no_saved_card")
+        }
+        return try await place(
+            Placement(
+                customerEmail: first.customerEmail, currency: first.currency, lines: lines,
+                source: request.source ?? Order.Source(first.source), cardLast4: first.cardLast4, card: nil,
+                savedCardOf: request.orderID),
+            idempotencyKey: idempotencyKey, rawRequest: rawRequest)
+    }
+
+    /// What a placement writes: the order, and how its card is charged (a number held in memory only, or the
+    /// card saved with an earlier order).
+    struct Placement {
+        var customerEmail: String
+        var currency: String
+        var lines: [Order.Line]
+        var source: Order.Source
+        var cardLast4: String
+        var card: String?
+        var savedCardOf: UUID?
+    }
+
+    private func place(_ placement: Placement, idempotencyKey: String?, rawRequest: [UInt8]) async throws -> Order {
         let now = Date()
         let orderID = UUID.timeOrdered(at: now)
         let sagaID = UUID.timeOrdered(at: now).uuidString
-        let total = request.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
+        let total = placement.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
         let existing: String? = try await runner.writer.write { db in
             if let idempotencyKey,
                 let deleted = try DeletedOrderRecord.filter(DeletedOrderRecord.Columns.idempotencyKey == idempotencyKey)
@@ -204,13 +254,14 @@ public final class OrdersService: Sendable {
                 return previous.id
             }
             try OrderRecord(
-                id: orderID.uuidString, customerEmail: request.customerEmail, status: .pending,
-                currency: request.currency, total: total, amountRefunded: 0, paymentStatus: nil,
-                cardLast4: String(digits.suffix(4)), rejection: nil, idempotencyKey: idempotencyKey,
+                id: orderID.uuidString, customerEmail: placement.customerEmail, status: .pending,
+                currency: placement.currency, total: total, amountRefunded: 0, paymentStatus: nil,
+                cardLast4: placement.cardLast4, rejection: nil, idempotencyKey: idempotencyKey,
                 request: idempotencyKey == nil ? nil : IdempotencyStore.fingerprint(rawRequest), createdAt: now,
-                updatedAt: now, source: (request.source ?? .api).rawValue, archivedAt: nil, captureDueAt: nil
+                updatedAt: now, source: placement.source.rawValue, archivedAt: nil, captureDueAt: nil,
+                reorderOf: placement.savedCardOf?.uuidString
             ).insert(db)
-            for (index, line) in request.lines.enumerated() {
+            for (index, line) in placement.lines.enumerated() {
                 try OrderLineRecord(
                     orderID: orderID.uuidString, lineNo: index + 1, sku: line.sku, quantity: line.quantity,
                     unitPrice: line.unitPriceMinor
@@ -219,8 +270,8 @@ public final class OrdersService: Sendable {
             try SagaStore.start(
                 db, PlaceOrderSaga.self, id: sagaID, orderID: orderID,
                 context: .init(
-                    orderID: orderID, lines: request.lines, amount: total, currency: request.currency,
-                    captureDueAt: self.store.captureDue(authorizedAt: now))
+                    orderID: orderID, lines: placement.lines, amount: total, currency: placement.currency,
+                    captureDueAt: self.store.captureDue(authorizedAt: now), savedCardOf: placement.savedCardOf)
             )
             return nil
         }
@@ -232,8 +283,10 @@ public final class OrdersService: Sendable {
             if let saga { await runner.waitUntilTerminal(saga, timeout: placeTimeout) }
             return try await placedOrder(existing)
         }
-        logger.info("placing order", metadata: ["order_id": "\(orderID)", "saga_id": "\(sagaID)"])
-        runner.submit(sagaID, card: digits)
+        var metadata: Logger.Metadata = ["order_id": "\(orderID)", "saga_id": "\(sagaID)"]
+        if let first = placement.savedCardOf { metadata["reorder_of"] = "\(first)" }
+        logger.info("placing order", metadata: metadata)
+        runner.submit(sagaID, card: placement.card)
         await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
         return try await placedOrder(orderID.uuidString)
     }
@@ -684,6 +737,12 @@ public final class OrdersService: Sendable {
             refunds: try {
                 let refunds = try OrderRefundRecord.filter(Column("order_id") == id).order(Column("at")).fetchAll(db)
                 return refunds.isEmpty ? nil : refunds.map(\.api)
+            }(),
+            reorderOf: record.reorderOf.flatMap(UUID.init(uuidString:)),
+            reorders: try {
+                let ids = try String.fetchAll(
+                    db, sql: "SELECT id FROM orders WHERE reorder_of = ? ORDER BY created_at", arguments: [id])
+                return ids.isEmpty ? nil : ids.compactMap(UUID.init(uuidString:))
             }()
         )
     }

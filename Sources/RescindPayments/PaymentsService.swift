@@ -111,7 +111,21 @@ public final class PaymentsService: Sendable {
         }
         let now = Date()
         // A decline throws before anything is written; the idempotency store keeps it as the key's answer.
-        let token = try processor.authorize(cardNumber: request.cardNumber, amountMinor: request.amountMinor)
+        let token: SimulatedProcessor.Token
+        switch (request.cardNumber, request.savedCardOf) {
+        case (let number?, nil):
+            token = try processor.authorize(cardNumber: number, amountMinor: request.amountMinor)
+        case (nil, let earlier?):
+            guard let saved = try PaymentRecord.fetchOne(db, key: earlier.uuidString) else {
+                throw RescindError.failedPrecondition(
+                    "order \(earlier) has no payment, so no saved card", reason: "no_saved_card")
+            }
+            token = try processor.authorize(
+                token: .init(value: saved.processorToken, last4: saved.cardLast4), amountMinor: request.amountMinor)
+        default:
+            throw RescindError.invalidArgument(
+                "give either card_number or saved_card_of, not both or neither", reason: "bad_card")
+        }
         let record = PaymentRecord(
             orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
             amountAuthorized: request.amountMinor, amountCaptured: 0, amountRefunded: 0, fee: 0,

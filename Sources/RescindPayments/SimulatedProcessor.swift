@@ -114,6 +114,13 @@ public struct SimulatedProcessor: Sendable {
         return Token(value: "pm_\(kind)_\(UUID().uuidString.prefix(8).lowercased())", last4: last4)
     }
 
+    /// Authorizes again the card behind a token the processor issued before (a saved card): the same token.
+    /// - Throws: `unavailable` in `unavailable` mode.
+    public func authorize(token: Token, amountMinor: Int64) throws -> Token {
+        try checkAvailable()
+        return token
+    }
+
     /// The fee charged on capturing an amount.
     public func fee(forCaptured amountMinor: Int64) -> Int64 {
         (amountMinor * configuration.feeBasisPoints + 5_000) / 10_000 + configuration.fixedFeeMinor

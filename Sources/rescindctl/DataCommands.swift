@@ -92,7 +92,8 @@ struct OrdersCommand: AsyncParsableCommand {
         commandName: "orders",
         abstract: "Place, show, cancel, fulfil, archive and delete orders.",
         subcommands: [
-            Place.self, Show.self, List.self, Cancel.self, Fulfill.self, Archive.self, Unarchive.self, Delete.self,
+            Place.self, Show.self, List.self, Cancel.self, Fulfill.self, Reorder.self, Archive.self, Unarchive.self,
+            Delete.self,
         ]
     )
 
@@ -239,6 +240,27 @@ struct OrdersCommand: AsyncParsableCommand {
 }
 
 extension OrdersCommand {
+    struct Reorder: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Place an order again: the same lines for the same customer, charged to the card saved with it.")
+        @Argument var id: UUID
+        @Option(help: "Where the new order comes from (default: the first order's source).")
+        var source: Order.Source?
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(
+                        OrdersMethods.reorder, ReorderRequest(orderID: id, source: source),
+                        idempotencyKey: "ctl-\(UUID().uuidString)", timeout: .seconds(40))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
     struct Archive: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Archive a fulfilled, cancelled or rejected order: `orders list` no longer shows it.")

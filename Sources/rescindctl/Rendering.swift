@@ -34,6 +34,8 @@ enum Render {
                 "  - \(pad(line.sku, 12)) \(line.quantity) × \(money(line.unitPriceMinor, order.currency))"
             )
         }
+        if let first = order.reorderOf { lines.append("  placed again from order \(first)") }
+        for next in order.reorders ?? [] { lines.append("  placed again as order \(next)") }
         if let due = order.captureDueAt {
             lines.append("  payment authorized; captured at \(time(due)) unless fulfilled or cancelled first")
         }

@@ -372,6 +372,17 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             key: "refund-2026-01-02-0001"
         ),
         response("orders-refund-response", 38, OrdersMethods.refund, Fixture.refundedLaterOrder),
+        request(
+            "orders-reorder-request", 39, OrdersMethods.reorder,
+            ReorderRequest(orderID: Fixture.orderID, source: .onlineStore), key: "reorder-ana-0001"
+        ),
+        response("orders-reorder-response", 39, OrdersMethods.reorder, Fixture.reorderedOrder),
+        request(
+            "payments-authorize-request-saved-card", 40, PaymentsMethods.authorize,
+            AuthorizeRequest(
+                orderID: Fixture.maxUUID, amountMinor: 2_500, currency: "EUR", savedCardOf: Fixture.orderID),
+            key: "0F8FAD5B-D9CB-469F-A165-70867728950E/authorize"
+        ),
         // PROTOCOL.md section 14.
         request(
             "payments-refund-request", 1, PaymentsMethods.refund,
@@ -540,6 +551,15 @@ enum Fixture {
                 at: Date(timeIntervalSince1970: 1_767_225_630.25)
             )
         ]
+        return order
+    }
+
+    /// An order placed again from `openOrder` (`orders.reorder`).
+    static var reorderedOrder: Order {
+        var order = openOrder
+        order.id = maxUUID
+        order.source = .onlineStore
+        order.reorderOf = orderID
         return order
     }
 

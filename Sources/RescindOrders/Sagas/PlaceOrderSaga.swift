@@ -19,6 +19,8 @@ enum PlaceOrderSaga: SagaDefinition {
         var paymentStatus: String?
         /// When the authorization is to be captured by the clock; `nil`: captured during placement.
         var captureDueAt: Date?
+        /// A reorder: charge the card saved with this earlier order's payment instead of a card number.
+        var savedCardOf: UUID?
     }
 
     static let kind = Saga.Kind.placeOrder
@@ -60,6 +62,11 @@ enum PlaceOrderSaga: SagaDefinition {
     static let authorize = SagaStep<Context>.remote(
         "authorize", .payments, PaymentsMethods.authorize, role: .compensatable(undo: void),
         request: { context, secrets in
+            if let earlier = context.savedCardOf {
+                return AuthorizeRequest(
+                    orderID: context.orderID, amountMinor: context.amount, currency: context.currency,
+                    savedCardOf: earlier)
+            }
             guard let card = secrets.card else {
                 // The request may have gone out before the restart: `void` undoes whatever it did.
                 throw StepAbandoned(
