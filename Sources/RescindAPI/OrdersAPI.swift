@@ -16,6 +16,9 @@ public enum OrdersMethods {
     /// Fulfils an order (its units leave stock) through a fulfilment saga; refused while a cancellation holds
     /// the order. Answers once the saga ends, or with the order still open if it takes longer.
     public static let fulfill = Method<OrderRequest, Order>("orders.fulfill", callers: [.operator])
+    /// Records that fulfilment of an open order is in progress (a label bought, picking started), or clears it:
+    /// while it is marked, a cancellation is refused with the rule named.
+    public static let mark = Method<MarkOrderRequest, Order>("orders.mark", callers: [.operator])
     /// Places a new order with the same lines for the same customer, paid with the card saved with the first
     /// order's payment (its processor token; never the card number); the two orders link to each other.
     public static let reorder = Method<ReorderRequest, Order>("orders.reorder", callers: [.operator])
@@ -153,6 +156,8 @@ public struct Order: Codable, Sendable, Hashable {
     public var captureDueAt: Date?
     /// Refunds made by `orders.refund`, oldest first (a cancellation's refund is in `cancellation`).
     public var refunds: [OrderRefund]?
+    /// Fulfilment in progress (`orders.mark`): a cancellation is refused while it is set.
+    public var fulfilmentInProgress: FulfilmentProgress?
     /// The order this one places again (`orders.reorder`).
     public var reorderOf: UUID?
     /// Orders placed again from this one, oldest first.
@@ -163,8 +168,9 @@ public struct Order: Codable, Sendable, Hashable {
         amountRefundedMinor: Int64, lines: [Line], cardLast4: String, createdAt: Date, updatedAt: Date,
         rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
         source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil,
-        reorderOf: UUID? = nil, reorders: [UUID]? = nil
+        reorderOf: UUID? = nil, reorders: [UUID]? = nil, fulfilmentInProgress: FulfilmentProgress? = nil
     ) {
+        self.fulfilmentInProgress = fulfilmentInProgress
         self.reorderOf = reorderOf
         self.reorders = reorders
         self.refunds = refunds
@@ -200,6 +206,7 @@ public struct Order: Codable, Sendable, Hashable {
         case captureDueAt = "capture_due_at"
         case refunds, reorders
         case reorderOf = "reorder_of"
+        case fulfilmentInProgress = "fulfilment_in_progress"
     }
 }
 
@@ -370,6 +377,36 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
         case orderID = "order_id"
         case staffNote = "staff_note"
         case refundAmountMinor = "refund_amount"
+    }
+}
+
+/// How far fulfilment of an order has gone before its units leave stock. Extensible.
+public struct FulfilmentProgress: ExtensibleValue {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// A shipping label was bought.
+    public static let labelPurchased = FulfilmentProgress("label_purchased")
+    /// Picking has started in the warehouse.
+    public static let picking = FulfilmentProgress("picking")
+
+    public static let known: [FulfilmentProgress] = [.labelPurchased, .picking]
+}
+
+/// `orders.mark`: set or clear an order's fulfilment in progress.
+public struct MarkOrderRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// The progress to record; absent clears it.
+    public var inProgress: FulfilmentProgress?
+
+    public init(orderID: UUID, inProgress: FulfilmentProgress?) {
+        self.orderID = orderID
+        self.inProgress = inProgress
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case inProgress = "in_progress"
     }
 }
 

@@ -204,6 +204,13 @@ enum OrdersDatabase {
             }
             try db.execute(sql: "CREATE INDEX orders_reorder_of ON orders (reorder_of) WHERE reorder_of IS NOT NULL")
         }
+        // Fulfilment in progress (a label bought, picking started): cancellation is refused while it is set.
+        migrator.registerMigration("orders-v7-fulfilment-in-progress") { db in
+            try db.alter(table: "orders") { t in
+                t.add(column: "fulfilment_in_progress", .text)
+                    .check(sql: "fulfilment_in_progress IN ('label_purchased', 'picking')")
+            }
+        }
         return migrator
     }
 }

@@ -47,7 +47,16 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     /// Refuses a cancellation the order's status does not allow, with the rule named.
     func requireCancellable() throws {
         switch status {
-        case .open: return
+        case .open:
+            if let progress = fulfilmentInProgress {
+                let what =
+                    progress == FulfilmentProgress.labelPurchased.rawValue
+                    ? "a shipping label was bought" : "picking has started"
+                throw RescindError.failedPrecondition(
+                    "order \(id) cannot be cancelled: fulfilment is in progress (\(what)); clear the mark first",
+                    reason: "fulfilment_in_progress")
+            }
+            return
         case .cancelling:
             throw RescindError.conflict("order \(id) is already being cancelled", reason: "order_cancelling")
         case .fulfilling:
@@ -79,8 +88,11 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     var captureDueAt: Date?
     /// The order this one places again.
     var reorderOf: String?
+    /// A `FulfilmentProgress` raw value while fulfilment is in progress.
+    var fulfilmentInProgress: String?
 
     enum CodingKeys: String, CodingKey {
+        case fulfilmentInProgress = "fulfilment_in_progress"
         case reorderOf = "reorder_of"
         case id, status, currency, total, rejection, source
         case archivedAt = "archived_at"

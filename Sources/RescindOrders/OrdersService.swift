@@ -143,6 +143,9 @@ public final class OrdersService: Sendable {
         router.register(OrdersMethods.fulfill) { request, context in
             try await self.fulfill(request.orderID, logger: context.logger)
         }
+        router.register(OrdersMethods.mark) { request, context in
+            try await self.mark(request, logger: context.logger)
+        }
         router.register(OrdersMethods.reorder) { request, context in
             try await self.reorder(request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload)
         }
@@ -514,6 +517,39 @@ public final class OrdersService: Sendable {
         return try await order(orderID)
     }
 
+    // MARK: Fulfilment in progress
+
+    /// Marks an open order's fulfilment as in progress (or clears the mark): a cancellation is refused while it
+    /// is marked. A repeat changes nothing.
+    /// - Throws: `not_found`; `invalid_argument/unknown_progress`; `failed_precondition/order_<status>` for an
+    ///   order that is not open.
+    public func mark(_ request: MarkOrderRequest, logger: Logger? = nil) async throws -> Order {
+        if let progress = request.inProgress, !FulfilmentProgress.known.contains(progress) {
+            throw RescindError.invalidArgument(
+                "no fulfilment progress \(progress); one of \(FulfilmentProgress.known.map(\.rawValue).joined(separator: ", "))",
+                reason: "unknown_progress")
+        }
+        let order = try await runner.writer.write { db in
+            var record = try Self.existing(db, request.orderID)
+            guard record.fulfilmentInProgress != request.inProgress?.rawValue else {
+                return try Self.loadOrder(db, record.id)
+            }
+            guard record.status == .open else {
+                throw RescindError.failedPrecondition(
+                    "order \(record.id) is \(record.status.rawValue): only an open order's fulfilment is marked",
+                    reason: "order_\(record.status.rawValue)")
+            }
+            record.fulfilmentInProgress = request.inProgress?.rawValue
+            record.updatedAt = Date()
+            try record.update(db)
+            return try Self.loadOrder(db, record.id)
+        }
+        (logger ?? self.logger).info(
+            "fulfilment progress marked",
+            metadata: ["order_id": "\(request.orderID)", "progress": "\(request.inProgress?.rawValue ?? "cleared")"])
+        return order
+    }
+
     // MARK: Refunding later
 
     /// Refunds an amount of an order's captured payment through a refund saga and waits for it (up to
@@ -743,7 +779,8 @@ public final class OrdersService: Sendable {
                 let ids = try String.fetchAll(
                     db, sql: "SELECT id FROM orders WHERE reorder_of = ? ORDER BY created_at", arguments: [id])
                 return ids.isEmpty ? nil : ids.compactMap(UUID.init(uuidString:))
-            }()
+            }(),
+            fulfilmentInProgress: record.fulfilmentInProgress.map(FulfilmentProgress.init(rawValue:))
         )
     }
 

@@ -8,6 +8,7 @@ import RescindWire
 extension CancelReason: ExpressibleByArgument {}
 extension Order.Status: ExpressibleByArgument {}
 extension Order.Source: ExpressibleByArgument {}
+extension FulfilmentProgress: ExpressibleByArgument {}
 extension Saga.State: ExpressibleByArgument {}
 extension SettleOutcome: ExpressibleByArgument {}
 
@@ -92,8 +93,8 @@ struct OrdersCommand: AsyncParsableCommand {
         commandName: "orders",
         abstract: "Place, show, cancel, fulfil, archive and delete orders.",
         subcommands: [
-            Place.self, Show.self, List.self, Cancel.self, Fulfill.self, Reorder.self, Archive.self, Unarchive.self,
-            Delete.self,
+            Place.self, Show.self, List.self, Cancel.self, Fulfill.self, Mark.self, Reorder.self, Archive.self,
+            Unarchive.self, Delete.self,
         ]
     )
 
@@ -240,6 +241,34 @@ struct OrdersCommand: AsyncParsableCommand {
 }
 
 extension OrdersCommand {
+    struct Mark: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Record that an order's fulfilment is in progress (cancellation is refused meanwhile), or clear it.")
+        @Argument var id: UUID
+        @Option(help: "label_purchased or picking.")
+        var inProgress: FulfilmentProgress?
+        @Flag(help: "Clear the mark.")
+        var clear = false
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            guard (inProgress == nil) == clear else {
+                throw ValidationError("give --in-progress label_purchased|picking, or --clear")
+            }
+        }
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.mark, MarkOrderRequest(orderID: id, inProgress: inProgress))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
     struct Reorder: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Place an order again: the same lines for the same customer, charged to the card saved with it.")

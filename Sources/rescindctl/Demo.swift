@@ -151,8 +151,20 @@ struct Demo: AsyncParsableCommand {
                     stock: try await stock(c))
             )
         }
-        // 5. Archive the cancelled online order; deleting it is refused: online orders are never deleted.
-        say("\n▶ 5. archive the cancelled online order, then try to delete it")
+        // 5. The customer cancelled by mistake: the order is placed again, charged to the card saved with it.
+        say("\n▶ 5. the customer of order 1 cancelled by mistake: place it again (reorder)")
+        let again = try await c.orders.call(
+            OrdersMethods.reorder, ReorderRequest(orderID: first.id), idempotencyKey: "demo-\(UUID().uuidString)",
+            timeout: .seconds(40))
+        say(Render.order(again))
+        report.scenarios.append(
+            .init(
+                name: "reordered", order: again, saga: nil,
+                payment: try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: again.id)),
+                stock: try await stock(c)))
+
+        // 6. Archive the cancelled online order; deleting it is refused: online orders are never deleted.
+        say("\n▶ 6. archive the cancelled online order, then try to delete it")
         let archived = try await c.orders.call(OrdersMethods.archive, OrderRequest(orderID: first.id))
         say(Render.order(archived))
         var refusal: String?

@@ -34,6 +34,9 @@ enum Render {
                 "  - \(pad(line.sku, 12)) \(line.quantity) × \(money(line.unitPriceMinor, order.currency))"
             )
         }
+        if let progress = order.fulfilmentInProgress {
+            lines.append("  fulfilment in progress: \(progress.rawValue) (cancellation refused until cleared)")
+        }
         if let first = order.reorderOf { lines.append("  placed again from order \(first)") }
         for next in order.reorders ?? [] { lines.append("  placed again as order \(next)") }
         if let due = order.captureDueAt {

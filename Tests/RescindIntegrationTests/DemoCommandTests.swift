@@ -40,6 +40,15 @@ extension RealDaemons {
             #expect(payment("cancelled")?["status"] as? String == "refunded")
             #expect((payment("cancelled")?["fee"] as? Int ?? 0) > 0)
             #expect(cancellation("cancelled")?["fee_kept"] as? Int == payment("cancelled")?["fee"] as? Int)
+            // Placed again, linked to the first, paid with its saved card.
+            let reordered = byName["reordered"]?["order"] as? [String: Any]
+            #expect(reordered?["status"] as? String == "open")
+            #expect(
+                reordered?["reorder_of"] as? String == (byName["cancelled"]?["order"] as? [String: Any])?["id"]
+                    as? String)
+            // Authorized at once; captured when the demo store's window closes, which a slow machine may reach.
+            #expect(["authorized", "captured"].contains(payment("reordered")?["status"] as? String ?? ""))
+            #expect(payment("reordered")?["card_last4"] as? String == payment("cancelled")?["card_last4"] as? String)
             // Archived, and the delete refused with its rule.
             #expect((byName["archived_not_deleted"]?["order"] as? [String: Any])?["archived_at"] != nil)
             #expect(byName["archived_not_deleted"]?["refusal"] as? String == "order_source_not_deletable")

@@ -72,6 +72,7 @@ struct GoldenVectorTests {
 
         #expect(try open("order-status") == rawValues(Order.Status.known))
         #expect(try open("order-source") == rawValues(Order.Source.known))
+        #expect(try open("fulfilment-progress") == rawValues(FulfilmentProgress.known))
         #expect(try choices("cancel-reason") == rawValues(CancelReason.allCases))
         #expect(try open("saga-state") == rawValues(Saga.State.known))
         #expect(try open("saga-kind") == rawValues(Saga.Kind.known))
@@ -373,6 +374,14 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
         ),
         response("orders-refund-response", 38, OrdersMethods.refund, Fixture.refundedLaterOrder),
         request(
+            "orders-mark-request", 41, OrdersMethods.mark,
+            MarkOrderRequest(orderID: Fixture.orderID, inProgress: .labelPurchased)
+        ),
+        response("orders-mark-response", 41, OrdersMethods.mark, Fixture.markedOrder),
+        request(
+            "orders-mark-request-clear", 42, OrdersMethods.mark,
+            MarkOrderRequest(orderID: Fixture.orderID, inProgress: nil)),
+        request(
             "orders-reorder-request", 39, OrdersMethods.reorder,
             ReorderRequest(orderID: Fixture.orderID, source: .onlineStore), key: "reorder-ana-0001"
         ),
@@ -551,6 +560,13 @@ enum Fixture {
                 at: Date(timeIntervalSince1970: 1_767_225_630.25)
             )
         ]
+        return order
+    }
+
+    /// An open order whose label was bought: cancellation is refused.
+    static var markedOrder: Order {
+        var order = openOrder
+        order.fulfilmentInProgress = .labelPurchased
         return order
     }
 

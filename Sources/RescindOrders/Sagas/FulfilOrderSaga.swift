@@ -79,6 +79,7 @@ enum FulfilOrderSaga: SagaDefinition {
     static let fulfilled = SagaStep<Context>.local("fulfilled", role: .retriable) { db, context, info in
         try OrderRecord.change(db, context.orderID, at: info.now) { order in
             order.status = .fulfilled
+            order.fulfilmentInProgress = nil
             if let status = context.paymentStatus {
                 order.paymentStatus = status
                 order.captureDueAt = nil
