@@ -15,7 +15,22 @@ struct Up: AsyncParsableCommand {
     var dir: String?
     @Option(help: "Log level of new daemon configurations.")
     var logLevel = "info"
+    @Option(
+        help:
+            "Set the store's capture timing in Orders' configuration: at_placement, at_fulfilment, when_window_closes.")
+    var capture: String?
+    @Option(help: "With --capture: the store's cancellation window in seconds.")
+    var cancellationWindowSeconds: Double?
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if let capture, !["at_placement", "at_fulfilment", "when_window_closes"].contains(capture) {
+            throw ValidationError("--capture is at_placement, at_fulfilment or when_window_closes")
+        }
+        if cancellationWindowSeconds != nil, capture == nil {
+            throw ValidationError("--cancellation-window-seconds goes with --capture")
+        }
+    }
 
     func run() async throws {
         guard let dir = dir ?? ProcessInfo.processInfo.environment["RESCIND_DIR"] else {
@@ -23,6 +38,13 @@ struct Up: AsyncParsableCommand {
         }
         var suite = LocalSuite(layout: SuiteLayout(path: dir))
         suite.logLevel = logLevel
+        if let capture {
+            // Read when Orders next starts: a running Orders keeps its settings until `down` and `up`.
+            try suite.prepare(progress: output.progress)
+            var store: [String: Any] = ["capture": capture]
+            store["cancellation_window_seconds"] = cancellationWindowSeconds
+            try suite.patchConfiguration(.orders, ["store": store])
+        }
         let (manifest, statuses) = try await suite.up(progress: output.progress)
         struct Result: Encodable {
             var manifest: String

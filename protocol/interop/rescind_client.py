@@ -3,10 +3,12 @@
 
 It shares no code with the Swift implementation: its own canonical CBOR encoder and strict decoder
 (section 5), frames (section 3), the handshake (section 4.1), envelopes, responses and error frames
-(section 6), over TLS 1.3 with mutual authentication (section 2). Run against a local suite, it
-places and cancels an order and checks what each daemon answers:
+(section 6), over TLS 1.3 with mutual authentication (section 2). Run against a local suite whose store
+captures when a 2-second cancellation window closes, it places an order and cancels it inside the window
+(a void), places another and cancels it after the capture (a stated refund, then the rest by
+`orders.refund`), and checks what each daemon answers:
 
-    swift run rescindctl up --dir /tmp/suite
+    swift run rescindctl up --dir /tmp/suite --capture when_window_closes --cancellation-window-seconds 2
     python3 protocol/interop/rescind_client.py /tmp/suite/suite.json
     swift run rescindctl down --dir /tmp/suite
 
@@ -333,25 +335,56 @@ def main():
     check([(lvl["reserved"], lvl["available"]) for lvl in report["levels"]] == [(3, 7)],
           "inventory.list_stock: 3 reserved, 7 available")
 
-    accepted = orders.call("orders.cancel", {
-        "order_id": order_id, "reason": "customer", "refund": True, "restock": True, "notify": False,
-    })
-    saga_id = accepted["saga_id"]
-    check(accepted["order"]["status"] == "cancelling", f"orders.cancel: saga {saga_id} started")
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        order = orders.call("orders.get", {"order_id": order_id})
-        if order["status"] != "cancelling":
-            break
-        time.sleep(0.1)
+    def cancelled(order_id, request):
+        """Cancels, waits for the saga to end, and answers (order, saga)."""
+        accepted = orders.call("orders.cancel", dict(request, order_id=order_id))
+        check(accepted["order"]["status"] == "cancelling", f"orders.cancel: saga {accepted['saga_id']} started")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            order = orders.call("orders.get", {"order_id": order_id})
+            if order["status"] != "cancelling":
+                break
+            time.sleep(0.1)
+        return order, orders.call("sagas.get", {"saga_id": accepted["saga_id"]})
+
+    # The suite's store captures when a 2-second window closes (.ci/run starts it so): cancelled at once, the
+    # authorization is voided; no money moves, no fee, and the fee a capture would have cost is saved.
+    check(order.get("capture_due_at") is not None, "orders.place: the payment is authorized, capture_due_at set")
+    order, saga = cancelled(order_id, {"reason": "customer", "refund": True, "restock": True, "notify": False})
     cancellation = order.get("cancellation") or {}
-    check(order["status"] == "cancelled" and cancellation.get("saga_id") == saga_id,
+    check(order["status"] == "cancelled" and cancellation.get("saga_id") == saga["id"],
           "orders.get: the order is cancelled by that saga")
-    check(cancellation["refunded"] == 3750 and cancellation["units_restocked"] == 3 and not cancellation["voided"],
-          f"the cancellation refunded {cancellation['refunded']} and restocked 3 units")
-    saga = orders.call("sagas.get", {"saga_id": saga_id})
-    check(saga["state"] == "completed" and saga["kind"] == "cancel_order" and len(saga["steps"]) >= 3,
+    check(cancellation["voided"] and cancellation["refunded"] == 0 and cancellation["fee_kept"] == 0
+          and cancellation.get("fee_saved", 0) > 0 and cancellation["units_restocked"] == 3,
+          f"inside the window: voided, no fee, fee saved {cancellation.get('fee_saved')}, 3 units restocked")
+    check(saga["state"] == "completed" and saga["kind"] == "cancel_order"
+          and "void" in [step["name"] for step in saga["steps"]],
           f"sagas.get: completed, steps {[step['name'] for step in saga['steps']]}")
+    payment = payments.call("payments.get", {"order_id": order_id})
+    check(payment["status"] == "voided" and payment["amount_captured"] == 0 and payment["fee"] == 0
+          and payment["fee_saved"] == cancellation["fee_saved"],
+          f"payments.get: voided, nothing captured, fee saved {payment['fee_saved']}")
+
+    # After the window: captured, so a cancellation refunds; here a stated amount now and the rest later.
+    order = orders.call("orders.place", {
+        "customer_email": "interop@example.com", "currency": "EUR", "source": "api",
+        "lines": [{"sku": sku, "quantity": 3, "unit_price": 1250}], "card_number": "4242 4242 4242 4242",
+    }, idempotency_key=f"py-place-{uuid.uuid4()}")
+    order_id = order["id"]
+    deadline = time.time() + 30
+    while payments.call("payments.get", {"order_id": order_id})["status"] == "authorized" and time.time() < deadline:
+        time.sleep(0.1)
+    check(orders.call("orders.get", {"order_id": order_id}).get("capture_due_at") is None,
+          "the window closed: the payment is captured")
+    order, saga = cancelled(order_id, {"reason": "staff", "refund": True, "restock": True, "notify": False,
+                                       "refund_amount": 1000})
+    cancellation = order.get("cancellation") or {}
+    check(order["status"] == "cancelled" and cancellation["refunded"] == 1000 and not cancellation["voided"]
+          and cancellation["fee_kept"] > 0, f"after the window: refunded the stated 1000, fee kept")
+    order = orders.call("orders.refund", {"order_id": order_id, "amount": 2750, "reason": "the rest, later"},
+                        idempotency_key=f"py-refund-{order_id}")
+    check(order["amount_refunded"] == 3750 and [r["amount"] for r in order.get("refunds", [])] == [2750],
+          "orders.refund: the other 2750, recorded with its reason")
     payment = payments.call("payments.get", {"order_id": order_id})
     check(payment["status"] == "refunded" and payment["amount_refunded"] == 3750
           and payment["fee"] == cancellation["fee_kept"] > 0,
