@@ -160,18 +160,47 @@ public struct ChaosRun: Sendable {
             let restock = random.next(upTo: 10) >= 2
             do {
                 switch roll {
-                case 0..<65:
+                case 0..<55:
                     _ = try await h.cancel(order.id, refund: refund, restock: restock)
                     tally.count("cancel")
-                case 65..<75:
+                case 55..<62:
+                    // Cancelled by mistake, then placed again with the saved card.
+                    _ = try await h.waitForSaga(
+                        try await h.cancel(order.id, refund: refund, restock: restock).sagaID, timeout: .seconds(60))
+                    _ = try await h.orders.call(
+                        OrdersMethods.reorder, ReorderRequest(orderID: order.id),
+                        idempotencyKey: "chaos-reorder-\(order.id)", timeout: .seconds(10))
+                    tally.count("reorder")
+                case 62..<66:
+                    // Fulfilment begins: a cancellation is refused until the mark is cleared.
+                    _ = try await h.orders.call(
+                        OrdersMethods.mark, MarkOrderRequest(orderID: order.id, inProgress: .picking))
+                    do {
+                        _ = try await h.cancel(order.id, refund: refund, restock: restock)
+                        tally.count("cancel_while_picking_accepted")
+                    } catch let error as RescindError where error.reason == "fulfilment_in_progress" {
+                        tally.count("cancel_while_picking_refused")
+                    }
+                    _ = try await h.orders.call(OrdersMethods.mark, MarkOrderRequest(orderID: order.id, inProgress: nil))
+                    _ = try await h.cancel(order.id, refund: refund, restock: restock)
+                    tally.count("cancel")
+                case 66..<75:
                     async let first = h.cancel(order.id, refund: refund, restock: restock)
                     async let second = h.cancel(order.id, refund: refund, restock: restock)
                     let (a, b) = try await (first, second)
                     tally.count(a.sagaID == b.sagaID ? "double_cancel" : "double_cancel_two_sagas")
-                case 75..<90:
+                case 75..<86:
                     _ = try await h.orders.call(
                         OrdersMethods.fulfill, OrderRequest(orderID: order.id), timeout: .seconds(10))
                     tally.count("fulfil")
+                case 86..<92:
+                    // A goodwill refund of part of the order, asked twice with one key: refunded once.
+                    let part = max(order.totalMinor / 3, 1)
+                    let request = RefundOrderRequest(orderID: order.id, amountMinor: part, reason: "goodwill")
+                    let key = "chaos-refund-\(order.id)"
+                    _ = try await h.orders.call(OrdersMethods.refund, request, idempotencyKey: key, timeout: .seconds(10))
+                    _ = try await h.orders.call(OrdersMethods.refund, request, idempotencyKey: key, timeout: .seconds(10))
+                    tally.count("refund_later")
                 default:
                     tally.count("left_open")
                 }
