@@ -181,7 +181,8 @@ public struct ChaosRun: Sendable {
                     } catch let error as RescindError where error.reason == "fulfilment_in_progress" {
                         tally.count("cancel_while_picking_refused")
                     }
-                    _ = try await h.orders.call(OrdersMethods.mark, MarkOrderRequest(orderID: order.id, inProgress: nil))
+                    _ = try await h.orders.call(
+                        OrdersMethods.mark, MarkOrderRequest(orderID: order.id, inProgress: nil))
                     _ = try await h.cancel(order.id, refund: refund, restock: restock)
                     tally.count("cancel")
                 case 66..<75:
@@ -198,8 +199,10 @@ public struct ChaosRun: Sendable {
                     let part = max(order.totalMinor / 3, 1)
                     let request = RefundOrderRequest(orderID: order.id, amountMinor: part, reason: "goodwill")
                     let key = "chaos-refund-\(order.id)"
-                    _ = try await h.orders.call(OrdersMethods.refund, request, idempotencyKey: key, timeout: .seconds(10))
-                    _ = try await h.orders.call(OrdersMethods.refund, request, idempotencyKey: key, timeout: .seconds(10))
+                    _ = try await h.orders.call(
+                        OrdersMethods.refund, request, idempotencyKey: key, timeout: .seconds(10))
+                    _ = try await h.orders.call(
+                        OrdersMethods.refund, request, idempotencyKey: key, timeout: .seconds(10))
                     tally.count("refund_later")
                 default:
                     tally.count("left_open")
