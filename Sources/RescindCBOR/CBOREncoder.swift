@@ -47,7 +47,8 @@ public struct CBOREncoder: Sendable {
     ///   single-value container, asks one encoder for containers of different kinds, writes to
     ///   a container of an enclosing value while a value nested in it is being encoded, encodes
     ///   a `Date` that is not finite, or throws `EncodingError` itself. Any other error the
-    ///   value's `encode(to:)` throws is rethrown unchanged.
+    ///   value's `encode(to:)` throws is rethrown unchanged. An error thrown by a nested value fails the
+    ///   whole call even if an enclosing `encode(to:)` catches it.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         var state = EncoderState.acquire()
         defer { EncoderState.recycle(&state) }
@@ -173,6 +174,9 @@ final class EncoderState: Encoder {
     /// The first misuse of the Codable API, thrown when the call ends; later writes do nothing.
     @exclusivity(unchecked)
     private(set) var error: CBORError?
+    /// The first error a value's `encode(to:)` threw, caught or not on the way out.
+    @exclusivity(unchecked)
+    private var thrown: (any Error)?
 
     init() {
         capacity = 1024
@@ -219,6 +223,7 @@ final class EncoderState: Encoder {
         state.late = nil
         state.pending.removeAll(keepingCapacity: true)
         state.error = nil
+        state.thrown = nil
         pool.put(state)
     }
 
@@ -226,6 +231,11 @@ final class EncoderState: Encoder {
 
     func encodeRoot<T: Encodable>(_ value: T) throws -> [UInt8] {
         try encodeNested(value)
+        // A value that threw fails the call even if an enclosing `encode(to:)` caught it: its entry was begun
+        // and never written, which the output cannot show.
+        if let thrown {
+            throw thrown
+        }
         close(downTo: 0)
         if let error {
             throw error
@@ -257,7 +267,12 @@ final class EncoderState: Encoder {
         } else if T.self == Data.self {
             writeData(unsafeBitCast(value, to: Data.self))
         } else if T.self == Date.self {
-            try writeDate(unsafeBitCast(value, to: Date.self))
+            do {
+                try writeDate(unsafeBitCast(value, to: Date.self))
+            } catch {
+                thrown = thrown ?? error
+                throw error
+            }
         } else if T.self == UUID.self {
             writeUUID(unsafeBitCast(value, to: UUID.self))
         } else {
@@ -265,7 +280,12 @@ final class EncoderState: Encoder {
             lastLevel &+= 1
             level = EncodingLevel(start: count, depth: frames.count, id: lastLevel)
             defer { level = saved }
-            try value.encode(to: self)
+            do {
+                try value.encode(to: self)
+            } catch {
+                thrown = thrown ?? error
+                throw error
+            }
             close(downTo: level.depth)
             if count == level.start {
                 writeByte(0xa0)  // the value asked for no container: an empty map

@@ -32,13 +32,17 @@ struct CaptureScheduler: Service {
         }
     }
 
-    /// Starts a capture saga for each open order due by `now` (at most 100 a turn, oldest due first).
+    /// Starts a capture saga for each open order due by `now` that no other saga holds (at most 100 a turn, oldest
+    /// due first). An order whose capture saga failed waits for a person, and does not hold up the others.
     func startDueCaptures(now: Date) async throws {
         let due = try await service.database.read { db in
             try String.fetchAll(
                 db,
                 sql: """
-                    SELECT id FROM orders WHERE capture_due_at IS NOT NULL AND capture_due_at <= ? AND status = 'open'
+                    SELECT id FROM orders
+                    WHERE capture_due_at IS NOT NULL AND capture_due_at <= ? AND status = 'open'
+                        AND NOT EXISTS (SELECT 1 FROM saga WHERE saga.order_id = orders.id
+                            AND saga.state IN ('running', 'compensating', 'failed'))
                     ORDER BY capture_due_at LIMIT 100
                     """,
                 arguments: [now])
@@ -65,6 +69,11 @@ struct CaptureScheduler: Service {
                 continue
             } catch let error as RescindError where error.reason == "nothing_to_capture" {
                 continue  // changed since the look: cancelled, or captured by a fulfilment
+            } catch {
+                // One order's trouble does not hold up the others; it is looked at again next turn.
+                service.logger.error(
+                    "capture could not start; will retry", metadata: ["order_id": "\(id)", "error": "\(error)"])
+                continue
             }
             service.logger.info("capture due", metadata: ["order_id": "\(id)", "saga_id": "\(sagaID)"])
             service.runner.submit(sagaID)

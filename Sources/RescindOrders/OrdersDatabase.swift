@@ -180,7 +180,7 @@ enum OrdersDatabase {
             try db.execute(
                 sql: "CREATE INDEX orders_capture_due ON orders (capture_due_at) WHERE capture_due_at IS NOT NULL")
             try db.alter(table: "cancellation") { t in
-                t.add(column: "fee_saved", .integer).notNull().defaults(to: 0).check(sql: "fee_saved >= 0")
+                t.add(column: "fee_saved", .integer).check(sql: "fee_saved >= 0")  // NULL unless a void said
             }
         }
         // Refunds after placement (orders.refund), and the restocking fee of a customer's cancellation.
@@ -194,7 +194,7 @@ enum OrdersDatabase {
                 t.column("at", .datetime).notNull()
             }
             try db.alter(table: "cancellation") { t in
-                t.add(column: "restocking_fee", .integer).notNull().defaults(to: 0).check(sql: "restocking_fee >= 0")
+                t.add(column: "restocking_fee", .integer).check(sql: "restocking_fee > 0")  // NULL: none
             }
         }
         // Reorders: the order a new one places again.

@@ -261,8 +261,8 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
     var unitsRestocked: Int64
     var notify: Bool
     var cancelledAt: Date
-    var feeSaved: Int64
-    var restockingFee: Int64
+    var feeSaved: Int64?
+    var restockingFee: Int64?
 
     enum CodingKeys: String, CodingKey {
         case reason, refunded, voided, notify
@@ -280,8 +280,7 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
         Cancellation(
             sagaID: UUID(uuidString: sagaID) ?? UUID(), reason: reason, staffNote: staffNote, refundedMinor: refunded,
             feeKeptMinor: feeKept, voided: voided, unitsRestocked: unitsRestocked, notify: notify,
-            cancelledAt: cancelledAt, feeSavedMinor: voided ? feeSaved : nil,
-            restockingFeeMinor: restockingFee > 0 ? restockingFee : nil
+            cancelledAt: cancelledAt, feeSavedMinor: feeSaved, restockingFeeMinor: restockingFee
         )
     }
 }

@@ -403,13 +403,16 @@ public final class OrdersService: Sendable {
                 restockingFee: money.restockingFee
             )
             if order.status == .cancelling, let running = try Self.unfinishedSaga(db, order.id, kind: .cancelOrder) {
-                guard try JSON.decode(CancelOrderSaga.Context.self, running.context).options == options else {
+                guard try JSON.decode(CancelOrderSaga.Context.self, running.context).options.asks(as: options) else {
                     throw RescindError.conflict(
                         "order \(order.id) is already being cancelled, with other options, by saga \(running.id)",
                         reason: "order_cancelling")
                 }
                 return running.id
             }
+            // The order's status names the rule first (fulfilling, cancelled, ...); then any saga that holds it.
+            try order.requireCancellable()
+            try Self.refuseWhileBusy(db, order.id)
             try SagaStore.start(
                 db, CancelOrderSaga.self, id: newID, orderID: request.orderID,
                 context: .init(orderID: request.orderID, options: options), requestKey: idempotencyKey,
@@ -427,6 +430,15 @@ public final class OrdersService: Sendable {
             runner.submit(sagaID)
         }
         return CancelAccepted(sagaID: UUID(uuidString: sagaID) ?? UUID(), order: try await order(request.orderID))
+    }
+
+    /// A saga that stopped after its pivot and needs a person: the money or the stock may have moved.
+    static func sagaFailed(_ saga: SagaRecord, doing what: String) -> RescindError {
+        RescindError(
+            .failedPrecondition,
+            "the \(what) stopped at step \(saga.failedStep ?? "?") (\(saga.error?.message ?? "no error recorded")); "
+                + "saga \(saga.id) needs a person: sagas retry or settle",
+            reason: "saga_failed", retryable: false)
     }
 
     /// What a cancellation does with the money: void an authorization; refund (all that is not refunded yet, a
@@ -457,6 +469,25 @@ public final class OrdersService: Sendable {
         let fee = store.restockingFee(on: refundable)
         if fee == 0 { return (.refund, nil, nil) }
         return fee >= refundable ? (.keep, nil, fee) : (.refund, refundable - fee, fee)
+    }
+
+    /// Refuses a change of the order while another saga holds it (one unfinished saga per order): a capture
+    /// (`capture_in_progress`, retryable, or `capture_failed`), or any other saga (`conflict/order_busy`, naming
+    /// it; retryable unless it failed and needs a person).
+    static func refuseWhileBusy(_ db: Database, _ orderID: String) throws {
+        try refuseWhileCapturing(db, orderID)
+        guard
+            let busy = try SagaRecord.filter(SagaRecord.Columns.orderID == orderID)
+                .filter(
+                    [Saga.State.running, .compensating, .failed].map(\.rawValue).contains(SagaRecord.Columns.state)
+                )
+                .fetchOne(db)
+        else { return }
+        throw RescindError(
+            .conflict,
+            "order \(orderID) is held by saga \(busy.id) (\(busy.kind.rawValue), \(busy.state.rawValue))"
+                + (busy.state == .failed ? ": it needs a person (sagas retry or settle)" : ""),
+            reason: "order_busy", retryable: busy.state != .failed)
     }
 
     /// Refuses a cancellation or a fulfilment while a capture saga holds the order: a moment (retryable), or, if
@@ -496,7 +527,8 @@ public final class OrdersService: Sendable {
             if order.status == .fulfilling, let running = try Self.unfinishedSaga(db, order.id, kind: .fulfilOrder) {
                 return running.id
             }
-            try Self.refuseWhileCapturing(db, order.id)
+            try FulfilOrderSaga.requireFulfillable(order)
+            try Self.refuseWhileBusy(db, order.id)
             try SagaStore.start(
                 db, FulfilOrderSaga.self, id: newID, orderID: orderID,
                 context: .init(orderID: orderID, captures: order.paymentStatus == "authorized"))
@@ -509,6 +541,9 @@ public final class OrdersService: Sendable {
             throw RescindError(
                 RescindError.Code(error.code), "order \(orderID) was not fulfilled: \(error.message)",
                 reason: error.reason, retryable: false)
+        }
+        if let saga, saga.state == .failed {
+            throw Self.sagaFailed(saga, doing: "fulfilment of order \(orderID)")
         }
         if saga?.state == .completed {
             (logger ?? self.logger).info(
@@ -589,17 +624,7 @@ public final class OrdersService: Sendable {
                 return previous.id
             }
             let order = try Self.existing(db, request.orderID)
-            try Self.refuseWhileCapturing(db, order.id)
-            if let busy = try SagaRecord.filter(SagaRecord.Columns.orderID == order.id)
-                .filter(
-                    [Saga.State.running, .compensating, .failed].map(\.rawValue).contains(SagaRecord.Columns.state)
-                )
-                .fetchOne(db)
-            {
-                throw RescindError.conflict(
-                    "order \(order.id) is held by saga \(busy.id) (\(busy.kind.rawValue), \(busy.state.rawValue))",
-                    reason: "order_busy")
-            }
+            try Self.refuseWhileBusy(db, order.id)
             try SagaStore.start(
                 db, RefundPaymentSaga.self, id: newID, orderID: request.orderID,
                 context: .init(
@@ -614,6 +639,9 @@ public final class OrdersService: Sendable {
             throw RescindError(
                 RescindError.Code(error.code), "order \(request.orderID) was not refunded: \(error.message)",
                 reason: error.reason, retryable: false)
+        }
+        if let saga, saga.state == .failed {
+            throw Self.sagaFailed(saga, doing: "refund of order \(request.orderID)")
         }
         if sagaID == newID, saga?.state == .completed {
             (logger ?? self.logger).info(
@@ -635,6 +663,7 @@ public final class OrdersService: Sendable {
         let order = try await database.write { db in
             var record = try Self.existing(db, orderID)
             guard record.archivedAt == nil else { return try Self.loadOrder(db, record.id) }
+            try Self.refuseWhileBusy(db, record.id)
             guard record.status.isClosed else {
                 throw RescindError.failedPrecondition(
                     "order \(orderID) is \(record.status.rawValue): only a fulfilled, cancelled or rejected order can "
@@ -686,6 +715,16 @@ public final class OrdersService: Sendable {
                 throw RescindError.failedPrecondition(
                     "order \(orderID) is \(record.status.rawValue) and not archived: only a cancelled or archived order "
                         + "can be deleted", reason: "order_not_cancelled_or_archived")
+            }
+            try Self.refuseWhileBusy(db, record.id)
+            let unsent =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM outbox WHERE order_id = ? AND delivered_at IS NULL", arguments: [id])
+                ?? 0
+            guard unsent == 0 else {
+                throw RescindError(
+                    .unavailable, "order \(orderID)'s customer notification is still being sent; try again in a moment",
+                    reason: "notification_pending", retryable: true)
             }
             let sagas = SagaRecord.filter(SagaRecord.Columns.orderID == id)
             try db.execute(

@@ -38,7 +38,7 @@ enum PaymentsDatabase {
         // What voiding an authorization saved: the fee a capture would have cost.
         migrator.registerMigration("payments-v2-fee-saved") { db in
             try db.alter(table: "payment") { t in
-                t.add(column: "fee_saved", .integer).notNull().defaults(to: 0).check(sql: "fee_saved >= 0")
+                t.add(column: "fee_saved", .integer).check(sql: "fee_saved >= 0")  // NULL unless voided since
             }
         }
         return migrator
@@ -58,7 +58,7 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
     var processorToken: String
     var createdAt: Date
     var updatedAt: Date
-    var feeSaved: Int64
+    var feeSaved: Int64?
 
     enum CodingKeys: String, CodingKey {
         case status, currency, fee
@@ -77,7 +77,7 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
         Payment(
             orderID: UUID(uuidString: orderID) ?? UUID(), status: status, currency: currency,
             amountAuthorized: amountAuthorized, amountCaptured: amountCaptured, amountRefunded: amountRefunded,
-            fee: fee, cardLast4: cardLast4, feeSaved: status == .voided ? feeSaved : nil
+            fee: fee, cardLast4: cardLast4, feeSaved: feeSaved
         )
     }
 }

@@ -129,7 +129,7 @@ public final class PaymentsService: Sendable {
         let record = PaymentRecord(
             orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
             amountAuthorized: request.amountMinor, amountCaptured: 0, amountRefunded: 0, fee: 0,
-            cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now, feeSaved: 0
+            cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now, feeSaved: nil
         )
         try record.insert(db)
         try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)

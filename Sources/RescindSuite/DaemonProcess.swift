@@ -132,6 +132,27 @@ public enum DaemonProcess {
     /// A TCP port on 127.0.0.1 that is free now.
     /// - Throws: `SuiteError` if no socket can be bound.
     public static func freePort() throws -> Int {
+        // Below the kernel's ephemeral range, which outgoing connections (the suite's own clients, the daemons'
+        // links to each other) draw their local ports from: a port taken from inside it can be handed to a
+        // connection before the daemon binds it ("Address already in use"). Out of it, only another listener
+        // could take it.
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        let ephemeralLow = range?.first ?? 32_768
+        if ephemeralLow > 12_000 {
+            for _ in 0..<200 {
+                let port = Int.random(in: 10_000..<ephemeralLow)
+                if let bound = try bindLoopback(port: port) { return bound }
+            }
+        }
+        guard let port = try bindLoopback(port: 0) else {
+            throw SuiteError("cannot bind a socket to find a free port")
+        }
+        return port
+    }
+
+    /// Binds a socket to 127.0.0.1:`port` (0: any) and closes it; the port bound, or `nil` if it is taken.
+    private static func bindLoopback(port: Int) throws -> Int? {
         #if canImport(Glibc)
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -141,7 +162,7 @@ public enum DaemonProcess {
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
@@ -149,8 +170,7 @@ public enum DaemonProcess {
                 bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
             }
         }
-        guard bound else { throw SuiteError("cannot bind a socket to find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
     }
 
     /// The directory of the running executable, where the daemons are installed beside `rescindctl`.

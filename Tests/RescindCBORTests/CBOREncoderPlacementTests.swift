@@ -250,6 +250,26 @@ struct CBOREncoderPlacementTests {
                 == "a2" + "616101" + "6162" + "a2" + "6463697479" + "6163" + "66737472656574" + "6173")
     }
 
+    /// A nested value that throws leaves its entry begun and unwritten: the call fails even if an enclosing value
+    /// catches the error and goes on.
+    @Test func anErrorCaughtByAnEnclosingValueStillFailsTheCall() throws {
+        struct Refuses: Encodable {
+            func encode(to encoder: any Encoder) throws {
+                throw EncodingError.invalidValue(0, .init(codingPath: encoder.codingPath, debugDescription: "no"))
+            }
+        }
+        let swallows = CBORScript { encoder in
+            var root = encoder.container(keyedBy: CBORName.self)
+            try? root.encode(Refuses(), forKey: "bad")
+            try root.encode(1, forKey: "good")
+        }
+        let error = cborEncodeError(swallows)
+        #expect(error?.code == .encodingFailed)
+        #expect(error?.message.contains("bad") == true)
+        // The same encoder encodes the next value cleanly.
+        #expect(try cborEncodeHex(["k": 1]) == "a1616b01")
+    }
+
     @Test func misuseOfLateWritesIsRefused() throws {
         let twice = CBORScript { encoder in
             var root = encoder.container(keyedBy: CBORName.self)

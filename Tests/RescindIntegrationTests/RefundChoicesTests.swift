@@ -72,6 +72,32 @@ extension RealDaemons {
             }
         }
 
+        @Test func aCancellationWaitsForARefundUnderWay() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 2, 1200)])
+                // The processor is down: the refund saga retries, holding the order.
+                try await h.setProcessorFaults(ProcessorFaults(mode: .unavailable))
+                async let refunded = refund(h, order.id, 400, key: "held-1")
+                let deadline = ContinuousClock.now + .seconds(30)
+                while try await !h.sagas(of: order.id).contains(where: { $0.kind == .refundPayment }) {
+                    guard ContinuousClock.now < deadline else {
+                        throw RescindError(.deadlineExceeded, "no refund saga")
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let busy = await refusal { try await h.cancel(order.id) }
+                #expect(busy?.code == "conflict")
+                #expect(busy?.reason == "order_busy")
+                try await h.setProcessorFaults(ProcessorFaults(mode: .normal))
+                #expect(try await refunded.amountRefundedMinor == 400)
+                #expect(try await h.waitForSaga(try await h.cancel(order.id).sagaID).state == .completed)
+                #expect(try await h.payment(order.id).amountRefunded == 2400)
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
         @Test func aCustomersCancellationKeepsTheRestockingFee() async throws {
             var options = RescindHarness.Options()
             options.storeSeconds = ["restocking_fee_fixed": 100, "restocking_fee_percent": 10]

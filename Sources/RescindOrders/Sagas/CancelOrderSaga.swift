@@ -31,6 +31,16 @@ enum CancelOrderSaga: SagaDefinition {
             var refundAmount: Int64?
             /// The store's restocking fee, kept from the refund of a customer's cancellation.
             var restockingFee: Int64?
+
+            /// Whether a request that made `other` asks for what this cancellation was asked: the caller's
+            /// choices, not the amounts derived from the store's settings (which may have changed meanwhile, or
+            /// be absent from a saga stored by an earlier build).
+            func asks(as other: Options) -> Bool {
+                reason == other.reason && restock == other.restock && notify == other.notify
+                    && staffNote == other.staffNote && (payment == .keep) == (other.payment == .keep)
+                    && (restockingFee == nil ? refundAmount : nil)
+                        == (other.restockingFee == nil ? other.refundAmount : nil)
+            }
         }
 
         var orderID: UUID
@@ -164,7 +174,8 @@ enum CancelOrderSaga: SagaDefinition {
             orderID: order.id, sagaID: info.sagaID, reason: options.reason, staffNote: options.staffNote,
             refunded: context.refunded, feeKept: context.feeKept, voided: context.voided,
             unitsRestocked: context.unitsRestocked, notify: options.notify, cancelledAt: info.now,
-            feeSaved: context.feeSaved ?? 0, restockingFee: options.restockingFee ?? 0
+            feeSaved: context.voided ? context.feeSaved : nil,
+            restockingFee: (options.restockingFee ?? 0) > 0 ? options.restockingFee : nil
         ).insert(db)
         if options.notify {
             let notice = CancellationNotice(

@@ -67,6 +67,7 @@ enum CapturePaymentSaga: SagaDefinition {
             order.captureDueAt = nil
             if let status = context.paymentStatus { order.paymentStatus = status }
         }
-        return "order open; payment \(context.paymentStatus ?? "as Payments has it")"
+        return "order open; payment "
+            + (context.paymentStatus ?? "as Orders last knew it (the capture's answer was lost: check payments show)")
     }
 }

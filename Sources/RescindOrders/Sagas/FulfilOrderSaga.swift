@@ -34,17 +34,22 @@ enum FulfilOrderSaga: SagaDefinition {
     /// An open order becomes `fulfilling`: a cancellation is refused until the saga ends.
     static let lock = SagaStep<Context>.local("lock", role: .compensatable(undo: unlock)) { db, context, info in
         try OrderRecord.change(db, context.orderID, at: info.now) { order in
-            guard order.status == .open else {
-                throw order.status == .cancelling
-                    ? RescindError.failedPrecondition(
-                        "order \(order.id) is being cancelled and cannot be fulfilled", reason: "order_cancelling")
-                    : RescindError.failedPrecondition(
-                        "order \(order.id) is \(order.status.rawValue) and cannot be fulfilled",
-                        reason: "order_\(order.status.rawValue)")
-            }
+            try requireFulfillable(order)
             order.status = .fulfilling
         }
         return "locked against cancellation"
+    }
+
+    /// Refuses a fulfilment the order's status does not allow, with the rule named.
+    static func requireFulfillable(_ order: OrderRecord) throws {
+        guard order.status == .open else {
+            throw order.status == .cancelling
+                ? RescindError.failedPrecondition(
+                    "order \(order.id) is being cancelled and cannot be fulfilled", reason: "order_cancelling")
+                : RescindError.failedPrecondition(
+                    "order \(order.id) is \(order.status.rawValue) and cannot be fulfilled",
+                    reason: "order_\(order.status.rawValue)")
+        }
     }
 
     static let unlock = SagaStep<Context>.local("unlock", role: .retriable) { db, context, info in
@@ -62,7 +67,8 @@ enum FulfilOrderSaga: SagaDefinition {
     )
 
     static let commit = commitStep(role: .pivot)
-    /// After a capture, the commit can no longer be undone by giving up: it is retried until it succeeds.
+    /// After a capture the commit cannot be undone by giving up: it is retried on transient errors, and a
+    /// refusal leaves the saga `failed` (the money captured, the order `fulfilling`) for a person.
     static let commitAfterCapture = commitStep(role: .retriable)
 
     static func commitStep(role: SagaStep<Context>.Role) -> SagaStep<Context> {
@@ -92,8 +98,15 @@ enum FulfilOrderSaga: SagaDefinition {
         -> String
     {
         let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            // A capture that went through stays recorded, whatever the person decides about the stock.
+            if let status = context.paymentStatus {
+                order.paymentStatus = status
+                order.captureDueAt = nil
+            }
             switch outcome {
-            case .fulfilled: order.status = .fulfilled
+            case .fulfilled:
+                order.status = .fulfilled
+                order.fulfilmentInProgress = nil
             case .open: order.status = .open
             default:
                 throw RescindError.invalidArgument(
