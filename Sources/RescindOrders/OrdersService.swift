@@ -395,7 +395,6 @@ public final class OrdersService: Sendable {
             guard let order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
                 throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
             }
-            try Self.refuseWhileCapturing(db, order.id)
             let money = try self.moneyAction(for: request, order: order)
             let options = CancelOrderSaga.Context.Options(
                 reason: request.reason, restock: request.restock, notify: request.notify,
@@ -473,35 +472,26 @@ public final class OrdersService: Sendable {
 
     /// Refuses a change of the order while another saga holds it (one unfinished saga per order): a capture
     /// (`capture_in_progress`, retryable, or `capture_failed`), or any other saga (`conflict/order_busy`, naming
-    /// it; retryable unless it failed and needs a person).
+    /// it; retryable unless it failed and needs a person). One indexed read.
     static func refuseWhileBusy(_ db: Database, _ orderID: String) throws {
-        try refuseWhileCapturing(db, orderID)
-        guard
-            let busy = try SagaRecord.filter(SagaRecord.Columns.orderID == orderID)
-                .filter(
-                    [Saga.State.running, .compensating, .failed].map(\.rawValue).contains(SagaRecord.Columns.state)
-                )
-                .fetchOne(db)
-        else { return }
+        let statement = try db.cachedStatement(
+            sql: "SELECT * FROM saga WHERE order_id = ? AND state IN ('running', 'compensating', 'failed') LIMIT 1")
+        guard let busy = try SagaRecord.fetchOne(statement, arguments: [orderID]) else { return }
+        if busy.kind == .capturePayment {
+            if busy.state == .failed {
+                throw RescindError.failedPrecondition(
+                    "order \(orderID)'s capture saga \(busy.id) failed and needs a person (sagas retry or settle)",
+                    reason: "capture_failed")
+            }
+            throw RescindError(
+                .unavailable, "order \(orderID)'s payment is being captured by saga \(busy.id); try again in a moment",
+                reason: "capture_in_progress", retryable: true)
+        }
         throw RescindError(
             .conflict,
             "order \(orderID) is held by saga \(busy.id) (\(busy.kind.rawValue), \(busy.state.rawValue))"
                 + (busy.state == .failed ? ": it needs a person (sagas retry or settle)" : ""),
             reason: "order_busy", retryable: busy.state != .failed)
-    }
-
-    /// Refuses a cancellation or a fulfilment while a capture saga holds the order: a moment (retryable), or, if
-    /// that saga failed, until a person retries or settles it.
-    static func refuseWhileCapturing(_ db: Database, _ orderID: String) throws {
-        guard let capture = try unfinishedSaga(db, orderID, kind: .capturePayment) else { return }
-        if capture.state == .failed {
-            throw RescindError.failedPrecondition(
-                "order \(orderID)'s capture saga \(capture.id) failed and needs a person (sagas retry or settle)",
-                reason: "capture_failed")
-        }
-        throw RescindError(
-            .unavailable, "order \(orderID)'s payment is being captured by saga \(capture.id); try again in a moment",
-            reason: "capture_in_progress", retryable: true)
     }
 
     /// The order's saga of `kind` that has not ended (running, compensating or failed), if any.
@@ -810,13 +800,15 @@ public final class OrdersService: Sendable {
             },
             source: Order.Source(record.source), archivedAt: record.archivedAt, captureDueAt: record.captureDueAt,
             refunds: try {
-                let refunds = try OrderRefundRecord.filter(Column("order_id") == id).order(Column("at")).fetchAll(db)
+                let statement = try db.cachedStatement(sql: "SELECT * FROM order_refund WHERE order_id = ? ORDER BY at")
+                let refunds = try OrderRefundRecord.fetchAll(statement, arguments: [id])
                 return refunds.isEmpty ? nil : refunds.map(\.api)
             }(),
             reorderOf: record.reorderOf.flatMap(UUID.init(uuidString:)),
             reorders: try {
-                let ids = try String.fetchAll(
-                    db, sql: "SELECT id FROM orders WHERE reorder_of = ? ORDER BY created_at", arguments: [id])
+                let statement = try db.cachedStatement(
+                    sql: "SELECT id FROM orders WHERE reorder_of = ? ORDER BY created_at")
+                let ids = try String.fetchAll(statement, arguments: [id])
                 return ids.isEmpty ? nil : ids.compactMap(UUID.init(uuidString:))
             }(),
             fulfilmentInProgress: record.fulfilmentInProgress.map(FulfilmentProgress.init(rawValue:))
