@@ -231,13 +231,16 @@ public struct Cancellation: Codable, Sendable, Hashable {
     public var feeSavedMinor: Int64?
     /// The store's restocking fee kept from a customer's cancellation refund, if any.
     public var restockingFeeMinor: Int64?
+    /// Where the refund went (absent: the card, or nothing was refunded).
+    public var refundTo: RefundDestination?
 
     public init(
         sagaID: UUID, reason: CancelReason, staffNote: String?, refundedMinor: Int64, feeKeptMinor: Int64,
         voided: Bool, unitsRestocked: Int64, notify: Bool, cancelledAt: Date, feeSavedMinor: Int64? = nil,
-        restockingFeeMinor: Int64? = nil
+        restockingFeeMinor: Int64? = nil, refundTo: RefundDestination? = nil
     ) {
         self.restockingFeeMinor = restockingFeeMinor
+        self.refundTo = refundTo
         self.feeSavedMinor = feeSavedMinor
         self.sagaID = sagaID
         self.reason = reason
@@ -260,6 +263,7 @@ public struct Cancellation: Codable, Sendable, Hashable {
         case cancelledAt = "cancelled_at"
         case feeSavedMinor = "fee_saved"
         case restockingFeeMinor = "restocking_fee"
+        case refundTo = "refund_to"
     }
 }
 
@@ -358,12 +362,15 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
     public var staffNote: String?
     /// With `refund`: refund this much now instead of everything not refunded yet (no restocking fee applies).
     public var refundAmountMinor: Int64?
+    /// With `refund`: where the refund goes; the card when absent.
+    public var refundTo: RefundDestination?
 
     public init(
         orderID: UUID, reason: CancelReason, refund: Bool = true, restock: Bool = true, notify: Bool = false,
-        staffNote: String? = nil, refundAmountMinor: Int64? = nil
+        staffNote: String? = nil, refundAmountMinor: Int64? = nil, refundTo: RefundDestination? = nil
     ) {
         self.refundAmountMinor = refundAmountMinor
+        self.refundTo = refundTo
         self.orderID = orderID
         self.reason = reason
         self.refund = refund
@@ -377,7 +384,21 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
         case orderID = "order_id"
         case staffNote = "staff_note"
         case refundAmountMinor = "refund_amount"
+        case refundTo = "refund_to"
     }
+}
+
+/// Where a refund goes. Extensible.
+public struct RefundDestination: ExtensibleValue {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// Back to the card the order was paid with (the processor keeps its fee).
+    public static let original = RefundDestination("original")
+    /// To the customer's store credit in Payments, which a later order can spend; no money leaves the store.
+    public static let storeCredit = RefundDestination("store_credit")
+
+    public static let known: [RefundDestination] = [.original, .storeCredit]
 }
 
 /// How far fulfilment of an order has gone before its units leave stock. Extensible.
@@ -436,17 +457,21 @@ public struct RefundOrderRequest: Codable, Sendable, Hashable {
     public var amountMinor: Int64
     /// Why: kept with the refund (required, at most 255 characters).
     public var reason: String
+    /// Where the refund goes; the card when absent.
+    public var refundTo: RefundDestination?
 
-    public init(orderID: UUID, amountMinor: Int64, reason: String) {
+    public init(orderID: UUID, amountMinor: Int64, reason: String, refundTo: RefundDestination? = nil) {
         self.orderID = orderID
         self.amountMinor = amountMinor
         self.reason = reason
+        self.refundTo = refundTo
     }
 
     enum CodingKeys: String, CodingKey {
         case reason
         case orderID = "order_id"
         case amountMinor = "amount"
+        case refundTo = "refund_to"
     }
 }
 
@@ -458,8 +483,13 @@ public struct OrderRefund: Codable, Sendable, Hashable {
     /// The certificate identity of the caller.
     public var by: String
     public var at: Date
+    /// Where it went (absent: the card).
+    public var refundTo: RefundDestination?
 
-    public init(sagaID: UUID, amountMinor: Int64, reason: String, by: String, at: Date) {
+    public init(
+        sagaID: UUID, amountMinor: Int64, reason: String, by: String, at: Date, refundTo: RefundDestination? = nil
+    ) {
+        self.refundTo = refundTo
         self.sagaID = sagaID
         self.amountMinor = amountMinor
         self.reason = reason
@@ -471,6 +501,7 @@ public struct OrderRefund: Codable, Sendable, Hashable {
         case reason, by, at
         case sagaID = "saga_id"
         case amountMinor = "amount"
+        case refundTo = "refund_to"
     }
 }
 

@@ -1,5 +1,6 @@
 import RescindWire
 
+import struct Foundation.Date
 import struct Foundation.UUID
 
 /// The methods of the Payments daemon.
@@ -22,6 +23,9 @@ public enum PaymentsMethods {
     )
     /// An order's payment.
     public static let get = Method<PaymentRequest, Payment>("payments.get", callers: [.orders, .operator])
+    /// A customer's store credit: the balance and its ledger.
+    public static let storeCredit = Method<StoreCreditRequest, StoreCredit>(
+        "payments.store_credit", callers: [.orders, .operator])
     /// Switches the simulated processor's fault mode, for tests and chaos runs. Refused with
     /// `failed_precondition/fault_injection_disabled` unless the configuration sets `processor.fault_injection`.
     public static let setProcessorFaults = Method<ProcessorFaults, ProcessorFaults>(
@@ -109,15 +113,20 @@ public struct RefundRequest: Codable, Sendable, Hashable {
     public var orderID: UUID
     /// The amount to refund in minor units; absent: everything captured and not yet refunded.
     public var amountMinor: Int64?
+    /// Refund to this customer's store credit instead of the card: no processor call, no money leaves the
+    /// store; the amount counts against what was captured and not refunded, like a refund to the card.
+    public var storeCreditOf: String?
 
-    public init(orderID: UUID, amountMinor: Int64? = nil) {
+    public init(orderID: UUID, amountMinor: Int64? = nil, storeCreditOf: String? = nil) {
         self.orderID = orderID
         self.amountMinor = amountMinor
+        self.storeCreditOf = storeCreditOf
     }
 
     enum CodingKeys: String, CodingKey {
         case orderID = "order_id"
         case amountMinor = "amount"
+        case storeCreditOf = "store_credit_of"
     }
 }
 
@@ -142,12 +151,16 @@ public struct Payment: Codable, Sendable, Hashable {
     public var cardLast4: String
     /// For a voided authorization: the fee a capture would have cost, which voiding saved. Absent otherwise.
     public var feeSaved: Int64?
+    /// What of `amount_refunded` went to the customer's store credit instead of the card (absent: none).
+    public var refundedToCreditMinor: Int64?
 
     public init(
         orderID: UUID, status: Status, currency: String, amountAuthorized: Int64, amountCaptured: Int64,
-        amountRefunded: Int64, fee: Int64, cardLast4: String, feeSaved: Int64? = nil
+        amountRefunded: Int64, fee: Int64, cardLast4: String, feeSaved: Int64? = nil,
+        refundedToCreditMinor: Int64? = nil
     ) {
         self.feeSaved = feeSaved
+        self.refundedToCreditMinor = refundedToCreditMinor
         self.orderID = orderID
         self.status = status
         self.currency = currency
@@ -169,6 +182,52 @@ public struct Payment: Codable, Sendable, Hashable {
         case amountRefunded = "amount_refunded"
         case cardLast4 = "card_last4"
         case feeSaved = "fee_saved"
+        case refundedToCreditMinor = "refunded_to_credit"
+    }
+}
+
+/// `payments.store_credit`: whose.
+public struct StoreCreditRequest: Codable, Sendable, Hashable {
+    public var customer: String
+    public init(customer: String) { self.customer = customer }
+}
+
+/// A customer's store credit: a balance the store owes, and every change of it, oldest first.
+public struct StoreCredit: Codable, Sendable, Hashable {
+    public struct Entry: Codable, Sendable, Hashable {
+        public var orderID: UUID
+        /// Positive: credit given (a refund to store credit); negative: credit spent.
+        public var amountMinor: Int64
+        public var kind: String
+        public var at: Date
+
+        public init(orderID: UUID, amountMinor: Int64, kind: String, at: Date) {
+            self.orderID = orderID
+            self.amountMinor = amountMinor
+            self.kind = kind
+            self.at = at
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case kind, at
+            case orderID = "order_id"
+            case amountMinor = "amount"
+        }
+    }
+
+    public var customer: String
+    public var balanceMinor: Int64
+    public var entries: [Entry]
+
+    public init(customer: String, balanceMinor: Int64, entries: [Entry]) {
+        self.customer = customer
+        self.balanceMinor = balanceMinor
+        self.entries = entries
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case customer, entries
+        case balanceMinor = "balance"
     }
 }
 

@@ -192,9 +192,11 @@ enum OrdersDatabase {
                 t.column("reason", .text).notNull().check(sql: "length(reason) BETWEEN 1 AND 255")
                 t.column("by", .text).notNull().check(sql: "length(by) > 0")
                 t.column("at", .datetime).notNull()
+                t.column("refund_to", .text).check(sql: "refund_to IN ('store_credit')")  // NULL: the card
             }
             try db.alter(table: "cancellation") { t in
                 t.add(column: "restocking_fee", .integer).check(sql: "restocking_fee > 0")  // NULL: none
+                t.add(column: "refund_to", .text).check(sql: "refund_to IN ('store_credit')")  // NULL: the card
             }
         }
         // Reorders: the order a new one places again.

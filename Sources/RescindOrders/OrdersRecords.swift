@@ -263,9 +263,12 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
     var cancelledAt: Date
     var feeSaved: Int64?
     var restockingFee: Int64?
+    /// `store_credit`, or `nil`: the card.
+    var refundTo: String?
 
     enum CodingKeys: String, CodingKey {
         case reason, refunded, voided, notify
+        case refundTo = "refund_to"
         case feeSaved = "fee_saved"
         case restockingFee = "restocking_fee"
         case orderID = "order_id"
@@ -280,7 +283,8 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
         Cancellation(
             sagaID: UUID(uuidString: sagaID) ?? UUID(), reason: reason, staffNote: staffNote, refundedMinor: refunded,
             feeKeptMinor: feeKept, voided: voided, unitsRestocked: unitsRestocked, notify: notify,
-            cancelledAt: cancelledAt, feeSavedMinor: feeSaved, restockingFeeMinor: restockingFee
+            cancelledAt: cancelledAt, feeSavedMinor: feeSaved, restockingFeeMinor: restockingFee,
+            refundTo: refundTo.map(RefundDestination.init(rawValue:))
         )
     }
 }
@@ -344,14 +348,19 @@ struct OrderRefundRecord: Codable, FetchableRecord, PersistableRecord {
     var reason: String
     var by: String
     var at: Date
+    /// `store_credit`, or `nil`: the card.
+    var refundTo: String?
 
     enum CodingKeys: String, CodingKey {
         case amount, reason, by, at
         case sagaID = "saga_id"
         case orderID = "order_id"
+        case refundTo = "refund_to"
     }
 
     var api: OrderRefund {
-        OrderRefund(sagaID: UUID(uuidString: sagaID) ?? UUID(), amountMinor: amount, reason: reason, by: by, at: at)
+        OrderRefund(
+            sagaID: UUID(uuidString: sagaID) ?? UUID(), amountMinor: amount, reason: reason, by: by, at: at,
+            refundTo: refundTo.map(RefundDestination.init(rawValue:)))
     }
 }

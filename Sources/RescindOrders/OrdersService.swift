@@ -321,12 +321,7 @@ public final class OrdersService: Sendable {
                 "no order source \(source); one of \(Order.Source.known.map(\.rawValue).joined(separator: ", "))",
                 reason: "unknown_source")
         }
-        let email = request.customerEmail
-        guard email.utf8.count <= 254, let at = email.firstIndex(of: "@"), at != email.startIndex,
-            email.index(after: at) != email.endIndex, !email.contains(" ")
-        else {
-            throw RescindError.invalidArgument("customer email is not an address", reason: "bad_email")
-        }
+        try Validation.email(request.customerEmail)
         try Validation.currency(request.currency)
         guard (1...100).contains(request.lines.count) else {
             throw RescindError.invalidArgument("an order has 1 to 100 lines", reason: "bad_lines")
@@ -372,6 +367,9 @@ public final class OrdersService: Sendable {
     public func cancel(
         _ request: CancelOrderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [], logger: Logger? = nil
     ) async throws -> CancelAccepted {
+        if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
+            throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
+        }
         // Counted in Unicode scalars, as SQLite's length() in the schema's CHECK counts them.
         if let note = request.staffNote, note.unicodeScalars.count > CancelOrderRequest.maxStaffNoteLength {
             throw RescindError.invalidArgument(
@@ -399,7 +397,7 @@ public final class OrdersService: Sendable {
             let options = CancelOrderSaga.Context.Options(
                 reason: request.reason, restock: request.restock, notify: request.notify,
                 staffNote: request.staffNote, payment: money.action, refundAmount: money.refundAmount,
-                restockingFee: money.restockingFee
+                restockingFee: money.restockingFee, refundTo: request.refundTo
             )
             if order.status == .cancelling, let running = try Self.unfinishedSaga(db, order.id, kind: .cancelOrder) {
                 guard try JSON.decode(CancelOrderSaga.Context.self, running.context).options.asks(as: options) else {
@@ -412,9 +410,11 @@ public final class OrdersService: Sendable {
             // The order's status names the rule first (fulfilling, cancelled, ...); then any saga that holds it.
             try order.requireCancellable()
             try Self.refuseWhileBusy(db, order.id)
+            var context = CancelOrderSaga.Context(orderID: request.orderID, options: options)
+            if request.refundTo == .storeCredit, money.action == .refund { context.storeCreditOf = order.customerEmail }
             try SagaStore.start(
                 db, CancelOrderSaga.self, id: newID, orderID: request.orderID,
-                context: .init(orderID: request.orderID, options: options), requestKey: idempotencyKey,
+                context: context, requestKey: idempotencyKey,
                 requestFingerprint: fingerprint
             )
             return newID
@@ -592,6 +592,9 @@ public final class OrdersService: Sendable {
         guard request.amountMinor > 0 else {
             throw RescindError.invalidArgument("the amount must be positive", reason: "bad_amount")
         }
+        if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
+            throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
+        }
         guard !reason.isEmpty else {
             throw RescindError.invalidArgument("say why: the reason is kept with the refund", reason: "reason_required")
         }
@@ -618,7 +621,8 @@ public final class OrdersService: Sendable {
             try SagaStore.start(
                 db, RefundPaymentSaga.self, id: newID, orderID: request.orderID,
                 context: .init(
-                    orderID: request.orderID, amount: request.amountMinor, reason: reason, by: person.rawValue),
+                    orderID: request.orderID, amount: request.amountMinor, reason: reason, by: person.rawValue,
+                    storeCreditOf: request.refundTo == .storeCredit ? order.customerEmail : nil),
                 requestKey: idempotencyKey, requestFingerprint: fingerprint)
             return newID
         }

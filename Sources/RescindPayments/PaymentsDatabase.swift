@@ -41,6 +41,27 @@ enum PaymentsDatabase {
                 t.add(column: "fee_saved", .integer).check(sql: "fee_saved >= 0")  // NULL unless voided since
             }
         }
+        // Store credit: a balance per customer that refunds can go to instead of the card, with its ledger.
+        migrator.registerMigration("payments-v3-store-credit") { db in
+            try db.alter(table: "payment") { t in
+                t.add(column: "refunded_to_credit", .integer).notNull().defaults(to: 0)
+                    .check(sql: "refunded_to_credit >= 0")
+            }
+            try db.create(table: "store_credit") { t in
+                t.primaryKey("customer", .text)
+                t.column("balance", .integer).notNull().check(sql: "balance >= 0")
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.create(table: "store_credit_entry") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("customer", .text).notNull().references("store_credit").indexed()
+                t.column("order_id", .text).notNull()
+                t.column("amount", .integer).notNull().check(sql: "amount != 0")
+                t.column("kind", .text).notNull().check(sql: "kind IN ('refund', 'spend', 'restore')")
+                t.column("at", .datetime).notNull()
+                t.column("idempotency_key", .text)
+            }
+        }
         return migrator
     }
 }
@@ -59,6 +80,7 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
     var createdAt: Date
     var updatedAt: Date
     var feeSaved: Int64?
+    var refundedToCredit: Int64
 
     enum CodingKeys: String, CodingKey {
         case status, currency, fee
@@ -71,13 +93,15 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case feeSaved = "fee_saved"
+        case refundedToCredit = "refunded_to_credit"
     }
 
     var api: Payment {
         Payment(
             orderID: UUID(uuidString: orderID) ?? UUID(), status: status, currency: currency,
             amountAuthorized: amountAuthorized, amountCaptured: amountCaptured, amountRefunded: amountRefunded,
-            fee: fee, cardLast4: cardLast4, feeSaved: feeSaved
+            fee: fee, cardLast4: cardLast4, feeSaved: feeSaved,
+            refundedToCreditMinor: refundedToCredit > 0 ? refundedToCredit : nil
         )
     }
 }
@@ -93,6 +117,44 @@ struct PaymentEventRecord: Codable, PersistableRecord {
 
     enum CodingKeys: String, CodingKey {
         case kind, amount, fee, at
+        case orderID = "order_id"
+        case idempotencyKey = "idempotency_key"
+    }
+}
+
+struct StoreCreditRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "store_credit"
+    var customer: String
+    var balance: Int64
+    var updatedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case customer, balance
+        case updatedAt = "updated_at"
+    }
+}
+
+struct StoreCreditEntryRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "store_credit_entry"
+    var id: Int64?
+    var customer: String
+    var orderID: String
+    var amount: Int64
+    var kind: String
+    var at: Date
+    var idempotencyKey: String?
+
+    init(customer: String, orderID: String, amount: Int64, kind: String, at: Date, idempotencyKey: String?) {
+        self.customer = customer
+        self.orderID = orderID
+        self.amount = amount
+        self.kind = kind
+        self.at = at
+        self.idempotencyKey = idempotencyKey
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, customer, amount, kind, at
         case orderID = "order_id"
         case idempotencyKey = "idempotency_key"
     }

@@ -65,6 +65,7 @@ public final class PaymentsService: Sendable {
             return result
         }
         router.register(PaymentsMethods.get) { request, _ in try await self.payment(request.orderID) }
+        router.register(PaymentsMethods.storeCredit) { request, _ in try await self.storeCredit(request.customer) }
     }
 
     private func effect(
@@ -87,6 +88,22 @@ public final class PaymentsService: Sendable {
 
     /// An order's payment.
     /// - Throws: `not_found`.
+    /// A customer's store credit and its ledger; a customer who never had any has a balance of 0.
+    public func storeCredit(_ customer: String) async throws -> StoreCredit {
+        try await database.read { db in
+            let balance = try StoreCreditRecord.fetchOne(db, key: customer)?.balance ?? 0
+            let entries = try StoreCreditEntryRecord.filter(Column("customer") == customer).order(Column("id"))
+                .fetchAll(db)
+            return StoreCredit(
+                customer: customer, balanceMinor: balance,
+                entries: entries.map {
+                    .init(
+                        orderID: UUID(uuidString: $0.orderID) ?? UUID(), amountMinor: $0.amount, kind: $0.kind,
+                        at: $0.at)
+                })
+        }
+    }
+
     public func payment(_ orderID: UUID) async throws -> Payment {
         try await database.read { db in try Self.load(db, orderID).api }
     }
@@ -129,7 +146,8 @@ public final class PaymentsService: Sendable {
         let record = PaymentRecord(
             orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
             amountAuthorized: request.amountMinor, amountCaptured: 0, amountRefunded: 0, fee: 0,
-            cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now, feeSaved: nil
+            cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now, feeSaved: nil,
+            refundedToCredit: 0
         )
         try record.insert(db)
         try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
@@ -190,8 +208,25 @@ public final class PaymentsService: Sendable {
                 reason: "refund_exceeds_capture"
             )
         }
-        let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
-        try processor.refund(token: token, amountMinor: amount, key: key)
+        let now = Date()
+        if let customer = request.storeCreditOf {
+            // To store credit: the store keeps the money and owes the customer; no processor call.
+            try Validation.email(customer)
+            var credit =
+                try StoreCreditRecord.fetchOne(db, key: customer)
+                ?? StoreCreditRecord(customer: customer, balance: 0, updatedAt: now)
+            credit.balance += amount
+            credit.updatedAt = now
+            try credit.save(db)
+            try StoreCreditEntryRecord(
+                customer: customer, orderID: record.orderID, amount: amount, kind: "refund", at: now,
+                idempotencyKey: key
+            ).insert(db)
+            record.refundedToCredit += amount
+        } else {
+            let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
+            try processor.refund(token: token, amountMinor: amount, key: key)
+        }
         record.amountRefunded += amount
         record.status = record.amountRefunded == record.amountCaptured ? .refunded : .partiallyRefunded
         record.updatedAt = Date()

@@ -17,6 +17,16 @@ public enum Validation {
         }
     }
 
+    /// A customer's email: at most 254 bytes, no space, text before and after an `@`.
+    /// - Throws: `RescindError` `invalid_argument/bad_email`.
+    public static func email(_ email: String) throws {
+        guard email.utf8.count <= 254, let at = email.firstIndex(of: "@"), at != email.startIndex,
+            email.index(after: at) != email.endIndex, !email.contains(" ")
+        else {
+            throw RescindError.invalidArgument("customer email is not an address", reason: "bad_email")
+        }
+    }
+
     /// A currency: three upper-case letters (ISO 4217).
     /// - Throws: `RescindError` `invalid_argument`.
     public static func currency(_ value: String) throws {

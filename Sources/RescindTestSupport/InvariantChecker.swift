@@ -78,10 +78,17 @@ public struct InvariantChecker: Sendable {
                     ).map { ($0["order_id"] as String, $0["total"] as Int64) })
             )
         }
-        let (paymentRows, refundEvents) = try read(payments) { db in
+        let (paymentRows, refundEvents, creditRows) = try read(payments) { db in
             (
                 try Row.fetchAll(db, sql: "SELECT * FROM payment"),
-                try Row.fetchAll(db, sql: "SELECT * FROM payment_event WHERE kind = 'refund' ORDER BY id")
+                try Row.fetchAll(db, sql: "SELECT * FROM payment_event WHERE kind = 'refund' ORDER BY id"),
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT c.customer, c.balance, COALESCE(SUM(e.amount), 0) AS total, COUNT(e.id) AS n
+                        FROM store_credit c LEFT JOIN store_credit_entry e ON e.customer = c.customer
+                        GROUP BY c.customer
+                        """)
             )
         }
         let (stock, ledger, held, reservations) = try read(inventory) { db in
@@ -135,6 +142,21 @@ public struct InvariantChecker: Sendable {
                     "order \(id): refund events add up to \(total), the payment says \(refunded)",
                     [describe("payment", payment)] + events.map { describe("payment_event", $0) })
             }
+        }
+        // Store credit: each balance is what its ledger adds up to, and what went to credit was refunded.
+        for credit in creditRows where (credit["balance"] as Int64) != (credit["total"] as Int64) {
+            violation(
+                "store_credit_disagrees",
+                "customer \(credit["customer"] as String) has a balance of \(credit["balance"] as Int64), "
+                    + "the ledger adds up to \(credit["total"] as Int64)",
+                [describe("store_credit", credit)])
+        }
+        for payment in paymentRows
+        where (payment["refunded_to_credit"] as Int64) > (payment["amount_refunded"] as Int64) {
+            violation(
+                "refund_above_capture",
+                "order \(payment["order_id"] as String) refunded more to store credit than it refunded",
+                [describe("payment", payment)])
         }
         for (key, events) in Dictionary(
             grouping: refundEvents.filter { $0["idempotency_key"] != nil }, by: { $0["idempotency_key"] as String })

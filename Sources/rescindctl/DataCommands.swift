@@ -9,6 +9,7 @@ extension CancelReason: ExpressibleByArgument {}
 extension Order.Status: ExpressibleByArgument {}
 extension Order.Source: ExpressibleByArgument {}
 extension FulfilmentProgress: ExpressibleByArgument {}
+extension RefundDestination: ExpressibleByArgument {}
 extension Saga.State: ExpressibleByArgument {}
 extension SettleOutcome: ExpressibleByArgument {}
 
@@ -196,6 +197,8 @@ struct OrdersCommand: AsyncParsableCommand {
         var idempotencyKey: String?
         @Option(help: "Refund this much (minor units) instead of everything; no restocking fee applies.")
         var refundAmount: Int64?
+        @Option(help: "Where the refund goes: original (the card, default) or store_credit.")
+        var refundTo: RefundDestination?
         @Flag(help: "Wait until the saga ends and show its timeline.")
         var wait = false
         @OptionGroup var target: TargetOptions
@@ -204,7 +207,7 @@ struct OrdersCommand: AsyncParsableCommand {
         func run() async throws {
             let request = CancelOrderRequest(
                 orderID: id, reason: reason, refund: !noRefund, restock: !noRestock, notify: notify, staffNote: note,
-                refundAmountMinor: refundAmount
+                refundAmountMinor: refundAmount, refundTo: refundTo
             )
             try await reportingErrors(output) {
                 try await target.with { c in
@@ -368,7 +371,8 @@ func waitForSaga(
 
 struct PaymentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "payments", abstract: "Payments per order.", subcommands: [Show.self, Refund.self]
+        commandName: "payments", abstract: "Payments per order, and customers' store credit.",
+        subcommands: [Show.self, Refund.self, Credit.self]
     )
 
     struct Refund: AsyncParsableCommand {
@@ -383,6 +387,8 @@ struct PaymentsCommand: AsyncParsableCommand {
         var reason: String
         @Option(help: "An idempotency key (default: a new one; give one to retry safely from a script).")
         var idempotencyKey: String?
+        @Flag(help: "Refund to the customer's store credit instead of the card.")
+        var toStoreCredit = false
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
 
@@ -390,7 +396,10 @@ struct PaymentsCommand: AsyncParsableCommand {
             try await reportingErrors(output) {
                 let payment = try await target.with { c in
                     _ = try await c.orders.call(
-                        OrdersMethods.refund, RefundOrderRequest(orderID: orderID, amountMinor: amount, reason: reason),
+                        OrdersMethods.refund,
+                        RefundOrderRequest(
+                            orderID: orderID, amountMinor: amount, reason: reason,
+                            refundTo: toStoreCredit ? .storeCredit : nil),
                         idempotencyKey: idempotencyKey ?? "ctl-refund-\(UUID().uuidString)", timeout: .seconds(40))
                     return try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: orderID))
                 }
@@ -411,6 +420,29 @@ struct PaymentsCommand: AsyncParsableCommand {
                     try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: orderID))
                 }
                 try output.emit(payment, text: Render.payment)
+            }
+        }
+    }
+}
+
+extension PaymentsCommand {
+    struct Credit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a customer's store credit and its ledger.")
+        @Argument var customer: String
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let credit = try await target.with { c in
+                    try await c.payments.call(PaymentsMethods.storeCredit, StoreCreditRequest(customer: customer))
+                }
+                try output.emit(credit) { credit in
+                    (["store credit of \(credit.customer): \(credit.balanceMinor) (minor units)"]
+                        + credit.entries.map {
+                            "  \(Render.time($0.at))  \(Render.pad($0.kind, 8)) \($0.amountMinor > 0 ? "+" : "")\($0.amountMinor)  order \($0.orderID)"
+                        }).joined(separator: "\n")
+                }
             }
         }
     }

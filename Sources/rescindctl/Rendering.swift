@@ -49,6 +49,7 @@ enum Render {
                 c.voided
                 ? "authorization voided, no fee (fee saved \(money(c.feeSavedMinor ?? 0, order.currency)))"
                 : "refunded \(money(c.refundedMinor, order.currency)), fee kept by the processor \(money(c.feeKeptMinor, order.currency))"
+            if c.refundTo == .storeCredit { text += " to store credit" }
             if let fee = c.restockingFeeMinor { text += ", restocking fee \(money(fee, order.currency)) kept" }
             text += ", \(c.unitsRestocked) units restocked"
             if c.notify { text += ", customer notified" }
@@ -119,6 +120,10 @@ enum Render {
             "payment for order \(payment.orderID)  \(payment.status.rawValue.uppercased())  card ••••\(payment.cardLast4)",
             "  authorized \(money(payment.amountAuthorized, payment.currency))  captured \(money(payment.amountCaptured, payment.currency))  refunded \(money(payment.amountRefunded, payment.currency))",
         ]
+        if let credit = payment.refundedToCreditMinor {
+            lines.append(
+                "  of which refunded to store credit \(money(credit, payment.currency)) (no money left the store)")
+        }
         if let saved = payment.feeSaved {
             lines.append(
                 "  voided before capture: no money moved, no fee; fee saved \(money(saved, payment.currency))")

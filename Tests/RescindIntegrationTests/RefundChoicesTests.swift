@@ -98,6 +98,51 @@ extension RealDaemons {
             }
         }
 
+        @Test func refundsToStoreCreditGoToTheCustomersBalanceNotTheCard() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                // The card that declines refunds: a refund to the card would fail; to store credit it is not asked.
+                let order = try await h.place([("MUG", 2, 1200)], card: "4000000000005126", customer: "cy@example.com")
+                let accepted = try await h.orders.call(
+                    OrdersMethods.cancel,
+                    CancelOrderRequest(
+                        orderID: order.id, reason: .customer, refundAmountMinor: 1500, refundTo: .storeCredit))
+                #expect(try await h.waitForSaga(accepted.sagaID).state == .completed)
+                let cancellation = try #require(try await h.order(order.id).cancellation)
+                #expect(cancellation.refundedMinor == 1500)
+                #expect(cancellation.refundTo == .storeCredit)
+                var payment = try await h.payment(order.id)
+                #expect(payment.status == .partiallyRefunded)
+                #expect(payment.amountRefunded == 1500)
+                #expect(payment.refundedToCreditMinor == 1500)
+
+                // The rest later, to credit too, with the command line; never above what was captured.
+                let later = try await runRescindctl(
+                    [
+                        "payments", "refund", order.id.uuidString, "--amount", "900", "--reason", "the rest",
+                        "--to-store-credit", "--dir", h.directory.path, "--json",
+                    ])
+                #expect(later.status == 0)
+                payment = try await h.payment(order.id)
+                #expect(payment.amountRefunded == 2400)
+                #expect(payment.refundedToCreditMinor == 2400)
+                let more = await refusal {
+                    try await h.orders.call(
+                        OrdersMethods.refund,
+                        RefundOrderRequest(orderID: order.id, amountMinor: 1, reason: "x", refundTo: .storeCredit))
+                }
+                #expect(more?.reason == "refund_exceeds_capture")
+
+                let shown = try await runRescindctl(
+                    ["payments", "credit", "cy@example.com", "--dir", h.directory.path, "--json"])
+                let credit = try JSONSerialization.jsonObject(with: shown.output) as? [String: Any]
+                #expect(credit?["balance"] as? Int == 2400)
+                #expect((credit?["entries"] as? [[String: Any]])?.compactMap { $0["amount"] as? Int } == [1500, 900])
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
         @Test func aCustomersCancellationKeepsTheRestockingFee() async throws {
             var options = RescindHarness.Options()
             options.storeSeconds = ["restocking_fee_fixed": 100, "restocking_fee_percent": 10]

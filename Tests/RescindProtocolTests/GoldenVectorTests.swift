@@ -73,6 +73,7 @@ struct GoldenVectorTests {
         #expect(try open("order-status") == rawValues(Order.Status.known))
         #expect(try open("order-source") == rawValues(Order.Source.known))
         #expect(try open("fulfilment-progress") == rawValues(FulfilmentProgress.known))
+        #expect(try open("refund-destination") == rawValues(RefundDestination.known))
         #expect(try choices("cancel-reason") == rawValues(CancelReason.allCases))
         #expect(try open("saga-state") == rawValues(Saga.State.known))
         #expect(try open("saga-kind") == rawValues(Saga.Kind.known))
@@ -373,6 +374,29 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             key: "refund-2026-01-02-0001"
         ),
         response("orders-refund-response", 38, OrdersMethods.refund, Fixture.refundedLaterOrder),
+        request(
+            "payments-refund-request-store-credit", 43, PaymentsMethods.refund,
+            RefundRequest(orderID: Fixture.orderID, amountMinor: 700, storeCreditOf: "ana.lima@example.com"),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/refund"
+        ),
+        request(
+            "payments-store-credit-request", 44, PaymentsMethods.storeCredit,
+            StoreCreditRequest(customer: "ana.lima@example.com")
+        ),
+        response(
+            "payments-store-credit-response", 44, PaymentsMethods.storeCredit,
+            StoreCredit(
+                customer: "ana.lima@example.com", balanceMinor: 700,
+                entries: [
+                    .init(
+                        orderID: Fixture.orderID, amountMinor: 700, kind: "refund",
+                        at: Date(timeIntervalSince1970: 1_767_312_000.5))
+                ])
+        ),
+        request(
+            "orders-cancel-request-store-credit", 45, OrdersMethods.cancel,
+            CancelOrderRequest(orderID: Fixture.orderID, reason: .customer, refundTo: .storeCredit)
+        ),
         request(
             "orders-mark-request", 41, OrdersMethods.mark,
             MarkOrderRequest(orderID: Fixture.orderID, inProgress: .labelPurchased)

@@ -31,6 +31,8 @@ enum CancelOrderSaga: SagaDefinition {
             var refundAmount: Int64?
             /// The store's restocking fee, kept from the refund of a customer's cancellation.
             var restockingFee: Int64?
+            /// Where the refund goes (`nil`: the card).
+            var refundTo: RefundDestination?
 
             /// Whether a request that made `other` asks for what this cancellation was asked: the caller's
             /// choices, not the amounts derived from the store's settings (which may have changed meanwhile, or
@@ -38,6 +40,7 @@ enum CancelOrderSaga: SagaDefinition {
             func asks(as other: Options) -> Bool {
                 reason == other.reason && restock == other.restock && notify == other.notify
                     && staffNote == other.staffNote && (payment == .keep) == (other.payment == .keep)
+                    && (refundTo ?? .original) == (other.refundTo ?? .original)
                     && (restockingFee == nil ? refundAmount : nil)
                         == (other.restockingFee == nil ? other.refundAmount : nil)
             }
@@ -53,6 +56,8 @@ enum CancelOrderSaga: SagaDefinition {
         var paymentStatus: String?
         /// What the void saved: the fee a capture would have cost (`nil` in sagas from before).
         var feeSaved: Int64?
+        /// A refund to store credit: the customer whose balance it goes to.
+        var storeCreditOf: String?
     }
 
     static let kind = Saga.Kind.cancelOrder
@@ -106,7 +111,11 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let refund = SagaStep<Context>.remote(
         "refund", .payments, PaymentsMethods.refund, role: .pivot,
-        request: { context, _ in RefundRequest(orderID: context.orderID, amountMinor: context.options.refundAmount) },
+        request: { context, _ in
+            RefundRequest(
+                orderID: context.orderID, amountMinor: context.options.refundAmount,
+                storeCreditOf: context.storeCreditOf)
+        },
         answered: { result, context in
             context.refunded = result.refundedMinor
             context.feeKept = result.feeKeptMinor
@@ -175,7 +184,9 @@ enum CancelOrderSaga: SagaDefinition {
             refunded: context.refunded, feeKept: context.feeKept, voided: context.voided,
             unitsRestocked: context.unitsRestocked, notify: options.notify, cancelledAt: info.now,
             feeSaved: context.voided ? context.feeSaved : nil,
-            restockingFee: (options.restockingFee ?? 0) > 0 ? options.restockingFee : nil
+            restockingFee: (options.restockingFee ?? 0) > 0 ? options.restockingFee : nil,
+            refundTo: context.refunded > 0 && context.storeCreditOf != nil
+                ? RefundDestination.storeCredit.rawValue : nil
         ).insert(db)
         if options.notify {
             let notice = CancellationNotice(

@@ -16,6 +16,8 @@ enum RefundPaymentSaga: SagaDefinition {
         var by: String
         var refunded: Int64?
         var paymentStatus: String?
+        /// A refund to store credit: the customer whose balance it goes to.
+        var storeCreditOf: String?
     }
 
     static let kind = Saga.Kind.refundPayment
@@ -46,7 +48,9 @@ enum RefundPaymentSaga: SagaDefinition {
 
     static let refund = SagaStep<Context>.remote(
         "refund", .payments, PaymentsMethods.refund, role: .pivot,
-        request: { context, _ in RefundRequest(orderID: context.orderID, amountMinor: context.amount) },
+        request: { context, _ in
+            RefundRequest(orderID: context.orderID, amountMinor: context.amount, storeCreditOf: context.storeCreditOf)
+        },
         answered: { result, context in
             context.refunded = result.refundedMinor
             context.paymentStatus = result.payment.status.rawValue
@@ -63,7 +67,8 @@ enum RefundPaymentSaga: SagaDefinition {
         }
         try OrderRefundRecord(
             sagaID: info.sagaID, orderID: context.orderID.uuidString, amount: refunded, reason: context.reason,
-            by: context.by, at: info.now
+            by: context.by, at: info.now,
+            refundTo: context.storeCreditOf == nil ? nil : RefundDestination.storeCredit.rawValue
         ).insert(db)
         return "recorded: \(refunded) refunded"
     }
