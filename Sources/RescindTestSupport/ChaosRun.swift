@@ -197,7 +197,10 @@ public struct ChaosRun: Sendable {
                 case 86..<92:
                     // A goodwill refund of part of the order, asked twice with one key: refunded once.
                     let part = max(order.totalMinor / 3, 1)
-                    let request = RefundOrderRequest(orderID: order.id, amountMinor: part, reason: "goodwill")
+                    // Half of them to the customer's store credit instead of the card.
+                    let request = RefundOrderRequest(
+                        orderID: order.id, amountMinor: part, reason: "goodwill",
+                        refundTo: roll % 2 == 0 ? .storeCredit : nil)
                     let key = "chaos-refund-\(order.id)"
                     _ = try await h.orders.call(
                         OrdersMethods.refund, request, idempotencyKey: key, timeout: .seconds(10))
