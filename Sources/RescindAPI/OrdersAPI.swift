@@ -55,10 +55,14 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
     public var cardNumber: String
     /// Where the order comes from; `api` when absent.
     public var source: Order.Source?
+    /// Spend the customer's store credit first; the card pays the rest.
+    public var useStoreCredit: Bool?
 
     public init(
-        customerEmail: String, currency: String, lines: [Line], cardNumber: String, source: Order.Source? = nil
+        customerEmail: String, currency: String, lines: [Line], cardNumber: String, source: Order.Source? = nil,
+        useStoreCredit: Bool? = nil
     ) {
+        self.useStoreCredit = useStoreCredit
         self.customerEmail = customerEmail
         self.currency = currency
         self.lines = lines
@@ -70,6 +74,7 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
         case customerEmail = "customer_email"
         case currency, lines, source
         case cardNumber = "card_number"
+        case useStoreCredit = "use_store_credit"
     }
 }
 
@@ -436,15 +441,19 @@ public struct ReorderRequest: Codable, Sendable, Hashable {
     public var orderID: UUID
     /// Where the new order comes from; the first order's source when absent.
     public var source: Order.Source?
+    /// Spend the customer's store credit first; the saved card pays the rest.
+    public var useStoreCredit: Bool?
 
-    public init(orderID: UUID, source: Order.Source? = nil) {
+    public init(orderID: UUID, source: Order.Source? = nil, useStoreCredit: Bool? = nil) {
         self.orderID = orderID
         self.source = source
+        self.useStoreCredit = useStoreCredit
     }
 
     enum CodingKeys: String, CodingKey {
         case source
         case orderID = "order_id"
+        case useStoreCredit = "use_store_credit"
     }
 }
 

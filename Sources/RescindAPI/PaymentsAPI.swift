@@ -76,6 +76,8 @@ public struct AuthorizeRequest: Codable, Sendable, Hashable {
     public var cardNumber: String?
     /// Charge the card saved with this earlier order's payment (its processor token), as a reorder does.
     public var savedCardOf: UUID?
+    /// Spend this customer's store credit first; the card is authorized for the rest (possibly nothing).
+    public var spendStoreCreditOf: String?
 
     public init(orderID: UUID, amountMinor: Int64, currency: String, cardNumber: String) {
         self.orderID = orderID
@@ -97,6 +99,7 @@ public struct AuthorizeRequest: Codable, Sendable, Hashable {
         case currency
         case cardNumber = "card_number"
         case savedCardOf = "saved_card_of"
+        case spendStoreCreditOf = "spend_store_credit_of"
     }
 }
 
@@ -153,14 +156,17 @@ public struct Payment: Codable, Sendable, Hashable {
     public var feeSaved: Int64?
     /// What of `amount_refunded` went to the customer's store credit instead of the card (absent: none).
     public var refundedToCreditMinor: Int64?
+    /// What the customer's store credit paid of the order; the card paid the rest (`amount_authorized`).
+    public var creditAppliedMinor: Int64?
 
     public init(
         orderID: UUID, status: Status, currency: String, amountAuthorized: Int64, amountCaptured: Int64,
         amountRefunded: Int64, fee: Int64, cardLast4: String, feeSaved: Int64? = nil,
-        refundedToCreditMinor: Int64? = nil
+        refundedToCreditMinor: Int64? = nil, creditAppliedMinor: Int64? = nil
     ) {
         self.feeSaved = feeSaved
         self.refundedToCreditMinor = refundedToCreditMinor
+        self.creditAppliedMinor = creditAppliedMinor
         self.orderID = orderID
         self.status = status
         self.currency = currency
@@ -183,6 +189,7 @@ public struct Payment: Codable, Sendable, Hashable {
         case cardLast4 = "card_last4"
         case feeSaved = "fee_saved"
         case refundedToCreditMinor = "refunded_to_credit"
+        case creditAppliedMinor = "credit_applied"
     }
 }
 

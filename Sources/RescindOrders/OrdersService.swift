@@ -187,7 +187,8 @@ public final class OrdersService: Sendable {
         return try await place(
             Placement(
                 customerEmail: request.customerEmail, currency: request.currency, lines: request.lines,
-                source: request.source ?? .api, cardLast4: String(digits.suffix(4)), card: digits, savedCardOf: nil),
+                source: request.source ?? .api, cardLast4: String(digits.suffix(4)), card: digits, savedCardOf: nil,
+                spendsCredit: request.useStoreCredit == true),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
@@ -214,7 +215,7 @@ public final class OrdersService: Sendable {
             Placement(
                 customerEmail: first.customerEmail, currency: first.currency, lines: lines,
                 source: request.source ?? Order.Source(first.source), cardLast4: first.cardLast4, card: nil,
-                savedCardOf: request.orderID),
+                savedCardOf: request.orderID, spendsCredit: request.useStoreCredit == true),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
@@ -228,6 +229,8 @@ public final class OrdersService: Sendable {
         var cardLast4: String
         var card: String?
         var savedCardOf: UUID?
+        /// Spend the customer's store credit first.
+        var spendsCredit: Bool
     }
 
     private func place(_ placement: Placement, idempotencyKey: String?, rawRequest: [UInt8]) async throws -> Order {
@@ -274,7 +277,8 @@ public final class OrdersService: Sendable {
                 db, PlaceOrderSaga.self, id: sagaID, orderID: orderID,
                 context: .init(
                     orderID: orderID, lines: placement.lines, amount: total, currency: placement.currency,
-                    captureDueAt: self.store.captureDue(authorizedAt: now), savedCardOf: placement.savedCardOf)
+                    captureDueAt: self.store.captureDue(authorizedAt: now), savedCardOf: placement.savedCardOf,
+                    spendCreditOf: placement.spendsCredit ? placement.customerEmail : nil)
             )
             return nil
         }

@@ -62,6 +62,42 @@ enum PaymentsDatabase {
                 t.column("idempotency_key", .text)
             }
         }
+        // Spending store credit at placement: the card may pay nothing (amount_authorized 0), what credit paid is
+        // kept with the payment and can be refunded. SQLite cannot change a CHECK: the table is rebuilt.
+        migrator.registerMigration("payments-v4-spend-credit") { db in
+            try db.create(table: "payment_v4") { t in
+                t.primaryKey("order_id", .text)
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('authorized', 'captured', 'voided', 'partially_refunded', 'refunded')")
+                t.column("currency", .text).notNull()
+                t.column("amount_authorized", .integer).notNull().check(sql: "amount_authorized >= 0")
+                t.column("amount_captured", .integer).notNull().check(sql: "amount_captured >= 0")
+                t.column("amount_refunded", .integer).notNull().check(sql: "amount_refunded >= 0")
+                t.column("fee", .integer).notNull().check(sql: "fee >= 0")
+                t.column("card_last4", .text).notNull().check(sql: "length(card_last4) = 4")
+                t.column("processor_token", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.column("fee_saved", .integer).check(sql: "fee_saved >= 0")
+                t.column("refunded_to_credit", .integer).notNull().defaults(to: 0).check(sql: "refunded_to_credit >= 0")
+                t.column("credit_applied", .integer).notNull().defaults(to: 0).check(sql: "credit_applied >= 0")
+                t.column("credit_customer", .text)
+                t.check(sql: "amount_refunded <= amount_captured + credit_applied")
+                t.check(sql: "amount_authorized + credit_applied > 0")
+                t.check(sql: "(credit_applied = 0) OR (credit_customer IS NOT NULL)")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO payment_v4 (order_id, status, currency, amount_authorized, amount_captured,
+                        amount_refunded, fee, card_last4, processor_token, created_at, updated_at, fee_saved,
+                        refunded_to_credit)
+                    SELECT order_id, status, currency, amount_authorized, amount_captured, amount_refunded, fee,
+                        card_last4, processor_token, created_at, updated_at, fee_saved, refunded_to_credit
+                    FROM payment
+                    """)
+            try db.drop(table: "payment")
+            try db.rename(table: "payment_v4", to: "payment")
+        }
         return migrator
     }
 }
@@ -81,6 +117,9 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
     var updatedAt: Date
     var feeSaved: Int64?
     var refundedToCredit: Int64
+    /// What the customer's store credit paid of the order (the card paid `amountAuthorized`).
+    var creditApplied: Int64
+    var creditCustomer: String?
 
     enum CodingKeys: String, CodingKey {
         case status, currency, fee
@@ -94,14 +133,20 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
         case updatedAt = "updated_at"
         case feeSaved = "fee_saved"
         case refundedToCredit = "refunded_to_credit"
+        case creditApplied = "credit_applied"
+        case creditCustomer = "credit_customer"
     }
+
+    /// What was paid, by card and by store credit together: the most that can be refunded in all.
+    var paid: Int64 { amountCaptured + creditApplied }
 
     var api: Payment {
         Payment(
             orderID: UUID(uuidString: orderID) ?? UUID(), status: status, currency: currency,
             amountAuthorized: amountAuthorized, amountCaptured: amountCaptured, amountRefunded: amountRefunded,
             fee: fee, cardLast4: cardLast4, feeSaved: feeSaved,
-            refundedToCreditMinor: refundedToCredit > 0 ? refundedToCredit : nil
+            refundedToCreditMinor: refundedToCredit > 0 ? refundedToCredit : nil,
+            creditAppliedMinor: creditApplied > 0 ? creditApplied : nil
         )
     }
 }

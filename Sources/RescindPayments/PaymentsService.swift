@@ -127,27 +127,43 @@ public final class PaymentsService: Sendable {
             )
         }
         let now = Date()
+        // Store credit first: what it pays, the card does not. Spent in this transaction, so a decline below
+        // gives it back with everything else.
+        var credit: Int64 = 0
+        if let customer = request.spendStoreCreditOf,
+            var balance = try StoreCreditRecord.fetchOne(db, key: customer), balance.balance > 0
+        {
+            credit = min(balance.balance, request.amountMinor)
+            balance.balance -= credit
+            balance.updatedAt = now
+            try balance.update(db)
+            try StoreCreditEntryRecord(
+                customer: customer, orderID: request.orderID.uuidString, amount: -credit, kind: "spend", at: now,
+                idempotencyKey: key
+            ).insert(db)
+        }
+        let onCard = request.amountMinor - credit
         // A decline throws before anything is written; the idempotency store keeps it as the key's answer.
         let token: SimulatedProcessor.Token
         switch (request.cardNumber, request.savedCardOf) {
         case (let number?, nil):
-            token = try processor.authorize(cardNumber: number, amountMinor: request.amountMinor)
+            token = try processor.authorize(cardNumber: number, amountMinor: onCard)
         case (nil, let earlier?):
             guard let saved = try PaymentRecord.fetchOne(db, key: earlier.uuidString) else {
                 throw RescindError.failedPrecondition(
                     "order \(earlier) has no payment, so no saved card", reason: "no_saved_card")
             }
             token = try processor.authorize(
-                token: .init(value: saved.processorToken, last4: saved.cardLast4), amountMinor: request.amountMinor)
+                token: .init(value: saved.processorToken, last4: saved.cardLast4), amountMinor: onCard)
         default:
             throw RescindError.invalidArgument(
                 "give either card_number or saved_card_of, not both or neither", reason: "bad_card")
         }
         let record = PaymentRecord(
             orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
-            amountAuthorized: request.amountMinor, amountCaptured: 0, amountRefunded: 0, fee: 0,
+            amountAuthorized: onCard, amountCaptured: 0, amountRefunded: 0, fee: 0,
             cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now, feeSaved: nil,
-            refundedToCredit: 0
+            refundedToCredit: 0, creditApplied: credit, creditCustomer: credit > 0 ? request.spendStoreCreditOf : nil
         )
         try record.insert(db)
         try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
@@ -164,7 +180,7 @@ public final class PaymentsService: Sendable {
         }
         try processor.checkAvailable()
         record.amountCaptured = record.amountAuthorized
-        record.fee = processor.fee(forCaptured: record.amountCaptured)
+        record.fee = record.amountCaptured > 0 ? processor.fee(forCaptured: record.amountCaptured) : 0
         record.status = .captured
         record.updatedAt = Date()
         try record.update(db)
@@ -182,11 +198,29 @@ public final class PaymentsService: Sendable {
         }
         try processor.checkAvailable()
         record.status = .voided
-        record.feeSaved = processor.fee(forCaptured: record.amountAuthorized)
+        record.feeSaved = record.amountAuthorized > 0 ? processor.fee(forCaptured: record.amountAuthorized) : 0
         record.updatedAt = Date()
+        try giveBackCredit(db, record, record.creditApplied, kind: "restore", key: key)
         try record.update(db)
         try event(db, record, "void", amount: record.amountAuthorized, fee: 0, key: key)
         return record.api
+    }
+
+    /// Puts `amount` back on the store credit of the customer whose credit paid part of `record`.
+    private func giveBackCredit(_ db: Database, _ record: PaymentRecord, _ amount: Int64, kind: String, key: String?)
+        throws
+    {
+        guard amount > 0, let customer = record.creditCustomer else { return }
+        let now = Date()
+        var credit =
+            try StoreCreditRecord.fetchOne(db, key: customer)
+            ?? StoreCreditRecord(customer: customer, balance: 0, updatedAt: now)
+        credit.balance += amount
+        credit.updatedAt = now
+        try credit.save(db)
+        try StoreCreditEntryRecord(
+            customer: customer, orderID: record.orderID, amount: amount, kind: kind, at: now, idempotencyKey: key
+        ).insert(db)
     }
 
     func refund(_ db: Database, _ request: RefundRequest, key: String?) throws -> RefundResult {
@@ -197,7 +231,7 @@ public final class PaymentsService: Sendable {
                 reason: "payment_\(record.status.rawValue)"
             )
         }
-        let refundable = record.amountCaptured - record.amountRefunded
+        let refundable = record.paid - record.amountRefunded
         let amount = request.amountMinor ?? refundable
         guard amount > 0 else {
             throw RescindError.invalidArgument("a refund must be positive", reason: "bad_amount")
@@ -224,11 +258,20 @@ public final class PaymentsService: Sendable {
             ).insert(db)
             record.refundedToCredit += amount
         } else {
-            let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
-            try processor.refund(token: token, amountMinor: amount, key: key)
+            // To the original means: to the card what the card paid, and back to store credit what credit paid.
+            let cardRefundable = record.amountCaptured - (record.amountRefunded - record.refundedToCredit)
+            let toCard = min(amount, max(cardRefundable, 0))
+            if toCard > 0 {
+                let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
+                try processor.refund(token: token, amountMinor: toCard, key: key)
+            }
+            if amount > toCard {
+                try giveBackCredit(db, record, amount - toCard, kind: "refund", key: key)
+                record.refundedToCredit += amount - toCard
+            }
         }
         record.amountRefunded += amount
-        record.status = record.amountRefunded == record.amountCaptured ? .refunded : .partiallyRefunded
+        record.status = record.amountRefunded == record.paid ? .refunded : .partiallyRefunded
         record.updatedAt = Date()
         try record.update(db)
         try event(db, record, "refund", amount: amount, fee: 0, key: key)

@@ -127,7 +127,8 @@ public struct InvariantChecker: Sendable {
         let refundsByOrder = Dictionary(grouping: refundEvents) { $0["order_id"] as String }
         for payment in paymentRows {
             let id: String = payment["order_id"]
-            let captured: Int64 = payment["amount_captured"]
+            // What was paid: captured on the card, and what store credit paid.
+            let captured: Int64 = (payment["amount_captured"] as Int64) + (payment["credit_applied"] as Int64)
             let refunded: Int64 = payment["amount_refunded"]
             if refunded > captured || refunded < 0 {
                 violation(

@@ -17,14 +17,14 @@ extension RescindHarness {
     public func place(
         _ lines: [(sku: String, quantity: Int64, unitPrice: Int64)], card: String = "4242424242424242",
         customer: String = "ada@example.com", source: Order.Source? = nil, key: String = UUID().uuidString,
-        timeout: Duration = .seconds(30)
+        useStoreCredit: Bool? = nil, timeout: Duration = .seconds(30)
     ) async throws -> Order {
         try await orders.call(
             OrdersMethods.place,
             PlaceOrderRequest(
                 customerEmail: customer, currency: "USD",
                 lines: lines.map { .init(sku: $0.sku, quantity: $0.quantity, unitPriceMinor: $0.unitPrice) },
-                cardNumber: card, source: source),
+                cardNumber: card, source: source, useStoreCredit: useStoreCredit),
             idempotencyKey: key, timeout: timeout)
     }
 

@@ -115,6 +115,8 @@ struct OrdersCommand: AsyncParsableCommand {
         var card = "4242424242424242"
         @Option(help: "Where the order comes from: online_store, pos, staff (a draft order) or api.")
         var source: Order.Source = .staff
+        @Flag(help: "Spend the customer's store credit first; the card pays the rest.")
+        var useStoreCredit = false
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
 
@@ -127,7 +129,8 @@ struct OrdersCommand: AsyncParsableCommand {
                 return PlaceOrderRequest.Line(sku: String(parts[0]), quantity: quantity, unitPriceMinor: price)
             }
             let request = PlaceOrderRequest(
-                customerEmail: customer, currency: currency, lines: lines, cardNumber: card, source: source)
+                customerEmail: customer, currency: currency, lines: lines, cardNumber: card, source: source,
+                useStoreCredit: useStoreCredit ? true : nil)
             try await reportingErrors(output) {
                 let order = try await target.with { c in
                     try await c.orders.call(

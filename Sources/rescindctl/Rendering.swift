@@ -120,6 +120,9 @@ enum Render {
             "payment for order \(payment.orderID)  \(payment.status.rawValue.uppercased())  card ••••\(payment.cardLast4)",
             "  authorized \(money(payment.amountAuthorized, payment.currency))  captured \(money(payment.amountCaptured, payment.currency))  refunded \(money(payment.amountRefunded, payment.currency))",
         ]
+        if let applied = payment.creditAppliedMinor {
+            lines.append("  paid by store credit \(money(applied, payment.currency)); the card paid the rest")
+        }
         if let credit = payment.refundedToCreditMinor {
             lines.append(
                 "  of which refunded to store credit \(money(credit, payment.currency)) (no money left the store)")

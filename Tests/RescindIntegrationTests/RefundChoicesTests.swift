@@ -143,6 +143,69 @@ extension RealDaemons {
             }
         }
 
+        @Test func storeCreditIsSpentFirstAndComesBackWhenTheOrderIsRefunded() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 20)
+                let customer = "di@example.com"
+                func balance() async throws -> Int64 {
+                    try await h.payments.call(PaymentsMethods.storeCredit, StoreCreditRequest(customer: customer))
+                        .balanceMinor
+                }
+                // 1000 of credit, from a refund to store credit.
+                let first = try await h.place([("MUG", 2, 1200)], customer: customer)
+                _ = try await h.waitForSaga(
+                    try await h.orders.call(
+                        OrdersMethods.cancel,
+                        CancelOrderRequest(
+                            orderID: first.id, reason: .staff, refundAmountMinor: 1000, refundTo: .storeCredit)
+                    ).sagaID)
+                #expect(try await balance() == 1000)
+
+                // A declined card spends nothing.
+                do {
+                    _ = try await h.place(
+                        [("MUG", 1, 1500)], card: "4000000000000002", customer: customer, useStoreCredit: true)
+                    Issue.record("a declined card placed an order")
+                } catch let error as RescindError {
+                    #expect(error.reason == "card_declined")
+                }
+                #expect(try await balance() == 1000)
+
+                // 1500: 1000 from credit, 500 on the card (its fee on 500 only).
+                let second = try await h.place([("MUG", 1, 1500)], customer: customer, useStoreCredit: true)
+                var payment = try await h.payment(second.id)
+                #expect(payment.creditAppliedMinor == 1000)
+                #expect(payment.amountAuthorized == 500)
+                #expect(payment.amountCaptured == 500)
+                #expect(try await balance() == 0)
+                // Cancelled with a full refund: 500 back to the card, 1000 back to credit.
+                #expect(
+                    try await h.waitForSaga(try await h.cancel(second.id, reason: .staff).sagaID).state == .completed)
+                payment = try await h.payment(second.id)
+                #expect(payment.status == .refunded)
+                #expect(payment.amountRefunded == 1500)
+                #expect(payment.refundedToCreditMinor == 1000)
+                #expect(try await balance() == 1000)
+
+                // 800, all from credit: the card pays nothing and no fee is charged.
+                let third = try await h.place([("MUG", 1, 800)], customer: customer, useStoreCredit: true)
+                payment = try await h.payment(third.id)
+                #expect(payment.amountCaptured == 0)
+                #expect(payment.fee == 0)
+                #expect(payment.creditAppliedMinor == 800)
+                #expect(try await balance() == 200)
+                #expect(
+                    try await h.waitForSaga(try await h.cancel(third.id, reason: .staff).sagaID).state == .completed)
+                #expect(try await balance() == 1000)
+
+                let ledger = try await h.payments.call(
+                    PaymentsMethods.storeCredit, StoreCreditRequest(customer: customer))
+                #expect(ledger.entries.map(\.amountMinor) == [1000, -1000, 1000, -800, 800])
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
         @Test func aCustomersCancellationKeepsTheRestockingFee() async throws {
             var options = RescindHarness.Options()
             options.storeSeconds = ["restocking_fee_fixed": 100, "restocking_fee_percent": 10]

@@ -394,6 +394,31 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
                 ])
         ),
         request(
+            "orders-place-request-store-credit", 46, OrdersMethods.place,
+            PlaceOrderRequest(
+                customerEmail: "ana.lima@example.com", currency: "EUR",
+                lines: [.init(sku: "MUG-BLUE-350ML", quantity: 2, unitPriceMinor: 1_250)],
+                cardNumber: "4242424242424242",
+                useStoreCredit: true),
+            key: "place-ana-credit-0001"
+        ),
+        request(
+            "payments-authorize-request-store-credit", 47, PaymentsMethods.authorize,
+            {
+                var request = AuthorizeRequest(
+                    orderID: Fixture.orderID, amountMinor: 2_500, currency: "EUR", cardNumber: "4242424242424242")
+                request.spendStoreCreditOf = "ana.lima@example.com"
+                return request
+            }(),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/authorize"
+        ),
+        response(
+            "payments-authorize-response-store-credit", 47, PaymentsMethods.authorize,
+            Payment(
+                orderID: Fixture.orderID, status: .authorized, currency: "EUR", amountAuthorized: 1_800,
+                amountCaptured: 0, amountRefunded: 0, fee: 0, cardLast4: "4242", creditAppliedMinor: 700)
+        ),
+        request(
             "orders-cancel-request-store-credit", 45, OrdersMethods.cancel,
             CancelOrderRequest(orderID: Fixture.orderID, reason: .customer, refundTo: .storeCredit)
         ),

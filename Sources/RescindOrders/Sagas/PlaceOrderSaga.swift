@@ -21,6 +21,8 @@ enum PlaceOrderSaga: SagaDefinition {
         var captureDueAt: Date?
         /// A reorder: charge the card saved with this earlier order's payment instead of a card number.
         var savedCardOf: UUID?
+        /// Spend this customer's store credit first.
+        var spendCreditOf: String?
     }
 
     static let kind = Saga.Kind.placeOrder
@@ -63,9 +65,11 @@ enum PlaceOrderSaga: SagaDefinition {
         "authorize", .payments, PaymentsMethods.authorize, role: .compensatable(undo: void),
         request: { context, secrets in
             if let earlier = context.savedCardOf {
-                return AuthorizeRequest(
+                var request = AuthorizeRequest(
                     orderID: context.orderID, amountMinor: context.amount, currency: context.currency,
                     savedCardOf: earlier)
+                request.spendStoreCreditOf = context.spendCreditOf
+                return request
             }
             guard let card = secrets.card else {
                 // The request may have gone out before the restart: `void` undoes whatever it did.
@@ -76,8 +80,10 @@ enum PlaceOrderSaga: SagaDefinition {
                     )
                 )
             }
-            return AuthorizeRequest(
+            var request = AuthorizeRequest(
                 orderID: context.orderID, amountMinor: context.amount, currency: context.currency, cardNumber: card)
+            request.spendStoreCreditOf = context.spendCreditOf
+            return request
         },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
