@@ -144,7 +144,9 @@ public struct ChaosRun: Sendable {
             let card = cards[Int(random.next(upTo: UInt64(cards.count)))]
             let order: Order
             do {
-                order = try await h.place(lines, card: card, timeout: .seconds(10))
+                // A quarter spend the (shared) customer's store credit first, which later refunds give back.
+                let credit: Bool? = random.next(upTo: 4) == 0 ? true : nil
+                order = try await h.place(lines, card: card, useStoreCredit: credit, timeout: .seconds(10))
                 tally.count("place")
             } catch {
                 tally.failed("place", error)
