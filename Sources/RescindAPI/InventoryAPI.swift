@@ -46,6 +46,17 @@ public enum InventoryMethods {
     public static let commit = Method<OrderStockRequest, Reservation>(
         "inventory.commit", callers: [.orders], requiresIdempotencyKey: true
     )
+    /// Moves some of an order's reserved units into a part of its own (`part_id`, chosen by the caller), so that
+    /// the transitions above can act on those units alone: a line cancelled or fulfilled on its own. No stock
+    /// moves. A repeat with the same part answers with the part.
+    public static let split = Method<SplitRequest, Reservation>(
+        "inventory.split", callers: [.orders], requiresIdempotencyKey: true
+    )
+    /// Moves a part's units back into its order's reservation: the undo of `split`, and how units reserved for
+    /// an edit join the order. No stock moves; the part ends `merged`.
+    public static let merge = Method<MergeRequest, Reservation>(
+        "inventory.merge", callers: [.orders], requiresIdempotencyKey: true
+    )
     /// An order's reservation.
     public static let getReservation = Method<OrderStockRequest, Reservation>(
         "inventory.get_reservation", callers: [.orders, .operator]
@@ -138,15 +149,57 @@ public struct ReserveRequest: Codable, Sendable, Hashable {
 
     public var orderID: UUID
     public var lines: [Line]
+    /// The order these units are for, when `orderID` names a part of its reservation (an edit adding lines,
+    /// merged into the order once paid for).
+    public var partOf: UUID?
 
-    public init(orderID: UUID, lines: [Line]) {
+    public init(orderID: UUID, lines: [Line], partOf: UUID? = nil) {
         self.orderID = orderID
         self.lines = lines
+        self.partOf = partOf
     }
 
     enum CodingKeys: String, CodingKey {
         case orderID = "order_id"
         case lines
+        case partOf = "part_of"
+    }
+}
+
+/// Which of an order's reserved units become a part of their own.
+public struct SplitRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// The part's id, which the transitions then take as `order_id`.
+    public var partID: UUID
+    /// Units per SKU; at most what the order has reserved of it.
+    public var lines: [ReserveRequest.Line]
+
+    public init(orderID: UUID, partID: UUID, lines: [ReserveRequest.Line]) {
+        self.orderID = orderID
+        self.partID = partID
+        self.lines = lines
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case partID = "part_id"
+        case lines
+    }
+}
+
+/// A part to merge back into its order.
+public struct MergeRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    public var partID: UUID
+
+    public init(orderID: UUID, partID: UUID) {
+        self.orderID = orderID
+        self.partID = partID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case partID = "part_id"
     }
 }
 
@@ -180,9 +233,11 @@ public struct Reservation: Codable, Sendable, Hashable {
         public static let committed = Status("committed")
         /// Cancelled without restock: gone from on hand and from reserved, for good.
         public static let writtenOff = Status("written_off")
+        /// A part whose units went back into (or joined) its order's reservation.
+        public static let merged = Status("merged")
 
         public static let known: [Status] = [
-            .reserved, .released, .restocking, .restocked, .committed, .writtenOff,
+            .reserved, .released, .restocking, .restocked, .committed, .writtenOff, .merged,
         ]
     }
 
@@ -201,11 +256,14 @@ public struct Reservation: Codable, Sendable, Hashable {
     public var orderID: UUID
     public var status: Status
     public var allocations: [Allocation]
+    /// For a part (`inventory.split`, or a reservation made for an edit): the order it belongs to.
+    public var partOf: UUID?
 
-    public init(orderID: UUID, status: Status, allocations: [Allocation]) {
+    public init(orderID: UUID, status: Status, allocations: [Allocation], partOf: UUID? = nil) {
         self.orderID = orderID
         self.status = status
         self.allocations = allocations
+        self.partOf = partOf
     }
 
     /// The number of units across all allocations.
@@ -214,5 +272,6 @@ public struct Reservation: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case orderID = "order_id"
         case status, allocations
+        case partOf = "part_of"
     }
 }

@@ -13,9 +13,10 @@ public enum OrdersMethods {
     /// Starts a cancellation saga and answers at once with its id (accepted, not done). With an idempotency
     /// key, a repeat answers with the same saga.
     public static let cancel = Method<CancelOrderRequest, CancelAccepted>("orders.cancel", callers: [.operator])
-    /// Fulfils an order (its units leave stock) through a fulfilment saga; refused while a cancellation holds
-    /// the order. Answers once the saga ends, or with the order still open if it takes longer.
-    public static let fulfill = Method<OrderRequest, Order>("orders.fulfill", callers: [.operator])
+    /// Fulfils an order, or some of its lines (their units leave stock), through a fulfilment saga; refused
+    /// while a cancellation holds the order. Answers once the saga ends, or with the order still open if it takes
+    /// longer. An order with units left to fulfil stays open.
+    public static let fulfill = Method<FulfilOrderRequest, Order>("orders.fulfill", callers: [.operator])
     /// Records that fulfilment of an open order is in progress (a label bought, picking started), or clears it:
     /// while it is marked, a cancellation is refused with the rule named.
     public static let mark = Method<MarkOrderRequest, Order>("orders.mark", callers: [.operator])
@@ -121,17 +122,29 @@ public struct Order: Codable, Sendable, Hashable {
 
     public struct Line: Codable, Sendable, Hashable {
         public var sku: String
+        /// Units ordered, cancelled ones included.
         public var quantity: Int64
         public var unitPriceMinor: Int64
+        /// Units of the line cancelled on their own or with the order (absent: none).
+        public var cancelled: Int64?
+        /// Units of the line fulfilled (absent: none).
+        public var fulfilled: Int64?
 
-        public init(sku: String, quantity: Int64, unitPriceMinor: Int64) {
+        public init(
+            sku: String, quantity: Int64, unitPriceMinor: Int64, cancelled: Int64? = nil, fulfilled: Int64? = nil
+        ) {
             self.sku = sku
             self.quantity = quantity
             self.unitPriceMinor = unitPriceMinor
+            self.cancelled = cancelled
+            self.fulfilled = fulfilled
         }
 
+        /// Units neither cancelled nor fulfilled: what a cancellation or a fulfilment can still take.
+        public var open: Int64 { quantity - (cancelled ?? 0) - (fulfilled ?? 0) }
+
         enum CodingKeys: String, CodingKey {
-            case sku, quantity
+            case sku, quantity, cancelled, fulfilled
             case unitPriceMinor = "unit_price"
         }
     }
@@ -167,14 +180,19 @@ public struct Order: Codable, Sendable, Hashable {
     public var reorderOf: UUID?
     /// Orders placed again from this one, oldest first.
     public var reorders: [UUID]?
+    /// Cancellations of some lines that left the order open (or fulfilled, when the rest had shipped), oldest
+    /// first; absent when there were none.
+    public var lineCancellations: [Cancellation]?
 
     public init(
         id: UUID, customerEmail: String, status: Status, currency: String, totalMinor: Int64,
         amountRefundedMinor: Int64, lines: [Line], cardLast4: String, createdAt: Date, updatedAt: Date,
         rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
         source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil,
-        reorderOf: UUID? = nil, reorders: [UUID]? = nil, fulfilmentInProgress: FulfilmentProgress? = nil
+        reorderOf: UUID? = nil, reorders: [UUID]? = nil, fulfilmentInProgress: FulfilmentProgress? = nil,
+        lineCancellations: [Cancellation]? = nil
     ) {
+        self.lineCancellations = lineCancellations
         self.fulfilmentInProgress = fulfilmentInProgress
         self.reorderOf = reorderOf
         self.reorders = reorders
@@ -212,6 +230,18 @@ public struct Order: Codable, Sendable, Hashable {
         case refunds, reorders
         case reorderOf = "reorder_of"
         case fulfilmentInProgress = "fulfilment_in_progress"
+        case lineCancellations = "line_cancellations"
+    }
+}
+
+/// Units of one of an order's SKUs: which lines a cancellation or a fulfilment takes.
+public struct LineQuantity: Codable, Sendable, Hashable {
+    public var sku: String
+    public var quantity: Int64
+
+    public init(sku: String, quantity: Int64) {
+        self.sku = sku
+        self.quantity = quantity
     }
 }
 
@@ -238,12 +268,19 @@ public struct Cancellation: Codable, Sendable, Hashable {
     public var restockingFeeMinor: Int64?
     /// Where the refund went (absent: the card, or nothing was refunded).
     public var refundTo: RefundDestination?
+    /// For a cancellation of some lines: which units (absent: the whole order).
+    public var lines: [LineQuantity]?
+    /// For a cancellation of some lines before the capture: how much of the authorization was voided.
+    public var voidedAmountMinor: Int64?
 
     public init(
         sagaID: UUID, reason: CancelReason, staffNote: String?, refundedMinor: Int64, feeKeptMinor: Int64,
         voided: Bool, unitsRestocked: Int64, notify: Bool, cancelledAt: Date, feeSavedMinor: Int64? = nil,
-        restockingFeeMinor: Int64? = nil, refundTo: RefundDestination? = nil
+        restockingFeeMinor: Int64? = nil, refundTo: RefundDestination? = nil, lines: [LineQuantity]? = nil,
+        voidedAmountMinor: Int64? = nil
     ) {
+        self.lines = lines
+        self.voidedAmountMinor = voidedAmountMinor
         self.restockingFeeMinor = restockingFeeMinor
         self.refundTo = refundTo
         self.feeSavedMinor = feeSavedMinor
@@ -269,6 +306,8 @@ public struct Cancellation: Codable, Sendable, Hashable {
         case feeSavedMinor = "fee_saved"
         case restockingFeeMinor = "restocking_fee"
         case refundTo = "refund_to"
+        case lines
+        case voidedAmountMinor = "voided_amount"
     }
 }
 
@@ -369,11 +408,16 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
     public var refundAmountMinor: Int64?
     /// With `refund`: where the refund goes; the card when absent.
     public var refundTo: RefundDestination?
+    /// Cancel only these units: they are restocked (or written off), their share is refunded (or voided from the
+    /// authorization), and the order stays open with the rest. Absent: every unit not fulfilled yet.
+    public var lines: [LineQuantity]?
 
     public init(
         orderID: UUID, reason: CancelReason, refund: Bool = true, restock: Bool = true, notify: Bool = false,
-        staffNote: String? = nil, refundAmountMinor: Int64? = nil, refundTo: RefundDestination? = nil
+        staffNote: String? = nil, refundAmountMinor: Int64? = nil, refundTo: RefundDestination? = nil,
+        lines: [LineQuantity]? = nil
     ) {
+        self.lines = lines
         self.refundAmountMinor = refundAmountMinor
         self.refundTo = refundTo
         self.orderID = orderID
@@ -390,6 +434,23 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
         case staffNote = "staff_note"
         case refundAmountMinor = "refund_amount"
         case refundTo = "refund_to"
+        case lines
+    }
+}
+
+public struct FulfilOrderRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// Fulfil only these units; absent: every unit not fulfilled or cancelled yet.
+    public var lines: [LineQuantity]?
+
+    public init(orderID: UUID, lines: [LineQuantity]? = nil) {
+        self.orderID = orderID
+        self.lines = lines
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case lines
     }
 }
 

@@ -13,8 +13,10 @@ public enum PaymentsMethods {
     public static let capture = Method<PaymentRequest, Payment>(
         "payments.capture", callers: [.orders], requiresIdempotencyKey: true
     )
-    /// Voids an authorization that was never captured: no money moved, no fee.
-    public static let void = Method<PaymentRequest, Payment>(
+    /// Voids an authorization that was never captured: no money moved, no fee. With an amount, voids that much
+    /// of it (lines cancelled before the capture): the card's authorization goes down first, then what store
+    /// credit paid goes back to the customer's balance; the payment stays `authorized` with the rest.
+    public static let void = Method<VoidRequest, Payment>(
         "payments.void", callers: [.orders], requiresIdempotencyKey: true
     )
     /// Refunds captured money to the card; the fee is kept.
@@ -112,6 +114,22 @@ public struct PaymentRequest: Codable, Sendable, Hashable {
     }
 }
 
+public struct VoidRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// How much of the authorization to void, in minor units; absent: all of it.
+    public var amountMinor: Int64?
+
+    public init(orderID: UUID, amountMinor: Int64? = nil) {
+        self.orderID = orderID
+        self.amountMinor = amountMinor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case amountMinor = "amount"
+    }
+}
+
 public struct RefundRequest: Codable, Sendable, Hashable {
     public var orderID: UUID
     /// The amount to refund in minor units; absent: everything captured and not yet refunded.
@@ -152,7 +170,8 @@ public struct Payment: Codable, Sendable, Hashable {
     /// The processor's fee, charged on capture and not returned by a refund.
     public var fee: Int64
     public var cardLast4: String
-    /// For a voided authorization: the fee a capture would have cost, which voiding saved. Absent otherwise.
+    /// What voiding saved: the fee a capture of what was voided would have cost (all of it, or the part voided
+    /// with lines cancelled before the capture). Absent when nothing was voided.
     public var feeSaved: Int64?
     /// What of `amount_refunded` went to the customer's store credit instead of the card (absent: none).
     public var refundedToCreditMinor: Int64?

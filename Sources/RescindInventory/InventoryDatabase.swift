@@ -100,6 +100,34 @@ enum InventoryDatabase {
                     """
             )
         }
+        // Parts (issue 9): some of an order's units split into a reservation of their own (`part_of` names the
+        // order) so that a line can be cancelled or fulfilled alone; a part merged back ends `merged`. The ledger
+        // keeps the order's id for a part's movements.
+        migrator.registerMigration("inventory-v3-parts") { db in
+            try db.create(table: "reservation_v3") { t in
+                t.primaryKey("order_id", .text)
+                t.column("status", .text).notNull()
+                    .check(
+                        sql: """
+                            status IN ('reserved', 'released', 'restocking', 'restocked', 'committed', 'written_off',
+                                'merged')
+                            """)
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.column("part_of", .text).check(sql: "part_of IS NULL OR part_of <> order_id")
+                t.check(sql: "status <> 'merged' OR part_of IS NOT NULL")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO reservation_v3 (order_id, status, created_at, updated_at)
+                    SELECT order_id, status, created_at, updated_at FROM reservation
+                    """)
+            // The allocations refer to the table by name; with foreign keys off during migrations the rename
+            // keeps them pointing at the new one.
+            try db.drop(table: "reservation")
+            try db.rename(table: "reservation_v3", to: "reservation")
+            try db.create(index: "reservation_part_of", on: "reservation", columns: ["part_of"])
+        }
         return migrator
     }
 }

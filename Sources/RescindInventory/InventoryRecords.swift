@@ -43,9 +43,15 @@ struct ReservationRecord: Codable, FetchableRecord, PersistableRecord {
     var status: Reservation.Status
     var createdAt: Date
     var updatedAt: Date
+    /// For a part: the order it belongs to.
+    var partOf: String?
+
+    /// The order whose units these are: the parent of a part, or the order itself.
+    var owner: String { partOf ?? orderID }
 
     enum CodingKeys: String, CodingKey {
         case status
+        case partOf = "part_of"
         case orderID = "order_id"
         case createdAt = "created_at"
         case updatedAt = "updated_at"

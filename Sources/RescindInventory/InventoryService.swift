@@ -65,6 +65,12 @@ public final class InventoryService: Sendable {
                 try Self.transition(db, request.orderID, .commit, key: context.idempotencyKey)
             }
         }
+        router.register(InventoryMethods.split) { request, context in
+            try await self.movement(context) { db in try Self.split(db, request) }
+        }
+        router.register(InventoryMethods.merge) { request, context in
+            try await self.movement(context) { db in try Self.merge(db, request) }
+        }
     }
 
     private func movement(
@@ -163,33 +169,52 @@ public final class InventoryService: Sendable {
         return Reservation(
             orderID: orderID,
             status: record.status,
-            allocations: allocations.map { .init(sku: $0.sku, location: $0.location, quantity: $0.quantity) }
+            allocations: allocations.map { .init(sku: $0.sku, location: $0.location, quantity: $0.quantity) },
+            partOf: record.partOf.flatMap(UUID.init(uuidString:))
         )
     }
 
-    /// Reserves every line at active locations, in location order, splitting a line across locations when
-    /// one has too few. All lines or none.
-    static func reserve(_ db: Database, _ request: ReserveRequest, key: String?) throws -> Reservation {
-        guard !request.lines.isEmpty else {
-            throw RescindError.invalidArgument("a reservation needs at least one line", reason: "no_lines")
+    /// Units per SKU, each SKU valid and each quantity 1 to 1,000,000.
+    static func unitsBySKU(_ lines: [ReserveRequest.Line]) throws -> [String: Int64] {
+        guard !lines.isEmpty else {
+            throw RescindError.invalidArgument("at least one line is needed", reason: "no_lines")
         }
         var wanted: [String: Int64] = [:]
-        for line in request.lines {
+        for line in lines {
             try Validation.identifier(line.sku, field: "sku")
             guard line.quantity > 0, line.quantity <= 1_000_000 else {
                 throw RescindError.invalidArgument("quantity must be between 1 and 1000000", reason: "bad_quantity")
             }
             wanted[line.sku, default: 0] += line.quantity
         }
+        return wanted
+    }
+
+    /// Reserves every line at active locations, in location order, splitting a line across locations when
+    /// one has too few. All lines or none.
+    static func reserve(_ db: Database, _ request: ReserveRequest, key: String?) throws -> Reservation {
+        let wanted = try unitsBySKU(request.lines)
         if try ReservationRecord.fetchOne(db, key: request.orderID.uuidString) != nil {
             throw RescindError.failedPrecondition(
                 "order \(request.orderID) already has a reservation",
                 reason: "already_reserved"
             )
         }
+        if let parent = request.partOf {
+            guard try ReservationRecord.fetchOne(db, key: parent.uuidString)?.partOf == nil,
+                parent != request.orderID
+            else {
+                throw RescindError.failedPrecondition(
+                    "\(parent) is not an order's reservation, so it cannot have parts", reason: "unknown_reservation")
+            }
+        }
         let now = Date()
-        try ReservationRecord(orderID: request.orderID.uuidString, status: .reserved, createdAt: now, updatedAt: now)
-            .insert(db)
+        let owner = (request.partOf ?? request.orderID).uuidString
+        try ReservationRecord(
+            orderID: request.orderID.uuidString, status: .reserved, createdAt: now, updatedAt: now,
+            partOf: request.partOf?.uuidString
+        )
+        .insert(db)
         for (sku, quantity) in wanted.sorted(by: { $0.key < $1.key }) {
             let candidates = try StockRecord.fetchAll(
                 db,
@@ -219,7 +244,7 @@ public final class InventoryService: Sendable {
                 .insert(db)
                 try LedgerRecord(
                     at: now, sku: sku, location: stock.location, kind: "reserve", onHandDelta: 0, reservedDelta: take,
-                    orderID: request.orderID.uuidString, idempotencyKey: key
+                    orderID: owner, idempotencyKey: key
                 ).insert(db)
             }
         }
@@ -311,12 +336,106 @@ public final class InventoryService: Sendable {
             try LedgerRecord(
                 at: now, sku: allocation.sku, location: allocation.location, kind: transition.rawValue,
                 onHandDelta: onHand * allocation.quantity, reservedDelta: reserved * allocation.quantity,
-                orderID: orderID.uuidString, idempotencyKey: key
+                orderID: record.owner, idempotencyKey: key
             ).insert(db)
         }
         record.status = transition.to
         record.updatedAt = now
         try record.update(db)
         return try load(db, orderID)
+    }
+
+    // MARK: Parts
+
+    /// Moves `request.lines` of an order's reserved units into the part `request.partID`, taking each SKU from
+    /// the order's last locations first. No stock moves. A repeat (the part exists, of this order) answers with
+    /// the part as it stands.
+    static func split(_ db: Database, _ request: SplitRequest) throws -> Reservation {
+        let wanted = try unitsBySKU(request.lines)
+        if let part = try ReservationRecord.fetchOne(db, key: request.partID.uuidString) {
+            guard part.partOf == request.orderID.uuidString else {
+                throw RescindError.failedPrecondition(
+                    "\(request.partID) is already a reservation, not a part of order \(request.orderID)",
+                    reason: "already_reserved")
+            }
+            return try load(db, request.partID)
+        }
+        guard let parent = try ReservationRecord.fetchOne(db, key: request.orderID.uuidString), parent.partOf == nil
+        else {
+            throw RescindError.notFound("no reservation for order \(request.orderID)", reason: "unknown_reservation")
+        }
+        guard parent.status == .reserved else {
+            throw RescindError.failedPrecondition(
+                "cannot split the units of order \(request.orderID): they are \(parent.status.rawValue)",
+                reason: "reservation_\(parent.status.rawValue)")
+        }
+        let now = Date()
+        try ReservationRecord(
+            orderID: request.partID.uuidString, status: .reserved, createdAt: now, updatedAt: now,
+            partOf: parent.orderID
+        ).insert(db)
+        for (sku, quantity) in wanted.sorted(by: { $0.key < $1.key }) {
+            let held = try AllocationRecord.filter(AllocationRecord.Columns.orderID == parent.orderID)
+                .filter(Column("sku") == sku).order(Column("location").desc).fetchAll(db)
+            let reserved = held.reduce(0) { $0 + $1.quantity }
+            guard reserved >= quantity else {
+                throw RescindError.failedPrecondition(
+                    "order \(request.orderID) has \(reserved) units of \(sku) reserved, not \(quantity)",
+                    reason: "not_reserved")
+            }
+            var remaining = quantity
+            for var allocation in held where remaining > 0 {
+                let take = min(remaining, allocation.quantity)
+                remaining -= take
+                allocation.quantity -= take
+                if allocation.quantity == 0 { try allocation.delete(db) } else { try allocation.update(db) }
+                try AllocationRecord(
+                    orderID: request.partID.uuidString, sku: sku, location: allocation.location, quantity: take
+                ).insert(db)
+            }
+        }
+        return try load(db, request.partID)
+    }
+
+    /// Moves a reserved part's units into its order's reservation and ends the part `merged`. No stock moves.
+    /// Merging a part that is merged already, or that was never made (a compensation of a split whose answer
+    /// was lost), answers with the order's reservation.
+    static func merge(_ db: Database, _ request: MergeRequest) throws -> Reservation {
+        guard let parent = try ReservationRecord.fetchOne(db, key: request.orderID.uuidString), parent.partOf == nil
+        else {
+            throw RescindError.notFound("no reservation for order \(request.orderID)", reason: "unknown_reservation")
+        }
+        guard var part = try ReservationRecord.fetchOne(db, key: request.partID.uuidString) else {
+            return try load(db, request.orderID)
+        }
+        guard part.partOf == parent.orderID else {
+            throw RescindError.failedPrecondition(
+                "\(request.partID) is not a part of order \(request.orderID)", reason: "not_a_part")
+        }
+        if part.status == .merged { return try load(db, request.orderID) }
+        guard part.status == .reserved, parent.status == .reserved else {
+            let status = part.status == .reserved ? parent.status : part.status
+            throw RescindError.failedPrecondition(
+                "cannot merge part \(request.partID) into order \(request.orderID): units are \(status.rawValue)",
+                reason: "reservation_\(status.rawValue)")
+        }
+        let moving = try AllocationRecord.filter(AllocationRecord.Columns.orderID == part.orderID).fetchAll(db)
+        for allocation in moving {
+            if var held = try AllocationRecord.fetchOne(
+                db, key: ["order_id": parent.orderID, "sku": allocation.sku, "location": allocation.location])
+            {
+                held.quantity += allocation.quantity
+                try held.update(db)
+            } else {
+                try AllocationRecord(
+                    orderID: parent.orderID, sku: allocation.sku, location: allocation.location,
+                    quantity: allocation.quantity
+                ).insert(db)
+            }
+        }
+        part.status = .merged
+        part.updatedAt = Date()
+        try part.update(db)
+        return try load(db, request.orderID)
     }
 }

@@ -213,6 +213,25 @@ enum OrdersDatabase {
                     .check(sql: "fulfilment_in_progress IN ('label_purchased', 'picking')")
             }
         }
+        // Lines cancelled and fulfilled on their own: units per line, and a record of each cancellation of some
+        // lines (the whole order's stays in `cancellation`).
+        migrator.registerMigration("orders-v8-lines") { db in
+            try db.alter(table: "order_line") { t in
+                t.add(column: "cancelled", .integer).notNull().defaults(to: 0).check(sql: "cancelled >= 0")
+                t.add(column: "fulfilled", .integer).notNull().defaults(to: 0)
+                    .check(sql: "fulfilled >= 0 AND cancelled + fulfilled <= quantity")
+            }
+            try db.create(table: "line_cancellation") { t in
+                t.primaryKey("saga_id", .text)
+                t.column("order_id", .text).notNull().references("orders", onDelete: .cascade).indexed()
+                t.column("refunded", .integer).notNull().check(sql: "refunded >= 0")
+                t.column("voided_amount", .integer).notNull().check(sql: "voided_amount >= 0")
+                t.column("units", .integer).notNull().check(sql: "units > 0")
+                /// The `Cancellation` as answered, in JSON.
+                t.column("cancellation", .text).notNull()
+                t.column("cancelled_at", .datetime).notNull()
+            }
+        }
         return migrator
     }
 }

@@ -121,9 +121,26 @@ struct OrderLineRecord: Codable, FetchableRecord, PersistableRecord {
     var sku: String
     var quantity: Int64
     var unitPrice: Int64
+    var cancelled: Int64 = 0
+    var fulfilled: Int64 = 0
+
+    /// Units neither cancelled nor fulfilled.
+    var open: Int64 { quantity - cancelled - fulfilled }
+
+    var api: Order.Line {
+        Order.Line(
+            sku: sku, quantity: quantity, unitPriceMinor: unitPrice, cancelled: cancelled > 0 ? cancelled : nil,
+            fulfilled: fulfilled > 0 ? fulfilled : nil)
+    }
+
+    /// An order's lines in order.
+    static func of(_ db: Database, _ orderID: String) throws -> [OrderLineRecord] {
+        let statement = try db.cachedStatement(sql: "SELECT * FROM order_line WHERE order_id = ? ORDER BY line_no")
+        return try fetchAll(statement, arguments: [orderID])
+    }
 
     enum CodingKeys: String, CodingKey {
-        case sku, quantity
+        case sku, quantity, cancelled, fulfilled
         case orderID = "order_id"
         case lineNo = "line_no"
         case unitPrice = "unit_price"
@@ -286,6 +303,48 @@ struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
             cancelledAt: cancelledAt, feeSavedMinor: feeSaved, restockingFeeMinor: restockingFee,
             refundTo: refundTo.map(RefundDestination.init(rawValue:))
         )
+    }
+}
+
+extension CancellationRecord {
+    /// The record of `cancellation`, which cancelled order `orderID`.
+    init(_ orderID: String, _ cancellation: Cancellation) {
+        self.init(
+            orderID: orderID, sagaID: cancellation.sagaID.uuidString, reason: cancellation.reason,
+            staffNote: cancellation.staffNote, refunded: cancellation.refundedMinor,
+            feeKept: cancellation.feeKeptMinor, voided: cancellation.voided,
+            unitsRestocked: cancellation.unitsRestocked, notify: cancellation.notify,
+            cancelledAt: cancellation.cancelledAt, feeSaved: cancellation.feeSavedMinor,
+            restockingFee: cancellation.restockingFeeMinor, refundTo: cancellation.refundTo?.rawValue)
+    }
+}
+
+/// A cancellation of some of an order's lines.
+struct LineCancellationRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "line_cancellation"
+    var sagaID: String
+    var orderID: String
+    var refunded: Int64
+    var voidedAmount: Int64
+    var units: Int64
+    /// `Cancellation` in JSON.
+    var cancellation: String
+    var cancelledAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case refunded, units, cancellation
+        case sagaID = "saga_id"
+        case orderID = "order_id"
+        case voidedAmount = "voided_amount"
+        case cancelledAt = "cancelled_at"
+    }
+
+    /// An order's cancellations of some lines, oldest first; `nil` for none.
+    static func of(_ db: Database, _ orderID: String) throws -> [Cancellation]? {
+        let statement = try db.cachedStatement(
+            sql: "SELECT cancellation FROM line_cancellation WHERE order_id = ? ORDER BY cancelled_at, saga_id")
+        let all = try String.fetchAll(statement, arguments: [orderID]).map { try JSON.decode(Cancellation.self, $0) }
+        return all.isEmpty ? nil : all
     }
 }
 

@@ -141,7 +141,7 @@ public final class OrdersService: Sendable {
                 request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, logger: context.logger)
         }
         router.register(OrdersMethods.fulfill) { request, context in
-            try await self.fulfill(request.orderID, logger: context.logger)
+            try await self.fulfill(request, logger: context.logger)
         }
         router.register(OrdersMethods.mark) { request, context in
             try await self.mark(request, logger: context.logger)
@@ -205,7 +205,11 @@ public final class OrdersService: Sendable {
         }
         let (first, lines) = try await database.read { db in
             let record = try Self.existing(db, request.orderID)
-            return (record, try Self.loadOrder(db, record.id).lines)
+            // As ordered, cancelled units included.
+            let lines = try OrderLineRecord.of(db, record.id).map {
+                Order.Line(sku: $0.sku, quantity: $0.quantity, unitPriceMinor: $0.unitPrice)
+            }
+            return (record, lines)
         }
         guard first.paymentStatus != nil else {
             throw RescindError.failedPrecondition(
@@ -397,11 +401,25 @@ public final class OrdersService: Sendable {
             guard let order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
                 throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
             }
-            let money = try self.moneyAction(for: request, order: order)
+            let lines = try OrderLineRecord.of(db, order.id)
+            let selection: LineSelection
+            do {
+                selection = try LineSelection(request.lines, of: lines, doing: "cancel")
+            } catch {
+                // Nothing open to cancel: a bad stated amount, then the order's status (cancelled, fulfilled, ...)
+                // name the rule if they do, as for a whole order.
+                _ = try self.moneyAction(for: request, order: order)
+                if order.status != .cancelling { try order.requireCancellable() }
+                throw error
+            }
+            // Some lines, or the rest of an order of which some units shipped: the money of those units only.
+            let share = selection.takesEverythingOpen && !lines.contains { $0.fulfilled > 0 } ? nil : selection.amount
+            let money = try self.moneyAction(for: request, order: order, share: share)
             let options = CancelOrderSaga.Context.Options(
                 reason: request.reason, restock: request.restock, notify: request.notify,
                 staffNote: request.staffNote, payment: money.action, refundAmount: money.refundAmount,
-                restockingFee: money.restockingFee, refundTo: request.refundTo
+                restockingFee: money.restockingFee, refundTo: request.refundTo, lines: request.lines,
+                voidAmount: money.voidAmount
             )
             if order.status == .cancelling, let running = try Self.unfinishedSaga(db, order.id, kind: .cancelOrder) {
                 guard try JSON.decode(CancelOrderSaga.Context.self, running.context).options.asks(as: options) else {
@@ -415,6 +433,10 @@ public final class OrdersService: Sendable {
             try order.requireCancellable()
             try Self.refuseWhileBusy(db, order.id)
             var context = CancelOrderSaga.Context(orderID: request.orderID, options: options)
+            if !selection.takesEverythingOpen {
+                context.partID = UUID(uuidString: newID)
+                context.partLines = selection.asked(of: lines).map { .init(sku: $0.sku, quantity: $0.quantity) }
+            }
             if request.refundTo == .storeCredit, money.action == .refund { context.storeCreditOf = order.customerEmail }
             try SagaStore.start(
                 db, CancelOrderSaga.self, id: newID, orderID: request.orderID,
@@ -444,12 +466,13 @@ public final class OrdersService: Sendable {
             reason: "saga_failed", retryable: false)
     }
 
-    /// What a cancellation does with the money: void an authorization; refund (all that is not refunded yet, a
-    /// stated amount, or all less the store's restocking fee when the customer asked); or keep it.
+    /// What a cancellation does with the money: void an authorization (or, for some lines, their `share` of it);
+    /// refund (all that is not refunded yet or the lines' share, a stated amount, or either less the store's
+    /// restocking fee when the customer asked); or keep it.
     /// - Throws: `invalid_argument/bad_refund_amount` for a stated amount that is not 1 to what is refundable,
     ///   or one given where nothing is refunded.
-    func moneyAction(for request: CancelOrderRequest, order: OrderRecord) throws -> (
-        action: CancelOrderSaga.Context.PaymentAction, refundAmount: Int64?, restockingFee: Int64?
+    func moneyAction(for request: CancelOrderRequest, order: OrderRecord, share: Int64? = nil) throws -> (
+        action: CancelOrderSaga.Context.PaymentAction, refundAmount: Int64?, restockingFee: Int64?, voidAmount: Int64?
     ) {
         let refundable = order.total - order.amountRefunded
         let captured = order.paymentStatus == "captured" || order.paymentStatus == "partially_refunded"
@@ -464,14 +487,20 @@ public final class OrdersService: Sendable {
                     "refund_amount \(stated) is not between 1 and the \(refundable) not refunded yet",
                     reason: "bad_refund_amount")
             }
-            return (.refund, stated, nil)
+            return (.refund, stated, nil, nil)
         }
-        if order.paymentStatus == "authorized" { return (.void, nil, nil) }
-        guard captured, request.refund else { return (.keep, nil, nil) }
-        guard request.reason == .customer else { return (.refund, nil, nil) }
-        let fee = store.restockingFee(on: refundable)
-        if fee == 0 { return (.refund, nil, nil) }
-        return fee >= refundable ? (.keep, nil, fee) : (.refund, refundable - fee, fee)
+        if order.paymentStatus == "authorized" {
+            if share == 0 { return (.keep, nil, nil, nil) }  // lines that cost nothing
+            // A share of all that is authorized is all of it.
+            return (.void, nil, nil, share.flatMap { $0 < order.total ? $0 : nil })
+        }
+        let base = min(share ?? refundable, refundable)
+        guard captured, request.refund, base > 0 else { return (.keep, nil, nil, nil) }
+        let stated = share == nil ? nil : base
+        guard request.reason == .customer else { return (.refund, stated, nil, nil) }
+        let fee = store.restockingFee(on: base)
+        if fee == 0 { return (.refund, stated, nil, nil) }
+        return fee >= base ? (.keep, nil, fee, nil) : (.refund, base - fee, fee, nil)
     }
 
     /// Refuses a change of the order while another saga holds it (one unfinished saga per order): a capture
@@ -508,11 +537,13 @@ public final class OrdersService: Sendable {
 
     // MARK: Fulfilling
 
-    /// Fulfils an open order through a fulfilment saga (its units leave stock) and waits for it. Refused while
-    /// a cancellation holds the order. A repeat while the saga runs waits for the same saga.
-    /// - Throws: `failed_precondition/order_cancelling` and the like; Inventory's error if the commit was refused
-    ///   (the order is open again).
-    public func fulfill(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
+    /// Fulfils an open order, or some of its lines, through a fulfilment saga (their units leave stock) and waits
+    /// for it. Refused while a cancellation holds the order. A repeat while the saga runs waits for the same saga.
+    /// - Throws: `failed_precondition/order_cancelling` and the like; `failed_precondition/line_not_open` for
+    ///   units the order does not have open; Inventory's error if the commit was refused (the order is open
+    ///   again).
+    public func fulfill(_ request: FulfilOrderRequest, logger: Logger? = nil) async throws -> Order {
+        let orderID = request.orderID
         let newID = UUID.timeOrdered().uuidString
         let sagaID: String = try await runner.writer.write { db in
             guard let order = try OrderRecord.fetchOne(db, key: orderID.uuidString) else {
@@ -522,10 +553,16 @@ public final class OrdersService: Sendable {
                 return running.id
             }
             try FulfilOrderSaga.requireFulfillable(order)
+            let lines = try OrderLineRecord.of(db, order.id)
+            let selection = try LineSelection(request.lines, of: lines, doing: "fulfil")
             try Self.refuseWhileBusy(db, order.id)
-            try SagaStore.start(
-                db, FulfilOrderSaga.self, id: newID, orderID: orderID,
-                context: .init(orderID: orderID, captures: order.paymentStatus == "authorized"))
+            var context = FulfilOrderSaga.Context(
+                orderID: orderID, captures: order.paymentStatus == "authorized", lines: request.lines)
+            if !selection.takesEverythingOpen {
+                context.partID = UUID(uuidString: newID)
+                context.partLines = selection.asked(of: lines).map { .init(sku: $0.sku, quantity: $0.quantity) }
+            }
+            try SagaStore.start(db, FulfilOrderSaga.self, id: newID, orderID: orderID, context: context)
             return newID
         }
         if sagaID == newID { runner.submit(sagaID) }
@@ -786,8 +823,7 @@ public final class OrdersService: Sendable {
             }
             throw RescindError.notFound("no order \(id)", reason: "unknown_order")
         }
-        let lines = try OrderLineRecord.filter(OrderLineRecord.Columns.orderID == id)
-            .order(OrderLineRecord.Columns.lineNo).fetchAll(db)
+        let lines = try OrderLineRecord.of(db, id)
         let cancellation = try CancellationRecord.fetchOne(db, key: id)
         let failed = try SagaRecord.filter(SagaRecord.Columns.orderID == id)
             .filter(SagaRecord.Columns.state == Saga.State.compensated.rawValue)
@@ -796,7 +832,7 @@ public final class OrdersService: Sendable {
         return Order(
             id: UUID(uuidString: record.id) ?? UUID(), customerEmail: record.customerEmail, status: record.status.api,
             currency: record.currency, totalMinor: record.total, amountRefundedMinor: record.amountRefunded,
-            lines: lines.map { .init(sku: $0.sku, quantity: $0.quantity, unitPriceMinor: $0.unitPrice) },
+            lines: lines.map(\.api),
             cardLast4: record.cardLast4, createdAt: record.createdAt, updatedAt: record.updatedAt,
             rejection: record.rejection, cancellation: cancellation?.api,
             failedCancellations: failed.map {
@@ -819,7 +855,8 @@ public final class OrdersService: Sendable {
                 let ids = try String.fetchAll(statement, arguments: [id])
                 return ids.isEmpty ? nil : ids.compactMap(UUID.init(uuidString:))
             }(),
-            fulfilmentInProgress: record.fulfilmentInProgress.map(FulfilmentProgress.init(rawValue:))
+            fulfilmentInProgress: record.fulfilmentInProgress.map(FulfilmentProgress.init(rawValue:)),
+            lineCancellations: try LineCancellationRecord.of(db, id)
         )
     }
 

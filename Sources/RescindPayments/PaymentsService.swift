@@ -40,7 +40,7 @@ public final class PaymentsService: Sendable {
             try await self.effect(context) { db in try self.capture(db, request.orderID, key: context.idempotencyKey) }
         }
         router.register(PaymentsMethods.void) { request, context in
-            try await self.effect(context) { db in try self.void(db, request.orderID, key: context.idempotencyKey) }
+            try await self.effect(context) { db in try self.void(db, request, key: context.idempotencyKey) }
         }
         router.register(PaymentsMethods.setProcessorFaults) { request, context in
             try self.processor.setFaults(request)
@@ -188,21 +188,39 @@ public final class PaymentsService: Sendable {
         return record.api
     }
 
-    func void(_ db: Database, _ orderID: UUID, key: String?) throws -> Payment {
-        var record = try Self.load(db, orderID)
+    func void(_ db: Database, _ request: VoidRequest, key: String?) throws -> Payment {
+        var record = try Self.load(db, request.orderID)
         guard record.status == .authorized else {
             throw RescindError.failedPrecondition(
                 "only an uncaptured authorization can be voided; this payment is \(record.status.rawValue)",
                 reason: "payment_\(record.status.rawValue)"
             )
         }
+        let whole = record.amountAuthorized + record.creditApplied
+        let amount = request.amountMinor ?? whole
+        guard amount > 0, amount <= whole else {
+            throw RescindError.invalidArgument(
+                "a void of \(amount) is not between 1 and the \(whole) authorized", reason: "bad_amount")
+        }
         try processor.checkAvailable()
-        record.status = .voided
-        record.feeSaved = record.amountAuthorized > 0 ? processor.fee(forCaptured: record.amountAuthorized) : 0
+        // The card's authorization goes down first; what store credit paid beyond it goes back to the balance.
+        let fromCard = min(amount, record.amountAuthorized)
+        let fromCredit = amount - fromCard
+        let fee = { (captured: Int64) in captured > 0 ? self.processor.fee(forCaptured: captured) : 0 }
+        record.feeSaved =
+            (record.feeSaved ?? 0) + fee(record.amountAuthorized) - fee(record.amountAuthorized - fromCard)
+        record.amountAuthorized -= fromCard
+        record.creditApplied -= fromCredit
+        if amount == whole {
+            // All of it: the authorization stays on record at what it was, voided.
+            record.status = .voided
+            record.amountAuthorized += fromCard
+            record.creditApplied += fromCredit
+        }
         record.updatedAt = Date()
-        try giveBackCredit(db, record, record.creditApplied, kind: "restore", key: key)
+        try giveBackCredit(db, record, fromCredit, kind: "restore", key: key)
         try record.update(db)
-        try event(db, record, "void", amount: record.amountAuthorized, fee: 0, key: key)
+        try event(db, record, "void", amount: amount, fee: 0, key: key)
         return record.api
     }
 

@@ -194,7 +194,7 @@ public struct ChaosRun: Sendable {
                     tally.count(a.sagaID == b.sagaID ? "double_cancel" : "double_cancel_two_sagas")
                 case 75..<86:
                     _ = try await h.orders.call(
-                        OrdersMethods.fulfill, OrderRequest(orderID: order.id), timeout: .seconds(10))
+                        OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id), timeout: .seconds(10))
                     tally.count("fulfil")
                 case 86..<92:
                     // A goodwill refund of part of the order, asked twice with one key: refunded once.

@@ -13,6 +13,15 @@ extension RefundDestination: ExpressibleByArgument {}
 extension Saga.State: ExpressibleByArgument {}
 extension SettleOutcome: ExpressibleByArgument {}
 
+/// `SKU:QTY`, as `--line` of `orders cancel` and `orders fulfill` takes it.
+extension LineQuantity: ExpressibleByArgument {
+    public init?(argument: String) {
+        let parts = argument.split(separator: ":")
+        guard parts.count == 2, let quantity = Int64(parts[1]) else { return nil }
+        self.init(sku: String(parts[0]), quantity: quantity)
+    }
+}
+
 extension ExtensibleValue where Self: ExpressibleByArgument {
     /// Only the values this build knows: a typo is refused here rather than sent.
     public init?(argument: String) {
@@ -202,6 +211,10 @@ struct OrdersCommand: AsyncParsableCommand {
         var refundAmount: Int64?
         @Option(help: "Where the refund goes: original (the card, default) or store_credit.")
         var refundTo: RefundDestination?
+        @Option(
+            name: .customLong("line"),
+            help: "Cancel only these units, SKU:QTY (repeatable); the order stays open with the rest.")
+        var lines: [LineQuantity] = []
         @Flag(help: "Wait until the saga ends and show its timeline.")
         var wait = false
         @OptionGroup var target: TargetOptions
@@ -210,7 +223,7 @@ struct OrdersCommand: AsyncParsableCommand {
         func run() async throws {
             let request = CancelOrderRequest(
                 orderID: id, reason: reason, refund: !noRefund, restock: !noRestock, notify: notify, staffNote: note,
-                refundAmountMinor: refundAmount, refundTo: refundTo
+                refundAmountMinor: refundAmount, refundTo: refundTo, lines: lines.isEmpty ? nil : lines
             )
             try await reportingErrors(output) {
                 try await target.with { c in
@@ -230,15 +243,20 @@ struct OrdersCommand: AsyncParsableCommand {
     }
 
     struct Fulfill: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Fulfil an order: its units leave stock.")
+        static let configuration = CommandConfiguration(
+            abstract: "Fulfil an order, or some of its lines: their units leave stock.")
         @Argument var id: UUID
+        @Option(
+            name: .customLong("line"), help: "Fulfil only these units, SKU:QTY (repeatable); the rest stays open.")
+        var lines: [LineQuantity] = []
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
 
         func run() async throws {
             try await reportingErrors(output) {
                 let order = try await target.with { c in
-                    try await c.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: id))
+                    try await c.orders.call(
+                        OrdersMethods.fulfill, FulfilOrderRequest(orderID: id, lines: lines.isEmpty ? nil : lines))
                 }
                 try output.emit(order, text: Render.order)
             }

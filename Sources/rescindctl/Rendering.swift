@@ -30,9 +30,10 @@ enum Render {
             "  total     \(money(order.totalMinor, order.currency))   refunded \(money(order.amountRefundedMinor, order.currency))",
         ]
         for line in order.lines {
-            lines.append(
-                "  - \(pad(line.sku, 12)) \(line.quantity) × \(money(line.unitPriceMinor, order.currency))"
-            )
+            var text = "  - \(pad(line.sku, 12)) \(line.quantity) × \(money(line.unitPriceMinor, order.currency))"
+            if let fulfilled = line.fulfilled { text += "   \(fulfilled) fulfilled" }
+            if let cancelled = line.cancelled { text += "   \(cancelled) cancelled" }
+            lines.append(text)
         }
         if let progress = order.fulfilmentInProgress {
             lines.append("  fulfilment in progress: \(progress.rawValue) (cancellation refused until cleared)")
@@ -43,11 +44,13 @@ enum Render {
             lines.append("  payment authorized; captured at \(time(due)) unless fulfilled or cancelled first")
         }
         if let rejection = order.rejection { lines.append("  rejected: \(rejection)") }
-        if let c = order.cancellation {
-            var text = "  cancelled (\(c.reason.rawValue)): "
+        for c in (order.lineCancellations ?? []) + (order.cancellation.map { [$0] } ?? []) {
+            let units = c.lines?.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")
+            var text = "  cancelled\(units.map { " \($0)" } ?? "") (\(c.reason.rawValue)): "
             text +=
                 c.voided
-                ? "authorization voided, no fee (fee saved \(money(c.feeSavedMinor ?? 0, order.currency)))"
+                ? (c.voidedAmountMinor.map { "\(money($0, order.currency)) of the authorization voided" }
+                    ?? "authorization voided") + ", no fee (fee saved \(money(c.feeSavedMinor ?? 0, order.currency)))"
                 : "refunded \(money(c.refundedMinor, order.currency)), fee kept by the processor \(money(c.feeKeptMinor, order.currency))"
             if c.refundTo == .storeCredit { text += " to store credit" }
             if let fee = c.restockingFeeMinor { text += ", restocking fee \(money(fee, order.currency)) kept" }

@@ -42,7 +42,7 @@ extension RealDaemons {
 
                 // Fulfilled: the fulfilment captures before the units leave stock; the fee it pays is the fee
                 // the void saved on the same amount.
-                let order = try await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: fulfilled.id))
+                let order = try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: fulfilled.id))
                 #expect(order.status == .fulfilled)
                 let fulfilment = try #require(try await h.sagas(of: fulfilled.id).first { $0.kind == .fulfilOrder })
                 #expect(fulfilment.steps.map(\.name) == ["lock", "capture", "commit", "fulfilled"])

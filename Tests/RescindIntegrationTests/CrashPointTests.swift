@@ -96,7 +96,7 @@ extension RealDaemons {
                     _ = try? await h.place([("MUG", 2, 1200)], card: card)
                 case .fulfil:
                     let order = try await h.place([("MUG", 2, 1200)])
-                    _ = try? await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: order.id))
+                    _ = try? await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
                 }
                 // It died, and where the test says.
                 #expect(await h.waitForExit(.orders))

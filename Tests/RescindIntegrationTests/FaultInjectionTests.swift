@@ -198,7 +198,7 @@ extension RealDaemons {
                 for _ in 0..<5 {
                     let order = try await h.place([("MUG", 2, 1200)])
                     async let fulfilled = Result {
-                        try await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: order.id))
+                        try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
                     }
                     async let cancelled = Result { try await h.cancel(order.id) }
                     let (fulfil, cancel) = await (fulfilled, cancelled)

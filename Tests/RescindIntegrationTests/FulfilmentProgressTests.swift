@@ -53,7 +53,7 @@ extension RealDaemons {
                     ])
                 #expect(marked.status == 0)
                 #expect(try await h.order(order.id).fulfilmentInProgress == .picking)
-                let fulfilled = try await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: order.id))
+                let fulfilled = try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
                 #expect(fulfilled.status == .fulfilled)
                 #expect(fulfilled.fulfilmentInProgress == nil)
                 let report = try h.check()

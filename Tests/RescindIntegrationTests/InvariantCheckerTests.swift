@@ -19,7 +19,7 @@ extension RealDaemons {
                 _ = try await h.waitForSaga(accepted.sagaID)
                 let open = try await h.place([("MUG", 1, 1200)])
                 let fulfilled = try await h.place([("MUG", 3, 1200)])
-                _ = try await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: fulfilled.id))
+                _ = try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: fulfilled.id))
                 await h.stop(removeFiles: false)
                 return (h, cancelled.id, open.id)
             } catch {
@@ -82,6 +82,15 @@ extension RealDaemons {
             #expect(try rules(h) == ["stock_disagrees", "reserved_disagrees"])
             try tamper(
                 h, .inventory, "UPDATE reservation SET status = 'reserved' WHERE order_id = '\(open.uuidString)'")
+
+            // A unit said cancelled that Inventory still holds for the order; a total Payments does not hold.
+            try tamper(h, .orders, "UPDATE order_line SET cancelled = 1 WHERE order_id = '\(open.uuidString)'")
+            #expect(try rules(h) == ["stock_disagrees"])
+            try tamper(h, .orders, "UPDATE order_line SET cancelled = 0 WHERE order_id = '\(open.uuidString)'")
+            try tamper(h, .orders, "UPDATE orders SET total = total - 1 WHERE id = '\(open.uuidString)'")
+            #expect(try rules(h) == ["payment_disagrees"])
+            try tamper(h, .orders, "UPDATE orders SET total = total + 1 WHERE id = '\(open.uuidString)'")
+            #expect(try rules(h).isEmpty)
 
             try tamper(h, .orders, "UPDATE saga SET state = 'running' WHERE kind = 'cancel_order'")
             #expect(try rules(h).contains("saga_unfinished"))

@@ -250,7 +250,7 @@ extension RealDaemons {
                 let failure = try JSONSerialization.jsonObject(with: refused.output) as? [String: Any]
                 #expect((failure?["error"] as? [String: Any])?["reason"] as? String == "payment_not_captured")
 
-                _ = try await h.orders.call(OrdersMethods.fulfill, OrderRequest(orderID: order.id))
+                _ = try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
                 let done = try await runRescindctl(
                     [
                         "payments", "refund", order.id.uuidString, "--amount", "500", "--reason", "goodwill", "--dir",

@@ -351,7 +351,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
         // A cancellation before capture: the authorization is voided, and the fee a capture would have cost is
         // saved.
         request(
-            "payments-void-request", 35, PaymentsMethods.void, PaymentRequest(orderID: Fixture.orderID),
+            "payments-void-request", 35, PaymentsMethods.void, VoidRequest(orderID: Fixture.orderID),
             key: "D975F117-8E7F-40FC-8F42-567372D53709/void"
         ),
         response(
@@ -362,6 +362,29 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             )
         ),
         response("orders-get-response-voided", 36, OrdersMethods.get, Fixture.voidedOrder),
+        // Some lines: a cancellation of one unit before the capture, a fulfilment of the rest.
+        request(
+            "orders-cancel-request-lines", 48, OrdersMethods.cancel,
+            CancelOrderRequest(
+                orderID: Fixture.orderID, reason: .customer, refund: true, restock: true, notify: true,
+                lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 1)])
+        ),
+        request(
+            "payments-void-request-amount", 49, PaymentsMethods.void,
+            VoidRequest(orderID: Fixture.orderID, amountMinor: 1_250), key: "D975F117-8E7F-40FC-8F42-567372D53709/void"
+        ),
+        response(
+            "payments-void-response-amount", 49, PaymentsMethods.void,
+            Payment(
+                orderID: Fixture.orderID, status: .authorized, currency: "EUR", amountAuthorized: 1_250,
+                amountCaptured: 0, amountRefunded: 0, fee: 0, cardLast4: "4242", feeSaved: 40
+            )
+        ),
+        request(
+            "orders-fulfill-request-lines", 50, OrdersMethods.fulfill,
+            FulfilOrderRequest(orderID: Fixture.orderID, lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 1)])
+        ),
+        response("orders-fulfill-response-lines", 50, OrdersMethods.fulfill, Fixture.partlyCancelledOrder),
         request(
             "orders-cancel-request-stated-amount", 37, OrdersMethods.cancel,
             CancelOrderRequest(
@@ -538,6 +561,32 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             "inventory-commit-response-no-allocations", 15, InventoryMethods.commit,
             Reservation(orderID: Fixture.orderID, status: .committed, allocations: [])
         ),
+        request(
+            "inventory-split-request", 51, InventoryMethods.split,
+            SplitRequest(
+                orderID: Fixture.orderID, partID: Fixture.sagaID, lines: [.init(sku: "MUG-BLUE-350ML", quantity: 1)]),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/split"
+        ),
+        response(
+            "inventory-split-response", 51, InventoryMethods.split,
+            Reservation(
+                orderID: Fixture.sagaID, status: .reserved,
+                allocations: [.init(sku: "MUG-BLUE-350ML", location: "west", quantity: 1)], partOf: Fixture.orderID)
+        ),
+        request(
+            "inventory-merge-request", 52, InventoryMethods.merge,
+            MergeRequest(orderID: Fixture.orderID, partID: Fixture.sagaID),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/split/undo"
+        ),
+        response(
+            "inventory-merge-response", 52, InventoryMethods.merge,
+            Reservation(
+                orderID: Fixture.orderID, status: .reserved,
+                allocations: [
+                    .init(sku: "MUG-BLUE-350ML", location: "east", quantity: 1),
+                    .init(sku: "MUG-BLUE-350ML", location: "west", quantity: 1),
+                ])
+        ),
     ]
 
     // MARK: Errors
@@ -608,6 +657,21 @@ enum Fixture {
                 error: RescindErrorSummary(code: "unavailable", reason: nil, message: "payments is unreachable"),
                 at: Date(timeIntervalSince1970: 1_767_225_630.25)
             )
+        ]
+        return order
+    }
+
+    /// One of two mugs cancelled before the capture (voided from the authorization), the other fulfilled.
+    static var partlyCancelledOrder: Order {
+        var order = openOrder
+        order.status = .fulfilled
+        order.totalMinor = 1_250
+        order.lines = [.init(sku: "MUG-BLUE-350ML", quantity: 2, unitPriceMinor: 1_250, cancelled: 1, fulfilled: 1)]
+        order.lineCancellations = [
+            Cancellation(
+                sagaID: sagaID, reason: .customer, staffNote: nil, refundedMinor: 0, feeKeptMinor: 0, voided: true,
+                unitsRestocked: 1, notify: true, cancelledAt: Date(timeIntervalSince1970: 1_767_225_661),
+                feeSavedMinor: 40, lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 1)], voidedAmountMinor: 1_250)
         ]
         return order
     }

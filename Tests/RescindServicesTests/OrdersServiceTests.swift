@@ -138,7 +138,7 @@ import Testing
         defer { f.stop() }
         try await f.setStock("MUG", "main", 5)
         let fulfilled = try await f.place([("MUG", 1, 1200)])
-        _ = try await f.orders.fulfill(fulfilled.id)
+        _ = try await f.orders.fulfill(FulfilOrderRequest(orderID: fulfilled.id))
         let error = await #expect(throws: RescindError.self) {
             try await f.orders.cancel(CancelOrderRequest(orderID: fulfilled.id, reason: .customer))
         }
@@ -169,7 +169,9 @@ import Testing
     @Test func fulfilmentIsRefusedWhileACancellationHoldsTheOrder() async throws {
         let (f, payments, order, saga) = try await ServiceFixture.cancellationHeldAtRefund()
         defer { f.stop() }
-        let error = await #expect(throws: RescindError.self) { try await f.orders.fulfill(order.id) }
+        let error = await #expect(throws: RescindError.self) {
+            try await f.orders.fulfill(FulfilOrderRequest(orderID: order.id))
+        }
         #expect(error?.reason == "order_cancelling")
         payments.release("payments.refund")
         #expect(try await f.waitForSaga(saga).state == .completed)

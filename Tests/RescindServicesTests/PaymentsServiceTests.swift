@@ -97,7 +97,7 @@ import Testing
             idempotencyKey: "a", timeout: nil
         )
         let voided = try await c.call(
-            PaymentsMethods.void, PaymentRequest(orderID: order), idempotencyKey: "v", timeout: nil)
+            PaymentsMethods.void, VoidRequest(orderID: order), idempotencyKey: "v", timeout: nil)
         #expect(voided.status == .voided)
         #expect(voided.fee == 0)
         #expect(voided.amountCaptured == 0)

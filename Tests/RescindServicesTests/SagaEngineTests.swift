@@ -50,7 +50,7 @@ import Testing
         try await first.setStock("MUG", "main", 5)
         let order = try await first.place([("MUG", 2, 1200)])
         inventory.hold("inventory.commit")
-        let call = Task { try await first.orders.fulfill(order.id) }
+        let call = Task { try await first.orders.fulfill(FulfilOrderRequest(orderID: order.id)) }
         try await inventory.waitForCall("inventory.commit")
         // Orders goes away with the commit's request out and no answer.
         first.stop()

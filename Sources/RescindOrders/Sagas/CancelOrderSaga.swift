@@ -9,8 +9,12 @@ import RescindWire
 /// The units are promised back before the money moves but stay reserved until it has (`prepare_restock`
 /// holds them, `restock` releases them after the pivot), so nothing another order buys meanwhile can stop a
 /// declined refund from being undone. Without restock they are written off after the pivot.
+///
+/// Cancelling some lines adds `split` after `lock` (undone by `merge`): their units become a part of the order's
+/// reservation and the stock steps act on the part; the pivot refunds their share, or voids it from the
+/// authorization; `finalize` leaves the order open with the rest (or fulfilled, when the rest had shipped).
 enum CancelOrderSaga: SagaDefinition {
-    struct Context: Codable, Sendable, Hashable {
+    struct Context: LineContext, Hashable {
         enum PaymentAction: String, Codable, Sendable {
             /// Refund captured money (the fee is kept by the processor).
             case refund
@@ -33,6 +37,10 @@ enum CancelOrderSaga: SagaDefinition {
             var restockingFee: Int64?
             /// Where the refund goes (`nil`: the card).
             var refundTo: RefundDestination?
+            /// The units asked for (`nil`: every unit not fulfilled).
+            var lines: [LineQuantity]?
+            /// With `void`: how much of the authorization (`nil`: all of it).
+            var voidAmount: Int64?
 
             /// Whether a request that made `other` asks for what this cancellation was asked: the caller's
             /// choices, not the amounts derived from the store's settings (which may have changed meanwhile, or
@@ -40,7 +48,7 @@ enum CancelOrderSaga: SagaDefinition {
             func asks(as other: Options) -> Bool {
                 reason == other.reason && restock == other.restock && notify == other.notify
                     && staffNote == other.staffNote && (payment == .keep) == (other.payment == .keep)
-                    && (refundTo ?? .original) == (other.refundTo ?? .original)
+                    && (refundTo ?? .original) == (other.refundTo ?? .original) && lines == other.lines
                     && (restockingFee == nil ? refundAmount : nil)
                         == (other.restockingFee == nil ? other.refundAmount : nil)
             }
@@ -58,6 +66,8 @@ enum CancelOrderSaga: SagaDefinition {
         var feeSaved: Int64?
         /// A refund to store credit: the customer whose balance it goes to.
         var storeCreditOf: String?
+        var partID: UUID?
+        var partLines: [ReserveRequest.Line]?
     }
 
     static let kind = Saga.Kind.cancelOrder
@@ -65,6 +75,7 @@ enum CancelOrderSaga: SagaDefinition {
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         let options = context.options
         var plan = [lock]
+        if context.partID != nil { plan.append(.split) }
         if options.restock { plan.append(prepareRestock) }
         switch options.payment {
         case .refund: plan.append(refund)
@@ -99,13 +110,13 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let prepareRestock = SagaStep<Context>.remote(
         "prepare_restock", .inventory, InventoryMethods.prepareRestock, role: .compensatable(undo: takeBack),
-        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        request: { context, _ in OrderStockRequest(orderID: context.stockID) },
         answered: { reservation, _ in "holding \(reservation.describedAllocations) to restock once the money moves" }
     )
 
     static let takeBack = SagaStep<Context>.remote(
         "take_back", .inventory, InventoryMethods.takeBack, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        request: { context, _ in OrderStockRequest(orderID: context.stockID) },
         answered: { reservation, _ in "the \(reservation.units) units stay reserved for the order" }
     )
 
@@ -127,11 +138,15 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let void = SagaStep<Context>.remote(
         "void", .payments, PaymentsMethods.void, role: .pivot,
-        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        request: { context, _ in VoidRequest(orderID: context.orderID, amountMinor: context.options.voidAmount) },
         answered: { payment, context in
             context.voided = true
             context.paymentStatus = payment.status.rawValue
             context.feeSaved = payment.feeSaved
+            if let part = context.options.voidAmount {
+                return "voided \(part) of the authorization, \(payment.amountAuthorized) \(payment.currency) minor "
+                    + "units stay authorized; no money moved, fee saved so far \(payment.feeSaved ?? 0)"
+            }
             return "voided the authorization of \(payment.amountAuthorized) \(payment.currency) minor units"
                 + "; no money moved, fee saved \(payment.feeSaved ?? 0)"
         }
@@ -139,7 +154,7 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let restock = SagaStep<Context>.remote(
         "restock", .inventory, InventoryMethods.restock, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        request: { context, _ in OrderStockRequest(orderID: context.stockID) },
         answered: { reservation, context in
             context.unitsRestocked = reservation.units
             return "restocked \(reservation.describedAllocations)"
@@ -148,7 +163,7 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let writeOff = SagaStep<Context>.remote(
         "write_off", .inventory, InventoryMethods.writeOff, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        request: { context, _ in OrderStockRequest(orderID: context.stockID) },
         answered: { reservation, context in
             context.unitsWrittenOff = reservation.units
             return "wrote off \(reservation.describedAllocations)"
@@ -156,8 +171,10 @@ enum CancelOrderSaga: SagaDefinition {
     )
 
     static let finalize = SagaStep<Context>.local("finalize", role: .retriable) { db, context, info in
-        try record(db, context, info: info)
-        var parts = ["cancelled"]
+        let order = try record(db, context, info: info)
+        var parts = [
+            order.status == .cancelled ? "cancelled" : "lines cancelled; the order is \(order.status.rawValue)"
+        ]
         if context.voided { parts.append("authorization voided, fee saved \(context.feeSaved ?? 0)") }
         if context.refunded > 0 { parts.append("refunded \(context.refunded), fee kept \(context.feeKept)") }
         if let fee = context.options.restockingFee, fee > 0 { parts.append("restocking fee \(fee) kept") }
@@ -170,35 +187,60 @@ enum CancelOrderSaga: SagaDefinition {
         return parts.joined(separator: "; ")
     }
 
-    /// The order cancelled, its cancellation record and, if asked, the customer's notice.
-    private static func record(_ db: Database, _ context: Context, info: LocalStepInfo) throws {
+    /// The order cancelled (or, for some lines, open or fulfilled with them cancelled), its cancellation record
+    /// and, if asked, the customer's notice.
+    @discardableResult
+    private static func record(_ db: Database, _ context: Context, info: LocalStepInfo) throws -> OrderRecord {
         let options = context.options
+        let lines = try OrderLineRecord.of(db, context.orderID.uuidString)
+        let selection = try LineSelection(options.lines, of: lines, doing: "cancel")
+        let fulfilled = try selection.apply(db, to: lines, as: \.cancelled).contains { $0.fulfilled > 0 }
+        // What previous voids of some lines saved; Payments counts what every void of the order saved.
+        let savedBefore =
+            try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT COALESCE(SUM(json_extract(cancellation, '$.fee_saved')), 0) FROM line_cancellation
+                    WHERE order_id = ?
+                    """, arguments: [context.orderID.uuidString]) ?? 0
+        let feeSaved = context.voided ? (context.feeSaved ?? 0) - savedBefore : nil
         let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in
-            order.status = .cancelled
+            order.status = selection.takesEverythingOpen ? (fulfilled ? .fulfilled : .cancelled) : .open
             order.amountRefunded += context.refunded
+            order.total -= options.voidAmount ?? 0
             if let status = context.paymentStatus { order.paymentStatus = status }
-            order.captureDueAt = nil
+            if order.status != .open { order.captureDueAt = nil }
         }
-        try CancellationRecord(
-            orderID: order.id, sagaID: info.sagaID, reason: options.reason, staffNote: options.staffNote,
-            refunded: context.refunded, feeKept: context.feeKept, voided: context.voided,
+        let cancellation = Cancellation(
+            sagaID: UUID(uuidString: info.sagaID) ?? UUID(), reason: options.reason, staffNote: options.staffNote,
+            refundedMinor: context.refunded, feeKeptMinor: context.feeKept, voided: context.voided,
             unitsRestocked: context.unitsRestocked, notify: options.notify, cancelledAt: info.now,
-            feeSaved: context.voided ? context.feeSaved : nil,
-            restockingFee: (options.restockingFee ?? 0) > 0 ? options.restockingFee : nil,
-            refundTo: context.refunded > 0 && context.storeCreditOf != nil
-                ? RefundDestination.storeCredit.rawValue : nil
-        ).insert(db)
+            feeSavedMinor: feeSaved, restockingFeeMinor: (options.restockingFee ?? 0) > 0 ? options.restockingFee : nil,
+            refundTo: context.refunded > 0 && context.storeCreditOf != nil ? RefundDestination.storeCredit : nil,
+            lines: order.status == .cancelled ? nil : selection.asked(of: lines),
+            voidedAmountMinor: options.voidAmount)
+        if order.status == .cancelled {
+            try CancellationRecord(order.id, cancellation).insert(db)
+        } else {
+            try LineCancellationRecord(
+                sagaID: info.sagaID, orderID: order.id, refunded: context.refunded,
+                voidedAmount: options.voidAmount ?? 0, units: selection.units,
+                cancellation: try JSON.encode(cancellation),
+                cancelledAt: info.now
+            ).insert(db)
+        }
         if options.notify {
             let notice = CancellationNotice(
                 orderID: order.id, customerEmail: order.customerEmail, reason: options.reason.rawValue,
-                refunded: context.refunded, currency: order.currency
+                refunded: context.refunded, currency: order.currency, lines: cancellation.lines
             )
             let outbox = OutboxRecord(
-                id: nil, orderID: order.id, kind: "order_cancelled", payload: try JSON.encode(notice),
-                createdAt: info.now, deliveredAt: nil
+                id: nil, orderID: order.id, kind: order.status == .cancelled ? "order_cancelled" : "lines_cancelled",
+                payload: try JSON.encode(notice), createdAt: info.now, deliveredAt: nil
             )
             try outbox.insert(db)
         }
+        return order
     }
 
     static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
@@ -225,4 +267,6 @@ struct CancellationNotice: Codable, Sendable {
     var reason: String
     var refunded: Int64
     var currency: String
+    /// For a cancellation of some lines: which units.
+    var lines: [LineQuantity]?
 }

@@ -9,26 +9,35 @@ import RescindWire
 /// `capture` (pivot: nothing ships unpaid) → `commit` → `fulfilled`. A capture the processor refuses leaves
 /// the order open, as it was.
 ///
+/// Fulfilling some lines adds `split` after `lock` (undone by `merge`): their units become a part of the order's
+/// reservation and `commit` acts on the part; the order stays open with the rest.
+///
 /// A saga like the others, so a fulfilment that a crash or a lost answer interrupts is resumed by the runner
 /// instead of waiting for a client to call again.
 enum FulfilOrderSaga: SagaDefinition {
-    struct Context: Codable, Sendable {
+    struct Context: LineContext {
         var orderID: UUID
         var unitsCommitted: Int64 = 0
         /// Whether the saga captures the payment before the units leave stock (`nil` in sagas from before).
         var captures: Bool?
         var paymentStatus: String?
+        /// The units asked for (`nil`: every unit not cancelled or fulfilled).
+        var lines: [LineQuantity]?
+        var partID: UUID?
+        var partLines: [ReserveRequest.Line]?
 
-        init(orderID: UUID, captures: Bool) {
+        init(orderID: UUID, captures: Bool, lines: [LineQuantity]? = nil) {
             self.orderID = orderID
             self.captures = captures
+            self.lines = lines
         }
     }
 
     static let kind = Saga.Kind.fulfilOrder
 
     static func plan(_ context: Context) -> [SagaStep<Context>] {
-        context.captures == true ? [lock, capture, commitAfterCapture, fulfilled] : [lock, commit, fulfilled]
+        [lock] + (context.partID == nil ? [] : [SagaStep<Context>.split])
+            + (context.captures == true ? [capture, commitAfterCapture] : [commit]) + [fulfilled]
     }
 
     /// An open order becomes `fulfilling`: a cancellation is refused until the saga ends.
@@ -74,7 +83,7 @@ enum FulfilOrderSaga: SagaDefinition {
     static func commitStep(role: SagaStep<Context>.Role) -> SagaStep<Context> {
         .remote(
             "commit", .inventory, InventoryMethods.commit, role: role,
-            request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+            request: { context, _ in OrderStockRequest(orderID: context.stockID) },
             answered: { reservation, context in
                 context.unitsCommitted = reservation.units
                 return "committed \(reservation.describedAllocations)"
@@ -83,15 +92,27 @@ enum FulfilOrderSaga: SagaDefinition {
     }
 
     static let fulfilled = SagaStep<Context>.local("fulfilled", role: .retriable) { db, context, info in
-        try OrderRecord.change(db, context.orderID, at: info.now) { order in
-            order.status = .fulfilled
+        let order = try record(db, context, at: info.now)
+        return order.status == .fulfilled
+            ? "order fulfilled; \(context.unitsCommitted) units left stock"
+            : "\(context.unitsCommitted) units left stock; the rest of the order is open"
+    }
+
+    /// The units fulfilled on their lines, and the order fulfilled once nothing is left open (open again
+    /// otherwise). The mark of fulfilment in progress is cleared: the fulfilment it announced happened.
+    @discardableResult
+    private static func record(_ db: Database, _ context: Context, at now: Date) throws -> OrderRecord {
+        let lines = try OrderLineRecord.of(db, context.orderID.uuidString)
+        let selection = try LineSelection(context.lines, of: lines, doing: "fulfil")
+        try selection.apply(db, to: lines, as: \.fulfilled)
+        return try OrderRecord.change(db, context.orderID, at: now) { order in
+            order.status = selection.takesEverythingOpen ? .fulfilled : .open
             order.fulfilmentInProgress = nil
             if let status = context.paymentStatus {
                 order.paymentStatus = status
                 order.captureDueAt = nil
             }
         }
-        return "order fulfilled; \(context.unitsCommitted) units left stock"
     }
 
     static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
@@ -103,16 +124,14 @@ enum FulfilOrderSaga: SagaDefinition {
                 order.paymentStatus = status
                 order.captureDueAt = nil
             }
-            switch outcome {
-            case .fulfilled:
-                order.status = .fulfilled
-                order.fulfilmentInProgress = nil
-            case .open: order.status = .open
-            default:
+            guard outcome == .fulfilled || outcome == .open else {
                 throw RescindError.invalidArgument(
                     "a fulfilment settles as fulfilled or open, not \(outcome)", reason: "bad_outcome")
             }
+            order.status = .open
         }
+        // Fulfilled by hand: the units asked for are recorded as fulfilled, as the saga would have.
+        if outcome == .fulfilled { return "order \(try record(db, context, at: info.now).status.rawValue)" }
         return "order \(order.status.rawValue)"
     }
 }

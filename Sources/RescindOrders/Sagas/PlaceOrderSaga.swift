@@ -94,7 +94,7 @@ enum PlaceOrderSaga: SagaDefinition {
 
     static let void = SagaStep<Context>.remote(
         "void", .payments, PaymentsMethods.void, role: .retriable,
-        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        request: { context, _ in VoidRequest(orderID: context.orderID) },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
             return "voided the authorization of \(payment.amountAuthorized) \(payment.currency) minor units"
