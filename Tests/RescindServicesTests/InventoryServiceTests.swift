@@ -214,3 +214,86 @@ import Testing
         #expect(try await f.inventory.listStock(ListStockRequest()).levels.isEmpty)
     }
 }
+
+@Suite struct InventoryPartTests {
+    private func call<Request, Response>(
+        _ caller: InProcessCaller, _ method: RescindAPI.Method<Request, Response>, _ request: Request,
+        key: String = UUID().uuidString
+    ) async throws -> Response {
+        try await caller.call(method, request, idempotencyKey: key, timeout: nil)
+    }
+
+    @Test func aSplitSetsUnitsApartForTheirOwnTransitionsAndAMergeBringsThemBack() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        try await f.setStock("MUG", "east", 2)
+        try await f.setStock("MUG", "west", 5)
+        try await f.setStock("TEE", "east", 5)
+        let caller = InProcessCaller(router: f.inventoryRouter, peer: .orders)
+        let order = UUID()
+        _ = try await call(
+            caller, InventoryMethods.reserve,
+            ReserveRequest(orderID: order, lines: [.init(sku: "MUG", quantity: 4), .init(sku: "TEE", quantity: 1)]))
+
+        // Three mugs apart, taken from the last location first; no stock moves.
+        let part = UUID()
+        let split = try await call(
+            caller, InventoryMethods.split,
+            SplitRequest(orderID: order, partID: part, lines: [.init(sku: "MUG", quantity: 3)]), key: "s1")
+        #expect(split.partOf == order)
+        #expect(
+            split.allocations == [
+                .init(sku: "MUG", location: "east", quantity: 1), .init(sku: "MUG", location: "west", quantity: 2),
+            ])
+        let rest = try await call(caller, InventoryMethods.getReservation, OrderStockRequest(orderID: order))
+        #expect(
+            rest.allocations == [
+                .init(sku: "MUG", location: "east", quantity: 1), .init(sku: "TEE", location: "east", quantity: 1),
+            ])
+        #expect(try await f.stock("MUG", "west").reserved == 2)
+        #expect(try await f.stock("MUG", "east").reserved == 2)
+        // A repeat of the split (another key) answers with the part; more than the order holds is refused.
+        #expect(
+            try await call(
+                caller, InventoryMethods.split,
+                SplitRequest(orderID: order, partID: part, lines: [.init(sku: "MUG", quantity: 3)])) == split)
+        let tooMany = await #expect(throws: RescindError.self) {
+            try await call(
+                caller, InventoryMethods.split,
+                SplitRequest(orderID: order, partID: UUID(), lines: [.init(sku: "MUG", quantity: 2)]))
+        }
+        #expect(tooMany?.reason == "not_reserved")
+
+        // Merged back: the order holds its four mugs again, the part is done.
+        let merged = try await call(caller, InventoryMethods.merge, MergeRequest(orderID: order, partID: part))
+        #expect(merged.units == 5)
+        #expect(
+            try await call(caller, InventoryMethods.getReservation, OrderStockRequest(orderID: part)).status == .merged)
+        #expect(try await call(caller, InventoryMethods.merge, MergeRequest(orderID: order, partID: part)) == merged)
+        // The undo of a split that never arrived changes nothing.
+        #expect(try await call(caller, InventoryMethods.merge, MergeRequest(orderID: order, partID: UUID())) == merged)
+        let stranger = UUID()
+        _ = try await call(
+            caller, InventoryMethods.reserve, ReserveRequest(orderID: stranger, lines: [.init(sku: "TEE", quantity: 1)])
+        )
+        let notOurs = await #expect(throws: RescindError.self) {
+            try await call(caller, InventoryMethods.merge, MergeRequest(orderID: stranger, partID: part))
+        }
+        #expect(notOurs?.reason == "not_a_part")
+
+        // A part's own transitions: one mug committed alone; the ledger names the order.
+        let second = UUID()
+        _ = try await call(
+            caller, InventoryMethods.split,
+            SplitRequest(orderID: order, partID: second, lines: [.init(sku: "MUG", quantity: 1)]))
+        let committed = try await call(caller, InventoryMethods.commit, OrderStockRequest(orderID: second))
+        #expect(committed.status == .committed)
+        #expect(try await call(caller, InventoryMethods.getReservation, OrderStockRequest(orderID: order)).units == 4)
+        let west = try await f.stock("MUG", "west")
+        #expect((west.onHand, west.reserved) == (4, 1))
+        let ledger = try await f.inventory.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, order_id FROM ledger WHERE kind = 'commit'")
+        }
+        #expect(ledger.map { $0["order_id"] as String } == [order.uuidString])
+    }
+}

@@ -103,6 +103,56 @@ import Testing
         #expect(voided.amountCaptured == 0)
     }
 
+    @Test func voidingPartOfAnAuthorizationLowersTheCardFirstThenGivesCreditBack() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let c = caller(f)
+        func call<Request, Response>(_ method: RescindAPI.Method<Request, Response>, _ request: Request) async throws
+            -> Response
+        {
+            try await c.call(method, request, idempotencyKey: UUID().uuidString, timeout: nil)
+        }
+        // 1000 on the card: 400 of it voided saves the fee on 1000 less the fee on 600 (2.9% + 30).
+        let order = UUID()
+        _ = try await call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"))
+        let part = try await call(PaymentsMethods.void, VoidRequest(orderID: order, amountMinor: 400))
+        #expect(part.status == .authorized)
+        #expect(part.amountAuthorized == 600)
+        #expect(part.feeSaved == 12)  // 59 - 47
+        let tooMuch = await #expect(throws: RescindError.self) {
+            try await call(PaymentsMethods.void, VoidRequest(orderID: order, amountMinor: 601))
+        }
+        #expect(tooMuch?.reason == "bad_amount")
+        // The rest: voided at what it was, and the two voids together saved the fee on the whole 1000.
+        let rest = try await call(PaymentsMethods.void, VoidRequest(orderID: order))
+        #expect(rest.status == .voided)
+        #expect(rest.amountAuthorized == 600)
+        #expect(rest.feeSaved == 59)
+
+        // 500 of store credit and 500 on the card: a void of 700 takes the card's 500, then gives 200 back.
+        let customer = "cy@example.com"
+        let earlier = UUID()
+        _ = try await call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: earlier, amountMinor: 500, currency: "USD", cardNumber: "4242424242424242"))
+        _ = try await call(PaymentsMethods.capture, PaymentRequest(orderID: earlier))
+        _ = try await call(PaymentsMethods.refund, RefundRequest(orderID: earlier, storeCreditOf: customer))
+        let mixed = UUID()
+        var spending = AuthorizeRequest(
+            orderID: mixed, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242")
+        spending.spendStoreCreditOf = customer
+        _ = try await call(PaymentsMethods.authorize, spending)
+        let lowered = try await call(PaymentsMethods.void, VoidRequest(orderID: mixed, amountMinor: 700))
+        #expect(lowered.amountAuthorized == 0)
+        #expect(lowered.creditAppliedMinor == 300)
+        #expect(try await f.payments.storeCredit(customer).balanceMinor == 200)
+        let captured = try await call(PaymentsMethods.capture, PaymentRequest(orderID: mixed))
+        #expect(captured.amountCaptured == 0)
+        #expect(captured.fee == 0)
+    }
+
     @Test func onlyTheLastFourDigitsAreStored() async throws {
         let f = try ServiceFixture()
         defer { f.stop() }
