@@ -17,6 +17,10 @@ public enum OrdersMethods {
     /// while a cancellation holds the order. Answers once the saga ends, or with the order still open if it takes
     /// longer. An order with units left to fulfil stays open.
     public static let fulfill = Method<FulfilOrderRequest, Order>("orders.fulfill", callers: [.operator])
+    /// Edits an open order through an edit saga: a SKU's quantity changed, a line removed, a line added. Added
+    /// units are reserved and the payment raised (or charged) first; removed units are released and their
+    /// share voided or refunded. Answers once the saga ends; the order keeps its edits.
+    public static let edit = Method<EditOrderRequest, Order>("orders.edit", callers: [.operator])
     /// Records that fulfilment of an open order is in progress (a label bought, picking started), or clears it:
     /// while it is marked, a cancellation is refused with the rule named.
     public static let mark = Method<MarkOrderRequest, Order>("orders.mark", callers: [.operator])
@@ -180,6 +184,8 @@ public struct Order: Codable, Sendable, Hashable {
     public var reorderOf: UUID?
     /// Orders placed again from this one, oldest first.
     public var reorders: [UUID]?
+    /// The order's edits, oldest first; absent when there were none.
+    public var edits: [OrderEdit]?
     /// Cancellations of some lines that left the order open (or fulfilled, when the rest had shipped), oldest
     /// first; absent when there were none.
     public var lineCancellations: [Cancellation]?
@@ -190,9 +196,10 @@ public struct Order: Codable, Sendable, Hashable {
         rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
         source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil,
         reorderOf: UUID? = nil, reorders: [UUID]? = nil, fulfilmentInProgress: FulfilmentProgress? = nil,
-        lineCancellations: [Cancellation]? = nil
+        lineCancellations: [Cancellation]? = nil, edits: [OrderEdit]? = nil
     ) {
         self.lineCancellations = lineCancellations
+        self.edits = edits
         self.fulfilmentInProgress = fulfilmentInProgress
         self.reorderOf = reorderOf
         self.reorders = reorders
@@ -231,6 +238,7 @@ public struct Order: Codable, Sendable, Hashable {
         case reorderOf = "reorder_of"
         case fulfilmentInProgress = "fulfilment_in_progress"
         case lineCancellations = "line_cancellations"
+        case edits
     }
 }
 
@@ -438,6 +446,81 @@ public struct CancelOrderRequest: Codable, Sendable, Hashable {
     }
 }
 
+/// One change of an order edit: how many open units of a SKU the order should have.
+public struct LineChange: Codable, Sendable, Hashable {
+    public var sku: String
+    /// Open units of the SKU after the edit; 0 removes them. Units cancelled or fulfilled are not counted.
+    public var quantity: Int64
+    /// The unit price of a SKU the order does not have yet (a line added); absent for one it has.
+    public var unitPriceMinor: Int64?
+
+    public init(sku: String, quantity: Int64, unitPriceMinor: Int64? = nil) {
+        self.sku = sku
+        self.quantity = quantity
+        self.unitPriceMinor = unitPriceMinor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sku, quantity
+        case unitPriceMinor = "unit_price"
+    }
+}
+
+public struct EditOrderRequest: Codable, Sendable, Hashable {
+    /// The longest note, as for a cancellation's staff note.
+    public static let maxNoteLength = 255
+
+    public var orderID: UUID
+    /// 1 to 100 changes, one per SKU.
+    public var changes: [LineChange]
+    /// Why (kept with the edit).
+    public var note: String?
+
+    public init(orderID: UUID, changes: [LineChange], note: String? = nil) {
+        self.orderID = orderID
+        self.changes = changes
+        self.note = note
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case changes, note
+    }
+}
+
+/// An edit of an order, as recorded.
+public struct OrderEdit: Codable, Sendable, Hashable {
+    public var sagaID: UUID
+    public var changes: [LineChange]
+    /// What the edit changed of the money: more charged (positive) or given back (negative), in minor units.
+    public var amountMinor: Int64
+    /// How the money moved: `increase` (the authorization raised, or the extra charged), `void` (part of the
+    /// authorization voided), `refund`, or absent when the amount is 0.
+    public var payment: String?
+    public var note: String?
+    /// The certificate identity of the caller.
+    public var by: String
+    public var at: Date
+
+    public init(
+        sagaID: UUID, changes: [LineChange], amountMinor: Int64, payment: String?, note: String?, by: String, at: Date
+    ) {
+        self.sagaID = sagaID
+        self.changes = changes
+        self.amountMinor = amountMinor
+        self.payment = payment
+        self.note = note
+        self.by = by
+        self.at = at
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case changes, payment, note, by, at
+        case sagaID = "saga_id"
+        case amountMinor = "amount"
+    }
+}
+
 public struct FulfilOrderRequest: Codable, Sendable, Hashable {
     public var orderID: UUID
     /// Fulfil only these units; absent: every unit not fulfilled or cancelled yet.
@@ -607,8 +690,12 @@ public struct Saga: Codable, Sendable, Hashable {
         public static let capturePayment = Kind("capture_payment")
         /// A refund made after placement by `orders.refund`, outside a cancellation.
         public static let refundPayment = Kind("refund_payment")
+        /// An edit of an open order (`orders.edit`).
+        public static let editOrder = Kind("edit_order")
 
-        public static let known: [Kind] = [.placeOrder, .cancelOrder, .fulfilOrder, .capturePayment, .refundPayment]
+        public static let known: [Kind] = [
+            .placeOrder, .cancelOrder, .fulfilOrder, .capturePayment, .refundPayment, .editOrder,
+        ]
     }
 
     /// Where a saga stands. Extensible: a peer keeps a state it does not know as text.

@@ -19,6 +19,12 @@ public enum PaymentsMethods {
     public static let void = Method<VoidRequest, Payment>(
         "payments.void", callers: [.orders], requiresIdempotencyKey: true
     )
+    /// Charges more for an order (an edit added units): an authorization not captured yet is raised (an
+    /// incremental authorization); a captured payment charges the extra to the saved card and captures it at
+    /// once, with its own fee. A declined card changes nothing.
+    public static let increase = Method<IncreaseRequest, Payment>(
+        "payments.increase", callers: [.orders], requiresIdempotencyKey: true
+    )
     /// Refunds captured money to the card; the fee is kept.
     public static let refund = Method<RefundRequest, RefundResult>(
         "payments.refund", callers: [.orders], requiresIdempotencyKey: true
@@ -120,6 +126,22 @@ public struct VoidRequest: Codable, Sendable, Hashable {
     public var amountMinor: Int64?
 
     public init(orderID: UUID, amountMinor: Int64? = nil) {
+        self.orderID = orderID
+        self.amountMinor = amountMinor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case amountMinor = "amount"
+    }
+}
+
+public struct IncreaseRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// How much more, in minor units.
+    public var amountMinor: Int64
+
+    public init(orderID: UUID, amountMinor: Int64) {
         self.orderID = orderID
         self.amountMinor = amountMinor
     }

@@ -214,7 +214,7 @@ enum OrdersDatabase {
             }
         }
         // Lines cancelled and fulfilled on their own: units per line, and a record of each cancellation of some
-        // lines (the whole order's stays in `cancellation`).
+        // lines (the whole order's stays in `cancellation`); edits of open orders.
         migrator.registerMigration("orders-v8-lines") { db in
             try db.alter(table: "order_line") { t in
                 t.add(column: "cancelled", .integer).notNull().defaults(to: 0).check(sql: "cancelled >= 0")
@@ -230,6 +230,15 @@ enum OrdersDatabase {
                 /// The `Cancellation` as answered, in JSON.
                 t.column("cancellation", .text).notNull()
                 t.column("cancelled_at", .datetime).notNull()
+            }
+            // Edits of open orders (orders.edit), oldest first by `at`.
+            try db.create(table: "order_edit") { t in
+                t.primaryKey("saga_id", .text)
+                t.column("order_id", .text).notNull().references("orders", onDelete: .cascade).indexed()
+                t.column("refunded", .integer).notNull().check(sql: "refunded >= 0")
+                /// The `OrderEdit` as answered, in JSON.
+                t.column("edit", .text).notNull()
+                t.column("at", .datetime).notNull()
             }
         }
         return migrator

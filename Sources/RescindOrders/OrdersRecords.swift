@@ -348,6 +348,31 @@ struct LineCancellationRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
+/// An edit of an order (`orders.edit`).
+struct OrderEditRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "order_edit"
+    var sagaID: String
+    var orderID: String
+    var refunded: Int64
+    /// `OrderEdit` in JSON.
+    var edit: String
+    var at: Date
+
+    enum CodingKeys: String, CodingKey {
+        case refunded, edit, at
+        case sagaID = "saga_id"
+        case orderID = "order_id"
+    }
+
+    /// An order's edits, oldest first; `nil` for none.
+    static func of(_ db: Database, _ orderID: String) throws -> [OrderEdit]? {
+        let statement = try db.cachedStatement(
+            sql: "SELECT edit FROM order_edit WHERE order_id = ? ORDER BY at, saga_id")
+        let all = try String.fetchAll(statement, arguments: [orderID]).map { try JSON.decode(OrderEdit.self, $0) }
+        return all.isEmpty ? nil : all
+    }
+}
+
 struct OutboxRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "outbox"
     var id: Int64?

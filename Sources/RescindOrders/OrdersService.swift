@@ -143,6 +143,11 @@ public final class OrdersService: Sendable {
         router.register(OrdersMethods.fulfill) { request, context in
             try await self.fulfill(request, logger: context.logger)
         }
+        router.register(OrdersMethods.edit) { request, context in
+            try await self.edit(
+                request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, by: context.peer,
+                logger: context.logger)
+        }
         router.register(OrdersMethods.mark) { request, context in
             try await self.mark(request, logger: context.logger)
         }
@@ -583,6 +588,104 @@ public final class OrdersService: Sendable {
         return try await order(orderID)
     }
 
+    // MARK: Editing
+
+    /// Edits an open order through an edit saga and waits for it (up to `placeTimeoutSeconds`). With an
+    /// idempotency key, a repeat (same key, same request) answers with the same edit instead of editing again.
+    /// - Throws: `invalid_argument` (`bad_changes`, `price_fixed`, `no_change`, `note_too_long`); `not_found`;
+    ///   `failed_precondition/order_<status>` for an order that is not open, `fulfilment_in_progress`,
+    ///   `line_not_open`, `edit_empties_order`, `would_void_payment`; `conflict/order_busy` while another saga
+    ///   holds the order; `conflict/idempotency_key_reused`; the stock's or the card's refusal (`out_of_stock`,
+    ///   `card_declined`: the order is as it was).
+    public func edit(
+        _ request: EditOrderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [], by person: Identity,
+        logger: Logger? = nil
+    ) async throws -> Order {
+        if let note = request.note, note.unicodeScalars.count > EditOrderRequest.maxNoteLength {
+            throw RescindError.invalidArgument(
+                "the note is \(note.unicodeScalars.count) characters; at most \(EditOrderRequest.maxNoteLength)",
+                reason: "note_too_long")
+        }
+        let newID = UUID.timeOrdered().uuidString
+        let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
+        let sagaID: String = try await runner.writer.write { db in
+            if let idempotencyKey,
+                let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db)
+            {
+                guard previous.requestFingerprint == fingerprint, previous.orderID == request.orderID.uuidString else {
+                    throw RescindError.conflict(
+                        "idempotency key \(idempotencyKey) was first used for another request",
+                        reason: "idempotency_key_reused")
+                }
+                return previous.id
+            }
+            let order = try Self.existing(db, request.orderID)
+            guard order.status == .open else {
+                throw RescindError.failedPrecondition(
+                    "order \(order.id) is \(order.status.rawValue): only an open order is edited",
+                    reason: order.status == .fulfilling ? "fulfilment_in_progress" : "order_\(order.status.rawValue)")
+            }
+            if let progress = order.fulfilmentInProgress {
+                throw RescindError.failedPrecondition(
+                    "order \(order.id) cannot be edited: fulfilment is in progress (\(progress)); clear the mark first",
+                    reason: "fulfilment_in_progress")
+            }
+            let edit = try LineEdit(request.changes, of: try OrderLineRecord.of(db, order.id))
+            try Self.refuseWhileBusy(db, order.id)
+            var context = EditOrderSaga.Context(
+                orderID: request.orderID, changes: request.changes, note: request.note, by: person.rawValue,
+                amount: edit.amount)
+            if edit.amount > 0 {
+                context.payment = .increase
+            } else if edit.amount < 0 {
+                if order.paymentStatus == Payment.Status.authorized.rawValue {
+                    guard -edit.amount < order.total else {
+                        throw RescindError.failedPrecondition(
+                            "the edit would void all of order \(order.id)'s authorization; cancel it instead",
+                            reason: "would_void_payment")
+                    }
+                    context.payment = .void
+                } else {
+                    // Never more than is not refunded yet: a refund made earlier may have covered some of it.
+                    let refund = min(-edit.amount, order.total - order.amountRefunded)
+                    if refund > 0 {
+                        context.payment = .refund
+                        context.amount = -refund
+                    }
+                }
+            }
+            if !edit.added.isEmpty {
+                context.added = edit.added
+                context.addedPartID = UUID.timeOrdered()
+            }
+            if !edit.removed.isEmpty {
+                context.removed = edit.removed
+                context.removedPartID = UUID.timeOrdered()
+            }
+            try SagaStore.start(
+                db, EditOrderSaga.self, id: newID, orderID: request.orderID, context: context,
+                requestKey: idempotencyKey, requestFingerprint: fingerprint)
+            return newID
+        }
+        if sagaID == newID { runner.submit(sagaID) }
+        await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
+        let saga = try await database.read { db in try SagaRecord.find(db, sagaID) }
+        if let saga, saga.state == .compensated, let error = saga.error {
+            throw RescindError(
+                RescindError.Code(error.code), "order \(request.orderID) was not edited: \(error.message)",
+                reason: error.reason, retryable: false)
+        }
+        if let saga, saga.state == .failed {
+            throw Self.sagaFailed(saga, doing: "edit of order \(request.orderID)")
+        }
+        if sagaID == newID, saga?.state == .completed {
+            (logger ?? self.logger).info(
+                "order edited",
+                metadata: ["order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "peer": "\(person.rawValue)"])
+        }
+        return try await order(request.orderID)
+    }
+
     // MARK: Fulfilment in progress
 
     /// Marks an open order's fulfilment as in progress (or clears the mark): a cancellation is refused while it
@@ -856,7 +959,8 @@ public final class OrdersService: Sendable {
                 return ids.isEmpty ? nil : ids.compactMap(UUID.init(uuidString:))
             }(),
             fulfilmentInProgress: record.fulfilmentInProgress.map(FulfilmentProgress.init(rawValue:)),
-            lineCancellations: try LineCancellationRecord.of(db, id)
+            lineCancellations: try LineCancellationRecord.of(db, id),
+            edits: try OrderEditRecord.of(db, id)
         )
     }
 

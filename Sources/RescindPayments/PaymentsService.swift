@@ -42,6 +42,9 @@ public final class PaymentsService: Sendable {
         router.register(PaymentsMethods.void) { request, context in
             try await self.effect(context) { db in try self.void(db, request, key: context.idempotencyKey) }
         }
+        router.register(PaymentsMethods.increase) { request, context in
+            try await self.effect(context) { db in try self.increase(db, request, key: context.idempotencyKey) }
+        }
         router.register(PaymentsMethods.setProcessorFaults) { request, context in
             try self.processor.setFaults(request)
             context.logger.warning("processor fault mode set", metadata: ["mode": "\(request.mode)"])
@@ -221,6 +224,37 @@ public final class PaymentsService: Sendable {
         try giveBackCredit(db, record, fromCredit, kind: "restore", key: key)
         try record.update(db)
         try event(db, record, "void", amount: amount, fee: 0, key: key)
+        return record.api
+    }
+
+    /// Charges `request.amountMinor` more: an authorization is raised; a captured payment's card is charged
+    /// the extra and it is captured at once, with its fee. Recorded as an `authorize` event (and a `capture`).
+    func increase(_ db: Database, _ request: IncreaseRequest, key: String?) throws -> Payment {
+        var record = try Self.load(db, request.orderID)
+        guard request.amountMinor > 0, request.amountMinor <= 1_000_000_000_000 else {
+            throw RescindError.invalidArgument("an increase must be positive", reason: "bad_amount")
+        }
+        let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
+        switch record.status {
+        case .authorized:
+            _ = try processor.authorize(token: token, amountMinor: record.amountAuthorized + request.amountMinor)
+            record.amountAuthorized += request.amountMinor
+            try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
+        case .captured, .partiallyRefunded, .refunded:
+            _ = try processor.authorize(token: token, amountMinor: request.amountMinor)
+            let fee = processor.fee(forCaptured: request.amountMinor)
+            record.amountAuthorized += request.amountMinor
+            record.amountCaptured += request.amountMinor
+            record.fee += fee
+            record.status = record.amountRefunded == 0 ? .captured : .partiallyRefunded
+            try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
+            try event(db, record, "capture", amount: request.amountMinor, fee: fee, key: key)
+        case .voided:
+            throw RescindError.failedPrecondition(
+                "cannot charge more on a voided payment", reason: "payment_voided")
+        }
+        record.updatedAt = Date()
+        try record.update(db)
         return record.api
     }
 

@@ -56,6 +56,9 @@ public struct SimulatedProcessor: Sendable {
 
     public static let declinedCard = "4000000000000002"
     public static let refundDeclinedCard = "4000000000005126"
+    /// A card with little room: an authorization above `limitedCardLimit` in all is declined (insufficient funds).
+    public static let limitedCard = "4000000000009995"
+    public static let limitedCardLimit: Int64 = 10_000
 
     public var configuration: Configuration
     private let faults = Faults()
@@ -94,6 +97,7 @@ public struct SimulatedProcessor: Sendable {
         public var value: String
         public var last4: String
         var declinesRefunds: Bool { value.hasPrefix("pm_norefund_") }
+        var isLimited: Bool { value.hasPrefix("pm_limit_") }
     }
 
     /// Authorizes a card, returning the token to use for later operations.
@@ -110,15 +114,27 @@ public struct SimulatedProcessor: Sendable {
             throw RescindError.failedPrecondition("the card was declined", reason: "card_declined")
         }
         let last4 = String(digits.suffix(4))
-        let kind = digits == Self.refundDeclinedCard ? "norefund" : "card"
-        return Token(value: "pm_\(kind)_\(UUID().uuidString.prefix(8).lowercased())", last4: last4)
+        let kind = digits == Self.refundDeclinedCard ? "norefund" : digits == Self.limitedCard ? "limit" : "card"
+        let token = Token(value: "pm_\(kind)_\(UUID().uuidString.prefix(8).lowercased())", last4: last4)
+        try checkLimit(token, amountMinor)
+        return token
     }
 
-    /// Authorizes again the card behind a token the processor issued before (a saved card): the same token.
-    /// - Throws: `unavailable` in `unavailable` mode.
+    /// Authorizes again the card behind a token the processor issued before (a saved card, or more on the same
+    /// authorization): the same token.
+    /// - Throws: `unavailable` in `unavailable` mode; `failed_precondition/card_declined` over the limited card's
+    ///   limit.
     public func authorize(token: Token, amountMinor: Int64) throws -> Token {
         try checkAvailable()
+        try checkLimit(token, amountMinor)
         return token
+    }
+
+    private func checkLimit(_ token: Token, _ amountMinor: Int64) throws {
+        if token.isLimited, amountMinor > Self.limitedCardLimit {
+            throw RescindError.failedPrecondition(
+                "the card was declined: insufficient funds for \(amountMinor)", reason: "card_declined")
+        }
     }
 
     /// The fee charged on capturing an amount.

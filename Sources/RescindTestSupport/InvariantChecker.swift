@@ -72,8 +72,8 @@ public struct InvariantChecker: Sendable {
                 try Row.fetchAll(db, sql: "SELECT * FROM orders"),
                 try Row.fetchAll(db, sql: "SELECT id, kind, order_id, state, error_message, created_at FROM saga"),
                 try Row.fetchAll(db, sql: "SELECT * FROM cancellation"),
-                // Refunds recorded apart from the whole order's cancellation: orders.refund's, and those of
-                // cancellations of some lines.
+                // Refunds recorded apart from the whole order's cancellation: orders.refund's, those of
+                // cancellations of some lines, and those of edits.
                 try Dictionary(
                     Row.fetchAll(
                         db,
@@ -81,6 +81,8 @@ public struct InvariantChecker: Sendable {
                             SELECT order_id, SUM(amount) AS total FROM order_refund GROUP BY order_id
                             UNION ALL
                             SELECT order_id, SUM(refunded) FROM line_cancellation GROUP BY order_id
+                            UNION ALL
+                            SELECT order_id, SUM(refunded) FROM order_edit GROUP BY order_id
                             """
                     ).map { ($0["order_id"] as String, $0["total"] as Int64) }, uniquingKeysWith: +),
                 try Dictionary(

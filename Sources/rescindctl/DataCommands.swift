@@ -103,8 +103,8 @@ struct OrdersCommand: AsyncParsableCommand {
         commandName: "orders",
         abstract: "Place, show, cancel, fulfil, archive and delete orders.",
         subcommands: [
-            Place.self, Show.self, List.self, Cancel.self, Fulfill.self, Mark.self, Reorder.self, Archive.self,
-            Unarchive.self, Delete.self,
+            Place.self, Show.self, List.self, Cancel.self, Fulfill.self, Edit.self, Mark.self, Reorder.self,
+            Archive.self, Unarchive.self, Delete.self,
         ]
     )
 
@@ -265,6 +265,46 @@ struct OrdersCommand: AsyncParsableCommand {
 }
 
 extension OrdersCommand {
+    struct Edit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Edit an open order: change a SKU's quantity, remove it (0), or add a line.",
+            discussion: """
+                Each --set SKU:QTY gives the units of SKU the order should have open; a SKU the order does not have
+                is added with SKU:QTY:UNIT_PRICE. Added units are reserved and the card charged first; removed
+                units are released and their share voided or refunded.
+                """)
+        @Argument var id: UUID
+        @Option(name: .customLong("set"), help: "SKU:QTY, or SKU:QTY:UNIT_PRICE for a new line (repeatable).")
+        var changes: [String]
+        @Option(help: "Why (kept with the edit; at most 255 characters).")
+        var note: String?
+        @Option(help: "An idempotency key (default: a new one; give one to retry safely from a script).")
+        var idempotencyKey: String?
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            let parsed = try changes.map { text -> LineChange in
+                let parts = text.split(separator: ":")
+                guard (2...3).contains(parts.count), let quantity = Int64(parts[1]),
+                    parts.count == 2 || Int64(parts[2]) != nil
+                else {
+                    throw ValidationError("--set is SKU:QTY or SKU:QTY:UNIT_PRICE, e.g. MUG:3 or CAP:1:1500")
+                }
+                return LineChange(
+                    sku: String(parts[0]), quantity: quantity, unitPriceMinor: parts.count == 3 ? Int64(parts[2]) : nil)
+            }
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(
+                        OrdersMethods.edit, EditOrderRequest(orderID: id, changes: parsed, note: note),
+                        idempotencyKey: idempotencyKey ?? "ctl-edit-\(UUID().uuidString)", timeout: .seconds(40))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
     struct Mark: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:

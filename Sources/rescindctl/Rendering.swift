@@ -59,6 +59,14 @@ enum Render {
             lines.append(text)
             if let note = c.staffNote { lines.append("  staff note: \(note)") }
         }
+        for edit in order.edits ?? [] {
+            let changes = edit.changes.map { "\($0.sku) to \($0.quantity)" }.joined(separator: ", ")
+            let money =
+                edit.amountMinor == 0
+                ? "no money moved"
+                : "\(edit.payment ?? "") \(money(abs(edit.amountMinor), order.currency))"
+            lines.append("  edited at \(time(edit.at)) by \(edit.by): \(changes); \(money)")
+        }
         for refund in order.refunds ?? [] {
             lines.append(
                 "  refunded \(money(refund.amountMinor, order.currency)) at \(time(refund.at)) by \(refund.by): \(refund.reason)"

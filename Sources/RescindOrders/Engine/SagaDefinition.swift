@@ -36,6 +36,7 @@ struct SagaRegistry: Sendable {
         .registering(FulfilOrderSaga.self)
         .registering(CapturePaymentSaga.self)
         .registering(RefundPaymentSaga.self)
+        .registering(EditOrderSaga.self)
 
     func registering<D: SagaDefinition>(_ definition: D.Type) -> SagaRegistry {
         var copy = self

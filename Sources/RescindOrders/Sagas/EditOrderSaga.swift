@@ -1,0 +1,167 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindWire
+
+/// Editing an open order (`orders.edit`): `hold` → `reserve_added` → `split_removed` → `increase`, `void` or
+/// `refund` (pivot) → `merge_added` → `release_removed` → `recorded`. Undo, in reverse: `merge_removed`,
+/// `release_added`.
+///
+/// Added units are reserved in a part of their own (`part_of` the order) before the card is asked for more, and
+/// join the order only once it said yes; removed units are set apart, still reserved, and released only once
+/// their share is voided or refunded. A card or a stock that says no leaves the order as it was. Steps that
+/// have nothing to do are left out of the plan; an edit that costs the same moves no money.
+enum EditOrderSaga: SagaDefinition {
+    struct Context: Codable, Sendable {
+        enum PaymentAction: String, Codable, Sendable {
+            /// Raise the authorization, or charge the extra (captured).
+            case increase
+            /// Void the removed units' share of an authorization.
+            case void
+            /// Refund the removed units' share of a captured payment.
+            case refund
+        }
+
+        var orderID: UUID
+        var changes: [LineChange]
+        var note: String?
+        var by: String
+        /// Added units less removed units' cost, signed.
+        var amount: Int64
+        /// What the pivot does with `amount` (`nil`: nothing to move).
+        var payment: PaymentAction?
+        var added: [ReserveRequest.Line]?
+        var addedPartID: UUID?
+        var removed: [ReserveRequest.Line]?
+        var removedPartID: UUID?
+        var paymentStatus: String?
+        var refunded: Int64 = 0
+
+        var addedPart: StockPart? {
+            guard let addedPartID, let added else { return nil }
+            return StockPart(orderID: orderID, partID: addedPartID, lines: added)
+        }
+
+        var removedPart: StockPart? {
+            guard let removedPartID, let removed else { return nil }
+            return StockPart(orderID: orderID, partID: removedPartID, lines: removed)
+        }
+
+        /// The money the pivot moves: always positive.
+        var moved: Int64 { abs(amount) }
+    }
+
+    static let kind = Saga.Kind.editOrder
+
+    static func plan(_ context: Context) -> [SagaStep<Context>] {
+        var plan = [hold]
+        if context.addedPart != nil { plan.append(reserveAdded) }
+        if context.removedPart != nil { plan.append(splitRemoved) }
+        switch context.payment {
+        case .increase: plan.append(increase)
+        case .void: plan.append(void)
+        case .refund: plan.append(refund)
+        case nil: break
+        }
+        if context.addedPart != nil { plan.append(mergeAdded) }
+        if context.removedPart != nil { plan.append(releaseRemoved) }
+        plan.append(recorded)
+        return plan
+    }
+
+    /// Written with the saga in `OrdersService.edit`: the order is open and no other saga holds it.
+    static let hold = SagaStep<Context>.local("hold", role: .compensatable(undo: nil)) { _, context, _ in
+        "edit asked by \(context.by): \(context.changes.map { "\($0.sku) to \($0.quantity)" }.joined(separator: ", "))"
+    }
+
+    static let reserveAdded = SagaStep<Context>.remote(
+        "reserve_added", .inventory, InventoryMethods.reserve, role: .compensatable(undo: releaseAdded),
+        request: { context, _ in
+            guard let part = context.addedPart else { throw RescindError.internalError("no units to add") }
+            return ReserveRequest(orderID: part.partID, lines: part.lines, partOf: context.orderID)
+        },
+        answered: { reservation, _ in "reserved \(reservation.describedAllocations) for the order" }
+    )
+
+    static let releaseAdded = SagaStep<Context>.remote(
+        "release_added", .inventory, InventoryMethods.release, role: .retriable,
+        request: { context, _ in OrderStockRequest(orderID: context.addedPartID ?? context.orderID) },
+        answered: { reservation, _ in "released the \(reservation.units) units reserved for the edit" }
+    )
+
+    static let splitRemoved = SagaStep<Context>.split("split_removed", undo: .merge("merge_removed") { $0.removedPart })
+    {
+        $0.removedPart
+    }
+
+    static let increase = SagaStep<Context>.remote(
+        "increase", .payments, PaymentsMethods.increase, role: .pivot,
+        request: { context, _ in IncreaseRequest(orderID: context.orderID, amountMinor: context.moved) },
+        answered: { payment, context in
+            context.paymentStatus = payment.status.rawValue
+            return "charged \(context.moved) \(payment.currency) minor units more; payment \(payment.status.rawValue)"
+        }
+    )
+
+    static let void = SagaStep<Context>.remote(
+        "void", .payments, PaymentsMethods.void, role: .pivot,
+        request: { context, _ in VoidRequest(orderID: context.orderID, amountMinor: context.moved) },
+        answered: { payment, context in
+            context.paymentStatus = payment.status.rawValue
+            return "voided \(context.moved) of the authorization; \(payment.amountAuthorized) stays authorized"
+        }
+    )
+
+    static let refund = SagaStep<Context>.remote(
+        "refund", .payments, PaymentsMethods.refund, role: .pivot,
+        request: { context, _ in RefundRequest(orderID: context.orderID, amountMinor: context.moved) },
+        answered: { result, context in
+            context.refunded = result.refundedMinor
+            context.paymentStatus = result.payment.status.rawValue
+            return "refunded \(result.refundedMinor) \(result.payment.currency) minor units"
+        }
+    )
+
+    static let mergeAdded = SagaStep<Context>.merge("merge_added") { $0.addedPart }
+
+    static let releaseRemoved = SagaStep<Context>.remote(
+        "release_removed", .inventory, InventoryMethods.release, role: .retriable,
+        request: { context, _ in OrderStockRequest(orderID: context.removedPartID ?? context.orderID) },
+        answered: { reservation, _ in "released \(reservation.describedAllocations)" }
+    )
+
+    static let recorded = SagaStep<Context>.local("recorded", role: .retriable) { db, context, info in
+        try record(db, context, info: info)
+        return "lines changed; the order charges \(context.amount >= 0 ? "+" : "")\(context.amount)"
+    }
+
+    /// The new quantities on the order's lines, its total and payment, and the edit in its history.
+    private static func record(_ db: Database, _ context: Context, info: LocalStepInfo) throws {
+        let lines = try OrderLineRecord.of(db, context.orderID.uuidString)
+        try LineEdit(context.changes, of: lines).apply(db, to: lines, orderID: context.orderID.uuidString)
+        try OrderRecord.change(db, context.orderID, at: info.now) { order in
+            // What the order charges follows what Payments holds: raised, or lowered by a void (a refund is
+            // counted in amount_refunded instead).
+            if context.payment == .increase { order.total += context.moved }
+            if context.payment == .void { order.total -= context.moved }
+            order.amountRefunded += context.refunded
+            if let status = context.paymentStatus { order.paymentStatus = status }
+        }
+        let edit = OrderEdit(
+            sagaID: UUID(uuidString: info.sagaID) ?? UUID(), changes: context.changes, amountMinor: context.amount,
+            payment: context.payment?.rawValue, note: context.note, by: context.by, at: info.now)
+        try OrderEditRecord(
+            sagaID: info.sagaID, orderID: context.orderID.uuidString, refunded: context.refunded,
+            edit: try JSON.encode(edit), at: info.now
+        ).insert(db)
+    }
+
+    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+        -> String
+    {
+        guard outcome == .open else {
+            throw RescindError.invalidArgument("an edit settles as open, not \(outcome)", reason: "bad_outcome")
+        }
+        return "settled by hand: the order's lines are as they were; check its payment and stock"
+    }
+}
