@@ -385,6 +385,30 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             FulfilOrderRequest(orderID: Fixture.orderID, lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 1)])
         ),
         response("orders-fulfill-response-lines", 50, OrdersMethods.fulfill, Fixture.partlyCancelledOrder),
+        // An edit: one more mug and a new line.
+        request(
+            "orders-edit-request", 53, OrdersMethods.edit,
+            EditOrderRequest(
+                orderID: Fixture.orderID,
+                changes: [
+                    LineChange(sku: "MUG-BLUE-350ML", quantity: 3),
+                    LineChange(sku: "POSTER-A2-SUNSET", quantity: 1, unitPriceMinor: 990),
+                ],
+                note: "asked by phone"),
+            key: "edit-2026-01-01-ana-0001"
+        ),
+        response("orders-edit-response", 53, OrdersMethods.edit, Fixture.editedOrder),
+        request(
+            "payments-increase-request", 54, PaymentsMethods.increase,
+            IncreaseRequest(orderID: Fixture.orderID, amountMinor: 2_240),
+            key: "D975F117-8E7F-40FC-8F42-567372D53709/increase"
+        ),
+        response(
+            "payments-increase-response", 54, PaymentsMethods.increase,
+            Payment(
+                orderID: Fixture.orderID, status: .captured, currency: "EUR", amountAuthorized: 4_740,
+                amountCaptured: 4_740, amountRefunded: 0, fee: 233, cardLast4: "4242")
+        ),
         request(
             "orders-cancel-request-stated-amount", 37, OrdersMethods.cancel,
             CancelOrderRequest(
@@ -672,6 +696,27 @@ enum Fixture {
                 sagaID: sagaID, reason: .customer, staffNote: nil, refundedMinor: 0, feeKeptMinor: 0, voided: true,
                 unitsRestocked: 1, notify: true, cancelledAt: Date(timeIntervalSince1970: 1_767_225_661),
                 feeSavedMinor: 40, lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 1)], voidedAmountMinor: 1_250)
+        ]
+        return order
+    }
+
+    /// `openOrder` after an edit: one more mug and a poster, 2240 more charged.
+    static var editedOrder: Order {
+        var order = openOrder
+        order.totalMinor = 4_740
+        order.lines = [
+            .init(sku: "MUG-BLUE-350ML", quantity: 3, unitPriceMinor: 1_250),
+            .init(sku: "POSTER-A2-SUNSET", quantity: 1, unitPriceMinor: 990),
+        ]
+        order.edits = [
+            OrderEdit(
+                sagaID: sagaID,
+                changes: [
+                    LineChange(sku: "MUG-BLUE-350ML", quantity: 3),
+                    LineChange(sku: "POSTER-A2-SUNSET", quantity: 1, unitPriceMinor: 990),
+                ],
+                amountMinor: 2_240, payment: "increase", note: "asked by phone", by: "operator",
+                at: Date(timeIntervalSince1970: 1_767_225_661))
         ]
         return order
     }
