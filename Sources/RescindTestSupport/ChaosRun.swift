@@ -5,7 +5,8 @@ import RescindWire
 import Synchronization
 
 /// A chaos run: a suite under concurrent placements, cancellations (with and without refund and restock,
-/// declined refunds, a deactivated location), fulfilments and double cancellations, while daemons are
+/// declined refunds, a deactivated location, of some lines), fulfilments (of some lines too), edits, reorders,
+/// later refunds and double cancellations, while daemons are
 /// killed, paused, stopped and restarted, links are cut and the processor misbehaves. Then the faults stop,
 /// the run waits for every saga to end, and the invariant checker reads the databases.
 ///
@@ -161,8 +162,51 @@ public struct ChaosRun: Sendable {
             let refund = random.next(upTo: 10) >= 2
             let restock = random.next(upTo: 10) >= 2
             do {
+                let first = order.lines[0].sku
+                let units = order.lines.reduce(Int64(0)) { $0 + $1.quantity }
+                let openOfFirst = order.lines.filter { $0.sku == first }.reduce(Int64(0)) { $0 + $1.quantity }
                 switch roll {
-                case 0..<55:
+                case 0..<40:
+                    _ = try await h.cancel(order.id, refund: refund, restock: restock)
+                    tally.count("cancel")
+                case 40..<47 where units > 1:
+                    // One unit cancelled (its share refunded or voided), then, for half, the rest.
+                    let accepted = try await h.orders.call(
+                        OrdersMethods.cancel,
+                        CancelOrderRequest(
+                            orderID: order.id, reason: .customer, refund: refund, restock: restock,
+                            lines: [LineQuantity(sku: first, quantity: 1)]))
+                    tally.count("cancel_lines")
+                    if roll % 2 == 0 {
+                        _ = try await h.waitForSaga(accepted.sagaID, timeout: .seconds(60))
+                        _ = try await h.cancel(order.id, refund: refund, restock: restock)
+                        tally.count("cancel")
+                    }
+                case 47..<51 where units > 1:
+                    // One unit ships; the rest is cancelled (only its share refunded).
+                    _ = try await h.orders.call(
+                        OrdersMethods.fulfill,
+                        FulfilOrderRequest(orderID: order.id, lines: [LineQuantity(sku: first, quantity: 1)]),
+                        timeout: .seconds(10))
+                    tally.count("fulfil_lines")
+                    _ = try await h.cancel(order.id, refund: refund, restock: restock)
+                    tally.count("cancel")
+                case 51..<55:
+                    // One more (or one fewer) of the first SKU, and for half a new line: charged, voided or
+                    // refunded to match.
+                    var changes = [
+                        LineChange(
+                            sku: first, quantity: roll % 3 == 0 && openOfFirst > 1 ? openOfFirst - 1 : openOfFirst + 1)
+                    ]
+                    if roll % 2 == 0, let added = skus.first(where: { sku in !order.lines.contains { $0.sku == sku } })
+                    {
+                        changes.append(LineChange(sku: added, quantity: 1, unitPriceMinor: 700))
+                    }
+                    _ = try await h.orders.call(
+                        OrdersMethods.edit, EditOrderRequest(orderID: order.id, changes: changes),
+                        idempotencyKey: "chaos-edit-\(order.id)", timeout: .seconds(10))
+                    tally.count("edit")
+                case 40..<51:
                     _ = try await h.cancel(order.id, refund: refund, restock: restock)
                     tally.count("cancel")
                 case 55..<62:
