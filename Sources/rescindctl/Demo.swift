@@ -8,12 +8,13 @@ import RescindWire
 /// One command, no set-up: a suite in a fresh folder, a small catalogue, orders placed and cancelled,
 /// and the two cancellations that fail and are compensated, each shown as a saga timeline. The demo store
 /// captures cards when its cancellation window (two seconds here) closes: a cancellation inside the window
-/// is a free void, one after it a refund that costs the processor's fee. It ends with an archive and a
-/// delete that is refused, as it is for every online store order.
+/// is a free void, one after it a refund that costs the processor's fee. It cancels one line of an order and
+/// edits it, places a cancelled order again, and ends with an archive and a delete that is refused, as it is
+/// for every online store order.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Run the whole suite on an embedded catalogue: place, cancel (void or refund), refund declined, restock failed, archive."
+            "Run the whole suite on an embedded catalogue: place, cancel (void or refund, whole or some lines), edit, refund declined, restock failed, reorder, archive."
     )
 
     @Option(help: "Directory for the demo suite (default: a new temporary folder).")
@@ -107,6 +108,29 @@ struct Demo: AsyncParsableCommand {
         try await scenario(
             "voided_in_window", c, &report, order: early,
             cancel: CancelOrderRequest(orderID: early.id, reason: .customer, notify: true))
+
+        // 0b. Some lines: one T-shirt of two cancelled inside the window (its share voided), the rest stays open;
+        // then the customer adds a poster (an edit: reserved, the authorization raised).
+        say("\n▶ 0b. order 2 T-shirts and a mug, cancel one T-shirt at once, then add a poster to the order")
+        let partly = try await place(
+            c, lines: [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], card: "4242424242424242", source: .onlineStore,
+            capture: false)
+        try await scenario(
+            "partially_cancelled", c, &report, order: partly,
+            cancel: CancelOrderRequest(
+                orderID: partly.id, reason: .customer, lines: [LineQuantity(sku: "TSHIRT", quantity: 1)]))
+        let edited = try await c.orders.call(
+            OrdersMethods.edit,
+            EditOrderRequest(
+                orderID: partly.id, changes: [LineChange(sku: "POSTER", quantity: 1, unitPriceMinor: 1800)],
+                note: "the customer added a poster"),
+            idempotencyKey: "demo-\(UUID().uuidString)", timeout: .seconds(40))
+        say(Render.order(edited))
+        report.scenarios.append(
+            .init(
+                name: "edited", order: edited, saga: nil,
+                payment: try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: edited.id)),
+                stock: try await stock(c)))
 
         // 1. A cancellation that works: refund (fee kept), restock, notify.
         say("\n▶ 1. order 2 T-shirts and a mug, wait for the capture, then cancel it (customer changed their mind)")

@@ -138,10 +138,15 @@ enum Render {
             lines.append(
                 "  of which refunded to store credit \(money(credit, payment.currency)) (no money left the store)")
         }
-        if let saved = payment.feeSaved {
+        if let saved = payment.feeSaved, payment.status == .voided {
             lines.append(
                 "  voided before capture: no money moved, no fee; fee saved \(money(saved, payment.currency))")
         } else {
+            if let saved = payment.feeSaved {
+                lines.append(
+                    "  part voided before capture (cancelled lines, edits): fee saved \(money(saved, payment.currency))"
+                )
+            }
             lines.append(
                 "  processor fee \(money(payment.fee, payment.currency)) (kept on refund)  store nets \(money(payment.net, payment.currency))"
             )

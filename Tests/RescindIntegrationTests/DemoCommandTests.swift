@@ -40,6 +40,24 @@ extension RealDaemons {
             #expect(payment("cancelled")?["status"] as? String == "refunded")
             #expect((payment("cancelled")?["fee"] as? Int ?? 0) > 0)
             #expect(cancellation("cancelled")?["fee_kept"] as? Int == payment("cancelled")?["fee"] as? Int)
+            // One T-shirt of two cancelled (its 2500 voided inside the window, or refunded on a slow machine that
+            // captured first), the order open with the rest; then a poster added by an edit.
+            #expect(state("partially_cancelled") == "completed")
+            #expect(status("partially_cancelled") == "open")
+            let partly = byName["partially_cancelled"]?["order"] as? [String: Any]
+            let lineCancellation = (partly?["line_cancellations"] as? [[String: Any]])?.first
+            #expect(lineCancellation?["voided_amount"] as? Int == 2500 || lineCancellation?["refunded"] as? Int == 2500)
+            #expect((partly?["lines"] as? [[String: Any]])?.first?["cancelled"] as? Int == 1)
+            let edited = byName["edited"]?["order"] as? [String: Any]
+            #expect(
+                (edited?["lines"] as? [[String: Any]])?.compactMap { $0["sku"] as? String } == [
+                    "TSHIRT", "MUG", "POSTER",
+                ])
+            #expect((edited?["edits"] as? [[String: Any]])?.first?["amount"] as? Int == 1800)
+            let editedPayment = payment("edited")
+            #expect(
+                (editedPayment?["amount_authorized"] as? Int ?? 0) + (editedPayment?["credit_applied"] as? Int ?? 0)
+                    == edited?["total"] as? Int)
             // Placed again, linked to the first, paid with its saved card.
             let reordered = byName["reordered"]?["order"] as? [String: Any]
             #expect(reordered?["status"] as? String == "open")
