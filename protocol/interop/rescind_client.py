@@ -4,8 +4,8 @@
 It shares no code with the Swift implementation: its own canonical CBOR encoder and strict decoder
 (section 5), frames (section 3), the handshake (section 4.1), envelopes, responses and error frames
 (section 6), over TLS 1.3 with mutual authentication (section 2). Run against a local suite whose store
-captures when a 2-second cancellation window closes, it places an order and cancels it inside the window
-(a void), places another and cancels it after the capture (a stated refund, then the rest by
+captures when a 2-second cancellation window closes, it places an order, cancels one of its units inside
+the window (that unit's share voided, the order open with the rest) and then the rest (a void), places another and cancels it after the capture (a stated refund, then the rest by
 `orders.refund`), and checks what each daemon answers:
 
     swift run rescindctl up --dir /tmp/suite --capture when_window_closes --cancellation-window-seconds 2
@@ -350,20 +350,37 @@ def main():
     # The suite's store captures when a 2-second window closes (.ci/run starts it so): cancelled at once, the
     # authorization is voided; no money moves, no fee, and the fee a capture would have cost is saved.
     check(order.get("capture_due_at") is not None, "orders.place: the payment is authorized, capture_due_at set")
+    # One unit of the three first: its share comes off the authorization, and the order stays open with the rest.
+    order, saga = cancelled(order_id, {"reason": "customer", "refund": True, "restock": True, "notify": False,
+                                       "lines": [{"sku": sku, "quantity": 1}]})
+    partial = (order.get("line_cancellations") or [{}])[0]
+    check(order["status"] == "open" and order["lines"][0].get("cancelled") == 1 and order["total"] == 2500
+          and partial.get("voided") and partial.get("voided_amount") == 1250 and partial.get("refunded") == 0
+          and partial.get("lines") == [{"sku": sku, "quantity": 1}] and partial.get("units_restocked") == 1,
+          "orders.cancel of one unit: 1250 voided, the order open with 2 units, total 2500")
+    check(saga["state"] == "completed" and [step["name"] for step in saga["steps"]][:2] == ["lock", "split"],
+          f"sagas.get: the unit set apart first, steps {[step['name'] for step in saga['steps']]}")
+    payment = payments.call("payments.get", {"order_id": order_id})
+    check(payment["status"] == "authorized" and payment["amount_authorized"] == 2500
+          and payment.get("fee_saved", 0) == partial.get("fee_saved") > 0,
+          f"payments.get: still authorized for 2500, fee saved so far {payment.get('fee_saved')}")
+    report = inventory.call("inventory.list_stock", {"sku": sku})
+    check([(lvl["reserved"], lvl["available"]) for lvl in report["levels"]] == [(2, 8)],
+          "inventory.list_stock: the unit is back, 2 reserved")
     order, saga = cancelled(order_id, {"reason": "customer", "refund": True, "restock": True, "notify": False})
     cancellation = order.get("cancellation") or {}
     check(order["status"] == "cancelled" and cancellation.get("saga_id") == saga["id"],
           "orders.get: the order is cancelled by that saga")
     check(cancellation["voided"] and cancellation["refunded"] == 0 and cancellation["fee_kept"] == 0
-          and cancellation.get("fee_saved", 0) > 0 and cancellation["units_restocked"] == 3,
-          f"inside the window: voided, no fee, fee saved {cancellation.get('fee_saved')}, 3 units restocked")
+          and cancellation.get("fee_saved", 0) > 0 and cancellation["units_restocked"] == 2,
+          f"inside the window: voided, no fee, fee saved {cancellation.get('fee_saved')}, 2 units restocked")
     check(saga["state"] == "completed" and saga["kind"] == "cancel_order"
           and "void" in [step["name"] for step in saga["steps"]],
           f"sagas.get: completed, steps {[step['name'] for step in saga['steps']]}")
     payment = payments.call("payments.get", {"order_id": order_id})
     check(payment["status"] == "voided" and payment["amount_captured"] == 0 and payment["fee"] == 0
-          and payment["fee_saved"] == cancellation["fee_saved"],
-          f"payments.get: voided, nothing captured, fee saved {payment['fee_saved']}")
+          and payment["fee_saved"] == cancellation["fee_saved"] + partial["fee_saved"],
+          f"payments.get: voided, nothing captured, fee saved {payment['fee_saved']} by the two voids")
 
     # After the window: captured, so a cancellation refunds; here a stated amount now and the rest later.
     order = orders.call("orders.place", {
