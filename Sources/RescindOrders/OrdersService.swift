@@ -393,15 +393,10 @@ public final class OrdersService: Sendable {
         let newID = UUID.timeOrdered().uuidString
         let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
         let sagaID: String = try await runner.writer.write { db in
-            if let idempotencyKey,
-                let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db)
+            if let previous = try Self.sagaStarted(
+                db, by: idempotencyKey, fingerprint: fingerprint, orderID: request.orderID, what: "cancellation")
             {
-                guard previous.requestFingerprint == fingerprint, previous.orderID == request.orderID.uuidString else {
-                    throw RescindError.conflict(
-                        "idempotency key \(idempotencyKey) was first used for another cancellation",
-                        reason: "idempotency_key_reused")
-                }
-                return previous.id
+                return previous
             }
             guard let order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
                 throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
@@ -460,6 +455,34 @@ public final class OrdersService: Sendable {
             runner.submit(sagaID)
         }
         return CancelAccepted(sagaID: UUID(uuidString: sagaID) ?? UUID(), order: try await order(request.orderID))
+    }
+
+    /// The saga that idempotency key `key` started, if it did; `conflict/idempotency_key_reused` when the key
+    /// came with another request (`what`) or for another order.
+    static func sagaStarted(_ db: Database, by key: String?, fingerprint: Data?, orderID: UUID, what: String) throws
+        -> String?
+    {
+        guard let key, let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == key).fetchOne(db) else {
+            return nil
+        }
+        guard previous.requestFingerprint == fingerprint, previous.orderID == orderID.uuidString else {
+            throw RescindError.conflict(
+                "idempotency key \(key) was first used for another \(what)", reason: "idempotency_key_reused")
+        }
+        return previous.id
+    }
+
+    /// The saga once it ended (or the wait ran out): its error, not retryable, if it was undone (`notDone` says
+    /// what did not happen); `saga_failed` if it stopped after its pivot (`doing` says what stopped).
+    func outcome(of sagaID: String, notDone: String, doing: String) async throws -> SagaRecord? {
+        await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
+        let saga = try await database.read { db in try SagaRecord.find(db, sagaID) }
+        if let saga, saga.state == .compensated, let error = saga.error {
+            throw RescindError(
+                RescindError.Code(error.code), "\(notDone): \(error.message)", reason: error.reason, retryable: false)
+        }
+        if let saga, saga.state == .failed { throw Self.sagaFailed(saga, doing: doing) }
+        return saga
     }
 
     /// A saga that stopped after its pivot and needs a person: the money or the stock may have moved.
@@ -571,16 +594,8 @@ public final class OrdersService: Sendable {
             return newID
         }
         if sagaID == newID { runner.submit(sagaID) }
-        await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
-        let saga = try await database.read { db in try SagaRecord.find(db, sagaID) }
-        if let saga, saga.state == .compensated, let error = saga.error {
-            throw RescindError(
-                RescindError.Code(error.code), "order \(orderID) was not fulfilled: \(error.message)",
-                reason: error.reason, retryable: false)
-        }
-        if let saga, saga.state == .failed {
-            throw Self.sagaFailed(saga, doing: "fulfilment of order \(orderID)")
-        }
+        let saga = try await outcome(
+            of: sagaID, notDone: "order \(orderID) was not fulfilled", doing: "fulfilment of order \(orderID)")
         if saga?.state == .completed {
             (logger ?? self.logger).info(
                 "order fulfilled", metadata: ["order_id": "\(orderID)", "saga_id": "\(sagaID)"])
@@ -609,15 +624,10 @@ public final class OrdersService: Sendable {
         let newID = UUID.timeOrdered().uuidString
         let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
         let sagaID: String = try await runner.writer.write { db in
-            if let idempotencyKey,
-                let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db)
+            if let previous = try Self.sagaStarted(
+                db, by: idempotencyKey, fingerprint: fingerprint, orderID: request.orderID, what: "request")
             {
-                guard previous.requestFingerprint == fingerprint, previous.orderID == request.orderID.uuidString else {
-                    throw RescindError.conflict(
-                        "idempotency key \(idempotencyKey) was first used for another request",
-                        reason: "idempotency_key_reused")
-                }
-                return previous.id
+                return previous
             }
             let order = try Self.existing(db, request.orderID)
             guard order.status == .open else {
@@ -668,16 +678,8 @@ public final class OrdersService: Sendable {
             return newID
         }
         if sagaID == newID { runner.submit(sagaID) }
-        await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
-        let saga = try await database.read { db in try SagaRecord.find(db, sagaID) }
-        if let saga, saga.state == .compensated, let error = saga.error {
-            throw RescindError(
-                RescindError.Code(error.code), "order \(request.orderID) was not edited: \(error.message)",
-                reason: error.reason, retryable: false)
-        }
-        if let saga, saga.state == .failed {
-            throw Self.sagaFailed(saga, doing: "edit of order \(request.orderID)")
-        }
+        let saga = try await outcome(
+            of: sagaID, notDone: "order \(request.orderID) was not edited", doing: "edit of order \(request.orderID)")
         if sagaID == newID, saga?.state == .completed {
             (logger ?? self.logger).info(
                 "order edited",
@@ -750,15 +752,10 @@ public final class OrdersService: Sendable {
         let newID = UUID.timeOrdered().uuidString
         let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
         let sagaID: String = try await runner.writer.write { db in
-            if let idempotencyKey,
-                let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == idempotencyKey).fetchOne(db)
+            if let previous = try Self.sagaStarted(
+                db, by: idempotencyKey, fingerprint: fingerprint, orderID: request.orderID, what: "request")
             {
-                guard previous.requestFingerprint == fingerprint, previous.orderID == request.orderID.uuidString else {
-                    throw RescindError.conflict(
-                        "idempotency key \(idempotencyKey) was first used for another request",
-                        reason: "idempotency_key_reused")
-                }
-                return previous.id
+                return previous
             }
             let order = try Self.existing(db, request.orderID)
             try Self.refuseWhileBusy(db, order.id)
@@ -771,16 +768,9 @@ public final class OrdersService: Sendable {
             return newID
         }
         if sagaID == newID { runner.submit(sagaID) }
-        await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
-        let saga = try await database.read { db in try SagaRecord.find(db, sagaID) }
-        if let saga, saga.state == .compensated, let error = saga.error {
-            throw RescindError(
-                RescindError.Code(error.code), "order \(request.orderID) was not refunded: \(error.message)",
-                reason: error.reason, retryable: false)
-        }
-        if let saga, saga.state == .failed {
-            throw Self.sagaFailed(saga, doing: "refund of order \(request.orderID)")
-        }
+        let saga = try await outcome(
+            of: sagaID, notDone: "order \(request.orderID) was not refunded",
+            doing: "refund of order \(request.orderID)")
         if sagaID == newID, saga?.state == .completed {
             (logger ?? self.logger).info(
                 "order refunded",

@@ -9,18 +9,6 @@ extension RealDaemons {
     /// Archiving hides closed orders from the list; deleting removes staff and API orders for good, and each
     /// refusal names its rule.
     @Suite(.serialized, .timeLimit(.minutes(3))) struct ArchiveAndDeleteTests {
-        /// The error an Orders call throws, as the operator sees it.
-        private func refusal(_ call: () async throws -> some Any) async -> (code: String, reason: String?)? {
-            do {
-                _ = try await call()
-                return nil
-            } catch let error as RescindError {
-                return (error.code.rawValue, error.reason)
-            } catch {
-                return ("not a RescindError: \(error)", nil)
-            }
-        }
-
         private func listed(_ h: RescindHarness, archived: Bool) async throws -> Set<UUID> {
             Set(
                 try await h.orders.call(OrdersMethods.list, ListOrdersRequest(archived: archived)).orders.map(\.id))

@@ -10,17 +10,6 @@ extension RealDaemons {
     /// voided or refunded to match, and a card or a stock that says no leaves the order as it was. Every amount
     /// checked against Payments, every unit against Inventory.
     @Suite(.serialized, .timeLimit(.minutes(3))) struct EditOrderTests {
-        private func refusal(_ call: () async throws -> some Any) async -> (code: String, reason: String?)? {
-            do {
-                _ = try await call()
-                return nil
-            } catch let error as RescindError {
-                return (error.code.rawValue, error.reason)
-            } catch {
-                return ("not a RescindError: \(error)", nil)
-            }
-        }
-
         private func edit(_ h: RescindHarness, _ order: UUID, _ changes: [LineChange]) async throws -> Order {
             try await h.orders.call(
                 OrdersMethods.edit, EditOrderRequest(orderID: order, changes: changes),

@@ -10,17 +10,6 @@ extension RealDaemons {
     /// share is refunded or voided from the authorization, and the order stays open with the rest; every amount
     /// checked against Payments and every unit against Inventory.
     @Suite(.serialized, .timeLimit(.minutes(3))) struct LineCancellationTests {
-        private func refusal(_ call: () async throws -> some Any) async -> (code: String, reason: String?)? {
-            do {
-                _ = try await call()
-                return nil
-            } catch let error as RescindError {
-                return (error.code.rawValue, error.reason)
-            } catch {
-                return ("not a RescindError: \(error)", nil)
-            }
-        }
-
         private func cancel(_ h: RescindHarness, _ order: UUID, _ lines: [LineQuantity]?) async throws -> Saga {
             let accepted = try await h.orders.call(
                 OrdersMethods.cancel, CancelOrderRequest(orderID: order, reason: .staff, lines: lines))

@@ -9,17 +9,6 @@ extension RealDaemons {
     /// Refund choices: a stated amount, the rest later (once, however often it is asked), the restocking fee
     /// of a customer's cancellation; every amount checked against what Payments recorded.
     @Suite(.serialized, .timeLimit(.minutes(3))) struct RefundChoicesTests {
-        private func refusal(_ call: () async throws -> some Any) async -> (code: String, reason: String?)? {
-            do {
-                _ = try await call()
-                return nil
-            } catch let error as RescindError {
-                return (error.code.rawValue, error.reason)
-            } catch {
-                return ("not a RescindError: \(error)", nil)
-            }
-        }
-
         private func refund(_ h: RescindHarness, _ order: UUID, _ amount: Int64, key: String) async throws -> Order {
             try await h.orders.call(
                 OrdersMethods.refund, RefundOrderRequest(orderID: order, amountMinor: amount, reason: "returned"),
