@@ -341,10 +341,9 @@ struct LineCancellationRecord: Codable, FetchableRecord, PersistableRecord {
 
     /// An order's cancellations of some lines, oldest first; `nil` for none.
     static func of(_ db: Database, _ orderID: String) throws -> [Cancellation]? {
-        let statement = try db.cachedStatement(
-            sql: "SELECT cancellation FROM line_cancellation WHERE order_id = ? ORDER BY cancelled_at, saga_id")
-        let all = try String.fetchAll(statement, arguments: [orderID]).map { try JSON.decode(Cancellation.self, $0) }
-        return all.isEmpty ? nil : all
+        try JSON.decodeAll(
+            db, "SELECT cancellation FROM line_cancellation WHERE order_id = ? ORDER BY cancelled_at, saga_id",
+            orderID)
     }
 }
 
@@ -366,10 +365,15 @@ struct OrderEditRecord: Codable, FetchableRecord, PersistableRecord {
 
     /// An order's edits, oldest first; `nil` for none.
     static func of(_ db: Database, _ orderID: String) throws -> [OrderEdit]? {
-        let statement = try db.cachedStatement(
-            sql: "SELECT edit FROM order_edit WHERE order_id = ? ORDER BY at, saga_id")
-        let all = try String.fetchAll(statement, arguments: [orderID]).map { try JSON.decode(OrderEdit.self, $0) }
-        return all.isEmpty ? nil : all
+        try JSON.decodeAll(db, "SELECT edit FROM order_edit WHERE order_id = ? ORDER BY at, saga_id", orderID)
+    }
+}
+
+extension JSON {
+    /// The JSON texts that `sql` (a cached statement with one argument, `orderID`) reads, decoded; `nil` for none.
+    static func decodeAll<T: Decodable>(_ db: Database, _ sql: String, _ orderID: String) throws -> [T]? {
+        let texts = try String.fetchAll(db.cachedStatement(sql: sql), arguments: [orderID])
+        return texts.isEmpty ? nil : try texts.map { try decode(T.self, $0) }
     }
 }
 
