@@ -10,11 +10,13 @@ public struct Identity: ExtensibleValue {
     public static let inventory = Identity("inventory")
     /// A person or script operating the suite through `rescindctl`.
     public static let `operator` = Identity("operator")
+    /// The customer-facing storefront: it may call only customer methods, each with the order's customer token.
+    public static let storefront = Identity("storefront")
 
     /// The identities of the three daemons.
     public static let daemons: [Identity] = [.orders, .payments, .inventory]
 
-    public static let known: [Identity] = daemons + [.operator]
+    public static let known: [Identity] = daemons + [.operator, .storefront]
 }
 
 /// A method of a daemon: its name on the wire, its request and response types, and who may call it.

@@ -21,6 +21,15 @@ public enum OrdersMethods {
     /// units are reserved and the payment raised (or charged) first; removed units are released and their
     /// share voided or refunded. Answers once the saga ends; the order keeps its edits.
     public static let edit = Method<EditOrderRequest, Order>("orders.edit", callers: [.operator])
+    /// Whether the order can be cancelled now, by staff or by its customer: yes or no, with every rule of the
+    /// store's cancellation policy that applied, each with its detail, and for a yes, until when. The same
+    /// evaluation enforces the policy when the cancellation is asked.
+    public static let canCancel = Method<CanCancelRequest, CancelPolicyDecision>(
+        "orders.can_cancel", callers: [.operator])
+    /// Replaces an order's customer token: the old link stops working; the answer carries the new one once.
+    public static let rotateToken = Method<OrderRequest, Order>("orders.rotate_token", callers: [.operator])
+    /// Adds or removes an order's tags (a `cannot-cancel` tag stops its customer from cancelling it).
+    public static let tag = Method<TagOrderRequest, Order>("orders.tag", callers: [.operator])
     /// Records that fulfilment of an open order is in progress (a label bought, picking started), or clears it:
     /// while it is marked, a cancellation is refused with the rule named.
     public static let mark = Method<MarkOrderRequest, Order>("orders.mark", callers: [.operator])
@@ -50,6 +59,40 @@ public enum OrdersMethods {
     public static let settleSaga = Method<SettleSagaRequest, Saga>("sagas.settle", callers: [.operator])
 }
 
+/// The methods a customer reaches through the storefront. Each takes the order's customer token, which Orders
+/// checks: the storefront's certificate alone reaches no order.
+public enum CustomerMethods {
+    /// The order the token opens.
+    public static let getOrder = Method<CustomerRequest, Order>("customer.get_order", callers: [.storefront])
+    /// What the store's policy says of a cancellation by the customer now (`orders.can_cancel` as the customer).
+    public static let canCancel = Method<CustomerRequest, CancelPolicyDecision>(
+        "customer.can_cancel", callers: [.storefront])
+    /// Cancels the order (or some lines) as its customer: reason `customer`, refunded to the card, restocked, the
+    /// customer notified; refused by the same policy evaluation `customer.can_cancel` answers with.
+    public static let cancel = Method<CustomerCancelRequest, CancelAccepted>(
+        "customer.cancel", callers: [.storefront])
+}
+
+/// A customer method's request: the order's customer token, from the order-status link.
+public struct CustomerRequest: Codable, Sendable, Hashable {
+    public var token: String
+    public init(token: String) { self.token = token }
+}
+
+public struct CustomerCancelRequest: Codable, Sendable, Hashable {
+    public var token: String
+    /// Why, in the customer's words (kept as the staff note; at most 255 characters).
+    public var note: String?
+    /// Only these open units; absent: the whole order.
+    public var lines: [LineQuantity]?
+
+    public init(token: String, note: String? = nil, lines: [LineQuantity]? = nil) {
+        self.token = token
+        self.note = note
+        self.lines = lines
+    }
+}
+
 public struct PlaceOrderRequest: Codable, Sendable, Hashable {
     /// A line to order: the same shape as a line of the placed order.
     public typealias Line = Order.Line
@@ -62,11 +105,14 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
     public var source: Order.Source?
     /// Spend the customer's store credit first; the card pays the rest.
     public var useStoreCredit: Bool?
+    /// The order's tags (identifiers), e.g. `cannot-cancel`.
+    public var tags: [String]?
 
     public init(
         customerEmail: String, currency: String, lines: [Line], cardNumber: String, source: Order.Source? = nil,
-        useStoreCredit: Bool? = nil
+        useStoreCredit: Bool? = nil, tags: [String]? = nil
     ) {
+        self.tags = tags
         self.useStoreCredit = useStoreCredit
         self.customerEmail = customerEmail
         self.currency = currency
@@ -77,7 +123,7 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case customerEmail = "customer_email"
-        case currency, lines, source
+        case currency, lines, source, tags
         case cardNumber = "card_number"
         case useStoreCredit = "use_store_credit"
     }
@@ -186,6 +232,13 @@ public struct Order: Codable, Sendable, Hashable {
     public var reorders: [UUID]?
     /// The order's edits, oldest first; absent when there were none.
     public var edits: [OrderEdit]?
+    /// The order's tags, sorted; absent when it has none.
+    public var tags: [String]?
+    /// The customer token of the order-status link: only in the answer to the call that made it
+    /// (`orders.place`, `orders.reorder`, `orders.rotate_token`). Orders keeps only its hash.
+    public var customerToken: String?
+    /// The order-status link with that token, under the store's `storefront_url`.
+    public var statusLink: String?
     /// Cancellations of some lines that left the order open (or fulfilled, when the rest had shipped), oldest
     /// first; absent when there were none.
     public var lineCancellations: [Cancellation]?
@@ -196,8 +249,9 @@ public struct Order: Codable, Sendable, Hashable {
         rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
         source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil,
         reorderOf: UUID? = nil, reorders: [UUID]? = nil, fulfilmentInProgress: FulfilmentProgress? = nil,
-        lineCancellations: [Cancellation]? = nil, edits: [OrderEdit]? = nil
+        lineCancellations: [Cancellation]? = nil, edits: [OrderEdit]? = nil, tags: [String]? = nil
     ) {
+        self.tags = tags
         self.lineCancellations = lineCancellations
         self.edits = edits
         self.fulfilmentInProgress = fulfilmentInProgress
@@ -238,7 +292,9 @@ public struct Order: Codable, Sendable, Hashable {
         case reorderOf = "reorder_of"
         case fulfilmentInProgress = "fulfilment_in_progress"
         case lineCancellations = "line_cancellations"
-        case edits
+        case edits, tags
+        case customerToken = "customer_token"
+        case statusLink = "status_link"
     }
 }
 
@@ -518,6 +574,79 @@ public struct OrderEdit: Codable, Sendable, Hashable {
         case changes, payment, note, by, at
         case sagaID = "saga_id"
         case amountMinor = "amount"
+    }
+}
+
+public struct CanCancelRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// Evaluate the customer's rules (the window, the cut-off, tags, the abuse limit) instead of staff's.
+    public var asCustomer: Bool?
+
+    public init(orderID: UUID, asCustomer: Bool? = nil) {
+        self.orderID = orderID
+        self.asCustomer = asCustomer
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case asCustomer = "as_customer"
+    }
+}
+
+/// What the store's cancellation policy says of an order now.
+public struct CancelPolicyDecision: Codable, Sendable, Hashable {
+    /// Whether a cancellation would be accepted now.
+    public var allowed: Bool
+    /// For a yes: until when (the earliest deadline of the rules that have one); absent without a deadline.
+    public var until: Date?
+    /// Who the rules were evaluated for: `staff` or `customer`.
+    public var actor: String
+    /// Every rule evaluated, in order.
+    public var rules: [PolicyRule]
+
+    public init(allowed: Bool, until: Date?, actor: String, rules: [PolicyRule]) {
+        self.allowed = allowed
+        self.until = until
+        self.actor = actor
+        self.rules = rules
+    }
+}
+
+/// One rule of the cancellation policy, as it applied to an order.
+public struct PolicyRule: Codable, Sendable, Hashable {
+    /// The rule's stable name, e.g. `cancellation_window`.
+    public var rule: String
+    public var passed: Bool
+    /// What the rule found, for a person: "you can cancel until 15:42", "part of this order has shipped".
+    public var detail: String
+    /// A passed rule's deadline.
+    public var until: Date?
+    /// A failed rule: the reason of the error a cancellation gets, e.g. `cancellation_window_closed`.
+    public var reason: String?
+
+    public init(rule: String, passed: Bool, detail: String, until: Date? = nil, reason: String? = nil) {
+        self.rule = rule
+        self.passed = passed
+        self.detail = detail
+        self.until = until
+        self.reason = reason
+    }
+}
+
+public struct TagOrderRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    public var add: [String]?
+    public var remove: [String]?
+
+    public init(orderID: UUID, add: [String]? = nil, remove: [String]? = nil) {
+        self.orderID = orderID
+        self.add = add
+        self.remove = remove
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "order_id"
+        case add, remove
     }
 }
 

@@ -241,6 +241,24 @@ enum OrdersDatabase {
                 t.column("at", .datetime).notNull()
             }
         }
+        // The cancellation policy: an order's tags, and a customer's recent cancellations found by email;
+        // customers' order-status links.
+        migrator.registerMigration("orders-v9-policy") { db in
+            try db.alter(table: "orders") { t in
+                t.add(column: "tags", .text).notNull().defaults(to: "[]").check(sql: "json_valid(tags)")
+            }
+            try db.create(index: "orders_customer_email", on: "orders", columns: ["customer_email"])
+            // The customer token of the order-status link: only its SHA-256, and when it was issued.
+            try db.alter(table: "orders") { t in
+                t.add(column: "customer_token_hash", .blob).check(sql: "length(customer_token_hash) = 32")
+                t.add(column: "customer_token_issued_at", .datetime)
+            }
+            try db.execute(
+                sql: """
+                    CREATE UNIQUE INDEX orders_customer_token ON orders (customer_token_hash)
+                    WHERE customer_token_hash IS NOT NULL
+                    """)
+        }
         return migrator
     }
 }

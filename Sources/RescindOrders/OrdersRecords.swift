@@ -44,28 +44,15 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
         return order
     }
 
-    /// Refuses a cancellation the order's status does not allow, with the rule named.
+    /// Refuses a cancellation the order's status does not allow, with the rule named: the status rules of the
+    /// cancellation policy, which staff's cancellations obey.
     func requireCancellable() throws {
-        switch status {
-        case .open:
-            if let progress = fulfilmentInProgress {
-                let what =
-                    progress == FulfilmentProgress.labelPurchased.rawValue
-                    ? "a shipping label was bought" : "picking has started"
-                throw RescindError.failedPrecondition(
-                    "order \(id) cannot be cancelled: fulfilment is in progress (\(what)); clear the mark first",
-                    reason: "fulfilment_in_progress")
-            }
-            return
-        case .cancelling:
-            throw RescindError.conflict("order \(id) is already being cancelled", reason: "order_cancelling")
-        case .fulfilling:
-            throw RescindError.failedPrecondition("order \(id) is being fulfilled", reason: "fulfilment_in_progress")
-        case .cancelled, .fulfilled, .rejected, .pending:
-            throw RescindError.failedPrecondition(
-                "order \(id) is \(status.rawValue) and cannot be cancelled", reason: "order_\(status.rawValue)")
-        }
+        try CancellationPolicy.evaluate(.init(order: self, now: Date()), as: .staff, store: StoreSettings())
+            .enforce(id)
     }
+
+    /// The order's tags.
+    var tagList: [String] { (try? JSON.decode([String].self, tags)) ?? [] }
 
     static let databaseTableName = "orders"
     var id: String
@@ -90,8 +77,16 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     var reorderOf: String?
     /// A `FulfilmentProgress` raw value while fulfilment is in progress.
     var fulfilmentInProgress: String?
+    /// Its tags: a JSON array of text, sorted.
+    var tags: String = "[]"
+    /// The SHA-256 of its customer token, and when the token was issued.
+    var customerTokenHash: Data?
+    var customerTokenIssuedAt: Date?
 
     enum CodingKeys: String, CodingKey {
+        case tags
+        case customerTokenHash = "customer_token_hash"
+        case customerTokenIssuedAt = "customer_token_issued_at"
         case fulfilmentInProgress = "fulfilment_in_progress"
         case reorderOf = "reorder_of"
         case id, status, currency, total, rejection, source

@@ -148,6 +148,17 @@ public final class OrdersService: Sendable {
                 request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, by: context.peer,
                 logger: context.logger)
         }
+        router.register(OrdersMethods.canCancel) { request, _ in try await self.canCancel(request) }
+        router.register(OrdersMethods.rotateToken) { request, context in
+            try await self.rotateToken(request.orderID, logger: context.logger)
+        }
+        router.register(CustomerMethods.getOrder) { request, _ in try await self.customerOrder(request) }
+        router.register(CustomerMethods.canCancel) { request, _ in try await self.customerCanCancel(request) }
+        router.register(CustomerMethods.cancel) { request, context in
+            try await self.customerCancel(
+                request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, logger: context.logger)
+        }
+        router.register(OrdersMethods.tag) { request, context in try await self.tag(request, logger: context.logger) }
         router.register(OrdersMethods.mark) { request, context in
             try await self.mark(request, logger: context.logger)
         }
@@ -193,7 +204,7 @@ public final class OrdersService: Sendable {
             Placement(
                 customerEmail: request.customerEmail, currency: request.currency, lines: request.lines,
                 source: request.source ?? .api, cardLast4: String(digits.suffix(4)), card: digits, savedCardOf: nil,
-                spendsCredit: request.useStoreCredit == true),
+                spendsCredit: request.useStoreCredit == true, tags: try Self.tags(request.tags ?? [])),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
@@ -224,7 +235,7 @@ public final class OrdersService: Sendable {
             Placement(
                 customerEmail: first.customerEmail, currency: first.currency, lines: lines,
                 source: request.source ?? Order.Source(first.source), cardLast4: first.cardLast4, card: nil,
-                savedCardOf: request.orderID, spendsCredit: request.useStoreCredit == true),
+                savedCardOf: request.orderID, spendsCredit: request.useStoreCredit == true, tags: []),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
@@ -240,6 +251,24 @@ public final class OrdersService: Sendable {
         var savedCardOf: UUID?
         /// Spend the customer's store credit first.
         var spendsCredit: Bool
+        /// Sorted, each once.
+        var tags: [String]
+    }
+
+    /// Tags as an order keeps them: identifiers, at most 20, sorted, each once.
+    /// - Throws: `invalid_argument/bad_tag`.
+    static func tags(_ tags: [String]) throws -> [String] {
+        let unique = Set(tags).sorted()
+        guard unique.count <= 20 else {
+            throw RescindError.invalidArgument("an order has at most 20 tags", reason: "bad_tag")
+        }
+        for tag in unique {
+            do { try Validation.identifier(tag, field: "tag") } catch {
+                throw RescindError.invalidArgument(
+                    "tag \(tag) is not 1 to 64 letters, digits, '.', '_' or '-'", reason: "bad_tag")
+            }
+        }
+        return unique
     }
 
     private func place(_ placement: Placement, idempotencyKey: String?, rawRequest: [UInt8]) async throws -> Order {
@@ -247,6 +276,7 @@ public final class OrdersService: Sendable {
         let orderID = UUID.timeOrdered(at: now)
         let sagaID = UUID.timeOrdered(at: now).uuidString
         let total = placement.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
+        let token = SecretToken.generate()
         let existing: String? = try await runner.writer.write { db in
             if let idempotencyKey,
                 let deleted = try DeletedOrderRecord.filter(DeletedOrderRecord.Columns.idempotencyKey == idempotencyKey)
@@ -274,7 +304,8 @@ public final class OrdersService: Sendable {
                 cardLast4: placement.cardLast4, rejection: nil, idempotencyKey: idempotencyKey,
                 request: idempotencyKey == nil ? nil : IdempotencyStore.fingerprint(rawRequest), createdAt: now,
                 updatedAt: now, source: placement.source.rawValue, archivedAt: nil, captureDueAt: nil,
-                reorderOf: placement.savedCardOf?.uuidString
+                reorderOf: placement.savedCardOf?.uuidString, tags: try JSON.encode(placement.tags),
+                customerTokenHash: SecretToken.hash(token), customerTokenIssuedAt: now
             ).insert(db)
             for (index, line) in placement.lines.enumerated() {
                 try OrderLineRecord(
@@ -304,7 +335,81 @@ public final class OrdersService: Sendable {
         logger.info("placing order", metadata: metadata)
         runner.submit(sagaID, card: placement.card)
         await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
-        return try await placedOrder(orderID.uuidString)
+        // The link goes out once, in this answer (and in the confirmation): a repeat gets the order without it.
+        return withToken(try await placedOrder(orderID.uuidString), token)
+    }
+
+    /// `order` with its customer token and order-status link.
+    private func withToken(_ order: Order, _ token: String) -> Order {
+        var order = order
+        order.customerToken = token
+        order.statusLink = store.statusLink(token)
+        return order
+    }
+
+    // MARK: Customers
+
+    /// Replaces an order's customer token: the old link stops opening the order at once.
+    /// - Throws: `not_found`.
+    public func rotateToken(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
+        let token = SecretToken.generate()
+        let order = try await runner.writer.write { db in
+            var record = try Self.existing(db, orderID)
+            record.customerTokenHash = SecretToken.hash(token)
+            record.customerTokenIssuedAt = Date()
+            try record.update(db)
+            return try Self.loadOrder(db, record.id)
+        }
+        (logger ?? self.logger).info("customer token rotated", metadata: ["order_id": "\(orderID)"])
+        return withToken(order, token)
+    }
+
+    /// The order a customer token opens.
+    /// - Throws: `not_found/unknown_token` for a token that opens no order (wrong, or rotated since);
+    ///   `permission_denied/token_expired` for one older than the store's `customer_link_days`.
+    func customerOrder(_ db: Database, token: String, now: Date = Date()) throws -> OrderRecord {
+        let hash = SecretToken.hash(token)
+        let statement = try db.cachedStatement(sql: "SELECT * FROM orders WHERE customer_token_hash = ?")
+        // Found by the token's hash, then compared in constant time: the lookup's timing says nothing of the token.
+        guard SecretToken.isWellFormed(token), let order = try OrderRecord.fetchOne(statement, arguments: [hash]),
+            let stored = order.customerTokenHash, SecretToken.equal(stored, hash)
+        else {
+            throw RescindError.notFound("this link opens no order", reason: "unknown_token")
+        }
+        if let issued = order.customerTokenIssuedAt, now > issued.addingTimeInterval(store.customerLinkDays * 86_400) {
+            throw RescindError(
+                .permissionDenied, "this link has expired; ask the store for a new one", reason: "token_expired",
+                retryable: false)
+        }
+        return order
+    }
+
+    /// The order, for its customer.
+    public func customerOrder(_ request: CustomerRequest) async throws -> Order {
+        try await database.read { db in try Self.loadOrder(db, try self.customerOrder(db, token: request.token).id) }
+    }
+
+    /// What the store's policy says of a cancellation by the customer now.
+    public func customerCanCancel(_ request: CustomerRequest) async throws -> CancelPolicyDecision {
+        try await database.read { db in
+            let order = try self.customerOrder(db, token: request.token)
+            let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
+            return CancellationPolicy.evaluate(facts, as: .customer, store: self.store)
+        }
+    }
+
+    /// Cancels as the customer: reason `customer`, refunded to the card, restocked, the customer notified, if the
+    /// store's policy allows it now (the same evaluation `customer.can_cancel` answers with).
+    public func customerCancel(
+        _ request: CustomerCancelRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [],
+        logger: Logger? = nil
+    ) async throws -> CancelAccepted {
+        let orderID = try await database.read { db in try self.customerOrder(db, token: request.token).id }
+        return try await cancel(
+            CancelOrderRequest(
+                orderID: UUID(uuidString: orderID) ?? UUID(), reason: .customer, refund: true, restock: true,
+                notify: true, staffNote: request.note, lines: request.lines),
+            idempotencyKey: idempotencyKey, rawRequest: rawRequest, logger: logger, as: .customer)
     }
 
     private var placeTimeout: Duration { .seconds(configuration.placeTimeoutSeconds) }
@@ -380,6 +485,14 @@ public final class OrdersService: Sendable {
     public func cancel(
         _ request: CancelOrderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [], logger: Logger? = nil
     ) async throws -> CancelAccepted {
+        try await cancel(request, idempotencyKey: idempotencyKey, rawRequest: rawRequest, logger: logger, as: .staff)
+    }
+
+    /// A cancellation asked by staff or by the customer, whose rules of the store's policy it obeys.
+    func cancel(
+        _ request: CancelOrderRequest, idempotencyKey: String?, rawRequest: [UInt8], logger: Logger?,
+        as actor: CancellationPolicy.Actor
+    ) async throws -> CancelAccepted {
         if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
             throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
         }
@@ -429,8 +542,14 @@ public final class OrdersService: Sendable {
                 }
                 return running.id
             }
-            // The order's status names the rule first (fulfilling, cancelled, ...); then any saga that holds it.
-            try order.requireCancellable()
+            // The store's policy names the rule first (the order's status, then a customer's rules); then any saga
+            // that holds the order.
+            if actor == .customer {
+                let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
+                try CancellationPolicy.evaluate(facts, as: .customer, store: self.store).enforce(order.id)
+            } else {
+                try order.requireCancellable()
+            }
             try Self.refuseWhileBusy(db, order.id)
             var context = CancelOrderSaga.Context(orderID: request.orderID, options: options)
             if !selection.takesEverythingOpen {
@@ -686,6 +805,38 @@ public final class OrdersService: Sendable {
                 metadata: ["order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "peer": "\(person.rawValue)"])
         }
         return try await order(request.orderID)
+    }
+
+    // MARK: The cancellation policy
+
+    /// What the store's cancellation policy says of the order now, for staff or for its customer: the same
+    /// evaluation that enforces it.
+    /// - Throws: `not_found`.
+    public func canCancel(_ request: CanCancelRequest) async throws -> CancelPolicyDecision {
+        try await database.read { db in
+            let order = try Self.existing(db, request.orderID)
+            let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
+            return CancellationPolicy.evaluate(
+                facts, as: request.asCustomer == true ? .customer : .staff, store: self.store)
+        }
+    }
+
+    /// Adds and removes an order's tags. A repeat changes nothing.
+    /// - Throws: `not_found`; `invalid_argument/bad_tag` (not an identifier, or more than 20 in all).
+    public func tag(_ request: TagOrderRequest, logger: Logger? = nil) async throws -> Order {
+        let order = try await runner.writer.write { db in
+            var record = try Self.existing(db, request.orderID)
+            let removed = Set(request.remove ?? [])
+            let tags = try Self.tags(record.tagList.filter { !removed.contains($0) } + (request.add ?? []))
+            guard tags != record.tagList else { return try Self.loadOrder(db, record.id) }
+            record.tags = try JSON.encode(tags)
+            record.updatedAt = Date()
+            try record.update(db)
+            return try Self.loadOrder(db, record.id)
+        }
+        (logger ?? self.logger).info(
+            "order tagged", metadata: ["order_id": "\(request.orderID)", "tags": "\(order.tags ?? [])"])
+        return order
     }
 
     // MARK: Fulfilment in progress
@@ -950,7 +1101,8 @@ public final class OrdersService: Sendable {
             }(),
             fulfilmentInProgress: record.fulfilmentInProgress.map(FulfilmentProgress.init(rawValue:)),
             lineCancellations: try LineCancellationRecord.of(db, id),
-            edits: try OrderEditRecord.of(db, id)
+            edits: try OrderEditRecord.of(db, id),
+            tags: record.tagList.isEmpty ? nil : record.tagList
         )
     }
 

@@ -25,6 +25,22 @@ public struct StoreSettings: Codable, Sendable, Hashable {
     /// a fixed amount in minor units, plus a percentage of what would be refunded. 0 and 0: none.
     public var restockingFeeFixedMinor: Int64
     public var restockingFeePercent: Double
+    /// The daily fulfilment cut-off, `HH:MM` in `timeZone`: a customer can cancel until the first cut-off after
+    /// placement, when the order goes to be packed. `nil`: no cut-off.
+    public var fulfilmentCutoff: String?
+    /// The store's time zone (an IANA name), for the cut-off and for the deadlines it shows.
+    public var timeZone: String
+    /// An order with this tag cannot be cancelled by its customer.
+    public var cannotCancelTag: String
+    /// SKUs whose orders cannot be cancelled by the customer while units of them are open (made to order, say).
+    public var cannotCancelSKUs: [String]
+    /// At most this many cancellations by one customer in `customerCancellationsPeriodSeconds`; `nil`: no limit.
+    public var customerCancellationsMax: Int?
+    public var customerCancellationsPeriodSeconds: Double
+    /// Where the storefront serves order-status links: `STOREFRONT_URL/o/TOKEN`.
+    public var storefrontURL: String
+    /// How long a customer token opens its order after it was issued.
+    public var customerLinkDays: Double
 
     public init(
         capture: CaptureTiming = .atPlacement,
@@ -32,8 +48,24 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         authorizationExpirySeconds: Double = 7 * 86_400,
         captureMarginSeconds: Double = 3_600,
         restockingFeeFixedMinor: Int64 = 0,
-        restockingFeePercent: Double = 0
+        restockingFeePercent: Double = 0,
+        fulfilmentCutoff: String? = nil,
+        timeZone: String = "UTC",
+        cannotCancelTag: String = "cannot-cancel",
+        cannotCancelSKUs: [String] = [],
+        customerCancellationsMax: Int? = nil,
+        customerCancellationsPeriodSeconds: Double = 30 * 86_400,
+        storefrontURL: String = "http://127.0.0.1:8080",
+        customerLinkDays: Double = 90
     ) {
+        self.storefrontURL = storefrontURL
+        self.customerLinkDays = customerLinkDays
+        self.fulfilmentCutoff = fulfilmentCutoff
+        self.timeZone = timeZone
+        self.cannotCancelTag = cannotCancelTag
+        self.cannotCancelSKUs = cannotCancelSKUs
+        self.customerCancellationsMax = customerCancellationsMax
+        self.customerCancellationsPeriodSeconds = customerCancellationsPeriodSeconds
         self.restockingFeeFixedMinor = restockingFeeFixedMinor
         self.restockingFeePercent = restockingFeePercent
         self.capture = capture
@@ -89,6 +121,35 @@ public struct StoreSettings: Codable, Sendable, Hashable {
             throw DecodingError.dataCorruptedError(
                 forKey: .restockingFeePercent, in: c, debugDescription: "restocking_fee_percent must be 0 to 100")
         }
+        fulfilmentCutoff = try c.decodeIfPresent(String.self, forKey: .fulfilmentCutoff)
+        if let cutoff = fulfilmentCutoff, Self.cutoffTime(cutoff) == nil {
+            throw DecodingError.dataCorruptedError(
+                forKey: .fulfilmentCutoff, in: c, debugDescription: "fulfilment_cutoff must be HH:MM, 00:00 to 23:59")
+        }
+        timeZone = try c.decodeIfPresent(String.self, forKey: .timeZone) ?? d.timeZone
+        guard TimeZone(identifier: timeZone) != nil else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .timeZone, in: c, debugDescription: "time_zone \(timeZone) is not an IANA time zone")
+        }
+        cannotCancelTag = try c.decodeIfPresent(String.self, forKey: .cannotCancelTag) ?? d.cannotCancelTag
+        cannotCancelSKUs = try c.decodeIfPresent([String].self, forKey: .cannotCancelSKUs) ?? []
+        customerCancellationsMax = try c.decodeIfPresent(Int.self, forKey: .customerCancellationsMax)
+        if let max = customerCancellationsMax, max < 0 {
+            throw DecodingError.dataCorruptedError(
+                forKey: .customerCancellationsMax, in: c, debugDescription: "customer_cancellations_max must be >= 0")
+        }
+        customerCancellationsPeriodSeconds = try seconds(
+            .customerCancellationsPeriodSeconds, d.customerCancellationsPeriodSeconds)
+        storefrontURL = try c.decodeIfPresent(String.self, forKey: .storefrontURL) ?? d.storefrontURL
+        guard let url = URL(string: storefrontURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .storefrontURL, in: c, debugDescription: "storefront_url must be an http or https URL")
+        }
+        customerLinkDays = try c.decodeIfPresent(Double.self, forKey: .customerLinkDays) ?? d.customerLinkDays
+        guard customerLinkDays.isFinite, (0...3_650).contains(customerLinkDays) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .customerLinkDays, in: c, debugDescription: "customer_link_days must be 0 to 3650")
+        }
         guard captureMarginSeconds < authorizationExpirySeconds else {
             throw DecodingError.dataCorruptedError(
                 forKey: .captureMarginSeconds, in: c,
@@ -103,5 +164,39 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         case captureMarginSeconds = "capture_margin_seconds"
         case restockingFeeFixedMinor = "restocking_fee_fixed"
         case restockingFeePercent = "restocking_fee_percent"
+        case fulfilmentCutoff = "fulfilment_cutoff"
+        case timeZone = "time_zone"
+        case cannotCancelTag = "cannot_cancel_tag"
+        case cannotCancelSKUs = "cannot_cancel_skus"
+        case customerCancellationsMax = "customer_cancellations_max"
+        case customerCancellationsPeriodSeconds = "customer_cancellations_period_seconds"
+        case storefrontURL = "storefront_url"
+        case customerLinkDays = "customer_link_days"
+    }
+
+    /// The order-status link of a customer token.
+    func statusLink(_ token: String) -> String {
+        (storefrontURL.hasSuffix("/") ? String(storefrontURL.dropLast()) : storefrontURL) + "/o/" + token
+    }
+
+    /// `HH:MM` as hour and minute, or `nil` if it is not a time of day.
+    static func cutoffTime(_ text: String) -> (hour: Int, minute: Int)? {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, parts.allSatisfy({ $0.count == 2 }), let hour = Int(parts[0]),
+            let minute = Int(parts[1]), (0...23).contains(hour), (0...59).contains(minute)
+        else { return nil }
+        return (hour, minute)
+    }
+
+    /// The first cut-off strictly after `date`, in the store's time zone; `nil` without a cut-off.
+    func nextCutoff(after date: Date) -> Date? {
+        guard let cutoff = fulfilmentCutoff.flatMap(Self.cutoffTime), let zone = TimeZone(identifier: timeZone) else {
+            return nil
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        return calendar.nextDate(
+            after: date, matching: DateComponents(hour: cutoff.hour, minute: cutoff.minute, second: 0),
+            matchingPolicy: .nextTime)
     }
 }

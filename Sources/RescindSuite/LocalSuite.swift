@@ -174,7 +174,7 @@ public struct LocalSuite: Sendable {
             progress("creating a development PKI in \(layout.pki.path)")
         }
         _ = try pki.initialize(commonName: "Rescind Development CA")
-        for identity in Self.startOrder + [.operator]
+        for identity in Self.startOrder + [.operator, .storefront]
         where !FileManager.default.fileExists(atPath: pki.certificatePath(for: identity.rawValue)) {
             _ = try pki.issue(name: identity.rawValue, hosts: ["localhost", "127.0.0.1"])
         }

@@ -30,6 +30,8 @@ public final class RescindHarness: Sendable {
         public var capture: String?
         /// Orders' other store settings, in seconds (e.g. `cancellation_window_seconds`).
         public var storeSeconds: [String: Double] = [:]
+        /// Orders' other store settings, as JSON values (text, numbers, lists of text).
+        public var store: [String: any Sendable] = [:]
 
         public init() {}
     }
@@ -71,8 +73,9 @@ public final class RescindHarness: Sendable {
             try suite.patchConfiguration(.orders, ["peers": peers])
         }
         try suite.patchConfiguration(.orders, ["sagas": options.sagas])
-        if options.capture != nil || !options.storeSeconds.isEmpty {
+        if options.capture != nil || !options.storeSeconds.isEmpty || !options.store.isEmpty {
             var store: [String: Any] = options.storeSeconds
+            store.merge(options.store) { _, new in new }
             store["capture"] = options.capture
             try suite.patchConfiguration(.orders, ["store": store])
         }
@@ -141,6 +144,16 @@ public final class RescindHarness: Sendable {
                 endpoint: Endpoint(host: "127.0.0.1", port: try proxy(peer).port), expectedServer: peer,
                 initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), agent: "rescind-harness"),
             tls: suite.layout.tls(for: .operator),
+            logger: Logger(label: "rescind.harness", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    /// A client of Orders that presents the storefront's certificate, as the storefront daemon does.
+    /// - Throws: if the TLS files cannot be loaded.
+    public func storefrontClient() throws -> RPCClient {
+        try RPCClient(
+            configuration: .init(
+                endpoint: try suite.endpoint(.orders), expectedServer: .orders, agent: "rescind-harness-storefront"),
+            tls: suite.layout.tls(for: .storefront),
             logger: Logger(label: "rescind.harness", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 

@@ -103,8 +103,8 @@ struct OrdersCommand: AsyncParsableCommand {
         commandName: "orders",
         abstract: "Place, show, cancel, fulfil, archive and delete orders.",
         subcommands: [
-            Place.self, Show.self, List.self, Cancel.self, Fulfill.self, Edit.self, Mark.self, Reorder.self,
-            Archive.self, Unarchive.self, Delete.self,
+            Place.self, Show.self, List.self, CanCancel.self, Cancel.self, Fulfill.self, Edit.self, Mark.self,
+            Tag.self, Reorder.self, Archive.self, Unarchive.self, Delete.self,
         ]
     )
 
@@ -126,6 +126,8 @@ struct OrdersCommand: AsyncParsableCommand {
         var source: Order.Source = .staff
         @Flag(help: "Spend the customer's store credit first; the card pays the rest.")
         var useStoreCredit = false
+        @Option(help: "A tag (repeatable), e.g. cannot-cancel.")
+        var tag: [String] = []
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
 
@@ -139,7 +141,7 @@ struct OrdersCommand: AsyncParsableCommand {
             }
             let request = PlaceOrderRequest(
                 customerEmail: customer, currency: currency, lines: lines, cardNumber: card, source: source,
-                useStoreCredit: useStoreCredit ? true : nil)
+                useStoreCredit: useStoreCredit ? true : nil, tags: tag.isEmpty ? nil : tag)
             try await reportingErrors(output) {
                 let order = try await target.with { c in
                     try await c.orders.call(
@@ -265,6 +267,47 @@ struct OrdersCommand: AsyncParsableCommand {
 }
 
 extension OrdersCommand {
+    struct CanCancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "can-cancel",
+            abstract: "Whether an order can be cancelled now, with every rule of the store's policy that applied.")
+        @Argument var id: UUID
+        @Flag(help: "Evaluate the customer's rules (window, cut-off, tags, limit) instead of staff's.")
+        var asCustomer = false
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let decision = try await target.with { c in
+                    try await c.orders.call(
+                        OrdersMethods.canCancel, CanCancelRequest(orderID: id, asCustomer: asCustomer ? true : nil))
+                }
+                try output.emit(decision, text: Render.decision)
+            }
+        }
+    }
+
+    struct Tag: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add or remove an order's tags.")
+        @Argument var id: UUID
+        @Option(help: "A tag to add (repeatable).")
+        var add: [String] = []
+        @Option(help: "A tag to remove (repeatable).")
+        var remove: [String] = []
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.tag, TagOrderRequest(orderID: id, add: add, remove: remove))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
     struct Edit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Edit an open order: change a SKU's quantity, remove it (0), or add a line.",

@@ -38,6 +38,7 @@ enum Render {
         if let progress = order.fulfilmentInProgress {
             lines.append("  fulfilment in progress: \(progress.rawValue) (cancellation refused until cleared)")
         }
+        if let tags = order.tags { lines.append("  tags: \(tags.joined(separator: ", "))") }
         if let first = order.reorderOf { lines.append("  placed again from order \(first)") }
         for next in order.reorders ?? [] { lines.append("  placed again as order \(next)") }
         if let due = order.captureDueAt {
@@ -76,6 +77,17 @@ enum Render {
             lines.append(
                 "  failed cancellation \(failed.sagaID): \(failed.failedStep) — \(failed.error.code)\(failed.error.reason.map { "/\($0)" } ?? ""): \(failed.error.message)"
             )
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func decision(_ decision: CancelPolicyDecision) -> String {
+        var lines = [
+            (decision.allowed ? "YES: can be cancelled" : "NO: cannot be cancelled") + " (rules for \(decision.actor))"
+                + (decision.until.map { " until \(time($0))" } ?? "")
+        ]
+        for rule in decision.rules {
+            lines.append("  \(rule.passed ? "✔" : "✘") \(pad(rule.rule, 24)) \(rule.detail)")
         }
         return lines.joined(separator: "\n")
     }

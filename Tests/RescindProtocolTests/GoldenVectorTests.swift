@@ -398,6 +398,29 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             key: "edit-2026-01-01-ana-0001"
         ),
         response("orders-edit-response", 53, OrdersMethods.edit, Fixture.editedOrder),
+        // The cancellation policy, and a customer's methods through the storefront.
+        request(
+            "orders-can-cancel-request", 55, OrdersMethods.canCancel,
+            CanCancelRequest(orderID: Fixture.orderID, asCustomer: true)
+        ),
+        response("orders-can-cancel-response", 55, OrdersMethods.canCancel, Fixture.refusedDecision),
+        request(
+            "orders-tag-request", 56, OrdersMethods.tag,
+            TagOrderRequest(orderID: Fixture.orderID, add: ["cannot-cancel"], remove: ["gift"])
+        ),
+        request("orders-rotate-token-request", 57, OrdersMethods.rotateToken, OrderRequest(orderID: Fixture.orderID)),
+        response("orders-rotate-token-response", 57, OrdersMethods.rotateToken, Fixture.linkedOrder),
+        request(
+            "customer-get-order-request", 58, CustomerMethods.getOrder,
+            CustomerRequest(token: Fixture.customerToken)
+        ),
+        request(
+            "customer-cancel-request", 59, CustomerMethods.cancel,
+            CustomerCancelRequest(
+                token: Fixture.customerToken, note: "bestilte to ganger",
+                lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 1)]),
+            key: "storefront-cancel-0001"
+        ),
         request(
             "payments-increase-request", 54, PaymentsMethods.increase,
             IncreaseRequest(orderID: Fixture.orderID, amountMinor: 2_240),
@@ -720,6 +743,31 @@ enum Fixture {
         ]
         return order
     }
+
+    /// A customer token (32 base64url characters).
+    static let customerToken = "q7Xc2ZpL0vN_4sYtB8mKe-1uHfWjA9Rd"
+
+    /// `openOrder` as `orders.rotate_token` answers: tagged, with its new link.
+    static var linkedOrder: Order {
+        var order = openOrder
+        order.tags = ["cannot-cancel", "vip"]
+        order.customerToken = customerToken
+        order.statusLink = "https://shop.example.com/o/\(customerToken)"
+        return order
+    }
+
+    /// A customer's cancellation refused: the window is open until 01:00, but the order is tagged.
+    static let refusedDecision = CancelPolicyDecision(
+        allowed: false, until: nil, actor: "customer",
+        rules: [
+            PolicyRule(rule: "order_status", passed: true, detail: "the order is open"),
+            PolicyRule(
+                rule: "cancellation_window", passed: true, detail: "you can cancel until 2026-01-01 01:00 Europe/Oslo",
+                until: Date(timeIntervalSince1970: 1_767_225_600 + 3_600)),
+            PolicyRule(
+                rule: "cannot_cancel_tag", passed: false, detail: "the store marked this order cannot-cancel",
+                reason: "cannot_cancel_tag"),
+        ])
 
     /// An open order whose label was bought: cancellation is refused.
     static var markedOrder: Order {

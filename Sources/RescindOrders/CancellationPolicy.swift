@@ -1,0 +1,188 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindWire
+
+/// The store's cancellation policy, evaluated by one function that both explains (`orders.can_cancel`, the
+/// customer's order page) and enforces (`orders.cancel`, a customer's cancellation): what it says is what it does.
+///
+/// Staff may cancel any order that is open and not being fulfilled, whatever the window. A customer also needs:
+/// nothing shipped, the cancellation window open, the day's fulfilment cut-off not passed, no `cannot-cancel` tag
+/// on the order nor a SKU the store marks so, and fewer than the store's limit of cancellations recently.
+enum CancellationPolicy {
+    enum Actor: String, Sendable {
+        case staff, customer
+    }
+
+    /// What the rules look at.
+    struct Facts: Sendable {
+        var order: OrderRecord
+        var lines: [OrderLineRecord] = []
+        var tags: [String] = []
+        /// The customer's own cancellations (reason `customer`) within the store's period, this order's excluded.
+        var customerCancellations = 0
+        var now: Date
+
+        /// Reads what the customer's rules need.
+        static func read(_ db: Database, _ order: OrderRecord, store: StoreSettings, now: Date) throws -> Facts {
+            let since = now.addingTimeInterval(-store.customerCancellationsPeriodSeconds)
+            let count =
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT
+                            (SELECT COUNT(*) FROM cancellation c JOIN orders o ON o.id = c.order_id
+                                WHERE o.customer_email = ? AND o.id <> ? AND c.reason = 'customer'
+                                AND c.cancelled_at >= ?)
+                            + (SELECT COUNT(*) FROM line_cancellation l JOIN orders o ON o.id = l.order_id
+                                WHERE o.customer_email = ? AND o.id <> ?
+                                AND json_extract(l.cancellation, '$.reason') = 'customer' AND l.cancelled_at >= ?)
+                        """,
+                    arguments: [order.customerEmail, order.id, since, order.customerEmail, order.id, since]) ?? 0
+            return Facts(
+                order: order, lines: try OrderLineRecord.of(db, order.id), tags: order.tagList,
+                customerCancellations: count, now: now)
+        }
+    }
+
+    /// Every rule that applies to `actor`, in order, and the verdict.
+    static func evaluate(_ facts: Facts, as actor: Actor, store: StoreSettings) -> CancelPolicyDecision {
+        var rules = statusRules(facts.order)
+        if actor == .customer { rules += customerRules(facts, store: store) }
+        let allowed = rules.allSatisfy(\.passed)
+        return CancelPolicyDecision(
+            allowed: allowed, until: allowed ? rules.compactMap(\.until).min() : nil, actor: actor.rawValue,
+            rules: rules)
+    }
+
+    /// The order's status and fulfilment: what staff's cancellations obey too.
+    static func statusRules(_ order: OrderRecord) -> [PolicyRule] {
+        let status: PolicyRule =
+            switch order.status {
+            case .open, .fulfilling:
+                PolicyRule(rule: "order_status", passed: true, detail: "the order is open")
+            case .cancelling:
+                PolicyRule(
+                    rule: "order_status", passed: false, detail: "the order is being cancelled",
+                    reason: "order_cancelling")
+            case .cancelled, .fulfilled, .rejected, .pending:
+                PolicyRule(
+                    rule: "order_status", passed: false, detail: "the order is \(order.status.rawValue)",
+                    reason: "order_\(order.status.rawValue)")
+            }
+        var progress = PolicyRule(rule: "fulfilment_in_progress", passed: true, detail: "fulfilment has not begun")
+        if order.status == .fulfilling {
+            progress = PolicyRule(
+                rule: "fulfilment_in_progress", passed: false, detail: "the order is being fulfilled",
+                reason: "fulfilment_in_progress")
+        } else if let mark = order.fulfilmentInProgress {
+            let what =
+                mark == FulfilmentProgress.labelPurchased.rawValue
+                ? "a shipping label was bought" : "picking has started"
+            progress = PolicyRule(
+                rule: "fulfilment_in_progress", passed: false,
+                detail: "fulfilment is in progress (\(what)); staff clear the mark first",
+                reason: "fulfilment_in_progress")
+        }
+        return [status, progress]
+    }
+
+    /// The rules only a customer's cancellation obeys.
+    static func customerRules(_ facts: Facts, store: StoreSettings) -> [PolicyRule] {
+        let order = facts.order
+        var rules: [PolicyRule] = []
+        let shipped = facts.lines.reduce(Int64(0)) { $0 + $1.fulfilled }
+        rules.append(
+            shipped == 0
+                ? PolicyRule(rule: "nothing_shipped", passed: true, detail: "nothing has shipped")
+                : PolicyRule(
+                    rule: "nothing_shipped", passed: false,
+                    detail: "part of this order has shipped (\(shipped) units); ask the store",
+                    reason: "order_partly_fulfilled"))
+
+        let closes = order.createdAt.addingTimeInterval(store.cancellationWindowSeconds)
+        rules.append(
+            facts.now < closes
+                ? PolicyRule(
+                    rule: "cancellation_window", passed: true,
+                    detail: "you can cancel until \(store.describe(closes))", until: closes)
+                : PolicyRule(
+                    rule: "cancellation_window", passed: false,
+                    detail: "the cancellation window closed at \(store.describe(closes))",
+                    reason: "cancellation_window_closed"))
+
+        if let cutoff = store.nextCutoff(after: order.createdAt) {
+            rules.append(
+                facts.now < cutoff
+                    ? PolicyRule(
+                        rule: "fulfilment_cutoff", passed: true,
+                        detail: "the order goes to be packed at \(store.describe(cutoff))", until: cutoff)
+                    : PolicyRule(
+                        rule: "fulfilment_cutoff", passed: false,
+                        detail: "the order went to be packed at \(store.describe(cutoff))",
+                        reason: "fulfilment_cutoff_passed"))
+        }
+
+        rules.append(
+            facts.tags.contains(store.cannotCancelTag)
+                ? PolicyRule(
+                    rule: "cannot_cancel_tag", passed: false,
+                    detail: "the store marked this order \(store.cannotCancelTag)", reason: "cannot_cancel_tag")
+                : PolicyRule(rule: "cannot_cancel_tag", passed: true, detail: "no tag stops a cancellation"))
+
+        let blocked = Set(facts.lines.filter { $0.open > 0 }.map(\.sku)).intersection(store.cannotCancelSKUs).sorted()
+        rules.append(
+            blocked.isEmpty
+                ? PolicyRule(rule: "cannot_cancel_sku", passed: true, detail: "every item can be cancelled")
+                : PolicyRule(
+                    rule: "cannot_cancel_sku", passed: false,
+                    detail: "\(blocked.joined(separator: ", ")) cannot be cancelled once ordered",
+                    reason: "cannot_cancel_sku"))
+
+        if let max = store.customerCancellationsMax {
+            let days = Int((store.customerCancellationsPeriodSeconds / 86_400).rounded())
+            rules.append(
+                facts.customerCancellations < max
+                    ? PolicyRule(
+                        rule: "cancellation_limit", passed: true,
+                        detail: "\(facts.customerCancellations) of \(max) cancellations used in \(days) days")
+                    : PolicyRule(
+                        rule: "cancellation_limit", passed: false,
+                        detail: "\(facts.customerCancellations) cancellations in the last \(days) days; the store "
+                            + "allows \(max): ask the store", reason: "cancellation_limit_reached"))
+        }
+
+        let fee = store.restockingFee(on: order.total - order.amountRefunded)
+        if fee > 0 {
+            rules.append(
+                PolicyRule(
+                    rule: "restocking_fee", passed: true,
+                    detail: "a restocking fee of \(fee) \(order.currency) minor units is kept from the refund"))
+        }
+        return rules
+    }
+}
+
+extension CancelPolicyDecision {
+    /// Throws the error of the first rule that failed: `conflict/order_cancelling` while another cancellation
+    /// holds the order, `failed_precondition` with the rule's reason otherwise.
+    func enforce(_ orderID: String) throws {
+        guard let failed = rules.first(where: { !$0.passed }) else { return }
+        if failed.reason == "order_cancelling" {
+            throw RescindError.conflict("order \(orderID) is already being cancelled", reason: "order_cancelling")
+        }
+        throw RescindError.failedPrecondition(
+            "order \(orderID) cannot be cancelled: \(failed.detail)", reason: failed.reason ?? failed.rule)
+    }
+}
+
+extension StoreSettings {
+    /// A time as the store shows it: `2026-12-01 15:42 Europe/Oslo`.
+    func describe(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: timeZone) ?? .gmt
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        return "\(formatter.string(from: date)) \(timeZone)"
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import RescindAPI
+import RescindTestSupport
+import RescindTransport
+import RescindWire
+import Testing
+
+extension RealDaemons {
+    /// Customers reach their order with its customer token through the storefront's identity, and cancel it
+    /// only as the store's policy allows: the same evaluation answers `can_cancel` and refuses the cancellation.
+    @Suite(.serialized, .timeLimit(.minutes(3))) struct CustomerTests {
+        private func customer(_ client: RPCClient, _ token: String) async throws -> Order {
+            try await client.call(CustomerMethods.getOrder, CustomerRequest(token: token))
+        }
+
+        @Test func theTokenOpensItsOrderOnlyUntilItIsRotatedAndIsNeverStored() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let key = UUID().uuidString
+                let order = try await h.place([("MUG", 1, 1200)], key: key)
+                let token = try #require(order.customerToken)
+                #expect(token.count == 32)
+                #expect(order.statusLink == "http://127.0.0.1:8080/o/\(token)")
+                // A repeat of the placement answers without the link: it went out once.
+                let repeated = try await h.place([("MUG", 1, 1200)], key: key)
+                #expect(repeated.id == order.id)
+                #expect(repeated.customerToken == nil)
+                #expect(try await h.order(order.id).customerToken == nil)
+
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+                #expect(try await customer(storefront, token).id == order.id)
+                let wrong = await refusal { try await customer(storefront, String(token.reversed())) }
+                #expect(wrong?.code == "not_found")
+                #expect(wrong?.reason == "unknown_token")
+                let malformed = await refusal { try await customer(storefront, "x") }
+                #expect(malformed?.reason == "unknown_token")
+                // The storefront's certificate reaches customer methods only; the operator's, no customer method.
+                let staffMethod = await refusal {
+                    try await storefront.call(OrdersMethods.get, OrderRequest(orderID: order.id))
+                }
+                #expect(staffMethod?.code == "permission_denied")
+                let operatorAsCustomer = await refusal { try await customer(h.orders, token) }
+                #expect(operatorAsCustomer?.code == "permission_denied")
+
+                // Rotated: the old link stops at once, the new one works.
+                let rotated = try await h.orders.call(OrdersMethods.rotateToken, OrderRequest(orderID: order.id))
+                let fresh = try #require(rotated.customerToken)
+                #expect(fresh != token)
+                #expect(await refusal { try await customer(storefront, token) }?.reason == "unknown_token")
+                #expect(try await customer(storefront, fresh).id == order.id)
+
+                // Only the hash is kept: no file of the Orders database holds either token.
+                for file in try FileManager.default.contentsOfDirectory(
+                    at: h.database(.orders).deletingLastPathComponent(), includingPropertiesForKeys: nil)
+                where file.lastPathComponent.hasPrefix(h.database(.orders).lastPathComponent) {
+                    let bytes = try Data(contentsOf: file)
+                    #expect(bytes.range(of: Data(token.utf8)) == nil, "\(file.lastPathComponent) holds the token")
+                    #expect(bytes.range(of: Data(fresh.utf8)) == nil, "\(file.lastPathComponent) holds the token")
+                }
+            }
+        }
+
+        @Test func aCustomerCancelsAsThePolicySaysAndOnlyThen() async throws {
+            var options = RescindHarness.Options()
+            options.store = ["customer_cancellations_max": 1, "time_zone": "Europe/Oslo"]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+
+                // Tagged cannot-cancel: the customer is told why, and the same rule refuses the cancellation.
+                let tagged = try await h.orders.call(
+                    OrdersMethods.place,
+                    PlaceOrderRequest(
+                        customerEmail: "cy@example.com", currency: "USD",
+                        lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 1200)], cardNumber: "4242424242424242",
+                        tags: ["cannot-cancel"]),
+                    idempotencyKey: UUID().uuidString)
+                let taggedToken = try #require(tagged.customerToken)
+                let no = try await storefront.call(CustomerMethods.canCancel, CustomerRequest(token: taggedToken))
+                #expect(!no.allowed)
+                #expect(no.rules.first { !$0.passed }?.reason == "cannot_cancel_tag")
+                let refused = await refusal {
+                    try await storefront.call(CustomerMethods.cancel, CustomerCancelRequest(token: taggedToken))
+                }
+                #expect(refused?.code == "failed_precondition")
+                #expect(refused?.reason == "cannot_cancel_tag")
+                #expect(try await h.order(tagged.id).status == .open)
+                // Staff may; `rescindctl orders can-cancel` says so, and untagging lets the customer.
+                let staff = try await runRescindctl(
+                    ["orders", "can-cancel", tagged.id.uuidString, "--dir", h.directory.path, "--json"])
+                let staffDecision = try JSONSerialization.jsonObject(with: staff.output) as? [String: Any]
+                #expect(staffDecision?["allowed"] as? Bool == true)
+                _ = try await h.orders.call(
+                    OrdersMethods.tag, TagOrderRequest(orderID: tagged.id, remove: ["cannot-cancel"]))
+
+                // Allowed now, until the window closes; cancelled as the customer, refunded and notified.
+                let yes = try await storefront.call(CustomerMethods.canCancel, CustomerRequest(token: taggedToken))
+                #expect(yes.allowed)
+                #expect(yes.until == tagged.createdAt.addingTimeInterval(3_600))
+                let accepted = try await storefront.call(
+                    CustomerMethods.cancel, CustomerCancelRequest(token: taggedToken, note: "ordered twice"),
+                    idempotencyKey: UUID().uuidString)
+                #expect(try await h.waitForSaga(accepted.sagaID).state == .completed)
+                let cancellation = try #require(try await h.order(tagged.id).cancellation)
+                #expect(cancellation.reason == .customer)
+                #expect(cancellation.notify)
+                #expect(cancellation.staffNote == "ordered twice")
+                #expect(try await h.payment(tagged.id).amountRefunded == 1200)
+
+                // The store allows one customer cancellation a month: the second is refused, and staff still may.
+                let second = try await h.place([("MUG", 1, 1200)], customer: "cy@example.com")
+                let limit = await refusal {
+                    try await storefront.call(
+                        CustomerMethods.cancel, CustomerCancelRequest(token: try #require(second.customerToken)))
+                }
+                #expect(limit?.reason == "cancellation_limit_reached")
+                #expect(
+                    try await h.waitForSaga(try await h.cancel(second.id, reason: .staff).sagaID).state == .completed)
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
+        @Test func pastTheWindowOrTheLinksLifeTheCustomerIsRefused() async throws {
+            var options = RescindHarness.Options()
+            options.storeSeconds = ["cancellation_window_seconds": 0]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+                let order = try await h.place([("MUG", 1, 1200)])
+                let token = try #require(order.customerToken)
+                let decision = try await storefront.call(CustomerMethods.canCancel, CustomerRequest(token: token))
+                #expect(!decision.allowed)
+                #expect(decision.rules.first { $0.rule == "cancellation_window" }?.passed == false)
+                let late = await refusal {
+                    try await storefront.call(CustomerMethods.cancel, CustomerCancelRequest(token: token))
+                }
+                #expect(late?.reason == "cancellation_window_closed")
+                #expect(try await h.order(order.id).status == .open)
+            }
+            var expiring = RescindHarness.Options()
+            expiring.store = ["customer_link_days": 0]
+            try await RescindHarness.withSuite(options: expiring) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+                let order = try await h.place([("MUG", 1, 1200)])
+                let expired = await refusal {
+                    try await storefront.call(
+                        CustomerMethods.getOrder, CustomerRequest(token: try #require(order.customerToken)))
+                }
+                #expect(expired?.code == "permission_denied")
+                #expect(expired?.reason == "token_expired")
+            }
+        }
+    }
+}
