@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "rescind-orders", targets: ["rescind-orders"]),
         .executable(name: "rescind-payments", targets: ["rescind-payments"]),
         .executable(name: "rescind-inventory", targets: ["rescind-inventory"]),
+        .executable(name: "rescind-storefront", targets: ["rescind-storefront"]),
         .executable(name: "rescindctl", targets: ["rescindctl"]),
     ],
     dependencies: [
@@ -33,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // CBOR (RFC 8949) for Codable values: one encoder, one validating decoder. Foundation only.
@@ -124,6 +127,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The customer-facing storefront: HTTP (Hummingbird) pages and a JSON API over Orders' customer methods.
+        .target(
+            name: "RescindStorefront",
+            dependencies: [
+                "RescindAPI", "RescindTransport", "RescindWire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // A local suite on disk: PKI, configuration, processes, suite.json; and clients to reach it.
         .target(
             name: "RescindSuite",
@@ -170,6 +187,21 @@ let package = Package(
                 "RescindInventory", "RescindDaemon", "RescindTransport", "RescindAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rescind-storefront",
+            dependencies: [
+                "RescindStorefront", "RescindDaemon", "RescindTransport", "RescindAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

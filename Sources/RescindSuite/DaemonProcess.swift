@@ -1,4 +1,5 @@
 import Foundation
+import RescindTransport
 
 #if canImport(Glibc)
     import Glibc
@@ -149,6 +150,26 @@ public enum DaemonProcess {
             throw SuiteError("cannot bind a socket to find a free port")
         }
         return port
+    }
+
+    /// Whether something accepts a TCP connection on `endpoint` (an IPv4 address) now.
+    public static func accepts(_ endpoint: Endpoint) async -> Bool {
+        #if canImport(Glibc)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+            let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(clamping: endpoint.port).bigEndian
+        address.sin_addr.s_addr = inet_addr(endpoint.host == "localhost" ? "127.0.0.1" : endpoint.host)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
     }
 
     /// Binds a socket to 127.0.0.1:`port` (0: any) and closes it; the port bound, or `nil` if it is taken.

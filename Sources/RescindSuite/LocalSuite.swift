@@ -12,6 +12,7 @@ public struct LocalSuite: Sendable {
     /// The executables of the daemons, by identity.
     public static let executables: [Identity: String] = [
         .inventory: "rescind-inventory", .payments: "rescind-payments", .orders: "rescind-orders",
+        .storefront: "rescind-storefront",
     ]
     /// Start order: Orders last, since it calls the other two.
     public static let startOrder: [Identity] = [.inventory, .payments, .orders]
@@ -82,20 +83,28 @@ public struct LocalSuite: Sendable {
                 database: layout.database(daemon).path, log: layout.log(daemon).path
             )
         }
+        // The storefront last: it calls Orders. It speaks HTTP, not the Rescind protocol.
+        let storefront = try startStorefront(progress: progress, environment: environment[.storefront] ?? [:])
+        statuses.append(storefront)
         let manifest = SuiteManifest(
             directory: layout.directory.path,
             caCertificate: layout.tls(for: .operator).caCertificatePath,
             operatorTLS: layout.tls(for: .operator),
-            daemons: entries
+            daemons: entries,
+            storefrontURL: "http://\(storefront.endpoint.host):\(storefront.endpoint.port)"
         )
         try DaemonConfiguration.write(manifest, to: layout.manifest.path)
         let connection = try SuiteConnection(manifest: manifest)
         do {
-            for status in statuses {
+            for status in statuses where status.name != Identity.storefront.rawValue {
                 let daemon = Identity(status.name)
                 try await waitForHealth(daemon, pid: status.pid, connection: connection)
                 progress("\(daemon) is serving (pid \(status.pid.map(String.init) ?? "?"))")
             }
+            try await waitForListening(.storefront, storefront.endpoint, pid: storefront.pid)
+            progress(
+                "storefront is serving on \(manifest.storefrontURL ?? "") (pid \(storefront.pid.map(String.init) ?? "?"))"
+            )
         } catch {
             await connection.shutdown()
             throw error
@@ -104,12 +113,45 @@ public struct LocalSuite: Sendable {
         return (manifest, statuses)
     }
 
+    /// Starts the storefront unless it is running.
+    private func startStorefront(progress: Progress, environment: [String: String]) throws -> DaemonStatus {
+        let configuration = try DaemonConfiguration.load(
+            StorefrontListen.self, from: layout.config(.storefront).path)
+        let endpoint = Endpoint(host: configuration.listen.host, port: configuration.listen.port)
+        if let pid = runningPID(.storefront) {
+            return DaemonStatus(name: "storefront", endpoint: endpoint, pid: pid, action: "already_running")
+        }
+        let executable = binDirectory.appendingPathComponent(Self.executables[.storefront] ?? "").path
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw SuiteError("\(executable) not found; build the suite first (`swift build`) or set RESCIND_BIN_DIR")
+        }
+        progress("starting storefront on http://\(endpoint)")
+        let pid = try DaemonProcess.spawn(
+            executable: executable, arguments: ["--config", layout.config(.storefront).path],
+            logPath: layout.log(.storefront).path, environment: environment)
+        try "\(pid)\n".write(to: layout.pidFile(.storefront), atomically: true, encoding: .utf8)
+        return DaemonStatus(name: "storefront", endpoint: endpoint, pid: pid, action: "started")
+    }
+
+    /// The part of the storefront's configuration the suite reads.
+    private struct StorefrontListen: Decodable {
+        struct Listen: Decodable {
+            var host: String
+            var port: Int
+        }
+
+        var listen: Listen
+    }
+
     /// Stops every daemon of the suite gracefully (SIGTERM, then SIGKILL after `timeout`).
     /// - Returns: what happened to each.
     public func down(timeout: Duration = .seconds(10), progress: Progress = { _ in }) async -> [DaemonStatus] {
         var statuses: [DaemonStatus] = []
-        for daemon in Self.startOrder.reversed() {
-            let endpoint = (try? configuredEndpoint(daemon)) ?? Endpoint(host: "127.0.0.1", port: 0)
+        for daemon in [Identity.storefront] + Self.startOrder.reversed() {
+            let endpoint =
+                (try? DaemonConfiguration.load(StorefrontListen.self, from: layout.config(daemon).path)).map {
+                    Endpoint(host: $0.listen.host, port: $0.listen.port)
+                } ?? Endpoint(host: "127.0.0.1", port: 0)
             guard let pid = runningPID(daemon) else {
                 statuses.append(
                     DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: nil, action: "not_running"))
@@ -155,6 +197,16 @@ public struct LocalSuite: Sendable {
         }
     }
 
+    /// Changes keys of Orders' `store` section, keeping the others (the storefront's address, say).
+    /// - Throws: `SuiteError` if the file cannot be read or written.
+    public func patchStore(_ patch: [String: Any]) throws {
+        let url = layout.config(.orders)
+        let object = (try? JSONSerialization.jsonObject(with: Data(contentsOf: url))) as? [String: Any] ?? [:]
+        var store = object["store"] as? [String: Any] ?? [:]
+        store.merge(patch) { _, new in new }
+        try patchConfiguration(.orders, ["store": store])
+    }
+
     /// The endpoint a daemon's configuration says it listens on.
     /// - Throws: `SuiteError` if its configuration cannot be read.
     public func endpoint(_ daemon: Identity) throws -> Endpoint {
@@ -179,9 +231,9 @@ public struct LocalSuite: Sendable {
             _ = try pki.issue(name: identity.rawValue, hosts: ["localhost", "127.0.0.1"])
         }
         var ports: [Identity: Int] = [:]
-        for daemon in Self.startOrder {
-            if let existing = try? configuredEndpoint(daemon) {
-                ports[daemon] = existing.port
+        for daemon in Self.startOrder + [.storefront] {
+            if let existing = try? DaemonConfiguration.load(StorefrontListen.self, from: layout.config(daemon).path) {
+                ports[daemon] = existing.listen.port
             } else {
                 ports[daemon] = try DaemonProcess.freePort()
             }
@@ -205,9 +257,38 @@ public struct LocalSuite: Sendable {
             if daemon == .payments {
                 object["processor"] = ["fee_basis_points": 290, "fixed_fee": 30]
             }
+            if daemon == .orders {
+                // Order-status links point at this suite's storefront.
+                object["store"] = ["storefront_url": "http://127.0.0.1:\(ports[.storefront] ?? 0)"]
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: layout.config(daemon), options: .atomic)
         }
+        if !FileManager.default.fileExists(atPath: layout.config(.storefront).path) {
+            progress("writing \(layout.config(.storefront).path)")
+            let storefront: [String: Any] = [
+                "identity": "storefront", "log_level": logLevel,
+                "listen": ["host": "127.0.0.1", "port": ports[.storefront] ?? 0],
+                "orders": ["host": "127.0.0.1", "port": ports[.orders] ?? 0],
+                "tls": try JSONSerialization.jsonObject(with: JSONEncoder().encode(layout.tls(for: .storefront))),
+                "store_name": "Rescind demo store",
+            ]
+            let data = try JSONSerialization.data(withJSONObject: storefront, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: layout.config(.storefront), options: .atomic)
+        }
+    }
+
+    /// Waits until something accepts connections on `endpoint` (a daemon that speaks HTTP).
+    private func waitForListening(_ daemon: Identity, _ endpoint: Endpoint, pid: Int32?) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let pid, !DaemonProcess.isAlive(pid) {
+                throw SuiteError("\(daemon) exited during start-up; see \(layout.log(daemon).path)\(logTail(daemon))")
+            }
+            if await DaemonProcess.accepts(endpoint) { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw SuiteError("\(daemon) did not listen on \(endpoint) within 30 s; see \(layout.log(daemon).path)")
     }
 
     private func waitForHealth(_ daemon: Identity, pid: Int32?, connection: SuiteConnection) async throws {

@@ -64,9 +64,12 @@ public struct SuiteManifest: Codable, Sendable, Hashable {
     /// The operator identity's certificate and key, used by `rescindctl`.
     public var operatorTLS: TLSFiles
     public var daemons: [String: DaemonEntry]
+    /// The storefront's address (`http://127.0.0.1:PORT`), when the suite runs one.
+    public var storefrontURL: String?
 
     enum CodingKeys: String, CodingKey {
         case directory, daemons
+        case storefrontURL = "storefront_url"
         case caCertificate = "ca_certificate"
         case operatorTLS = "operator_tls"
     }

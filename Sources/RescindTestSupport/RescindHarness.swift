@@ -32,6 +32,8 @@ public final class RescindHarness: Sendable {
         public var storeSeconds: [String: Double] = [:]
         /// Orders' other store settings, as JSON values (text, numbers, lists of text).
         public var store: [String: any Sendable] = [:]
+        /// Keys of the storefront's configuration (`rate_limit`, `default_language`, ...).
+        public var storefront: [String: any Sendable] = [:]
 
         public init() {}
     }
@@ -77,7 +79,10 @@ public final class RescindHarness: Sendable {
             var store: [String: Any] = options.storeSeconds
             store.merge(options.store) { _, new in new }
             store["capture"] = options.capture
-            try suite.patchConfiguration(.orders, ["store": store])
+            try suite.patchStore(store)
+        }
+        if !options.storefront.isEmpty {
+            try suite.patchConfiguration(.storefront, options.storefront)
         }
         if options.processorFaults {
             try suite.patchConfiguration(
@@ -145,6 +150,15 @@ public final class RescindHarness: Sendable {
                 initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), agent: "rescind-harness"),
             tls: suite.layout.tls(for: .operator),
             logger: Logger(label: "rescind.harness", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    /// The storefront's address, `http://127.0.0.1:PORT`.
+    /// - Throws: if the suite's manifest cannot be read.
+    public func storefrontURL() throws -> URL {
+        guard let text = try SuiteManifest.load(suite.layout).storefrontURL, let url = URL(string: text) else {
+            throw SuiteError("the suite runs no storefront")
+        }
+        return url
     }
 
     /// A client of Orders that presents the storefront's certificate, as the storefront daemon does.

@@ -47,9 +47,7 @@ struct Demo: AsyncParsableCommand {
             ).path
         let suite = LocalSuite(layout: SuiteLayout(path: directory))
         try suite.prepare()
-        try suite.patchConfiguration(
-            .orders,
-            ["store": ["capture": "when_window_closes", "cancellation_window_seconds": Self.windowSeconds]])
+        try suite.patchStore(["capture": "when_window_closes", "cancellation_window_seconds": Self.windowSeconds])
         say("▶ starting a suite in \(directory)")
         let (manifest, _) = try await suite.up(progress: { line in say("  \(line)") })
         let connection = try SuiteConnection(manifest: manifest)

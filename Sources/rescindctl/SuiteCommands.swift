@@ -43,7 +43,7 @@ struct Up: AsyncParsableCommand {
             try suite.prepare(progress: output.progress)
             var store: [String: Any] = ["capture": capture]
             store["cancellation_window_seconds"] = cancellationWindowSeconds
-            try suite.patchConfiguration(.orders, ["store": store])
+            try suite.patchStore(store)
         }
         let (manifest, statuses) = try await suite.up(progress: output.progress)
         struct Result: Encodable {

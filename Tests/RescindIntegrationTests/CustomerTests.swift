@@ -20,7 +20,7 @@ extension RealDaemons {
                 let order = try await h.place([("MUG", 1, 1200)], key: key)
                 let token = try #require(order.customerToken)
                 #expect(token.count == 32)
-                #expect(order.statusLink == "http://127.0.0.1:8080/o/\(token)")
+                #expect(order.statusLink == "\(try h.storefrontURL().absoluteString)/o/\(token)")
                 // A repeat of the placement answers without the link: it went out once.
                 let repeated = try await h.place([("MUG", 1, 1200)], key: key)
                 #expect(repeated.id == order.id)

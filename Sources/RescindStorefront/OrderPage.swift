@@ -1,0 +1,280 @@
+import Foundation
+import Mustache
+import RescindAPI
+
+/// The languages the storefront speaks.
+public enum Language: String, Sendable, CaseIterable {
+    case en, nb
+
+    /// The browser's most preferred language the storefront speaks (Accept-Language, by q-value; `no` and `nn`
+    /// read as Bokmål), else `fallback`.
+    static func preferred(_ acceptLanguage: String?, fallback: Language) -> Language {
+        guard let acceptLanguage else { return fallback }
+        let ranked = acceptLanguage.split(separator: ",").enumerated().compactMap {
+            index, part -> (tag: String, q: Double, index: Int)? in
+            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let tag = pieces.first?.lowercased(), !tag.isEmpty else { return nil }
+            let q = pieces.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            return (tag, q, index)
+        }
+        for candidate in ranked.sorted(by: { $0.q != $1.q ? $0.q > $1.q : $0.index < $1.index }) where candidate.q > 0 {
+            let primary = candidate.tag.split(separator: "-").first.map(String.init) ?? candidate.tag
+            switch primary {
+            case "en": return .en
+            case "nb", "no", "nn": return .nb
+            default: continue
+            }
+        }
+        return fallback
+    }
+}
+
+/// The order page: the order, its timeline, and what the store's policy lets the customer do now.
+struct OrderPage {
+    var order: Order
+    var decision: CancelPolicyDecision?
+    var language: Language
+    var storeName: String
+    var timeZone: TimeZone
+    var token: String
+    var csrf: String
+    /// A message after an action (`cancelling`).
+    var notice: String?
+
+    static let template: MustacheTemplate = {
+        do {
+            return try MustacheTemplate(string: templateText)
+        } catch {
+            preconditionFailure("the order page template does not parse: \(error)")
+        }
+    }()
+
+    func render() -> String {
+        Self.template.render(context)
+    }
+
+    /// The values the template reads.
+    var context: [String: Any] {
+        let text = Strings(language)
+        var values: [String: Any] = [
+            "lang": language.rawValue,
+            "storeName": storeName,
+            "title": text.order + " " + String(order.id.uuidString.prefix(8)),
+            "status": text.status(order.status),
+            "statusKey": order.status.rawValue,
+            "placedLabel": text.placed,
+            "placed": time(order.createdAt),
+            "itemsLabel": text.items,
+            "totalLabel": text.total,
+            "total": money(order.totalMinor),
+            "refundedLabel": text.refunded,
+            "refunded": money(order.amountRefundedMinor),
+            "hasRefund": order.amountRefundedMinor > 0,
+            "timelineLabel": text.timeline,
+            "lines": order.lines.map { line -> [String: Any] in
+                var notes: [String] = []
+                if let cancelled = line.cancelled { notes.append(text.cancelledUnits(cancelled)) }
+                if let fulfilled = line.fulfilled { notes.append(text.shippedUnits(fulfilled)) }
+                return [
+                    "sku": line.sku, "quantity": line.quantity, "price": money(line.unitPriceMinor),
+                    "note": notes.joined(separator: ", "),
+                ]
+            },
+            "timeline": timeline(text),
+        ]
+        if let notice { values["notice"] = text.notice(notice) }
+        if let decision {
+            if decision.allowed, order.status == .open {
+                values["canCancel"] = [
+                    "deadline": decision.until.map { text.cancelUntil(time($0)) } ?? text.cancelAnyTime,
+                    "action": "/o/\(token)/cancel", "csrf": csrf, "requestID": UUID().uuidString,
+                    "reasonLabel": text.reasonLabel, "button": text.cancelButton,
+                ]
+            } else if order.status == .open,
+                let failed = decision.rules.first(where: { !$0.passed })
+            {
+                values["cannotCancel"] = text.why(failed, order: order)
+            }
+        }
+        return values
+    }
+
+    private func timeline(_ text: Strings) -> [[String: String]] {
+        var events: [(Date, String)] = [(order.createdAt, text.eventPlaced(money(order.totalMinor)))]
+        for cancellation in (order.lineCancellations ?? []) + (order.cancellation.map { [$0] } ?? []) {
+            let what = cancellation.lines.map { lines in
+                lines.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")
+            }
+            events.append(
+                (
+                    cancellation.cancelledAt,
+                    text.eventCancelled(
+                        what, refunded: cancellation.refundedMinor > 0 ? money(cancellation.refundedMinor) : nil,
+                        restocked: cancellation.unitsRestocked)
+                ))
+        }
+        for refund in order.refunds ?? [] { events.append((refund.at, text.eventRefunded(money(refund.amountMinor)))) }
+        for edit in order.edits ?? [] {
+            events.append((edit.at, text.eventEdited(edit.changes.map { "\($0.sku) → \($0.quantity)" })))
+        }
+        if order.status == .fulfilled { events.append((order.updatedAt, text.eventShipped)) }
+        return events.sorted { $0.0 < $1.0 }.map { ["when": time($0.0), "text": $0.1] }
+    }
+
+    func money(_ minor: Int64) -> String {
+        let sign = minor < 0 ? "-" : ""
+        let units = abs(minor)
+        let separator = language == .nb ? "," : "."
+        return "\(sign)\(units / 100)\(separator)\(String(format: "%02lld", units % 100)) \(order.currency)"
+    }
+
+    func time(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: language == .nb ? "nb_NO" : "en_GB")
+        formatter.timeZone = timeZone
+        formatter.dateFormat = "d MMM yyyy HH:mm"
+        return formatter.string(from: date)
+    }
+
+    static let templateText = """
+        <!doctype html>
+        <html lang="{{lang}}">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <meta name="referrer" content="no-referrer">
+        <title>{{title}} · {{storeName}}</title>
+        <style>
+        body{font-family:system-ui,sans-serif;max-width:40rem;margin:0 auto;padding:1rem;line-height:1.45;color:#1b1b1b}
+        h1{font-size:1.4rem;margin:.2rem 0}
+        .status{display:inline-block;padding:.15rem .6rem;border-radius:1rem;background:#eef;font-weight:600}
+        table{width:100%;border-collapse:collapse;margin:1rem 0}td,th{padding:.4rem;border-bottom:1px solid #ddd;text-align:left}
+        .notice{background:#e8f6e8;padding:.7rem;border-radius:.4rem}
+        .why{background:#fbeeee;padding:.7rem;border-radius:.4rem}
+        .deadline{font-weight:600}
+        textarea{width:100%;min-height:4rem;box-sizing:border-box}
+        button{font-size:1rem;padding:.6rem 1.2rem;margin-top:.5rem}
+        ol{padding-left:1.2rem}
+        </style>
+        </head>
+        <body>
+        <p>{{storeName}}</p>
+        <h1>{{title}}</h1>
+        <p><span class="status" id="status" data-status="{{statusKey}}">{{status}}</span> · {{placedLabel}} {{placed}}</p>
+        {{#notice}}<p class="notice" id="notice">{{notice}}</p>{{/notice}}
+        <table>
+        <tr><th>{{itemsLabel}}</th><th></th><th></th></tr>
+        {{#lines}}<tr><td>{{sku}}</td><td>{{quantity}} × {{price}}</td><td>{{note}}</td></tr>
+        {{/lines}}
+        </table>
+        <p>{{totalLabel}}: <strong id="total">{{total}}</strong>{{#hasRefund}} · {{refundedLabel}}: <strong id="refunded">{{refunded}}</strong>{{/hasRefund}}</p>
+        {{#canCancel}}
+        <form method="post" action="{{action}}" id="cancel">
+        <p class="deadline" id="deadline">{{deadline}}</p>
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="request_id" value="{{requestID}}">
+        <label for="reason">{{reasonLabel}}</label>
+        <textarea id="reason" name="reason" maxlength="255"></textarea>
+        <button type="submit">{{button}}</button>
+        </form>
+        {{/canCancel}}
+        {{#cannotCancel}}<p class="why" id="why">{{cannotCancel}}</p>{{/cannotCancel}}
+        <h2>{{timelineLabel}}</h2>
+        <ol id="timeline">
+        {{#timeline}}<li>{{when}}: {{text}}</li>
+        {{/timeline}}
+        </ol>
+        </body>
+        </html>
+        """
+}
+
+/// The page's words, in English and Norwegian Bokmål.
+struct Strings {
+    let language: Language
+    init(_ language: Language) { self.language = language }
+
+    private func pick(_ en: String, _ nb: String) -> String { language == .nb ? nb : en }
+
+    var order: String { pick("Order", "Bestilling") }
+    var placed: String { pick("placed", "bestilt") }
+    var items: String { pick("Items", "Varer") }
+    var total: String { pick("Total", "Sum") }
+    var refunded: String { pick("Refunded", "Refundert") }
+    var timeline: String { pick("What happened", "Hva som har skjedd") }
+    var reasonLabel: String { pick("Why do you want to cancel? (optional)", "Hvorfor vil du kansellere? (valgfritt)") }
+    var cancelButton: String { pick("Cancel order", "Kanseller bestillingen") }
+    var cancelAnyTime: String { pick("You can cancel this order.", "Du kan kansellere denne bestillingen.") }
+    var eventShipped: String { pick("Shipped", "Sendt") }
+
+    func cancelUntil(_ time: String) -> String {
+        pick("You can cancel until \(time).", "Du kan kansellere frem til \(time).")
+    }
+
+    func status(_ status: Order.Status) -> String {
+        switch status {
+        case .open: pick("Open", "Åpen")
+        case .cancelling: pick("Being cancelled", "Kanselleres")
+        case .cancelled: pick("Cancelled", "Kansellert")
+        case .fulfilled: pick("Shipped", "Sendt")
+        case .pending: pick("Being placed", "Registreres")
+        case .rejected: pick("Not placed", "Ikke registrert")
+        default: status.rawValue
+        }
+    }
+
+    func cancelledUnits(_ units: Int64) -> String { pick("\(units) cancelled", "\(units) kansellert") }
+    func shippedUnits(_ units: Int64) -> String { pick("\(units) shipped", "\(units) sendt") }
+    func eventPlaced(_ total: String) -> String { pick("Ordered, \(total)", "Bestilt, \(total)") }
+    func eventRefunded(_ amount: String) -> String { pick("Refunded \(amount)", "Refundert \(amount)") }
+
+    func eventEdited(_ changes: [String]) -> String {
+        pick("Changed: ", "Endret: ") + changes.joined(separator: ", ")
+    }
+
+    func eventCancelled(_ what: String?, refunded: String?, restocked: Int64) -> String {
+        var text = what.map { pick("Cancelled \($0)", "Kansellert \($0)") } ?? pick("Cancelled", "Kansellert")
+        if let refunded { text += pick(", \(refunded) refunded", ", \(refunded) refundert") }
+        return text
+    }
+
+    func notice(_ key: String) -> String {
+        switch key {
+        case "cancelling":
+            pick(
+                "Your cancellation is under way: the money goes back to your card.",
+                "Kanselleringen er i gang: pengene går tilbake til kortet ditt.")
+        default: key
+        }
+    }
+
+    /// Why the customer cannot cancel, from the rule that said no.
+    func why(_ rule: PolicyRule, order: Order) -> String {
+        switch rule.rule {
+        case "order_status":
+            return pick(
+                "This order is \(status(order.status).lowercased()).",
+                "Denne bestillingen er \(status(order.status).lowercased()).")
+        case "fulfilment_in_progress":
+            return pick("This order is being packed.", "Bestillingen blir pakket.")
+        case "nothing_shipped":
+            return pick("This order has shipped.", "Denne bestillingen er sendt.")
+        case "cancellation_window":
+            return pick(
+                "The time to cancel this order has run out.", "Fristen for å kansellere denne bestillingen har gått ut."
+            )
+        case "fulfilment_cutoff":
+            return pick("This order has gone to be packed.", "Bestillingen har gått til pakking.")
+        case "cannot_cancel_tag", "cannot_cancel_sku":
+            return pick(
+                "This order cannot be cancelled online; please contact the store.",
+                "Denne bestillingen kan ikke kanselleres på nett; kontakt butikken.")
+        case "cancellation_limit":
+            return pick(
+                "You have cancelled several orders recently; please contact the store.",
+                "Du har kansellert flere bestillinger nylig; kontakt butikken.")
+        default:
+            return rule.detail
+        }
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import RescindAPI
+import RescindTransport
+import RescindWire
+
+/// A request's context: Hummingbird's, and the client's address for its rate limit.
+public struct StorefrontContext: Hummingbird.RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// The customer-facing storefront: the order page at `/o/{token}` (HTML, no JavaScript) and a JSON API under
+/// `/api/orders/{token}`, both over Orders' customer methods, which check the token. It keeps no state but its
+/// rate-limit windows and the key of its CSRF tokens.
+public struct Storefront: Sendable {
+    let configuration: StorefrontConfiguration
+    let orders: any RPCCaller
+    let logger: Logger
+    let csrf = CSRFGuard()
+    let limiter = RateLimiter()
+
+    public init(configuration: StorefrontConfiguration, orders: any RPCCaller, logger: Logger) {
+        self.configuration = configuration
+        self.orders = orders
+        self.logger = logger
+    }
+
+    /// Every route, behind the security headers.
+    public func router() -> Router<StorefrontContext> {
+        let router = Router(context: StorefrontContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/o/:token") { request, context in
+            try await limited(request, context, html: true) { token in try await page(request, token: token) }
+        }
+        router.post("/o/:token/cancel") { request, context in
+            try await limited(request, context, html: true) { token in
+                try await cancelForm(request, context, token: token)
+            }
+        }
+        router.get("/api/orders/:token") { request, context in
+            try await limited(request, context, html: false) { token in
+                try json(try await ask(CustomerMethods.getOrder, CustomerRequest(token: token)))
+            }
+        }
+        router.get("/api/orders/:token/can-cancel") { request, context in
+            try await limited(request, context, html: false) { token in
+                try json(try await ask(CustomerMethods.canCancel, CustomerRequest(token: token)))
+            }
+        }
+        router.post("/api/orders/:token/cancel") { request, context in
+            try await limited(request, context, html: false) { token in
+                var body = try await request.decode(as: CancelBody.self, context: context)
+                body.note = body.note?.trimmingCharacters(in: .whitespacesAndNewlines)
+                let accepted = try await ask(
+                    CustomerMethods.cancel,
+                    CustomerCancelRequest(
+                        token: token, note: body.note?.isEmpty == false ? body.note : nil, lines: body.lines),
+                    idempotencyKey: try idempotencyKey(request.headers[HeaderName.idempotencyKey]))
+                logger.info(
+                    "customer cancellation accepted", metadata: ["saga_id": "\(accepted.sagaID)", "via": "api"])
+                return try json(accepted, status: .accepted)
+            }
+        }
+        return router
+    }
+
+    /// Calls an Orders customer method with the client's default deadline.
+    private func ask<Request, Response>(
+        _ method: RescindAPI.Method<Request, Response>, _ request: Request, idempotencyKey: String? = nil
+    ) async throws -> Response {
+        try await orders.call(method, request, idempotencyKey: idempotencyKey, timeout: nil)
+    }
+
+    /// The body of `POST /api/orders/{token}/cancel`.
+    struct CancelBody: Decodable {
+        var note: String?
+        var lines: [LineQuantity]?
+    }
+
+    /// The form of the order page.
+    struct CancelForm: Decodable {
+        var csrf: String?
+        var reason: String?
+        var requestID: String?
+
+        enum CodingKeys: String, CodingKey {
+            case csrf, reason
+            case requestID = "request_id"
+        }
+    }
+
+    // MARK: Pages
+
+    private func page(_ request: Request, token: String) async throws -> Response {
+        let language = language(request)
+        let order = try await ask(CustomerMethods.getOrder, CustomerRequest(token: token))
+        let decision = try await ask(CustomerMethods.canCancel, CustomerRequest(token: token))
+        let page = OrderPage(
+            order: order, decision: decision, language: language, storeName: configuration.storeName,
+            timeZone: TimeZone(identifier: configuration.timeZone) ?? .gmt, token: token,
+            csrf: csrf.token(for: token, purpose: "cancel"),
+            notice: request.uri.queryParameters["notice"].map(String.init))
+        return html(page.render())
+    }
+
+    private func cancelForm(_ request: Request, _ context: StorefrontContext, token: String) async throws -> Response {
+        let body = try await request.body.collect(upTo: 16_384)
+        let form = try URLEncodedFormDecoder().decode(CancelForm.self, from: String(buffer: body))
+        guard csrf.verify(form.csrf, for: token, purpose: "cancel") else {
+            return errorPage(
+                .forbidden,
+                language(request) == .nb
+                    ? "Skjemaet er utløpt. Last inn siden på nytt og prøv igjen."
+                    : "This form has expired. Reload the page and try again.")
+        }
+        let reason = form.reason?.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The form's own id: a second press of the button is the same cancellation.
+        let key = form.requestID.flatMap(UUID.init(uuidString:)).map { "storefront-\($0.uuidString)" }
+        let accepted = try await ask(
+            CustomerMethods.cancel,
+            CustomerCancelRequest(token: token, note: reason?.isEmpty == false ? reason : nil),
+            idempotencyKey: key)
+        logger.info("customer cancellation accepted", metadata: ["saga_id": "\(accepted.sagaID)", "via": "page"])
+        var response = Response(status: .seeOther)
+        response.headers[.location] = "/o/\(token)?notice=cancelling"
+        return response
+    }
+
+    private func language(_ request: Request) -> Language {
+        Language.preferred(
+            request.headers[.acceptLanguage],
+            fallback: Language(rawValue: configuration.defaultLanguage) ?? .en)
+    }
+
+    // MARK: Limits and errors
+
+    /// Runs `body` for the route's token unless the token or the client's address is over its limit (429 with
+    /// Retry-After); a `RescindError` becomes the page or JSON error a customer sees, with the same code.
+    private func limited(
+        _ request: Request, _ context: StorefrontContext, html: Bool, _ body: (String) async throws -> Response
+    ) async throws -> Response {
+        let token = context.parameters.get("token") ?? ""
+        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        let limits = configuration.rateLimit
+        if let wait = limiter.admit("address:\(address)", limit: limits.perAddressPerMinute)
+            ?? limiter.admit("token:\(token)", limit: limits.perTokenPerMinute)
+        {
+            logger.warning("rate limited", metadata: ["peer": "\(address)"])
+            let error = RescindError(
+                .resourceExhausted, "too many requests; try again in \(wait) s", reason: "rate_limited", retryable: true
+            )
+            var response = html ? errorPage(.tooManyRequests, error.message) : errorJSON(error)
+            response.headers[.retryAfter] = "\(wait)"
+            return response
+        }
+        do {
+            return try await body(token)
+        } catch let error as RescindError {
+            if error.code == .internal || error.code == .unavailable || error.code == .deadlineExceeded {
+                logger.error(
+                    "orders call failed",
+                    metadata: ["error": "\(error.code.rawValue)", "reason": "\(error.reason ?? "")"])
+            }
+            return html
+                ? errorPage(Self.status(of: error), Self.customerMessage(error, language(request))) : errorJSON(error)
+        } catch let error as DecodingError {
+            let refused = RescindError.invalidArgument(
+                "the request body is not what this endpoint takes: \(error)", reason: "bad_body")
+            return html ? errorPage(.badRequest, refused.message) : errorJSON(refused)
+        }
+    }
+
+    /// The HTTP status of a Rescind error.
+    static func status(of error: RescindError) -> HTTPResponse.Status {
+        switch error.code {
+        case .invalidArgument, .malformed: .badRequest
+        case .notFound: .notFound
+        case .permissionDenied: .forbidden
+        case .failedPrecondition, .conflict: .conflict
+        case .resourceExhausted: .tooManyRequests
+        case .unavailable, .deadlineExceeded: .serviceUnavailable
+        default: .internalServerError
+        }
+    }
+
+    /// What a customer reads on a page for an error.
+    static func customerMessage(_ error: RescindError, _ language: Language) -> String {
+        let nb = language == .nb
+        switch error.reason {
+        case "unknown_token": return nb ? "Denne lenken åpner ingen bestilling." : "This link opens no order."
+        case "token_expired":
+            return nb
+                ? "Denne lenken er utløpt; be butikken om en ny."
+                : "This link has expired; ask the store for a new one."
+        default:
+            if error.code == .unavailable || error.code == .deadlineExceeded {
+                return nb
+                    ? "Butikken svarer ikke akkurat nå; prøv igjen om litt."
+                    : "The store is not answering right now; try again in a moment."
+            }
+            return error.message
+        }
+    }
+
+    private func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    private func errorPage(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let escaped = message.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
+        return html(
+            """
+            <!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(configuration.storeName)</title></head><body><p>\(configuration.storeName)</p>
+            <p id="error">\(escaped)</p></body></html>
+            """, status: status)
+    }
+
+    /// A JSON error: `{"error": {"code", "reason", "message", "retryable"}}`, as the CLI prints it.
+    private func errorJSON(_ error: RescindError) -> Response {
+        var body: [String: Any] = ["code": error.code.rawValue, "message": error.message, "retryable": error.retryable]
+        if let reason = error.reason { body["reason"] = reason }
+        let data = (try? JSONSerialization.data(withJSONObject: ["error": body], options: [.sortedKeys])) ?? Data()
+        return Response(
+            status: Self.status(of: error), headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    /// An API caller's idempotency key: at most 128 printable characters, prefixed so it cannot reuse another
+    /// caller's.
+    private func idempotencyKey(_ header: String?) throws -> String? {
+        guard let header else { return nil }
+        guard (1...128).contains(header.count), header.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            throw RescindError.invalidArgument("Idempotency-Key is 1 to 128 printable characters", reason: "bad_key")
+        }
+        return "storefront-api-\(header)"
+    }
+}

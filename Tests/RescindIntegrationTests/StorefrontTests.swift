@@ -1,0 +1,167 @@
+import Foundation
+import RescindAPI
+import RescindTestSupport
+import RescindTransport
+import RescindWire
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+extension RealDaemons {
+    /// The storefront daemon as a customer's browser and a store's front end reach it: the order page with
+    /// its deadline and Cancel form, the JSON API, and the refusals (a wrong token, a form without its CSRF
+    /// token, a flood), with the real storefront, Orders and the others behind it.
+    @Suite(.serialized, .timeLimit(.minutes(3))) struct StorefrontTests {
+        struct Reply {
+            var status: Int
+            var headers: [String: String]
+            var body: String
+
+            func header(_ name: String) -> String? {
+                headers.first { $0.key.caseInsensitiveCompare(name) == .orderedSame }?.value
+            }
+        }
+
+        /// One HTTP request, redirects followed.
+        private func fetch(
+            _ url: URL, method: String = "GET", body: String? = nil, contentType: String? = nil,
+            language: String? = nil
+        ) async throws -> Reply {
+            var request = URLRequest(url: url)
+            request.httpMethod = method
+            if let body { request.httpBody = Data(body.utf8) }
+            if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+            if let language { request.setValue(language, forHTTPHeaderField: "Accept-Language") }
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let http = try #require(response as? HTTPURLResponse)
+            var headers: [String: String] = [:]
+            for (key, value) in http.allHeaderFields {
+                if let key = key as? String, let value = value as? String { headers[key] = value }
+            }
+            return Reply(status: http.statusCode, headers: headers, body: String(decoding: data, as: UTF8.self))
+        }
+
+        /// The value of the hidden input `name` in a page.
+        private func hidden(_ name: String, in page: String) -> String? {
+            guard let range = page.range(of: "name=\"\(name)\" value=\"") else { return nil }
+            return String(page[range.upperBound...].prefix { $0 != "\"" })
+        }
+
+        private func form(_ fields: [String: String]) -> String {
+            fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }
+                .joined(separator: "&")
+        }
+
+        @Test func theOrderPageShowsTheDeadlineAndCancelsWithItsForm() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 2, 1200)])
+                let link = try #require(order.statusLink.flatMap(URL.init(string:)))
+                #expect(link.absoluteString.hasPrefix(try h.storefrontURL().absoluteString))
+
+                let page = try await fetch(link)
+                #expect(page.status == 200)
+                #expect(page.body.contains("You can cancel until"))
+                #expect(page.body.contains("<form method=\"post\""))
+                #expect(page.body.contains("MUG"))
+                // The token is in the URL: no referrer leaves the page, nothing is cached, nothing runs.
+                #expect(page.header("Referrer-Policy") == "no-referrer")
+                #expect(page.header("Cache-Control") == "no-store")
+                #expect(page.header("Content-Security-Policy")?.contains("default-src 'none'") == true)
+                let norwegian = try await fetch(link, language: "nb-NO, en;q=0.5")
+                #expect(norwegian.body.contains("Du kan kansellere frem til"))
+                #expect(norwegian.body.contains("<html lang=\"nb\">"))
+
+                // Without its CSRF token the form is refused and nothing changes.
+                let cancelURL = link.appendingPathComponent("cancel")
+                let forged = try await fetch(
+                    cancelURL, method: "POST", body: form(["reason": "x"]),
+                    contentType: "application/x-www-form-urlencoded")
+                #expect(forged.status == 403)
+                #expect(try await h.order(order.id).status == .open)
+
+                let csrf = try #require(hidden("csrf", in: page.body))
+                let requestID = try #require(hidden("request_id", in: page.body))
+                let done = try await fetch(
+                    cancelURL, method: "POST",
+                    body: form(["csrf": csrf, "request_id": requestID, "reason": "ordered twice"]),
+                    contentType: "application/x-www-form-urlencoded")
+                #expect(done.status == 200)
+                #expect(done.body.contains("Your cancellation is under way"))
+                let saga = try #require(try await h.sagas(of: order.id).first { $0.kind == .cancelOrder })
+                #expect(try await h.waitForSaga(saga.id).state == .completed)
+                let cancelled = try await h.order(order.id)
+                #expect(cancelled.cancellation?.reason == .customer)
+                #expect(cancelled.cancellation?.staffNote == "ordered twice")
+                // The page now says so, with the refund, and offers no Cancel.
+                let after = try await fetch(link)
+                #expect(after.body.contains("data-status=\"cancelled\""))
+                #expect(after.body.contains("id=\"refunded\">24.00 USD"))
+                #expect(!after.body.contains("<form method=\"post\""))
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
+        @Test func theJSONAPIAnswersWithTheCodesTheCLIPrints() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 1, 1200)])
+                let token = try #require(order.customerToken)
+                let api = try h.storefrontURL().appendingPathComponent("api/orders")
+                let shown = try await fetch(api.appendingPathComponent(token))
+                #expect(shown.status == 200)
+                #expect(shown.header("Content-Type") == "application/json")
+                let object = try JSONSerialization.jsonObject(with: Data(shown.body.utf8)) as? [String: Any]
+                #expect(object?["id"] as? String == order.id.uuidString)
+                let can = try await fetch(api.appendingPathComponent(token).appendingPathComponent("can-cancel"))
+                let decision = try JSONSerialization.jsonObject(with: Data(can.body.utf8)) as? [String: Any]
+                #expect(decision?["allowed"] as? Bool == true)
+
+                let wrong = try await fetch(api.appendingPathComponent(String(token.reversed())))
+                #expect(wrong.status == 404)
+                let error = try JSONSerialization.jsonObject(with: Data(wrong.body.utf8)) as? [String: [String: Any]]
+                #expect(error?["error"]?["code"] as? String == "not_found")
+                #expect(error?["error"]?["reason"] as? String == "unknown_token")
+                #expect(error?["error"]?["retryable"] as? Bool == false)
+
+                let accepted = try await fetch(
+                    api.appendingPathComponent(token).appendingPathComponent("cancel"), method: "POST",
+                    body: #"{"note": "changed my mind"}"#, contentType: "application/json")
+                #expect(accepted.status == 202)
+                let body = try JSONSerialization.jsonObject(with: Data(accepted.body.utf8)) as? [String: Any]
+                let sagaText = try #require(body?["saga_id"] as? String)
+                let sagaID = try #require(UUID(uuidString: sagaText))
+                #expect(try await h.waitForSaga(sagaID).state == .completed)
+                // Again: the order is cancelled, which the error says with the CLI's code and reason.
+                let again = try await fetch(
+                    api.appendingPathComponent(token).appendingPathComponent("cancel"), method: "POST", body: "{}",
+                    contentType: "application/json")
+                #expect(again.status == 409)
+                #expect(again.body.contains("\"reason\":\"order_cancelled\""))
+            }
+        }
+
+        @Test func aFloodGets429WithRetryAfterAndTheStorefrontStaysUp() async throws {
+            var options = RescindHarness.Options()
+            options.storefront = ["rate_limit": ["per_token_per_minute": 3, "per_address_per_minute": 1_000]]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let flooded = try await h.place([("MUG", 1, 1200)])
+                let other = try await h.place([("MUG", 1, 1200)])
+                let link = try #require(flooded.statusLink.flatMap(URL.init(string:)))
+                var statuses: [Int] = []
+                for _ in 0..<5 { statuses.append(try await fetch(link).status) }
+                #expect(statuses == [200, 200, 200, 429, 429])
+                let limited = try await fetch(link)
+                #expect(limited.status == 429)
+                #expect(Int(limited.header("Retry-After") ?? "") ?? 0 > 0)
+                // Another order's link is not held back, and the storefront still answers.
+                #expect(try await fetch(try #require(other.statusLink.flatMap(URL.init(string:)))).status == 200)
+                #expect(try await fetch(try h.storefrontURL().appendingPathComponent("healthz")).status == 200)
+            }
+        }
+    }
+}
