@@ -104,7 +104,7 @@ struct OrdersCommand: AsyncParsableCommand {
         abstract: "Place, show, cancel, fulfil, archive and delete orders.",
         subcommands: [
             Place.self, Show.self, List.self, CanCancel.self, Cancel.self, Fulfill.self, Edit.self, Mark.self,
-            Tag.self, Reorder.self, Archive.self, Unarchive.self, Delete.self,
+            Tag.self, RotateToken.self, Reorder.self, Archive.self, Unarchive.self, Delete.self,
         ]
     )
 
@@ -302,6 +302,24 @@ extension OrdersCommand {
             try await reportingErrors(output) {
                 let order = try await target.with { c in
                     try await c.orders.call(OrdersMethods.tag, TagOrderRequest(orderID: id, add: add, remove: remove))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
+    struct RotateToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-token",
+            abstract: "Give an order a new order-status link; the old one opens nothing from now on.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.rotateToken, OrderRequest(orderID: id))
                 }
                 try output.emit(order, text: Render.order)
             }

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Checks rescind-storefront's JSON API against protocol/storefront/openapi.json, on a running suite.
+
+It validates the OpenAPI document itself, places an order through Orders with the independent Python client
+(protocol/interop), then drives every operation of the API (success and refusals) over HTTP and checks each
+answer: its status is one the document declares for that operation, and its body satisfies the declared
+schema. `.ci/run` runs it against the suite it starts:
+
+    python3 protocol/storefront/check_api.py /tmp/suite/suite.json
+
+Needs openapi-spec-validator and jsonschema (pip). Prints one line per check; exits 1 at the first failure.
+"""
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import jsonschema
+from openapi_spec_validator import validate as validate_spec
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from rescind_client import Connection, check  # noqa: E402
+
+SPEC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openapi.json")
+
+
+def load_spec():
+    spec = json.load(open(SPEC_PATH))
+    validate_spec(spec)
+    print("ok    openapi.json is a valid OpenAPI 3.1 document")
+    return spec
+
+
+def http(method, url, body=None, headers=None):
+    """(status, headers, parsed JSON body) of one request."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+
+class API:
+    def __init__(self, spec, base):
+        self.spec = spec
+        self.base = base
+
+    def call(self, method, template, token, body=None, headers=None, expect=None):
+        """Calls an operation and checks the answer against the document; returns (status, body)."""
+        path = template.replace("{token}", token)
+        status, response_headers, payload = http(method, self.base + path, body, headers)
+        operation = self.spec["paths"][template][method.lower()]
+        declared = operation["responses"]
+        what = f"{method} {template} -> {status}"
+        check(str(status) in declared, f"{what}: a status the document declares for {operation['operationId']}")
+        response = declared[str(status)]
+        if "$ref" in response:
+            response = self.spec["components"]["responses"][response["$ref"].split("/")[-1]]
+        schema = response["content"]["application/json"]["schema"]
+        root = {"components": self.spec["components"], **schema}
+        try:
+            jsonschema.Draft202012Validator(root, format_checker=jsonschema.FormatChecker()).validate(payload)
+        except jsonschema.ValidationError as error:
+            check(False, f"{what}: body satisfies {schema.get('$ref', 'the schema')}: {error.message} at {list(error.path)}")
+        check(True, f"{what}: body satisfies {schema.get('$ref', 'the schema')}")
+        check(response_headers.get("Referrer-Policy") == "no-referrer"
+              and response_headers.get("Cache-Control") == "no-store", f"{what}: no referrer, no caching")
+        if expect is not None:
+            check(status == expect, f"{what}: expected {expect}")
+        return status, payload
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    spec = load_spec()
+    manifest = json.load(open(sys.argv[1]))
+    base = manifest["storefront_url"]
+    tls = manifest["operator_tls"]
+    orders = Connection(manifest["daemons"]["orders"]["endpoint"], tls, expected_identity="orders")
+    inventory = Connection(manifest["daemons"]["inventory"]["endpoint"], tls, expected_identity="inventory")
+    sku = f"API-MUG-{uuid.uuid4().hex[:8].upper()}"
+    inventory.call("inventory.set_stock", {"sku": sku, "location": "api-warehouse", "on_hand": 10})
+    order = orders.call("orders.place", {
+        "customer_email": "api@example.com", "currency": "EUR",
+        "lines": [{"sku": sku, "quantity": 2, "unit_price": 1250}], "card_number": "4242 4242 4242 4242",
+    }, idempotency_key=f"api-place-{uuid.uuid4()}")
+    token = order["customer_token"]
+    check(order["status_link"] == f"{base}/o/{token}", f"orders.place: the status link points at {base}")
+    api = API(spec, base)
+
+    _, shown = api.call("GET", "/api/orders/{token}", token, expect=200)
+    check(shown["id"] == str(order["id"]).upper(), "getOrder: the order the token opens")
+    _, decision = api.call("GET", "/api/orders/{token}/can-cancel", token, expect=200)
+    check(decision["allowed"] and decision["actor"] == "customer", "canCancel: the customer may cancel now")
+    api.call("GET", "/api/orders/{token}", "A" * 32, expect=404)
+    api.call("POST", "/api/orders/{token}/cancel", token, {"lines": [{"sku": sku, "quantity": 0}]}, expect=400)
+
+    key = {"Idempotency-Key": f"api-check-{uuid.uuid4()}"}
+    one = {"note": "one is enough", "lines": [{"sku": sku, "quantity": 1}]}
+    _, accepted = api.call("POST", "/api/orders/{token}/cancel", token, one, key, expect=202)
+    _, again = api.call("POST", "/api/orders/{token}/cancel", token, one, key, expect=202)
+    check(again["saga_id"] == accepted["saga_id"], "cancel: a repeat with its key answers with the same saga")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        _, shown = api.call("GET", "/api/orders/{token}", token, expect=200)
+        if shown["status"] != "cancelling":
+            break
+        time.sleep(0.1)
+    check(shown["status"] == "open" and shown["lines"][0].get("cancelled") == 1
+          and len(shown.get("line_cancellations", [])) == 1, "one unit cancelled, the order open with the other")
+    api.call("POST", "/api/orders/{token}/cancel", token, {}, {"Idempotency-Key": "bad key with spaces"}, expect=400)
+    print("storefront api: every check passed")
+
+
+if __name__ == "__main__":
+    main()
