@@ -68,9 +68,127 @@ public enum CustomerMethods {
     public static let canCancel = Method<CustomerRequest, CancelPolicyDecision>(
         "customer.can_cancel", callers: [.storefront])
     /// Cancels the order (or some lines) as its customer: reason `customer`, refunded to the card, restocked, the
-    /// customer notified; refused by the same policy evaluation `customer.can_cancel` answers with.
-    public static let cancel = Method<CustomerCancelRequest, CancelAccepted>(
+    /// customer notified; refused by the same policy evaluation `customer.can_cancel` answers with. A store that
+    /// approves cancellations first records the request instead (`cancel_requested`), for staff to decide.
+    public static let cancel = Method<CustomerCancelRequest, CustomerCancelResult>(
         "customer.cancel", callers: [.storefront])
+}
+
+/// The cancellation requests customers made in a store that approves them first.
+public enum RequestMethods {
+    /// Requests waiting for staff, oldest first.
+    public static let list = Method<ListRequestsRequest, CancelRequestList>("requests.list", callers: [.operator])
+    /// Approves a request: the cancellation saga starts (reason `customer`), whatever the window now.
+    public static let approve = Method<DecideRequest, CancelAccepted>("requests.approve", callers: [.operator])
+    /// Declines a request, with a note the customer reads; the order stays open.
+    public static let decline = Method<DecideRequest, Order>("requests.decline", callers: [.operator])
+}
+
+/// What `customer.cancel` did: started the cancellation (`saga_id`), or, in a store that approves them first,
+/// recorded the request (`request`).
+public struct CustomerCancelResult: Codable, Sendable, Hashable {
+    public var sagaID: UUID?
+    public var request: CancelRequest?
+    public var order: Order
+
+    public init(sagaID: UUID?, request: CancelRequest?, order: Order) {
+        self.sagaID = sagaID
+        self.request = request
+        self.order = order
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case request, order
+        case sagaID = "saga_id"
+    }
+}
+
+/// A customer's request to cancel, in a store that approves cancellations first.
+public struct CancelRequest: Codable, Sendable, Hashable {
+    /// Where a request stands. Extensible.
+    public struct State: ExtensibleValue {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// Waiting for staff.
+        public static let pending = State("pending")
+        /// Approved: the cancellation saga `saga_id` runs or ran.
+        public static let approved = State("approved")
+        /// Declined, with a note for the customer.
+        public static let declined = State("declined")
+
+        public static let known: [State] = [.pending, .approved, .declined]
+    }
+
+    public var orderID: UUID
+    public var state: State
+    /// The customer's words.
+    public var note: String?
+    /// The units asked for (absent: the whole order).
+    public var lines: [LineQuantity]?
+    public var requestedAt: Date
+    /// Who decided (a certificate identity), when, and why.
+    public var decidedBy: String?
+    public var decidedAt: Date?
+    public var decisionNote: String?
+    public var sagaID: UUID?
+
+    public init(
+        orderID: UUID, state: State, note: String?, lines: [LineQuantity]?, requestedAt: Date, decidedBy: String? = nil,
+        decidedAt: Date? = nil, decisionNote: String? = nil, sagaID: UUID? = nil
+    ) {
+        self.orderID = orderID
+        self.state = state
+        self.note = note
+        self.lines = lines
+        self.requestedAt = requestedAt
+        self.decidedBy = decidedBy
+        self.decidedAt = decidedAt
+        self.decisionNote = decisionNote
+        self.sagaID = sagaID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, note, lines
+        case orderID = "order_id"
+        case requestedAt = "requested_at"
+        case decidedBy = "decided_by"
+        case decidedAt = "decided_at"
+        case decisionNote = "decision_note"
+        case sagaID = "saga_id"
+    }
+}
+
+public struct ListRequestsRequest: Codable, Sendable, Hashable {
+    /// Only requests in this state (default: pending).
+    public var state: CancelRequest.State?
+    public var limit: Int?
+
+    public init(state: CancelRequest.State? = nil, limit: Int? = nil) {
+        self.state = state
+        self.limit = limit
+    }
+}
+
+public struct CancelRequestList: Codable, Sendable, Hashable {
+    public var requests: [CancelRequest]
+    public init(requests: [CancelRequest]) { self.requests = requests }
+}
+
+public struct DecideRequest: Codable, Sendable, Hashable {
+    public var orderID: UUID
+    /// Why (required to decline: the customer reads it; at most 255 characters).
+    public var note: String?
+
+    public init(orderID: UUID, note: String? = nil) {
+        self.orderID = orderID
+        self.note = note
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case note
+        case orderID = "order_id"
+    }
 }
 
 /// A customer method's request: the order's customer token, from the order-status link.
@@ -147,7 +265,12 @@ public struct Order: Codable, Sendable, Hashable {
         /// Placement failed (out of stock, card declined); nothing is held or charged.
         public static let rejected = Status("rejected")
 
-        public static let known: [Status] = [.pending, .open, .cancelling, .cancelled, .fulfilled, .rejected]
+        /// Open, and its customer asked to cancel it: staff approve or decline (`requests.approve`, `decline`).
+        public static let cancelRequested = Status("cancel_requested")
+
+        public static let known: [Status] = [
+            .pending, .open, .cancelling, .cancelled, .fulfilled, .rejected, .cancelRequested,
+        ]
     }
 
     /// Where an order came from, which decides whether it may ever be deleted. Extensible.
@@ -234,6 +357,9 @@ public struct Order: Codable, Sendable, Hashable {
     public var edits: [OrderEdit]?
     /// The order's tags, sorted; absent when it has none.
     public var tags: [String]?
+    /// The customer's request to cancel, in a store that approves cancellations first (while it is `pending`,
+    /// the order's status is `cancel_requested`).
+    public var cancelRequest: CancelRequest?
     /// The customer token of the order-status link: only in the answer to the call that made it
     /// (`orders.place`, `orders.reorder`, `orders.rotate_token`). Orders keeps only its hash.
     public var customerToken: String?
@@ -249,8 +375,10 @@ public struct Order: Codable, Sendable, Hashable {
         rejection: String? = nil, cancellation: Cancellation? = nil, failedCancellations: [FailedCancellation] = [],
         source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil,
         reorderOf: UUID? = nil, reorders: [UUID]? = nil, fulfilmentInProgress: FulfilmentProgress? = nil,
-        lineCancellations: [Cancellation]? = nil, edits: [OrderEdit]? = nil, tags: [String]? = nil
+        lineCancellations: [Cancellation]? = nil, edits: [OrderEdit]? = nil, tags: [String]? = nil,
+        cancelRequest: CancelRequest? = nil
     ) {
+        self.cancelRequest = cancelRequest
         self.tags = tags
         self.lineCancellations = lineCancellations
         self.edits = edits
@@ -293,6 +421,7 @@ public struct Order: Codable, Sendable, Hashable {
         case fulfilmentInProgress = "fulfilment_in_progress"
         case lineCancellations = "line_cancellations"
         case edits, tags
+        case cancelRequest = "cancel_request"
         case customerToken = "customer_token"
         case statusLink = "status_link"
     }
@@ -603,12 +732,20 @@ public struct CancelPolicyDecision: Codable, Sendable, Hashable {
     public var actor: String
     /// Every rule evaluated, in order.
     public var rules: [PolicyRule]
+    /// For the customer: whether the store approves the cancellation first (a request, not a cancellation).
+    public var needsApproval: Bool?
 
-    public init(allowed: Bool, until: Date?, actor: String, rules: [PolicyRule]) {
+    public init(allowed: Bool, until: Date?, actor: String, rules: [PolicyRule], needsApproval: Bool? = nil) {
         self.allowed = allowed
         self.until = until
         self.actor = actor
         self.rules = rules
+        self.needsApproval = needsApproval
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case allowed, until, actor, rules
+        case needsApproval = "needs_approval"
     }
 }
 

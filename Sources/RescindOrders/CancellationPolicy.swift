@@ -22,6 +22,8 @@ enum CancellationPolicy {
         /// The customer's own cancellations (reason `customer`) within the store's period, this order's excluded.
         var customerCancellations = 0
         var now: Date
+        /// The order's cancellation request, if the customer made one.
+        var request: CancelRequest?
 
         /// Reads what the customer's rules need.
         static func read(_ db: Database, _ order: OrderRecord, store: StoreSettings, now: Date) throws -> Facts {
@@ -41,7 +43,8 @@ enum CancellationPolicy {
                     arguments: [order.customerEmail, order.id, since, order.customerEmail, order.id, since]) ?? 0
             return Facts(
                 order: order, lines: try OrderLineRecord.of(db, order.id), tags: order.tagList,
-                customerCancellations: count, now: now)
+                customerCancellations: count, now: now,
+                request: try CancelRequestRecord.fetchOne(db, key: order.id)?.api)
         }
     }
 
@@ -50,9 +53,10 @@ enum CancellationPolicy {
         var rules = statusRules(facts.order)
         if actor == .customer { rules += customerRules(facts, store: store) }
         let allowed = rules.allSatisfy(\.passed)
+        let approval = actor == .customer && store.needsApproval(total: facts.order.total)
         return CancelPolicyDecision(
             allowed: allowed, until: allowed ? rules.compactMap(\.until).min() : nil, actor: actor.rawValue,
-            rules: rules)
+            rules: rules, needsApproval: actor == .customer ? approval : nil)
     }
 
     /// The order's status and fulfilment: what staff's cancellations obey too.
@@ -150,6 +154,19 @@ enum CancellationPolicy {
                         rule: "cancellation_limit", passed: false,
                         detail: "\(facts.customerCancellations) cancellations in the last \(days) days; the store "
                             + "allows \(max): ask the store", reason: "cancellation_limit_reached"))
+        }
+
+        if facts.request?.state == .pending {
+            rules.append(
+                PolicyRule(
+                    rule: "request_pending", passed: false,
+                    detail: "a request to cancel this order is waiting for the store", reason: "cancel_requested"))
+        }
+        if store.needsApproval(total: order.total) {
+            rules.append(
+                PolicyRule(
+                    rule: "approval", passed: true,
+                    detail: "the store approves cancellations of this order first: it is a request"))
         }
 
         let fee = store.restockingFee(on: order.total - order.amountRefunded)

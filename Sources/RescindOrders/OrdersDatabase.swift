@@ -259,6 +259,23 @@ enum OrdersDatabase {
                     WHERE customer_token_hash IS NOT NULL
                     """)
         }
+        // Customers' requests to cancel, in a store that approves them first: one per order (a new request
+        // replaces a declined one).
+        migrator.registerMigration("orders-v10-cancel-requests") { db in
+            try db.create(table: "cancel_request") { t in
+                t.primaryKey("order_id", .text).references("orders", onDelete: .cascade)
+                t.column("state", .text).notNull().check(sql: "state IN ('pending', 'approved', 'declined')")
+                t.column("note", .text).check(sql: "length(note) <= 255")
+                t.column("lines", .text).check(sql: "lines IS NULL OR json_valid(lines)")
+                t.column("requested_at", .datetime).notNull()
+                t.column("decided_by", .text)
+                t.column("decided_at", .datetime)
+                t.column("decision_note", .text).check(sql: "length(decision_note) <= 255")
+                t.column("saga_id", .text)
+                t.check(sql: "(state = 'pending') = (decided_at IS NULL)")
+            }
+            try db.create(index: "cancel_request_state", on: "cancel_request", columns: ["state", "requested_at"])
+        }
         return migrator
     }
 }

@@ -372,6 +372,39 @@ extension JSON {
     }
 }
 
+/// A customer's request to cancel, in a store that approves cancellations first.
+struct CancelRequestRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "cancel_request"
+    var orderID: String
+    var state: String
+    var note: String?
+    /// `[LineQuantity]` in JSON, or `nil`: the whole order.
+    var lines: String?
+    var requestedAt: Date
+    var decidedBy: String?
+    var decidedAt: Date?
+    var decisionNote: String?
+    var sagaID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case state, note, lines
+        case orderID = "order_id"
+        case requestedAt = "requested_at"
+        case decidedBy = "decided_by"
+        case decidedAt = "decided_at"
+        case decisionNote = "decision_note"
+        case sagaID = "saga_id"
+    }
+
+    var api: CancelRequest {
+        CancelRequest(
+            orderID: UUID(uuidString: orderID) ?? UUID(), state: CancelRequest.State(state), note: note,
+            lines: lines.flatMap { try? JSON.decode([LineQuantity].self, $0) }, requestedAt: requestedAt,
+            decidedBy: decidedBy, decidedAt: decidedAt, decisionNote: decisionNote,
+            sagaID: sagaID.flatMap(UUID.init(uuidString:)))
+    }
+}
+
 struct OutboxRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "outbox"
     var id: Int64?

@@ -154,6 +154,13 @@ public final class OrdersService: Sendable {
         }
         router.register(CustomerMethods.getOrder) { request, _ in try await self.customerOrder(request) }
         router.register(CustomerMethods.canCancel) { request, _ in try await self.customerCanCancel(request) }
+        router.register(RequestMethods.list) { request, _ in try await self.requests(request) }
+        router.register(RequestMethods.approve) { request, context in
+            try await self.approve(request, by: context.peer, logger: context.logger)
+        }
+        router.register(RequestMethods.decline) { request, context in
+            try await self.decline(request, by: context.peer, logger: context.logger)
+        }
         router.register(CustomerMethods.cancel) { request, context in
             try await self.customerCancel(
                 request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, logger: context.logger)
@@ -399,17 +406,155 @@ public final class OrdersService: Sendable {
     }
 
     /// Cancels as the customer: reason `customer`, refunded to the card, restocked, the customer notified, if the
-    /// store's policy allows it now (the same evaluation `customer.can_cancel` answers with).
+    /// store's policy allows it now (the same evaluation `customer.can_cancel` answers with). A store that approves
+    /// cancellations first gets a request instead (a repeat answers with the pending request).
     public func customerCancel(
         _ request: CustomerCancelRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [],
         logger: Logger? = nil
-    ) async throws -> CancelAccepted {
-        let orderID = try await database.read { db in try self.customerOrder(db, token: request.token).id }
-        return try await cancel(
+    ) async throws -> CustomerCancelResult {
+        if let note = request.note, note.unicodeScalars.count > CancelOrderRequest.maxStaffNoteLength {
+            throw RescindError.invalidArgument(
+                "the note is \(note.unicodeScalars.count) characters; at most \(CancelOrderRequest.maxStaffNoteLength)",
+                reason: "note_too_long")
+        }
+        let (orderID, needsApproval) = try await database.read { db in
+            let order = try self.customerOrder(db, token: request.token)
+            return (order.id, self.store.needsApproval(total: order.total))
+        }
+        if needsApproval {
+            let asked = try await runner.writer.write { db -> CancelRequest in
+                let order = try self.customerOrder(db, token: request.token)
+                if let pending = try CancelRequestRecord.fetchOne(db, key: order.id), pending.state == "pending" {
+                    return pending.api
+                }
+                let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
+                try CancellationPolicy.evaluate(facts, as: .customer, store: self.store).enforce(order.id)
+                _ = try LineSelection(request.lines, of: facts.lines, doing: "cancel")
+                try Self.refuseWhileBusy(db, order.id)
+                let now = Date()
+                let record = CancelRequestRecord(
+                    orderID: order.id, state: "pending", note: request.note,
+                    lines: try request.lines.map { try JSON.encode($0) }, requestedAt: now)
+                try record.save(db)
+                try Self.notify(db, order, kind: "cancellation_requested", note: request.note, at: now)
+                // As stored (to the millisecond), so that a repeat answers exactly the same.
+                return try CancelRequestRecord.fetchOne(db, key: order.id)?.api ?? record.api
+            }
+            (logger ?? self.logger).info("cancellation requested", metadata: ["order_id": "\(orderID)"])
+            return CustomerCancelResult(
+                sagaID: nil, request: asked, order: try await order(UUID(uuidString: orderID) ?? UUID()))
+        }
+        let accepted = try await cancel(
             CancelOrderRequest(
                 orderID: UUID(uuidString: orderID) ?? UUID(), reason: .customer, refund: true, restock: true,
                 notify: true, staffNote: request.note, lines: request.lines),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest, logger: logger, as: .customer)
+        return CustomerCancelResult(sagaID: accepted.sagaID, request: nil, order: accepted.order)
+    }
+
+    // MARK: Requests
+
+    /// Customers' requests, oldest first: pending ones unless another state is asked for.
+    public func requests(_ request: ListRequestsRequest) async throws -> CancelRequestList {
+        let limit = min(max(request.limit ?? 100, 1), 1000)
+        return try await database.read { db in
+            let records = try CancelRequestRecord.filter(Column("state") == (request.state ?? .pending).rawValue)
+                .order(Column("requested_at")).limit(limit).fetchAll(db)
+            return CancelRequestList(requests: records.map(\.api))
+        }
+    }
+
+    /// Approves a pending request: the cancellation saga starts as the customer asked (reason `customer`,
+    /// refunded, restocked, notified), whatever the window now; staff's rules apply. A repeat answers with the
+    /// same saga.
+    /// - Throws: `not_found/no_request`; `failed_precondition/request_declined`; the cancellation's errors.
+    public func approve(_ request: DecideRequest, by person: Identity, logger: Logger? = nil) async throws
+        -> CancelAccepted
+    {
+        let asked = try await database.read { db in
+            try CancelRequestRecord.fetchOne(db, key: request.orderID.uuidString)
+        }
+        guard let asked else {
+            throw RescindError.notFound("order \(request.orderID) has no cancellation request", reason: "no_request")
+        }
+        guard asked.state != "declined" else {
+            throw RescindError.failedPrecondition(
+                "the request to cancel order \(request.orderID) was declined", reason: "request_declined")
+        }
+        // One key per request: approving again finds the same saga. The request is marked approved, and the
+        // customer's notice queued, in the transaction that starts the saga.
+        let note = request.note
+        let accepted = try await cancel(
+            CancelOrderRequest(
+                orderID: request.orderID, reason: .customer, refund: true, restock: true, notify: true,
+                staffNote: asked.note, lines: asked.api.lines),
+            idempotencyKey: "request-approve-\(asked.orderID)-\(asked.requestedAt.timeIntervalSince1970)",
+            rawRequest: [], logger: logger, as: .staff
+        ) { db, sagaID in
+            guard var record = try CancelRequestRecord.fetchOne(db, key: asked.orderID), record.state == "pending"
+            else { return }
+            let now = Date()
+            record.state = "approved"
+            record.decidedBy = person.rawValue
+            record.decidedAt = now
+            record.decisionNote = note
+            record.sagaID = sagaID
+            try record.update(db)
+            try Self.notify(
+                db, try OrderRecord.load(db, request.orderID), kind: "cancellation_approved", note: note, at: now)
+        }
+        (logger ?? self.logger).info(
+            "cancellation request approved",
+            metadata: ["order_id": "\(request.orderID)", "saga_id": "\(accepted.sagaID)", "peer": "\(person.rawValue)"])
+        return CancelAccepted(sagaID: accepted.sagaID, order: try await order(request.orderID))
+    }
+
+    /// Declines a pending request with a note the customer reads; the order stays open.
+    /// - Throws: `invalid_argument/note_required`; `not_found/no_request`; `failed_precondition/request_<state>`.
+    public func decline(_ request: DecideRequest, by person: Identity, logger: Logger? = nil) async throws -> Order {
+        let note = request.note?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        guard !note.isEmpty, note.unicodeScalars.count <= 255 else {
+            throw RescindError.invalidArgument(
+                "say why in 1 to 255 characters: the customer reads it", reason: "note_required")
+        }
+        let order = try await runner.writer.write { db in
+            guard var record = try CancelRequestRecord.fetchOne(db, key: request.orderID.uuidString) else {
+                throw RescindError.notFound(
+                    "order \(request.orderID) has no cancellation request", reason: "no_request")
+            }
+            guard record.state == "pending" else {
+                if record.state == "declined" { return try Self.loadOrder(db, record.orderID) }
+                throw RescindError.failedPrecondition(
+                    "the request to cancel order \(request.orderID) is \(record.state)",
+                    reason: "request_\(record.state)")
+            }
+            let now = Date()
+            record.state = "declined"
+            record.decidedBy = person.rawValue
+            record.decidedAt = now
+            record.decisionNote = note
+            try record.update(db)
+            try Self.notify(
+                db, try OrderRecord.load(db, request.orderID), kind: "cancellation_declined", note: note, at: now)
+            return try Self.loadOrder(db, record.orderID)
+        }
+        (logger ?? self.logger).info(
+            "cancellation request declined", metadata: ["order_id": "\(request.orderID)", "peer": "\(person.rawValue)"])
+        return order
+    }
+
+    /// Queues a message for the order's customer.
+    static func notify(_ db: Database, _ order: OrderRecord, kind: String, note: String?, at now: Date) throws {
+        struct Notice: Encodable {
+            var orderID: String
+            var customerEmail: String
+            var note: String?
+        }
+        try OutboxRecord(
+            id: nil, orderID: order.id, kind: kind,
+            payload: try JSON.encode(Notice(orderID: order.id, customerEmail: order.customerEmail, note: note)),
+            createdAt: now, deliveredAt: nil
+        ).insert(db)
     }
 
     private var placeTimeout: Duration { .seconds(configuration.placeTimeoutSeconds) }
@@ -488,10 +633,11 @@ public final class OrdersService: Sendable {
         try await cancel(request, idempotencyKey: idempotencyKey, rawRequest: rawRequest, logger: logger, as: .staff)
     }
 
-    /// A cancellation asked by staff or by the customer, whose rules of the store's policy it obeys.
+    /// A cancellation asked by staff or by the customer, whose rules of the store's policy it obeys. `started`
+    /// runs in the transaction that starts a new saga, with its id.
     func cancel(
         _ request: CancelOrderRequest, idempotencyKey: String?, rawRequest: [UInt8], logger: Logger?,
-        as actor: CancellationPolicy.Actor
+        as actor: CancellationPolicy.Actor, started: (@Sendable (Database, String) throws -> Void)? = nil
     ) async throws -> CancelAccepted {
         if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
             throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
@@ -562,6 +708,7 @@ public final class OrdersService: Sendable {
                 context: context, requestKey: idempotencyKey,
                 requestFingerprint: fingerprint
             )
+            try started?(db, newID)
             return newID
         }
         if sagaID == newID {
@@ -700,6 +847,11 @@ public final class OrdersService: Sendable {
                 return running.id
             }
             try FulfilOrderSaga.requireFulfillable(order)
+            if try CancelRequestRecord.fetchOne(db, key: order.id)?.state == "pending" {
+                throw RescindError.failedPrecondition(
+                    "order \(order.id)'s customer asked to cancel it: approve or decline the request first",
+                    reason: "cancel_requested")
+            }
             let lines = try OrderLineRecord.of(db, order.id)
             let selection = try LineSelection(request.lines, of: lines, doing: "fulfil")
             try Self.refuseWhileBusy(db, order.id)
@@ -1069,12 +1221,15 @@ public final class OrdersService: Sendable {
         }
         let lines = try OrderLineRecord.of(db, id)
         let cancellation = try CancellationRecord.fetchOne(db, key: id)
+        let request = try CancelRequestRecord.fetchOne(db, key: id)?.api
+        // Open with a request waiting for staff: the customer and staff see `cancel_requested`.
+        let status = record.status.api == .open && request?.state == .pending ? .cancelRequested : record.status.api
         let failed = try SagaRecord.filter(SagaRecord.Columns.orderID == id)
             .filter(SagaRecord.Columns.state == Saga.State.compensated.rawValue)
             .filter(Column("kind") == Saga.Kind.cancelOrder.rawValue)
             .order(SagaRecord.Columns.createdAt).fetchAll(db)
         return Order(
-            id: UUID(uuidString: record.id) ?? UUID(), customerEmail: record.customerEmail, status: record.status.api,
+            id: UUID(uuidString: record.id) ?? UUID(), customerEmail: record.customerEmail, status: status,
             currency: record.currency, totalMinor: record.total, amountRefundedMinor: record.amountRefunded,
             lines: lines.map(\.api),
             cardLast4: record.cardLast4, createdAt: record.createdAt, updatedAt: record.updatedAt,
@@ -1102,7 +1257,8 @@ public final class OrdersService: Sendable {
             fulfilmentInProgress: record.fulfilmentInProgress.map(FulfilmentProgress.init(rawValue:)),
             lineCancellations: try LineCancellationRecord.of(db, id),
             edits: try OrderEditRecord.of(db, id),
-            tags: record.tagList.isEmpty ? nil : record.tagList
+            tags: record.tagList.isEmpty ? nil : record.tagList,
+            cancelRequest: request
         )
     }
 

@@ -37,6 +37,18 @@ public struct StoreSettings: Codable, Sendable, Hashable {
     /// At most this many cancellations by one customer in `customerCancellationsPeriodSeconds`; `nil`: no limit.
     public var customerCancellationsMax: Int?
     public var customerCancellationsPeriodSeconds: Double
+    /// Whether a customer's cancellation waits for staff to approve it.
+    public enum Approval: String, Codable, Sendable, Hashable {
+        /// Cancelled at once.
+        case never
+        /// Every customer's cancellation is a request staff approve or decline.
+        case always
+        /// Orders above `approvalAboveMinor` only.
+        case aboveAmount = "above_amount"
+    }
+
+    public var customerCancelApproval: Approval
+    public var approvalAboveMinor: Int64
     /// Where the storefront serves order-status links: `STOREFRONT_URL/o/TOKEN`.
     public var storefrontURL: String
     /// How long a customer token opens its order after it was issued.
@@ -56,8 +68,12 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         customerCancellationsMax: Int? = nil,
         customerCancellationsPeriodSeconds: Double = 30 * 86_400,
         storefrontURL: String = "http://127.0.0.1:8080",
-        customerLinkDays: Double = 90
+        customerLinkDays: Double = 90,
+        customerCancelApproval: Approval = .never,
+        approvalAboveMinor: Int64 = 0
     ) {
+        self.customerCancelApproval = customerCancelApproval
+        self.approvalAboveMinor = approvalAboveMinor
         self.storefrontURL = storefrontURL
         self.customerLinkDays = customerLinkDays
         self.fulfilmentCutoff = fulfilmentCutoff
@@ -150,6 +166,12 @@ public struct StoreSettings: Codable, Sendable, Hashable {
             throw DecodingError.dataCorruptedError(
                 forKey: .customerLinkDays, in: c, debugDescription: "customer_link_days must be 0 to 3650")
         }
+        customerCancelApproval = try c.decodeIfPresent(Approval.self, forKey: .customerCancelApproval) ?? .never
+        approvalAboveMinor = try c.decodeIfPresent(Int64.self, forKey: .approvalAboveMinor) ?? 0
+        guard approvalAboveMinor >= 0 else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .approvalAboveMinor, in: c, debugDescription: "approval_above must not be negative")
+        }
         guard captureMarginSeconds < authorizationExpirySeconds else {
             throw DecodingError.dataCorruptedError(
                 forKey: .captureMarginSeconds, in: c,
@@ -172,6 +194,17 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         case customerCancellationsPeriodSeconds = "customer_cancellations_period_seconds"
         case storefrontURL = "storefront_url"
         case customerLinkDays = "customer_link_days"
+        case customerCancelApproval = "customer_cancel_approval"
+        case approvalAboveMinor = "approval_above"
+    }
+
+    /// Whether a customer's cancellation of an order of `total` waits for staff.
+    func needsApproval(total: Int64) -> Bool {
+        switch customerCancelApproval {
+        case .never: false
+        case .always: true
+        case .aboveAmount: total > approvalAboveMinor
+        }
     }
 
     /// The order-status link of a customer token.

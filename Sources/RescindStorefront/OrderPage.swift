@@ -83,14 +83,19 @@ struct OrderPage {
             "timeline": timeline(text),
         ]
         if let notice { values["notice"] = text.notice(notice) }
+        if let request = order.cancelRequest, request.state == .declined, order.status == .open {
+            values["declined"] = text.declined(request.decisionNote)
+        }
         if let decision {
             if decision.allowed, order.status == .open {
                 values["canCancel"] = [
                     "deadline": decision.until.map { text.cancelUntil(time($0)) } ?? text.cancelAnyTime,
                     "action": "/o/\(token)/cancel", "csrf": csrf, "requestID": UUID().uuidString,
-                    "reasonLabel": text.reasonLabel, "button": text.cancelButton,
+                    "reasonLabel": text.reasonLabel,
+                    "button": decision.needsApproval == true ? text.requestButton : text.cancelButton,
+                    "approval": decision.needsApproval == true ? text.approvalNote : "",
                 ]
-            } else if order.status == .open,
+            } else if order.status == .open || order.status == .cancelRequested,
                 let failed = decision.rules.first(where: { !$0.passed })
             {
                 values["cannotCancel"] = text.why(failed, order: order)
@@ -171,6 +176,7 @@ struct OrderPage {
         {{#canCancel}}
         <form method="post" action="{{action}}" id="cancel">
         <p class="deadline" id="deadline">{{deadline}}</p>
+        {{#approval}}<p id="approval">{{approval}}</p>{{/approval}}
         <input type="hidden" name="csrf" value="{{csrf}}">
         <input type="hidden" name="request_id" value="{{requestID}}">
         <label for="reason">{{reasonLabel}}</label>
@@ -178,6 +184,7 @@ struct OrderPage {
         <button type="submit">{{button}}</button>
         </form>
         {{/canCancel}}
+        {{#declined}}<p class="why" id="declined">{{declined}}</p>{{/declined}}
         {{#cannotCancel}}<p class="why" id="why">{{cannotCancel}}</p>{{/cannotCancel}}
         <h2>{{timelineLabel}}</h2>
         <ol id="timeline">
@@ -204,6 +211,17 @@ struct Strings {
     var timeline: String { pick("What happened", "Hva som har skjedd") }
     var reasonLabel: String { pick("Why do you want to cancel? (optional)", "Hvorfor vil du kansellere? (valgfritt)") }
     var cancelButton: String { pick("Cancel order", "Kanseller bestillingen") }
+    var requestButton: String { pick("Ask to cancel", "Be om kansellering") }
+    var approvalNote: String {
+        pick(
+            "The store approves cancellations first: you will hear from it.",
+            "Butikken godkjenner kanselleringer først: du får svar.")
+    }
+
+    func declined(_ note: String?) -> String {
+        pick("The store declined your request to cancel", "Butikken avslo forespørselen om kansellering")
+            + (note.map { ": \($0)" } ?? ".")
+    }
     var cancelAnyTime: String { pick("You can cancel this order.", "Du kan kansellere denne bestillingen.") }
     var eventShipped: String { pick("Shipped", "Sendt") }
 
@@ -219,6 +237,7 @@ struct Strings {
         case .fulfilled: pick("Shipped", "Sendt")
         case .pending: pick("Being placed", "Registreres")
         case .rejected: pick("Not placed", "Ikke registrert")
+        case .cancelRequested: pick("Cancellation requested", "Kansellering forespurt")
         default: status.rawValue
         }
     }
@@ -244,6 +263,10 @@ struct Strings {
             pick(
                 "Your cancellation is under way: the money goes back to your card.",
                 "Kanselleringen er i gang: pengene går tilbake til kortet ditt.")
+        case "requested":
+            pick(
+                "Your request to cancel was sent: the store will answer soon.",
+                "Forespørselen om kansellering er sendt: butikken svarer snart.")
         default: key
         }
     }
@@ -269,6 +292,10 @@ struct Strings {
             return pick(
                 "This order cannot be cancelled online; please contact the store.",
                 "Denne bestillingen kan ikke kanselleres på nett; kontakt butikken.")
+        case "request_pending":
+            return pick(
+                "Your request to cancel was sent: the store will answer soon.",
+                "Forespørselen om kansellering er sendt: butikken svarer snart.")
         case "cancellation_limit":
             return pick(
                 "You have cancelled several orders recently; please contact the store.",

@@ -66,8 +66,7 @@ public struct Storefront: Sendable {
                     CustomerCancelRequest(
                         token: token, note: body.note?.isEmpty == false ? body.note : nil, lines: body.lines),
                     idempotencyKey: try idempotencyKey(request.headers[HeaderName.idempotencyKey]))
-                logger.info(
-                    "customer cancellation accepted", metadata: ["saga_id": "\(accepted.sagaID)", "via": "api"])
+                logAccepted(accepted, via: "api")
                 return try json(accepted, status: .accepted)
             }
         }
@@ -130,10 +129,18 @@ public struct Storefront: Sendable {
             CustomerMethods.cancel,
             CustomerCancelRequest(token: token, note: reason?.isEmpty == false ? reason : nil),
             idempotencyKey: key)
-        logger.info("customer cancellation accepted", metadata: ["saga_id": "\(accepted.sagaID)", "via": "page"])
+        logAccepted(accepted, via: "page")
         var response = Response(status: .seeOther)
-        response.headers[.location] = "/o/\(token)?notice=cancelling"
+        response.headers[.location] = "/o/\(token)?notice=\(accepted.sagaID == nil ? "requested" : "cancelling")"
         return response
+    }
+
+    private func logAccepted(_ result: CustomerCancelResult, via: String) {
+        logger.info(
+            result.sagaID == nil ? "customer cancellation requested" : "customer cancellation accepted",
+            metadata: [
+                "order_id": "\(result.order.id)", "saga_id": "\(result.sagaID.map { "\($0)" } ?? "")", "via": "\(via)",
+            ])
     }
 
     private func language(_ request: Request) -> Language {

@@ -491,6 +491,83 @@ func waitForSaga(
     }
 }
 
+extension CancelRequest.State: ExpressibleByArgument {}
+
+struct RequestsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "requests",
+        abstract: "Customers' requests to cancel, in a store that approves cancellations first.",
+        subcommands: [List.self, Approve.self, Decline.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Requests waiting for staff, oldest first.")
+        @Option(help: "pending (default), approved or declined.")
+        var state: CancelRequest.State?
+        @Option var limit = 100
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let list = try await target.with { c in
+                    try await c.orders.call(RequestMethods.list, ListRequestsRequest(state: state, limit: limit))
+                }
+                try output.emit(list) { list in
+                    list.requests.isEmpty
+                        ? "no requests"
+                        : list.requests.map { request in
+                            let units = request.lines?.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")
+                            return
+                                "\(request.orderID)  \(request.state.rawValue)  \(Render.time(request.requestedAt))  "
+                                + (units ?? "whole order") + (request.note.map { "  “\($0)”" } ?? "")
+                        }.joined(separator: "\n")
+                }
+            }
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Approve a request: the cancellation starts (refunded, restocked, the customer notified).")
+        @Argument var id: UUID
+        @Option(help: "A note kept with the decision.")
+        var note: String?
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let accepted = try await target.with { c in
+                    try await c.orders.call(RequestMethods.approve, DecideRequest(orderID: id, note: note))
+                }
+                try output.emit(accepted) {
+                    "approved: cancellation saga \($0.sagaID) (rescindctl sagas show \($0.sagaID))"
+                }
+            }
+        }
+    }
+
+    struct Decline: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decline a request, saying why: the customer reads it; the order stays open.")
+        @Argument var id: UUID
+        @Option(help: "Why (required; the customer reads it).")
+        var note: String
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(RequestMethods.decline, DecideRequest(orderID: id, note: note))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+}
+
 struct PaymentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payments", abstract: "Payments per order, and customers' store credit.",

@@ -39,6 +39,11 @@ enum Render {
             lines.append("  fulfilment in progress: \(progress.rawValue) (cancellation refused until cleared)")
         }
         if let tags = order.tags { lines.append("  tags: \(tags.joined(separator: ", "))") }
+        if let request = order.cancelRequest {
+            lines.append(
+                "  customer's request to cancel: \(request.state.rawValue) (asked \(time(request.requestedAt)))"
+                    + (request.decisionNote.map { ": \($0)" } ?? ""))
+        }
         if let link = order.statusLink { lines.append("  order-status link: \(link)") }
         if let first = order.reorderOf { lines.append("  placed again from order \(first)") }
         for next in order.reorders ?? [] { lines.append("  placed again as order \(next)") }

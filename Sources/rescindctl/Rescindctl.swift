@@ -18,7 +18,7 @@ struct Rescindctl: AsyncParsableCommand {
             """,
         subcommands: [
             Demo.self, Up.self, Down.self, Health.self, Certs.self, InventoryCommand.self, OrdersCommand.self,
-            PaymentsCommand.self, SagasCommand.self, Check.self, Chaos.self, Bench.self,
+            RequestsCommand.self, PaymentsCommand.self, SagasCommand.self, Check.self, Chaos.self, Bench.self,
         ]
     )
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import RescindAPI
 import RescindTestSupport
 import RescindTransport
@@ -102,7 +103,8 @@ extension RealDaemons {
                 let accepted = try await storefront.call(
                     CustomerMethods.cancel, CustomerCancelRequest(token: taggedToken, note: "ordered twice"),
                     idempotencyKey: UUID().uuidString)
-                #expect(try await h.waitForSaga(accepted.sagaID).state == .completed)
+                #expect(accepted.request == nil)
+                #expect(try await h.waitForSaga(try #require(accepted.sagaID)).state == .completed)
                 let cancellation = try #require(try await h.order(tagged.id).cancellation)
                 #expect(cancellation.reason == .customer)
                 #expect(cancellation.notify)
@@ -118,6 +120,85 @@ extension RealDaemons {
                 #expect(limit?.reason == "cancellation_limit_reached")
                 #expect(
                     try await h.waitForSaga(try await h.cancel(second.id, reason: .staff).sagaID).state == .completed)
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
+        @Test func inAnApprovalStoreTheCustomerAsksAndStaffDecide() async throws {
+            var options = RescindHarness.Options()
+            options.store = ["customer_cancel_approval": "always"]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+                let order = try await h.place([("MUG", 2, 1200)])
+                let token = try #require(order.customerToken)
+                let before = try await storefront.call(CustomerMethods.canCancel, CustomerRequest(token: token))
+                #expect(before.allowed)
+                #expect(before.needsApproval == true)
+
+                // Asked: a request, not a cancellation; nothing moves, and the order says where it stands.
+                let asked = try await storefront.call(
+                    CustomerMethods.cancel, CustomerCancelRequest(token: token, note: "wrong size"))
+                #expect(asked.sagaID == nil)
+                #expect(asked.request?.state == .pending)
+                #expect(asked.order.status == .cancelRequested)
+                let again = try await storefront.call(
+                    CustomerMethods.cancel, CustomerCancelRequest(token: token, note: "wrong size"))
+                #expect(again.request == asked.request)
+                #expect(try await h.sagas(of: order.id).filter { $0.kind == .cancelOrder }.isEmpty)
+                #expect(try await h.payment(order.id).amountRefunded == 0)
+                let waiting = try await storefront.call(CustomerMethods.canCancel, CustomerRequest(token: token))
+                #expect(waiting.rules.first { !$0.passed }?.reason == "cancel_requested")
+                // Staff see it; fulfilment waits for their decision.
+                let listed = try await runRescindctl(["requests", "list", "--dir", h.directory.path, "--json"])
+                let requests = try JSONSerialization.jsonObject(with: listed.output) as? [String: [[String: Any]]]
+                #expect(requests?["requests"]?.compactMap { $0["order_id"] as? String } == [order.id.uuidString])
+                let fulfil = await refusal {
+                    try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
+                }
+                #expect(fulfil?.reason == "cancel_requested")
+
+                // Declined, with why: the order is open again; a decline needs a note.
+                let bare = await refusal {
+                    try await h.orders.call(RequestMethods.decline, DecideRequest(orderID: order.id))
+                }
+                #expect(bare?.reason == "note_required")
+                let declined = try await h.orders.call(
+                    RequestMethods.decline, DecideRequest(orderID: order.id, note: "already packed"))
+                #expect(declined.status == .open)
+                #expect(declined.cancelRequest?.state == .declined)
+                #expect(declined.cancelRequest?.decisionNote == "already packed")
+                #expect(declined.cancelRequest?.decidedBy == "operator")
+
+                // Asked again, then approved: the cancellation runs as the customer asked.
+                _ = try await storefront.call(
+                    CustomerMethods.cancel, CustomerCancelRequest(token: token, note: "please"))
+                let approved = try await h.orders.call(RequestMethods.approve, DecideRequest(orderID: order.id))
+                #expect(try await h.waitForSaga(approved.sagaID).state == .completed)
+                let repeated = try await h.orders.call(RequestMethods.approve, DecideRequest(orderID: order.id))
+                #expect(repeated.sagaID == approved.sagaID)
+                let done = try await h.order(order.id)
+                #expect(done.status == .cancelled)
+                #expect(done.cancellation?.reason == .customer)
+                #expect(done.cancellation?.staffNote == "please")
+                #expect(done.cancelRequest?.state == .approved)
+                #expect(done.cancelRequest?.sagaID == approved.sagaID)
+                #expect(try await h.payment(order.id).amountRefunded == 2400)
+                // The customer is told each time.
+                let queue = try DatabaseQueue(path: h.database(.orders).path)
+                let kinds = try await queue.read { db in
+                    try String.fetchAll(
+                        db, sql: "SELECT kind FROM outbox WHERE order_id = ? ORDER BY id",
+                        arguments: [order.id.uuidString])
+                }
+                try queue.close()
+                #expect(
+                    kinds == [
+                        "cancellation_requested", "cancellation_declined", "cancellation_requested",
+                        "cancellation_approved", "order_cancelled",
+                    ])
                 let report = try h.check()
                 #expect(report.violations.isEmpty, "\(report.violations)")
             }

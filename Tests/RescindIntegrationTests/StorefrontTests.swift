@@ -105,6 +105,36 @@ extension RealDaemons {
             }
         }
 
+        @Test func inAnApprovalStoreThePageSaysTheRequestWasSentUntilStaffApprove() async throws {
+            var options = RescindHarness.Options()
+            options.store = ["customer_cancel_approval": "always"]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 1, 1200)])
+                let link = try #require(order.statusLink.flatMap(URL.init(string:)))
+                let page = try await fetch(link)
+                #expect(page.body.contains("Ask to cancel"))
+                #expect(page.body.contains("The store approves cancellations first"))
+                let sent = try await fetch(
+                    link.appendingPathComponent("cancel"), method: "POST",
+                    body: form([
+                        "csrf": try #require(hidden("csrf", in: page.body)),
+                        "request_id": try #require(hidden("request_id", in: page.body)),
+                        "reason": "too late to need it",
+                    ]), contentType: "application/x-www-form-urlencoded")
+                #expect(sent.body.contains("Your request to cancel was sent"))
+                #expect(sent.body.contains("data-status=\"cancel_requested\""))
+                #expect(!sent.body.contains("<form method=\"post\""))
+                // Until staff decide, the page says so on every visit.
+                #expect(try await fetch(link).body.contains("Your request to cancel was sent"))
+                let approved = try await h.orders.call(RequestMethods.approve, DecideRequest(orderID: order.id))
+                #expect(try await h.waitForSaga(approved.sagaID).state == .completed)
+                let after = try await fetch(link)
+                #expect(after.body.contains("data-status=\"cancelled\""))
+                #expect(after.body.contains("id=\"refunded\">12.00 USD"))
+            }
+        }
+
         @Test func theJSONAPIAnswersWithTheCodesTheCLIPrints() async throws {
             try await RescindHarness.withSuite { h in
                 try await h.setStock("MUG", at: "main", onHand: 10)

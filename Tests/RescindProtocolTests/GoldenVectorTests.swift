@@ -78,6 +78,7 @@ struct GoldenVectorTests {
         #expect(try open("saga-state") == rawValues(Saga.State.known))
         #expect(try open("saga-kind") == rawValues(Saga.Kind.known))
         #expect(try open("settle-outcome") == rawValues(SettleOutcome.known))
+        #expect(try open("cancel-request-state") == rawValues(CancelRequest.State.known))
         #expect(try open("reservation-status") == rawValues(Reservation.Status.known))
         #expect(try open("error-code") == rawValues(RescindError.Code.known))
         #expect(try open("processor-fault-mode") == rawValues(ProcessorFaults.Mode.known))
@@ -421,6 +422,20 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
                 lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 1)]),
             key: "storefront-cancel-0001"
         ),
+        // An approval store: the customer's request, and staff's decision.
+        response(
+            "customer-cancel-response-requested", 59, CustomerMethods.cancel,
+            CustomerCancelResult(sagaID: nil, request: Fixture.pendingRequest, order: Fixture.requestedOrder)
+        ),
+        request("requests-list-request", 60, RequestMethods.list, ListRequestsRequest(state: .pending, limit: 20)),
+        response(
+            "requests-list-response", 60, RequestMethods.list, CancelRequestList(requests: [Fixture.pendingRequest])
+        ),
+        request(
+            "requests-decline-request", 61, RequestMethods.decline,
+            DecideRequest(orderID: Fixture.orderID, note: "allerede pakket")
+        ),
+        request("requests-approve-request", 62, RequestMethods.approve, DecideRequest(orderID: Fixture.orderID)),
         request(
             "payments-increase-request", 54, PaymentsMethods.increase,
             IncreaseRequest(orderID: Fixture.orderID, amountMinor: 2_240),
@@ -741,6 +756,20 @@ enum Fixture {
                 amountMinor: 2_240, payment: "increase", note: "asked by phone", by: "operator",
                 at: Date(timeIntervalSince1970: 1_767_225_661))
         ]
+        return order
+    }
+
+    /// A customer's request to cancel one mug, waiting for staff.
+    static let pendingRequest = CancelRequest(
+        orderID: orderID, state: .pending, note: "bestilte to ganger",
+        lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 1)],
+        requestedAt: Date(timeIntervalSince1970: 1_767_225_630.25))
+
+    /// `openOrder` with that request pending: `cancel_requested`.
+    static var requestedOrder: Order {
+        var order = openOrder
+        order.status = .cancelRequested
+        order.cancelRequest = pendingRequest
         return order
     }
 
