@@ -5,6 +5,10 @@ import RescindSuite
 import RescindTransport
 import RescindWire
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// One command, no set-up: a suite in a fresh folder, a small catalogue, orders placed and cancelled,
 /// and the two cancellations that fail and are compensated, each shown as a saga timeline. The demo store
 /// captures cards when its cancellation window (two seconds here) closes: a cancellation inside the window
@@ -54,6 +58,7 @@ struct Demo: AsyncParsableCommand {
         var report = Report(directory: directory)
         do {
             try await scenarios(connection, &report)
+            try await customerScenario(connection, storefront: manifest.storefrontURL, &report)
         } catch {
             await connection.shutdown()
             if !keep { _ = await suite.down() }
@@ -203,6 +208,53 @@ struct Demo: AsyncParsableCommand {
 
         say("\n▶ stock at the end")
         say(Render.stock(try await stock(c)))
+    }
+
+    /// 7. A customer cancels through the storefront, with the link their order came with: the same JSON API a
+    /// store's own front end uses (`protocol/storefront/openapi.json`).
+    private func customerScenario(_ c: SuiteConnection, storefront: String?, _ report: inout Report) async throws {
+        guard storefront != nil else { return }
+        say("\n▶ 7. a customer opens their order-status link and cancels through the storefront")
+        let order = try await place(
+            c, lines: [("MUG", 1, 1200)], card: "4242424242424242", source: .onlineStore, capture: false)
+        guard let link = order.statusLink, let token = order.customerToken,
+            let base = URL(string: link)?.deletingLastPathComponent().deletingLastPathComponent()
+        else { throw RescindError.internalError("the placement answered without an order-status link") }
+        say("  the customer's link: \(link)  (open it in a browser while the suite runs: demo --keep)")
+        let api = base.appendingPathComponent("api/orders").appendingPathComponent(token)
+        let (decision, _) = try await Self.http(api.appendingPathComponent("can-cancel"))
+        say("  GET /api/orders/TOKEN/can-cancel → \(String(decoding: decision, as: UTF8.self).prefix(160))…")
+        let (body, status) = try await Self.http(
+            api.appendingPathComponent("cancel"), post: Data(#"{"note": "found it cheaper elsewhere"}"#.utf8))
+        say("  POST /api/orders/TOKEN/cancel → \(status)")
+        struct Accepted: Decodable {
+            var sagaID: UUID?
+            enum CodingKeys: String, CodingKey { case sagaID = "saga_id" }
+        }
+        guard let sagaID = try JSONDecoder().decode(Accepted.self, from: body).sagaID else {
+            throw RescindError.internalError("the storefront did not start a cancellation")
+        }
+        let saga = try await waitForSaga(sagaID, connection: c, output: output, showProgress: false)
+        say(Render.saga(saga))
+        let after = try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: order.id))
+        say(Render.order(after))
+        report.scenarios.append(
+            .init(
+                name: "customer_cancelled", order: after, saga: saga,
+                payment: try await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: order.id)),
+                stock: try await stock(c)))
+    }
+
+    /// One HTTP request to the storefront: the body and status.
+    private static func http(_ url: URL, post body: Data? = nil) async throws -> (Data, Int) {
+        var request = URLRequest(url: url)
+        if let body {
+            request.httpMethod = "POST"
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return (data, (response as? HTTPURLResponse)?.statusCode ?? 0)
     }
 
     /// Places an order; unless `capture` is false, waits until the window closes and the card is captured.

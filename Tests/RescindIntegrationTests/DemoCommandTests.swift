@@ -67,6 +67,10 @@ extension RealDaemons {
             // Authorized at once; captured when the demo store's window closes, which a slow machine may reach.
             #expect(["authorized", "captured"].contains(payment("reordered")?["status"] as? String ?? ""))
             #expect(payment("reordered")?["card_last4"] as? String == payment("cancelled")?["card_last4"] as? String)
+            // A customer cancelled through the storefront with their link.
+            #expect(state("customer_cancelled") == "completed")
+            #expect(status("customer_cancelled") == "cancelled")
+            #expect(cancellation("customer_cancelled")?["reason"] as? String == "customer")
             // Archived, and the delete refused with its rule.
             #expect((byName["archived_not_deleted"]?["order"] as? [String: Any])?["archived_at"] != nil)
             #expect(byName["archived_not_deleted"]?["refusal"] as? String == "order_source_not_deletable")
