@@ -28,6 +28,8 @@ public enum OrdersMethods {
         "orders.can_cancel", callers: [.operator])
     /// Replaces an order's customer token: the old link stops working; the answer carries the new one once.
     public static let rotateToken = Method<OrderRequest, Order>("orders.rotate_token", callers: [.operator])
+    /// Releases an order held for its fraud risk: it can be fulfilled, and its customer may cancel it again.
+    public static let release = Method<OrderRequest, Order>("orders.release", callers: [.operator])
     /// Adds or removes an order's tags (a `cannot-cancel` tag stops its customer from cancelling it).
     public static let tag = Method<TagOrderRequest, Order>("orders.tag", callers: [.operator])
     /// Records that fulfilment of an open order is in progress (a label bought, picking started), or clears it:
@@ -82,6 +84,49 @@ public enum RequestMethods {
     public static let approve = Method<DecideRequest, CancelAccepted>("requests.approve", callers: [.operator])
     /// Declines a request, with a note the customer reads; the order stays open.
     public static let decline = Method<DecideRequest, Order>("requests.decline", callers: [.operator])
+}
+
+/// An order's fraud risk, assessed at placement from rules on the order.
+public struct RiskAssessment: Codable, Sendable, Hashable {
+    /// `low`, `medium` or `high`. Extensible.
+    public struct Level: ExtensibleValue, Comparable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        public static let low = Level("low")
+        public static let medium = Level("medium")
+        public static let high = Level("high")
+
+        public static let known: [Level] = [.low, .medium, .high]
+
+        /// Known levels in order; an unknown one ranks highest (a newer peer knows why).
+        public static func < (a: Level, b: Level) -> Bool {
+            (known.firstIndex(of: a) ?? known.count) < (known.firstIndex(of: b) ?? known.count)
+        }
+    }
+
+    public var level: Level
+    /// Why, one line per rule that raised it.
+    public var reasons: [String]
+    /// Held at or above the store's hold level: not fulfilled, and not cancelled by the customer, until staff
+    /// release it (or cancel it, reason `fraud`).
+    public var held: Bool
+    public var releasedBy: String?
+    public var releasedAt: Date?
+
+    public init(level: Level, reasons: [String], held: Bool, releasedBy: String? = nil, releasedAt: Date? = nil) {
+        self.level = level
+        self.reasons = reasons
+        self.held = held
+        self.releasedBy = releasedBy
+        self.releasedAt = releasedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case level, reasons, held
+        case releasedBy = "released_by"
+        case releasedAt = "released_at"
+    }
 }
 
 /// What `customer.cancel` did: started the cancellation (`saga_id`), or, in a store that approves them first,
@@ -357,6 +402,8 @@ public struct Order: Codable, Sendable, Hashable {
     public var edits: [OrderEdit]?
     /// The order's tags, sorted; absent when it has none.
     public var tags: [String]?
+    /// The fraud risk assessed at placement, and whether the order is held for it.
+    public var risk: RiskAssessment?
     /// The customer's request to cancel, in a store that approves cancellations first (while it is `pending`,
     /// the order's status is `cancel_requested`).
     public var cancelRequest: CancelRequest?
@@ -376,8 +423,9 @@ public struct Order: Codable, Sendable, Hashable {
         source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil,
         reorderOf: UUID? = nil, reorders: [UUID]? = nil, fulfilmentInProgress: FulfilmentProgress? = nil,
         lineCancellations: [Cancellation]? = nil, edits: [OrderEdit]? = nil, tags: [String]? = nil,
-        cancelRequest: CancelRequest? = nil
+        cancelRequest: CancelRequest? = nil, risk: RiskAssessment? = nil
     ) {
+        self.risk = risk
         self.cancelRequest = cancelRequest
         self.tags = tags
         self.lineCancellations = lineCancellations
@@ -422,6 +470,7 @@ public struct Order: Codable, Sendable, Hashable {
         case lineCancellations = "line_cancellations"
         case edits, tags
         case cancelRequest = "cancel_request"
+        case risk
         case customerToken = "customer_token"
         case statusLink = "status_link"
     }

@@ -199,12 +199,15 @@ public struct Payment: Codable, Sendable, Hashable {
     public var refundedToCreditMinor: Int64?
     /// What the customer's store credit paid of the order; the card paid the rest (`amount_authorized`).
     public var creditAppliedMinor: Int64?
+    /// The processor's fraud screening of the card, when above normal: `elevated` or `highest`.
+    public var riskSignal: String?
 
     public init(
         orderID: UUID, status: Status, currency: String, amountAuthorized: Int64, amountCaptured: Int64,
         amountRefunded: Int64, fee: Int64, cardLast4: String, feeSaved: Int64? = nil,
-        refundedToCreditMinor: Int64? = nil, creditAppliedMinor: Int64? = nil
+        refundedToCreditMinor: Int64? = nil, creditAppliedMinor: Int64? = nil, riskSignal: String? = nil
     ) {
+        self.riskSignal = riskSignal
         self.feeSaved = feeSaved
         self.refundedToCreditMinor = refundedToCreditMinor
         self.creditAppliedMinor = creditAppliedMinor
@@ -231,6 +234,7 @@ public struct Payment: Codable, Sendable, Hashable {
         case feeSaved = "fee_saved"
         case refundedToCreditMinor = "refunded_to_credit"
         case creditAppliedMinor = "credit_applied"
+        case riskSignal = "risk_signal"
     }
 }
 

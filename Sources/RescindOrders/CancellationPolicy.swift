@@ -27,25 +27,32 @@ enum CancellationPolicy {
 
         /// Reads what the customer's rules need.
         static func read(_ db: Database, _ order: OrderRecord, store: StoreSettings, now: Date) throws -> Facts {
-            let since = now.addingTimeInterval(-store.customerCancellationsPeriodSeconds)
-            let count =
-                try Int.fetchOne(
-                    db,
-                    sql: """
-                        SELECT
-                            (SELECT COUNT(*) FROM cancellation c JOIN orders o ON o.id = c.order_id
-                                WHERE o.customer_email = ? AND o.id <> ? AND c.reason = 'customer'
-                                AND c.cancelled_at >= ?)
-                            + (SELECT COUNT(*) FROM line_cancellation l JOIN orders o ON o.id = l.order_id
-                                WHERE o.customer_email = ? AND o.id <> ?
-                                AND json_extract(l.cancellation, '$.reason') = 'customer' AND l.cancelled_at >= ?)
-                        """,
-                    arguments: [order.customerEmail, order.id, since, order.customerEmail, order.id, since]) ?? 0
+            let count = try CancellationPolicy.customerCancellations(
+                db, of: order.customerEmail, besides: order.id,
+                since: now.addingTimeInterval(-store.customerCancellationsPeriodSeconds))
             return Facts(
                 order: order, lines: try OrderLineRecord.of(db, order.id), tags: order.tagList,
                 customerCancellations: count, now: now,
                 request: try CancelRequestRecord.fetchOne(db, key: order.id)?.api)
         }
+    }
+
+    /// The cancellations a customer (by email) made themselves (reason `customer`, whole orders or lines) since
+    /// `since`, order `besides` left out.
+    static func customerCancellations(_ db: Database, of email: String, besides orderID: String, since: Date) throws
+        -> Int
+    {
+        try Int.fetchOne(
+            db,
+            sql: """
+                SELECT
+                    (SELECT COUNT(*) FROM cancellation c JOIN orders o ON o.id = c.order_id
+                        WHERE o.customer_email = ? AND o.id <> ? AND c.reason = 'customer' AND c.cancelled_at >= ?)
+                    + (SELECT COUNT(*) FROM line_cancellation l JOIN orders o ON o.id = l.order_id
+                        WHERE o.customer_email = ? AND o.id <> ?
+                        AND json_extract(l.cancellation, '$.reason') = 'customer' AND l.cancelled_at >= ?)
+                """,
+            arguments: [email, orderID, since, email, orderID, since]) ?? 0
     }
 
     /// Every rule that applies to `actor`, in order, and the verdict.
@@ -156,6 +163,12 @@ enum CancellationPolicy {
                             + "allows \(max): ask the store", reason: "cancellation_limit_reached"))
         }
 
+        if facts.order.riskHeld {
+            rules.append(
+                PolicyRule(
+                    rule: "risk_hold", passed: false,
+                    detail: "the store is checking this order; it will contact you", reason: "risk_hold"))
+        }
         if facts.request?.state == .pending {
             rules.append(
                 PolicyRule(

@@ -276,6 +276,16 @@ enum OrdersDatabase {
             }
             try db.create(index: "cancel_request_state", on: "cancel_request", columns: ["state", "requested_at"])
         }
+        // Fraud risk assessed at placement, and the hold it may put on an order until staff release it.
+        migrator.registerMigration("orders-v11-risk") { db in
+            try db.alter(table: "orders") { t in
+                t.add(column: "risk_level", .text).check(sql: "risk_level IN ('low', 'medium', 'high')")
+                t.add(column: "risk_reasons", .text).check(sql: "risk_reasons IS NULL OR json_valid(risk_reasons)")
+                t.add(column: "risk_held", .boolean).notNull().defaults(to: false)
+                t.add(column: "risk_released_by", .text)
+                t.add(column: "risk_released_at", .datetime)
+            }
+        }
         return migrator
     }
 }

@@ -82,11 +82,31 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     /// The SHA-256 of its customer token, and when the token was issued.
     var customerTokenHash: Data?
     var customerTokenIssuedAt: Date?
+    /// The fraud risk assessed at placement (`nil` before the order opens), its reasons in JSON, and the hold.
+    var riskLevel: String?
+    var riskReasons: String?
+    var riskHeld = false
+    var riskReleasedBy: String?
+    var riskReleasedAt: Date?
+
+    var risk: RiskAssessment? {
+        riskLevel.map {
+            RiskAssessment(
+                level: RiskAssessment.Level($0),
+                reasons: riskReasons.flatMap { try? JSON.decode([String].self, $0) } ?? [],
+                held: riskHeld, releasedBy: riskReleasedBy, releasedAt: riskReleasedAt)
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case tags
         case customerTokenHash = "customer_token_hash"
         case customerTokenIssuedAt = "customer_token_issued_at"
+        case riskLevel = "risk_level"
+        case riskReasons = "risk_reasons"
+        case riskHeld = "risk_held"
+        case riskReleasedBy = "risk_released_by"
+        case riskReleasedAt = "risk_released_at"
         case fulfilmentInProgress = "fulfilment_in_progress"
         case reorderOf = "reorder_of"
         case id, status, currency, total, rejection, source

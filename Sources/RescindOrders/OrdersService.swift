@@ -149,6 +149,9 @@ public final class OrdersService: Sendable {
                 logger: context.logger)
         }
         router.register(OrdersMethods.canCancel) { request, _ in try await self.canCancel(request) }
+        router.register(OrdersMethods.release) { request, context in
+            try await self.releaseHold(request.orderID, by: context.peer, logger: context.logger)
+        }
         router.register(OrdersMethods.rotateToken) { request, context in
             try await self.rotateToken(request.orderID, logger: context.logger)
         }
@@ -325,7 +328,7 @@ public final class OrdersService: Sendable {
                 context: .init(
                     orderID: orderID, lines: placement.lines, amount: total, currency: placement.currency,
                     captureDueAt: self.store.captureDue(authorizedAt: now), savedCardOf: placement.savedCardOf,
-                    spendCreditOf: placement.spendsCredit ? placement.customerEmail : nil)
+                    spendCreditOf: placement.spendsCredit ? placement.customerEmail : nil, risk: RiskRules(self.store))
             )
             return nil
         }
@@ -355,6 +358,25 @@ public final class OrdersService: Sendable {
     }
 
     // MARK: Customers
+
+    /// Releases an order held for its fraud risk; who and when are kept. A repeat changes nothing.
+    /// - Throws: `not_found`.
+    public func releaseHold(_ orderID: UUID, by person: Identity, logger: Logger? = nil) async throws -> Order {
+        let order = try await runner.writer.write { db in
+            var record = try Self.existing(db, orderID)
+            guard record.riskHeld else { return try Self.loadOrder(db, record.id) }
+            let now = Date()
+            record.riskHeld = false
+            record.riskReleasedBy = person.rawValue
+            record.riskReleasedAt = now
+            record.updatedAt = now
+            try record.update(db)
+            return try Self.loadOrder(db, record.id)
+        }
+        (logger ?? self.logger).info(
+            "order released from its risk hold", metadata: ["order_id": "\(orderID)", "peer": "\(person.rawValue)"])
+        return order
+    }
 
     /// Replaces an order's customer token: the old link stops opening the order at once.
     /// - Throws: `not_found`.
@@ -847,6 +869,11 @@ public final class OrdersService: Sendable {
                 return running.id
             }
             try FulfilOrderSaga.requireFulfillable(order)
+            if order.riskHeld {
+                throw RescindError.failedPrecondition(
+                    "order \(order.id) is held for its fraud risk (\(order.riskLevel ?? "")): release it or cancel it first",
+                    reason: "risk_hold")
+            }
             if try CancelRequestRecord.fetchOne(db, key: order.id)?.state == "pending" {
                 throw RescindError.failedPrecondition(
                     "order \(order.id)'s customer asked to cancel it: approve or decline the request first",
@@ -1258,7 +1285,8 @@ public final class OrdersService: Sendable {
             lineCancellations: try LineCancellationRecord.of(db, id),
             edits: try OrderEditRecord.of(db, id),
             tags: record.tagList.isEmpty ? nil : record.tagList,
-            cancelRequest: request
+            cancelRequest: request,
+            risk: record.risk
         )
     }
 

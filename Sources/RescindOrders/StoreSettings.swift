@@ -1,4 +1,5 @@
 import Foundation
+import RescindAPI
 
 /// How the store runs its money: the `store` section of the Orders configuration.
 public struct StoreSettings: Codable, Sendable, Hashable {
@@ -49,6 +50,13 @@ public struct StoreSettings: Codable, Sendable, Hashable {
 
     public var customerCancelApproval: Approval
     public var approvalAboveMinor: Int64
+    /// Orders assessed at or above this fraud risk are held (`medium` or `high`); `nil`: none.
+    public var riskHoldLevel: RiskAssessment.Level?
+    /// A total above this raises an order's risk to medium; `nil`: no such rule.
+    public var riskAmountAboveMinor: Int64?
+    /// A customer with at least this many cancellations of their own in `customerCancellationsPeriodSeconds`
+    /// raises an order's risk to medium; `nil`: no such rule.
+    public var riskCancellationsAtLeast: Int?
     /// Where the storefront serves order-status links: `STOREFRONT_URL/o/TOKEN`.
     public var storefrontURL: String
     /// How long a customer token opens its order after it was issued.
@@ -70,8 +78,14 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         storefrontURL: String = "http://127.0.0.1:8080",
         customerLinkDays: Double = 90,
         customerCancelApproval: Approval = .never,
-        approvalAboveMinor: Int64 = 0
+        approvalAboveMinor: Int64 = 0,
+        riskHoldLevel: RiskAssessment.Level? = nil,
+        riskAmountAboveMinor: Int64? = nil,
+        riskCancellationsAtLeast: Int? = nil
     ) {
+        self.riskHoldLevel = riskHoldLevel
+        self.riskAmountAboveMinor = riskAmountAboveMinor
+        self.riskCancellationsAtLeast = riskCancellationsAtLeast
         self.customerCancelApproval = customerCancelApproval
         self.approvalAboveMinor = approvalAboveMinor
         self.storefrontURL = storefrontURL
@@ -172,6 +186,13 @@ public struct StoreSettings: Codable, Sendable, Hashable {
             throw DecodingError.dataCorruptedError(
                 forKey: .approvalAboveMinor, in: c, debugDescription: "approval_above must not be negative")
         }
+        riskHoldLevel = try c.decodeIfPresent(RiskAssessment.Level.self, forKey: .riskHoldLevel)
+        if let level = riskHoldLevel, level != .medium, level != .high {
+            throw DecodingError.dataCorruptedError(
+                forKey: .riskHoldLevel, in: c, debugDescription: "risk_hold_level must be medium or high")
+        }
+        riskAmountAboveMinor = try c.decodeIfPresent(Int64.self, forKey: .riskAmountAboveMinor)
+        riskCancellationsAtLeast = try c.decodeIfPresent(Int.self, forKey: .riskCancellationsAtLeast)
         guard captureMarginSeconds < authorizationExpirySeconds else {
             throw DecodingError.dataCorruptedError(
                 forKey: .captureMarginSeconds, in: c,
@@ -196,6 +217,9 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         case customerLinkDays = "customer_link_days"
         case customerCancelApproval = "customer_cancel_approval"
         case approvalAboveMinor = "approval_above"
+        case riskHoldLevel = "risk_hold_level"
+        case riskAmountAboveMinor = "risk_amount_above"
+        case riskCancellationsAtLeast = "risk_cancellations_at_least"
     }
 
     /// Whether a customer's cancellation of an order of `total` waits for staff.

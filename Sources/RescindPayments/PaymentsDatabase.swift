@@ -146,7 +146,11 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
             amountAuthorized: amountAuthorized, amountCaptured: amountCaptured, amountRefunded: amountRefunded,
             fee: fee, cardLast4: cardLast4, feeSaved: feeSaved,
             refundedToCreditMinor: refundedToCredit > 0 ? refundedToCredit : nil,
-            creditAppliedMinor: creditApplied > 0 ? creditApplied : nil
+            creditAppliedMinor: creditApplied > 0 ? creditApplied : nil,
+            riskSignal: { () -> String? in
+                let signal = SimulatedProcessor.Token(value: processorToken, last4: cardLast4).riskSignal
+                return signal == "normal" ? nil : signal
+            }()
         )
     }
 }

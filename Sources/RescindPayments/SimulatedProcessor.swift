@@ -59,6 +59,9 @@ public struct SimulatedProcessor: Sendable {
     /// A card with little room: an authorization above `limitedCardLimit` in all is declined (insufficient funds).
     public static let limitedCard = "4000000000009995"
     public static let limitedCardLimit: Int64 = 10_000
+    /// Cards the processor's fraud screening rates above normal (it still authorizes them).
+    public static let elevatedRiskCard = "4000000000009235"
+    public static let highestRiskCard = "4100000000000019"
 
     public var configuration: Configuration
     private let faults = Faults()
@@ -96,8 +99,18 @@ public struct SimulatedProcessor: Sendable {
     public struct Token: Sendable, Hashable {
         public var value: String
         public var last4: String
+
+        public init(value: String, last4: String) {
+            self.value = value
+            self.last4 = last4
+        }
         var declinesRefunds: Bool { value.hasPrefix("pm_norefund_") }
         var isLimited: Bool { value.hasPrefix("pm_limit_") }
+
+        /// The processor's fraud screening of the card: `normal`, `elevated` or `highest`.
+        public var riskSignal: String {
+            value.hasPrefix("pm_highest_") ? "highest" : value.hasPrefix("pm_elevated_") ? "elevated" : "normal"
+        }
     }
 
     /// Authorizes a card, returning the token to use for later operations.
@@ -114,7 +127,14 @@ public struct SimulatedProcessor: Sendable {
             throw RescindError.failedPrecondition("the card was declined", reason: "card_declined")
         }
         let last4 = String(digits.suffix(4))
-        let kind = digits == Self.refundDeclinedCard ? "norefund" : digits == Self.limitedCard ? "limit" : "card"
+        let kind =
+            switch digits {
+            case Self.refundDeclinedCard: "norefund"
+            case Self.limitedCard: "limit"
+            case Self.elevatedRiskCard: "elevated"
+            case Self.highestRiskCard: "highest"
+            default: "card"
+            }
         let token = Token(value: "pm_\(kind)_\(UUID().uuidString.prefix(8).lowercased())", last4: last4)
         try checkLimit(token, amountMinor)
         return token

@@ -104,7 +104,8 @@ struct OrdersCommand: AsyncParsableCommand {
         abstract: "Place, show, cancel, fulfil, archive and delete orders.",
         subcommands: [
             Place.self, Show.self, List.self, CanCancel.self, Cancel.self, Fulfill.self, Edit.self, Mark.self,
-            Tag.self, RotateToken.self, Reorder.self, Archive.self, Unarchive.self, Delete.self,
+            Tag.self, RotateToken.self, Risk.self, Release.self, Reorder.self, Archive.self, Unarchive.self,
+            Delete.self,
         ]
     )
 
@@ -302,6 +303,54 @@ extension OrdersCommand {
             try await reportingErrors(output) {
                 let order = try await target.with { c in
                     try await c.orders.call(OrdersMethods.tag, TagOrderRequest(orderID: id, add: add, remove: remove))
+                }
+                try output.emit(order, text: Render.order)
+            }
+        }
+    }
+
+    struct Risk: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "An order's fraud risk: its level, why, and whether it is held.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: id))
+                }
+                guard let risk = order.risk else {
+                    throw RescindError.failedPrecondition(
+                        "order \(id) has no risk assessment (it is \(order.status.rawValue))", reason: "not_assessed")
+                }
+                try output.emit(risk) { risk in
+                    var lines = [
+                        "risk \(risk.level.rawValue.uppercased())"
+                            + (risk.held ? ", HELD: not fulfilled until released" : "")
+                    ]
+                    lines += risk.reasons.map { "  - \($0)" }
+                    if let by = risk.releasedBy, let at = risk.releasedAt {
+                        lines.append("  released by \(by) at \(Render.time(at))")
+                    }
+                    return lines.joined(separator: "\n")
+                }
+            }
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Release an order held for its fraud risk: it can be fulfilled, and its customer may cancel.")
+        @Argument var id: UUID
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let order = try await target.with { c in
+                    try await c.orders.call(OrdersMethods.release, OrderRequest(orderID: id))
                 }
                 try output.emit(order, text: Render.order)
             }

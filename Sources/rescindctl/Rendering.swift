@@ -39,6 +39,11 @@ enum Render {
             lines.append("  fulfilment in progress: \(progress.rawValue) (cancellation refused until cleared)")
         }
         if let tags = order.tags { lines.append("  tags: \(tags.joined(separator: ", "))") }
+        if let risk = order.risk, risk.level != .low || risk.held {
+            lines.append(
+                "  risk \(risk.level.rawValue)\(risk.held ? ", HELD (orders release)" : ""): "
+                    + risk.reasons.joined(separator: "; "))
+        }
         if let request = order.cancelRequest {
             lines.append(
                 "  customer's request to cancel: \(request.state.rawValue) (asked \(time(request.requestedAt)))"

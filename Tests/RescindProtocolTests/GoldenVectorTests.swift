@@ -79,6 +79,7 @@ struct GoldenVectorTests {
         #expect(try open("saga-kind") == rawValues(Saga.Kind.known))
         #expect(try open("settle-outcome") == rawValues(SettleOutcome.known))
         #expect(try open("cancel-request-state") == rawValues(CancelRequest.State.known))
+        #expect(try open("risk-level") == rawValues(RiskAssessment.Level.known))
         #expect(try open("reservation-status") == rawValues(Reservation.Status.known))
         #expect(try open("error-code") == rawValues(RescindError.Code.known))
         #expect(try open("processor-fault-mode") == rawValues(ProcessorFaults.Mode.known))
@@ -436,6 +437,9 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             DecideRequest(orderID: Fixture.orderID, note: "allerede pakket")
         ),
         request("requests-approve-request", 62, RequestMethods.approve, DecideRequest(orderID: Fixture.orderID)),
+        // Fraud risk: a held order, released.
+        request("orders-release-request", 63, OrdersMethods.release, OrderRequest(orderID: Fixture.orderID)),
+        response("orders-release-response", 63, OrdersMethods.release, Fixture.releasedOrder),
         request(
             "payments-increase-request", 54, PaymentsMethods.increase,
             IncreaseRequest(orderID: Fixture.orderID, amountMinor: 2_240),
@@ -770,6 +774,15 @@ enum Fixture {
         var order = openOrder
         order.status = .cancelRequested
         order.cancelRequest = pendingRequest
+        return order
+    }
+
+    /// An order the processor's screening rated elevated, held, then released by staff.
+    static var releasedOrder: Order {
+        var order = openOrder
+        order.risk = RiskAssessment(
+            level: .medium, reasons: ["the card processor rates the card elevated risk"], held: false,
+            releasedBy: "operator", releasedAt: Date(timeIntervalSince1970: 1_767_225_700))
         return order
     }
 

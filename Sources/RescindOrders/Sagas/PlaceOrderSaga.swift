@@ -23,6 +23,10 @@ enum PlaceOrderSaga: SagaDefinition {
         var savedCardOf: UUID?
         /// Spend this customer's store credit first.
         var spendCreditOf: String?
+        /// The processor's fraud screening of the card, from its authorization (`nil`: normal).
+        var riskSignal: String?
+        /// The store's risk rules when the order was placed (`nil` in sagas from before them).
+        var risk: RiskRules?
     }
 
     static let kind = Saga.Kind.placeOrder
@@ -87,6 +91,7 @@ enum PlaceOrderSaga: SagaDefinition {
         },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
+            context.riskSignal = payment.riskSignal
             return
                 "authorized \(payment.amountAuthorized) \(payment.currency) minor units on card ending \(payment.cardLast4)"
         }
@@ -111,12 +116,21 @@ enum PlaceOrderSaga: SagaDefinition {
     )
 
     static let open = SagaStep<Context>.local("open", role: .retriable) { db, context, info in
-        try OrderRecord.change(db, context.orderID, at: info.now) { order in
+        let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in
             order.status = .open
             order.paymentStatus = context.paymentStatus
             if context.paymentStatus == Payment.Status.authorized.rawValue {
                 order.captureDueAt = context.captureDueAt
             }
+            if let rules = context.risk {
+                let risk = try rules.assess(db, order, signal: context.riskSignal, now: info.now)
+                order.riskLevel = risk.level.rawValue
+                order.riskReasons = try JSON.encode(risk.reasons)
+                order.riskHeld = risk.held
+            }
+        }
+        if order.riskHeld {
+            return "order open, held for its fraud risk (\(order.riskLevel ?? "")): staff release or cancel it"
         }
         if let due = context.captureDueAt, context.paymentStatus == Payment.Status.authorized.rawValue {
             return "order open; payment authorized, to be captured by \(due.formatted(.iso8601))"
