@@ -272,7 +272,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RescindIntegrationTests",
-            dependencies: ["RescindTestSupport", "RescindAPI", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "RescindTestSupport", "RescindAPI", "RescindStorage", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

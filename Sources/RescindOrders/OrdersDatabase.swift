@@ -286,6 +286,14 @@ enum OrdersDatabase {
                 t.add(column: "risk_released_at", .datetime)
             }
         }
+        // Notifications delivered for real: attempts, backoff and the last error of each message.
+        migrator.registerMigration("orders-v12-outbox-retries") { db in
+            try db.alter(table: "outbox") { t in
+                t.add(column: "attempts", .integer).notNull().defaults(to: 0).check(sql: "attempts >= 0")
+                t.add(column: "next_attempt_at", .datetime)
+                t.add(column: "last_error", .text)
+            }
+        }
         return migrator
     }
 }

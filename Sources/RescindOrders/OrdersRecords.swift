@@ -433,12 +433,18 @@ struct OutboxRecord: Codable, FetchableRecord, PersistableRecord {
     var payload: String
     var createdAt: Date
     var deliveredAt: Date?
+    /// Failed deliveries so far, when the next is due, and why the last failed.
+    var attempts = 0
+    var nextAttemptAt: Date?
+    var lastError: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, payload
+        case id, kind, payload, attempts
         case orderID = "order_id"
         case createdAt = "created_at"
         case deliveredAt = "delivered_at"
+        case nextAttemptAt = "next_attempt_at"
+        case lastError = "last_error"
     }
 
     mutating func didInsert(_ inserted: InsertionSuccess) {

@@ -77,6 +77,7 @@ public final class OrdersService: Sendable {
     let database: DatabasePool
     let configuration: Configuration
     let store: StoreSettings
+    let notifications: NotificationSettings
     let runner: SagaRunner
     let logger: Logger
 
@@ -88,6 +89,7 @@ public final class OrdersService: Sendable {
         payments: any RPCCaller,
         configuration: Configuration = .init(),
         store: StoreSettings = .init(),
+        notifications: NotificationSettings = .init(),
         crashPoint: CrashPoint? = nil,
         logger: Logger
     ) throws {
@@ -95,6 +97,7 @@ public final class OrdersService: Sendable {
         self.database = database
         self.configuration = configuration
         self.store = store
+        self.notifications = notifications
         self.logger = logger
         self.runner = SagaRunner(
             database: database,
@@ -117,7 +120,16 @@ public final class OrdersService: Sendable {
     /// What the daemon runs beside its server, in start order: the saga runner, then the outbox relay. On
     /// SIGTERM the relay stops, then the runner lets its current steps finish and record.
     public var services: [any Service] {
-        [runner, CaptureScheduler(service: self), OutboxRelay(database: database, logger: logger)]
+        [runner, CaptureScheduler(service: self), relay]
+    }
+
+    /// The relay of customer notifications to the configured sinks.
+    var relay: OutboxRelay {
+        var sinks: [any NotificationSink] = []
+        if let file = notifications.file { sinks.append(FileSink(path: file)) }
+        if let webhook = notifications.webhook { sinks.append(WebhookSink(webhook: webhook)) }
+        return OutboxRelay(
+            database: database, sinks: sinks, maxBackoff: notifications.maxBackoffSeconds, logger: logger)
     }
 
     /// Runs the services until cancelled (for tests and tools without a service group).
@@ -316,6 +328,34 @@ public final class OrdersService: Sendable {
                 updatedAt: now, source: placement.source.rawValue, archivedAt: nil, captureDueAt: nil,
                 reorderOf: placement.savedCardOf?.uuidString, tags: try JSON.encode(placement.tags),
                 customerTokenHash: SecretToken.hash(token), customerTokenIssuedAt: now
+            ).insert(db)
+            // The customer's confirmation with their link: sent once the order opens (dropped if it is rejected),
+            // and the link removed from the message once it is delivered (Orders keeps only the token's hash).
+            struct Confirmation: Encodable {
+                var orderID: String
+                var customerEmail: String
+                var total: Int64
+                var currency: String
+                var statusLink: String
+                var reorderOf: String?
+
+                enum CodingKeys: String, CodingKey {
+                    case total, currency
+                    case orderID = "order_id"
+                    case customerEmail = "customer_email"
+                    case statusLink = "status_link"
+                    case reorderOf = "reorder_of"
+                }
+            }
+            try OutboxRecord(
+                id: nil, orderID: orderID.uuidString,
+                kind: placement.savedCardOf == nil ? "order_confirmed" : "reorder_placed",
+                payload: try JSON.encode(
+                    Confirmation(
+                        orderID: orderID.uuidString, customerEmail: placement.customerEmail, total: total,
+                        currency: placement.currency, statusLink: self.store.statusLink(token),
+                        reorderOf: placement.savedCardOf?.uuidString)),
+                createdAt: now, deliveredAt: nil
             ).insert(db)
             for (index, line) in placement.lines.enumerated() {
                 try OrderLineRecord(

@@ -1,34 +1,239 @@
 import Foundation
 import GRDB
 import Logging
+import RescindStorage
 import ServiceLifecycle
 
-/// Delivers queued customer notifications. This build has no mail gateway: delivering means logging the
-/// notice for the operator and marking it delivered, once.
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Where customer notifications go: the store's configuration (`notifications` in Orders' file).
+public struct NotificationSettings: Codable, Sendable, Hashable {
+    /// An HTTP endpoint the relay POSTs each message to, signed (`Rescind-Signature`, `WebhookSignature`).
+    public struct Webhook: Codable, Sendable, Hashable {
+        public var url: String
+        /// The shared secret of the HMAC-SHA256 signature.
+        public var secret: String
+        public var timeoutSeconds: Double
+
+        public init(url: String, secret: String, timeoutSeconds: Double = 5) {
+            self.url = url
+            self.secret = secret
+            self.timeoutSeconds = timeoutSeconds
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            url = try c.decode(String.self, forKey: .url)
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? "") else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .url, in: c, debugDescription: "webhook.url must be http(s)")
+            }
+            secret = try c.decode(String.self, forKey: .secret)
+            guard secret.utf8.count >= 16 else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .secret, in: c, debugDescription: "webhook.secret must be at least 16 bytes")
+            }
+            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? 5
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case url, secret
+            case timeoutSeconds = "timeout_seconds"
+        }
+    }
+
+    /// A JSON-lines file every message is appended to (the default sink).
+    public var file: String?
+    public var webhook: Webhook?
+    /// How long the relay waits at most between two attempts of a message that failed.
+    public var maxBackoffSeconds: Double
+
+    public init(file: String? = nil, webhook: Webhook? = nil, maxBackoffSeconds: Double = 60) {
+        self.file = file
+        self.webhook = webhook
+        self.maxBackoffSeconds = maxBackoffSeconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        file = try c.decodeIfPresent(String.self, forKey: .file)
+        webhook = try c.decodeIfPresent(Webhook.self, forKey: .webhook)
+        maxBackoffSeconds = try c.decodeIfPresent(Double.self, forKey: .maxBackoffSeconds) ?? 60
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case file, webhook
+        case maxBackoffSeconds = "max_backoff_seconds"
+    }
+}
+
+/// A message as the sinks receive it.
+struct OutboxMessage: Sendable {
+    var id: Int64
+    var kind: String
+    var orderID: String
+    var createdAt: Date
+    /// The message's own fields, a JSON object.
+    var payload: String
+
+    /// `{"id", "kind", "order_id", "created_at", "data"}` as one line of JSON, as the file and the webhook carry it.
+    func json() throws -> Data {
+        let object: [String: Any] = [
+            "id": id, "kind": kind, "order_id": orderID, "created_at": createdAt.formatted(.iso8601),
+            "data": try JSONSerialization.jsonObject(with: Data(payload.utf8)),
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+}
+
+/// Somewhere a message is delivered.
+protocol NotificationSink: Sendable {
+    var name: String { get }
+    /// Delivers the message, or throws to have it retried (later messages of the same order wait for it).
+    func deliver(_ message: OutboxMessage) async throws
+}
+
+/// Appends each message as a line of JSON to a file, then flushes it to disk.
+struct FileSink: NotificationSink {
+    let path: String
+    var name: String { "file" }
+
+    func deliver(_ message: OutboxMessage) async throws {
+        var line = try message.json()
+        line.append(0x0A)
+        if !FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.createDirectory(
+                at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line)
+        try handle.synchronize()
+    }
+}
+
+/// POSTs each message as JSON, signed with HMAC-SHA256 over the timestamp and the body; any status but 2xx is
+/// a failure, retried.
+struct WebhookSink: NotificationSink {
+    let webhook: NotificationSettings.Webhook
+    var name: String { "webhook" }
+
+    struct Refused: Error, CustomStringConvertible {
+        var status: Int
+        var description: String { "the webhook answered HTTP \(status)" }
+    }
+
+    func deliver(_ message: OutboxMessage) async throws {
+        guard let url = URL(string: webhook.url) else { return }
+        let body = try message.json()
+        var request = URLRequest(url: url, timeoutInterval: webhook.timeoutSeconds)
+        request.httpMethod = "POST"
+        request.httpBody = body
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue(
+            WebhookSignature.sign(body, secret: webhook.secret, at: Date()), forHTTPHeaderField: "Rescind-Signature")
+        request.setValue("\(message.id)", forHTTPHeaderField: "Rescind-Message-Id")
+        let (_, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else { throw Refused(status: status) }
+    }
+}
+
+/// Delivers queued customer notifications to every configured sink, at least once each, in order per order:
+/// a message that fails is retried with backoff, and later messages of its order wait for it. A message is
+/// marked delivered after every sink took it, so a crash in between delivers it again (receivers deduplicate
+/// by `id`).
 struct OutboxRelay: Service {
     let database: DatabasePool
+    let sinks: [any NotificationSink]
+    let maxBackoff: Double
     let logger: Logger
 
     func run() async {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
-                let pending = try await database.read { db in
-                    try OutboxRecord.filter(Column("delivered_at") == nil).order(Column("id")).limit(100).fetchAll(db)
-                }
-                for var message in pending {
-                    logger.info(
-                        "customer notified", metadata: ["order_id": "\(message.orderID)", "kind": "\(message.kind)"])
-                    message.deliveredAt = Date()
-                    let delivered = message
-                    try await database.write { db in try delivered.update(db) }
-                }
+                try await deliverDue()
             } catch {
                 logger.error("outbox relay failed; will retry", metadata: ["error": "\(error)"])
             }
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
             } catch {
                 return
+            }
+        }
+    }
+
+    /// One pass over the messages not delivered yet, oldest first.
+    func deliverDue(now: Date = Date()) async throws {
+        let pending = try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT outbox.*, orders.status AS order_status FROM outbox JOIN orders ON orders.id = outbox.order_id
+                    WHERE outbox.delivered_at IS NULL ORDER BY outbox.id LIMIT 500
+                    """
+            ).map { (try OutboxRecord(row: $0), $0["order_status"] as String) }
+        }
+        var waiting: Set<String> = []
+        for (message, status) in pending {
+            // In order per order: nothing after a message of the same order that is still to be delivered.
+            guard !waiting.contains(message.orderID) else { continue }
+            // An order being placed confirms nothing yet; one that was never placed, never.
+            if status == "pending" {
+                waiting.insert(message.orderID)
+                continue
+            }
+            if status == "rejected", message.kind == "order_confirmed" || message.kind == "reorder_placed" {
+                try await database.write { db in
+                    try db.execute(
+                        sql: """
+                            UPDATE outbox SET delivered_at = ?, payload = json_remove(payload, '$.status_link'),
+                                last_error = 'not sent: the order was not placed' WHERE id = ?
+                            """, arguments: [Date(), message.id])
+                }
+                continue
+            }
+            if let due = message.nextAttemptAt, due > now {
+                waiting.insert(message.orderID)
+                continue
+            }
+            guard let id = message.id else { continue }
+            let outgoing = OutboxMessage(
+                id: id, kind: message.kind, orderID: message.orderID, createdAt: message.createdAt,
+                payload: message.payload)
+            do {
+                for sink in sinks { try await sink.deliver(outgoing) }
+                try await database.write { db in
+                    // Delivered: the order-status link leaves the database with it.
+                    try db.execute(
+                        sql: """
+                            UPDATE outbox SET delivered_at = ?, last_error = NULL, payload = json_remove(payload, '$.status_link')
+                            WHERE id = ?
+                            """, arguments: [Date(), id])
+                }
+                logger.info(
+                    "customer notified",
+                    metadata: ["order_id": "\(message.orderID)", "kind": "\(message.kind)", "message_id": "\(id)"])
+            } catch {
+                waiting.insert(message.orderID)
+                let attempts = message.attempts + 1
+                let delay = min(maxBackoff, 0.5 * pow(2, Double(min(attempts, 20) - 1))) * Double.random(in: 0.5...1)
+                try await database.write { db in
+                    try db.execute(
+                        sql: "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                        arguments: [attempts, now.addingTimeInterval(delay), "\(error)", id])
+                }
+                logger.warning(
+                    "notification not delivered; will retry",
+                    metadata: [
+                        "order_id": "\(message.orderID)", "kind": "\(message.kind)", "attempt": "\(attempts)",
+                        "error": "\(error)",
+                    ])
             }
         }
     }

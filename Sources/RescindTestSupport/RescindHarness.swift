@@ -34,6 +34,8 @@ public final class RescindHarness: Sendable {
         public var store: [String: any Sendable] = [:]
         /// Keys of the storefront's configuration (`rate_limit`, `default_language`, ...).
         public var storefront: [String: any Sendable] = [:]
+        /// Orders' `notifications` section (`webhook`, `file`, `max_backoff_seconds`).
+        public var notifications: [String: any Sendable] = [:]
 
         public init() {}
     }
@@ -80,6 +82,9 @@ public final class RescindHarness: Sendable {
             store.merge(options.store) { _, new in new }
             store["capture"] = options.capture
             try suite.patchStore(store)
+        }
+        if !options.notifications.isEmpty {
+            try suite.patchConfiguration(.orders, ["notifications": options.notifications])
         }
         if !options.storefront.isEmpty {
             try suite.patchConfiguration(.storefront, options.storefront)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import RescindAPI
 import RescindDaemon
@@ -27,6 +28,19 @@ struct OrdersDaemon: AsyncParsableCommand {
         var sagas: OrdersService.Configuration?
         /// How the store runs its money (capture timing).
         var store: StoreSettings?
+        /// Where customer notifications go (a JSON-lines file beside the database when absent).
+        var notifications: NotificationSettings?
+    }
+
+    /// The configured sinks; without a file, the default: `notifications.jsonl` beside the database.
+    func notifications(_ configured: NotificationSettings?, database: String) -> NotificationSettings {
+        var settings = configured ?? .init()
+        if settings.file == nil {
+            settings.file =
+                URL(fileURLWithPath: database).deletingLastPathComponent()
+                .appendingPathComponent("notifications.jsonl").path
+        }
+        return settings
     }
 
     func run() async throws {
@@ -47,7 +61,8 @@ struct OrdersDaemon: AsyncParsableCommand {
         if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
         let service = try OrdersService(
             databasePath: common.database, inventory: inventory, payments: payments,
-            configuration: settings.sagas ?? .init(), store: settings.store ?? .init(), crashPoint: crashPoint,
+            configuration: settings.sagas ?? .init(), store: settings.store ?? .init(),
+            notifications: notifications(settings.notifications, database: common.database), crashPoint: crashPoint,
             logger: logger
         )
         try await Daemon.run(

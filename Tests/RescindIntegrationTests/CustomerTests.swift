@@ -51,14 +51,28 @@ extension RealDaemons {
                 #expect(await refusal { try await customer(storefront, token) }?.reason == "unknown_token")
                 #expect(try await customer(storefront, fresh).id == order.id)
 
-                // Only the hash is kept: no file of the Orders database holds either token.
-                for file in try FileManager.default.contentsOfDirectory(
-                    at: h.database(.orders).deletingLastPathComponent(), includingPropertiesForKeys: nil)
-                where file.lastPathComponent.hasPrefix(h.database(.orders).lastPathComponent) {
-                    let bytes = try Data(contentsOf: file)
-                    #expect(bytes.range(of: Data(token.utf8)) == nil, "\(file.lastPathComponent) holds the token")
-                    #expect(bytes.range(of: Data(fresh.utf8)) == nil, "\(file.lastPathComponent) holds the token")
+                // Only the hash is kept: once the confirmation (which carries the first link) is delivered, no row of
+                // the Orders database holds either token.
+                let deadline = ContinuousClock.now + .seconds(30)
+                func rowsHolding(_ token: String) throws -> Int {
+                    let queue = try DatabaseQueue(path: h.database(.orders).path)
+                    defer { try? queue.close() }
+                    return try queue.read { db in
+                        var found = 0
+                        for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+                        {
+                            for row in try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\"") {
+                                found += row.databaseValues.filter { "\($0)".contains(token) }.count
+                            }
+                        }
+                        return found
+                    }
                 }
+                while try rowsHolding(token) > 0, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(try rowsHolding(token) == 0)
+                #expect(try rowsHolding(fresh) == 0)
             }
         }
 
@@ -196,7 +210,7 @@ extension RealDaemons {
                 try queue.close()
                 #expect(
                     kinds == [
-                        "cancellation_requested", "cancellation_declined", "cancellation_requested",
+                        "order_confirmed", "cancellation_requested", "cancellation_declined", "cancellation_requested",
                         "cancellation_approved", "order_cancelled",
                     ])
                 let report = try h.check()

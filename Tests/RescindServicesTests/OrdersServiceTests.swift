@@ -73,8 +73,9 @@ import Testing
         #expect(try await f.stock("TSHIRT", "main").available == 10)
         #expect(try await f.payments.payment(order.id).status == .refunded)
         let pool = try DatabasePool(path: f.directory.appendingPathComponent("orders.sqlite").path)
-        let queued = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") }
-        #expect(queued == 1)
+        // The confirmation of the placement, then the notice of the cancellation asked with `notify`.
+        let queued = try await pool.read { db in try String.fetchAll(db, sql: "SELECT kind FROM outbox ORDER BY id") }
+        #expect(queued == ["order_confirmed", "order_cancelled"])
     }
 
     @Test func aDeclinedRefundTakesTheStockBackAndReopens() async throws {
