@@ -128,6 +128,12 @@ public final class OrdersService: Sendable {
         var sinks: [any NotificationSink] = []
         if let file = notifications.file { sinks.append(FileSink(path: file)) }
         if let webhook = notifications.webhook { sinks.append(WebhookSink(webhook: webhook)) }
+        if let folder = notifications.mailDrop {
+            sinks.append(
+                MailDropSink(
+                    directory: folder, language: notifications.language, from: notifications.mailFrom,
+                    storeName: notifications.storeName))
+        }
         return OutboxRelay(
             database: database, sinks: sinks, maxBackoff: notifications.maxBackoffSeconds, logger: logger)
     }
@@ -611,6 +617,12 @@ public final class OrdersService: Sendable {
             var orderID: String
             var customerEmail: String
             var note: String?
+
+            enum CodingKeys: String, CodingKey {
+                case note
+                case orderID = "order_id"
+                case customerEmail = "customer_email"
+            }
         }
         try OutboxRecord(
             id: nil, orderID: order.id, kind: kind,

@@ -49,11 +49,24 @@ public struct NotificationSettings: Codable, Sendable, Hashable {
     public var webhook: Webhook?
     /// How long the relay waits at most between two attempts of a message that failed.
     public var maxBackoffSeconds: Double
+    /// A folder customer emails are rendered into (`new/`), for the store's mailer; `nil`: no emails.
+    public var mailDrop: String?
+    /// The emails' language (`en` or `nb`), sender and signature.
+    public var language: String
+    public var mailFrom: String
+    public var storeName: String
 
-    public init(file: String? = nil, webhook: Webhook? = nil, maxBackoffSeconds: Double = 60) {
+    public init(
+        file: String? = nil, webhook: Webhook? = nil, maxBackoffSeconds: Double = 60, mailDrop: String? = nil,
+        language: String = "en", mailFrom: String = "store@example.com", storeName: String = "Rescind store"
+    ) {
         self.file = file
         self.webhook = webhook
         self.maxBackoffSeconds = maxBackoffSeconds
+        self.mailDrop = mailDrop
+        self.language = language
+        self.mailFrom = mailFrom
+        self.storeName = storeName
     }
 
     public init(from decoder: any Decoder) throws {
@@ -61,11 +74,22 @@ public struct NotificationSettings: Codable, Sendable, Hashable {
         file = try c.decodeIfPresent(String.self, forKey: .file)
         webhook = try c.decodeIfPresent(Webhook.self, forKey: .webhook)
         maxBackoffSeconds = try c.decodeIfPresent(Double.self, forKey: .maxBackoffSeconds) ?? 60
+        mailDrop = try c.decodeIfPresent(String.self, forKey: .mailDrop)
+        language = try c.decodeIfPresent(String.self, forKey: .language) ?? "en"
+        guard language == "en" || language == "nb" else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .language, in: c, debugDescription: "language must be en or nb")
+        }
+        mailFrom = try c.decodeIfPresent(String.self, forKey: .mailFrom) ?? "store@example.com"
+        storeName = try c.decodeIfPresent(String.self, forKey: .storeName) ?? "Rescind store"
     }
 
     enum CodingKeys: String, CodingKey {
-        case file, webhook
+        case file, webhook, language
         case maxBackoffSeconds = "max_backoff_seconds"
+        case mailDrop = "mail_drop"
+        case mailFrom = "mail_from"
+        case storeName = "store_name"
     }
 }
 

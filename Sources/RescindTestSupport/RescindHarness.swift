@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import RescindAPI
 import RescindSuite
@@ -155,6 +156,24 @@ public final class RescindHarness: Sendable {
                 initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), agent: "rescind-harness"),
             tls: suite.layout.tls(for: .operator),
             logger: Logger(label: "rescind.harness", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    /// Waits until the outbox relay has delivered every customer notification queued so far.
+    /// - Throws: `deadline_exceeded` if some are still queued after `timeout`.
+    public func waitUntilNotified(timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let queue = try DatabaseQueue(path: database(.orders).path)
+            let pending = try await queue.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? 0
+            }
+            try queue.close()
+            if pending == 0 { return }
+            guard ContinuousClock.now < deadline else {
+                throw RescindError(.deadlineExceeded, "\(pending) notifications still queued")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 
     /// The storefront's address, `http://127.0.0.1:PORT`.

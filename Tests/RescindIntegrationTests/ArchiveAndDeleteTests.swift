@@ -61,6 +61,8 @@ extension RealDaemons {
                 #expect(try await listed(h, archived: false) == [online.id, staff.id, open.id])
 
                 // A cancelled staff order is deleted; its payment keeps its history; a repeat answers the same.
+                // Deletion waits for the customer's notices to go out (notification_pending, retryable).
+                try await h.waitUntilNotified()
                 let deleted = try await h.orders.call(OrdersMethods.delete, OrderRequest(orderID: staff.id))
                 #expect(deleted.orderID == staff.id)
                 #expect(deleted.source == .staff)
@@ -85,6 +87,7 @@ extension RealDaemons {
                 try await h.setStock("MUG", at: "main", onHand: 10)
                 let order = try await h.place([("MUG", 1, 1200)], source: .staff, key: "draft-42")
                 #expect(try await h.waitForSaga(try await h.cancel(order.id).sagaID).state == .completed)
+                try await h.waitUntilNotified()
                 _ = try await h.orders.call(OrdersMethods.delete, OrderRequest(orderID: order.id))
 
                 let repeated = await refusal { try await h.place([("MUG", 1, 1200)], source: .staff, key: "draft-42") }

@@ -57,10 +57,13 @@ extension RealDaemons {
             while received.port.withLock({ $0 }) == 0, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
+            let maildrop = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "maildrop-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: maildrop) }
             var options = RescindHarness.Options()
             options.notifications = [
                 "webhook": ["url": "http://127.0.0.1:\(received.port.withLock { $0 })/hook", "secret": Self.secret],
-                "max_backoff_seconds": 0.5,
+                "max_backoff_seconds": 0.5, "mail_drop": maildrop.path,
             ]
             try await RescindHarness.withSuite(options: options) { h in
                 try await h.setStock("MUG", at: "main", onHand: 10)
@@ -106,6 +109,11 @@ extension RealDaemons {
                 let payloads = try await queue.read { db in try String.fetchAll(db, sql: "SELECT payload FROM outbox") }
                 try queue.close()
                 #expect(payloads.allSatisfy { !$0.contains(link) })
+                // And an email each, rendered for the store's mailer.
+                let mails = try FileManager.default.contentsOfDirectory(
+                    atPath: maildrop.appendingPathComponent("new").path)
+                #expect(mails.filter { $0.hasSuffix("-order_confirmed.eml") }.count == 1)
+                #expect(mails.filter { $0.hasSuffix("-order_cancelled.eml") }.count == 1)
             }
         }
     }

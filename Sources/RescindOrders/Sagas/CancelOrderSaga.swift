@@ -232,7 +232,8 @@ enum CancelOrderSaga: SagaDefinition {
         if options.notify {
             let notice = CancellationNotice(
                 orderID: order.id, customerEmail: order.customerEmail, reason: options.reason.rawValue,
-                refunded: context.refunded, currency: order.currency, lines: cancellation.lines
+                refunded: context.refunded, currency: order.currency, lines: cancellation.lines,
+                refundTo: cancellation.refundTo?.rawValue
             )
             let outbox = OutboxRecord(
                 id: nil, orderID: order.id, kind: order.status == .cancelled ? "order_cancelled" : "lines_cancelled",
@@ -269,4 +270,13 @@ struct CancellationNotice: Codable, Sendable {
     var currency: String
     /// For a cancellation of some lines: which units.
     var lines: [LineQuantity]?
+    /// `store_credit` when the refund went to the customer's store credit.
+    var refundTo: String?
+
+    enum CodingKeys: String, CodingKey {
+        case reason, refunded, currency, lines
+        case orderID = "order_id"
+        case customerEmail = "customer_email"
+        case refundTo = "refund_to"
+    }
 }
