@@ -74,6 +74,9 @@ public enum CustomerMethods {
     /// approves cancellations first records the request instead (`cancel_requested`), for staff to decide.
     public static let cancel = Method<CustomerCancelRequest, CustomerCancelResult>(
         "customer.cancel", callers: [.storefront])
+    /// Places the order again for its customer (`orders.reorder`: the same lines, the saved card, source
+    /// `online_store`); the answer carries the new order's link, once.
+    public static let reorder = Method<CustomerRequest, Order>("customer.reorder", callers: [.storefront])
 }
 
 /// The cancellation requests customers made in a store that approves them first.

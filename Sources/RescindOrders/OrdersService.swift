@@ -175,6 +175,10 @@ public final class OrdersService: Sendable {
         }
         router.register(CustomerMethods.getOrder) { request, _ in try await self.customerOrder(request) }
         router.register(CustomerMethods.canCancel) { request, _ in try await self.customerCanCancel(request) }
+        router.register(CustomerMethods.reorder) { request, context in
+            try await self.customerReorder(
+                request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload)
+        }
         router.register(RequestMethods.list) { request, _ in try await self.requests(request) }
         router.register(RequestMethods.approve) { request, context in
             try await self.approve(request, by: context.peer, logger: context.logger)
@@ -518,6 +522,17 @@ public final class OrdersService: Sendable {
                 notify: true, staffNote: request.note, lines: request.lines),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest, logger: logger, as: .customer)
         return CustomerCancelResult(sagaID: accepted.sagaID, request: nil, order: accepted.order)
+    }
+
+    /// Places the order again for its customer: the same lines, the card saved with it, from the online store.
+    /// The answer carries the new order's link (once; a repeat with the same key answers without it).
+    public func customerReorder(_ request: CustomerRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [])
+        async throws -> Order
+    {
+        let orderID = try await database.read { db in try self.customerOrder(db, token: request.token).id }
+        return try await reorder(
+            ReorderRequest(orderID: UUID(uuidString: orderID) ?? UUID(), source: .onlineStore),
+            idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
     // MARK: Requests

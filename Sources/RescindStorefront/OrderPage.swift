@@ -38,6 +38,7 @@ struct OrderPage {
     var timeZone: TimeZone
     var token: String
     var csrf: String
+    var reorderCSRF: String
     /// A message after an action (`cancelling`).
     var notice: String?
 
@@ -83,6 +84,12 @@ struct OrderPage {
             "timeline": timeline(text),
         ]
         if let notice { values["notice"] = text.notice(notice) }
+        if order.status != .pending, order.status != .rejected {
+            values["reorder"] = [
+                "action": "/o/\(token)/reorder", "csrf": reorderCSRF, "requestID": UUID().uuidString,
+                "button": text.reorderButton,
+            ]
+        }
         if let request = order.cancelRequest, request.state == .declined, order.status == .open {
             values["declined"] = text.declined(request.decisionNote)
         }
@@ -186,6 +193,13 @@ struct OrderPage {
         {{/canCancel}}
         {{#declined}}<p class="why" id="declined">{{declined}}</p>{{/declined}}
         {{#cannotCancel}}<p class="why" id="why">{{cannotCancel}}</p>{{/cannotCancel}}
+        {{#reorder}}
+        <form method="post" action="{{action}}" id="reorder">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="request_id" value="{{requestID}}">
+        <button type="submit">{{button}}</button>
+        </form>
+        {{/reorder}}
         <h2>{{timelineLabel}}</h2>
         <ol id="timeline">
         {{#timeline}}<li>{{when}}: {{text}}</li>
@@ -212,6 +226,7 @@ struct Strings {
     var reasonLabel: String { pick("Why do you want to cancel? (optional)", "Hvorfor vil du kansellere? (valgfritt)") }
     var cancelButton: String { pick("Cancel order", "Kanseller bestillingen") }
     var requestButton: String { pick("Ask to cancel", "Be om kansellering") }
+    var reorderButton: String { pick("Order again", "Bestill på nytt") }
     var approvalNote: String {
         pick(
             "The store approves cancellations first: you will hear from it.",
@@ -263,6 +278,10 @@ struct Strings {
             pick(
                 "Your cancellation is under way: the money goes back to your card.",
                 "Kanselleringen er i gang: pengene går tilbake til kortet ditt.")
+        case "reordered":
+            pick(
+                "Your new order is placed: its link is in the confirmation we sent you.",
+                "Den nye bestillingen er registrert: lenken står i bekreftelsen vi sendte deg.")
         case "requested":
             pick(
                 "Your request to cancel was sent: the store will answer soon.",

@@ -47,6 +47,20 @@ public struct Storefront: Sendable {
                 try await cancelForm(request, context, token: token)
             }
         }
+        router.post("/o/:token/reorder") { request, context in
+            try await limited(request, context, html: true) { token in
+                try await reorderForm(request, context, token: token)
+            }
+        }
+        router.post("/api/orders/:token/reorder") { request, context in
+            try await limited(request, context, html: false) { token in
+                let order = try await ask(
+                    CustomerMethods.reorder, CustomerRequest(token: token),
+                    idempotencyKey: try idempotencyKey(request.headers[HeaderName.idempotencyKey]))
+                logger.info("customer reordered", metadata: ["order_id": "\(order.id)", "via": "api"])
+                return try json(order, status: .created)
+            }
+        }
         router.get("/api/orders/:token") { request, context in
             try await limited(request, context, html: false) { token in
                 try json(try await ask(CustomerMethods.getOrder, CustomerRequest(token: token)))
@@ -107,7 +121,7 @@ public struct Storefront: Sendable {
         let page = OrderPage(
             order: order, decision: decision, language: language, storeName: configuration.storeName,
             timeZone: TimeZone(identifier: configuration.timeZone) ?? .gmt, token: token,
-            csrf: csrf.token(for: token, purpose: "cancel"),
+            csrf: csrf.token(for: token, purpose: "cancel"), reorderCSRF: csrf.token(for: token, purpose: "reorder"),
             notice: request.uri.queryParameters["notice"].map(String.init))
         return html(page.render())
     }
@@ -141,6 +155,26 @@ public struct Storefront: Sendable {
             metadata: [
                 "order_id": "\(result.order.id)", "saga_id": "\(result.sagaID.map { "\($0)" } ?? "")", "via": "\(via)",
             ])
+    }
+
+    /// The page's Reorder form: the new order's page when the answer carries its link (a second press of the
+    /// button answers without it: back to this page, which says the order was placed).
+    private func reorderForm(_ request: Request, _ context: StorefrontContext, token: String) async throws -> Response {
+        let body = try await request.body.collect(upTo: 16_384)
+        let form = try URLEncodedFormDecoder().decode(CancelForm.self, from: String(buffer: body))
+        guard csrf.verify(form.csrf, for: token, purpose: "reorder") else {
+            return errorPage(
+                .forbidden,
+                language(request) == .nb
+                    ? "Skjemaet er utløpt. Last inn siden på nytt og prøv igjen."
+                    : "This form has expired. Reload the page and try again.")
+        }
+        let key = form.requestID.flatMap(UUID.init(uuidString:)).map { "storefront-reorder-\($0.uuidString)" }
+        let order = try await ask(CustomerMethods.reorder, CustomerRequest(token: token), idempotencyKey: key)
+        logger.info("customer reordered", metadata: ["order_id": "\(order.id)", "via": "page"])
+        var response = Response(status: .seeOther)
+        response.headers[.location] = order.customerToken.map { "/o/\($0)" } ?? "/o/\(token)?notice=reordered"
+        return response
     }
 
     private func language(_ request: Request) -> Language {

@@ -99,7 +99,9 @@ extension RealDaemons {
                 let after = try await fetch(link)
                 #expect(after.body.contains("data-status=\"cancelled\""))
                 #expect(after.body.contains("id=\"refunded\">24.00 USD"))
-                #expect(!after.body.contains("<form method=\"post\""))
+                #expect(
+                    !after.body.contains(
+                        "<form method=\"post\" action=\"/o/\(try #require(order.customerToken))/cancel\""))
                 let report = try h.check()
                 #expect(report.violations.isEmpty, "\(report.violations)")
             }
@@ -124,7 +126,7 @@ extension RealDaemons {
                     ]), contentType: "application/x-www-form-urlencoded")
                 #expect(sent.body.contains("Your request to cancel was sent"))
                 #expect(sent.body.contains("data-status=\"cancel_requested\""))
-                #expect(!sent.body.contains("<form method=\"post\""))
+                #expect(!sent.body.contains("id=\"cancel\""))
                 // Until staff decide, the page says so on every visit.
                 #expect(try await fetch(link).body.contains("Your request to cancel was sent"))
                 let approved = try await h.orders.call(RequestMethods.approve, DecideRequest(orderID: order.id))
@@ -132,6 +134,48 @@ extension RealDaemons {
                 let after = try await fetch(link)
                 #expect(after.body.contains("data-status=\"cancelled\""))
                 #expect(after.body.contains("id=\"refunded\">12.00 USD"))
+            }
+        }
+
+        @Test func aCustomerOrdersAgainFromThePageOrTheAPI() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 2, 1200)], source: .onlineStore)
+                let link = try #require(order.statusLink.flatMap(URL.init(string:)))
+                let page = try await fetch(link)
+                #expect(page.body.contains("Order again"))
+                let reorderForm = try #require(page.body.range(of: "id=\"reorder\"")).upperBound
+                let form = String(page.body[reorderForm...])
+                // The button opens the new order's page: another order, open, the same lines.
+                let placed = try await fetch(
+                    link.appendingPathComponent("reorder"), method: "POST",
+                    body: self.form([
+                        "csrf": try #require(hidden("csrf", in: form)),
+                        "request_id": try #require(hidden("request_id", in: form)),
+                    ]), contentType: "application/x-www-form-urlencoded")
+                #expect(placed.status == 200)
+                #expect(placed.body.contains("data-status=\"open\""))
+                // The new order's page: its forms post to its own link, not the first order's.
+                #expect(placed.body.contains("/reorder\""))
+                #expect(!placed.body.contains(try #require(order.customerToken)))
+                let reorders = try #require(try await h.order(order.id).reorders)
+                #expect(reorders.count == 1)
+                let again = try await h.order(try #require(reorders.first))
+                #expect(again.lines.map(\.quantity) == [2])
+                #expect(again.source == .onlineStore)
+                // Without its CSRF token, nothing is placed.
+                let forged = try await fetch(
+                    link.appendingPathComponent("reorder"), method: "POST", body: "",
+                    contentType: "application/x-www-form-urlencoded")
+                #expect(forged.status == 403)
+                // The API answers 201 with the new order and, once, its link.
+                let api = try h.storefrontURL().appendingPathComponent("api/orders")
+                    .appendingPathComponent(try #require(order.customerToken)).appendingPathComponent("reorder")
+                let created = try await fetch(api, method: "POST", body: "{}", contentType: "application/json")
+                #expect(created.status == 201)
+                let body = try JSONSerialization.jsonObject(with: Data(created.body.utf8)) as? [String: Any]
+                #expect((body?["status_link"] as? String)?.contains("/o/") == true)
+                #expect(try await h.order(order.id).reorders?.count == 2)
             }
         }
 

@@ -417,6 +417,10 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             CustomerRequest(token: Fixture.customerToken)
         ),
         request(
+            "customer-reorder-request", 64, CustomerMethods.reorder, CustomerRequest(token: Fixture.customerToken),
+            key: "storefront-reorder-0001"
+        ),
+        request(
             "customer-cancel-request", 59, CustomerMethods.cancel,
             CustomerCancelRequest(
                 token: Fixture.customerToken, note: "bestilte to ganger",

@@ -117,6 +117,13 @@ def main():
     check(shown["status"] == "open" and shown["lines"][0].get("cancelled") == 1
           and len(shown.get("line_cancellations", [])) == 1, "one unit cancelled, the order open with the other")
     api.call("POST", "/api/orders/{token}/cancel", token, {}, {"Idempotency-Key": "bad key with spaces"}, expect=400)
+    reorder_key = {"Idempotency-Key": f"api-reorder-{uuid.uuid4()}"}
+    _, placed = api.call("POST", "/api/orders/{token}/reorder", token, {}, reorder_key, expect=201)
+    check(placed["status_link"].startswith(base + "/o/") and placed["status"] == "open",
+          "reorder: a new open order, with its own link")
+    _, repeated = api.call("POST", "/api/orders/{token}/reorder", token, {}, reorder_key, expect=201)
+    check(repeated["id"] == placed["id"] and "status_link" not in repeated,
+          "reorder: a repeat with its key places nothing more and answers without the link")
     print("storefront api: every check passed")
 
 
