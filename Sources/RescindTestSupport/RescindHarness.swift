@@ -161,18 +161,27 @@ public final class RescindHarness: Sendable {
     /// Waits until the outbox relay has delivered every customer notification queued so far.
     /// - Throws: `deadline_exceeded` if some are still queued after `timeout`.
     public func waitUntilNotified(timeout: Duration = .seconds(30)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while true {
+        try await waitUntil("every notification delivered", timeout: timeout) {
             let queue = try DatabaseQueue(path: database(.orders).path)
-            let pending = try await queue.read { db in
+            defer { try? queue.close() }
+            return try await queue.read { db in
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? 0
-            }
-            try queue.close()
-            if pending == 0 { return }
+            } == 0
+        }
+    }
+
+    /// Waits for a state no method announces (a saga appearing, the outbox draining): checks `condition` until
+    /// it holds. The one place the harness looks again after a pause.
+    /// - Throws: `deadline_exceeded` naming `what` after `timeout`.
+    public func waitUntil(
+        _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
             guard ContinuousClock.now < deadline else {
-                throw RescindError(.deadlineExceeded, "\(pending) notifications still queued")
+                throw RescindError(.deadlineExceeded, "not \(what) after \(timeout)")
             }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 

@@ -53,7 +53,6 @@ extension RealDaemons {
 
                 // Only the hash is kept: once the confirmation (which carries the first link) is delivered, no row of
                 // the Orders database holds either token.
-                let deadline = ContinuousClock.now + .seconds(30)
                 func rowsHolding(_ token: String) throws -> Int {
                     let queue = try DatabaseQueue(path: h.database(.orders).path)
                     defer { try? queue.close() }
@@ -68,9 +67,7 @@ extension RealDaemons {
                         return found
                     }
                 }
-                while try rowsHolding(token) > 0, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(50))
-                }
+                try await h.waitUntilNotified()
                 #expect(try rowsHolding(token) == 0)
                 #expect(try rowsHolding(fresh) == 0)
             }

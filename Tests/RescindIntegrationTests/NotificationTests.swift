@@ -16,8 +16,9 @@ extension RealDaemons {
         /// What the receiver got: each body, whether its signature verified, and how many it refused first.
         final class Received: Sendable {
             let state = Mutex<(messages: [[String: Any]], badSignatures: Int, refusals: Int)>(([], 0, 0))
-            /// The receiver's port, once it listens.
-            let port = Mutex(0)
+            /// The receiver's port, once it listens, and each message it accepts: the events the test waits for.
+            let listening = AsyncStream.makeStream(of: Int.self)
+            let accepted = AsyncStream.makeStream(of: Void.self)
         }
 
         static let secret = "a-shared-secret-of-the-store"
@@ -41,11 +42,12 @@ extension RealDaemons {
                     }
                     return false
                 }
+                if !refused { received.accepted.continuation.yield() }
                 return Response(status: refused ? .serviceUnavailable : .noContent)
             }
             return Application(
                 router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                onServerRunning: { channel in received.port.withLock { $0 = channel.localAddress?.port ?? 0 } })
+                onServerRunning: { channel in received.listening.continuation.yield(channel.localAddress?.port ?? 0) })
         }
 
         @Test func messagesReachASignedWebhookInOrderAfterRetries() async throws {
@@ -53,16 +55,14 @@ extension RealDaemons {
             let app = receiver(refuse: 2, received)
             let server = Task { try await app.run() }
             defer { server.cancel() }
-            let deadline = ContinuousClock.now + .seconds(20)
-            while received.port.withLock({ $0 }) == 0, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            var ports = received.listening.stream.makeAsyncIterator()
+            let port = try #require(await ports.next())
             let maildrop = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "maildrop-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: maildrop) }
             var options = RescindHarness.Options()
             options.notifications = [
-                "webhook": ["url": "http://127.0.0.1:\(received.port.withLock { $0 })/hook", "secret": Self.secret],
+                "webhook": ["url": "http://127.0.0.1:\(port)/hook", "secret": Self.secret],
                 "max_backoff_seconds": 0.5, "mail_drop": maildrop.path,
             ]
             try await RescindHarness.withSuite(options: options) { h in
@@ -74,10 +74,8 @@ extension RealDaemons {
                 #expect(try await h.waitForSaga(accepted.sagaID).state == .completed)
 
                 // Both arrive, the confirmation first, each signed; the first two attempts were refused.
-                let until = ContinuousClock.now + .seconds(30)
-                while received.state.withLock({ $0.messages.count }) < 2, ContinuousClock.now < until {
-                    try await Task.sleep(for: .milliseconds(50))
-                }
+                var arrivals = received.accepted.stream.makeAsyncIterator()
+                for _ in 0..<2 { _ = await arrivals.next() }
                 let (kinds, firstLink, orders, bad, refusals) = received.state.withLock { state in
                     (
                         state.messages.compactMap { $0["kind"] as? String },

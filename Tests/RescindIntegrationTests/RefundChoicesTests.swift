@@ -68,12 +68,8 @@ extension RealDaemons {
                 // The processor is down: the refund saga retries, holding the order.
                 try await h.setProcessorFaults(ProcessorFaults(mode: .unavailable))
                 async let refunded = refund(h, order.id, 400, key: "held-1")
-                let deadline = ContinuousClock.now + .seconds(30)
-                while try await !h.sagas(of: order.id).contains(where: { $0.kind == .refundPayment }) {
-                    guard ContinuousClock.now < deadline else {
-                        throw RescindError(.deadlineExceeded, "no refund saga")
-                    }
-                    try await Task.sleep(for: .milliseconds(20))
+                try await h.waitUntil("a refund saga started") {
+                    try await h.sagas(of: order.id).contains { $0.kind == .refundPayment }
                 }
                 let busy = await refusal { try await h.cancel(order.id) }
                 #expect(busy?.code == "conflict")
