@@ -160,8 +160,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         } else {
             failure = RescindError(.unavailable, "connection failed: \(error)")
         }
-        failAll(failure)
+        // Closed before the calls fail, so that a caller woken by the failure (a reset, a TLS error) already
+        // finds the connection inactive and dials again instead of writing to a closing one.
+        if terminalError == nil { terminalError = failure }
         context.close(promise: nil)
+        failAll(failure)
     }
 
     /// Fails every call with the first terminal error of the connection.
