@@ -77,6 +77,14 @@ public enum CustomerMethods {
     /// Places the order again for its customer (`orders.reorder`: the same lines, the saved card, source
     /// `online_store`); the answer carries the new order's link, once.
     public static let reorder = Method<CustomerRequest, Order>("customer.reorder", callers: [.storefront])
+    /// What the store's policy says of the customer changing quantities now: the cancellation's window and rules,
+    /// but no cancellation limit nor restocking fee; removing units a `cannot-cancel` SKU has, or any units in
+    /// a store that approves cancellations first, is refused.
+    public static let canEdit = Method<CustomerRequest, CancelPolicyDecision>(
+        "customer.can_edit", callers: [.storefront])
+    /// Changes the quantities of what the customer ordered (`orders.edit`: stock reserved or released, the card
+    /// charged more or refunded), if `customer.can_edit` allows it for these changes now.
+    public static let edit = Method<CustomerEditRequest, Order>("customer.edit", callers: [.storefront])
 }
 
 /// The cancellation requests customers made in a store that approves them first.
@@ -256,6 +264,20 @@ public struct CustomerCancelRequest: Codable, Sendable, Hashable {
         self.token = token
         self.note = note
         self.lines = lines
+    }
+}
+
+public struct CustomerEditRequest: Codable, Sendable, Hashable {
+    public var token: String
+    /// 1 to 100 SKUs of the order, each with the open units it should have; 0 removes it.
+    public var lines: [LineQuantity]
+    /// Why, in the customer's words (kept with the edit; at most 255 characters).
+    public var note: String?
+
+    public init(token: String, lines: [LineQuantity], note: String? = nil) {
+        self.token = token
+        self.lines = lines
+        self.note = note
     }
 }
 
@@ -735,7 +757,7 @@ public struct OrderEdit: Codable, Sendable, Hashable {
     /// authorization voided), `refund`, or absent when the amount is 0.
     public var payment: String?
     public var note: String?
-    /// The certificate identity of the caller.
+    /// The certificate identity of the caller, or `customer` for the order's customer (`customer.edit`).
     public var by: String
     public var at: Date
 
@@ -774,9 +796,10 @@ public struct CanCancelRequest: Codable, Sendable, Hashable {
     }
 }
 
-/// What the store's cancellation policy says of an order now.
+/// What the store's cancellation policy says of an order now: of a cancellation, or of a customer's change of
+/// quantities (`action` `edit`).
 public struct CancelPolicyDecision: Codable, Sendable, Hashable {
-    /// Whether a cancellation would be accepted now.
+    /// Whether the action would be accepted now.
     public var allowed: Bool
     /// For a yes: until when (the earliest deadline of the rules that have one); absent without a deadline.
     public var until: Date?
@@ -786,17 +809,23 @@ public struct CancelPolicyDecision: Codable, Sendable, Hashable {
     public var rules: [PolicyRule]
     /// For the customer: whether the store approves the cancellation first (a request, not a cancellation).
     public var needsApproval: Bool?
+    /// What was evaluated: `edit` for a change of quantities; absent for a cancellation.
+    public var action: String?
 
-    public init(allowed: Bool, until: Date?, actor: String, rules: [PolicyRule], needsApproval: Bool? = nil) {
+    public init(
+        allowed: Bool, until: Date?, actor: String, rules: [PolicyRule], needsApproval: Bool? = nil,
+        action: String? = nil
+    ) {
         self.allowed = allowed
         self.until = until
         self.actor = actor
         self.rules = rules
         self.needsApproval = needsApproval
+        self.action = action
     }
 
     enum CodingKeys: String, CodingKey {
-        case allowed, until, actor, rules
+        case allowed, until, actor, rules, action
         case needsApproval = "needs_approval"
     }
 }

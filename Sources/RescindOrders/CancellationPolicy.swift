@@ -9,9 +9,21 @@ import RescindWire
 /// Staff may cancel any order that is open and not being fulfilled, whatever the window. A customer also needs:
 /// nothing shipped, the cancellation window open, the day's fulfilment cut-off not passed, no `cannot-cancel` tag
 /// on the order nor a SKU the store marks so, and fewer than the store's limit of cancellations recently.
+///
+/// A customer's change of quantities (`edit`) obeys the same window and rules, since removing units is cancelling
+/// them, except the cancellation limit and the restocking fee; it also needs the store to allow edits, and when it
+/// removes units, that none is of a `cannot-cancel` SKU and that the store does not approve cancellations first.
 enum CancellationPolicy {
     enum Actor: String, Sendable {
         case staff, customer
+    }
+
+    /// What is asked.
+    enum Action: String, Sendable {
+        case cancel, edit
+
+        var verb: String { self == .cancel ? "cancel" : "change quantities" }
+        var window: String { self == .cancel ? "cancellation window" : "window to change quantities" }
     }
 
     /// What the rules look at.
@@ -24,6 +36,16 @@ enum CancellationPolicy {
         var now: Date
         /// The order's cancellation request, if the customer made one.
         var request: CancelRequest?
+        /// For an edit being enforced: the changes asked for (absent when only explaining).
+        var changes: [LineChange]?
+
+        /// The SKUs the changes take units away from.
+        var reducedSKUs: Set<String> {
+            Set(
+                (changes ?? []).filter { change in
+                    change.quantity < lines.filter { $0.sku == change.sku }.reduce(Int64(0)) { $0 + $1.open }
+                }.map(\.sku))
+        }
 
         /// Reads what the customer's rules need.
         static func read(_ db: Database, _ order: OrderRecord, store: StoreSettings, now: Date) throws -> Facts {
@@ -55,15 +77,20 @@ enum CancellationPolicy {
             arguments: [email, orderID, since, email, orderID, since]) ?? 0
     }
 
-    /// Every rule that applies to `actor`, in order, and the verdict.
-    static func evaluate(_ facts: Facts, as actor: Actor, store: StoreSettings) -> CancelPolicyDecision {
+    /// Every rule that applies to `actor` doing `action`, in order, and the verdict.
+    static func evaluate(_ facts: Facts, as actor: Actor, action: Action = .cancel, store: StoreSettings)
+        -> CancelPolicyDecision
+    {
         var rules = statusRules(facts.order)
-        if actor == .customer { rules += customerRules(facts, store: store) }
+        if actor == .customer {
+            rules += action == .cancel ? customerRules(facts, store: store) : customerEditRules(facts, store: store)
+        }
         let allowed = rules.allSatisfy(\.passed)
-        let approval = actor == .customer && store.needsApproval(total: facts.order.total)
+        let approval = actor == .customer && action == .cancel && store.needsApproval(total: facts.order.total)
         return CancelPolicyDecision(
             allowed: allowed, until: allowed ? rules.compactMap(\.until).min() : nil, actor: actor.rawValue,
-            rules: rules, needsApproval: actor == .customer ? approval : nil)
+            rules: rules, needsApproval: actor == .customer && action == .cancel ? approval : nil,
+            action: action == .edit ? action.rawValue : nil)
     }
 
     /// The order's status and fulfilment: what staff's cancellations obey too.
@@ -98,8 +125,8 @@ enum CancellationPolicy {
         return [status, progress]
     }
 
-    /// The rules only a customer's cancellation obeys.
-    static func customerRules(_ facts: Facts, store: StoreSettings) -> [PolicyRule] {
+    /// The rules of time and shipping a customer's cancellation and edit both obey.
+    static func timeRules(_ facts: Facts, _ action: Action, store: StoreSettings) -> [PolicyRule] {
         let order = facts.order
         var rules: [PolicyRule] = []
         let shipped = facts.lines.reduce(Int64(0)) { $0 + $1.fulfilled }
@@ -116,10 +143,10 @@ enum CancellationPolicy {
             facts.now < closes
                 ? PolicyRule(
                     rule: "cancellation_window", passed: true,
-                    detail: "you can cancel until \(store.describe(closes))", until: closes)
+                    detail: "you can \(action.verb) until \(store.describe(closes))", until: closes)
                 : PolicyRule(
                     rule: "cancellation_window", passed: false,
-                    detail: "the cancellation window closed at \(store.describe(closes))",
+                    detail: "the \(action.window) closed at \(store.describe(closes))",
                     reason: "cancellation_window_closed"))
 
         if let cutoff = store.nextCutoff(after: order.createdAt) {
@@ -139,7 +166,72 @@ enum CancellationPolicy {
                 ? PolicyRule(
                     rule: "cannot_cancel_tag", passed: false,
                     detail: "the store marked this order \(store.cannotCancelTag)", reason: "cannot_cancel_tag")
-                : PolicyRule(rule: "cannot_cancel_tag", passed: true, detail: "no tag stops a cancellation"))
+                : PolicyRule(
+                    rule: "cannot_cancel_tag", passed: true,
+                    detail: action == .cancel ? "no tag stops a cancellation" : "no tag stops a change"))
+        return rules
+    }
+
+    /// The holds a customer's cancellation and edit both obey: a fraud hold, a request waiting for staff.
+    static func holdRules(_ facts: Facts) -> [PolicyRule] {
+        var rules: [PolicyRule] = []
+        if facts.order.riskHeld {
+            rules.append(
+                PolicyRule(
+                    rule: "risk_hold", passed: false,
+                    detail: "the store is checking this order; it will contact you", reason: "risk_hold"))
+        }
+        if facts.request?.state == .pending {
+            rules.append(
+                PolicyRule(
+                    rule: "request_pending", passed: false,
+                    detail: "a request to cancel this order is waiting for the store", reason: "cancel_requested"))
+        }
+        return rules
+    }
+
+    /// The rules a customer's change of quantities obeys besides the order's status.
+    static func customerEditRules(_ facts: Facts, store: StoreSettings) -> [PolicyRule] {
+        var rules = [
+            store.customerEdits
+                ? PolicyRule(rule: "customer_edits", passed: true, detail: "the store lets customers change quantities")
+                : PolicyRule(
+                    rule: "customer_edits", passed: false,
+                    detail: "the store does not let customers change orders online", reason: "customer_edits_off")
+        ]
+        rules += timeRules(facts, .edit, store: store)
+        let reduced = facts.reducedSKUs
+        let fixed = Set(facts.lines.filter { $0.open > 0 }.map(\.sku)).intersection(store.cannotCancelSKUs).sorted()
+        let refused = fixed.filter(reduced.contains)
+        rules.append(
+            !refused.isEmpty
+                ? PolicyRule(
+                    rule: "cannot_cancel_sku", passed: false,
+                    detail: "\(refused.joined(separator: ", ")) cannot be reduced once ordered",
+                    reason: "cannot_cancel_sku")
+                : PolicyRule(
+                    rule: "cannot_cancel_sku", passed: true,
+                    detail: fixed.isEmpty
+                        ? "every item can be reduced" : "\(fixed.joined(separator: ", ")) cannot be reduced"))
+        rules += holdRules(facts)
+        if store.needsApproval(total: facts.order.total) {
+            rules.append(
+                reduced.isEmpty
+                    ? PolicyRule(
+                        rule: "approval", passed: true,
+                        detail: "the store approves cancellations first: units can be added, not removed")
+                    : PolicyRule(
+                        rule: "approval", passed: false,
+                        detail: "the store approves cancellations first: ask to cancel the units instead",
+                        reason: "approval_required"))
+        }
+        return rules
+    }
+
+    /// The rules only a customer's cancellation obeys.
+    static func customerRules(_ facts: Facts, store: StoreSettings) -> [PolicyRule] {
+        let order = facts.order
+        var rules = timeRules(facts, .cancel, store: store)
 
         let blocked = Set(facts.lines.filter { $0.open > 0 }.map(\.sku)).intersection(store.cannotCancelSKUs).sorted()
         rules.append(
@@ -163,18 +255,7 @@ enum CancellationPolicy {
                             + "allows \(max): ask the store", reason: "cancellation_limit_reached"))
         }
 
-        if facts.order.riskHeld {
-            rules.append(
-                PolicyRule(
-                    rule: "risk_hold", passed: false,
-                    detail: "the store is checking this order; it will contact you", reason: "risk_hold"))
-        }
-        if facts.request?.state == .pending {
-            rules.append(
-                PolicyRule(
-                    rule: "request_pending", passed: false,
-                    detail: "a request to cancel this order is waiting for the store", reason: "cancel_requested"))
-        }
+        rules += holdRules(facts)
         if store.needsApproval(total: order.total) {
             rules.append(
                 PolicyRule(
@@ -201,8 +282,9 @@ extension CancelPolicyDecision {
         if failed.reason == "order_cancelling" {
             throw RescindError.conflict("order \(orderID) is already being cancelled", reason: "order_cancelling")
         }
+        let what = action == "edit" ? "changed" : "cancelled"
         throw RescindError.failedPrecondition(
-            "order \(orderID) cannot be cancelled: \(failed.detail)", reason: failed.reason ?? failed.rule)
+            "order \(orderID) cannot be \(what): \(failed.detail)", reason: failed.reason ?? failed.rule)
     }
 }
 

@@ -175,6 +175,11 @@ public final class OrdersService: Sendable {
         }
         router.register(CustomerMethods.getOrder) { request, _ in try await self.customerOrder(request) }
         router.register(CustomerMethods.canCancel) { request, _ in try await self.customerCanCancel(request) }
+        router.register(CustomerMethods.canEdit) { request, _ in try await self.customerCanEdit(request) }
+        router.register(CustomerMethods.edit) { request, context in
+            try await self.customerEdit(
+                request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, logger: context.logger)
+        }
         router.register(CustomerMethods.reorder) { request, context in
             try await self.customerReorder(
                 request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload)
@@ -522,6 +527,31 @@ public final class OrdersService: Sendable {
                 notify: true, staffNote: request.note, lines: request.lines),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest, logger: logger, as: .customer)
         return CustomerCancelResult(sagaID: accepted.sagaID, request: nil, order: accepted.order)
+    }
+
+    /// What the store's policy says of the customer changing quantities now.
+    public func customerCanEdit(_ request: CustomerRequest) async throws -> CancelPolicyDecision {
+        try await database.read { db in
+            let order = try self.customerOrder(db, token: request.token)
+            let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
+            return CancellationPolicy.evaluate(facts, as: .customer, action: .edit, store: self.store)
+        }
+    }
+
+    /// Changes quantities as the customer (`orders.edit`, recorded as by `customer`), if the store's policy allows
+    /// these changes now (the evaluation `customer.can_edit` answers with, given the changes).
+    /// - Throws: as `orders.edit`; `invalid_argument/not_on_order` for a SKU the order does not have; the failed
+    ///   rule's reason (`cancellation_window_closed`, `customer_edits_off`, `approval_required`, ...).
+    public func customerEdit(
+        _ request: CustomerEditRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [],
+        logger: Logger? = nil
+    ) async throws -> Order {
+        let orderID = try await database.read { db in try self.customerOrder(db, token: request.token).id }
+        return try await edit(
+            EditOrderRequest(
+                orderID: UUID(uuidString: orderID) ?? UUID(),
+                changes: request.lines.map { LineChange(sku: $0.sku, quantity: $0.quantity) }, note: request.note),
+            idempotencyKey: idempotencyKey, rawRequest: rawRequest, by: "customer", as: .customer, logger: logger)
     }
 
     /// Places the order again for its customer: the same lines, the card saved with it, from the online store.
@@ -981,6 +1011,17 @@ public final class OrdersService: Sendable {
         _ request: EditOrderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [], by person: Identity,
         logger: Logger? = nil
     ) async throws -> Order {
+        try await edit(
+            request, idempotencyKey: idempotencyKey, rawRequest: rawRequest, by: person.rawValue, as: .staff,
+            logger: logger)
+    }
+
+    /// An edit by staff (`orders.edit`) or by the customer (`customer.edit`): the store's policy for `actor`
+    /// decides in the transaction that starts the saga.
+    func edit(
+        _ request: EditOrderRequest, idempotencyKey: String?, rawRequest: [UInt8], by person: String,
+        as actor: CancellationPolicy.Actor, logger: Logger?
+    ) async throws -> Order {
         if let note = request.note, note.unicodeScalars.count > EditOrderRequest.maxNoteLength {
             throw RescindError.invalidArgument(
                 "the note is \(note.unicodeScalars.count) characters; at most \(EditOrderRequest.maxNoteLength)",
@@ -995,20 +1036,25 @@ public final class OrdersService: Sendable {
                 return previous
             }
             let order = try Self.existing(db, request.orderID)
-            guard order.status == .open else {
-                throw RescindError.failedPrecondition(
-                    "order \(order.id) is \(order.status.rawValue): only an open order is edited",
-                    reason: order.status == .fulfilling ? "fulfilment_in_progress" : "order_\(order.status.rawValue)")
+            var facts =
+                actor == .customer
+                ? try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
+                : CancellationPolicy.Facts(order: order, lines: try OrderLineRecord.of(db, order.id), now: Date())
+            if actor == .customer,
+                let other = request.changes.first(where: { change in
+                    !facts.lines.contains { $0.sku == change.sku }
+                })
+            {
+                throw RescindError.invalidArgument(
+                    "\(other.sku) is not in this order: a customer changes the quantities of what was ordered",
+                    reason: "not_on_order")
             }
-            if let progress = order.fulfilmentInProgress {
-                throw RescindError.failedPrecondition(
-                    "order \(order.id) cannot be edited: fulfilment is in progress (\(progress)); clear the mark first",
-                    reason: "fulfilment_in_progress")
-            }
-            let edit = try LineEdit(request.changes, of: try OrderLineRecord.of(db, order.id))
+            facts.changes = request.changes
+            try CancellationPolicy.evaluate(facts, as: actor, action: .edit, store: self.store).enforce(order.id)
+            let edit = try LineEdit(request.changes, of: facts.lines)
             try Self.refuseWhileBusy(db, order.id)
             var context = EditOrderSaga.Context(
-                orderID: request.orderID, changes: request.changes, note: request.note, by: person.rawValue,
+                orderID: request.orderID, changes: request.changes, note: request.note, by: person,
                 amount: edit.amount)
             if edit.amount > 0 {
                 context.payment = .increase
@@ -1048,7 +1094,7 @@ public final class OrdersService: Sendable {
         if sagaID == newID, saga?.state == .completed {
             (logger ?? self.logger).info(
                 "order edited",
-                metadata: ["order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "peer": "\(person.rawValue)"])
+                metadata: ["order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "peer": "\(person)"])
         }
         return try await order(request.orderID)
     }

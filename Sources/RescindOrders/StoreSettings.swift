@@ -61,6 +61,9 @@ public struct StoreSettings: Codable, Sendable, Hashable {
     public var storefrontURL: String
     /// How long a customer token opens its order after it was issued.
     public var customerLinkDays: Double
+    /// Whether customers may change the quantities of what they ordered from their order page, under the same
+    /// window and rules as their cancellations (`customer.can_edit`).
+    public var customerEdits: Bool
 
     public init(
         capture: CaptureTiming = .atPlacement,
@@ -81,8 +84,10 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         approvalAboveMinor: Int64 = 0,
         riskHoldLevel: RiskAssessment.Level? = nil,
         riskAmountAboveMinor: Int64? = nil,
-        riskCancellationsAtLeast: Int? = nil
+        riskCancellationsAtLeast: Int? = nil,
+        customerEdits: Bool = true
     ) {
+        self.customerEdits = customerEdits
         self.riskHoldLevel = riskHoldLevel
         self.riskAmountAboveMinor = riskAmountAboveMinor
         self.riskCancellationsAtLeast = riskCancellationsAtLeast
@@ -181,6 +186,7 @@ public struct StoreSettings: Codable, Sendable, Hashable {
                 forKey: .customerLinkDays, in: c, debugDescription: "customer_link_days must be 0 to 3650")
         }
         customerCancelApproval = try c.decodeIfPresent(Approval.self, forKey: .customerCancelApproval) ?? .never
+        customerEdits = try c.decodeIfPresent(Bool.self, forKey: .customerEdits) ?? d.customerEdits
         approvalAboveMinor = try c.decodeIfPresent(Int64.self, forKey: .approvalAboveMinor) ?? 0
         guard approvalAboveMinor >= 0 else {
             throw DecodingError.dataCorruptedError(
@@ -220,6 +226,7 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         case riskHoldLevel = "risk_hold_level"
         case riskAmountAboveMinor = "risk_amount_above"
         case riskCancellationsAtLeast = "risk_cancellations_at_least"
+        case customerEdits = "customer_edits"
     }
 
     /// Whether a customer's cancellation of an order of `total` waits for staff.

@@ -29,16 +29,29 @@ public enum Language: String, Sendable, CaseIterable {
     }
 }
 
+extension Order {
+    /// Open units per SKU (an order may have several lines of one SKU).
+    var openUnits: [String: Int64] {
+        lines.reduce(into: [:]) { units, line in units[line.sku, default: 0] += line.open }
+    }
+}
+
 /// The order page: the order, its timeline, and what the store's policy lets the customer do now.
 struct OrderPage {
+    /// The Edit form's field of a SKU: `quantity.SKU`.
+    static let quantityField = "quantity."
+
     var order: Order
     var decision: CancelPolicyDecision?
+    /// What the policy says of changing quantities now.
+    var editDecision: CancelPolicyDecision?
     var language: Language
     var storeName: String
     var timeZone: TimeZone
     var token: String
     var csrf: String
     var reorderCSRF: String
+    var editCSRF: String
     /// A message after an action (`cancelling`).
     var notice: String?
 
@@ -88,6 +101,19 @@ struct OrderPage {
             values["reorder"] = [
                 "action": "/o/\(token)/reorder", "csrf": reorderCSRF, "requestID": UUID().uuidString,
                 "button": text.reorderButton,
+            ]
+        }
+        if let editDecision, editDecision.allowed, order.status == .open {
+            let open = order.openUnits
+            values["canEdit"] = [
+                "heading": text.editHeading,
+                "deadline": editDecision.until.map { text.editUntil(time($0)) } ?? "",
+                "note": editDecision.rules.contains { $0.rule == "approval" } ? text.editAddOnly : "",
+                "action": "/o/\(token)/edit", "csrf": editCSRF, "requestID": UUID().uuidString,
+                "lines": open.keys.sorted().filter { open[$0, default: 0] > 0 }.map { sku -> [String: Any] in
+                    ["sku": sku, "field": Self.quantityField + sku, "open": open[sku, default: 0]]
+                },
+                "button": text.editButton,
             ]
         }
         if let request = order.cancelRequest, request.state == .declined, order.status == .open {
@@ -165,6 +191,7 @@ struct OrderPage {
         .why{background:#fbeeee;padding:.7rem;border-radius:.4rem}
         .deadline{font-weight:600}
         textarea{width:100%;min-height:4rem;box-sizing:border-box}
+        input[type=number]{width:5rem;font-size:1rem;padding:.3rem}
         button{font-size:1rem;padding:.6rem 1.2rem;margin-top:.5rem}
         ol{padding-left:1.2rem}
         </style>
@@ -191,6 +218,18 @@ struct OrderPage {
         <button type="submit">{{button}}</button>
         </form>
         {{/canCancel}}
+        {{#canEdit}}
+        <form method="post" action="{{action}}" id="edit">
+        <h2>{{heading}}</h2>
+        {{#deadline}}<p id="edit-deadline">{{deadline}}</p>{{/deadline}}
+        {{#note}}<p id="edit-note">{{note}}</p>{{/note}}
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="request_id" value="{{requestID}}">
+        {{#lines}}<p><label for="{{field}}">{{sku}}</label> <input type="number" id="{{field}}" name="{{field}}" value="{{open}}" min="0" max="1000000" inputmode="numeric"></p>
+        {{/lines}}
+        <button type="submit">{{button}}</button>
+        </form>
+        {{/canEdit}}
         {{#declined}}<p class="why" id="declined">{{declined}}</p>{{/declined}}
         {{#cannotCancel}}<p class="why" id="why">{{cannotCancel}}</p>{{/cannotCancel}}
         {{#reorder}}
@@ -227,6 +266,17 @@ struct Strings {
     var cancelButton: String { pick("Cancel order", "Kanseller bestillingen") }
     var requestButton: String { pick("Ask to cancel", "Be om kansellering") }
     var reorderButton: String { pick("Order again", "Bestill på nytt") }
+    var editHeading: String { pick("Change quantities", "Endre antall") }
+    var editButton: String { pick("Save changes", "Lagre endringene") }
+    var editAddOnly: String {
+        pick(
+            "You can add units here; to remove some, ask to cancel them.",
+            "Her kan du legge til; for å fjerne noe, be om kansellering.")
+    }
+
+    func editUntil(_ time: String) -> String {
+        pick("You can change quantities until \(time).", "Du kan endre antall frem til \(time).")
+    }
     var approvalNote: String {
         pick(
             "The store approves cancellations first: you will hear from it.",
@@ -282,6 +332,12 @@ struct Strings {
             pick(
                 "Your new order is placed: its link is in the confirmation we sent you.",
                 "Den nye bestillingen er registrert: lenken står i bekreftelsen vi sendte deg.")
+        case "edited":
+            pick(
+                "Your order is changed: any difference is charged to or refunded to your card.",
+                "Bestillingen er endret: en eventuell differanse belastes eller refunderes på kortet ditt.")
+        case "unchanged":
+            pick("Nothing was changed.", "Ingenting ble endret.")
         case "requested":
             pick(
                 "Your request to cancel was sent: the store will answer soon.",

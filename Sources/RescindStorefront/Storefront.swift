@@ -47,6 +47,11 @@ public struct Storefront: Sendable {
                 try await cancelForm(request, context, token: token)
             }
         }
+        router.post("/o/:token/edit") { request, context in
+            try await limited(request, context, html: true) { token in
+                try await editForm(request, context, token: token)
+            }
+        }
         router.post("/o/:token/reorder") { request, context in
             try await limited(request, context, html: true) { token in
                 try await reorderForm(request, context, token: token)
@@ -69,6 +74,24 @@ public struct Storefront: Sendable {
         router.get("/api/orders/:token/can-cancel") { request, context in
             try await limited(request, context, html: false) { token in
                 try json(try await ask(CustomerMethods.canCancel, CustomerRequest(token: token)))
+            }
+        }
+        router.get("/api/orders/:token/can-edit") { request, context in
+            try await limited(request, context, html: false) { token in
+                try json(try await ask(CustomerMethods.canEdit, CustomerRequest(token: token)))
+            }
+        }
+        router.post("/api/orders/:token/edit") { request, context in
+            try await limited(request, context, html: false) { token in
+                var body = try await request.decode(as: EditBody.self, context: context)
+                body.note = body.note?.trimmingCharacters(in: .whitespacesAndNewlines)
+                let order = try await ask(
+                    CustomerMethods.edit,
+                    CustomerEditRequest(
+                        token: token, lines: body.lines, note: body.note?.isEmpty == false ? body.note : nil),
+                    idempotencyKey: try idempotencyKey(request.headers[HeaderName.idempotencyKey]))
+                logger.info("customer changed the order", metadata: ["order_id": "\(order.id)", "via": "api"])
+                return try json(order)
             }
         }
         router.post("/api/orders/:token/cancel") { request, context in
@@ -100,6 +123,12 @@ public struct Storefront: Sendable {
         var lines: [LineQuantity]?
     }
 
+    /// The body of `POST /api/orders/{token}/edit`.
+    struct EditBody: Decodable {
+        var lines: [LineQuantity]
+        var note: String?
+    }
+
     /// The form of the order page.
     struct CancelForm: Decodable {
         var csrf: String?
@@ -118,10 +147,12 @@ public struct Storefront: Sendable {
         let language = language(request)
         let order = try await ask(CustomerMethods.getOrder, CustomerRequest(token: token))
         let decision = try await ask(CustomerMethods.canCancel, CustomerRequest(token: token))
+        let editDecision = try await ask(CustomerMethods.canEdit, CustomerRequest(token: token))
         let page = OrderPage(
-            order: order, decision: decision, language: language, storeName: configuration.storeName,
-            timeZone: TimeZone(identifier: configuration.timeZone) ?? .gmt, token: token,
-            csrf: csrf.token(for: token, purpose: "cancel"), reorderCSRF: csrf.token(for: token, purpose: "reorder"),
+            order: order, decision: decision, editDecision: editDecision, language: language,
+            storeName: configuration.storeName, timeZone: TimeZone(identifier: configuration.timeZone) ?? .gmt,
+            token: token, csrf: csrf.token(for: token, purpose: "cancel"),
+            reorderCSRF: csrf.token(for: token, purpose: "reorder"), editCSRF: csrf.token(for: token, purpose: "edit"),
             notice: request.uri.queryParameters["notice"].map(String.init))
         return html(page.render())
     }
@@ -130,11 +161,7 @@ public struct Storefront: Sendable {
         let body = try await request.body.collect(upTo: 16_384)
         let form = try URLEncodedFormDecoder().decode(CancelForm.self, from: String(buffer: body))
         guard csrf.verify(form.csrf, for: token, purpose: "cancel") else {
-            return errorPage(
-                .forbidden,
-                language(request) == .nb
-                    ? "Skjemaet er utløpt. Last inn siden på nytt og prøv igjen."
-                    : "This form has expired. Reload the page and try again.")
+            return expiredForm(request)
         }
         let reason = form.reason?.trimmingCharacters(in: .whitespacesAndNewlines)
         // The form's own id: a second press of the button is the same cancellation.
@@ -147,6 +174,46 @@ public struct Storefront: Sendable {
         var response = Response(status: .seeOther)
         response.headers[.location] = "/o/\(token)?notice=\(accepted.sagaID == nil ? "requested" : "cancelling")"
         return response
+    }
+
+    /// The page's Edit form: one `quantity.SKU` field per SKU, the units it should have; those that differ from
+    /// what is open are the changes.
+    private func editForm(_ request: Request, _ context: StorefrontContext, token: String) async throws -> Response {
+        let body = try await request.body.collect(upTo: 65_536)
+        let fields = try URLEncodedFormDecoder().decode([String: String].self, from: String(buffer: body))
+        guard csrf.verify(fields["csrf"], for: token, purpose: "edit") else { return expiredForm(request) }
+        let open = try await ask(CustomerMethods.getOrder, CustomerRequest(token: token)).openUnits
+        var lines: [LineQuantity] = []
+        for (name, value) in fields.sorted(by: { $0.key < $1.key }) where name.hasPrefix(OrderPage.quantityField) {
+            let sku = String(name.dropFirst(OrderPage.quantityField.count))
+            guard let quantity = Int64(value.trimmingCharacters(in: .whitespaces)), quantity >= 0 else {
+                throw RescindError.invalidArgument(
+                    language(request) == .nb
+                        ? "Antallet må være et helt tall, 0 eller mer." : "A quantity is a whole number, 0 or more.",
+                    reason: "bad_changes")
+            }
+            if open[sku] != quantity { lines.append(LineQuantity(sku: sku, quantity: quantity)) }
+        }
+        guard !lines.isEmpty else {
+            var response = Response(status: .seeOther)
+            response.headers[.location] = "/o/\(token)?notice=unchanged"
+            return response
+        }
+        let key = fields["request_id"].flatMap(UUID.init(uuidString:)).map { "storefront-edit-\($0.uuidString)" }
+        let order = try await ask(
+            CustomerMethods.edit, CustomerEditRequest(token: token, lines: lines), idempotencyKey: key)
+        logger.info("customer changed the order", metadata: ["order_id": "\(order.id)", "via": "page"])
+        var response = Response(status: .seeOther)
+        response.headers[.location] = "/o/\(token)?notice=edited"
+        return response
+    }
+
+    private func expiredForm(_ request: Request) -> Response {
+        errorPage(
+            .forbidden,
+            language(request) == .nb
+                ? "Skjemaet er utløpt. Last inn siden på nytt og prøv igjen."
+                : "This form has expired. Reload the page and try again.")
     }
 
     private func logAccepted(_ result: CustomerCancelResult, via: String) {
@@ -163,11 +230,7 @@ public struct Storefront: Sendable {
         let body = try await request.body.collect(upTo: 16_384)
         let form = try URLEncodedFormDecoder().decode(CancelForm.self, from: String(buffer: body))
         guard csrf.verify(form.csrf, for: token, purpose: "reorder") else {
-            return errorPage(
-                .forbidden,
-                language(request) == .nb
-                    ? "Skjemaet er utløpt. Last inn siden på nytt og prøv igjen."
-                    : "This form has expired. Reload the page and try again.")
+            return expiredForm(request)
         }
         let key = form.requestID.flatMap(UUID.init(uuidString:)).map { "storefront-reorder-\($0.uuidString)" }
         let order = try await ask(CustomerMethods.reorder, CustomerRequest(token: token), idempotencyKey: key)
@@ -243,6 +306,14 @@ public struct Storefront: Sendable {
             return nb
                 ? "Denne lenken er utløpt; be butikken om en ny."
                 : "This link has expired; ask the store for a new one."
+        case "out_of_stock":
+            return nb
+                ? "Vi har ikke så mange på lager; bestillingen er uendret."
+                : "We do not have that many in stock; your order is unchanged."
+        case "card_declined":
+            return nb
+                ? "Kortet ditt avviste beløpet; bestillingen er uendret."
+                : "Your card declined the amount; your order is unchanged."
         default:
             if error.code == .unavailable || error.code == .deadlineExceeded {
                 return nb

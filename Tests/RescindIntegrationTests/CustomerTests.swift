@@ -136,6 +136,77 @@ extension RealDaemons {
             }
         }
 
+        @Test func aCustomerChangesQuantitiesAsThePolicySaysAndOnlyThen() async throws {
+            var options = RescindHarness.Options()
+            options.store = ["cannot_cancel_skus": ["PRINT"]]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                try await h.setStock("PRINT", at: "main", onHand: 10)
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+                let order = try await h.place([("MUG", 2, 1200), ("PRINT", 1, 3000)])
+                let token = try #require(order.customerToken)
+
+                let may = try await storefront.call(CustomerMethods.canEdit, CustomerRequest(token: token))
+                #expect(may.allowed)
+                #expect(may.action == "edit")
+                #expect(may.until == order.createdAt.addingTimeInterval(3_600))
+
+                // One more mug: reserved, charged, and the edit recorded as the customer's.
+                let edited = try await storefront.call(
+                    CustomerMethods.edit,
+                    CustomerEditRequest(
+                        token: token, lines: [.init(sku: "MUG", quantity: 3)], note: "one for a friend"),
+                    idempotencyKey: UUID().uuidString)
+                #expect(edited.totalMinor == 6600)
+                #expect(edited.edits?.last?.by == "customer")
+                #expect(edited.edits?.last?.note == "one for a friend")
+                #expect(try await h.stock("MUG", at: "main")?.reserved == 3)
+                #expect(try await h.payment(order.id).amountCaptured == 6600)
+
+                // The made-to-order print cannot be removed; a SKU the order does not have cannot be added.
+                let print = await refusal {
+                    try await storefront.call(
+                        CustomerMethods.edit,
+                        CustomerEditRequest(token: token, lines: [.init(sku: "PRINT", quantity: 0)]))
+                }
+                #expect(print?.code == "failed_precondition")
+                #expect(print?.reason == "cannot_cancel_sku")
+                let other = await refusal {
+                    try await storefront.call(
+                        CustomerMethods.edit, CustomerEditRequest(token: token, lines: [.init(sku: "TEA", quantity: 1)])
+                    )
+                }
+                #expect(other?.reason == "not_on_order")
+                // Tagged cannot-cancel by staff: the customer is told, and refused.
+                _ = try await h.orders.call(
+                    OrdersMethods.tag, TagOrderRequest(orderID: order.id, add: ["cannot-cancel"]))
+                let tagged = try await storefront.call(CustomerMethods.canEdit, CustomerRequest(token: token))
+                #expect(!tagged.allowed)
+                #expect(tagged.rules.first { !$0.passed }?.rule == "cannot_cancel_tag")
+                let refused = await refusal {
+                    try await storefront.call(
+                        CustomerMethods.edit, CustomerEditRequest(token: token, lines: [.init(sku: "MUG", quantity: 1)])
+                    )
+                }
+                #expect(refused?.reason == "cannot_cancel_tag")
+                let after = try await h.order(order.id)
+                #expect(after.totalMinor == 6600)
+                #expect(after.edits?.count == 1)
+                #expect(try await h.stock("MUG", at: "main")?.reserved == 3)
+                // A wrong token reaches nothing.
+                let unknown = await refusal {
+                    try await storefront.call(
+                        CustomerMethods.edit,
+                        CustomerEditRequest(
+                            token: String(repeating: "A", count: 32), lines: [.init(sku: "MUG", quantity: 1)]))
+                }
+                #expect(unknown?.reason == "unknown_token")
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
         @Test func inAnApprovalStoreTheCustomerAsksAndStaffDecide() async throws {
             var options = RescindHarness.Options()
             options.store = ["customer_cancel_approval": "always"]

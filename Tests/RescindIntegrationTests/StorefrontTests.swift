@@ -179,6 +179,69 @@ extension RealDaemons {
             }
         }
 
+        @Test func aCustomerChangesQuantitiesWithThePagesFormOrTheAPI() async throws {
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                try await h.setStock("TEA", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 2, 1200), ("TEA", 1, 500)])
+                let link = try #require(order.statusLink.flatMap(URL.init(string:)))
+                let page = try await fetch(link)
+                #expect(page.body.contains("You can change quantities until"))
+                let editForm = String(page.body[try #require(page.body.range(of: "id=\"edit\"")).upperBound...])
+                #expect(editForm.contains("name=\"quantity.MUG\" value=\"2\""))
+                let fields = [
+                    "csrf": try #require(hidden("csrf", in: editForm)),
+                    "request_id": try #require(hidden("request_id", in: editForm)),
+                    "quantity.MUG": "3", "quantity.TEA": "1",
+                ]
+                // Without its CSRF token, nothing changes.
+                var forged = fields
+                forged["csrf"] = nil
+                let refused = try await fetch(
+                    link.appendingPathComponent("edit"), method: "POST", body: form(forged),
+                    contentType: "application/x-www-form-urlencoded")
+                #expect(refused.status == 403)
+                #expect(try await h.order(order.id).totalMinor == 2900)
+
+                // Only the changed SKU is an edit: one more mug, charged; the page says so with the new total.
+                let done = try await fetch(
+                    link.appendingPathComponent("edit"), method: "POST", body: form(fields),
+                    contentType: "application/x-www-form-urlencoded")
+                #expect(done.status == 200)
+                #expect(done.body.contains("Your order is changed"))
+                #expect(done.body.contains("id=\"total\">41.00 USD"))
+                #expect(done.body.contains("Changed: MUG → 3"))
+                let edited = try await h.order(order.id)
+                #expect(edited.edits?.map(\.changes) == [[LineChange(sku: "MUG", quantity: 3)]])
+                #expect(try await h.stock("MUG", at: "main")?.reserved == 3)
+
+                // The API: can-edit explains, edit answers with the order; a refusal carries the CLI's code.
+                let api = try h.storefrontURL().appendingPathComponent("api/orders")
+                    .appendingPathComponent(try #require(order.customerToken))
+                let may = try await fetch(api.appendingPathComponent("can-edit"))
+                let decision = try JSONSerialization.jsonObject(with: Data(may.body.utf8)) as? [String: Any]
+                #expect(decision?["allowed"] as? Bool == true)
+                #expect(decision?["action"] as? String == "edit")
+                let fewer = try await fetch(
+                    api.appendingPathComponent("edit"), method: "POST",
+                    body: #"{"lines":[{"sku":"TEA","quantity":0}],"note":"no tea"}"#, contentType: "application/json")
+                #expect(fewer.status == 200)
+                let body = try JSONSerialization.jsonObject(with: Data(fewer.body.utf8)) as? [String: Any]
+                // Paid already: the tea's 5.00 is refunded, as the total stays what was charged.
+                #expect(body?["amount_refunded"] as? Int == 500)
+                #expect((body?["lines"] as? [[String: Any]])?.compactMap { $0["sku"] as? String } == ["MUG"])
+                #expect(try await h.payment(order.id).amountRefunded == 500)
+                let none = try await fetch(
+                    api.appendingPathComponent("edit"), method: "POST",
+                    body: #"{"lines":[{"sku":"MUG","quantity":0}]}"#, contentType: "application/json")
+                #expect(none.status == 409)
+                let error = try JSONSerialization.jsonObject(with: Data(none.body.utf8)) as? [String: Any]
+                #expect((error?["error"] as? [String: Any])?["reason"] as? String == "edit_empties_order")
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
         @Test func theJSONAPIAnswersWithTheCodesTheCLIPrints() async throws {
             try await RescindHarness.withSuite { h in
                 try await h.setStock("MUG", at: "main", onHand: 10)

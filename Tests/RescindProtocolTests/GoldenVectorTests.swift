@@ -421,6 +421,17 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             key: "storefront-reorder-0001"
         ),
         request(
+            "customer-can-edit-request", 65, CustomerMethods.canEdit, CustomerRequest(token: Fixture.customerToken)
+        ),
+        response("customer-can-edit-response", 65, CustomerMethods.canEdit, Fixture.editDecision),
+        request(
+            "customer-edit-request", 66, CustomerMethods.edit,
+            CustomerEditRequest(
+                token: Fixture.customerToken, lines: [LineQuantity(sku: "MUG-BLUE-350ML", quantity: 3)],
+                note: "en til en venn"),
+            key: "storefront-edit-0001"
+        ),
+        request(
             "customer-cancel-request", 59, CustomerMethods.cancel,
             CustomerCancelRequest(
                 token: Fixture.customerToken, note: "bestilte to ganger",
@@ -814,6 +825,19 @@ enum Fixture {
                 rule: "cannot_cancel_tag", passed: false, detail: "the store marked this order cannot-cancel",
                 reason: "cannot_cancel_tag"),
         ])
+
+    /// A customer may change quantities until 01:00; the made-to-order print cannot be reduced.
+    static let editDecision = CancelPolicyDecision(
+        allowed: true, until: Date(timeIntervalSince1970: 1_767_225_600 + 3_600), actor: "customer",
+        rules: [
+            PolicyRule(rule: "order_status", passed: true, detail: "the order is open"),
+            PolicyRule(rule: "customer_edits", passed: true, detail: "the store lets customers change quantities"),
+            PolicyRule(
+                rule: "cancellation_window", passed: true,
+                detail: "you can change quantities until 2026-01-01 01:00 Europe/Oslo",
+                until: Date(timeIntervalSince1970: 1_767_225_600 + 3_600)),
+            PolicyRule(rule: "cannot_cancel_sku", passed: true, detail: "PRINT-A3 cannot be reduced"),
+        ], action: "edit")
 
     /// An open order whose label was bought: cancellation is refused.
     static var markedOrder: Order {

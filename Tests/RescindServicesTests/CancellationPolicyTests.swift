@@ -130,6 +130,69 @@ import Testing
         #expect(rule(decision, "restocking_fee")?.detail.contains("500 EUR") == true)
     }
 
+    /// A customer's change of quantities: `customer.can_edit` as it explains, and as it enforces given changes.
+    private func decideEdit(
+        _ order: OrderRecord, lines: [OrderLineRecord], changes: [LineChange]? = nil, minutes: Double = 10,
+        store: StoreSettings = StoreSettings()
+    ) -> CancelPolicyDecision {
+        CancellationPolicy.evaluate(
+            .init(
+                order: order, lines: lines, tags: order.tagList, customerCancellations: 99,
+                now: Self.placed.addingTimeInterval(minutes * 60), changes: changes),
+            as: .customer, action: .edit, store: store)
+    }
+
+    @Test func aCustomerChangesQuantitiesInTheSameWindowWithoutTheLimitOrTheFee() {
+        let store = StoreSettings(
+            cancellationWindowSeconds: 1_800, restockingFeeFixedMinor: 500, timeZone: "Europe/Oslo",
+            customerCancellationsMax: 1)
+        let decision = decideEdit(order(), lines: [line("MUG", 3)], store: store)
+        #expect(decision.allowed)
+        #expect(decision.action == "edit")
+        #expect(decision.until == Self.placed.addingTimeInterval(1_800))
+        #expect(
+            rule(decision, "cancellation_window")?.detail
+                == "you can change quantities until 2026-03-02 10:30 Europe/Oslo")
+        // Editing is not cancelling: 99 recent cancellations and a restocking fee do not apply.
+        #expect(rule(decision, "cancellation_limit") == nil)
+        #expect(rule(decision, "restocking_fee") == nil)
+        let late = decideEdit(
+            order(), lines: [line("MUG", 3)], changes: [.init(sku: "MUG", quantity: 4)], minutes: 31, store: store)
+        #expect(!late.allowed)
+        #expect(enforced(late) == "cancellation_window_closed")
+        #expect(
+            rule(late, "cancellation_window")?.detail
+                == "the window to change quantities closed at 2026-03-02 10:30 Europe/Oslo")
+        let off = decideEdit(order(), lines: [line("MUG", 3)], store: StoreSettings(customerEdits: false))
+        #expect(enforced(off) == "customer_edits_off")
+        #expect(enforced(decideEdit(order(tags: ["cannot-cancel"]), lines: [line("MUG", 3)])) == "cannot_cancel_tag")
+    }
+
+    @Test func removingUnitsIsCancellingThemAddingIsNot() {
+        let lines = [line("MUG", 3), line("PRINT", 1)]
+        let store = StoreSettings(cannotCancelSKUs: ["PRINT"])
+        // A made-to-order SKU does not stop the edit; removing its units does.
+        let explained = decideEdit(order(), lines: lines, store: store)
+        #expect(explained.allowed)
+        #expect(rule(explained, "cannot_cancel_sku")?.detail == "PRINT cannot be reduced")
+        #expect(
+            enforced(decideEdit(order(), lines: lines, changes: [.init(sku: "MUG", quantity: 1)], store: store)) == nil)
+        #expect(
+            enforced(decideEdit(order(), lines: lines, changes: [.init(sku: "PRINT", quantity: 0)], store: store))
+                == "cannot_cancel_sku")
+        #expect(
+            enforced(decideEdit(order(), lines: lines, changes: [.init(sku: "PRINT", quantity: 2)], store: store))
+                == nil)
+        // A store that approves cancellations first lets customers add units only.
+        let approving = StoreSettings(customerCancelApproval: .always)
+        let adding = decideEdit(order(), lines: lines, changes: [.init(sku: "MUG", quantity: 5)], store: approving)
+        #expect(enforced(adding) == nil)
+        #expect(adding.needsApproval == nil)
+        #expect(
+            enforced(decideEdit(order(), lines: lines, changes: [.init(sku: "MUG", quantity: 2)], store: approving))
+                == "approval_required")
+    }
+
     @Test func aStoreSectionWithABadCutOffOrTimeZoneIsRefused() throws {
         let decoder = JSONDecoder()
         #expect(throws: DecodingError.self) {

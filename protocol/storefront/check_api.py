@@ -117,6 +117,16 @@ def main():
     check(shown["status"] == "open" and shown["lines"][0].get("cancelled") == 1
           and len(shown.get("line_cancellations", [])) == 1, "one unit cancelled, the order open with the other")
     api.call("POST", "/api/orders/{token}/cancel", token, {}, {"Idempotency-Key": "bad key with spaces"}, expect=400)
+    _, may = api.call("GET", "/api/orders/{token}/can-edit", token, expect=200)
+    check(may["allowed"] and may.get("action") == "edit", "canEdit: the customer may change quantities now")
+    edit_key = {"Idempotency-Key": f"api-edit-{uuid.uuid4()}"}
+    two = {"lines": [{"sku": sku, "quantity": 2}], "note": "two after all"}
+    _, edited = api.call("POST", "/api/orders/{token}/edit", token, two, edit_key, expect=200)
+    open_units = sum(line["quantity"] - line.get("cancelled", 0) - line.get("fulfilled", 0) for line in edited["lines"])
+    check(open_units == 2 and edited["edits"][-1]["by"] == "customer", "edit: two open units again, by the customer")
+    _, repeated = api.call("POST", "/api/orders/{token}/edit", token, two, edit_key, expect=200)
+    check(len(repeated["edits"]) == 1, "edit: a repeat with its key edits once")
+    api.call("POST", "/api/orders/{token}/edit", token, {"lines": [{"sku": "NOT-ORDERED", "quantity": 1}]}, expect=400)
     reorder_key = {"Idempotency-Key": f"api-reorder-{uuid.uuid4()}"}
     _, placed = api.call("POST", "/api/orders/{token}/reorder", token, {}, reorder_key, expect=201)
     check(placed["status_link"].startswith(base + "/o/") and placed["status"] == "open",
