@@ -21,9 +21,31 @@ struct Up: AsyncParsableCommand {
     var capture: String?
     @Option(help: "With --capture: the store's cancellation window in seconds.")
     var cancellationWindowSeconds: Double?
+    @Option(
+        name: .customLong("store"),
+        help: ArgumentHelp(
+            "Set a store setting in Orders' configuration (deploy/README.md), e.g. customer_cancel_approval=always; "
+                + "the value is read as JSON when it is (numbers, true, [\"A\"]), as text otherwise. Repeatable.",
+            valueName: "key=value"))
+    var storeSettings: [String] = []
     @OptionGroup var output: OutputOptions
 
+    /// `--store` settings as the store section's keys and values.
+    func storePatch() throws -> [String: Any] {
+        var patch: [String: Any] = [:]
+        for setting in storeSettings {
+            guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
+                throw ValidationError("--store takes key=value, not \(setting)")
+            }
+            let value = String(setting[setting.index(after: equals)...])
+            patch[String(setting[..<equals])] =
+                (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) ?? value
+        }
+        return patch
+    }
+
     func validate() throws {
+        _ = try storePatch()
         if let capture, !["at_placement", "at_fulfilment", "when_window_closes"].contains(capture) {
             throw ValidationError("--capture is at_placement, at_fulfilment or when_window_closes")
         }
@@ -38,11 +60,14 @@ struct Up: AsyncParsableCommand {
         }
         var suite = LocalSuite(layout: SuiteLayout(path: dir))
         suite.logLevel = logLevel
+        var store = try storePatch()
         if let capture {
+            store["capture"] = capture
+            store["cancellation_window_seconds"] = cancellationWindowSeconds
+        }
+        if !store.isEmpty {
             // Read when Orders next starts: a running Orders keeps its settings until `down` and `up`.
             try suite.prepare(progress: output.progress)
-            var store: [String: Any] = ["capture": capture]
-            store["cancellation_window_seconds"] = cancellationWindowSeconds
             try suite.patchStore(store)
         }
         let (manifest, statuses) = try await suite.up(progress: output.progress)
