@@ -100,6 +100,7 @@ let package = Package(
             name: "RescindPayments",
             dependencies: [
                 "RescindAPI", "RescindStorage", "RescindTransport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

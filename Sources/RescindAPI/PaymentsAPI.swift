@@ -201,13 +201,20 @@ public struct Payment: Codable, Sendable, Hashable {
     public var creditAppliedMinor: Int64?
     /// The processor's fraud screening of the card, when above normal: `elevated` or `highest`.
     public var riskSignal: String?
+    /// The processor's name for the card: the same card, the same fingerprint (never the number).
+    public var cardFingerprint: String?
+    /// The issuer's check of the billing address (AVS), when it failed: `fail`.
+    public var addressCheck: String?
 
     public init(
         orderID: UUID, status: Status, currency: String, amountAuthorized: Int64, amountCaptured: Int64,
         amountRefunded: Int64, fee: Int64, cardLast4: String, feeSaved: Int64? = nil,
-        refundedToCreditMinor: Int64? = nil, creditAppliedMinor: Int64? = nil, riskSignal: String? = nil
+        refundedToCreditMinor: Int64? = nil, creditAppliedMinor: Int64? = nil, riskSignal: String? = nil,
+        cardFingerprint: String? = nil, addressCheck: String? = nil
     ) {
         self.riskSignal = riskSignal
+        self.cardFingerprint = cardFingerprint
+        self.addressCheck = addressCheck
         self.feeSaved = feeSaved
         self.refundedToCreditMinor = refundedToCreditMinor
         self.creditAppliedMinor = creditAppliedMinor
@@ -235,6 +242,8 @@ public struct Payment: Codable, Sendable, Hashable {
         case refundedToCreditMinor = "refunded_to_credit"
         case creditAppliedMinor = "credit_applied"
         case riskSignal = "risk_signal"
+        case cardFingerprint = "card_fingerprint"
+        case addressCheck = "address_check"
     }
 }
 

@@ -294,6 +294,16 @@ enum OrdersDatabase {
                 t.add(column: "last_error", .text)
             }
         }
+        // The risk of a card used by several customers: the processor's fingerprint of the order's card, found
+        // by card and customer in two index seeks.
+        migrator.registerMigration("orders-v13-card-fingerprint") { db in
+            try db.alter(table: "orders") { t in
+                t.add(column: "card_fingerprint", .text)
+            }
+            try db.create(
+                index: "orders_by_card_fingerprint", on: "orders", columns: ["card_fingerprint", "customer_email"],
+                condition: Column("card_fingerprint") != nil)
+        }
         return migrator
     }
 }

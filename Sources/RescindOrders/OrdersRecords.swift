@@ -88,6 +88,8 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     var riskHeld = false
     var riskReleasedBy: String?
     var riskReleasedAt: Date?
+    /// The card processor's fingerprint of the order's card (`nil` before the order opens).
+    var cardFingerprint: String? = nil
 
     var risk: RiskAssessment? {
         riskLevel.map {
@@ -107,6 +109,7 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
         case riskHeld = "risk_held"
         case riskReleasedBy = "risk_released_by"
         case riskReleasedAt = "risk_released_at"
+        case cardFingerprint = "card_fingerprint"
         case fulfilmentInProgress = "fulfilment_in_progress"
         case reorderOf = "reorder_of"
         case id, status, currency, total, rejection, source

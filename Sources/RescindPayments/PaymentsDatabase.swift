@@ -141,16 +141,15 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
     var paid: Int64 { amountCaptured + creditApplied }
 
     var api: Payment {
-        Payment(
+        let token = SimulatedProcessor.Token(value: processorToken, last4: cardLast4)
+        return Payment(
             orderID: UUID(uuidString: orderID) ?? UUID(), status: status, currency: currency,
             amountAuthorized: amountAuthorized, amountCaptured: amountCaptured, amountRefunded: amountRefunded,
             fee: fee, cardLast4: cardLast4, feeSaved: feeSaved,
             refundedToCreditMinor: refundedToCredit > 0 ? refundedToCredit : nil,
             creditAppliedMinor: creditApplied > 0 ? creditApplied : nil,
-            riskSignal: { () -> String? in
-                let signal = SimulatedProcessor.Token(value: processorToken, last4: cardLast4).riskSignal
-                return signal == "normal" ? nil : signal
-            }()
+            riskSignal: token.riskSignal == "normal" ? nil : token.riskSignal,
+            cardFingerprint: token.fingerprint, addressCheck: token.addressCheck
         )
     }
 }

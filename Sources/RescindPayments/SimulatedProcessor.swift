@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import RescindAPI
 import RescindWire
@@ -10,7 +11,10 @@ import Synchronization
 /// | 4242424242424242 (and any other valid number) | succeeds |
 /// | 4000000000000002 | declines authorization |
 /// | 4000000000005126 | authorizes and captures, declines every refund |
+/// | 4000000000000010 | authorizes, but the issuer's address check fails |
 ///
+/// Like real processors, it names each card by a fingerprint (the same card, the same fingerprint; never the
+/// number), so that a store sees one card used by several customers.
 /// The processor keeps its fee on a refund, as real processors do.
 public struct SimulatedProcessor: Sendable {
     /// The processor's fee: `basisPoints` of the captured amount (rounded half up) plus `fixedMinor`.
@@ -62,6 +66,10 @@ public struct SimulatedProcessor: Sendable {
     /// Cards the processor's fraud screening rates above normal (it still authorizes them).
     public static let elevatedRiskCard = "4000000000009235"
     public static let highestRiskCard = "4100000000000019"
+    /// A card whose issuer says the billing address does not match its records (AVS); it still authorizes.
+    public static let addressMismatchCard = "4000000000000010"
+    /// The key of card fingerprints: a real processor keeps its own; this simulated one is public.
+    static let fingerprintKey = Data("rescind-simulated-processor/fingerprint".utf8)
 
     public var configuration: Configuration
     private let faults = Faults()
@@ -111,6 +119,16 @@ public struct SimulatedProcessor: Sendable {
         public var riskSignal: String {
             value.hasPrefix("pm_highest_") ? "highest" : value.hasPrefix("pm_elevated_") ? "elevated" : "normal"
         }
+
+        /// The issuer's check of the billing address: `fail`, or `nil` when it matched.
+        public var addressCheck: String? { value.hasPrefix("pm_avsfail_") ? "fail" : nil }
+
+        /// The card's fingerprint, which this processor keeps in the token (`pm_KIND_FINGERPRINT_RANDOM`);
+        /// `nil` for a token from before fingerprints.
+        public var fingerprint: String? {
+            let parts = value.split(separator: "_")
+            return parts.count == 4 ? "fp_\(parts[2])" : nil
+        }
     }
 
     /// Authorizes a card, returning the token to use for later operations.
@@ -133,9 +151,15 @@ public struct SimulatedProcessor: Sendable {
             case Self.limitedCard: "limit"
             case Self.elevatedRiskCard: "elevated"
             case Self.highestRiskCard: "highest"
+            case Self.addressMismatchCard: "avsfail"
             default: "card"
             }
-        let token = Token(value: "pm_\(kind)_\(UUID().uuidString.prefix(8).lowercased())", last4: last4)
+        let fingerprint = HMAC<SHA256>.authenticationCode(
+            for: Data(digits.utf8), using: SymmetricKey(data: Self.fingerprintKey)
+        )
+        .prefix(10).map { String(format: "%02x", $0) }.joined()
+        let token = Token(
+            value: "pm_\(kind)_\(fingerprint)_\(UUID().uuidString.prefix(8).lowercased())", last4: last4)
         try checkLimit(token, amountMinor)
         return token
     }

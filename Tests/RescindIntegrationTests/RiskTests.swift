@@ -61,5 +61,43 @@ extension RealDaemons {
                 #expect(report.violations.isEmpty, "\(report.violations)")
             }
         }
+
+        @Test func aFailedAddressCheckOrACardSharedByCustomersRaisesTheRisk() async throws {
+            var options = RescindHarness.Options()
+            options.store = ["risk_hold_level": "medium"]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 20)
+                // The issuer says the billing address does not match: medium, held.
+                let mismatch = try await h.place([("MUG", 1, 1200)], card: "4000000000000010")
+                #expect(mismatch.risk?.level == .medium)
+                #expect(mismatch.risk?.held == true)
+                #expect(mismatch.risk?.reasons == ["the billing address does not match the one the card's issuer has"])
+                #expect(try await h.payment(mismatch.id).addressCheck == "fail")
+
+                // One card, one customer, again and again: low. The same card with another email: medium.
+                let card = "5555555555554444"
+                let first = try await h.place([("MUG", 1, 1200)], card: card, customer: "ann@example.com")
+                let again = try await h.place([("MUG", 1, 1200)], card: card, customer: "ann@example.com")
+                #expect(first.risk?.level == .low)
+                #expect(again.risk?.level == .low)
+                let fingerprint = try await h.payment(first.id).cardFingerprint
+                #expect(fingerprint != nil)
+                #expect(try await h.payment(again.id).cardFingerprint == fingerprint)
+                let other = try await h.place([("MUG", 1, 1200)], card: card, customer: "bob@example.com")
+                #expect(other.risk?.level == .medium)
+                #expect(other.risk?.reasons == ["the card was used before with another email address"])
+                // Whoever comes first: an email sorting before the first one's is found too.
+                let earlier = try await h.place([("MUG", 1, 1200)], card: card, customer: "aaron@example.com")
+                #expect(earlier.risk?.level == .medium)
+                // Another card: its own history. A reorder with the saved card is the same card, shared by now.
+                #expect(try await h.place([("MUG", 1, 1200)], customer: "cy@example.com").risk?.level == .low)
+                let reordered = try await h.orders.call(
+                    OrdersMethods.reorder, ReorderRequest(orderID: first.id), idempotencyKey: UUID().uuidString)
+                #expect(try await h.payment(reordered.id).cardFingerprint == fingerprint)
+                #expect(reordered.risk?.reasons == ["the card was used before with another email address"])
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
     }
 }

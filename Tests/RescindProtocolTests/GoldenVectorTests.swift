@@ -522,6 +522,14 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
                 orderID: Fixture.orderID, status: .authorized, currency: "EUR", amountAuthorized: 1_800,
                 amountCaptured: 0, amountRefunded: 0, fee: 0, cardLast4: "4242", creditAppliedMinor: 700)
         ),
+        response(
+            "payments-authorize-response-risk", 67, PaymentsMethods.authorize,
+            Payment(
+                orderID: Fixture.orderID, status: .authorized, currency: "EUR", amountAuthorized: 1_200,
+                amountCaptured: 0, amountRefunded: 0, fee: 0, cardLast4: "0010",
+                cardFingerprint: "fp_9c1d0e5a7b3f2a4c6e8d",
+                addressCheck: "fail")
+        ),
         request(
             "orders-cancel-request-store-credit", 45, OrdersMethods.cancel,
             CancelOrderRequest(orderID: Fixture.orderID, reason: .customer, refundTo: .storeCredit)

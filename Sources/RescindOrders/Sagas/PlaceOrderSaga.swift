@@ -25,6 +25,9 @@ enum PlaceOrderSaga: SagaDefinition {
         var spendCreditOf: String?
         /// The processor's fraud screening of the card, from its authorization (`nil`: normal).
         var riskSignal: String?
+        /// The processor's fingerprint of the card, and its failed address check, from its authorization.
+        var cardFingerprint: String?
+        var addressCheck: String?
         /// The store's risk rules when the order was placed (`nil` in sagas from before them).
         var risk: RiskRules?
     }
@@ -92,6 +95,8 @@ enum PlaceOrderSaga: SagaDefinition {
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
             context.riskSignal = payment.riskSignal
+            context.cardFingerprint = payment.cardFingerprint
+            context.addressCheck = payment.addressCheck
             return
                 "authorized \(payment.amountAuthorized) \(payment.currency) minor units on card ending \(payment.cardLast4)"
         }
@@ -122,8 +127,13 @@ enum PlaceOrderSaga: SagaDefinition {
             if context.paymentStatus == Payment.Status.authorized.rawValue {
                 order.captureDueAt = context.captureDueAt
             }
+            order.cardFingerprint = context.cardFingerprint
             if let rules = context.risk {
-                let risk = try rules.assess(db, order, signal: context.riskSignal, now: info.now)
+                let risk = try rules.assess(
+                    db, order,
+                    card: .init(
+                        signal: context.riskSignal, fingerprint: context.cardFingerprint,
+                        addressCheck: context.addressCheck), now: info.now)
                 order.riskLevel = risk.level.rawValue
                 order.riskReasons = try JSON.encode(risk.reasons)
                 order.riskHeld = risk.held
