@@ -295,11 +295,15 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
     public var useStoreCredit: Bool?
     /// The order's tags (identifiers), e.g. `cannot-cancel`.
     public var tags: [String]?
+    /// The customer's language, a lowercase ISO 639 code (`en`, `nb`): their emails, and their order page when
+    /// their browser does not say. Absent: the store's.
+    public var language: String?
 
     public init(
         customerEmail: String, currency: String, lines: [Line], cardNumber: String, source: Order.Source? = nil,
-        useStoreCredit: Bool? = nil, tags: [String]? = nil
+        useStoreCredit: Bool? = nil, tags: [String]? = nil, language: String? = nil
     ) {
+        self.language = language
         self.tags = tags
         self.useStoreCredit = useStoreCredit
         self.customerEmail = customerEmail
@@ -311,7 +315,7 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case customerEmail = "customer_email"
-        case currency, lines, source, tags
+        case currency, lines, source, tags, language
         case cardNumber = "card_number"
         case useStoreCredit = "use_store_credit"
     }
@@ -429,6 +433,8 @@ public struct Order: Codable, Sendable, Hashable {
     public var tags: [String]?
     /// The fraud risk assessed at placement, and whether the order is held for it.
     public var risk: RiskAssessment?
+    /// The customer's language, as placed (absent: the store's).
+    public var language: String?
     /// The customer's request to cancel, in a store that approves cancellations first (while it is `pending`,
     /// the order's status is `cancel_requested`).
     public var cancelRequest: CancelRequest?
@@ -448,9 +454,10 @@ public struct Order: Codable, Sendable, Hashable {
         source: Source? = nil, archivedAt: Date? = nil, captureDueAt: Date? = nil, refunds: [OrderRefund]? = nil,
         reorderOf: UUID? = nil, reorders: [UUID]? = nil, fulfilmentInProgress: FulfilmentProgress? = nil,
         lineCancellations: [Cancellation]? = nil, edits: [OrderEdit]? = nil, tags: [String]? = nil,
-        cancelRequest: CancelRequest? = nil, risk: RiskAssessment? = nil
+        cancelRequest: CancelRequest? = nil, risk: RiskAssessment? = nil, language: String? = nil
     ) {
         self.risk = risk
+        self.language = language
         self.cancelRequest = cancelRequest
         self.tags = tags
         self.lineCancellations = lineCancellations
@@ -495,7 +502,7 @@ public struct Order: Codable, Sendable, Hashable {
         case lineCancellations = "line_cancellations"
         case edits, tags
         case cancelRequest = "cancel_request"
-        case risk
+        case risk, language
         case customerToken = "customer_token"
         case statusLink = "status_link"
     }

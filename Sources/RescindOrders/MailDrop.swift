@@ -1,8 +1,8 @@
 import Foundation
 
 /// Customer emails, rendered into a mail drop folder that the store's mailer picks up: one RFC 5322 message
-/// per notification, text and HTML (multipart/alternative), in the store's language (English or Norwegian
-/// Bokmål). Written Maildir-style: into `tmp/`, then renamed into `new/`, so a mailer never reads half a message.
+/// per notification, text and HTML (multipart/alternative), in the customer's language when the order has one
+/// the store writes (English or Norwegian Bokmål), else the store's. Written Maildir-style: into `tmp/`, then renamed into `new/`, so a mailer never reads half a message.
 struct MailDropSink: NotificationSink {
     let directory: String
     let language: String
@@ -13,7 +13,7 @@ struct MailDropSink: NotificationSink {
     func deliver(_ message: OutboxMessage) async throws {
         guard let data = try JSONSerialization.jsonObject(with: Data(message.payload.utf8)) as? [String: Any],
             let to = data["customer_email"] as? String,
-            let mail = MailText(kind: message.kind, data: data, nb: language == "nb", storeName: storeName)
+            let mail = MailText(kind: message.kind, data: data, nb: language(of: message) == "nb", storeName: storeName)
         else { return }  // nothing for the customer in this message
         let root = URL(fileURLWithPath: directory)
         let tmp = root.appendingPathComponent("tmp")
@@ -51,6 +51,12 @@ struct MailDropSink: NotificationSink {
         let target = new.appendingPathComponent(file)
         if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.removeItem(at: target) }
         try FileManager.default.moveItem(at: staged, to: target)
+    }
+
+    /// The order's language if the mails are written in it, else the store's.
+    func language(of message: OutboxMessage) -> String {
+        guard let customer = message.language, ["en", "nb"].contains(customer) else { return language }
+        return customer
     }
 
     static func rfc5322(_ date: Date) -> String {

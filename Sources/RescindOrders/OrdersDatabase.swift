@@ -304,6 +304,13 @@ enum OrdersDatabase {
                 index: "orders_by_card_fingerprint", on: "orders", columns: ["card_fingerprint", "customer_email"],
                 condition: Column("card_fingerprint") != nil)
         }
+        // The customer's language, for their emails and page.
+        migrator.registerMigration("orders-v14-language") { db in
+            try db.alter(table: "orders") { t in
+                t.add(column: "language", .text).check(
+                    sql: "language IS NULL OR (length(language) BETWEEN 2 AND 3 AND language NOT GLOB '*[^a-z]*')")
+            }
+        }
         return migrator
     }
 }

@@ -90,6 +90,8 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     var riskReleasedAt: Date?
     /// The card processor's fingerprint of the order's card (`nil` before the order opens).
     var cardFingerprint: String? = nil
+    /// The customer's language as placed (`nil`: the store's).
+    var language: String? = nil
 
     var risk: RiskAssessment? {
         riskLevel.map {
@@ -110,6 +112,7 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
         case riskReleasedBy = "risk_released_by"
         case riskReleasedAt = "risk_released_at"
         case cardFingerprint = "card_fingerprint"
+        case language
         case fulfilmentInProgress = "fulfilment_in_progress"
         case reorderOf = "reorder_of"
         case id, status, currency, total, rejection, source

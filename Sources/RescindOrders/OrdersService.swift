@@ -241,7 +241,8 @@ public final class OrdersService: Sendable {
             Placement(
                 customerEmail: request.customerEmail, currency: request.currency, lines: request.lines,
                 source: request.source ?? .api, cardLast4: String(digits.suffix(4)), card: digits, savedCardOf: nil,
-                spendsCredit: request.useStoreCredit == true, tags: try Self.tags(request.tags ?? [])),
+                spendsCredit: request.useStoreCredit == true, tags: try Self.tags(request.tags ?? []),
+                language: request.language),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
@@ -272,7 +273,8 @@ public final class OrdersService: Sendable {
             Placement(
                 customerEmail: first.customerEmail, currency: first.currency, lines: lines,
                 source: request.source ?? Order.Source(first.source), cardLast4: first.cardLast4, card: nil,
-                savedCardOf: request.orderID, spendsCredit: request.useStoreCredit == true, tags: []),
+                savedCardOf: request.orderID, spendsCredit: request.useStoreCredit == true, tags: [],
+                language: first.language),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
@@ -290,6 +292,8 @@ public final class OrdersService: Sendable {
         var spendsCredit: Bool
         /// Sorted, each once.
         var tags: [String]
+        /// The customer's language (`nil`: the store's).
+        var language: String?
     }
 
     /// Tags as an order keeps them: identifiers, at most 20, sorted, each once.
@@ -342,7 +346,7 @@ public final class OrdersService: Sendable {
                 request: idempotencyKey == nil ? nil : IdempotencyStore.fingerprint(rawRequest), createdAt: now,
                 updatedAt: now, source: placement.source.rawValue, archivedAt: nil, captureDueAt: nil,
                 reorderOf: placement.savedCardOf?.uuidString, tags: try JSON.encode(placement.tags),
-                customerTokenHash: SecretToken.hash(token), customerTokenIssuedAt: now
+                customerTokenHash: SecretToken.hash(token), customerTokenIssuedAt: now, language: placement.language
             ).insert(db)
             // The customer's confirmation with their link: sent once the order opens (dropped if it is rejected),
             // and the link removed from the message once it is delivered (Orders keeps only the token's hash).
@@ -705,6 +709,12 @@ public final class OrdersService: Sendable {
         }
         try Validation.email(request.customerEmail)
         try Validation.currency(request.currency)
+        if let language = request.language,
+            !(2...3).contains(language.count) || !language.allSatisfy({ $0.isASCII && $0.isLowercase })
+        {
+            throw RescindError.invalidArgument(
+                "language is a lowercase ISO 639 code such as en or nb, not \(language)", reason: "bad_language")
+        }
         guard (1...100).contains(request.lines.count) else {
             throw RescindError.invalidArgument("an order has 1 to 100 lines", reason: "bad_lines")
         }
@@ -1399,7 +1409,7 @@ public final class OrdersService: Sendable {
             edits: try OrderEditRecord.of(db, id),
             tags: record.tagList.isEmpty ? nil : record.tagList,
             cancelRequest: request,
-            risk: record.risk
+            risk: record.risk, language: record.language
         )
     }
 

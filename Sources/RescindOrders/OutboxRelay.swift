@@ -101,13 +101,16 @@ struct OutboxMessage: Sendable {
     var createdAt: Date
     /// The message's own fields, a JSON object.
     var payload: String
+    /// The customer's language, as the order was placed (`nil`: the store's).
+    var language: String? = nil
 
     /// `{"id", "kind", "order_id", "created_at", "data"}` as one line of JSON, as the file and the webhook carry it.
     func json() throws -> Data {
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "id": id, "kind": kind, "order_id": orderID, "created_at": createdAt.formatted(.iso8601),
             "data": try JSONSerialization.jsonObject(with: Data(payload.utf8)),
         ]
+        object["language"] = language
         return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 }
@@ -198,13 +201,14 @@ struct OutboxRelay: Service {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT outbox.*, orders.status AS order_status FROM outbox JOIN orders ON orders.id = outbox.order_id
+                    SELECT outbox.*, orders.status AS order_status, orders.language AS order_language
+                    FROM outbox JOIN orders ON orders.id = outbox.order_id
                     WHERE outbox.delivered_at IS NULL ORDER BY outbox.id LIMIT 500
                     """
-            ).map { (try OutboxRecord(row: $0), $0["order_status"] as String) }
+            ).map { (try OutboxRecord(row: $0), $0["order_status"] as String, $0["order_language"] as String?) }
         }
         var waiting: Set<String> = []
-        for (message, status) in pending {
+        for (message, status, language) in pending {
             // In order per order: nothing after a message of the same order that is still to be delivered.
             guard !waiting.contains(message.orderID) else { continue }
             // An order being placed confirms nothing yet; one that was never placed, never.
@@ -229,7 +233,7 @@ struct OutboxRelay: Service {
             guard let id = message.id else { continue }
             let outgoing = OutboxMessage(
                 id: id, kind: message.kind, orderID: message.orderID, createdAt: message.createdAt,
-                payload: message.payload)
+                payload: message.payload, language: language)
             do {
                 for sink in sinks { try await sink.deliver(outgoing) }
                 try await database.write { db in

@@ -144,8 +144,8 @@ public struct Storefront: Sendable {
     // MARK: Pages
 
     private func page(_ request: Request, token: String) async throws -> Response {
-        let language = language(request)
         let order = try await ask(CustomerMethods.getOrder, CustomerRequest(token: token))
+        let language = language(request, order: order)
         let decision = try await ask(CustomerMethods.canCancel, CustomerRequest(token: token))
         let editDecision = try await ask(CustomerMethods.canEdit, CustomerRequest(token: token))
         let page = OrderPage(
@@ -240,10 +240,13 @@ public struct Storefront: Sendable {
         return response
     }
 
-    private func language(_ request: Request) -> Language {
+    /// The browser's language, else the order's (as placed), else the store's.
+    private func language(_ request: Request, order: Order? = nil) -> Language {
         Language.preferred(
             request.headers[.acceptLanguage],
-            fallback: Language(rawValue: configuration.defaultLanguage) ?? .en)
+            fallback: order?.language.flatMap(Language.init(rawValue:)) ?? Language(
+                rawValue: configuration.defaultLanguage)
+                ?? .en)
     }
 
     // MARK: Limits and errors

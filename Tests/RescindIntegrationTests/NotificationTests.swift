@@ -8,6 +8,10 @@ import RescindTransport
 import Synchronization
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 extension RealDaemons {
     /// Customer notifications delivered for real: to a signed webhook (which the test's receiver checks, every
     /// signature, and refuses at first, so that the relay retries), in order per order, at least once, and to the
@@ -107,11 +111,64 @@ extension RealDaemons {
                 let payloads = try await queue.read { db in try String.fetchAll(db, sql: "SELECT payload FROM outbox") }
                 try queue.close()
                 #expect(payloads.allSatisfy { !$0.contains(link) })
-                // And an email each, rendered for the store's mailer.
+                // And an email each, rendered for the store's mailer (once every sink has it).
+                try await h.waitUntilNotified()
                 let mails = try FileManager.default.contentsOfDirectory(
                     atPath: maildrop.appendingPathComponent("new").path)
                 #expect(mails.filter { $0.hasSuffix("-order_confirmed.eml") }.count == 1)
                 #expect(mails.filter { $0.hasSuffix("-order_cancelled.eml") }.count == 1)
+            }
+        }
+
+        @Test func aCustomerWhoOrderedInBokmalIsWrittenToInBokmal() async throws {
+            let maildrop = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "maildrop-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: maildrop) }
+            var options = RescindHarness.Options()
+            options.notifications = ["mail_drop": maildrop.path, "language": "en"]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.orders.call(
+                    OrdersMethods.place,
+                    PlaceOrderRequest(
+                        customerEmail: "ola@example.no", currency: "NOK",
+                        lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 12_000)], cardNumber: "4242424242424242",
+                        language: "nb"),
+                    idempotencyKey: UUID().uuidString)
+                #expect(order.language == "nb")
+                let english = try await h.place([("MUG", 1, 1200)])
+                try await h.waitUntilNotified()
+                // The store writes in English; this customer ordered in Bokmål, and reads Bokmål.
+                func subject(of order: Order) throws -> String? {
+                    let new = maildrop.appendingPathComponent("new")
+                    let name = try FileManager.default.contentsOfDirectory(atPath: new.path).first {
+                        $0.hasSuffix("-order_confirmed.eml")
+                            && (try? String(contentsOf: new.appendingPathComponent($0), encoding: .utf8))?
+                                .contains("To: \(order.customerEmail)") == true
+                    }
+                    let mail = try String(contentsOf: new.appendingPathComponent(try #require(name)), encoding: .utf8)
+                    return mail.split(separator: "\r\n").first { $0.hasPrefix("Subject: ") }.map {
+                        String($0.dropFirst("Subject: ".count))
+                    }
+                }
+                let short = String(order.id.uuidString.prefix(8))
+                #expect(try subject(of: order) == "Bestilling \(short) er bekreftet")
+                #expect(try subject(of: english)?.hasPrefix("Your order") == true)
+                // Their page too, when the browser takes any language.
+                var request = URLRequest(url: try #require(order.statusLink.flatMap(URL.init(string:))))
+                request.setValue("*", forHTTPHeaderField: "Accept-Language")
+                let (page, _) = try await URLSession.shared.data(for: request)
+                #expect(String(decoding: page, as: UTF8.self).contains("<html lang=\"nb\">"))
+                // A language that is not a code is refused, and nothing is placed.
+                let refused = await refusal {
+                    try await h.orders.call(
+                        OrdersMethods.place,
+                        PlaceOrderRequest(
+                            customerEmail: "x@example.com", currency: "EUR",
+                            lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 100)],
+                            cardNumber: "4242424242424242", language: "Norsk"))
+                }
+                #expect(refused?.reason == "bad_language")
             }
         }
     }

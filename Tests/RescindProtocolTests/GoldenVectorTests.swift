@@ -270,6 +270,14 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             ),
             key: "place-2026-01-01-ana-0001"
         ),
+        request(
+            "orders-place-request-language", 68, OrdersMethods.place,
+            PlaceOrderRequest(
+                customerEmail: "ola.nordmann@example.no", currency: "NOK",
+                lines: [.init(sku: "MUG-BLUE-350ML", quantity: 1, unitPriceMinor: 14_900)],
+                cardNumber: "4242424242424242", source: .onlineStore, language: "nb"),
+            key: "place-2026-01-01-ola-0001"
+        ),
         response("orders-place-response", 2, OrdersMethods.place, Fixture.openOrder),
         request(
             "orders-cancel-request", 3, OrdersMethods.cancel,

@@ -41,6 +41,22 @@ import Testing
         #expect(MailText(kind: "something_internal", data: declined, nb: false, storeName: "S") == nil)
     }
 
+    @Test func eachCustomerReadsTheirOwnLanguageWhenTheStoreWritesIt() {
+        let sink = MailDropSink(directory: "/unused", language: "en", from: "shop@example.com", storeName: "Shop")
+        func message(_ language: String?) -> OutboxMessage {
+            OutboxMessage(
+                id: 1, kind: "order_confirmed", orderID: "0F8FAD5B", createdAt: Date(), payload: "{}",
+                language: language)
+        }
+        #expect(sink.language(of: message("nb")) == "nb")
+        #expect(sink.language(of: message(nil)) == "en")
+        // A language the store does not write: the store's.
+        #expect(sink.language(of: message("de")) == "en")
+        #expect(
+            MailDropSink(directory: "/unused", language: "nb", from: "s@example.no", storeName: "S")
+                .language(of: message("en")) == "en")
+    }
+
     @Test func aMessageBecomesOneFileInNewWithTextAndHTML() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("maildrop-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
