@@ -120,9 +120,16 @@ protocol NotificationSink: Sendable {
     var name: String { get }
     /// Delivers the message, or throws to have it retried (later messages of the same order wait for it).
     func deliver(_ message: OutboxMessage) async throws
+    /// Makes what `deliver` took durable; the relay calls it once per pass, before it marks the pass's messages
+    /// delivered. Throws to have them all delivered again.
+    func flush() async throws
 }
 
-/// Appends each message as a line of JSON to a file, then flushes it to disk.
+extension NotificationSink {
+    func flush() async throws {}
+}
+
+/// Appends each message as a line of JSON to a file; the pass's lines reach the disk together (`flush`).
 struct FileSink: NotificationSink {
     let path: String
     var name: String { "file" }
@@ -139,6 +146,13 @@ struct FileSink: NotificationSink {
         defer { try? handle.close() }
         try handle.seekToEnd()
         try handle.write(contentsOf: line)
+    }
+
+    /// One fsync for every line the pass appended (fsync writes the file's data whichever descriptor wrote it).
+    func flush() async throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
         try handle.synchronize()
     }
 }
@@ -208,6 +222,9 @@ struct OutboxRelay: Service {
             ).map { (try OutboxRecord(row: $0), $0["order_status"] as String, $0["order_language"] as String?) }
         }
         var waiting: Set<String> = []
+        // Marked delivered together at the end of the pass, once every sink made them durable: one fsync of the
+        // file and one commit for many messages, instead of one each.
+        var delivered: [OutboxMessage] = []
         for (message, status, language) in pending {
             // In order per order: nothing after a message of the same order that is still to be delivered.
             guard !waiting.contains(message.orderID) else { continue }
@@ -236,17 +253,7 @@ struct OutboxRelay: Service {
                 payload: message.payload, language: language)
             do {
                 for sink in sinks { try await sink.deliver(outgoing) }
-                try await database.write { db in
-                    // Delivered: the order-status link leaves the database with it.
-                    try db.execute(
-                        sql: """
-                            UPDATE outbox SET delivered_at = ?, last_error = NULL, payload = json_remove(payload, '$.status_link')
-                            WHERE id = ?
-                            """, arguments: [Date(), id])
-                }
-                logger.info(
-                    "customer notified",
-                    metadata: ["order_id": "\(message.orderID)", "kind": "\(message.kind)", "message_id": "\(id)"])
+                delivered.append(outgoing)
             } catch {
                 waiting.insert(message.orderID)
                 let attempts = message.attempts + 1
@@ -263,6 +270,26 @@ struct OutboxRelay: Service {
                         "error": "\(error)",
                     ])
             }
+        }
+        guard !delivered.isEmpty else { return }
+        for sink in sinks { try await sink.flush() }
+        let done = delivered
+        try await database.write { db in
+            // Delivered: the order-status link leaves the database with it.
+            let statement = try db.cachedStatement(
+                sql: """
+                    UPDATE outbox SET delivered_at = ?, last_error = NULL, payload = json_remove(payload, '$.status_link')
+                    WHERE id = ?
+                    """)
+            let at = Date()
+            for message in done { try statement.execute(arguments: [at, message.id]) }
+        }
+        for message in done {
+            logger.info(
+                "customer notified",
+                metadata: [
+                    "order_id": "\(message.orderID)", "kind": "\(message.kind)", "message_id": "\(message.id)",
+                ])
         }
     }
 }
