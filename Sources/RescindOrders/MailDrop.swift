@@ -1,4 +1,5 @@
 import Foundation
+import RescindAPI
 
 /// Customer emails, rendered into a mail drop folder that the store's mailer picks up: one RFC 5322 message
 /// per notification, text and HTML (multipart/alternative), in the customer's language when the order has one
@@ -95,8 +96,7 @@ struct MailText {
         let currency = data["currency"] as? String ?? ""
         func money(_ key: String) -> String? {
             guard let minor = (data[key] as? NSNumber)?.int64Value else { return nil }
-            let units = "\(minor / 100)\(nb ? "," : ".")\(String(format: "%02lld", minor % 100))"
-            return "\(units) \(currency)"
+            return Money.text(minor, currency, decimalSeparator: nb ? "," : ".")
         }
         let note = (data["note"] as? String).map { "\n\n" + pick("The store's note: ", "Butikkens merknad: ") + $0 }
         var paragraphs: [String]

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import RescindStorage
+import RescindTransport
 import ServiceLifecycle
 
 #if canImport(FoundationNetworking)
@@ -209,6 +210,12 @@ struct OutboxRelay: Service {
         }
     }
 
+    /// A failed message waits as a saga step does: from half a second, doubling up to `maxBackoff`, jittered;
+    /// it is tried for as long as it takes.
+    var retry: RetryPolicy {
+        RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(500), maxDelay: .seconds(maxBackoff))
+    }
+
     /// One pass over the messages not delivered yet, oldest first.
     func deliverDue(now: Date = Date()) async throws {
         let pending = try await database.read { db in
@@ -257,11 +264,11 @@ struct OutboxRelay: Service {
             } catch {
                 waiting.insert(message.orderID)
                 let attempts = message.attempts + 1
-                let delay = min(maxBackoff, 0.5 * pow(2, Double(min(attempts, 20) - 1))) * Double.random(in: 0.5...1)
+                let delay = retry.delay(afterAttempt: attempts, sample: Double.random(in: 0..<1))
                 try await database.write { db in
                     try db.execute(
                         sql: "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                        arguments: [attempts, now.addingTimeInterval(delay), "\(error)", id])
+                        arguments: [attempts, now.addingTimeInterval(delay.seconds), "\(error)", id])
                 }
                 logger.warning(
                     "notification not delivered; will retry",

@@ -160,10 +160,7 @@ struct OrderPage {
     }
 
     func money(_ minor: Int64) -> String {
-        let sign = minor < 0 ? "-" : ""
-        let units = abs(minor)
-        let separator = language == .nb ? "," : "."
-        return "\(sign)\(units / 100)\(separator)\(String(format: "%02lld", units % 100)) \(order.currency)"
+        Money.text(minor, order.currency, decimalSeparator: language == .nb ? "," : ".")
     }
 
     func time(_ date: Date) -> String {

@@ -4,14 +4,7 @@ import RescindAPI
 /// Text renderings for people; `--json` prints the values themselves.
 enum Render {
     /// Minor units as a decimal amount (two decimals; zero-decimal currencies show as such).
-    static func money(_ minor: Int64, _ currency: String) -> String {
-        let zeroDecimal: Set<String> = ["JPY", "KRW", "VND", "CLP", "ISK"]
-        if zeroDecimal.contains(currency) { return "\(minor) \(currency)" }
-        let sign = minor < 0 ? "-" : ""
-        let magnitude = minor.magnitude
-        let cents = magnitude % 100
-        return "\(sign)\(magnitude / 100).\(cents < 10 ? "0" : "")\(cents) \(currency)"
-    }
+    static func money(_ minor: Int64, _ currency: String) -> String { Money.text(minor, currency) }
 
     static func time(_ date: Date) -> String {
         date.formatted(.iso8601.time(includingFractionalSeconds: true))
