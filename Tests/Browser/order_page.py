@@ -28,6 +28,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,6 +91,14 @@ def text(driver, element_id):
         return None
 
 
+def submit(driver, button):
+    """Presses a form's button and waits until the page it leads to has replaced this one (a click returns
+    before the navigation ends, and the old page's elements would answer meanwhile)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.05).until(expected_conditions.staleness_of(page))
+
+
 def status(driver):
     return driver.find_element(By.ID, "status").get_attribute("data-status")
 
@@ -121,13 +130,13 @@ def window_open(rescindctl, screenshot):
             field = driver.find_element(By.ID, "quantity.MUG")
             field.clear()
             field.send_keys("3")
-            driver.find_element(By.CSS_SELECTOR, "#edit button[type=submit]").click()
+            submit(driver, driver.find_element(By.CSS_SELECTOR, "#edit button[type=submit]"))
             check("Your order is changed" in (text(driver, "notice") or ""), "after Save, the page says it changed")
             check(text(driver, "total") == "36.00 EUR", "the new total is charged: 36.00 EUR")
 
             # Cancel with a reason: under way at once, then cancelled with the refund shown.
             driver.find_element(By.ID, "reason").send_keys("ordered twice")
-            driver.find_element(By.CSS_SELECTOR, "#cancel button[type=submit]").click()
+            submit(driver, driver.find_element(By.CSS_SELECTOR, "#cancel button[type=submit]"))
             check("under way" in (text(driver, "notice") or ""), "after Cancel, the page says it is under way")
             reload_until_status(driver, "cancelled")
             check(text(driver, "refunded") == "36.00 EUR", "the page shows what was refunded: 36.00 EUR")
@@ -137,8 +146,7 @@ def window_open(rescindctl, screenshot):
 
             # Order again: the new order's own page.
             first = driver.current_url
-            driver.find_element(By.CSS_SELECTOR, "#reorder button[type=submit]").click()
-            WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.1).until(lambda d: d.current_url != first)
+            submit(driver, driver.find_element(By.CSS_SELECTOR, "#reorder button[type=submit]"))
             check("/o/" in driver.current_url and "notice" not in driver.current_url, "Order again opens another page")
             check(status(driver) == "open", "the new order is open")
             check((text(driver, "deadline") or "").startswith("You can cancel until"),
@@ -172,7 +180,7 @@ def approval_store(rescindctl):
             check(button.text == "Ask to cancel", "an approval store's button asks")
             check("approves cancellations first" in (text(driver, "approval") or ""), "and says staff decide")
             driver.find_element(By.ID, "reason").send_keys("found a better lamp")
-            button.click()
+            submit(driver, button)
             check("request to cancel was sent" in (text(driver, "notice") or ""), "the page says the request was sent")
             check(status(driver) == "cancel_requested", "the order is cancel_requested")
             driver.refresh()
