@@ -140,9 +140,11 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
     /// What was paid, by card and by store credit together: the most that can be refunded in all.
     var paid: Int64 { amountCaptured + creditApplied }
 
+    /// The processor's token of the card that pays.
+    var token: SimulatedProcessor.Token { SimulatedProcessor.Token(value: processorToken, last4: cardLast4) }
+
     var api: Payment {
-        let token = SimulatedProcessor.Token(value: processorToken, last4: cardLast4)
-        return Payment(
+        Payment(
             orderID: UUID(uuidString: orderID) ?? UUID(), status: status, currency: currency,
             amountAuthorized: amountAuthorized, amountCaptured: amountCaptured, amountRefunded: amountRefunded,
             fee: fee, cardLast4: cardLast4, feeSaved: feeSaved,

@@ -181,7 +181,11 @@ public final class PaymentsService: Sendable {
                 reason: "payment_\(record.status.rawValue)"
             )
         }
-        try processor.checkAvailable()
+        if record.amountAuthorized > 0 {
+            try processor.capture(token: record.token)
+        } else {
+            try processor.checkAvailable()
+        }
         record.amountCaptured = record.amountAuthorized
         record.fee = record.amountCaptured > 0 ? processor.fee(forCaptured: record.amountCaptured) : 0
         record.status = .captured
@@ -234,7 +238,7 @@ public final class PaymentsService: Sendable {
         guard request.amountMinor > 0, request.amountMinor <= 1_000_000_000_000 else {
             throw RescindError.invalidArgument("an increase must be positive", reason: "bad_amount")
         }
-        let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
+        let token = record.token
         switch record.status {
         case .authorized:
             _ = try processor.authorize(token: token, amountMinor: record.amountAuthorized + request.amountMinor)
@@ -314,8 +318,7 @@ public final class PaymentsService: Sendable {
             let cardRefundable = record.amountCaptured - (record.amountRefunded - record.refundedToCredit)
             let toCard = min(amount, max(cardRefundable, 0))
             if toCard > 0 {
-                let token = SimulatedProcessor.Token(value: record.processorToken, last4: record.cardLast4)
-                try processor.refund(token: token, amountMinor: toCard, key: key)
+                try processor.refund(token: record.token, amountMinor: toCard, key: key)
             }
             if amount > toCard {
                 try giveBackCredit(db, record, amount - toCard, kind: "refund", key: key)

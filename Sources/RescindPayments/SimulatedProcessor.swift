@@ -11,6 +11,7 @@ import Synchronization
 /// | 4242424242424242 (and any other valid number) | succeeds |
 /// | 4000000000000002 | declines authorization |
 /// | 4000000000005126 | authorizes and captures, declines every refund |
+/// | 4000000000000341 | authorizes, declines the capture (as an issuer does when an authorization has lapsed) |
 /// | 4000000000000010 | authorizes, but the issuer's address check fails |
 ///
 /// Like real processors, it names each card by a fingerprint (the same card, the same fingerprint; never the
@@ -60,6 +61,8 @@ public struct SimulatedProcessor: Sendable {
 
     public static let declinedCard = "4000000000000002"
     public static let refundDeclinedCard = "4000000000005126"
+    /// A card whose authorization succeeds and whose capture the issuer declines.
+    public static let captureDeclinedCard = "4000000000000341"
     /// A card with little room: an authorization above `limitedCardLimit` in all is declined (insufficient funds).
     public static let limitedCard = "4000000000009995"
     public static let limitedCardLimit: Int64 = 10_000
@@ -113,6 +116,7 @@ public struct SimulatedProcessor: Sendable {
             self.last4 = last4
         }
         var declinesRefunds: Bool { value.hasPrefix("pm_norefund_") }
+        var declinesCaptures: Bool { value.hasPrefix("pm_nocapture_") }
         var isLimited: Bool { value.hasPrefix("pm_limit_") }
 
         /// The processor's fraud screening of the card: `normal`, `elevated` or `highest`.
@@ -148,6 +152,7 @@ public struct SimulatedProcessor: Sendable {
         let kind =
             switch digits {
             case Self.refundDeclinedCard: "norefund"
+            case Self.captureDeclinedCard: "nocapture"
             case Self.limitedCard: "limit"
             case Self.elevatedRiskCard: "elevated"
             case Self.highestRiskCard: "highest"
@@ -184,6 +189,17 @@ public struct SimulatedProcessor: Sendable {
     /// The fee charged on capturing an amount.
     public func fee(forCaptured amountMinor: Int64) -> Int64 {
         (amountMinor * configuration.feeBasisPoints + 5_000) / 10_000 + configuration.fixedFeeMinor
+    }
+
+    /// Captures what the card behind a token authorized.
+    /// - Throws: `failed_precondition/capture_declined` for the card whose captures are declined; `unavailable`
+    ///   in `unavailable` mode.
+    public func capture(token: Token) throws {
+        try checkAvailable()
+        if token.declinesCaptures {
+            throw RescindError.failedPrecondition(
+                "the issuer declined the capture: the authorization is no longer valid", reason: "capture_declined")
+        }
     }
 
     /// Refunds to the card behind a token, once per idempotency key, as real processors do.

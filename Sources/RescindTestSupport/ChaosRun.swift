@@ -34,8 +34,8 @@ public struct ChaosRun: Sendable {
         }
     }
 
-    /// What the run did and found.
-    public struct Summary: Codable, Sendable {
+    /// What the run did and found. Its JSON (`rescindctl chaos --json`) carries the totals and the verdict too.
+    public struct Summary: Encodable, Sendable {
         public var seed: UInt64
         public var seconds: Double
         public var operations: [String: Int]
@@ -49,6 +49,26 @@ public struct ChaosRun: Sendable {
         public var faultCount: Int { faults.values.reduce(0, +) }
         public var cancellations: Int { sagas.filter { $0.key.hasPrefix("cancel_order ") }.values.reduce(0, +) }
         public var passed: Bool { violations.isEmpty && sagasLeftOpen == 0 }
+
+        enum CodingKeys: String, CodingKey {
+            case seed, seconds, operations, operationErrors, faults, sagas, sagasLeftOpen, violations
+            case faultCount, cancellations, passed
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(seed, forKey: .seed)
+            try c.encode(seconds, forKey: .seconds)
+            try c.encode(operations, forKey: .operations)
+            try c.encode(operationErrors, forKey: .operationErrors)
+            try c.encode(faults, forKey: .faults)
+            try c.encode(sagas, forKey: .sagas)
+            try c.encode(sagasLeftOpen, forKey: .sagasLeftOpen)
+            try c.encode(violations, forKey: .violations)
+            try c.encode(faultCount, forKey: .faultCount)
+            try c.encode(cancellations, forKey: .cancellations)
+            try c.encode(passed, forKey: .passed)
+        }
     }
 
     public let configuration: Configuration

@@ -770,7 +770,8 @@ struct SagasCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "End a failed saga by hand: say what the order is now and why; its lock is released.",
             discussion: """
-                Put things right first (at the processor, on the shelf), then record it here. The saga ends                 settled, with your certificate identity, the time and the note; the order becomes what --as says.
+                Put things right first (at the processor, on the shelf), then record it here. The saga ends \
+                settled, with your certificate identity, the time and the note; the order becomes what --as says.
                 """
         )
         @Argument var id: UUID

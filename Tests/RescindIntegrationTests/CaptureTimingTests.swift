@@ -2,6 +2,7 @@ import Foundation
 import RescindAPI
 import RescindTestSupport
 import RescindTransport
+import RescindWire
 import Testing
 
 extension RealDaemons {
@@ -85,6 +86,63 @@ extension RealDaemons {
                 #expect(cancellation.refundedMinor == 1200)
                 #expect(cancellation.feeKeptMinor == payment.fee)
                 #expect(cancellation.feeSavedMinor == nil)
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
+        /// The issuer declines the capture (test card 4000000000000341): each saga undoes what it cannot finish.
+        @Test func aCaptureTheIssuerDeclinesLeavesNothingHalfDone() async throws {
+            let lapsed = "4000000000000341"
+            // Capturing at placement: the order is rejected, its authorization voided and its stock released.
+            try await RescindHarness.withSuite { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let refused = await #expect(throws: RescindError.self) {
+                    try await h.place([("MUG", 2, 1200)], card: lapsed)
+                }
+                #expect(refused?.reason == "capture_declined")
+                let order = try #require(try await h.orders.call(OrdersMethods.list, ListOrdersRequest()).orders.first)
+                #expect(order.status == .rejected)
+                #expect(order.rejection?.contains("declined the capture") == true, "\(order.rejection ?? "none")")
+                #expect(try await h.payment(order.id).status == .voided)
+                let placement = try #require(try await h.sagas(of: order.id).first)
+                #expect(
+                    placement.steps.filter { $0.direction == .compensate }.map(\.name) == ["void", "release", "reject"])
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+            // Capturing at fulfilment: the fulfilment is refused and the order stays open with its authorization;
+            // a cancellation then voids it.
+            try await RescindHarness.withSuite(options: options("at_fulfilment")) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 2, 1200)], card: lapsed)
+                let refused = await #expect(throws: RescindError.self) {
+                    try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
+                }
+                #expect(refused?.reason == "capture_declined")
+                #expect(try await h.order(order.id).status == .open)
+                #expect(try await h.payment(order.id).status == .authorized)
+                let saga = try await h.waitForSaga(try await h.cancel(order.id).sagaID)
+                #expect(saga.state == .completed)
+                #expect(try await h.payment(order.id).status == .voided)
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+            // Capturing when the window closes: the clock's capture is undone and not tried again (the order's
+            // capture time is cleared); the order stays open with its authorization.
+            try await RescindHarness.withSuite(
+                options: options("when_window_closes", ["cancellation_window_seconds": 1])
+            ) {
+                h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 1, 1200)], card: lapsed)
+                let capture = try await h.waitForCapture(of: order.id)
+                #expect(capture.state == .compensated)
+                #expect(capture.step("keep_authorized", .compensate)?.status == .succeeded)
+                let after = try await h.order(order.id)
+                #expect(after.status == .open)
+                #expect(after.captureDueAt == nil)
+                #expect(try await h.payment(order.id).status == .authorized)
                 let report = try h.check()
                 #expect(report.violations.isEmpty, "\(report.violations)")
             }

@@ -12,10 +12,24 @@ extension RealDaemons {
         enum Scenario: Sendable {
             /// Place an order with a card, then cancel it.
             case cancel(card: String)
+            /// Place an order, then cancel it without restocking: its units are written off.
+            case cancelWithoutRestock
+            /// In a store that captures at fulfilment, place an order, then cancel it: the authorization is voided.
+            case cancelAuthorized
             /// Place an order with a card (the crash is during placement).
             case place(card: String)
             /// Place an order, then fulfil it.
             case fulfil
+            /// In a store that captures at fulfilment, place an order with a card, then fulfil it (capturing first).
+            case fulfilCapturing(card: String)
+
+            /// The store's capture setting the scenario needs (`nil`: at placement, the default).
+            var capture: String? {
+                switch self {
+                case .cancelAuthorized, .fulfilCapturing: "at_fulfilment"
+                case .cancel, .cancelWithoutRestock, .place, .fulfil: nil
+                }
+            }
         }
 
         struct Case: Sendable, CustomTestStringConvertible {
@@ -35,6 +49,7 @@ extension RealDaemons {
         static let good = "4242424242424242"
         static let declined = "4000000000000002"
         static let refundDeclined = "4000000000005126"
+        static let captureDeclined = "4000000000000341"
 
         static let cases: [Case] = {
             var cases: [Case] = []
@@ -55,6 +70,8 @@ extension RealDaemons {
             add("cancel_order", "refund", "forward", remote: true, .cancel(card: good), ends: .completed)
             add("cancel_order", "restock", "forward", remote: true, .cancel(card: good), ends: .completed)
             add("cancel_order", "finalize", "forward", remote: false, .cancel(card: good), ends: .completed)
+            add("cancel_order", "write_off", "forward", remote: true, .cancelWithoutRestock, ends: .completed)
+            add("cancel_order", "void", "forward", remote: true, .cancelAuthorized, ends: .completed)
             // Cancelling, undoing a declined refund.
             add(
                 "cancel_order", "take_back", "compensate", remote: true, .cancel(card: refundDeclined),
@@ -77,25 +94,46 @@ extension RealDaemons {
             // Placing, undoing a declined card.
             add("place_order", "release", "compensate", remote: true, .place(card: declined), ends: .compensated)
             add("place_order", "reject", "compensate", remote: false, .place(card: declined), ends: .compensated)
+            // Placing, undoing an authorization whose capture was declined.
+            add(
+                "place_order", "void", "compensate", remote: true, .place(card: captureDeclined), ends: .compensated)
             // Fulfilling.
             add("fulfil_order", "commit", "forward", remote: true, .fulfil, ends: .completed)
             add("fulfil_order", "fulfilled", "forward", remote: false, .fulfil, ends: .completed)
+            add("fulfil_order", "capture", "forward", remote: true, .fulfilCapturing(card: good), ends: .completed)
+            // Fulfilling, undoing the lock when the capture was declined.
+            add(
+                "fulfil_order", "unlock", "compensate", remote: false, .fulfilCapturing(card: captureDeclined),
+                ends: .compensated)
             return cases
         }()
 
         @Test(arguments: cases)
         func ordersKilledAtAStepBoundaryFinishesTheSagaOnce(_ crash: Case) async throws {
-            try await RescindHarness.withSuite(environment: [.orders: ["RESCIND_CRASH_POINT": crash.point]]) { h in
+            var options = RescindHarness.Options()
+            options.capture = crash.scenario.capture
+            try await RescindHarness.withSuite(
+                options: options, environment: [.orders: ["RESCIND_CRASH_POINT": crash.point]]
+            ) { h in
                 try await h.setStock("MUG", at: "main", onHand: 5)
                 // What Orders is doing when it dies: the call that started the saga loses its connection.
                 switch crash.scenario {
                 case .cancel(let card):
                     let order = try await h.place([("MUG", 2, 1200)], card: card)
                     _ = try? await h.cancel(order.id)
+                case .cancelWithoutRestock:
+                    let order = try await h.place([("MUG", 2, 1200)])
+                    _ = try? await h.cancel(order.id, restock: false)
+                case .cancelAuthorized:
+                    let order = try await h.place([("MUG", 2, 1200)])
+                    _ = try? await h.cancel(order.id)
                 case .place(let card):
                     _ = try? await h.place([("MUG", 2, 1200)], card: card)
                 case .fulfil:
                     let order = try await h.place([("MUG", 2, 1200)])
+                    _ = try? await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
+                case .fulfilCapturing(let card):
+                    let order = try await h.place([("MUG", 2, 1200)], card: card)
                     _ = try? await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
                 }
                 // It died, and where the test says.

@@ -34,6 +34,17 @@ extension RealDaemons {
             try queue.close()
         }
 
+        /// Breaks a rule the schema's CHECKs also guard, as a database written by a faulty build or edited by hand
+        /// could: the checker must not rely on the schema it checks.
+        private func tamperPastChecks(_ h: RescindHarness, _ daemon: Identity, _ sql: String) throws {
+            let queue = try DatabaseQueue(path: h.database(daemon).path)
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA ignore_check_constraints = ON")
+                try db.execute(sql: sql)
+            }
+            try queue.close()
+        }
+
         private func rules(_ h: RescindHarness) throws -> Set<String> {
             Set(try h.check().violations.map(\.rule))
         }
@@ -95,6 +106,58 @@ extension RealDaemons {
             try tamper(h, .orders, "UPDATE saga SET state = 'running' WHERE kind = 'cancel_order'")
             #expect(try rules(h).contains("saga_unfinished"))
             #expect(try h.check(.init(quiet: false)).violations.allSatisfy { $0.rule != "saga_unfinished" })
+            try tamper(h, .orders, "UPDATE saga SET state = 'completed' WHERE kind = 'cancel_order'")
+            #expect(try rules(h).isEmpty)
+
+            // A saga that stopped for a person: a violation once faults have stopped, unless expected.
+            try tamper(h, .orders, "UPDATE saga SET state = 'failed' WHERE kind = 'fulfil_order'")
+            let failed = try h.check().violations
+            #expect(Set(failed.map(\.rule)).contains("saga_failed"))
+            #expect(failed.contains { $0.rule == "saga_failed" && $0.rows.contains { $0.contains("fulfil_order") } })
+            #expect(try h.check(.init(noneFailed: false)).violations.allSatisfy { $0.rule != "saga_failed" })
+            try tamper(h, .orders, "UPDATE saga SET state = 'completed' WHERE kind = 'fulfil_order'")
+
+            // More refunded to store credit than refunded; a balance its ledger does not add up to.
+            try tamper(
+                h, .payments,
+                "UPDATE payment SET refunded_to_credit = amount_refunded + 1 WHERE order_id = '\(cancelled.uuidString)'"
+            )
+            let toCredit = try h.check().violations
+            #expect(toCredit.map(\.rule) == ["refund_above_capture"])
+            #expect(toCredit.first?.rows.contains { $0.contains(cancelled.uuidString) } == true)
+            try tamper(h, .payments, "UPDATE payment SET refunded_to_credit = 0")
+            try tamper(
+                h, .payments,
+                "INSERT INTO store_credit (customer, balance, updated_at) VALUES ('bo@example.org', 500, '2026-12-01')")
+            let credit = try h.check().violations
+            #expect(credit.map(\.rule) == ["store_credit_disagrees"])
+            #expect(credit.first?.rows.contains { $0.contains("bo@example.org") } == true)
+            try tamper(h, .payments, "DELETE FROM store_credit")
+            #expect(try rules(h).isEmpty)
+        }
+
+        @Test func whatTheSchemaAlsoForbidsIsFoundInADatabaseThatAllowedIt() async throws {
+            let (h, cancelled, _) = try await stoppedSuite()
+            defer { try? FileManager.default.removeItem(at: h.directory) }
+
+            // Refunded more than was captured: 2,400 captured, 2,300 refunded (the fee kept); now 2,200 captured.
+            try tamperPastChecks(
+                h, .payments,
+                "UPDATE payment SET amount_captured = amount_captured - 200 WHERE order_id = '\(cancelled.uuidString)'")
+            let refunds = try h.check().violations
+            #expect(
+                refunds.contains {
+                    $0.rule == "refund_above_capture" && $0.rows.contains { $0.contains(cancelled.uuidString) }
+                })
+            try tamperPastChecks(
+                h, .payments,
+                "UPDATE payment SET amount_captured = amount_captured + 200 WHERE order_id = '\(cancelled.uuidString)'")
+            #expect(try rules(h).isEmpty)
+
+            // Stock below zero.
+            try tamperPastChecks(h, .inventory, "UPDATE stock SET on_hand = -1, reserved = 0")
+            let stock = try h.check().violations
+            #expect(stock.contains { $0.rule == "negative_stock" && $0.rows.contains { $0.contains("MUG") } })
         }
     }
 }

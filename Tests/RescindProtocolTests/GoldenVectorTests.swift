@@ -91,6 +91,14 @@ struct GoldenVectorTests {
                 == rawValues([Payment.Status.authorized, .captured, .voided, .partiallyRefunded, .refunded])
         )
     }
+
+    @Test("the vectors of values a newer peer could send hold values this build does not know")
+    func futureValuesAreUnknown() {
+        // Were one of these to become known, its vector would no longer show that an unknown value decodes.
+        #expect(!Saga.Kind.known.contains(Fixture.futureSaga.kind))
+        #expect(!Saga.State.known.contains(Fixture.futureSaga.state))
+        #expect(!Order.Status.known.contains(Fixture.futureOrder.status))
+    }
 }
 
 // MARK: - The file
@@ -304,6 +312,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
         response("sagas-get-response", 8, OrdersMethods.getSaga, Fixture.saga),
         // Kinds and states are extensible: a peer reads values it does not know (PROTOCOL.md section 13).
         response("sagas-get-response-unknown-kind-and-state", 8, OrdersMethods.getSaga, Fixture.futureSaga),
+        response("orders-get-response-unknown-status", 69, OrdersMethods.get, Fixture.futureOrder),
         request("sagas-retry-request", 20, OrdersMethods.retrySaga, SagaRequest(sagaID: Fixture.failedSagaID)),
         request(
             "sagas-settle-request", 21, OrdersMethods.settleSaga,
@@ -942,8 +951,15 @@ enum Fixture {
     /// A saga whose dates take every encoding: a negative integer, half, single and double floats.
     /// A saga of a kind and in a state this build does not know, as a newer Orders could send.
     static let futureSaga = Saga(
-        id: sagaID, kind: Saga.Kind("edit_order"), orderID: orderID, state: Saga.State("paused"), steps: [],
+        id: sagaID, kind: Saga.Kind("exchange_order"), orderID: orderID, state: Saga.State("paused"), steps: [],
         error: nil, createdAt: created, updatedAt: updated
+    )
+
+    /// An order in a status this build does not know, as a newer Orders could send.
+    static let futureOrder = Order(
+        id: orderID, customerEmail: "bo@example.org", status: Order.Status("on_hold"), currency: "USD",
+        totalMinor: 1_250, amountRefundedMinor: 0, lines: lines, cardLast4: "4242", createdAt: created,
+        updatedAt: created
     )
 
     /// A cancellation that failed and that a person settled by hand.

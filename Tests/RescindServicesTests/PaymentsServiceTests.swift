@@ -84,6 +84,25 @@ import Testing
         }
         #expect(refund?.reason == "refund_declined")
         #expect(try await f.payments.payment(order).status == .captured)
+
+        // Authorized, then the capture declined for good: the authorization stays, to be voided.
+        let lapsed = UUID()
+        _ = try await c.call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: lapsed, amountMinor: 1000, currency: "USD", cardNumber: "4000000000000341"),
+            idempotencyKey: "a2", timeout: nil
+        )
+        let capture = await #expect(throws: RescindError.self) {
+            try await c.call(
+                PaymentsMethods.capture, PaymentRequest(orderID: lapsed), idempotencyKey: "c2", timeout: nil)
+        }
+        #expect(capture?.reason == "capture_declined")
+        #expect(capture?.retryable == false)
+        #expect(try await f.payments.payment(lapsed).status == .authorized)
+        #expect(try await f.payments.payment(lapsed).amountCaptured == 0)
+        let voided = try await c.call(
+            PaymentsMethods.void, VoidRequest(orderID: lapsed), idempotencyKey: "v2", timeout: nil)
+        #expect(voided.status == .voided)
     }
 
     @Test func voidingAnAuthorizationMovesNoMoney() async throws {
@@ -175,6 +194,7 @@ import Testing
         let processor = SimulatedProcessor()
         #expect((try? processor.authorize(cardNumber: "4242424242424242", amountMinor: 1)) != nil)
         #expect((try? processor.authorize(cardNumber: "4000000000005126", amountMinor: 1)) != nil)
+        #expect((try? processor.authorize(cardNumber: "4000000000000341", amountMinor: 1)) != nil)
         #expect(throws: RescindError.self) { try processor.authorize(cardNumber: "4242424242424241", amountMinor: 1) }
     }
 }
