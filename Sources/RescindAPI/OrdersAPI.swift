@@ -763,18 +763,23 @@ public struct OrderEdit: Codable, Sendable, Hashable {
     /// How the money moved: `increase` (the authorization raised, or the extra charged), `void` (part of the
     /// authorization voided), `refund`, or absent when the amount is 0.
     public var payment: String?
+    /// The store's restocking fee kept from the refund of units a customer removed (absent when none was kept):
+    /// removing units is cancelling them.
+    public var restockingFeeMinor: Int64?
     public var note: String?
     /// The certificate identity of the caller, or `customer` for the order's customer (`customer.edit`).
     public var by: String
     public var at: Date
 
     public init(
-        sagaID: UUID, changes: [LineChange], amountMinor: Int64, payment: String?, note: String?, by: String, at: Date
+        sagaID: UUID, changes: [LineChange], amountMinor: Int64, payment: String?, restockingFeeMinor: Int64? = nil,
+        note: String?, by: String, at: Date
     ) {
         self.sagaID = sagaID
         self.changes = changes
         self.amountMinor = amountMinor
         self.payment = payment
+        self.restockingFeeMinor = restockingFeeMinor
         self.note = note
         self.by = by
         self.at = at
@@ -784,6 +789,7 @@ public struct OrderEdit: Codable, Sendable, Hashable {
         case changes, payment, note, by, at
         case sagaID = "saga_id"
         case amountMinor = "amount"
+        case restockingFeeMinor = "restocking_fee"
     }
 }
 

@@ -11,8 +11,9 @@ import RescindWire
 /// on the order nor a SKU the store marks so, and fewer than the store's limit of cancellations recently.
 ///
 /// A customer's change of quantities (`edit`) obeys the same window and rules, since removing units is cancelling
-/// them, except the cancellation limit and the restocking fee; it also needs the store to allow edits, and when it
-/// removes units, that none is of a `cannot-cancel` SKU and that the store does not approve cancellations first.
+/// them, except the cancellation limit; it also needs the store to allow edits, and when it removes units, that
+/// none is of a `cannot-cancel` SKU and that the store does not approve cancellations first. The refund of units
+/// removed keeps the restocking fee, as a cancellation of them would.
 enum CancellationPolicy {
     enum Actor: String, Sendable {
         case staff, customer
@@ -225,7 +226,39 @@ enum CancellationPolicy {
                         detail: "the store approves cancellations first: ask to cancel the units instead",
                         reason: "approval_required"))
         }
+        if let fee = restockingFeeRule(facts, .edit, store: store) { rules.append(fee) }
         return rules
+    }
+
+    /// What a customer's refund keeps for the store, said before it is asked: only a captured payment is refunded
+    /// (a void moves no money and keeps nothing). `OrdersService` keeps the fee with `store.restockingFee(on:)`
+    /// on the very amount this names.
+    static func restockingFeeRule(_ facts: Facts, _ action: Action, store: StoreSettings) -> PolicyRule? {
+        let order = facts.order
+        let paid = [Payment.Status.captured.rawValue, Payment.Status.partiallyRefunded.rawValue]
+        guard paid.contains(order.paymentStatus ?? ""),
+            store.restockingFeeFixedMinor > 0 || store.restockingFeePercent > 0
+        else { return nil }
+        let refundable = order.total - order.amountRefunded
+        switch action {
+        case .cancel:
+            // On what a cancellation refunds: the open units' money, at most what is not refunded yet.
+            let open = facts.lines.reduce(Int64(0)) { $0 + $1.open * $1.unitPrice }
+            let fee = store.restockingFee(on: min(open, refundable))
+            guard fee > 0 else { return nil }
+            return PolicyRule(
+                rule: "restocking_fee", passed: true,
+                detail: "a restocking fee of \(fee) \(order.currency) minor units is kept from the refund")
+        case .edit:
+            var terms: [String] = []
+            if store.restockingFeeFixedMinor > 0 {
+                terms.append("\(store.restockingFeeFixedMinor) \(order.currency) minor units")
+            }
+            if store.restockingFeePercent > 0 { terms.append(String(format: "%g%%", store.restockingFeePercent)) }
+            return PolicyRule(
+                rule: "restocking_fee", passed: true,
+                detail: "units removed are refunded less a restocking fee of \(terms.joined(separator: " plus "))")
+        }
     }
 
     /// The rules only a customer's cancellation obeys.
@@ -263,13 +296,7 @@ enum CancellationPolicy {
                     detail: "the store approves cancellations of this order first: it is a request"))
         }
 
-        let fee = store.restockingFee(on: order.total - order.amountRefunded)
-        if fee > 0 {
-            rules.append(
-                PolicyRule(
-                    rule: "restocking_fee", passed: true,
-                    detail: "a restocking fee of \(fee) \(order.currency) minor units is kept from the refund"))
-        }
+        if let fee = restockingFeeRule(facts, .cancel, store: store) { rules.append(fee) }
         return rules
     }
 }

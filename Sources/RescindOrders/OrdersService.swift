@@ -800,8 +800,10 @@ public final class OrdersService: Sendable {
                 if order.status != .cancelling { try order.requireCancellable() }
                 throw error
             }
-            // Some lines, or the rest of an order of which some units shipped: the money of those units only.
-            let share = selection.takesEverythingOpen && !lines.contains { $0.fulfilled > 0 } ? nil : selection.amount
+            // All that is not refunded yet, unless part of it paid for units not cancelled now: some lines, units
+            // shipped, or a restocking fee kept when units were cancelled or removed before. Then the money of
+            // these units only.
+            let share = selection.amount < order.total - order.amountRefunded ? selection.amount : nil
             let money = try self.moneyAction(for: request, order: order, share: share)
             let options = CancelOrderSaga.Context.Options(
                 reason: request.reason, restock: request.restock, notify: request.notify,
@@ -1078,11 +1080,13 @@ public final class OrdersService: Sendable {
                     context.payment = .void
                 } else {
                     // Never more than is not refunded yet: a refund made earlier may have covered some of it.
-                    let refund = min(-edit.amount, order.total - order.amountRefunded)
-                    if refund > 0 {
-                        context.payment = .refund
-                        context.amount = -refund
-                    }
+                    let share = max(min(-edit.amount, order.total - order.amountRefunded), 0)
+                    // A customer who removes units cancels them: the store's restocking fee is kept, as from the
+                    // refund of a customer's cancellation of those lines.
+                    let fee = actor == .customer ? self.store.restockingFee(on: share) : 0
+                    if fee > 0 { context.restockingFee = fee }
+                    context.amount = -(share - fee)
+                    if share - fee > 0 { context.payment = .refund }
                 }
             }
             if !edit.added.isEmpty {

@@ -146,14 +146,21 @@ struct OrderPage {
             events.append(
                 (
                     cancellation.cancelledAt,
-                    text.eventCancelled(
-                        what, refunded: cancellation.refundedMinor > 0 ? money(cancellation.refundedMinor) : nil,
-                        restocked: cancellation.unitsRestocked)
+                    text.eventCancelled(what)
+                        + text.money(
+                            refunded: cancellation.refundedMinor > 0 ? money(cancellation.refundedMinor) : nil,
+                            feeKept: cancellation.restockingFeeMinor.map(money))
                 ))
         }
         for refund in order.refunds ?? [] { events.append((refund.at, text.eventRefunded(money(refund.amountMinor)))) }
         for edit in order.edits ?? [] {
-            events.append((edit.at, text.eventEdited(edit.changes.map { "\($0.sku) → \($0.quantity)" })))
+            let refunded = edit.payment == "refund" && edit.amountMinor < 0 ? money(-edit.amountMinor) : nil
+            events.append(
+                (
+                    edit.at,
+                    text.eventEdited(edit.changes.map { "\($0.sku) → \($0.quantity)" })
+                        + text.money(refunded: refunded, feeKept: edit.restockingFeeMinor.map(money))
+                ))
         }
         if order.status == .fulfilled { events.append((order.updatedAt, text.eventShipped)) }
         return events.sorted { $0.0 < $1.0 }.map { ["when": time($0.0), "text": $0.1] }
@@ -313,9 +320,15 @@ struct Strings {
         pick("Changed: ", "Endret: ") + changes.joined(separator: ", ")
     }
 
-    func eventCancelled(_ what: String?, refunded: String?, restocked: Int64) -> String {
-        var text = what.map { pick("Cancelled \($0)", "Kansellert \($0)") } ?? pick("Cancelled", "Kansellert")
+    func eventCancelled(_ what: String?) -> String {
+        what.map { pick("Cancelled \($0)", "Kansellert \($0)") } ?? pick("Cancelled", "Kansellert")
+    }
+
+    /// What a cancellation or an edit gave back, and the restocking fee the store kept from it.
+    func money(refunded: String?, feeKept: String?) -> String {
+        var text = ""
         if let refunded { text += pick(", \(refunded) refunded", ", \(refunded) refundert") }
+        if let feeKept { text += pick(", \(feeKept) restocking fee kept", ", \(feeKept) i returgebyr beholdt") }
         return text
     }
 

@@ -219,6 +219,51 @@ extension RealDaemons {
             }
         }
 
+        /// Removing units is cancelling them: a customer pays the fee once for each, whether they remove units and
+        /// then cancel the rest, or cancel the whole order; the fee kept is never refunded later.
+        @Test func aCustomerWhoRemovesUnitsPaysTheFeeACancellationOfThemWould() async throws {
+            var options = RescindHarness.Options()
+            options.storeSeconds = ["restocking_fee_fixed": 100, "restocking_fee_percent": 10]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+                let order = try await h.place([("MUG", 2, 1200)])
+                let token = try #require(order.customerToken)
+
+                let explained = try await storefront.call(CustomerMethods.canEdit, CustomerRequest(token: token))
+                #expect(explained.rules.contains { $0.rule == "restocking_fee" })
+                // One mug fewer: its 1200 less 100 and 10 %, 980 back to the card and 220 kept.
+                let edited = try await storefront.call(
+                    CustomerMethods.edit, CustomerEditRequest(token: token, lines: [.init(sku: "MUG", quantity: 1)]),
+                    idempotencyKey: UUID().uuidString)
+                let edit = try #require(edited.edits?.last)
+                #expect(edit.restockingFeeMinor == 220)
+                #expect(edit.amountMinor == -980)
+                #expect(edit.payment == "refund")
+                #expect(edited.amountRefundedMinor == 980)
+                #expect(try await h.payment(order.id).amountRefunded == 980)
+
+                // The other mug cancelled: its own 1200 less the fee, not the 220 kept before.
+                let accepted = try await storefront.call(
+                    CustomerMethods.cancel, CustomerCancelRequest(token: token), idempotencyKey: UUID().uuidString)
+                #expect(try await h.waitForSaga(try #require(accepted.sagaID)).state == .completed)
+                let cancellation = try #require(try await h.order(order.id).cancellation)
+                #expect(cancellation.refundedMinor == 980)
+                #expect(cancellation.restockingFeeMinor == 220)
+                #expect(try await h.payment(order.id).amountRefunded == 1960)
+
+                // Staff remove units without a fee.
+                let other = try await h.place([("MUG", 2, 1200)])
+                let staff = try await h.orders.call(
+                    OrdersMethods.edit, EditOrderRequest(orderID: other.id, changes: [.init(sku: "MUG", quantity: 1)]))
+                #expect(staff.edits?.last?.restockingFeeMinor == nil)
+                #expect(try await h.payment(other.id).amountRefunded == 1200)
+                let report = try h.check()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
         @Test func theCommandLineRefundsAnOpenOrderAndOnlyCapturedMoney() async throws {
             var options = RescindHarness.Options()
             options.capture = "at_fulfilment"

@@ -107,6 +107,27 @@ extension RealDaemons {
             }
         }
 
+        @Test func thePageSaysWhatWasRefundedAndWhatRestockingFeeWasKept() async throws {
+            var options = RescindHarness.Options()
+            options.storeSeconds = ["restocking_fee_fixed": 100, "restocking_fee_percent": 10]
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let order = try await h.place([("MUG", 2, 1200)])
+                let link = try #require(order.statusLink.flatMap(URL.init(string:)))
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+                _ = try await storefront.call(
+                    CustomerMethods.edit,
+                    CustomerEditRequest(
+                        token: try #require(order.customerToken), lines: [.init(sku: "MUG", quantity: 1)]),
+                    idempotencyKey: UUID().uuidString)
+                let page = try await fetch(link)
+                #expect(page.body.contains("Changed: MUG → 1, 9.80 USD refunded, 2.20 USD restocking fee kept"))
+                let norwegian = try await fetch(link, language: "nb")
+                #expect(norwegian.body.contains("Endret: MUG → 1, 9,80 USD refundert, 2,20 USD i returgebyr beholdt"))
+            }
+        }
+
         @Test func inAnApprovalStoreThePageSaysTheRequestWasSentUntilStaffApprove() async throws {
             var options = RescindHarness.Options()
             options.store = ["customer_cancel_approval": "always"]

@@ -417,6 +417,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             key: "edit-2026-01-01-ana-0001"
         ),
         response("orders-edit-response", 53, OrdersMethods.edit, Fixture.editedOrder),
+        response("customer-edit-response-restocking-fee", 70, CustomerMethods.edit, Fixture.customerEditedOrder),
         // The cancellation policy, and a customer's methods through the storefront.
         request(
             "orders-can-cancel-request", 55, OrdersMethods.canCancel,
@@ -798,6 +799,21 @@ enum Fixture {
                     LineChange(sku: "POSTER-A2-SUNSET", quantity: 1, unitPriceMinor: 990),
                 ],
                 amountMinor: 2_240, payment: "increase", note: "asked by phone", by: "operator",
+                at: Date(timeIntervalSince1970: 1_767_225_661))
+        ]
+        return order
+    }
+
+    /// `openOrder` after its customer removed one of its two mugs in a store with a restocking fee of 100 and 10 %:
+    /// 1250 less 225 refunded.
+    static var customerEditedOrder: Order {
+        var order = openOrder
+        order.amountRefundedMinor = 1_025
+        order.lines = [.init(sku: "MUG-BLUE-350ML", quantity: 1, unitPriceMinor: 1_250)]
+        order.edits = [
+            OrderEdit(
+                sagaID: sagaID, changes: [LineChange(sku: "MUG-BLUE-350ML", quantity: 1)], amountMinor: -1_025,
+                payment: "refund", restockingFeeMinor: 225, note: nil, by: "customer",
                 at: Date(timeIntervalSince1970: 1_767_225_661))
         ]
         return order

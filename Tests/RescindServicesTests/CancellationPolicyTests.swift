@@ -128,6 +128,10 @@ import Testing
         let decision = decide(order(), minutes: 1, store: store)
         #expect(decision.allowed)
         #expect(rule(decision, "restocking_fee")?.detail.contains("500 EUR") == true)
+        // An authorization never captured is voided: nothing is refunded, so nothing is kept.
+        var authorized = order()
+        authorized.paymentStatus = "authorized"
+        #expect(rule(decide(authorized, minutes: 1, store: store), "restocking_fee") == nil)
     }
 
     /// A customer's change of quantities: `customer.can_edit` as it explains, and as it enforces given changes.
@@ -142,7 +146,7 @@ import Testing
             as: .customer, action: .edit, store: store)
     }
 
-    @Test func aCustomerChangesQuantitiesInTheSameWindowWithoutTheLimitOrTheFee() {
+    @Test func aCustomerChangesQuantitiesInTheSameWindowWithoutTheLimit() {
         let store = StoreSettings(
             cancellationWindowSeconds: 1_800, restockingFeeFixedMinor: 500, timeZone: "Europe/Oslo",
             customerCancellationsMax: 1)
@@ -153,9 +157,16 @@ import Testing
         #expect(
             rule(decision, "cancellation_window")?.detail
                 == "you can change quantities until 2026-03-02 10:30 Europe/Oslo")
-        // Editing is not cancelling: 99 recent cancellations and a restocking fee do not apply.
+        // Editing is not cancelling the order: 99 recent cancellations do not stop it. Removing units is cancelling
+        // them: their refund keeps the restocking fee.
         #expect(rule(decision, "cancellation_limit") == nil)
-        #expect(rule(decision, "restocking_fee") == nil)
+        #expect(
+            rule(decision, "restocking_fee")?.detail
+                == "units removed are refunded less a restocking fee of 500 EUR minor units")
+        let percent = StoreSettings(restockingFeeFixedMinor: 100, restockingFeePercent: 12.5)
+        #expect(
+            rule(decideEdit(order(), lines: [line("MUG", 3)], store: percent), "restocking_fee")?.detail
+                == "units removed are refunded less a restocking fee of 100 EUR minor units plus 12.5%")
         let late = decideEdit(
             order(), lines: [line("MUG", 3)], changes: [.init(sku: "MUG", quantity: 4)], minutes: 31, store: store)
         #expect(!late.allowed)

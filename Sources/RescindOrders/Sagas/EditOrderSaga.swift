@@ -30,6 +30,8 @@ enum EditOrderSaga: SagaDefinition {
         var amount: Int64
         /// What the pivot does with `amount` (`nil`: nothing to move).
         var payment: PaymentAction?
+        /// The restocking fee kept from the refund of removed units (a customer's edit of a captured order).
+        var restockingFee: Int64?
         var added: [ReserveRequest.Line]?
         var addedPartID: UUID?
         var removed: [ReserveRequest.Line]?
@@ -149,7 +151,8 @@ enum EditOrderSaga: SagaDefinition {
         }
         let edit = OrderEdit(
             sagaID: UUID(uuidString: info.sagaID) ?? UUID(), changes: context.changes, amountMinor: context.amount,
-            payment: context.payment?.rawValue, note: context.note, by: context.by, at: info.now)
+            payment: context.payment?.rawValue, restockingFeeMinor: context.restockingFee, note: context.note,
+            by: context.by, at: info.now)
         try OrderEditRecord(
             sagaID: info.sagaID, orderID: context.orderID.uuidString, refunded: context.refunded,
             edit: try JSON.encode(edit), at: info.now
