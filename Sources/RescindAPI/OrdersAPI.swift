@@ -78,13 +78,17 @@ public enum CustomerMethods {
     /// `online_store`); the answer carries the new order's link, once.
     public static let reorder = Method<CustomerRequest, Order>("customer.reorder", callers: [.storefront])
     /// What the store's policy says of the customer changing quantities now: the cancellation's window and rules,
-    /// but no cancellation limit nor restocking fee; removing units a `cannot-cancel` SKU has, or any units in
-    /// a store that approves cancellations first, is refused.
+    /// but no cancellation limit; removing units a `cannot-cancel` SKU has, or any units in a store that approves
+    /// cancellations first, is refused, and units removed are refunded less the restocking fee.
     public static let canEdit = Method<CustomerRequest, CancelPolicyDecision>(
         "customer.can_edit", callers: [.storefront])
     /// Changes the quantities of what the customer ordered (`orders.edit`: stock reserved or released, the card
     /// charged more or refunded), if `customer.can_edit` allows it for these changes now.
     public static let edit = Method<CustomerEditRequest, Order>("customer.edit", callers: [.storefront])
+    /// What the order page shows, read at one instant: the order, and what the policy says of the customer
+    /// cancelling it and changing its quantities now (`customer.get_order`, `customer.can_cancel` and
+    /// `customer.can_edit` in one call).
+    public static let view = Method<CustomerRequest, CustomerOrderView>("customer.view", callers: [.storefront])
 }
 
 /// The cancellation requests customers made in a store that approves them first.
@@ -137,6 +141,27 @@ public struct RiskAssessment: Codable, Sendable, Hashable {
         case level, reasons, held
         case releasedBy = "released_by"
         case releasedAt = "released_at"
+    }
+}
+
+/// An order as its customer sees it, with what they may do now: `customer.view`.
+public struct CustomerOrderView: Codable, Sendable, Hashable {
+    public var order: Order
+    /// `customer.can_cancel`'s answer.
+    public var canCancel: CancelPolicyDecision
+    /// `customer.can_edit`'s answer.
+    public var canEdit: CancelPolicyDecision
+
+    public init(order: Order, canCancel: CancelPolicyDecision, canEdit: CancelPolicyDecision) {
+        self.order = order
+        self.canCancel = canCancel
+        self.canEdit = canEdit
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case order
+        case canCancel = "can_cancel"
+        case canEdit = "can_edit"
     }
 }
 

@@ -176,6 +176,7 @@ public final class OrdersService: Sendable {
         router.register(CustomerMethods.getOrder) { request, _ in try await self.customerOrder(request) }
         router.register(CustomerMethods.canCancel) { request, _ in try await self.customerCanCancel(request) }
         router.register(CustomerMethods.canEdit) { request, _ in try await self.customerCanEdit(request) }
+        router.register(CustomerMethods.view) { request, _ in try await self.customerView(request) }
         router.register(CustomerMethods.edit) { request, context in
             try await self.customerEdit(
                 request, idempotencyKey: context.idempotencyKey, rawRequest: context.rawPayload, logger: context.logger)
@@ -483,6 +484,19 @@ public final class OrdersService: Sendable {
             let order = try self.customerOrder(db, token: request.token)
             let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
             return CancellationPolicy.evaluate(facts, as: .customer, store: self.store)
+        }
+    }
+
+    /// The order and what the policy says of its customer cancelling it and changing it now, from one read: what
+    /// the order page shows is one state of the order.
+    public func customerView(_ request: CustomerRequest) async throws -> CustomerOrderView {
+        try await database.read { db in
+            let order = try self.customerOrder(db, token: request.token)
+            let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
+            return CustomerOrderView(
+                order: try Self.loadOrder(db, order.id),
+                canCancel: CancellationPolicy.evaluate(facts, as: .customer, store: self.store),
+                canEdit: CancellationPolicy.evaluate(facts, as: .customer, action: .edit, store: self.store))
         }
     }
 

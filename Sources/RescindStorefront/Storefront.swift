@@ -144,12 +144,10 @@ public struct Storefront: Sendable {
     // MARK: Pages
 
     private func page(_ request: Request, token: String) async throws -> Response {
-        let order = try await ask(CustomerMethods.getOrder, CustomerRequest(token: token))
-        let language = language(request, order: order)
-        let decision = try await ask(CustomerMethods.canCancel, CustomerRequest(token: token))
-        let editDecision = try await ask(CustomerMethods.canEdit, CustomerRequest(token: token))
+        let view = try await ask(CustomerMethods.view, CustomerRequest(token: token))
         let page = OrderPage(
-            order: order, decision: decision, editDecision: editDecision, language: language,
+            order: view.order, decision: view.canCancel, editDecision: view.canEdit,
+            language: language(request, order: view.order),
             storeName: configuration.storeName, timeZone: TimeZone(identifier: configuration.timeZone) ?? .gmt,
             token: token, csrf: csrf.token(for: token, purpose: "cancel"),
             reorderCSRF: csrf.token(for: token, purpose: "reorder"), editCSRF: csrf.token(for: token, purpose: "edit"),

@@ -184,6 +184,16 @@ extension RealDaemons {
                 let tagged = try await storefront.call(CustomerMethods.canEdit, CustomerRequest(token: token))
                 #expect(!tagged.allowed)
                 #expect(tagged.rules.first { !$0.passed }?.rule == "cannot_cancel_tag")
+                // The order page's one read answers as the three calls do.
+                let view = try await storefront.call(CustomerMethods.view, CustomerRequest(token: token))
+                #expect(
+                    view.order == (try await storefront.call(CustomerMethods.getOrder, CustomerRequest(token: token))))
+                #expect(view.canEdit == tagged)
+                #expect(
+                    view.canCancel
+                        == (try await storefront.call(CustomerMethods.canCancel, CustomerRequest(token: token))))
+                #expect(!view.canCancel.allowed)
+                #expect(view.order.tags?.contains("cannot-cancel") == true)
                 let refused = await refusal {
                     try await storefront.call(
                         CustomerMethods.edit, CustomerEditRequest(token: token, lines: [.init(sku: "MUG", quantity: 1)])

@@ -442,6 +442,8 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             "customer-can-edit-request", 65, CustomerMethods.canEdit, CustomerRequest(token: Fixture.customerToken)
         ),
         response("customer-can-edit-response", 65, CustomerMethods.canEdit, Fixture.editDecision),
+        request("customer-view-request", 71, CustomerMethods.view, CustomerRequest(token: Fixture.customerToken)),
+        response("customer-view-response", 71, CustomerMethods.view, Fixture.orderView),
         request(
             "customer-edit-request", 66, CustomerMethods.edit,
             CustomerEditRequest(
@@ -866,6 +868,20 @@ enum Fixture {
                 rule: "cannot_cancel_tag", passed: false, detail: "the store marked this order cannot-cancel",
                 reason: "cannot_cancel_tag"),
         ])
+
+    /// The order page's one read: the order, which its customer may cancel, or change, until 01:00.
+    static let orderView = CustomerOrderView(
+        order: openOrder,
+        canCancel: CancelPolicyDecision(
+            allowed: true, until: Date(timeIntervalSince1970: 1_767_225_600 + 3_600), actor: "customer",
+            rules: [
+                PolicyRule(rule: "order_status", passed: true, detail: "the order is open"),
+                PolicyRule(
+                    rule: "cancellation_window", passed: true,
+                    detail: "you can cancel until 2026-01-01 01:00 Europe/Oslo",
+                    until: Date(timeIntervalSince1970: 1_767_225_600 + 3_600)),
+            ]),
+        canEdit: editDecision)
 
     /// A customer may change quantities until 01:00; the made-to-order print cannot be reduced.
     static let editDecision = CancelPolicyDecision(
