@@ -57,6 +57,8 @@ public enum Methods {
         MethodEntry(InventoryMethods.writeOff),
         MethodEntry(InventoryMethods.commit),
         MethodEntry(InventoryMethods.getReservation),
+        MethodEntry(InventoryMethods.split),
+        MethodEntry(InventoryMethods.merge),
         // Orders' answers hold dates, which may move by one floating-point step through a round trip.
         MethodEntry(OrdersMethods.place, response: .stableBytes),
         MethodEntry(OrdersMethods.get, response: .stableBytes),
@@ -68,11 +70,34 @@ public enum Methods {
         MethodEntry(OrdersMethods.waitSaga, response: .stableBytes),
         MethodEntry(OrdersMethods.retrySaga, response: .stableBytes),
         MethodEntry(OrdersMethods.settleSaga, response: .stableBytes),
+        MethodEntry(OrdersMethods.edit, response: .stableBytes),
+        MethodEntry(OrdersMethods.canCancel, response: .stableBytes),
+        MethodEntry(OrdersMethods.rotateToken, response: .stableBytes),
+        MethodEntry(OrdersMethods.release, response: .stableBytes),
+        MethodEntry(OrdersMethods.tag, response: .stableBytes),
+        MethodEntry(OrdersMethods.mark, response: .stableBytes),
+        MethodEntry(OrdersMethods.reorder, response: .stableBytes),
+        MethodEntry(OrdersMethods.refund, response: .stableBytes),
+        MethodEntry(OrdersMethods.archive, response: .stableBytes),
+        MethodEntry(OrdersMethods.unarchive, response: .stableBytes),
+        MethodEntry(OrdersMethods.delete, response: .stableBytes),
+        MethodEntry(CustomerMethods.getOrder, response: .stableBytes),
+        MethodEntry(CustomerMethods.canCancel, response: .stableBytes),
+        MethodEntry(CustomerMethods.cancel, response: .stableBytes),
+        MethodEntry(CustomerMethods.reorder, response: .stableBytes),
+        MethodEntry(CustomerMethods.canEdit, response: .stableBytes),
+        MethodEntry(CustomerMethods.edit, response: .stableBytes),
+        MethodEntry(CustomerMethods.view, response: .stableBytes),
+        MethodEntry(RequestMethods.list, response: .stableBytes),
+        MethodEntry(RequestMethods.approve, response: .stableBytes),
+        MethodEntry(RequestMethods.decline, response: .stableBytes),
         MethodEntry(PaymentsMethods.authorize),
         MethodEntry(PaymentsMethods.capture),
         MethodEntry(PaymentsMethods.void),
         MethodEntry(PaymentsMethods.refund),
         MethodEntry(PaymentsMethods.get),
+        MethodEntry(PaymentsMethods.increase),
+        MethodEntry(PaymentsMethods.storeCredit, response: .stableBytes),
         MethodEntry(PaymentsMethods.setProcessorFaults),
     ]
 
@@ -89,10 +114,16 @@ public enum Methods {
             // One entry per request type: the entries sharing a type decode identically.
             let key: String
             switch entry.name {
-            case "inventory.release", "inventory.restock", "inventory.take_back", "inventory.commit",
-                "inventory.get_reservation":
+            case "inventory.release", "inventory.prepare_restock", "inventory.restock", "inventory.take_back",
+                "inventory.write_off", "inventory.commit", "inventory.get_reservation":
                 key = "OrderStockRequest"
-            case "orders.get", "orders.fulfill": key = "OrderRequest"
+            case "orders.get", "orders.rotate_token", "orders.release", "orders.archive", "orders.unarchive",
+                "orders.delete":
+                key = "OrderRequest"
+            case "customer.get_order", "customer.can_cancel", "customer.reorder", "customer.can_edit", "customer.view":
+                key = "CustomerRequest"
+            case "sagas.get", "sagas.retry": key = "SagaRequest"
+            case "requests.approve", "requests.decline": key = "DecideRequest"
             case "payments.capture", "payments.void", "payments.get": key = "PaymentRequest"
             default: key = entry.name
             }
