@@ -79,7 +79,7 @@ public enum CustomerMethods {
     public static let reorder = Method<CustomerRequest, Order>("customer.reorder", callers: [.storefront])
     /// What the store's policy says of the customer changing quantities now: the cancellation's window and rules,
     /// but no cancellation limit; removing units a `cannot-cancel` SKU has, or any units in a store that approves
-    /// cancellations first, is refused, and units removed are refunded less the restocking fee.
+    /// cancellations first, is refused, and what an edit gives back keeps the restocking fee.
     public static let canEdit = Method<CustomerRequest, CancelPolicyDecision>(
         "customer.can_edit", callers: [.storefront])
     /// Changes the quantities of what the customer ordered (`orders.edit`: stock reserved or released, the card
@@ -788,8 +788,8 @@ public struct OrderEdit: Codable, Sendable, Hashable {
     /// How the money moved: `increase` (the authorization raised, or the extra charged), `void` (part of the
     /// authorization voided), `refund`, or absent when the amount is 0.
     public var payment: String?
-    /// The store's restocking fee kept from the refund of units a customer removed (absent when none was kept):
-    /// removing units is cancelling them.
+    /// The store's restocking fee kept from what a customer's edit gave back (absent when none was kept): removing
+    /// units is cancelling them.
     public var restockingFeeMinor: Int64?
     public var note: String?
     /// The certificate identity of the caller, or `customer` for the order's customer (`customer.edit`).

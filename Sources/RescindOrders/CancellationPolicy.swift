@@ -12,8 +12,8 @@ import RescindWire
 ///
 /// A customer's change of quantities (`edit`) obeys the same window and rules, since removing units is cancelling
 /// them, except the cancellation limit; it also needs the store to allow edits, and when it removes units, that
-/// none is of a `cannot-cancel` SKU and that the store does not approve cancellations first. The refund of units
-/// removed keeps the restocking fee, as a cancellation of them would.
+/// none is of a `cannot-cancel` SKU and that the store does not approve cancellations first. What an edit gives
+/// back keeps the restocking fee, as a cancellation's refund does.
 enum CancellationPolicy {
     enum Actor: String, Sendable {
         case staff, customer
@@ -231,8 +231,9 @@ enum CancellationPolicy {
     }
 
     /// What a customer's refund keeps for the store, said before it is asked: only a captured payment is refunded
-    /// (a void moves no money and keeps nothing). `OrdersService` keeps the fee with `store.restockingFee(on:)`
-    /// on the very amount this names.
+    /// (a void moves no money and keeps nothing). `OrdersService` keeps `store.restockingFee(on:)` of the refund:
+    /// for a cancellation of the whole order, the amount this names; for some lines, of their share; for an
+    /// edit, of what it gives back.
     static func restockingFeeRule(_ facts: Facts, _ action: Action, store: StoreSettings) -> PolicyRule? {
         let order = facts.order
         let paid = [Payment.Status.captured.rawValue, Payment.Status.partiallyRefunded.rawValue]
@@ -257,7 +258,7 @@ enum CancellationPolicy {
             if store.restockingFeePercent > 0 { terms.append(String(format: "%g%%", store.restockingFeePercent)) }
             return PolicyRule(
                 rule: "restocking_fee", passed: true,
-                detail: "units removed are refunded less a restocking fee of \(terms.joined(separator: " plus "))")
+                detail: "what a change gives back keeps a restocking fee of \(terms.joined(separator: " plus "))")
         }
     }
 

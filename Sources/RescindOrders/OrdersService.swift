@@ -1095,8 +1095,8 @@ public final class OrdersService: Sendable {
                 } else {
                     // Never more than is not refunded yet: a refund made earlier may have covered some of it.
                     let share = max(min(-edit.amount, order.total - order.amountRefunded), 0)
-                    // A customer who removes units cancels them: the store's restocking fee is kept, as from the
-                    // refund of a customer's cancellation of those lines.
+                    // A customer who removes units cancels them: what the edit gives back keeps the store's
+                    // restocking fee, as the refund of a customer's cancellation does.
                     let fee = actor == .customer ? self.store.restockingFee(on: share) : 0
                     if fee > 0 { context.restockingFee = fee }
                     context.amount = -(share - fee)

@@ -22,8 +22,9 @@ public struct StoreSettings: Codable, Sendable, Hashable {
     public var authorizationExpirySeconds: Double
     /// How long before its expiry an authorization still uncaptured is captured.
     public var captureMarginSeconds: Double
-    /// The restocking fee kept from the refund of a cancellation the customer asked for (reason `customer`):
-    /// a fixed amount in minor units, plus a percentage of what would be refunded. 0 and 0: none.
+    /// The restocking fee kept from the refund of a cancellation the customer asked for (reason `customer`), and
+    /// from what a customer's edit gives back: a fixed amount in minor units, plus a percentage of what would be
+    /// refunded. 0 and 0: none.
     public var restockingFeeFixedMinor: Int64
     public var restockingFeePercent: Double
     /// The daily fulfilment cut-off, `HH:MM` in `timeZone`: a customer can cancel until the first cut-off after
@@ -123,7 +124,8 @@ public struct StoreSettings: Codable, Sendable, Hashable {
         }
     }
 
-    /// The restocking fee on a customer's cancellation whose refund would be `refundable`: never more than that.
+    /// The restocking fee on a customer's refund (a cancellation, or an edit that gives money back) that would be
+    /// `refundable`: never more than that.
     public func restockingFee(on refundable: Int64) -> Int64 {
         let percent = (Double(refundable) * restockingFeePercent / 100).rounded()
         return min(refundable, restockingFeeFixedMinor + Int64(percent))

@@ -66,11 +66,12 @@ enum Render {
         }
         for edit in order.edits ?? [] {
             let changes = edit.changes.map { "\($0.sku) to \($0.quantity)" }.joined(separator: ", ")
-            let money =
+            let moved =
                 edit.amountMinor == 0
                 ? "no money moved"
                 : "\(edit.payment ?? "") \(money(abs(edit.amountMinor), order.currency))"
-            lines.append("  edited at \(time(edit.at)) by \(edit.by): \(changes); \(money)")
+            let fee = edit.restockingFeeMinor.map { ", restocking fee \(money($0, order.currency)) kept" } ?? ""
+            lines.append("  edited at \(time(edit.at)) by \(edit.by): \(changes); \(moved)\(fee)")
         }
         for refund in order.refunds ?? [] {
             lines.append(

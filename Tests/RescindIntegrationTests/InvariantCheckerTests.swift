@@ -140,7 +140,7 @@ extension RealDaemons {
             let (h, cancelled, _) = try await stoppedSuite()
             defer { try? FileManager.default.removeItem(at: h.directory) }
 
-            // Refunded more than was captured: 2,400 captured, 2,300 refunded (the fee kept); now 2,200 captured.
+            // Refunded more than was captured: 2,400 captured and refunded; now 2,200 captured.
             try tamperPastChecks(
                 h, .payments,
                 "UPDATE payment SET amount_captured = amount_captured - 200 WHERE order_id = '\(cancelled.uuidString)'")

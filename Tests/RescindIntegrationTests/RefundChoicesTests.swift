@@ -219,8 +219,8 @@ extension RealDaemons {
             }
         }
 
-        /// Removing units is cancelling them: a customer pays the fee once for each, whether they remove units and
-        /// then cancel the rest, or cancel the whole order; the fee kept is never refunded later.
+        /// Removing units is cancelling them: what a customer's edit gives back keeps the restocking fee, as each
+        /// refund of a customer's cancellation does; a fee kept is never refunded by a later cancellation.
         @Test func aCustomerWhoRemovesUnitsPaysTheFeeACancellationOfThemWould() async throws {
             var options = RescindHarness.Options()
             options.storeSeconds = ["restocking_fee_fixed": 100, "restocking_fee_percent": 10]
@@ -243,6 +243,12 @@ extension RealDaemons {
                 #expect(edit.payment == "refund")
                 #expect(edited.amountRefundedMinor == 980)
                 #expect(try await h.payment(order.id).amountRefunded == 980)
+                // Staff see it in the order's history.
+                let shown = try await runRescindctl(["orders", "show", order.id.uuidString, "--dir", h.directory.path])
+                #expect(shown.status == 0)
+                #expect(
+                    String(decoding: shown.output, as: UTF8.self).contains(
+                        "by customer: MUG to 1; refund 9.80 USD, restocking fee 2.20 USD kept"))
 
                 // The other mug cancelled: its own 1200 less the fee, not the 220 kept before.
                 let accepted = try await storefront.call(

@@ -158,15 +158,15 @@ import Testing
             rule(decision, "cancellation_window")?.detail
                 == "you can change quantities until 2026-03-02 10:30 Europe/Oslo")
         // Editing is not cancelling the order: 99 recent cancellations do not stop it. Removing units is cancelling
-        // them: their refund keeps the restocking fee.
+        // them: what a change gives back keeps the restocking fee.
         #expect(rule(decision, "cancellation_limit") == nil)
         #expect(
             rule(decision, "restocking_fee")?.detail
-                == "units removed are refunded less a restocking fee of 500 EUR minor units")
+                == "what a change gives back keeps a restocking fee of 500 EUR minor units")
         let percent = StoreSettings(restockingFeeFixedMinor: 100, restockingFeePercent: 12.5)
         #expect(
             rule(decideEdit(order(), lines: [line("MUG", 3)], store: percent), "restocking_fee")?.detail
-                == "units removed are refunded less a restocking fee of 100 EUR minor units plus 12.5%")
+                == "what a change gives back keeps a restocking fee of 100 EUR minor units plus 12.5%")
         let late = decideEdit(
             order(), lines: [line("MUG", 3)], changes: [.init(sku: "MUG", quantity: 4)], minutes: 31, store: store)
         #expect(!late.allowed)

@@ -124,7 +124,7 @@ public enum Methods {
                 key = "CustomerRequest"
             case "sagas.get", "sagas.retry": key = "SagaRequest"
             case "requests.approve", "requests.decline": key = "DecideRequest"
-            case "payments.capture", "payments.void", "payments.get": key = "PaymentRequest"
+            case "payments.capture", "payments.get": key = "PaymentRequest"
             default: key = entry.name
             }
             if seen.insert(key).inserted { result.append(entry) }

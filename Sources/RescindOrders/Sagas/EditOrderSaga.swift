@@ -30,7 +30,7 @@ enum EditOrderSaga: SagaDefinition {
         var amount: Int64
         /// What the pivot does with `amount` (`nil`: nothing to move).
         var payment: PaymentAction?
-        /// The restocking fee kept from the refund of removed units (a customer's edit of a captured order).
+        /// The restocking fee kept from what the edit gives back (a customer's edit of a captured order).
         var restockingFee: Int64?
         var added: [ReserveRequest.Line]?
         var addedPartID: UUID?
