@@ -478,12 +478,16 @@ public final class OrdersService: Sendable {
         try await database.read { db in try Self.loadOrder(db, try self.customerOrder(db, token: request.token).id) }
     }
 
+    /// What the customer's rules look at, for the order a customer token opens, now.
+    func customerFacts(_ db: Database, token: String) throws -> CancellationPolicy.Facts {
+        try CancellationPolicy.Facts.read(db, try customerOrder(db, token: token), store: store, now: Date())
+    }
+
     /// What the store's policy says of a cancellation by the customer now.
     public func customerCanCancel(_ request: CustomerRequest) async throws -> CancelPolicyDecision {
         try await database.read { db in
-            let order = try self.customerOrder(db, token: request.token)
-            let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
-            return CancellationPolicy.evaluate(facts, as: .customer, store: self.store)
+            CancellationPolicy.evaluate(
+                try self.customerFacts(db, token: request.token), as: .customer, store: self.store)
         }
     }
 
@@ -491,10 +495,9 @@ public final class OrdersService: Sendable {
     /// the order page shows is one state of the order.
     public func customerView(_ request: CustomerRequest) async throws -> CustomerOrderView {
         try await database.read { db in
-            let order = try self.customerOrder(db, token: request.token)
-            let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
+            let facts = try self.customerFacts(db, token: request.token)
             return CustomerOrderView(
-                order: try Self.loadOrder(db, order.id),
+                order: try Self.loadOrder(db, facts.order.id),
                 canCancel: CancellationPolicy.evaluate(facts, as: .customer, store: self.store),
                 canEdit: CancellationPolicy.evaluate(facts, as: .customer, action: .edit, store: self.store))
         }
@@ -550,9 +553,8 @@ public final class OrdersService: Sendable {
     /// What the store's policy says of the customer changing quantities now.
     public func customerCanEdit(_ request: CustomerRequest) async throws -> CancelPolicyDecision {
         try await database.read { db in
-            let order = try self.customerOrder(db, token: request.token)
-            let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
-            return CancellationPolicy.evaluate(facts, as: .customer, action: .edit, store: self.store)
+            CancellationPolicy.evaluate(
+                try self.customerFacts(db, token: request.token), as: .customer, action: .edit, store: self.store)
         }
     }
 

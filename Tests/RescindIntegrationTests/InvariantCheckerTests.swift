@@ -28,18 +28,12 @@ extension RealDaemons {
             }
         }
 
-        private func tamper(_ h: RescindHarness, _ daemon: Identity, _ sql: String) throws {
-            let queue = try DatabaseQueue(path: h.database(daemon).path)
-            try queue.write { db in try db.execute(sql: sql) }
-            try queue.close()
-        }
-
-        /// Breaks a rule the schema's CHECKs also guard, as a database written by a faulty build or edited by hand
-        /// could: the checker must not rely on the schema it checks.
-        private func tamperPastChecks(_ h: RescindHarness, _ daemon: Identity, _ sql: String) throws {
+        /// Changes a stopped suite's database. `pastChecks` breaks a rule the schema's CHECKs also guard, as a
+        /// database written by a faulty build or edited by hand could: the checker must not rely on the schema.
+        private func tamper(_ h: RescindHarness, _ daemon: Identity, _ sql: String, pastChecks: Bool = false) throws {
             let queue = try DatabaseQueue(path: h.database(daemon).path)
             try queue.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA ignore_check_constraints = ON")
+                if pastChecks { try db.execute(sql: "PRAGMA ignore_check_constraints = ON") }
                 try db.execute(sql: sql)
             }
             try queue.close()
@@ -141,21 +135,23 @@ extension RealDaemons {
             defer { try? FileManager.default.removeItem(at: h.directory) }
 
             // Refunded more than was captured: 2,400 captured and refunded; now 2,200 captured.
-            try tamperPastChecks(
+            try tamper(
                 h, .payments,
-                "UPDATE payment SET amount_captured = amount_captured - 200 WHERE order_id = '\(cancelled.uuidString)'")
+                "UPDATE payment SET amount_captured = amount_captured - 200 WHERE order_id = '\(cancelled.uuidString)'",
+                pastChecks: true)
             let refunds = try h.check().violations
             #expect(
                 refunds.contains {
                     $0.rule == "refund_above_capture" && $0.rows.contains { $0.contains(cancelled.uuidString) }
                 })
-            try tamperPastChecks(
+            try tamper(
                 h, .payments,
-                "UPDATE payment SET amount_captured = amount_captured + 200 WHERE order_id = '\(cancelled.uuidString)'")
+                "UPDATE payment SET amount_captured = amount_captured + 200 WHERE order_id = '\(cancelled.uuidString)'",
+                pastChecks: true)
             #expect(try rules(h).isEmpty)
 
             // Stock below zero.
-            try tamperPastChecks(h, .inventory, "UPDATE stock SET on_hand = -1, reserved = 0")
+            try tamper(h, .inventory, "UPDATE stock SET on_hand = -1, reserved = 0", pastChecks: true)
             let stock = try h.check().violations
             #expect(stock.contains { $0.rule == "negative_stock" && $0.rows.contains { $0.contains("MUG") } })
         }
