@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "RescindPayments",
             dependencies: [
-                "RescindAPI", "RescindStorage", "RescindTransport",
+                "RescindAPI", "RescindCBOR", "RescindStorage", "RescindTransport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "RescindTestSupport",
             dependencies: [
-                "RescindSuite", "RescindAPI", "RescindTransport", "RescindWire",
+                "RescindSuite", "RescindAPI", "RescindTransport", "RescindWire", "RescindPayments",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -265,7 +265,7 @@ let package = Package(
         .testTarget(
             name: "RescindServicesTests",
             dependencies: [
-                "RescindInventory", "RescindPayments", "RescindOrders", "RescindStorage", "RescindAPI",
+                "RescindInventory", "RescindPayments", "RescindOrders", "RescindStorage", "RescindAPI", "RescindCBOR",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -274,7 +274,8 @@ let package = Package(
         .testTarget(
             name: "RescindIntegrationTests",
             dependencies: [
-                "RescindTestSupport", "RescindAPI", "RescindStorage", .product(name: "GRDB", package: "GRDB.swift"),
+                "RescindTestSupport", "RescindAPI", "RescindStorage", "RescindPayments",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -29,7 +29,7 @@ public enum Fixtures {
         customerEmail: "ada.lovelace@example.com",
         currency: "EUR",
         lines: lines,
-        cardNumber: "4242424242424242"
+        paymentMethod: "pm_card_visa"
     )
 
     public static let cancelOrderRequest = CancelOrderRequest(

@@ -313,7 +313,9 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
     public var customerEmail: String
     public var currency: String
     public var lines: [Line]
-    public var cardNumber: String
+    /// The processor's reference to the customer's payment method (`pm_...`), from the store's checkout; never a
+    /// card number (a request with `card_number` is refused).
+    public var paymentMethod: String
     /// Where the order comes from; `api` when absent.
     public var source: Order.Source?
     /// Spend the customer's store credit first; the card pays the rest.
@@ -325,7 +327,7 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
     public var language: String?
 
     public init(
-        customerEmail: String, currency: String, lines: [Line], cardNumber: String, source: Order.Source? = nil,
+        customerEmail: String, currency: String, lines: [Line], paymentMethod: String, source: Order.Source? = nil,
         useStoreCredit: Bool? = nil, tags: [String]? = nil, language: String? = nil
     ) {
         self.language = language
@@ -334,14 +336,28 @@ public struct PlaceOrderRequest: Codable, Sendable, Hashable {
         self.customerEmail = customerEmail
         self.currency = currency
         self.lines = lines
-        self.cardNumber = cardNumber
+        self.paymentMethod = paymentMethod
         self.source = source
+    }
+
+    /// Reads a request; one that carries `card_number` is refused with `invalid_argument/card_number_refused`.
+    public init(from decoder: any Decoder) throws {
+        try PaymentMethodReference.refuseCardNumber(in: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        customerEmail = try c.decode(String.self, forKey: .customerEmail)
+        currency = try c.decode(String.self, forKey: .currency)
+        lines = try c.decode([Line].self, forKey: .lines)
+        paymentMethod = try c.decode(String.self, forKey: .paymentMethod)
+        source = try c.decodeIfPresent(Order.Source.self, forKey: .source)
+        useStoreCredit = try c.decodeIfPresent(Bool.self, forKey: .useStoreCredit)
+        tags = try c.decodeIfPresent([String].self, forKey: .tags)
+        language = try c.decodeIfPresent(String.self, forKey: .language)
     }
 
     enum CodingKeys: String, CodingKey {
         case customerEmail = "customer_email"
         case currency, lines, source, tags, language
-        case cardNumber = "card_number"
+        case paymentMethod = "payment_method"
         case useStoreCredit = "use_store_credit"
     }
 }

@@ -54,11 +54,19 @@ public struct ProcessorFaults: Codable, Sendable, Hashable {
         public static let slow = Mode("slow")
         /// Every call fails with `unavailable` (retryable); nothing happens.
         public static let unavailable = Mode("unavailable")
-        /// A refund happens at the processor but its answer is lost: Payments answers `unavailable` and
-        /// records nothing; the processor, idempotent by key, answers the retry without refunding again.
+        /// A refund happens at the processor but its answer is lost: Payments answers `unavailable`, and the
+        /// retry finds the refund by its key instead of refunding again.
         public static let refundAnswerLost = Mode("refund_answer_lost")
+        /// Every call happens at the processor but its answer is lost: Payments finds out what was done by
+        /// looking the call up by its key before it asks again.
+        public static let answerLost = Mode("answer_lost")
+        /// The processor ignores idempotency keys: a repeated request is done again. Payments must look a call
+        /// up before repeating it, or charge twice.
+        public static let ignoreIdempotency = Mode("ignore_idempotency")
 
-        public static let known: [Mode] = [.normal, .slow, .unavailable, .refundAnswerLost]
+        public static let known: [Mode] = [
+            .normal, .slow, .unavailable, .refundAnswerLost, .answerLost, .ignoreIdempotency,
+        ]
     }
 
     public var mode: Mode
@@ -80,18 +88,19 @@ public struct AuthorizeRequest: Codable, Sendable, Hashable {
     public var orderID: UUID
     public var amountMinor: Int64
     public var currency: String
-    /// The full card number; Payments keeps only its last four digits. Exactly one of this and `savedCardOf`.
-    public var cardNumber: String?
-    /// Charge the card saved with this earlier order's payment (its processor token), as a reorder does.
+    /// The processor's reference to the customer's payment method (`pm_...`), from the store's checkout. Exactly
+    /// one of this and `savedCardOf`. A card number is refused (`PaymentMethodReference.cardNumberRefused`).
+    public var paymentMethod: String?
+    /// Charge the payment method saved with this earlier order's payment, as a reorder does.
     public var savedCardOf: UUID?
     /// Spend this customer's store credit first; the card is authorized for the rest (possibly nothing).
     public var spendStoreCreditOf: String?
 
-    public init(orderID: UUID, amountMinor: Int64, currency: String, cardNumber: String) {
+    public init(orderID: UUID, amountMinor: Int64, currency: String, paymentMethod: String) {
         self.orderID = orderID
         self.amountMinor = amountMinor
         self.currency = currency
-        self.cardNumber = cardNumber
+        self.paymentMethod = paymentMethod
     }
 
     public init(orderID: UUID, amountMinor: Int64, currency: String, savedCardOf: UUID) {
@@ -101,13 +110,67 @@ public struct AuthorizeRequest: Codable, Sendable, Hashable {
         self.savedCardOf = savedCardOf
     }
 
+    /// Reads a request; one that carries `card_number` is refused with `invalid_argument/card_number_refused`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try PaymentMethodReference.refuseCardNumber(in: decoder)
+        orderID = try c.decode(UUID.self, forKey: .orderID)
+        amountMinor = try c.decode(Int64.self, forKey: .amountMinor)
+        currency = try c.decode(String.self, forKey: .currency)
+        paymentMethod = try c.decodeIfPresent(String.self, forKey: .paymentMethod)
+        savedCardOf = try c.decodeIfPresent(UUID.self, forKey: .savedCardOf)
+        spendStoreCreditOf = try c.decodeIfPresent(String.self, forKey: .spendStoreCreditOf)
+    }
+
     enum CodingKeys: String, CodingKey {
         case orderID = "order_id"
         case amountMinor = "amount"
         case currency
-        case cardNumber = "card_number"
+        case paymentMethod = "payment_method"
         case savedCardOf = "saved_card_of"
         case spendStoreCreditOf = "spend_store_credit_of"
+    }
+}
+
+/// What Rescind accepts instead of a card: the processor's reference to a payment method that the store's
+/// checkout created (Stripe.js and the like tokenize the card in the customer's browser), so no card number
+/// ever reaches Rescind.
+public enum PaymentMethodReference {
+    /// The answer to a request that still carries a card number.
+    public static let cardNumberRefused = RescindError.invalidArgument(
+        "card numbers are not accepted: send payment_method, the processor's reference to the customer's card "
+            + "from the store's checkout (pm_...)",
+        reason: "card_number_refused")
+
+    private struct CardNumberKey: CodingKey {
+        var stringValue: String { "card_number" }
+        var intValue: Int? { nil }
+        init() {}
+        init?(stringValue: String) { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    /// - Throws: `cardNumberRefused` when the request being decoded has a `card_number` field.
+    public static func refuseCardNumber(in decoder: any Decoder) throws {
+        if try decoder.container(keyedBy: CardNumberKey.self).contains(CardNumberKey()) {
+            throw cardNumberRefused
+        }
+    }
+
+    /// Checks a payment method reference: `pm_` and 1 to 250 ASCII letters, digits and underscores.
+    /// - Throws: `invalid_argument/bad_payment_method`.
+    public static func validate(_ reference: String) throws {
+        let rest = reference.utf8.dropFirst(3)
+        guard reference.hasPrefix("pm_"), (1...250).contains(rest.count),
+            rest.allSatisfy({
+                $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0)
+                    || (0x61...0x7A).contains($0)
+            })
+        else {
+            throw RescindError.invalidArgument(
+                "payment_method must be the processor's reference to a payment method (pm_ and letters, digits, _)",
+                reason: "bad_payment_method")
+        }
     }
 }
 

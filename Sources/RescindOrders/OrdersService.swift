@@ -237,11 +237,10 @@ public final class OrdersService: Sendable {
         async throws -> Order
     {
         try Self.validate(request)
-        let digits = Self.cardDigits(request.cardNumber)
         return try await place(
             Placement(
                 customerEmail: request.customerEmail, currency: request.currency, lines: request.lines,
-                source: request.source ?? .api, cardLast4: String(digits.suffix(4)), card: digits, savedCardOf: nil,
+                source: request.source ?? .api, cardLast4: "", paymentMethod: request.paymentMethod, savedCardOf: nil,
                 spendsCredit: request.useStoreCredit == true, tags: try Self.tags(request.tags ?? []),
                 language: request.language),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest)
@@ -273,21 +272,22 @@ public final class OrdersService: Sendable {
         return try await place(
             Placement(
                 customerEmail: first.customerEmail, currency: first.currency, lines: lines,
-                source: request.source ?? Order.Source(first.source), cardLast4: first.cardLast4, card: nil,
+                source: request.source ?? Order.Source(first.source), cardLast4: first.cardLast4, paymentMethod: nil,
                 savedCardOf: request.orderID, spendsCredit: request.useStoreCredit == true, tags: [],
                 language: first.language),
             idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
-    /// What a placement writes: the order, and how its card is charged (a number held in memory only, or the
-    /// card saved with an earlier order).
+    /// What a placement writes: the order, and how its card is charged (the processor's payment method, or the
+    /// one saved with an earlier order).
     struct Placement {
         var customerEmail: String
         var currency: String
         var lines: [Order.Line]
         var source: Order.Source
+        /// Empty until the processor authorizes the card (a reorder: the first order's).
         var cardLast4: String
-        var card: String?
+        var paymentMethod: String?
         var savedCardOf: UUID?
         /// Spend the customer's store credit first.
         var spendsCredit: Bool
@@ -387,7 +387,8 @@ public final class OrdersService: Sendable {
                 db, PlaceOrderSaga.self, id: sagaID, orderID: orderID,
                 context: .init(
                     orderID: orderID, lines: placement.lines, amount: total, currency: placement.currency,
-                    captureDueAt: self.store.captureDue(authorizedAt: now), savedCardOf: placement.savedCardOf,
+                    captureDueAt: self.store.captureDue(authorizedAt: now), paymentMethod: placement.paymentMethod,
+                    savedCardOf: placement.savedCardOf,
                     spendCreditOf: placement.spendsCredit ? placement.customerEmail : nil, risk: RiskRules(self.store))
             )
             return nil
@@ -403,7 +404,7 @@ public final class OrdersService: Sendable {
         var metadata: Logger.Metadata = ["order_id": "\(orderID)", "saga_id": "\(sagaID)"]
         if let first = placement.savedCardOf { metadata["reorder_of"] = "\(first)" }
         logger.info("placing order", metadata: metadata)
-        runner.submit(sagaID, card: placement.card)
+        runner.submit(sagaID)
         await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
         // The link goes out once, in this answer (and in the confirmation): a repeat gets the order without it.
         return withToken(try await placedOrder(orderID.uuidString), token)
@@ -749,17 +750,7 @@ public final class OrdersService: Sendable {
         guard total > 0, total <= 1_000_000_000_000 else {
             throw RescindError.invalidArgument("the order total must be positive", reason: "bad_total")
         }
-        let digits = cardDigits(request.cardNumber)
-        guard (12...19).contains(digits.count),
-            digits.count == request.cardNumber.filter({ $0 != " " && $0 != "-" }).count
-        else {
-            throw RescindError.invalidArgument("the card number is not valid", reason: "bad_card")
-        }
-    }
-
-    /// The ASCII digits of a card number written with spaces or dashes.
-    static func cardDigits(_ number: String) -> String {
-        number.filter { $0.isASCII && $0.isNumber }
+        try PaymentMethodReference.validate(request.paymentMethod)
     }
 
     // MARK: Cancelling

@@ -98,6 +98,56 @@ enum PaymentsDatabase {
             try db.drop(table: "payment")
             try db.rename(table: "payment_v4", to: "payment")
         }
+        // The processor as a system of its own, called outside any transaction: each call recorded before it is
+        // made and with its outcome after (`processor_call`); the processor's charges (PaymentIntents) a payment
+        // is made of (`processor_charge`: one per authorization, a second when an increase needs one); what the
+        // processor said of the card, kept instead of read from its token; `processor_token` holds the payment
+        // method (`pm_...`) that a reorder charges again.
+        migrator.registerMigration("payments-v5-processor") { db in
+            try db.alter(table: "payment") { t in
+                t.add(column: "card_fingerprint", .text)
+                t.add(column: "risk_signal", .text)
+                t.add(column: "address_check", .text)
+            }
+            try db.create(table: "processor_charge") { t in
+                t.primaryKey("id", .text)
+                t.column("order_id", .text).notNull().references("payment").indexed()
+                t.column("amount", .integer).notNull().check(sql: "amount > 0")
+                t.column("amount_captured", .integer).notNull().defaults(to: 0).check(sql: "amount_captured >= 0")
+                t.column("amount_refunded", .integer).notNull().defaults(to: 0)
+                    .check(sql: "amount_refunded >= 0 AND amount_refunded <= amount_captured")
+                t.column("fee", .integer).notNull().defaults(to: 0).check(sql: "fee >= 0")
+                t.column("status", .text).notNull().check(sql: "status IN ('authorized', 'captured', 'voided')")
+                t.column("created_at", .datetime).notNull()
+                t.check(sql: "amount_captured <= amount")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO processor_charge (id, order_id, amount, amount_captured, amount_refunded, fee, status,
+                        created_at)
+                    SELECT processor_token, order_id, amount_authorized, amount_captured,
+                        max(0, min(amount_captured, amount_refunded - refunded_to_credit)), fee,
+                        CASE status WHEN 'authorized' THEN 'authorized' WHEN 'voided' THEN 'voided' ELSE 'captured' END,
+                        created_at
+                    FROM payment WHERE amount_authorized > 0
+                    """)
+            try db.create(table: "processor_call") { t in
+                t.primaryKey("key", .text)
+                t.column("effect_key", .text).notNull().indexed()
+                t.column("order_id", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("charge_id", .text)
+                t.column("amount", .integer).notNull()
+                t.column("state", .text).notNull().check(sql: "state IN ('pending', 'succeeded', 'failed')")
+                t.column("outcome", .blob)
+                t.column("started_at", .datetime).notNull()
+                t.column("finished_at", .datetime)
+                t.check(sql: "(state = 'pending') = (outcome IS NULL)")
+            }
+            try db.create(
+                index: "processor_call_pending", on: "processor_call", columns: ["started_at"],
+                condition: Column("state") == "pending")
+        }
         return migrator
     }
 }
@@ -120,6 +170,9 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
     /// What the customer's store credit paid of the order (the card paid `amountAuthorized`).
     var creditApplied: Int64
     var creditCustomer: String?
+    var cardFingerprint: String?
+    var riskSignal: String?
+    var addressCheck: String?
 
     enum CodingKeys: String, CodingKey {
         case status, currency, fee
@@ -135,13 +188,13 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
         case refundedToCredit = "refunded_to_credit"
         case creditApplied = "credit_applied"
         case creditCustomer = "credit_customer"
+        case cardFingerprint = "card_fingerprint"
+        case riskSignal = "risk_signal"
+        case addressCheck = "address_check"
     }
 
     /// What was paid, by card and by store credit together: the most that can be refunded in all.
     var paid: Int64 { amountCaptured + creditApplied }
-
-    /// The processor's token of the card that pays.
-    var token: SimulatedProcessor.Token { SimulatedProcessor.Token(value: processorToken, last4: cardLast4) }
 
     var api: Payment {
         Payment(
@@ -150,9 +203,38 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
             fee: fee, cardLast4: cardLast4, feeSaved: feeSaved,
             refundedToCreditMinor: refundedToCredit > 0 ? refundedToCredit : nil,
             creditAppliedMinor: creditApplied > 0 ? creditApplied : nil,
-            riskSignal: token.riskSignal == "normal" ? nil : token.riskSignal,
-            cardFingerprint: token.fingerprint, addressCheck: token.addressCheck
+            riskSignal: riskSignal, cardFingerprint: cardFingerprint, addressCheck: addressCheck
         )
+    }
+}
+
+/// `processor_charge`: a charge at the processor (a PaymentIntent) that pays for an order, by the processor's id.
+struct ProcessorChargeRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "processor_charge"
+    enum Status: String, Codable {
+        case authorized, captured, voided
+    }
+
+    var id: String
+    var orderID: String
+    var amount: Int64
+    var amountCaptured: Int64
+    var amountRefunded: Int64
+    var fee: Int64
+    var status: Status
+    var createdAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, amount, fee, status
+        case orderID = "order_id"
+        case amountCaptured = "amount_captured"
+        case amountRefunded = "amount_refunded"
+        case createdAt = "created_at"
+    }
+
+    /// An order's charges, oldest first.
+    static func of(_ db: Database, _ orderID: String) throws -> [ProcessorChargeRecord] {
+        try filter(Column("order_id") == orderID).order(Column("created_at"), Column("id")).fetchAll(db)
     }
 }
 

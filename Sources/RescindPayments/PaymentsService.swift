@@ -5,58 +5,78 @@ import RescindAPI
 import RescindStorage
 import RescindTransport
 import RescindWire
+import Synchronization
 
-/// Payments per order through a (simulated) processor, in the Payments daemon's own database.
+/// Payments per order through the store's processor, in the Payments daemon's own database.
 ///
-/// Only the last four digits of a card are stored. Each effect is idempotent by the caller's key.
+/// No card number reaches it: an authorization names the processor's payment method (`pm_...`), and what is kept
+/// of the card is what the processor says (last four digits, fingerprint, screening). Each effect is idempotent by
+/// the caller's key. The processor is called with no transaction open: an effect's calls are recorded before they
+/// are made and their outcomes after (see `ProcessorCalls`), so a crash between the two is found out by asking the
+/// processor, and no charge, capture or refund is made twice or lost.
 public final class PaymentsService: Sendable {
     let database: DatabasePool
     /// Every change goes through it: the effects of concurrent calls share one durable commit.
     let writer: GroupCommitWriter
-    let processor: SimulatedProcessor
+    let processor: any PaymentProcessor
+    /// What a capture costs when the processor does not say, and what a void saved.
+    let fees: FeeSchedule
     private let logger: Logger
     /// A test's crash point: `payments.refund/after_commit` dies once a refund is committed, before it is
-    /// answered. Nil in production.
+    /// answered; `payments/KIND/before_call` once a processor call of that kind is recorded, before it is made;
+    /// `payments/KIND/after_call` once the processor answered, before its outcome is recorded. Nil in production.
     private let crashPoint: String?
+    /// The effects under way, by key: a repeat that arrives while its first is still calling the processor is
+    /// told to retry, so the two never both ask the processor.
+    private let inFlight = Mutex<Set<String>>([])
 
-    /// Opens (and migrates) the database at `path`.
+    /// Opens (and migrates) the database at `path`. Without a processor, the simulator keeps its own database
+    /// beside it (`SimulatedProcessor.databasePath(besidePayments:)`).
     /// - Throws: database errors.
     public init(
-        databasePath: String, processor: SimulatedProcessor = .init(), crashPoint: String? = nil, logger: Logger
+        databasePath: String, processor: (any PaymentProcessor)? = nil, fees: FeeSchedule = .init(),
+        crashPoint: String? = nil, logger: Logger
     ) throws {
         self.crashPoint = crashPoint
         self.database = try DatabaseOpener.open(path: databasePath, migrator: PaymentsDatabase.migrator)
         self.writer = GroupCommitWriter(pool: database)
-        self.processor = processor
+        self.processor =
+            try processor
+            ?? SimulatedProcessor(
+                configuration: .init(fees: fees),
+                databasePath: SimulatedProcessor.databasePath(besidePayments: databasePath))
+        self.fees = fees
         self.logger = logger
     }
 
     /// Registers every Payments method.
     public func register(into router: inout RPCRouter) {
         router.register(PaymentsMethods.authorize) { request, context in
-            try await self.effect(context) { db in try self.authorize(db, request, key: context.idempotencyKey) }
+            try await self.effect(context, request.orderID) { db, calls in try self.authorize(db, request, calls) }
         }
         router.register(PaymentsMethods.capture) { request, context in
-            try await self.effect(context) { db in try self.capture(db, request.orderID, key: context.idempotencyKey) }
+            try await self.effect(context, request.orderID) { db, calls in try self.capture(db, request.orderID, calls)
+            }
         }
         router.register(PaymentsMethods.void) { request, context in
-            try await self.effect(context) { db in try self.void(db, request, key: context.idempotencyKey) }
+            try await self.effect(context, request.orderID) { db, calls in try self.void(db, request, calls) }
         }
         router.register(PaymentsMethods.increase) { request, context in
-            try await self.effect(context) { db in try self.increase(db, request, key: context.idempotencyKey) }
+            try await self.effect(context, request.orderID) { db, calls in try self.increase(db, request, calls) }
         }
         router.register(PaymentsMethods.setProcessorFaults) { request, context in
-            try self.processor.setFaults(request)
+            guard let simulator = self.processor as? SimulatedProcessor else {
+                throw RescindError.failedPrecondition(
+                    "fault modes belong to the simulated processor", reason: "fault_injection_disabled")
+            }
+            try simulator.setFaults(request)
             context.logger.warning("processor fault mode set", metadata: ["mode": "\(request.mode)"])
             return request
         }
         router.register(PaymentsMethods.refund) { request, context in
-            await self.processor.latency()
-            let result = try await self.writer.idempotentWrite(
-                key: context.idempotencyKey,
-                method: context.method,
-                request: context.rawPayload
-            ) { db in try self.refund(db, request, key: context.idempotencyKey) }
+            let result = try await self.effect(context, request.orderID) { db, calls in
+                try self.refund(db, request, calls)
+            }
             context.logger.info(
                 "refunded",
                 metadata: ["order_id": "\(request.orderID)", "amount": "\(result.refundedMinor)"]
@@ -71,22 +91,98 @@ public final class PaymentsService: Sendable {
         router.register(PaymentsMethods.storeCredit) { request, _ in try await self.storeCredit(request.customer) }
     }
 
-    private func effect(
-        _ context: RequestContext,
-        _ body: @escaping @Sendable (Database) throws -> Payment
-    ) async throws -> Payment {
-        await processor.latency()
-        let payment = try await writer.idempotentWrite(
-            key: context.idempotencyKey,
-            method: context.method,
-            request: context.rawPayload,
-            body: body
-        )
-        context.logger.info(
-            "payment changed",
-            metadata: ["order_id": "\(payment.orderID)", "status": "\(payment.status.rawValue)"]
-        )
-        return payment
+    /// One pass of an effect: answered (the idempotency store's answer), or stopped at a processor call to make.
+    private enum Pass<Response: Sendable>: Sendable {
+        case answered(Result<Response, RescindError>)
+        case call(ProcessorCall, new: Bool)
+    }
+
+    /// Performs an effect at most once per idempotency key, calling the processor between its commits.
+    ///
+    /// Each pass runs `body` in a transaction of the group-commit writer. A pass that stops at a call not made yet
+    /// commits the call as `pending`; the call is then made with no transaction open (a call recorded by an earlier
+    /// attempt is first looked up at the processor by its key); the next pass records its outcome and runs `body`
+    /// again. A processor refusal is an outcome (the effect answers it, once and for all); a processor that cannot
+    /// be reached leaves the call pending and the caller retries with the same key.
+    /// - Throws: `RescindError` (the effect's answer, replayed), `unavailable` (retry), database errors.
+    func effect<Response: Codable & Sendable>(
+        _ context: RequestContext, _ orderID: UUID,
+        _ body: @escaping @Sendable (Database, ProcessorCalls) throws -> Response
+    ) async throws -> Response {
+        guard let key = context.idempotencyKey else {
+            throw RescindError.invalidArgument(
+                "\(context.method) needs an idempotency key", reason: "missing_idempotency_key")
+        }
+        guard inFlight.withLock({ $0.insert(key).inserted }) else {
+            throw RescindError.unavailable(
+                "a request with idempotency key \(key) is under way; retry", reason: "request_in_progress")
+        }
+        defer { _ = inFlight.withLock { $0.remove(key) } }
+        let method = context.method
+        let request = context.rawPayload
+        var made: (key: String, outcome: Result<ProcessorOutcome, RescindError>)?
+        while true {
+            let finished = made
+            let pass = try await writer.write { db -> Pass<Response> in
+                if let finished { try ProcessorCallRecord.finish(db, finished.key, finished.outcome) }
+                let calls = try ProcessorCalls(db, effectKey: key, orderID: orderID)
+                do {
+                    return .answered(
+                        try IdempotencyStore.perform(db, key: key, method: method, request: request) { db in
+                            try body(db, calls)
+                        })
+                } catch let needed as ProcessorCallNeeded {
+                    return .call(needed.call, new: try ProcessorCallRecord.begin(db, needed.call, effectKey: key))
+                }
+            }
+            switch pass {
+            case .answered(let result):
+                let value = try result.get()
+                if let payment = (value as? Payment) ?? (value as? RefundResult)?.payment {
+                    context.logger.info(
+                        "payment changed",
+                        metadata: ["order_id": "\(payment.orderID)", "status": "\(payment.status.rawValue)"])
+                }
+                return value
+            case .call(let call, let new):
+                made = (call.key, try await make(call, new: new, logger: context.logger))
+            }
+        }
+    }
+
+    /// Makes a recorded call; one recorded before (a crash, a lost answer) is first looked up by its key.
+    /// - Throws: the processor's retryable errors (the call stays pending).
+    private func make(_ call: ProcessorCall, new: Bool, logger: Logger) async throws
+        -> Result<ProcessorOutcome, RescindError>
+    {
+        let metadata: Logger.Metadata = [
+            "order_id": "\(call.orderID)", "processor_call": "\(call.kind)", "key": "\(call.key)",
+        ]
+        crash("payments/\(call.kind)/before_call", logger)
+        if !new, let done = try await processor.lookup(call) {
+            logger.info("processor call found done by its key", metadata: metadata)
+            crash("payments/\(call.kind)/after_call", logger)
+            return .success(done)
+        }
+        let outcome: Result<ProcessorOutcome, RescindError>
+        do {
+            outcome = .success(try await processor.perform(call))
+        } catch let error as RescindError where !error.retryable {
+            outcome = .failure(error)
+        } catch let error as RescindError {
+            logger.warning(
+                "processor call not made: \(error.message)",
+                metadata: metadata.merging(["reason": "\(error.reason ?? "")"]) { $1 })
+            throw error
+        }
+        crash("payments/\(call.kind)/after_call", logger)
+        return outcome
+    }
+
+    private func crash(_ point: String, _ logger: Logger) {
+        guard crashPoint == point else { return }
+        logger.critical("crash point reached: \(point)")
+        kill(getpid(), SIGKILL)
     }
 
     /// An order's payment.
@@ -118,7 +214,8 @@ public final class PaymentsService: Sendable {
         return record
     }
 
-    func authorize(_ db: Database, _ request: AuthorizeRequest, key: String?) throws -> Payment {
+    func authorize(_ db: Database, _ request: AuthorizeRequest, _ calls: ProcessorCalls) throws -> Payment {
+        let key = calls.effectKey
         try Validation.currency(request.currency)
         guard request.amountMinor > 0 else {
             throw RescindError.invalidArgument("amount must be positive", reason: "bad_amount")
@@ -128,6 +225,21 @@ public final class PaymentsService: Sendable {
                 "order \(request.orderID) already has a payment",
                 reason: "already_authorized"
             )
+        }
+        let paymentMethod: String
+        switch (request.paymentMethod, request.savedCardOf) {
+        case (let reference?, nil):
+            try PaymentMethodReference.validate(reference)
+            paymentMethod = reference
+        case (nil, let earlier?):
+            guard let saved = try PaymentRecord.fetchOne(db, key: earlier.uuidString) else {
+                throw RescindError.failedPrecondition(
+                    "order \(earlier) has no payment, so no saved card", reason: "no_saved_card")
+            }
+            paymentMethod = saved.processorToken
+        default:
+            throw RescindError.invalidArgument(
+                "give either payment_method or saved_card_of, not both or neither", reason: "bad_payment_method")
         }
         let now = Date()
         // Store credit first: what it pays, the card does not. Spent in this transaction, so a decline below
@@ -146,34 +258,41 @@ public final class PaymentsService: Sendable {
             ).insert(db)
         }
         let onCard = request.amountMinor - credit
-        // A decline throws before anything is written; the idempotency store keeps it as the key's answer.
-        let token: SimulatedProcessor.Token
-        switch (request.cardNumber, request.savedCardOf) {
-        case (let number?, nil):
-            token = try processor.authorize(cardNumber: number, amountMinor: onCard)
-        case (nil, let earlier?):
-            guard let saved = try PaymentRecord.fetchOne(db, key: earlier.uuidString) else {
-                throw RescindError.failedPrecondition(
-                    "order \(earlier) has no payment, so no saved card", reason: "no_saved_card")
-            }
-            token = try processor.authorize(
-                token: .init(value: saved.processorToken, last4: saved.cardLast4), amountMinor: onCard)
-        default:
-            throw RescindError.invalidArgument(
-                "give either card_number or saved_card_of, not both or neither", reason: "bad_card")
-        }
+        // A decline throws before anything is written; the idempotency store keeps it as the key's answer. When
+        // store credit pays it all, the card is not charged at all.
+        let charge =
+            onCard > 0
+            ? try calls.make(
+                .authorize, amountMinor: onCard, paymentMethod: paymentMethod, currency: request.currency
+            ).charge
+            : nil
         let record = PaymentRecord(
             orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
             amountAuthorized: onCard, amountCaptured: 0, amountRefunded: 0, fee: 0,
-            cardLast4: token.last4, processorToken: token.value, createdAt: now, updatedAt: now, feeSaved: nil,
-            refundedToCredit: 0, creditApplied: credit, creditCustomer: credit > 0 ? request.spendStoreCreditOf : nil
+            cardLast4: charge?.last4 ?? "----", processorToken: paymentMethod, createdAt: now, updatedAt: now,
+            feeSaved: nil, refundedToCredit: 0, creditApplied: credit,
+            creditCustomer: credit > 0 ? request.spendStoreCreditOf : nil, cardFingerprint: charge?.fingerprint,
+            riskSignal: charge?.riskSignal, addressCheck: charge?.addressCheck
         )
         try record.insert(db)
+        if let charge { try Self.addCharge(db, charge, of: record, at: now) }
         try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
         return record.api
     }
 
-    func capture(_ db: Database, _ orderID: UUID, key: String?) throws -> Payment {
+    private static func addCharge(_ db: Database, _ charge: ProcessorCharge?, of record: PaymentRecord, at now: Date)
+        throws
+    {
+        guard let charge else { throw RescindError.internalError("the processor answered no charge") }
+        try ProcessorChargeRecord(
+            id: charge.id, orderID: record.orderID, amount: charge.amountMinor, amountCaptured: 0, amountRefunded: 0,
+            fee: 0, status: .authorized, createdAt: now
+        ).insert(db)
+    }
+
+    /// Captures what the payment has authorized: each authorized charge for its share of `amount_authorized`
+    /// (a charge with no share left, after partial voids, is cancelled).
+    func capture(_ db: Database, _ orderID: UUID, _ calls: ProcessorCalls) throws -> Payment {
         var record = try Self.load(db, orderID)
         guard record.status == .authorized else {
             throw RescindError.failedPrecondition(
@@ -181,21 +300,33 @@ public final class PaymentsService: Sendable {
                 reason: "payment_\(record.status.rawValue)"
             )
         }
-        if record.amountAuthorized > 0 {
-            try processor.capture(token: record.token)
-        } else {
-            try processor.checkAvailable()
+        var left = record.amountAuthorized
+        var fee: Int64 = 0
+        for var charge in try ProcessorChargeRecord.of(db, record.orderID) where charge.status == .authorized {
+            let share = min(left, charge.amount)
+            if share > 0 {
+                let said = try calls.make(.capture, charge: charge.id, amountMinor: share).feeMinor
+                charge.fee = said ?? fees.fee(forCaptured: share)
+                charge.amountCaptured = share
+                charge.status = .captured
+                fee += charge.fee
+                left -= share
+            } else {
+                _ = try calls.make(.void, charge: charge.id, amountMinor: charge.amount)
+                charge.status = .voided
+            }
+            try charge.update(db)
         }
         record.amountCaptured = record.amountAuthorized
-        record.fee = record.amountCaptured > 0 ? processor.fee(forCaptured: record.amountCaptured) : 0
+        record.fee = fee
         record.status = .captured
         record.updatedAt = Date()
         try record.update(db)
-        try event(db, record, "capture", amount: record.amountCaptured, fee: record.fee, key: key)
+        try event(db, record, "capture", amount: record.amountCaptured, fee: record.fee, key: calls.effectKey)
         return record.api
     }
 
-    func void(_ db: Database, _ request: VoidRequest, key: String?) throws -> Payment {
+    func void(_ db: Database, _ request: VoidRequest, _ calls: ProcessorCalls) throws -> Payment {
         var record = try Self.load(db, request.orderID)
         guard record.status == .authorized else {
             throw RescindError.failedPrecondition(
@@ -209,55 +340,88 @@ public final class PaymentsService: Sendable {
             throw RescindError.invalidArgument(
                 "a void of \(amount) is not between 1 and the \(whole) authorized", reason: "bad_amount")
         }
-        try processor.checkAvailable()
         // The card's authorization goes down first; what store credit paid beyond it goes back to the balance.
+        // Part of an authorization is voided by capturing less later (processors release the rest); all of it
+        // by cancelling each charge at the processor.
         let fromCard = min(amount, record.amountAuthorized)
         let fromCredit = amount - fromCard
-        let fee = { (captured: Int64) in captured > 0 ? self.processor.fee(forCaptured: captured) : 0 }
         record.feeSaved =
-            (record.feeSaved ?? 0) + fee(record.amountAuthorized) - fee(record.amountAuthorized - fromCard)
+            (record.feeSaved ?? 0) + fees.fee(forCaptured: record.amountAuthorized)
+            - fees.fee(forCaptured: record.amountAuthorized - fromCard)
         record.amountAuthorized -= fromCard
         record.creditApplied -= fromCredit
         if amount == whole {
+            for var charge in try ProcessorChargeRecord.of(db, record.orderID) where charge.status == .authorized {
+                _ = try calls.make(.void, charge: charge.id, amountMinor: charge.amount)
+                charge.status = .voided
+                try charge.update(db)
+            }
             // All of it: the authorization stays on record at what it was, voided.
             record.status = .voided
             record.amountAuthorized += fromCard
             record.creditApplied += fromCredit
         }
         record.updatedAt = Date()
-        try giveBackCredit(db, record, fromCredit, kind: "restore", key: key)
+        try giveBackCredit(db, record, fromCredit, kind: "restore", key: calls.effectKey)
         try record.update(db)
-        try event(db, record, "void", amount: amount, fee: 0, key: key)
+        try event(db, record, "void", amount: amount, fee: 0, key: calls.effectKey)
         return record.api
     }
 
-    /// Charges `request.amountMinor` more: an authorization is raised; a captured payment's card is charged
-    /// the extra and it is captured at once, with its fee. Recorded as an `authorize` event (and a `capture`).
-    func increase(_ db: Database, _ request: IncreaseRequest, key: String?) throws -> Payment {
+    /// Charges `request.amountMinor` more: an authorization is raised (an incremental authorization of its
+    /// charge, or a second charge where the processor cannot); a captured payment's saved payment method is
+    /// charged the extra in a new charge captured at once, with its fee. Recorded as an `authorize` event (and a
+    /// `capture`).
+    func increase(_ db: Database, _ request: IncreaseRequest, _ calls: ProcessorCalls) throws -> Payment {
         var record = try Self.load(db, request.orderID)
         guard request.amountMinor > 0, request.amountMinor <= 1_000_000_000_000 else {
             throw RescindError.invalidArgument("an increase must be positive", reason: "bad_amount")
         }
-        let token = record.token
+        let key = calls.effectKey
+        let now = Date()
+        let newCharge = {
+            try calls.make(
+                .authorize, amountMinor: request.amountMinor, paymentMethod: record.processorToken,
+                currency: record.currency
+            ).charge
+        }
         switch record.status {
         case .authorized:
-            _ = try processor.authorize(token: token, amountMinor: record.amountAuthorized + request.amountMinor)
+            if var charge = try ProcessorChargeRecord.of(db, record.orderID).last(where: { $0.status == .authorized }) {
+                do {
+                    _ = try calls.make(
+                        .authorizeMore, charge: charge.id, amountMinor: charge.amount + request.amountMinor)
+                    charge.amount += request.amountMinor
+                    try charge.update(db)
+                } catch let error as RescindError where error.reason == "increment_unsupported" {
+                    try Self.addCharge(db, try newCharge(), of: record, at: now)
+                }
+            } else {
+                try Self.addCharge(db, try newCharge(), of: record, at: now)
+            }
             record.amountAuthorized += request.amountMinor
             try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
         case .captured, .partiallyRefunded, .refunded:
-            _ = try processor.authorize(token: token, amountMinor: request.amountMinor)
-            let fee = processor.fee(forCaptured: request.amountMinor)
+            guard let authorized = try newCharge() else {
+                throw RescindError.internalError("the processor answered no charge")
+            }
+            let said = try calls.make(.capture, charge: authorized.id, amountMinor: request.amountMinor).feeMinor
+            let charge = ProcessorChargeRecord(
+                id: authorized.id, orderID: record.orderID, amount: authorized.amountMinor,
+                amountCaptured: request.amountMinor, amountRefunded: 0,
+                fee: said ?? fees.fee(forCaptured: request.amountMinor), status: .captured, createdAt: now)
+            try charge.insert(db)
             record.amountAuthorized += request.amountMinor
             record.amountCaptured += request.amountMinor
-            record.fee += fee
+            record.fee += charge.fee
             record.status = record.amountRefunded == 0 ? .captured : .partiallyRefunded
             try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
-            try event(db, record, "capture", amount: request.amountMinor, fee: fee, key: key)
+            try event(db, record, "capture", amount: request.amountMinor, fee: charge.fee, key: key)
         case .voided:
             throw RescindError.failedPrecondition(
                 "cannot charge more on a voided payment", reason: "payment_voided")
         }
-        record.updatedAt = Date()
+        record.updatedAt = now
         try record.update(db)
         return record.api
     }
@@ -279,7 +443,8 @@ public final class PaymentsService: Sendable {
         ).insert(db)
     }
 
-    func refund(_ db: Database, _ request: RefundRequest, key: String?) throws -> RefundResult {
+    func refund(_ db: Database, _ request: RefundRequest, _ calls: ProcessorCalls) throws -> RefundResult {
+        let key = calls.effectKey
         var record = try Self.load(db, request.orderID)
         guard record.status == .captured || record.status == .partiallyRefunded else {
             throw RescindError.failedPrecondition(
@@ -317,8 +482,19 @@ public final class PaymentsService: Sendable {
             // To the original means: to the card what the card paid, and back to store credit what credit paid.
             let cardRefundable = record.amountCaptured - (record.amountRefunded - record.refundedToCredit)
             let toCard = min(amount, max(cardRefundable, 0))
-            if toCard > 0 {
-                try processor.refund(token: record.token, amountMinor: toCard, key: key)
+            // From the charges that have captured money left, oldest first: one refund each.
+            var left = toCard
+            for var charge in try ProcessorChargeRecord.of(db, record.orderID) where left > 0 {
+                let share = min(left, charge.amountCaptured - charge.amountRefunded)
+                guard share > 0 else { continue }
+                _ = try calls.make(.refund, charge: charge.id, amountMinor: share)
+                charge.amountRefunded += share
+                try charge.update(db)
+                left -= share
+            }
+            guard left == 0 else {
+                throw RescindError.internalError(
+                    "the charges of order \(record.orderID) hold \(toCard - left) to refund, not \(toCard)")
             }
             if amount > toCard {
                 try giveBackCredit(db, record, amount - toCard, kind: "refund", key: key)

@@ -1,50 +1,66 @@
 import Crypto
 import Foundation
+import GRDB
 import RescindAPI
+import RescindCBOR
 import RescindWire
 import Synchronization
 
-/// A card processor that behaves like a well-known processor's test mode: some test cards fail on purpose.
+/// The embedded processor: a processor of its own, with its own database, that behaves like Stripe's test mode.
 ///
-/// | card | behaviour |
-/// |---|---|
-/// | 4242424242424242 (and any other valid number) | succeeds |
-/// | 4000000000000002 | declines authorization |
-/// | 4000000000005126 | authorizes and captures, declines every refund |
-/// | 4000000000000341 | authorizes, declines the capture (as an issuer does when an authorization has lapsed) |
-/// | 4000000000000010 | authorizes, but the issuer's address check fails |
+/// It knows the test payment methods by the names Stripe's test mode and localstripe give them, and one name for
+/// each other behaviour a test needs. A payment method stands for a test card the processor keeps; the card's
+/// number never leaves it (Rescind sees the last four digits and a fingerprint, as from a real processor).
 ///
-/// Like real processors, it names each card by a fingerprint (the same card, the same fingerprint; never the
-/// number), so that a store sees one card used by several customers.
-/// The processor keeps its fee on a refund, as real processors do.
-public struct SimulatedProcessor: Sendable {
-    /// The processor's fee: `basisPoints` of the captured amount (rounded half up) plus `fixedMinor`.
+/// | payment method | card | behaviour |
+/// |---|---|---|
+/// | `pm_card_visa` | 4242 | succeeds |
+/// | `pm_card_mastercard` | 4444 | succeeds (another card: another fingerprint) |
+/// | `pm_card_visa_chargeDeclined`, `pm_card_chargeDeclined` | 0002 | declines the authorization |
+/// | `pm_card_chargeCustomerFail` | 0341 | declines the authorization (as Stripe and localstripe do) |
+/// | `pm_card_refundFail` | 5126 | authorizes and captures, declines every refund |
+/// | `pm_card_captureDeclined` | 0259 | authorizes; the issuer declines the capture (a lapsed authorization) |
+/// | `pm_card_limitedFunds` | 9995 | declines when more than `limitedFundsLimit` in all is asked of it |
+/// | `pm_card_riskLevelElevated`, `pm_card_riskLevelHighest` | 9235, 0019 | authorize; screened as risky |
+/// | `pm_card_avsFail` | 0010 | authorizes; the issuer's billing address check fails |
+///
+/// It keeps every charge, capture and refund in its database (WAL; a process crash loses nothing it answered),
+/// answers a repeated idempotency key with its first answer (unless told to ignore keys), and finds what it did
+/// under a key (`lookup`), as Stripe's API lets a client do. It keeps its fee on a refund, as real processors do.
+public final class SimulatedProcessor: PaymentProcessor {
+    /// The fee schedule, the database and whether tests may switch fault modes.
     public struct Configuration: Codable, Sendable, Hashable {
-        public var feeBasisPoints: Int64
-        public var fixedFeeMinor: Int64
+        public var fees: FeeSchedule
         /// Whether `payments.set_processor_faults` may switch fault modes (tests and chaos runs only).
         public var faultInjection: Bool
 
         /// 2.9% + 30 minor units.
-        public init(feeBasisPoints: Int64 = 290, fixedFeeMinor: Int64 = 30, faultInjection: Bool = false) {
-            self.feeBasisPoints = feeBasisPoints
-            self.fixedFeeMinor = fixedFeeMinor
+        public init(fees: FeeSchedule = .init(), faultInjection: Bool = false) {
+            self.fees = fees
             self.faultInjection = faultInjection
         }
 
         /// Reads a configuration; absent fields take their defaults.
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            feeBasisPoints = try c.decodeIfPresent(Int64.self, forKey: .feeBasisPoints) ?? 290
-            fixedFeeMinor = try c.decodeIfPresent(Int64.self, forKey: .fixedFeeMinor) ?? 30
+            let basisPoints = try c.decodeIfPresent(Int64.self, forKey: .feeBasisPoints) ?? 290
+            let fixed = try c.decodeIfPresent(Int64.self, forKey: .fixedFeeMinor) ?? 30
+            fees = FeeSchedule(basisPoints: basisPoints, fixedMinor: fixed)
             faultInjection = try c.decodeIfPresent(Bool.self, forKey: .faultInjection) ?? false
-            guard feeBasisPoints >= 0, feeBasisPoints <= 10_000, fixedFeeMinor >= 0 else {
+            guard basisPoints >= 0, basisPoints <= 10_000, fixed >= 0 else {
                 throw DecodingError.dataCorrupted(
                     .init(
                         codingPath: c.codingPath,
                         debugDescription: "fees must be 0 to 10000 basis points and not negative")
                 )
             }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(fees.basisPoints, forKey: .feeBasisPoints)
+            try c.encode(fees.fixedMinor, forKey: .fixedFeeMinor)
+            try c.encode(faultInjection, forKey: .faultInjection)
         }
 
         enum CodingKeys: String, CodingKey {
@@ -54,32 +70,107 @@ public struct SimulatedProcessor: Sendable {
         }
     }
 
-    /// The fault mode, and the refunds the processor made whose answer was lost (by idempotency key).
-    private final class Faults: Sendable {
-        let state = Mutex<(faults: ProcessorFaults, refundedUnanswered: Set<String>)>((.init(mode: .normal), []))
+    /// A test payment method: the card it stands for and how that card behaves.
+    public struct TestCard: Sendable, Hashable {
+        public enum Behaviour: Sendable, Hashable {
+            case succeeds, declines, declinesRefunds, declinesCaptures, limitedFunds
+        }
+        public var number: String
+        public var behaviour: Behaviour
+        public var riskSignal: String?
+        public var addressCheck: String?
+
+        init(_ number: String, _ behaviour: Behaviour = .succeeds, risk: String? = nil, address: String? = nil) {
+            self.number = number
+            self.behaviour = behaviour
+            self.riskSignal = risk
+            self.addressCheck = address
+        }
     }
 
-    public static let declinedCard = "4000000000000002"
-    public static let refundDeclinedCard = "4000000000005126"
-    /// A card whose authorization succeeds and whose capture the issuer declines.
-    public static let captureDeclinedCard = "4000000000000341"
-    /// A card with little room: an authorization above `limitedCardLimit` in all is declined (insufficient funds).
-    public static let limitedCard = "4000000000009995"
-    public static let limitedCardLimit: Int64 = 10_000
-    /// Cards the processor's fraud screening rates above normal (it still authorizes them).
-    public static let elevatedRiskCard = "4000000000009235"
-    public static let highestRiskCard = "4100000000000019"
-    /// A card whose issuer says the billing address does not match its records (AVS); it still authorizes.
-    public static let addressMismatchCard = "4000000000000010"
+    /// Every payment method this processor knows.
+    public static let testCards: [String: TestCard] = [
+        "pm_card_visa": TestCard("4242424242424242"),
+        "pm_card_mastercard": TestCard("5555555555554444"),
+        "pm_card_visa_chargeDeclined": TestCard("4000000000000002", .declines),
+        "pm_card_chargeDeclined": TestCard("4000000000000002", .declines),
+        "pm_card_chargeCustomerFail": TestCard("4000000000000341", .declines),
+        "pm_card_refundFail": TestCard("4000000000005126", .declinesRefunds),
+        "pm_card_captureDeclined": TestCard("4000000000000259", .declinesCaptures),
+        "pm_card_limitedFunds": TestCard("4000000000009995", .limitedFunds),
+        "pm_card_riskLevelElevated": TestCard("4000000000009235", risk: "elevated"),
+        "pm_card_riskLevelHighest": TestCard("4100000000000019", risk: "highest"),
+        "pm_card_avsFail": TestCard("4000000000000010", address: "fail"),
+    ]
+
+    /// How much `pm_card_limitedFunds` allows in all.
+    public static let limitedFundsLimit: Int64 = 10_000
     /// The key of card fingerprints: a real processor keeps its own; this simulated one is public.
     static let fingerprintKey = Data("rescind-simulated-processor/fingerprint".utf8)
 
-    public var configuration: Configuration
-    private let faults = Faults()
+    public let configuration: Configuration
+    private let database: DatabaseQueue
+    private let faults = Mutex(ProcessorFaults(mode: .normal))
 
-    public init(configuration: Configuration = .init()) {
+    /// Opens (creating) the processor's own database at `databasePath`.
+    /// - Throws: database errors.
+    public init(configuration: Configuration = .init(), databasePath: String) throws {
         self.configuration = configuration
+        var options = GRDB.Configuration()
+        options.busyMode = .timeout(5)
+        options.prepareDatabase { db in
+            // A processor of its own: it survives a crash of the Payments process (WAL, synced at checkpoints).
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        database = try DatabaseQueue(path: databasePath, configuration: options)
+        try Self.migrator.migrate(database)
     }
+
+    /// The simulator's database beside Payments' own: `DIR/NAME.sqlite` → `DIR/NAME-processor.sqlite`.
+    public static func databasePath(besidePayments path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        let name = url.deletingPathExtension().lastPathComponent
+        return url.deletingLastPathComponent().appendingPathComponent("\(name)-processor.sqlite").path
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("simulator-v1") { db in
+            try db.create(table: "sim_charge") { t in
+                t.primaryKey("id", .text)
+                t.column("payment_method", .text).notNull()
+                t.column("currency", .text).notNull()
+                t.column("amount", .integer).notNull().check(sql: "amount > 0")
+                t.column("amount_captured", .integer).notNull().check(sql: "amount_captured >= 0")
+                t.column("amount_refunded", .integer).notNull()
+                    .check(sql: "amount_refunded >= 0 AND amount_refunded <= amount_captured")
+                t.column("fee", .integer).notNull().check(sql: "fee >= 0")
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('requires_capture', 'succeeded', 'canceled')")
+                t.column("order_id", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "sim_refund") { t in
+                t.primaryKey("id", .text)
+                t.column("charge_id", .text).notNull().references("sim_charge").indexed()
+                t.column("amount", .integer).notNull().check(sql: "amount > 0")
+                t.column("created_at", .datetime).notNull()
+            }
+            // Every request that changed something, by its idempotency key: how a repeat is answered, and how a
+            // client finds out what was done.
+            try db.create(table: "sim_request") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("key", .text).notNull().indexed()
+                t.column("kind", .text).notNull()
+                t.column("outcome", .blob).notNull()
+                t.column("at", .datetime).notNull()
+            }
+        }
+        return migrator
+    }
+
+    // MARK: Faults
 
     /// Switches the fault mode.
     /// - Throws: `failed_precondition/fault_injection_disabled` unless the configuration allows it.
@@ -89,151 +180,234 @@ public struct SimulatedProcessor: Sendable {
                 "processor faults are off; set processor.fault_injection in the configuration (tests only)",
                 reason: "fault_injection_disabled")
         }
-        self.faults.state.withLock { $0.faults = faults }
+        self.faults.withLock { $0 = faults }
     }
 
-    /// The extra latency of a call in `slow` mode.
-    public func latency() async {
-        let faults = self.faults.state.withLock { $0.faults }
-        guard faults.mode == .slow, let delay = faults.delayMillis, delay > 0 else { return }
-        try? await Task.sleep(for: .milliseconds(delay))
-    }
-
-    /// - Throws: `unavailable` (retryable) in `unavailable` mode.
-    func checkAvailable() throws {
-        if faults.state.withLock({ $0.faults.mode == .unavailable }) {
+    /// Waits out `slow` mode, then refuses in `unavailable` mode.
+    private func arrive() async throws -> ProcessorFaults {
+        let faults = self.faults.withLock { $0 }
+        if faults.mode == .slow, let delay = faults.delayMillis, delay > 0 {
+            try? await Task.sleep(for: .milliseconds(delay))
+        }
+        if faults.mode == .unavailable {
             throw RescindError.unavailable("the card processor is unavailable", reason: "processor_unavailable")
         }
+        return faults
     }
 
-    /// A payment method token: what we keep instead of the card number.
-    public struct Token: Sendable, Hashable {
-        public var value: String
-        public var last4: String
-
-        public init(value: String, last4: String) {
-            self.value = value
-            self.last4 = last4
-        }
-        var declinesRefunds: Bool { value.hasPrefix("pm_norefund_") }
-        var declinesCaptures: Bool { value.hasPrefix("pm_nocapture_") }
-        var isLimited: Bool { value.hasPrefix("pm_limit_") }
-
-        /// The processor's fraud screening of the card: `normal`, `elevated` or `highest`.
-        public var riskSignal: String {
-            value.hasPrefix("pm_highest_") ? "highest" : value.hasPrefix("pm_elevated_") ? "elevated" : "normal"
-        }
-
-        /// The issuer's check of the billing address: `fail`, or `nil` when it matched.
-        public var addressCheck: String? { value.hasPrefix("pm_avsfail_") ? "fail" : nil }
-
-        /// The card's fingerprint, which this processor keeps in the token (`pm_KIND_FINGERPRINT_RANDOM`);
-        /// `nil` for a token from before fingerprints.
-        public var fingerprint: String? {
-            let parts = value.split(separator: "_")
-            return parts.count == 4 ? "fp_\(parts[2])" : nil
-        }
-    }
-
-    /// Authorizes a card, returning the token to use for later operations.
-    /// - Throws: `invalid_argument/bad_card` for a number that is not a card; `failed_precondition/card_declined`.
-    public func authorize(cardNumber: String, amountMinor: Int64) throws -> Token {
-        try checkAvailable()
-        let digits = cardNumber.filter { $0 != " " && $0 != "-" }
-        guard (12...19).contains(digits.count), digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
-            Self.luhnValid(digits)
-        else {
-            throw RescindError.invalidArgument("the card number is not valid", reason: "bad_card")
-        }
-        if digits == Self.declinedCard {
-            throw RescindError.failedPrecondition("the card was declined", reason: "card_declined")
-        }
-        let last4 = String(digits.suffix(4))
-        let kind =
-            switch digits {
-            case Self.refundDeclinedCard: "norefund"
-            case Self.captureDeclinedCard: "nocapture"
-            case Self.limitedCard: "limit"
-            case Self.elevatedRiskCard: "elevated"
-            case Self.highestRiskCard: "highest"
-            case Self.addressMismatchCard: "avsfail"
-            default: "card"
+    /// Runs a request once per key (unless keys are ignored), recording what it did; in `answer_lost` modes the
+    /// work is done and recorded but the answer never reaches the caller.
+    private func request(
+        _ kind: ProcessorCall.Kind, key: String, _ body: @escaping @Sendable (Database) throws -> ProcessorOutcome
+    ) async throws -> ProcessorOutcome {
+        let faults = try await arrive()
+        let codec = WireCodec()
+        let outcome = try await database.write { db -> ProcessorOutcome in
+            if faults.mode != .ignoreIdempotency,
+                let stored = try Data.fetchOne(
+                    db, sql: "SELECT outcome FROM sim_request WHERE key = ? ORDER BY id LIMIT 1", arguments: [key])
+            {
+                return try codec.decoder.decode(ProcessorOutcome.self, from: stored)
             }
-        let fingerprint = HMAC<SHA256>.authenticationCode(
-            for: Data(digits.utf8), using: SymmetricKey(data: Self.fingerprintKey)
-        )
-        .prefix(10).map { String(format: "%02x", $0) }.joined()
-        let token = Token(
-            value: "pm_\(kind)_\(fingerprint)_\(UUID().uuidString.prefix(8).lowercased())", last4: last4)
-        try checkLimit(token, amountMinor)
-        return token
-    }
-
-    /// Authorizes again the card behind a token the processor issued before (a saved card, or more on the same
-    /// authorization): the same token.
-    /// - Throws: `unavailable` in `unavailable` mode; `failed_precondition/card_declined` over the limited card's
-    ///   limit.
-    public func authorize(token: Token, amountMinor: Int64) throws -> Token {
-        try checkAvailable()
-        try checkLimit(token, amountMinor)
-        return token
-    }
-
-    private func checkLimit(_ token: Token, _ amountMinor: Int64) throws {
-        if token.isLimited, amountMinor > Self.limitedCardLimit {
-            throw RescindError.failedPrecondition(
-                "the card was declined: insufficient funds for \(amountMinor)", reason: "card_declined")
+            let outcome = try body(db)
+            try db.execute(
+                sql: "INSERT INTO sim_request (key, kind, outcome, at) VALUES (?, ?, ?, ?)",
+                arguments: [key, kind.rawValue, Data(try codec.encoder.encode(outcome)), Date()])
+            return outcome
         }
-    }
-
-    /// The fee charged on capturing an amount.
-    public func fee(forCaptured amountMinor: Int64) -> Int64 {
-        (amountMinor * configuration.feeBasisPoints + 5_000) / 10_000 + configuration.fixedFeeMinor
-    }
-
-    /// Captures what the card behind a token authorized.
-    /// - Throws: `failed_precondition/capture_declined` for the card whose captures are declined; `unavailable`
-    ///   in `unavailable` mode.
-    public func capture(token: Token) throws {
-        try checkAvailable()
-        if token.declinesCaptures {
-            throw RescindError.failedPrecondition(
-                "the issuer declined the capture: the authorization is no longer valid", reason: "capture_declined")
-        }
-    }
-
-    /// Refunds to the card behind a token, once per idempotency key, as real processors do.
-    /// - Throws: `failed_precondition/refund_declined` for the card that declines refunds; `unavailable` in
-    ///   `unavailable` mode, and in `refund_answer_lost` mode after refunding.
-    public func refund(token: Token, amountMinor: Int64, key: String?) throws {
-        try checkAvailable()
-        if token.declinesRefunds {
-            throw RescindError.failedPrecondition("the processor declined the refund", reason: "refund_declined")
-        }
-        guard let key else { return }
-        let lost = faults.state.withLock { state -> Bool in
-            // A repeat of a refund already made: the processor answers it without moving money again.
-            if state.refundedUnanswered.remove(key) != nil { return false }
-            guard state.faults.mode == .refundAnswerLost else { return false }
-            state.refundedUnanswered.insert(key)
-            return true
-        }
-        if lost {
+        if faults.mode == .answerLost || (faults.mode == .refundAnswerLost && kind == .refund) {
             throw RescindError.unavailable(
-                "the processor refunded but its answer was lost", reason: "processor_answer_lost")
+                "the processor acted but its answer was lost", reason: "processor_answer_lost")
+        }
+        return outcome
+    }
+
+    // MARK: PaymentProcessor
+
+    public func authorize(_ request: ProcessorAuthorization, key: String) async throws -> ProcessorCharge {
+        let outcome = try await self.request(.authorize, key: key) { db in
+            guard let card = Self.testCards[request.paymentMethod] else {
+                throw RescindError.invalidArgument(
+                    "the processor has no payment method \(request.paymentMethod)", reason: "unknown_payment_method")
+            }
+            try Self.check(card, total: request.amountMinor)
+            let charge = ProcessorCharge(
+                id: "pi_sim_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased())",
+                paymentMethod: request.paymentMethod, amountMinor: request.amountMinor,
+                last4: String(card.number.suffix(4)), fingerprint: Self.fingerprint(card.number),
+                riskSignal: card.riskSignal,
+                addressCheck: card.addressCheck)
+            try db.execute(
+                sql: """
+                    INSERT INTO sim_charge (id, payment_method, currency, amount, amount_captured, amount_refunded, fee,
+                        status, order_id, created_at)
+                    VALUES (?, ?, ?, ?, 0, 0, 0, 'requires_capture', ?, ?)
+                    """,
+                arguments: [
+                    charge.id, request.paymentMethod, request.currency, request.amountMinor,
+                    request.orderID.uuidString, Date(),
+                ])
+            return ProcessorOutcome(charge: charge)
+        }
+        guard let charge = outcome.charge else { throw RescindError.internalError("an authorization without charge") }
+        return charge
+    }
+
+    public func capture(charge id: String, amountMinor: Int64, key: String) async throws -> Int64? {
+        let fees = configuration.fees
+        let outcome = try await request(.capture, key: key) { db in
+            let charge = try Self.charge(db, id)
+            guard charge.status == "requires_capture" else {
+                throw RescindError.failedPrecondition(
+                    "charge \(id) is \(charge.status), not awaiting capture", reason: "charge_\(charge.status)")
+            }
+            guard amountMinor > 0, amountMinor <= charge.amount else {
+                throw RescindError.invalidArgument(
+                    "cannot capture \(amountMinor) of \(charge.amount)", reason: "bad_amount")
+            }
+            if Self.testCards[charge.paymentMethod]?.behaviour == .declinesCaptures {
+                throw RescindError.failedPrecondition(
+                    "the issuer declined the capture: the authorization is no longer valid", reason: "capture_declined")
+            }
+            let fee = fees.fee(forCaptured: amountMinor)
+            try db.execute(
+                sql: "UPDATE sim_charge SET status = 'succeeded', amount_captured = ?, fee = ? WHERE id = ?",
+                arguments: [amountMinor, fee, id])
+            return ProcessorOutcome(feeMinor: fee)
+        }
+        return outcome.feeMinor
+    }
+
+    public func void(charge id: String, key: String) async throws {
+        _ = try await request(.void, key: key) { db in
+            let charge = try Self.charge(db, id)
+            guard charge.status == "requires_capture" else {
+                throw RescindError.failedPrecondition(
+                    "charge \(id) is \(charge.status) and cannot be cancelled", reason: "charge_\(charge.status)")
+            }
+            try db.execute(sql: "UPDATE sim_charge SET status = 'canceled' WHERE id = ?", arguments: [id])
+            return ProcessorOutcome()
         }
     }
 
-    static func luhnValid(_ digits: String) -> Bool {
-        var sum = 0
-        for (index, character) in digits.reversed().enumerated() {
-            guard var digit = character.wholeNumberValue else { return false }
-            if index % 2 == 1 {
-                digit *= 2
-                if digit > 9 { digit -= 9 }
+    public func authorizeMore(charge id: String, totalMinor: Int64, key: String) async throws {
+        _ = try await request(.authorizeMore, key: key) { db in
+            let charge = try Self.charge(db, id)
+            guard charge.status == "requires_capture" else {
+                throw RescindError.failedPrecondition(
+                    "charge \(id) is \(charge.status): only an uncaptured charge can authorize more",
+                    reason: "increment_unsupported")
             }
-            sum += digit
+            guard totalMinor > charge.amount else {
+                throw RescindError.invalidArgument("the new total must be above \(charge.amount)", reason: "bad_amount")
+            }
+            if let card = Self.testCards[charge.paymentMethod] { try Self.check(card, total: totalMinor) }
+            try db.execute(sql: "UPDATE sim_charge SET amount = ? WHERE id = ?", arguments: [totalMinor, id])
+            return ProcessorOutcome()
         }
-        return sum % 10 == 0
+    }
+
+    public func refund(charge id: String, amountMinor: Int64, key: String) async throws -> String {
+        let outcome = try await request(.refund, key: key) { db in
+            let charge = try Self.charge(db, id)
+            if Self.testCards[charge.paymentMethod]?.behaviour == .declinesRefunds {
+                throw RescindError.failedPrecondition("the processor declined the refund", reason: "refund_declined")
+            }
+            guard charge.status == "succeeded", amountMinor > 0,
+                amountMinor <= charge.amountCaptured - charge.amountRefunded
+            else {
+                throw RescindError.failedPrecondition(
+                    "charge \(id) has \(charge.amountCaptured - charge.amountRefunded) to refund, not \(amountMinor)",
+                    reason: "refund_exceeds_capture")
+            }
+            let refundID = "re_sim_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased())"
+            try db.execute(
+                sql: "INSERT INTO sim_refund (id, charge_id, amount, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [refundID, id, amountMinor, Date()])
+            try db.execute(
+                sql: "UPDATE sim_charge SET amount_refunded = amount_refunded + ? WHERE id = ?",
+                arguments: [amountMinor, id])
+            return ProcessorOutcome(refundID: refundID)
+        }
+        guard let refundID = outcome.refundID else { throw RescindError.internalError("a refund without id") }
+        return refundID
+    }
+
+    public func lookup(_ call: ProcessorCall) async throws -> ProcessorOutcome? {
+        _ = try await arrive()
+        let codec = WireCodec()
+        return try await database.read { db in
+            try Data.fetchOne(
+                db, sql: "SELECT outcome FROM sim_request WHERE key = ? ORDER BY id LIMIT 1", arguments: [call.key]
+            ).map { try codec.decoder.decode(ProcessorOutcome.self, from: $0) }
+        }
+    }
+
+    // MARK: What the processor holds
+
+    /// A charge as the processor keeps it.
+    public struct Charge: Sendable, Hashable {
+        public var id: String
+        public var paymentMethod: String
+        public var amount: Int64
+        public var amountCaptured: Int64
+        public var amountRefunded: Int64
+        public var fee: Int64
+        /// `requires_capture`, `succeeded` or `canceled`, as Stripe names a PaymentIntent's.
+        public var status: String
+        public var orderID: String
+        /// How many refund objects it has.
+        public var refunds: Int
+    }
+
+    /// Every charge the processor made, oldest first: what a reconciliation compares Payments' records with.
+    /// - Throws: database errors.
+    public func charges() throws -> [Charge] {
+        try database.read(Self.charges)
+    }
+
+    /// Every charge in a simulator's database, oldest first (for a reader of the file, such as a test's).
+    /// - Throws: database errors.
+    public static func charges(_ db: Database) throws -> [Charge] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT c.*, (SELECT count(*) FROM sim_refund r WHERE r.charge_id = c.id) AS refunds
+                FROM sim_charge c ORDER BY created_at, id
+                """
+        ).map(charge)
+    }
+
+    private static func charge(_ row: Row) -> Charge {
+        Charge(
+            id: row["id"], paymentMethod: row["payment_method"], amount: row["amount"],
+            amountCaptured: row["amount_captured"], amountRefunded: row["amount_refunded"], fee: row["fee"],
+            status: row["status"], orderID: row["order_id"], refunds: row["refunds"] ?? 0)
+    }
+
+    private static func charge(_ db: Database, _ id: String) throws -> Charge {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sim_charge WHERE id = ?", arguments: [id]) else {
+            throw RescindError.notFound("the processor has no charge \(id)", reason: "unknown_charge")
+        }
+        return charge(row)
+    }
+
+    /// - Throws: `card_declined` for the declining card, and for the limited card above its limit.
+    private static func check(_ card: TestCard, total: Int64) throws {
+        switch card.behaviour {
+        case .declines:
+            throw RescindError.failedPrecondition("the card was declined", reason: "card_declined")
+        case .limitedFunds where total > limitedFundsLimit:
+            throw RescindError.failedPrecondition(
+                "the card was declined: insufficient funds for \(total)", reason: "card_declined")
+        default:
+            return
+        }
+    }
+
+    /// The processor's name for a card: an HMAC of its number (the same card, the same fingerprint).
+    static func fingerprint(_ number: String) -> String {
+        let code = HMAC<SHA256>.authenticationCode(for: Data(number.utf8), using: SymmetricKey(data: fingerprintKey))
+        return "fp_" + code.prefix(10).map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -144,11 +144,11 @@ public struct ChaosRun: Sendable {
     static let skus = ["MUG", "TEE", "POSTER", "CAP"]
     static let locations = ["east", "west"]
     static let cards = [
-        "4242424242424242", "4242424242424242", "4242424242424242", "4242424242424242",
+        "pm_card_visa", "pm_card_visa", "pm_card_visa", "pm_card_visa",
         // Declines refunds: its cancellations are compensated.
-        "4000000000005126",
+        "pm_card_refundFail",
         // Declined: the placement is rejected and its stock released.
-        "4000000000000002",
+        "pm_card_visa_chargeDeclined",
     ]
 
     /// One client: place, then cancel, double-cancel, fulfil or leave the order, until the end.
@@ -167,7 +167,7 @@ public struct ChaosRun: Sendable {
             do {
                 // A quarter spend the (shared) customer's store credit first, which later refunds give back.
                 let credit: Bool? = random.next(upTo: 4) == 0 ? true : nil
-                order = try await h.place(lines, card: card, useStoreCredit: credit, timeout: .seconds(10))
+                order = try await h.place(lines, paymentMethod: card, useStoreCredit: credit, timeout: .seconds(10))
                 tally.count("place")
             } catch {
                 tally.failed("place", error)

@@ -1,12 +1,14 @@
 import Foundation
 import GRDB
 import RescindAPI
+import RescindPayments
 import RescindSuite
 
 /// Reads the three databases of a suite (read-only) and reports every way they disagree with what Rescind
 /// promises: money refunded at most once and never above what was captured, every order's status agreeing
 /// with its payment and its stock, stock conserved by the ledger, nothing negative, and, once faults stop,
-/// every saga finished.
+/// every saga finished; and Payments' records against the processor's own (the simulator's database): every
+/// charge the same amount for amount, and no charge at the processor that Payments does not know.
 ///
 /// It reads the files directly, not through the daemons, so it also sees what no method shows.
 public struct InvariantChecker: Sendable {
@@ -49,18 +51,24 @@ public struct InvariantChecker: Sendable {
     public let orders: URL
     public let payments: URL
     public let inventory: URL
+    /// The simulated processor's database, when Payments uses the simulator.
+    public let processor: URL?
 
-    public init(orders: URL, payments: URL, inventory: URL) {
+    public init(orders: URL, payments: URL, inventory: URL, processor: URL? = nil) {
         self.orders = orders
         self.payments = payments
         self.inventory = inventory
+        self.processor = processor
     }
 
-    /// The checker of a suite's databases.
+    /// The checker of a suite's databases, the simulated processor's included when it has one.
     public init(layout: SuiteLayout) {
+        let processor = URL(
+            fileURLWithPath: SimulatedProcessor.databasePath(besidePayments: layout.database(.payments).path))
         self.init(
             orders: layout.database(.orders), payments: layout.database(.payments),
-            inventory: layout.database(.inventory))
+            inventory: layout.database(.inventory),
+            processor: FileManager.default.fileExists(atPath: processor.path) ? processor : nil)
     }
 
     /// Checks every invariant.
@@ -96,7 +104,7 @@ public struct InvariantChecker: Sendable {
                     ).map { ($0["order_id"] as String, $0) })
             )
         }
-        let (paymentRows, refundEvents, creditRows) = try read(payments) { db in
+        let (paymentRows, refundEvents, creditRows, chargeRows) = try read(payments) { db in
             (
                 try Row.fetchAll(db, sql: "SELECT * FROM payment"),
                 try Row.fetchAll(db, sql: "SELECT * FROM payment_event WHERE kind = 'refund' ORDER BY id"),
@@ -106,8 +114,20 @@ public struct InvariantChecker: Sendable {
                         SELECT c.customer, c.balance, COALESCE(SUM(e.amount), 0) AS total, COUNT(e.id) AS n
                         FROM store_credit c LEFT JOIN store_credit_entry e ON e.customer = c.customer
                         GROUP BY c.customer
-                        """)
+                        """),
+                try Row.fetchAll(db, sql: "SELECT * FROM processor_charge")
             )
+        }
+        let processorCharges = try processor.map { url in
+            try read(url) { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT c.*, (SELECT count(*) FROM sim_refund r WHERE r.charge_id = c.id) AS refunds,
+                            (SELECT COALESCE(SUM(amount), 0) FROM sim_refund r WHERE r.charge_id = c.id) AS refund_total
+                        FROM sim_charge c
+                        """)
+            }
         }
         let (stock, ledger, held, reservations, unitsByOrder) = try read(inventory) { db in
             (
@@ -193,6 +213,56 @@ public struct InvariantChecker: Sendable {
             violation(
                 "refund_twice", "idempotency key \(key) refunded \(events.count) times",
                 events.map { describe("payment_event", $0) })
+        }
+
+        // Payments' charges against the processor's, amount for amount.
+        if let processorCharges {
+            let atProcessor = Dictionary(uniqueKeysWithValues: processorCharges.map { ($0["id"] as String, $0) })
+            let status = ["authorized": "requires_capture", "captured": "succeeded", "voided": "canceled"]
+            for charge in chargeRows {
+                let id: String = charge["id"]
+                guard let theirs = atProcessor[id] else {
+                    violation(
+                        "processor_charge_missing",
+                        "charge \(id) of order \(charge["order_id"] as String) is not at the processor",
+                        [describe("processor_charge", charge)])
+                    continue
+                }
+                let agrees =
+                    (charge["amount"] as Int64) == (theirs["amount"] as Int64)
+                    && (charge["amount_captured"] as Int64) == (theirs["amount_captured"] as Int64)
+                    && (charge["amount_refunded"] as Int64) == (theirs["amount_refunded"] as Int64)
+                    && (theirs["amount_refunded"] as Int64) == (theirs["refund_total"] as Int64)
+                    && (charge["fee"] as Int64) == (theirs["fee"] as Int64)
+                    && status[charge["status"] as String] == (theirs["status"] as String)
+                if !agrees {
+                    violation(
+                        "processor_disagrees", "charge \(id): Payments and the processor disagree",
+                        [describe("processor_charge", charge), describe("sim_charge", theirs)])
+                }
+            }
+            let known = Set(chargeRows.map { $0["id"] as String })
+            for theirs in processorCharges where !known.contains(theirs["id"] as String) {
+                // An authorization Payments never recorded holds the customer's money (or took it).
+                if (theirs["status"] as String) != "canceled" {
+                    violation(
+                        "processor_charge_unrecorded",
+                        "the processor holds charge \(theirs["id"] as String) that Payments has no record of",
+                        [describe("sim_charge", theirs)])
+                }
+            }
+            let chargesByOrder = Dictionary(grouping: chargeRows) { $0["order_id"] as String }
+            for payment in paymentRows {
+                let charges = chargesByOrder[payment["order_id"] as String] ?? []
+                let captured = charges.reduce(Int64(0)) { $0 + ($1["amount_captured"] as Int64) }
+                let fee = charges.reduce(Int64(0)) { $0 + ($1["fee"] as Int64) }
+                if captured != (payment["amount_captured"] as Int64) || fee != (payment["fee"] as Int64) {
+                    violation(
+                        "payment_disagrees_with_charges",
+                        "order \(payment["order_id"] as String): its charges captured \(captured) with fee \(fee)",
+                        [describe("payment", payment)] + charges.map { describe("processor_charge", $0) })
+                }
+            }
         }
 
         // Each order against its payment, its stock and its sagas.

@@ -136,7 +136,7 @@ public struct LoadRun: Sendable {
                     OrdersMethods.place,
                     PlaceOrderRequest(
                         customerEmail: "load\(index)@example.com", currency: "USD",
-                        lines: [.init(sku: sku, quantity: 1, unitPriceMinor: 2_500)], cardNumber: "4242424242424242"),
+                        lines: [.init(sku: sku, quantity: 1, unitPriceMinor: 2_500)], paymentMethod: "pm_card_visa"),
                     idempotencyKey: "load-\(tag)-place-\(index)", timeout: .seconds(60))
                 guard order.status == .open else { return .failed("order \(order.status)") }
                 placed.add(order.id)

@@ -15,7 +15,7 @@ extension RescindHarness {
     /// Places an order of `lines` (SKU, quantity, unit price) with a fresh idempotency key.
     /// - Throws: `RescindError`: the rejection, or a transport error.
     public func place(
-        _ lines: [(sku: String, quantity: Int64, unitPrice: Int64)], card: String = "4242424242424242",
+        _ lines: [(sku: String, quantity: Int64, unitPrice: Int64)], paymentMethod: String = "pm_card_visa",
         customer: String = "ada@example.com", source: Order.Source? = nil, key: String = UUID().uuidString,
         useStoreCredit: Bool? = nil, timeout: Duration = .seconds(30)
     ) async throws -> Order {
@@ -24,7 +24,7 @@ extension RescindHarness {
             PlaceOrderRequest(
                 customerEmail: customer, currency: "USD",
                 lines: lines.map { .init(sku: $0.sku, quantity: $0.quantity, unitPriceMinor: $0.unitPrice) },
-                cardNumber: card, source: source, useStoreCredit: useStoreCredit),
+                paymentMethod: paymentMethod, source: source, useStoreCredit: useStoreCredit),
             idempotencyKey: key, timeout: timeout)
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import RescindAPI
+import RescindPayments
 import RescindSuite
 import RescindTransport
 import RescindWire
@@ -208,6 +209,17 @@ public final class RescindHarness: Sendable {
     public func database(_ daemon: Identity) -> URL { suite.layout.database(daemon) }
 
     /// Whether a daemon is running.
+    /// The charges the simulated processor holds for an order (read from its database file).
+    /// - Throws: database errors.
+    public func processorCharges(of orderID: UUID) throws -> [SimulatedProcessor.Charge] {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let path = SimulatedProcessor.databasePath(besidePayments: database(.payments).path)
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        defer { try? queue.close() }
+        return try queue.read(SimulatedProcessor.charges).filter { $0.orderID == orderID.uuidString }
+    }
+
     public func isRunning(_ daemon: Identity) -> Bool { suite.runningPID(daemon) != nil }
 
     /// Starts any daemon that is not running (after `crash`) and waits until it serves.

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RescindAPI
 import RescindDaemon
 import RescindPayments
 
-/// The Payments daemon: authorizes, captures, voids and refunds through the simulated processor.
+/// The Payments daemon: authorizes, captures, voids and refunds through the store's processor (the simulator).
 @main
 struct PaymentsDaemon: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,11 +28,18 @@ struct PaymentsDaemon: AsyncParsableCommand {
         let logger = Logger(label: "rescind.payments")
         let crashPoint = ProcessInfo.processInfo.environment["RESCIND_CRASH_POINT"]
         if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
+        let configuration = settings.processor ?? .init()
+        let simulator = try SimulatedProcessor(
+            configuration: configuration,
+            databasePath: SimulatedProcessor.databasePath(besidePayments: common.database))
+        // A test's fault mode from the start (a restarted Payments' first call included); fault_injection only.
+        if let mode = ProcessInfo.processInfo.environment["RESCIND_PROCESSOR_FAULTS"] {
+            try simulator.setFaults(ProcessorFaults(mode: .init(rawValue: mode)))
+            logger.warning("processor fault mode set", metadata: ["mode": "\(mode)"])
+        }
         let service = try PaymentsService(
-            databasePath: common.database,
-            processor: SimulatedProcessor(configuration: settings.processor ?? .init()),
-            crashPoint: crashPoint, logger: logger
-        )
+            databasePath: common.database, processor: simulator, fees: configuration.fees, crashPoint: crashPoint,
+            logger: logger)
         try await Daemon.run(configuration: common, logger: logger) { router in
             service.register(into: &router)
         }

@@ -120,9 +120,9 @@ struct OrdersCommand: AsyncParsableCommand {
         @Option var currency = "USD"
         @Option(
             help:
-                "Card number (test cards: 4242424242424242 succeeds, 4000000000000002 declines, 4000000000005126 declines refunds)."
+                "The processor's payment method from the store's checkout, never a card number (simulator test methods: pm_card_visa succeeds, pm_card_visa_chargeDeclined declines, pm_card_refundFail declines refunds; README lists them all)."
         )
-        var card = "4242424242424242"
+        var paymentMethod = "pm_card_visa"
         @Option(help: "Where the order comes from: online_store, pos, staff (a draft order) or api.")
         var source: Order.Source = .staff
         @Flag(help: "Spend the customer's store credit first; the card pays the rest.")
@@ -141,7 +141,7 @@ struct OrdersCommand: AsyncParsableCommand {
                 return PlaceOrderRequest.Line(sku: String(parts[0]), quantity: quantity, unitPriceMinor: price)
             }
             let request = PlaceOrderRequest(
-                customerEmail: customer, currency: currency, lines: lines, cardNumber: card, source: source,
+                customerEmail: customer, currency: currency, lines: lines, paymentMethod: paymentMethod, source: source,
                 useStoreCredit: useStoreCredit ? true : nil, tags: tag.isEmpty ? nil : tag)
             try await reportingErrors(output) {
                 let order = try await target.with { c in

@@ -107,7 +107,7 @@ struct Demo: AsyncParsableCommand {
         // 0. Cancelled inside the window: the authorization is voided; no money moved, no fee.
         say("\n▶ 0. order a T-shirt and cancel it at once, inside the cancellation window")
         let early = try await place(
-            c, lines: [("TSHIRT", 1, 2500)], card: "4242424242424242", source: .onlineStore, capture: false)
+            c, lines: [("TSHIRT", 1, 2500)], paymentMethod: "pm_card_visa", source: .onlineStore, capture: false)
         try await scenario(
             "voided_in_window", c, &report, order: early,
             cancel: CancelOrderRequest(orderID: early.id, reason: .customer, notify: true))
@@ -116,7 +116,7 @@ struct Demo: AsyncParsableCommand {
         // then the customer adds a poster (an edit: reserved, the authorization raised).
         say("\n▶ 0b. order 2 T-shirts and a mug, cancel one T-shirt at once, then add a poster to the order")
         let partly = try await place(
-            c, lines: [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], card: "4242424242424242", source: .onlineStore,
+            c, lines: [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], paymentMethod: "pm_card_visa", source: .onlineStore,
             capture: false)
         try await scenario(
             "partially_cancelled", c, &report, order: partly,
@@ -138,7 +138,7 @@ struct Demo: AsyncParsableCommand {
         // 1. A cancellation that works: refund (fee kept), restock, notify.
         say("\n▶ 1. order 2 T-shirts and a mug, wait for the capture, then cancel it (customer changed their mind)")
         let first = try await place(
-            c, lines: [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], card: "4242424242424242", source: .onlineStore)
+            c, lines: [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], paymentMethod: "pm_card_visa", source: .onlineStore)
         try await scenario(
             "cancelled", c, &report, order: first,
             cancel: CancelOrderRequest(orderID: first.id, reason: .customer, notify: true, staffNote: "asked by phone")
@@ -146,7 +146,7 @@ struct Demo: AsyncParsableCommand {
 
         // 2. The refund is declined: the restock is taken back and the order is open again.
         say("\n▶ 2. order a mug with the card whose refunds are declined (4000000000005126), then cancel")
-        let second = try await place(c, lines: [("MUG", 1, 1200)], card: "4000000000005126")
+        let second = try await place(c, lines: [("MUG", 1, 1200)], paymentMethod: "pm_card_refundFail")
         try await scenario(
             "refund_declined", c, &report, order: second,
             cancel: CancelOrderRequest(orderID: second.id, reason: .customer)
@@ -154,7 +154,7 @@ struct Demo: AsyncParsableCommand {
 
         // 3. The restock fails: the location was deactivated; nothing is refunded, the order is open again.
         say("\n▶ 3. order a poster from 'backroom', deactivate 'backroom', then cancel")
-        let third = try await place(c, lines: [("POSTER", 1, 1800)], card: "4242424242424242")
+        let third = try await place(c, lines: [("POSTER", 1, 1800)], paymentMethod: "pm_card_visa")
         _ = try await c.inventory.call(InventoryMethods.deactivateLocation, LocationRequest(location: "backroom"))
         try await scenario(
             "restock_failed", c, &report, order: third,
@@ -164,7 +164,7 @@ struct Demo: AsyncParsableCommand {
         // 4. A declined card never becomes an order: the reservation is released.
         say("\n▶ 4. a declined card (4000000000000002): placement is rejected and the stock released")
         do {
-            _ = try await place(c, lines: [("TSHIRT", 1, 2500)], card: "4000000000000002")
+            _ = try await place(c, lines: [("TSHIRT", 1, 2500)], paymentMethod: "pm_card_visa_chargeDeclined")
         } catch let error as RescindError {
             say("  rejected: \(error.code)/\(error.reason ?? ""): \(error.message)")
         }
@@ -216,7 +216,7 @@ struct Demo: AsyncParsableCommand {
         guard storefront != nil else { return }
         say("\n▶ 7. a customer opens their order-status link and cancels through the storefront")
         let order = try await place(
-            c, lines: [("MUG", 1, 1200)], card: "4242424242424242", source: .onlineStore, capture: false)
+            c, lines: [("MUG", 1, 1200)], paymentMethod: "pm_card_visa", source: .onlineStore, capture: false)
         guard let link = order.statusLink, let token = order.customerToken,
             let base = URL(string: link)?.deletingLastPathComponent().deletingLastPathComponent()
         else { throw RescindError.internalError("the placement answered without an order-status link") }
@@ -259,14 +259,15 @@ struct Demo: AsyncParsableCommand {
 
     /// Places an order; unless `capture` is false, waits until the window closes and the card is captured.
     private func place(
-        _ c: SuiteConnection, lines: [(String, Int64, Int64)], card: String, source: Order.Source = .staff,
+        _ c: SuiteConnection, lines: [(String, Int64, Int64)], paymentMethod: String, source: Order.Source = .staff,
         capture: Bool = true
     ) async throws -> Order {
         let order = try await c.orders.call(
             OrdersMethods.place,
             PlaceOrderRequest(
                 customerEmail: "ada@example.com", currency: "USD",
-                lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) }, cardNumber: card,
+                lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) },
+                paymentMethod: paymentMethod,
                 source: source
             ),
             idempotencyKey: "demo-\(UUID().uuidString)", timeout: .seconds(40)

@@ -65,7 +65,7 @@ def place(manifest, sku, quantity, price):
     orders = Connection(manifest["daemons"]["orders"]["endpoint"], tls, expected_identity="orders")
     order = orders.call("orders.place", {
         "customer_email": "browser@example.com", "currency": "EUR", "source": "online_store",
-        "lines": [{"sku": sku, "quantity": quantity, "unit_price": price}], "card_number": "4242 4242 4242 4242",
+        "lines": [{"sku": sku, "quantity": quantity, "unit_price": price}], "payment_method": "pm_card_visa",
     }, idempotency_key=f"browser-{uuid.uuid4()}")
     check(order["status"] == "open" and order["status_link"].startswith(manifest["storefront_url"]),
           f"an order of {quantity} {sku} is placed, with its order-status link")

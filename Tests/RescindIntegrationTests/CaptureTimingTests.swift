@@ -93,12 +93,12 @@ extension RealDaemons {
 
         /// The issuer declines the capture (test card 4000000000000341): each saga undoes what it cannot finish.
         @Test func aCaptureTheIssuerDeclinesLeavesNothingHalfDone() async throws {
-            let lapsed = "4000000000000341"
+            let lapsed = "pm_card_captureDeclined"
             // Capturing at placement: the order is rejected, its authorization voided and its stock released.
             try await RescindHarness.withSuite { h in
                 try await h.setStock("MUG", at: "main", onHand: 10)
                 let refused = await #expect(throws: RescindError.self) {
-                    try await h.place([("MUG", 2, 1200)], card: lapsed)
+                    try await h.place([("MUG", 2, 1200)], paymentMethod: lapsed)
                 }
                 #expect(refused?.reason == "capture_declined")
                 let order = try #require(try await h.orders.call(OrdersMethods.list, ListOrdersRequest()).orders.first)
@@ -115,7 +115,7 @@ extension RealDaemons {
             // a cancellation then voids it.
             try await RescindHarness.withSuite(options: options("at_fulfilment")) { h in
                 try await h.setStock("MUG", at: "main", onHand: 10)
-                let order = try await h.place([("MUG", 2, 1200)], card: lapsed)
+                let order = try await h.place([("MUG", 2, 1200)], paymentMethod: lapsed)
                 let refused = await #expect(throws: RescindError.self) {
                     try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: order.id))
                 }
@@ -135,7 +135,7 @@ extension RealDaemons {
             ) {
                 h in
                 try await h.setStock("MUG", at: "main", onHand: 10)
-                let order = try await h.place([("MUG", 1, 1200)], card: lapsed)
+                let order = try await h.place([("MUG", 1, 1200)], paymentMethod: lapsed)
                 let capture = try await h.waitForCapture(of: order.id)
                 #expect(capture.state == .compensated)
                 #expect(capture.step("keep_authorized", .compensate)?.status == .succeeded)

@@ -86,7 +86,7 @@ extension RealDaemons {
                     OrdersMethods.place,
                     PlaceOrderRequest(
                         customerEmail: "cy@example.com", currency: "USD",
-                        lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 1200)], cardNumber: "4242424242424242",
+                        lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 1200)], paymentMethod: "pm_card_visa",
                         tags: ["cannot-cancel"]),
                     idempotencyKey: UUID().uuidString)
                 let taggedToken = try #require(tagged.customerToken)

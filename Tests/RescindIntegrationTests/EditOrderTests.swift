@@ -85,7 +85,7 @@ extension RealDaemons {
             try await RescindHarness.withSuite(options: options) { h in
                 try await h.setStock("MUG", at: "main", onHand: 10)
                 // The limited test card: authorizations above 100.00 in all are declined.
-                let order = try await h.place([("MUG", 2, 4000)], card: "4000000000009995")
+                let order = try await h.place([("MUG", 2, 4000)], paymentMethod: "pm_card_limitedFunds")
                 #expect(try await h.payment(order.id).status == .authorized)
 
                 let declined = await refusal { try await edit(h, order.id, [.init(sku: "MUG", quantity: 3)]) }

@@ -8,12 +8,15 @@ import Testing
 extension RealDaemons {
     /// The real executables, over real mutual TLS, with real SQLite files.
     @Suite(.serialized, .timeLimit(.minutes(3))) struct EndToEndTests {
-        private func place(_ h: RescindHarness, _ lines: [(String, Int64, Int64)], card: String) async throws -> Order {
+        private func place(_ h: RescindHarness, _ lines: [(String, Int64, Int64)], paymentMethod: String) async throws
+            -> Order
+        {
             try await h.orders.call(
                 OrdersMethods.place,
                 PlaceOrderRequest(
                     customerEmail: "ada@example.com", currency: "USD",
-                    lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) }, cardNumber: card
+                    lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) },
+                    paymentMethod: paymentMethod
                 ),
                 idempotencyKey: UUID().uuidString, timeout: .seconds(30)
             )
@@ -32,7 +35,7 @@ extension RealDaemons {
                 try await setStock(h, "POSTER", "backroom", 3)
 
                 // A cancellation that completes: refunded without the fee, restocked.
-                let first = try await place(h, [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], card: "4242424242424242")
+                let first = try await place(h, [("TSHIRT", 2, 2500), ("MUG", 1, 1200)], paymentMethod: "pm_card_visa")
                 #expect(first.status == .open)
                 #expect(try await h.stock("TSHIRT", at: "main")?.available == 8)
                 let accepted = try await h.orders.call(
@@ -51,7 +54,7 @@ extension RealDaemons {
                 #expect(try await h.stock("MUG", at: "main")?.available == 5)
 
                 // The refund is declined: compensated, the order open, the units reserved again, the money untouched.
-                let second = try await place(h, [("MUG", 1, 1200)], card: "4000000000005126")
+                let second = try await place(h, [("MUG", 1, 1200)], paymentMethod: "pm_card_refundFail")
                 let declined = try await h.orders.call(
                     OrdersMethods.cancel, CancelOrderRequest(orderID: second.id, reason: .customer)
                 )
@@ -65,7 +68,7 @@ extension RealDaemons {
                 #expect(try await h.stock("MUG", at: "main")?.reserved == 1)
 
                 // The restock fails at a deactivated location: compensated, nothing refunded.
-                let third = try await place(h, [("POSTER", 1, 1800)], card: "4242424242424242")
+                let third = try await place(h, [("POSTER", 1, 1800)], paymentMethod: "pm_card_visa")
                 _ = try await h.inventory.call(
                     InventoryMethods.deactivateLocation, LocationRequest(location: "backroom"))
                 let blocked = try await h.orders.call(
@@ -101,7 +104,7 @@ extension RealDaemons {
         @Test func aCancellationSurvivesPaymentsCrashingAndFinishesOnceItIsBack() async throws {
             try await RescindHarness.withSuite { h in
                 try await setStock(h, "MUG", "main", 5)
-                let order = try await place(h, [("MUG", 2, 1200)], card: "4242424242424242")
+                let order = try await place(h, [("MUG", 2, 1200)], paymentMethod: "pm_card_visa")
                 await h.crash(.payments)
                 let accepted = try await h.orders.call(
                     OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .staff))
@@ -124,7 +127,7 @@ extension RealDaemons {
         @Test func ordersResumesItsSagasAfterACrash() async throws {
             try await RescindHarness.withSuite { h in
                 try await setStock(h, "MUG", "main", 5)
-                let order = try await place(h, [("MUG", 1, 1200)], card: "4242424242424242")
+                let order = try await place(h, [("MUG", 1, 1200)], paymentMethod: "pm_card_visa")
                 await h.crash(.payments)
                 let accepted = try await h.orders.call(
                     OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .staff))

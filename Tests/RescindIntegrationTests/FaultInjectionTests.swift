@@ -10,7 +10,7 @@ extension RealDaemons {
     /// processor that fails on purpose. Each test waits for the event it needs, and ends with the invariant
     /// checker over the three databases.
     @Suite(.serialized, .timeLimit(.minutes(5))) struct FaultInjectionTests {
-        static let refundDeclined = "4000000000005126"
+        static let refundDeclined = "pm_card_refundFail"
 
         private func expectClean(_ h: RescindHarness) throws {
             let report = try h.check()
@@ -107,7 +107,7 @@ extension RealDaemons {
         @Test func inventoryUnreachableDuringTheTakeBack() async throws {
             try await RescindHarness.withSuite { h in
                 try await h.setStock("MUG", at: "main", onHand: 5)
-                let order = try await h.place([("MUG", 2, 1200)], card: Self.refundDeclined)
+                let order = try await h.place([("MUG", 2, 1200)], paymentMethod: Self.refundDeclined)
                 try await h.setProcessorFaults(ProcessorFaults(mode: .unavailable))
                 let accepted = try await h.cancel(order.id)
                 try await waitForFailures(h, accepted.sagaID, step: "refund", code: "unavailable")
@@ -143,7 +143,7 @@ extension RealDaemons {
         @Test func aDeclinedRefundWhileInventoryIsDown() async throws {
             try await RescindHarness.withSuite { h in
                 try await h.setStock("MUG", at: "main", onHand: 5)
-                let order = try await h.place([("MUG", 1, 1200)], card: Self.refundDeclined)
+                let order = try await h.place([("MUG", 1, 1200)], paymentMethod: Self.refundDeclined)
                 try await h.setProcessorFaults(ProcessorFaults(mode: .unavailable))
                 let accepted = try await h.cancel(order.id)
                 try await waitForFailures(h, accepted.sagaID, step: "refund", code: "unavailable")

@@ -154,7 +154,7 @@ extension RealDaemons {
                 try await h.setStock("MUG", at: "main", onHand: 10)
                 try await h.setStock("TEE", at: "main", onHand: 10)
                 // The test card whose refunds the processor declines.
-                let order = try await h.place([("MUG", 2, 1200), ("TEE", 1, 500)], card: "4000000000005126")
+                let order = try await h.place([("MUG", 2, 1200), ("TEE", 1, 500)], paymentMethod: "pm_card_refundFail")
                 let saga = try await cancel(h, order.id, [.init(sku: "MUG", quantity: 1)])
                 #expect(saga.state == .compensated)
                 #expect(

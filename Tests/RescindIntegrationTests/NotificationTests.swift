@@ -132,7 +132,7 @@ extension RealDaemons {
                     OrdersMethods.place,
                     PlaceOrderRequest(
                         customerEmail: "ola@example.no", currency: "NOK",
-                        lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 12_000)], cardNumber: "4242424242424242",
+                        lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 12_000)], paymentMethod: "pm_card_visa",
                         language: "nb"),
                     idempotencyKey: UUID().uuidString)
                 #expect(order.language == "nb")
@@ -166,7 +166,7 @@ extension RealDaemons {
                         PlaceOrderRequest(
                             customerEmail: "x@example.com", currency: "EUR",
                             lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 100)],
-                            cardNumber: "4242424242424242", language: "Norsk"))
+                            paymentMethod: "pm_card_visa", language: "Norsk"))
                 }
                 #expect(refused?.reason == "bad_language")
             }

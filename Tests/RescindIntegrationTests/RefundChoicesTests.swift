@@ -87,7 +87,8 @@ extension RealDaemons {
             try await RescindHarness.withSuite { h in
                 try await h.setStock("MUG", at: "main", onHand: 10)
                 // The card that declines refunds: a refund to the card would fail; to store credit it is not asked.
-                let order = try await h.place([("MUG", 2, 1200)], card: "4000000000005126", customer: "cy@example.com")
+                let order = try await h.place(
+                    [("MUG", 2, 1200)], paymentMethod: "pm_card_refundFail", customer: "cy@example.com")
                 let accepted = try await h.orders.call(
                     OrdersMethods.cancel,
                     CancelOrderRequest(
@@ -149,7 +150,8 @@ extension RealDaemons {
                 // A declined card spends nothing.
                 do {
                     _ = try await h.place(
-                        [("MUG", 1, 1500)], card: "4000000000000002", customer: customer, useStoreCredit: true)
+                        [("MUG", 1, 1500)], paymentMethod: "pm_card_visa_chargeDeclined", customer: customer,
+                        useStoreCredit: true)
                     Issue.record("a declined card placed an order")
                 } catch let error as RescindError {
                     #expect(error.reason == "card_declined")

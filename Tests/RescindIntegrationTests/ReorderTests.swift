@@ -15,7 +15,8 @@ extension RealDaemons {
                 try await h.setStock("TSHIRT", at: "main", onHand: 10)
                 // The card whose refunds are declined: its token says so, which shows the reorder used it.
                 let first = try await h.place(
-                    [("MUG", 2, 1200), ("TSHIRT", 1, 2500)], card: "4000000000005126", customer: "bo@example.com",
+                    [("MUG", 2, 1200), ("TSHIRT", 1, 2500)], paymentMethod: "pm_card_refundFail",
+                    customer: "bo@example.com",
                     source: .onlineStore)
                 let cancel = try await h.waitForSaga(try await h.cancel(first.id, refund: false).sagaID)
                 #expect(cancel.state == .completed)
@@ -54,7 +55,7 @@ extension RealDaemons {
             try await RescindHarness.withSuite { h in
                 try await h.setStock("MUG", at: "main", onHand: 10)
                 do {
-                    _ = try await h.place([("MUG", 1, 1200)], card: "4000000000000002")
+                    _ = try await h.place([("MUG", 1, 1200)], paymentMethod: "pm_card_visa_chargeDeclined")
                     Issue.record("a declined card placed an order")
                 } catch let error as RescindError {
                     #expect(error.reason == "card_declined")

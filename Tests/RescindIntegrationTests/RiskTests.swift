@@ -18,12 +18,14 @@ extension RealDaemons {
                 let plain = try await h.place([("MUG", 1, 1200)])
                 #expect(plain.risk == RiskAssessment(level: .low, reasons: [], held: false))
                 // The processor rates the card elevated: medium, held.
-                let elevated = try await h.place([("MUG", 1, 1200)], card: "4000000000009235")
+                let elevated = try await h.place([("MUG", 1, 1200)], paymentMethod: "pm_card_riskLevelElevated")
                 #expect(elevated.risk?.level == .medium)
                 #expect(elevated.risk?.held == true)
                 #expect(elevated.risk?.reasons == ["the card processor rates the card elevated risk"])
                 // Highest: high. Above the store's amount: medium.
-                #expect(try await h.place([("MUG", 1, 1200)], card: "4100000000000019").risk?.level == .high)
+                #expect(
+                    try await h.place([("MUG", 1, 1200)], paymentMethod: "pm_card_riskLevelHighest").risk?.level
+                        == .high)
                 let large = try await h.place([("MUG", 5, 1200)])
                 #expect(large.risk?.level == .medium)
                 #expect(large.risk?.reasons.first?.contains("above 5000") == true)
@@ -68,26 +70,26 @@ extension RealDaemons {
             try await RescindHarness.withSuite(options: options) { h in
                 try await h.setStock("MUG", at: "main", onHand: 20)
                 // The issuer says the billing address does not match: medium, held.
-                let mismatch = try await h.place([("MUG", 1, 1200)], card: "4000000000000010")
+                let mismatch = try await h.place([("MUG", 1, 1200)], paymentMethod: "pm_card_avsFail")
                 #expect(mismatch.risk?.level == .medium)
                 #expect(mismatch.risk?.held == true)
                 #expect(mismatch.risk?.reasons == ["the billing address does not match the one the card's issuer has"])
                 #expect(try await h.payment(mismatch.id).addressCheck == "fail")
 
                 // One card, one customer, again and again: low. The same card with another email: medium.
-                let card = "5555555555554444"
-                let first = try await h.place([("MUG", 1, 1200)], card: card, customer: "ann@example.com")
-                let again = try await h.place([("MUG", 1, 1200)], card: card, customer: "ann@example.com")
+                let card = "pm_card_mastercard"
+                let first = try await h.place([("MUG", 1, 1200)], paymentMethod: card, customer: "ann@example.com")
+                let again = try await h.place([("MUG", 1, 1200)], paymentMethod: card, customer: "ann@example.com")
                 #expect(first.risk?.level == .low)
                 #expect(again.risk?.level == .low)
                 let fingerprint = try await h.payment(first.id).cardFingerprint
                 #expect(fingerprint != nil)
                 #expect(try await h.payment(again.id).cardFingerprint == fingerprint)
-                let other = try await h.place([("MUG", 1, 1200)], card: card, customer: "bob@example.com")
+                let other = try await h.place([("MUG", 1, 1200)], paymentMethod: card, customer: "bob@example.com")
                 #expect(other.risk?.level == .medium)
                 #expect(other.risk?.reasons == ["the card was used before with another email address"])
                 // Whoever comes first: an email sorting before the first one's is found too.
-                let earlier = try await h.place([("MUG", 1, 1200)], card: card, customer: "aaron@example.com")
+                let earlier = try await h.place([("MUG", 1, 1200)], paymentMethod: card, customer: "aaron@example.com")
                 #expect(earlier.risk?.level == .medium)
                 // Another card: its own history. A reorder with the saved card is the same card, shared by now.
                 #expect(try await h.place([("MUG", 1, 1200)], customer: "cy@example.com").risk?.level == .low)

@@ -274,7 +274,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
                     .init(sku: "POSTER-A2-SUNSET", quantity: 3, unitPriceMinor: 990),
                     .init(sku: "GIFT-CARD", quantity: 1, unitPriceMinor: 0),
                 ],
-                cardNumber: "4242 4242 4242 4242"
+                paymentMethod: "pm_card_visa"
             ),
             key: "place-2026-01-01-ana-0001"
         ),
@@ -283,7 +283,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             PlaceOrderRequest(
                 customerEmail: "ola.nordmann@example.no", currency: "NOK",
                 lines: [.init(sku: "MUG-BLUE-350ML", quantity: 1, unitPriceMinor: 14_900)],
-                cardNumber: "4242424242424242", source: .onlineStore, language: "nb"),
+                paymentMethod: "pm_card_visa", source: .onlineStore, language: "nb"),
             key: "place-2026-01-01-ola-0001"
         ),
         response("orders-place-response", 2, OrdersMethods.place, Fixture.openOrder),
@@ -336,7 +336,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             PlaceOrderRequest(
                 customerEmail: "till@example.com", currency: "NOK",
                 lines: [.init(sku: "MUG-BLUE-350ML", quantity: 1, unitPriceMinor: 14_900)],
-                cardNumber: "4242424242424242", source: .pos
+                paymentMethod: "pm_card_visa", source: .pos
             ),
             key: "pos-till-3-000187"
         ),
@@ -356,7 +356,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
         request(
             "payments-authorize-request", 9, PaymentsMethods.authorize,
             AuthorizeRequest(
-                orderID: Fixture.orderID, amountMinor: 2_500, currency: "USD", cardNumber: "4242-4242-4242-4242"
+                orderID: Fixture.orderID, amountMinor: 2_500, currency: "USD", paymentMethod: "pm_card_visa"
             ),
             key: "D975F117-8E7F-40FC-8F42-567372D53709/authorize"
         ),
@@ -522,7 +522,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             PlaceOrderRequest(
                 customerEmail: "ana.lima@example.com", currency: "EUR",
                 lines: [.init(sku: "MUG-BLUE-350ML", quantity: 2, unitPriceMinor: 1_250)],
-                cardNumber: "4242424242424242",
+                paymentMethod: "pm_card_visa",
                 useStoreCredit: true),
             key: "place-ana-credit-0001"
         ),
@@ -530,7 +530,7 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             "payments-authorize-request-store-credit", 47, PaymentsMethods.authorize,
             {
                 var request = AuthorizeRequest(
-                    orderID: Fixture.orderID, amountMinor: 2_500, currency: "EUR", cardNumber: "4242424242424242")
+                    orderID: Fixture.orderID, amountMinor: 2_500, currency: "EUR", paymentMethod: "pm_card_visa")
                 request.spendStoreCreditOf = "ana.lima@example.com"
                 return request
             }(),

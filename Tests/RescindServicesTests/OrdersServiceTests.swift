@@ -39,7 +39,7 @@ import Testing
         defer { f.stop() }
         try await f.setStock("MUG", "main", 3)
         let error = await #expect(throws: RescindError.self) {
-            try await f.place([("MUG", 2, 1200)], card: "4000000000000002")
+            try await f.place([("MUG", 2, 1200)], paymentMethod: "pm_card_visa_chargeDeclined")
         }
         #expect(error?.reason == "card_declined")
         #expect(try await f.stock("MUG", "main").available == 3)
@@ -82,7 +82,7 @@ import Testing
         let f = try ServiceFixture()
         defer { f.stop() }
         try await f.setStock("MUG", "main", 5)
-        let order = try await f.place([("MUG", 1, 1200)], card: "4000000000005126")
+        let order = try await f.place([("MUG", 1, 1200)], paymentMethod: "pm_card_refundFail")
         let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
         let saga = try await f.waitForSaga(accepted.sagaID)
         #expect(saga.state == .compensated)
@@ -243,7 +243,7 @@ import Testing
         let request = PlaceOrderRequest(
             customerEmail: "ada@example.com", currency: "USD",
             lines: [.init(sku: "MUG", quantity: 1, unitPriceMinor: 1200)],
-            cardNumber: "4242424242424242"
+            paymentMethod: "pm_card_visa"
         )
         let first = try await caller.call(OrdersMethods.place, request, idempotencyKey: "place-1", timeout: nil)
         let second = try await caller.call(OrdersMethods.place, request, idempotencyKey: "place-1", timeout: nil)
@@ -258,17 +258,17 @@ import Testing
         let cases: [PlaceOrderRequest] = [
             .init(
                 customerEmail: "not-an-email", currency: "USD",
-                lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], cardNumber: "4242424242424242"),
+                lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)], paymentMethod: "pm_card_visa"),
             .init(
                 customerEmail: "a@b.c", currency: "usd", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)],
-                cardNumber: "4242424242424242"),
-            .init(customerEmail: "a@b.c", currency: "USD", lines: [], cardNumber: "4242424242424242"),
+                paymentMethod: "pm_card_visa"),
+            .init(customerEmail: "a@b.c", currency: "USD", lines: [], paymentMethod: "pm_card_visa"),
             .init(
                 customerEmail: "a@b.c", currency: "USD", lines: [.init(sku: "A", quantity: 0, unitPriceMinor: 1)],
-                cardNumber: "4242424242424242"),
+                paymentMethod: "pm_card_visa"),
             .init(
                 customerEmail: "a@b.c", currency: "USD", lines: [.init(sku: "A", quantity: 1, unitPriceMinor: 1)],
-                cardNumber: "12"),
+                paymentMethod: "4242424242424242"),
         ]
         for request in cases {
             let error = await #expect(throws: RescindError.self) { try await f.orders.place(request) }

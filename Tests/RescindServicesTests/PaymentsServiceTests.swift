@@ -1,5 +1,6 @@
 import Foundation
 import RescindAPI
+import RescindCBOR
 import RescindInventory
 import RescindOrders
 import RescindPayments
@@ -19,7 +20,7 @@ import Testing
         let c = caller(f)
         _ = try await c.call(
             PaymentsMethods.authorize,
-            AuthorizeRequest(orderID: order, amountMinor: 6200, currency: "USD", cardNumber: "4242424242424242"),
+            AuthorizeRequest(orderID: order, amountMinor: 6200, currency: "USD", paymentMethod: "pm_card_visa"),
             idempotencyKey: "a", timeout: nil
         )
         let captured = try await c.call(
@@ -41,7 +42,7 @@ import Testing
         let c = caller(f)
         _ = try await c.call(
             PaymentsMethods.authorize,
-            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"),
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_visa"),
             idempotencyKey: "a", timeout: nil
         )
         _ = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
@@ -65,7 +66,8 @@ import Testing
         let declined = await #expect(throws: RescindError.self) {
             try await c.call(
                 PaymentsMethods.authorize,
-                AuthorizeRequest(orderID: UUID(), amountMinor: 1000, currency: "USD", cardNumber: "4000000000000002"),
+                AuthorizeRequest(
+                    orderID: UUID(), amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_visa_chargeDeclined"),
                 idempotencyKey: "d", timeout: nil
             )
         }
@@ -75,7 +77,7 @@ import Testing
         let order = UUID()
         _ = try await c.call(
             PaymentsMethods.authorize,
-            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4000000000005126"),
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_refundFail"),
             idempotencyKey: "a", timeout: nil
         )
         _ = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
@@ -89,7 +91,8 @@ import Testing
         let lapsed = UUID()
         _ = try await c.call(
             PaymentsMethods.authorize,
-            AuthorizeRequest(orderID: lapsed, amountMinor: 1000, currency: "USD", cardNumber: "4000000000000341"),
+            AuthorizeRequest(
+                orderID: lapsed, amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_captureDeclined"),
             idempotencyKey: "a2", timeout: nil
         )
         let capture = await #expect(throws: RescindError.self) {
@@ -112,7 +115,7 @@ import Testing
         let c = caller(f)
         _ = try await c.call(
             PaymentsMethods.authorize,
-            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"),
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_visa"),
             idempotencyKey: "a", timeout: nil
         )
         let voided = try await c.call(
@@ -135,7 +138,7 @@ import Testing
         let order = UUID()
         _ = try await call(
             PaymentsMethods.authorize,
-            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"))
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_visa"))
         let part = try await call(PaymentsMethods.void, VoidRequest(orderID: order, amountMinor: 400))
         #expect(part.status == .authorized)
         #expect(part.amountAuthorized == 600)
@@ -155,12 +158,12 @@ import Testing
         let earlier = UUID()
         _ = try await call(
             PaymentsMethods.authorize,
-            AuthorizeRequest(orderID: earlier, amountMinor: 500, currency: "USD", cardNumber: "4242424242424242"))
+            AuthorizeRequest(orderID: earlier, amountMinor: 500, currency: "USD", paymentMethod: "pm_card_visa"))
         _ = try await call(PaymentsMethods.capture, PaymentRequest(orderID: earlier))
         _ = try await call(PaymentsMethods.refund, RefundRequest(orderID: earlier, storeCreditOf: customer))
         let mixed = UUID()
         var spending = AuthorizeRequest(
-            orderID: mixed, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242")
+            orderID: mixed, amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_visa")
         spending.spendStoreCreditOf = customer
         _ = try await call(PaymentsMethods.authorize, spending)
         let lowered = try await call(PaymentsMethods.void, VoidRequest(orderID: mixed, amountMinor: 700))
@@ -172,17 +175,18 @@ import Testing
         #expect(captured.fee == 0)
     }
 
-    @Test func onlyTheLastFourDigitsAreStored() async throws {
+    @Test func noCardNumberReachesPaymentsNorItsProcessor() async throws {
         let f = try ServiceFixture()
         defer { f.stop() }
         let order = UUID()
         let payment = try await caller(f).call(
             PaymentsMethods.authorize,
-            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", cardNumber: "4242424242424242"),
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_visa"),
             idempotencyKey: "a", timeout: nil
         )
         #expect(payment.cardLast4 == "4242")
-        // Nothing on disk holds the card number: not the database, not its WAL.
+        #expect(payment.cardFingerprint?.hasPrefix("fp_") == true)
+        // Nothing on disk holds the card number: not the databases, not their WALs.
         for file in try FileManager.default.contentsOfDirectory(atPath: f.directory.path)
         where file.hasPrefix("payments") {
             let bytes = try Data(contentsOf: f.directory.appendingPathComponent(file))
@@ -190,11 +194,88 @@ import Testing
         }
     }
 
-    @Test func theTestCardsAreValidLuhnNumbers() {
-        let processor = SimulatedProcessor()
-        #expect((try? processor.authorize(cardNumber: "4242424242424242", amountMinor: 1)) != nil)
-        #expect((try? processor.authorize(cardNumber: "4000000000005126", amountMinor: 1)) != nil)
-        #expect((try? processor.authorize(cardNumber: "4000000000000341", amountMinor: 1)) != nil)
-        #expect(throws: RescindError.self) { try processor.authorize(cardNumber: "4242424242424241", amountMinor: 1) }
+    /// A request that still carries a card number is refused by its decoder, naming the replacement.
+    @Test func aCardNumberIsRefusedWithTheFieldToSendInstead() throws {
+        struct Legacy: Codable {
+            var order_id = UUID()
+            var amount: Int64 = 100
+            var currency = "USD"
+            var card_number = "4242424242424242"
+        }
+        let bytes = try WireCodec().encoder.encode(Legacy())
+        let error = #expect(throws: RescindError.self) {
+            try WireCodec().decodeRequest(AuthorizeRequest.self, from: bytes)
+        }
+        #expect(error?.reason == "card_number_refused")
+        #expect(error?.message.contains("payment_method") == true)
+        #expect(error?.retryable == false)
+    }
+
+    /// The processor acted but its answer was lost, and it ignores idempotency keys: the retry with the same key
+    /// finds the charge and the refund by their keys instead of making them again.
+    @Test func aCallWhoseAnswerWasLostIsFoundOutNotMadeAgain() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let c = caller(f)
+        let order = UUID()
+        let authorize = AuthorizeRequest(
+            orderID: order, amountMinor: 1500, currency: "USD", paymentMethod: "pm_card_visa")
+        try f.processor.setFaults(.init(mode: .answerLost))
+        let lost = await #expect(throws: RescindError.self) {
+            try await c.call(PaymentsMethods.authorize, authorize, idempotencyKey: "a", timeout: nil)
+        }
+        #expect(lost?.retryable == true)
+        try f.processor.setFaults(.init(mode: .ignoreIdempotency))
+        let authorized = try await c.call(PaymentsMethods.authorize, authorize, idempotencyKey: "a", timeout: nil)
+        #expect(authorized.amountAuthorized == 1500)
+        #expect(try f.processor.charges().count == 1)
+
+        _ = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
+        try f.processor.setFaults(.init(mode: .answerLost))
+        _ = await #expect(throws: RescindError.self) {
+            try await c.call(
+                PaymentsMethods.refund, RefundRequest(orderID: order, amountMinor: 500), idempotencyKey: "r",
+                timeout: nil)
+        }
+        try f.processor.setFaults(.init(mode: .ignoreIdempotency))
+        let refunded = try await c.call(
+            PaymentsMethods.refund, RefundRequest(orderID: order, amountMinor: 500), idempotencyKey: "r", timeout: nil)
+        #expect(refunded.payment.amountRefunded == 500)
+        let charge = try #require(try f.processor.charges().first)
+        #expect(charge.refunds == 1)
+        #expect(charge.amountRefunded == 500)
+        #expect(charge.amountCaptured == 1500)
+    }
+
+    /// More on an authorized payment raises its charge; more on a captured one is a second charge, captured at
+    /// once with its own fee; a refund of everything refunds both charges.
+    @Test func anIncreaseAfterTheCaptureIsASecondChargeAndARefundSpansBoth() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let c = caller(f)
+        let order = UUID()
+        _ = try await c.call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: order, amountMinor: 1000, currency: "USD", paymentMethod: "pm_card_visa"),
+            idempotencyKey: "a", timeout: nil)
+        let raised = try await c.call(
+            PaymentsMethods.increase, IncreaseRequest(orderID: order, amountMinor: 200), idempotencyKey: "i1",
+            timeout: nil)
+        #expect(raised.amountAuthorized == 1200)
+        #expect(try f.processor.charges().map(\.amount) == [1200])
+        _ = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
+        let more = try await c.call(
+            PaymentsMethods.increase, IncreaseRequest(orderID: order, amountMinor: 300), idempotencyKey: "i2",
+            timeout: nil)
+        #expect(more.amountCaptured == 1500)
+        // 2.9% + 30 on each charge: 65 on 1200, 39 on 300.
+        #expect(more.fee == 65 + 39)
+        let refund = try await c.call(
+            PaymentsMethods.refund, RefundRequest(orderID: order), idempotencyKey: "r", timeout: nil)
+        #expect(refund.refundedMinor == 1500)
+        let charges = try f.processor.charges()
+        #expect(charges.map(\.amountCaptured) == [1200, 300])
+        #expect(charges.map(\.amountRefunded) == [1200, 300])
+        #expect(charges.map(\.fee) == [65, 39])
     }
 }

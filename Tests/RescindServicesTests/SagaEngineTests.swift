@@ -19,7 +19,7 @@ import Testing
         defer { f.stop() }
         try await f.setStock("MUG", "main", 1)
         // This test card's refunds are declined.
-        let first = try await f.place([("MUG", 1, 1200)], card: "4000000000005126")
+        let first = try await f.place([("MUG", 1, 1200)], paymentMethod: "pm_card_refundFail")
         payments.hold("payments.refund")
         let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: first.id, reason: .customer))
         try await payments.waitForCall("payments.refund")

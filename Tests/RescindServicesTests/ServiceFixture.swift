@@ -15,6 +15,8 @@ final class ServiceFixture: Sendable {
     let directory: URL
     let inventory: InventoryService
     let payments: PaymentsService
+    /// The processor behind Payments, its faults switchable.
+    let processor: SimulatedProcessor
     let inventoryRouter: RPCRouter
     let paymentsRouter: RPCRouter
     let ordersRouter: RPCRouter
@@ -39,8 +41,12 @@ final class ServiceFixture: Sendable {
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         inventory = try InventoryService(
             databasePath: directory.appendingPathComponent("inventory.sqlite").path, logger: logger)
+        processor = try SimulatedProcessor(
+            configuration: .init(faultInjection: true),
+            databasePath: directory.appendingPathComponent("payments-processor.sqlite").path)
         payments = try PaymentsService(
-            databasePath: directory.appendingPathComponent("payments.sqlite").path, logger: logger)
+            databasePath: directory.appendingPathComponent("payments.sqlite").path, processor: processor,
+            logger: logger)
         var inventoryRouter = RPCRouter()
         inventory.register(into: &inventoryRouter)
         var paymentsRouter = RPCRouter()
@@ -123,11 +129,12 @@ final class ServiceFixture: Sendable {
         return level
     }
 
-    func place(_ lines: [(String, Int64, Int64)], card: String = "4242424242424242") async throws -> Order {
+    func place(_ lines: [(String, Int64, Int64)], paymentMethod: String = "pm_card_visa") async throws -> Order {
         try await orders.place(
             PlaceOrderRequest(
                 customerEmail: "ada@example.com", currency: "USD",
-                lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) }, cardNumber: card
+                lines: lines.map { .init(sku: $0.0, quantity: $0.1, unitPriceMinor: $0.2) },
+                paymentMethod: paymentMethod
             )
         )
     }

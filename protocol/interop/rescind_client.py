@@ -325,7 +325,7 @@ def main():
 
     order = orders.call("orders.place", {
         "customer_email": "interop@example.com", "currency": "EUR",
-        "lines": [{"sku": sku, "quantity": 3, "unit_price": 1250}], "card_number": "4242 4242 4242 4242",
+        "lines": [{"sku": sku, "quantity": 3, "unit_price": 1250}], "payment_method": "pm_card_visa",
     }, idempotency_key=f"py-place-{uuid.uuid4()}")
     order_id = order["id"]
     check(isinstance(order_id, uuid.UUID) and order["status"] == "open" and order["total"] == 3750
@@ -385,7 +385,7 @@ def main():
     # After the window: captured, so a cancellation refunds; here a stated amount now and the rest later.
     order = orders.call("orders.place", {
         "customer_email": "interop@example.com", "currency": "EUR", "source": "api",
-        "lines": [{"sku": sku, "quantity": 3, "unit_price": 1250}], "card_number": "4242 4242 4242 4242",
+        "lines": [{"sku": sku, "quantity": 3, "unit_price": 1250}], "payment_method": "pm_card_visa",
     }, idempotency_key=f"py-place-{uuid.uuid4()}")
     order_id = order["id"]
     # The capture saga captures in Payments, then clears the order's capture time: the order says when it is done.
@@ -414,7 +414,7 @@ def main():
 
     expect_error(lambda: orders.call("orders.place", {
         "customer_email": "interop@example.com", "currency": "eur",
-        "lines": [{"sku": sku, "quantity": 1, "unit_price": 1}], "card_number": "4242424242424242",
+        "lines": [{"sku": sku, "quantity": 1, "unit_price": 1}], "payment_method": "pm_card_visa",
     }), "invalid_argument", "bad_currency", "orders.place with currency 'eur'")
     expect_error(lambda: orders.call("orders.nope", {}), "unimplemented", "unknown_method", "an unknown method")
     expect_error(lambda: payments.call("payments.refund", {"order_id": order_id, "amount": 1},

@@ -90,7 +90,7 @@ def main():
     inventory.call("inventory.set_stock", {"sku": sku, "location": "api-warehouse", "on_hand": 10})
     order = orders.call("orders.place", {
         "customer_email": "api@example.com", "currency": "EUR",
-        "lines": [{"sku": sku, "quantity": 2, "unit_price": 1250}], "card_number": "4242 4242 4242 4242",
+        "lines": [{"sku": sku, "quantity": 2, "unit_price": 1250}], "payment_method": "pm_card_visa",
     }, idempotency_key=f"api-place-{uuid.uuid4()}")
     token = order["customer_token"]
     check(order["status_link"] == f"{base}/o/{token}", f"orders.place: the status link points at {base}")

@@ -107,7 +107,7 @@ func writeSeeds() throws {
                         .init(sku: "MUG-350", quantity: 2, unitPriceMinor: 1250),
                         .init(sku: "TEE", quantity: 1, unitPriceMinor: 0),
                     ],
-                    cardNumber: "4242 4242 4242 4242"
+                    paymentMethod: "pm_card_visa"
                 )
             ), nil
         ),
@@ -134,7 +134,8 @@ func writeSeeds() throws {
         (
             "payments.authorize",
             try body(
-                AuthorizeRequest(orderID: order, amountMinor: 2500, currency: "EUR", cardNumber: "4000000000000002")),
+                AuthorizeRequest(
+                    orderID: order, amountMinor: 2500, currency: "EUR", paymentMethod: "pm_card_visa_chargeDeclined")),
             "authorize-1"
         ),
         ("payments.refund", try body(RefundRequest(orderID: order, amountMinor: 500)), "refund-1"),

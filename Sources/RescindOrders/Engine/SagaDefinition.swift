@@ -60,8 +60,7 @@ protocol SagaProgram: Sendable {
         -> (context: String, detail: String)
     /// Calls a remote step's participant; returns how to update the stored context with the answer.
     func performRemote(
-        _ step: Int, undoing: Bool, context: String, caller: any RPCCaller, key: String, timeout: Duration,
-        secrets: SagaSecrets
+        _ step: Int, undoing: Bool, context: String, caller: any RPCCaller, key: String, timeout: Duration
     ) async throws -> @Sendable (String) throws -> (context: String, detail: String)
     /// Settles a failed saga by hand.
     func settle(_ db: Database, context: String, as outcome: SettleOutcome, info: LocalStepInfo) throws -> String
@@ -111,15 +110,14 @@ private struct Program<D: SagaDefinition>: SagaProgram {
     }
 
     func performRemote(
-        _ index: Int, undoing: Bool, context: String, caller: any RPCCaller, key: String, timeout: Duration,
-        secrets: SagaSecrets
+        _ index: Int, undoing: Bool, context: String, caller: any RPCCaller, key: String, timeout: Duration
     ) async throws -> @Sendable (String) throws -> (context: String, detail: String) {
         let value = try decode(context)
         guard case .remote(_, let call) = try step(index, undoing: undoing, value).effect else {
             throw RescindError.internalError("step \(index) of \(D.kind) is not remote")
         }
         let update = try await call(
-            caller, SagaStep<D.Context>.RemoteCall(key: key, timeout: timeout, secrets: secrets), value)
+            caller, SagaStep<D.Context>.RemoteCall(key: key, timeout: timeout), value)
         // Applied to the context as stored when the answer is recorded, not as it was when the call went out.
         return { stored in
             var current = try JSON.decode(D.Context.self, stored)

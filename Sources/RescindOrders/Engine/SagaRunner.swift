@@ -42,8 +42,6 @@ final class SagaRunner: Service, Sendable {
     private struct State {
         /// Sagas a task is driving now: never two tasks for one saga.
         var active: Set<String> = []
-        /// Card numbers of orders being placed: in memory only, never written anywhere.
-        var cards: [String: String] = [:]
         var waiters: [String: [ObjectIdentifier: Waiter]] = [:]
         /// Where `submit` sends sagas while `run()` runs; before it, they wait in `pending`.
         var launches: AsyncStream<String>.Continuation?
@@ -74,11 +72,9 @@ final class SagaRunner: Service, Sendable {
 
     // MARK: Submitting and waiting
 
-    /// Starts driving a saga now (a new one, or a failed one a person retried). `card` is kept in memory until
-    /// the saga ends.
-    func submit(_ sagaID: String, card: String? = nil) {
+    /// Starts driving a saga now (a new one, or a failed one a person retried).
+    func submit(_ sagaID: String) {
         state.withLock { state in
-            if let card { state.cards[sagaID] = card }
             if let launches = state.launches {
                 launches.yield(sagaID)
             } else {
@@ -192,7 +188,6 @@ final class SagaRunner: Service, Sendable {
     private func finished(_ sagaID: String) {
         let waiters = state.withLock { state in
             state.active.remove(sagaID)
-            state.cards[sagaID] = nil
             return state.waiters[sagaID].map { Array($0.values) } ?? []
         }
         for waiter in waiters { waiter.fire() }
@@ -345,13 +340,12 @@ final class SagaRunner: Service, Sendable {
                 db, record, step: step.name, undoing: step.undoing, attempt: step.attempt, key: key)
         }
         crash(at: .before, step)
-        let secrets = SagaSecrets(card: state.withLock { $0.cards[step.sagaID] })
         let answer: Result<@Sendable (String) throws -> (context: String, detail: String), any Error>
         do {
             answer = .success(
                 try await step.loaded.program.performRemote(
                     step.index, undoing: step.undoing, context: step.context, caller: participants[participant],
-                    key: key, timeout: configuration.callTimeout, secrets: secrets))
+                    key: key, timeout: configuration.callTimeout))
         } catch {
             answer = .failure(error)
         }

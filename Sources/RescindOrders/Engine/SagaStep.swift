@@ -18,13 +18,8 @@ struct LocalStepInfo: Sendable {
     var now: Date
 }
 
-/// Secrets a saga holds in memory only, never in a database or a log: lost in a restart.
-struct SagaSecrets: Sendable {
-    var card: String?
-}
-
-/// A step that can no longer be tried and whose outcome is unknown (a secret lost in a restart). The machine
-/// undoes it with the others when it can be undone.
+/// A step that can no longer be tried and whose outcome is unknown (its request cannot be built again). The
+/// machine undoes it with the others when it can be undone.
 struct StepAbandoned: Error {
     var error: RescindError
 }
@@ -50,7 +45,6 @@ struct SagaStep<Context: Codable & Sendable>: Sendable {
     struct RemoteCall: Sendable {
         var key: String
         var timeout: Duration
-        var secrets: SagaSecrets
     }
 
     /// Where the step sits in the saga.
@@ -81,14 +75,14 @@ struct SagaStep<Context: Codable & Sendable>: Sendable {
     static func remote<Request, Response>(
         _ name: String, _ participant: Participant, _ method: RescindAPI.Method<Request, Response>, role: Role,
         retry: RetryPolicy? = nil,
-        request: @escaping @Sendable (Context, SagaSecrets) throws -> Request,
+        request: @escaping @Sendable (Context) throws -> Request,
         answered: @escaping @Sendable (Response, inout Context) -> String
     ) -> SagaStep {
         SagaStep(
             name: name, role: role,
             effect: .remote(participant) { caller, call, context in
                 let response = try await caller.call(
-                    method, try request(context, call.secrets), idempotencyKey: call.key, timeout: call.timeout)
+                    method, try request(context), idempotencyKey: call.key, timeout: call.timeout)
                 return { context in answered(response, &context) }
             },
             retry: retry

@@ -110,19 +110,19 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let prepareRestock = SagaStep<Context>.remote(
         "prepare_restock", .inventory, InventoryMethods.prepareRestock, role: .compensatable(undo: takeBack),
-        request: { context, _ in OrderStockRequest(orderID: context.stockID) },
+        request: { context in OrderStockRequest(orderID: context.stockID) },
         answered: { reservation, _ in "holding \(reservation.describedAllocations) to restock once the money moves" }
     )
 
     static let takeBack = SagaStep<Context>.remote(
         "take_back", .inventory, InventoryMethods.takeBack, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.stockID) },
+        request: { context in OrderStockRequest(orderID: context.stockID) },
         answered: { reservation, _ in "the \(reservation.units) units stay reserved for the order" }
     )
 
     static let refund = SagaStep<Context>.remote(
         "refund", .payments, PaymentsMethods.refund, role: .pivot,
-        request: { context, _ in
+        request: { context in
             RefundRequest(
                 orderID: context.orderID, amountMinor: context.options.refundAmount,
                 storeCreditOf: context.storeCreditOf)
@@ -138,7 +138,7 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let void = SagaStep<Context>.remote(
         "void", .payments, PaymentsMethods.void, role: .pivot,
-        request: { context, _ in VoidRequest(orderID: context.orderID, amountMinor: context.options.voidAmount) },
+        request: { context in VoidRequest(orderID: context.orderID, amountMinor: context.options.voidAmount) },
         answered: { payment, context in
             context.voided = true
             context.paymentStatus = payment.status.rawValue
@@ -154,7 +154,7 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let restock = SagaStep<Context>.remote(
         "restock", .inventory, InventoryMethods.restock, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.stockID) },
+        request: { context in OrderStockRequest(orderID: context.stockID) },
         answered: { reservation, context in
             context.unitsRestocked = reservation.units
             return "restocked \(reservation.describedAllocations)"
@@ -163,7 +163,7 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let writeOff = SagaStep<Context>.remote(
         "write_off", .inventory, InventoryMethods.writeOff, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.stockID) },
+        request: { context in OrderStockRequest(orderID: context.stockID) },
         answered: { reservation, context in
             context.unitsWrittenOff = reservation.units
             return "wrote off \(reservation.describedAllocations)"

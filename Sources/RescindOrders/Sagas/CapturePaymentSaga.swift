@@ -41,7 +41,7 @@ enum CapturePaymentSaga: SagaDefinition {
 
     static let capture = SagaStep<Context>.remote(
         "capture", .payments, PaymentsMethods.capture, role: .pivot,
-        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        request: { context in PaymentRequest(orderID: context.orderID) },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
             context.fee = payment.fee

@@ -78,7 +78,7 @@ enum EditOrderSaga: SagaDefinition {
 
     static let reserveAdded = SagaStep<Context>.remote(
         "reserve_added", .inventory, InventoryMethods.reserve, role: .compensatable(undo: releaseAdded),
-        request: { context, _ in
+        request: { context in
             guard let part = context.addedPart else { throw RescindError.internalError("no units to add") }
             return ReserveRequest(orderID: part.partID, lines: part.lines, partOf: context.orderID)
         },
@@ -87,7 +87,7 @@ enum EditOrderSaga: SagaDefinition {
 
     static let releaseAdded = SagaStep<Context>.remote(
         "release_added", .inventory, InventoryMethods.release, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.addedPartID ?? context.orderID) },
+        request: { context in OrderStockRequest(orderID: context.addedPartID ?? context.orderID) },
         answered: { reservation, _ in "released the \(reservation.units) units reserved for the edit" }
     )
 
@@ -98,7 +98,7 @@ enum EditOrderSaga: SagaDefinition {
 
     static let increase = SagaStep<Context>.remote(
         "increase", .payments, PaymentsMethods.increase, role: .pivot,
-        request: { context, _ in IncreaseRequest(orderID: context.orderID, amountMinor: context.moved) },
+        request: { context in IncreaseRequest(orderID: context.orderID, amountMinor: context.moved) },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
             return "charged \(context.moved) \(payment.currency) minor units more; payment \(payment.status.rawValue)"
@@ -107,7 +107,7 @@ enum EditOrderSaga: SagaDefinition {
 
     static let void = SagaStep<Context>.remote(
         "void", .payments, PaymentsMethods.void, role: .pivot,
-        request: { context, _ in VoidRequest(orderID: context.orderID, amountMinor: context.moved) },
+        request: { context in VoidRequest(orderID: context.orderID, amountMinor: context.moved) },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
             return "voided \(context.moved) of the authorization; \(payment.amountAuthorized) stays authorized"
@@ -116,7 +116,7 @@ enum EditOrderSaga: SagaDefinition {
 
     static let refund = SagaStep<Context>.remote(
         "refund", .payments, PaymentsMethods.refund, role: .pivot,
-        request: { context, _ in RefundRequest(orderID: context.orderID, amountMinor: context.moved) },
+        request: { context in RefundRequest(orderID: context.orderID, amountMinor: context.moved) },
         answered: { result, context in
             context.refunded = result.refundedMinor
             context.paymentStatus = result.payment.status.rawValue
@@ -128,7 +128,7 @@ enum EditOrderSaga: SagaDefinition {
 
     static let releaseRemoved = SagaStep<Context>.remote(
         "release_removed", .inventory, InventoryMethods.release, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.removedPartID ?? context.orderID) },
+        request: { context in OrderStockRequest(orderID: context.removedPartID ?? context.orderID) },
         answered: { reservation, _ in "released \(reservation.describedAllocations)" }
     )
 

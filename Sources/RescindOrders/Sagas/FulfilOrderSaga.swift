@@ -68,7 +68,7 @@ enum FulfilOrderSaga: SagaDefinition {
 
     static let capture = SagaStep<Context>.remote(
         "capture", .payments, PaymentsMethods.capture, role: .pivot,
-        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        request: { context in PaymentRequest(orderID: context.orderID) },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
             return "captured \(payment.amountCaptured) \(payment.currency) minor units, fee \(payment.fee)"
@@ -83,7 +83,7 @@ enum FulfilOrderSaga: SagaDefinition {
     static func commitStep(role: SagaStep<Context>.Role) -> SagaStep<Context> {
         .remote(
             "commit", .inventory, InventoryMethods.commit, role: role,
-            request: { context, _ in OrderStockRequest(orderID: context.stockID) },
+            request: { context in OrderStockRequest(orderID: context.stockID) },
             answered: { reservation, context in
                 context.unitsCommitted = reservation.units
                 return "committed \(reservation.describedAllocations)"

@@ -97,7 +97,7 @@ extension SagaStep {
     static func split(_ name: String, undo: SagaStep, _ part: @escaping @Sendable (Context) -> StockPart?) -> SagaStep {
         .remote(
             name, .inventory, InventoryMethods.split, role: .compensatable(undo: undo),
-            request: { context, _ in
+            request: { context in
                 guard let part = part(context) else { throw RescindError.internalError("a split without a part") }
                 return SplitRequest(orderID: part.orderID, partID: part.partID, lines: part.lines)
             },
@@ -111,7 +111,7 @@ extension SagaStep {
     {
         .remote(
             name, .inventory, InventoryMethods.merge, role: role,
-            request: { context, _ in
+            request: { context in
                 guard let part = part(context) else { throw RescindError.internalError("a merge without a part") }
                 return MergeRequest(orderID: part.orderID, partID: part.partID)
             },

@@ -4,7 +4,8 @@ import RescindAPI
 import RescindWire
 
 /// Placing an order: `create` → `reserve` → `authorize` → `capture` (pivot) → `open`.
-/// Undo, in reverse: `void`, `release`, `reject`. The card number lives only in memory, for `authorize`.
+/// Undo, in reverse: `void`, `release`, `reject`. The customer's card is the processor's payment method reference
+/// (`pm_...`), kept in the context: no card number ever reaches Orders.
 ///
 /// A store that captures later (`StoreSettings.capture`) places without `capture`: the order opens with its
 /// payment authorized and a time at which `CaptureScheduler` captures it, unless fulfilment or a cancellation
@@ -19,8 +20,12 @@ enum PlaceOrderSaga: SagaDefinition {
         var paymentStatus: String?
         /// When the authorization is to be captured by the clock; `nil`: captured during placement.
         var captureDueAt: Date?
-        /// A reorder: charge the card saved with this earlier order's payment instead of a card number.
+        /// The processor's reference to the customer's payment method (`nil` for a reorder).
+        var paymentMethod: String?
+        /// A reorder: charge the payment method saved with this earlier order's payment.
         var savedCardOf: UUID?
+        /// The card's last four digits, as the processor answered the authorization.
+        var cardLast4: String?
         /// Spend this customer's store credit first.
         var spendCreditOf: String?
         /// The processor's fraud screening of the card, from its authorization (`nil`: normal).
@@ -49,13 +54,14 @@ enum PlaceOrderSaga: SagaDefinition {
             order.status = .rejected
             order.rejection = info.error?.message ?? "placement failed"
             order.paymentStatus = context.paymentStatus
+            order.cardLast4 = context.cardLast4 ?? order.cardLast4
         }
         return "order rejected; nothing held or charged"
     }
 
     static let reserve = SagaStep<Context>.remote(
         "reserve", .inventory, InventoryMethods.reserve, role: .compensatable(undo: release),
-        request: { context, _ in
+        request: { context in
             ReserveRequest(
                 orderID: context.orderID, lines: context.lines.map { .init(sku: $0.sku, quantity: $0.quantity) })
         },
@@ -64,31 +70,23 @@ enum PlaceOrderSaga: SagaDefinition {
 
     static let release = SagaStep<Context>.remote(
         "release", .inventory, InventoryMethods.release, role: .retriable,
-        request: { context, _ in OrderStockRequest(orderID: context.orderID) },
+        request: { context in OrderStockRequest(orderID: context.orderID) },
         answered: { reservation, _ in "released \(reservation.units) units" }
     )
 
     static let authorize = SagaStep<Context>.remote(
         "authorize", .payments, PaymentsMethods.authorize, role: .compensatable(undo: void),
-        request: { context, secrets in
-            if let earlier = context.savedCardOf {
-                var request = AuthorizeRequest(
-                    orderID: context.orderID, amountMinor: context.amount, currency: context.currency,
-                    savedCardOf: earlier)
-                request.spendStoreCreditOf = context.spendCreditOf
-                return request
-            }
-            guard let card = secrets.card else {
-                // The request may have gone out before the restart: `void` undoes whatever it did.
-                throw StepAbandoned(
-                    error: .failedPrecondition(
-                        "the card number was lost in a restart before authorization finished; place the order again",
-                        reason: "card_unavailable"
-                    )
-                )
-            }
-            var request = AuthorizeRequest(
-                orderID: context.orderID, amountMinor: context.amount, currency: context.currency, cardNumber: card)
+        request: { context in
+            var request =
+                if let earlier = context.savedCardOf {
+                    AuthorizeRequest(
+                        orderID: context.orderID, amountMinor: context.amount, currency: context.currency,
+                        savedCardOf: earlier)
+                } else {
+                    AuthorizeRequest(
+                        orderID: context.orderID, amountMinor: context.amount, currency: context.currency,
+                        paymentMethod: context.paymentMethod ?? "")
+                }
             request.spendStoreCreditOf = context.spendCreditOf
             return request
         },
@@ -97,6 +95,7 @@ enum PlaceOrderSaga: SagaDefinition {
             context.riskSignal = payment.riskSignal
             context.cardFingerprint = payment.cardFingerprint
             context.addressCheck = payment.addressCheck
+            context.cardLast4 = payment.cardLast4
             return
                 "authorized \(payment.amountAuthorized) \(payment.currency) minor units on card ending \(payment.cardLast4)"
         }
@@ -104,7 +103,7 @@ enum PlaceOrderSaga: SagaDefinition {
 
     static let void = SagaStep<Context>.remote(
         "void", .payments, PaymentsMethods.void, role: .retriable,
-        request: { context, _ in VoidRequest(orderID: context.orderID) },
+        request: { context in VoidRequest(orderID: context.orderID) },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
             return "voided the authorization of \(payment.amountAuthorized) \(payment.currency) minor units"
@@ -113,7 +112,7 @@ enum PlaceOrderSaga: SagaDefinition {
 
     static let capture = SagaStep<Context>.remote(
         "capture", .payments, PaymentsMethods.capture, role: .pivot,
-        request: { context, _ in PaymentRequest(orderID: context.orderID) },
+        request: { context in PaymentRequest(orderID: context.orderID) },
         answered: { payment, context in
             context.paymentStatus = payment.status.rawValue
             return "captured \(payment.amountCaptured) \(payment.currency) minor units, fee \(payment.fee)"
@@ -128,6 +127,7 @@ enum PlaceOrderSaga: SagaDefinition {
                 order.captureDueAt = context.captureDueAt
             }
             order.cardFingerprint = context.cardFingerprint
+            order.cardLast4 = context.cardLast4 ?? order.cardLast4
             if let rules = context.risk {
                 let risk = try rules.assess(
                     db, order,

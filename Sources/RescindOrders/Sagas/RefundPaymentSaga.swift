@@ -48,7 +48,7 @@ enum RefundPaymentSaga: SagaDefinition {
 
     static let refund = SagaStep<Context>.remote(
         "refund", .payments, PaymentsMethods.refund, role: .pivot,
-        request: { context, _ in
+        request: { context in
             RefundRequest(orderID: context.orderID, amountMinor: context.amount, storeCreditOf: context.storeCreditOf)
         },
         answered: { result, context in

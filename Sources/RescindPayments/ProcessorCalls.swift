@@ -1,0 +1,134 @@
+import Foundation
+import GRDB
+import RescindAPI
+import RescindCBOR
+import RescindWire
+
+/// The processor calls of one effect, as its domain code asks for them, inside a transaction.
+///
+/// An effect's code runs synchronously in a database transaction and may not call the processor there. It asks
+/// this book instead: a call whose outcome is recorded answers with it (or throws the processor's refusal); a call
+/// not made yet stops the effect (`ProcessorCallNeeded`), its changes roll back, and `PaymentsService` records
+/// the call, makes it with no transaction open, and runs the effect again with the outcome recorded. Calls are
+/// keyed by the effect's idempotency key and their place in it, so the same effect asks for the same calls.
+final class ProcessorCalls {
+    let effectKey: String
+    let orderID: UUID
+    private var next = 0
+    private let outcomes: [String: Result<ProcessorOutcome, RescindError>]
+
+    /// Reads the outcomes recorded for an effect.
+    init(_ db: Database, effectKey: String, orderID: UUID) throws {
+        self.effectKey = effectKey
+        self.orderID = orderID
+        var outcomes: [String: Result<ProcessorOutcome, RescindError>] = [:]
+        for call in try ProcessorCallRecord.ofEffect(db, effectKey) {
+            if let outcome = try call.outcome() { outcomes[call.key] = outcome }
+        }
+        self.outcomes = outcomes
+    }
+
+    /// The next call's outcome.
+    /// - Throws: `ProcessorCallNeeded` when it is not made yet; the processor's refusal when it refused.
+    func make(
+        _ kind: ProcessorCall.Kind, charge: String? = nil, amountMinor: Int64, paymentMethod: String? = nil,
+        currency: String? = nil
+    ) throws -> ProcessorOutcome {
+        let call = ProcessorCall(
+            kind: kind, key: "\(effectKey)/\(next)", orderID: orderID, charge: charge, amountMinor: amountMinor,
+            paymentMethod: paymentMethod, currency: currency)
+        next += 1
+        guard let outcome = outcomes[call.key] else { throw ProcessorCallNeeded(call: call) }
+        return try outcome.get()
+    }
+}
+
+/// An effect needs a processor call that was not made yet.
+struct ProcessorCallNeeded: Error {
+    var call: ProcessorCall
+}
+
+/// `processor_call`: every call Payments makes to the processor, written `pending` before it is made and with
+/// its outcome after.
+struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "processor_call"
+    enum State: String, Codable {
+        case pending, succeeded, failed
+    }
+
+    var key: String
+    var effectKey: String
+    var orderID: String
+    var kind: String
+    var chargeID: String?
+    var amount: Int64
+    var state: State
+    /// CBOR: the `ProcessorOutcome` when it succeeded, the `RescindError` when the processor refused.
+    var outcomeData: Data?
+    var startedAt: Date
+    var finishedAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case key, kind, amount, state
+        case effectKey = "effect_key"
+        case orderID = "order_id"
+        case chargeID = "charge_id"
+        case outcomeData = "outcome"
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+    }
+
+    static func ofEffect(_ db: Database, _ effectKey: String) throws -> [ProcessorCallRecord] {
+        try filter(Column("effect_key") == effectKey).fetchAll(db)
+    }
+
+    func outcome() throws -> Result<ProcessorOutcome, RescindError>? {
+        guard let outcomeData else { return nil }
+        let decoder = WireCodec().decoder
+        switch state {
+        case .pending: return nil
+        case .succeeded: return .success(try decoder.decode(ProcessorOutcome.self, from: outcomeData))
+        case .failed: return .failure(try decoder.decode(RescindError.self, from: outcomeData))
+        }
+    }
+
+    /// Records a call before it is made; answers whether it is new (`false`: it was recorded before and may have
+    /// been made, so the processor is asked what it did first).
+    static func begin(_ db: Database, _ call: ProcessorCall, effectKey: String) throws -> Bool {
+        if let existing = try fetchOne(db, key: call.key) {
+            guard existing.kind == call.kind.rawValue, existing.amount == call.amountMinor,
+                existing.chargeID == call.charge
+            else {
+                throw RescindError.internalError(
+                    "processor call \(call.key) was recorded as another call (\(existing.kind) of \(existing.amount))")
+            }
+            return false
+        }
+        try ProcessorCallRecord(
+            key: call.key, effectKey: effectKey, orderID: call.orderID.uuidString, kind: call.kind.rawValue,
+            chargeID: call.charge, amount: call.amountMinor, state: .pending, outcomeData: nil, startedAt: Date(),
+            finishedAt: nil
+        ).insert(db)
+        return true
+    }
+
+    /// Records what a call did.
+    static func finish(_ db: Database, _ key: String, _ outcome: Result<ProcessorOutcome, RescindError>) throws {
+        guard var record = try fetchOne(db, key: key) else {
+            throw RescindError.internalError("no processor call \(key) to finish")
+        }
+        guard record.state == .pending else { return }
+        let encoder = WireCodec().encoder
+        switch outcome {
+        case .success(let value):
+            record.state = .succeeded
+            record.outcomeData = Data(try encoder.encode(value))
+            if record.chargeID == nil { record.chargeID = value.charge?.id }
+        case .failure(let error):
+            record.state = .failed
+            record.outcomeData = Data(try encoder.encode(error))
+        }
+        record.finishedAt = Date()
+        try record.update(db)
+    }
+}
