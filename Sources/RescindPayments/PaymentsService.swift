@@ -379,30 +379,32 @@ public final class PaymentsService: Sendable {
         }
         let key = calls.effectKey
         let now = Date()
-        let newCharge = {
+        let newCharge = { (amount: Int64) in
             try calls.make(
-                .authorize, amountMinor: request.amountMinor, paymentMethod: record.processorToken,
-                currency: record.currency
+                .authorize, amountMinor: amount, paymentMethod: record.processorToken, currency: record.currency
             ).charge
         }
         switch record.status {
         case .authorized:
-            if var charge = try ProcessorChargeRecord.of(db, record.orderID).last(where: { $0.status == .authorized }) {
+            // The charges may hold more than is authorized now (a part voided is released only at the capture):
+            // the processor is asked only for what they do not hold.
+            let charges = try ProcessorChargeRecord.of(db, record.orderID).filter { $0.status == .authorized }
+            let lacking = record.amountAuthorized + request.amountMinor - charges.reduce(0) { $0 + $1.amount }
+            if lacking > 0, var charge = charges.last {
                 do {
-                    _ = try calls.make(
-                        .authorizeMore, charge: charge.id, amountMinor: charge.amount + request.amountMinor)
-                    charge.amount += request.amountMinor
+                    _ = try calls.make(.authorizeMore, charge: charge.id, amountMinor: charge.amount + lacking)
+                    charge.amount += lacking
                     try charge.update(db)
                 } catch let error as RescindError where error.reason == "increment_unsupported" {
-                    try Self.addCharge(db, try newCharge(), of: record, at: now)
+                    try Self.addCharge(db, try newCharge(lacking), of: record, at: now)
                 }
-            } else {
-                try Self.addCharge(db, try newCharge(), of: record, at: now)
+            } else if lacking > 0 {
+                try Self.addCharge(db, try newCharge(lacking), of: record, at: now)
             }
             record.amountAuthorized += request.amountMinor
             try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
         case .captured, .partiallyRefunded, .refunded:
-            guard let authorized = try newCharge() else {
+            guard let authorized = try newCharge(request.amountMinor) else {
                 throw RescindError.internalError("the processor answered no charge")
             }
             let said = try calls.make(.capture, charge: authorized.id, amountMinor: request.amountMinor).feeMinor

@@ -145,7 +145,7 @@ struct Demo: AsyncParsableCommand {
         )
 
         // 2. The refund is declined: the restock is taken back and the order is open again.
-        say("\n▶ 2. order a mug with the card whose refunds are declined (4000000000005126), then cancel")
+        say("\n▶ 2. order a mug with the card whose refunds are declined (pm_card_refundFail), then cancel")
         let second = try await place(c, lines: [("MUG", 1, 1200)], paymentMethod: "pm_card_refundFail")
         try await scenario(
             "refund_declined", c, &report, order: second,
@@ -162,7 +162,7 @@ struct Demo: AsyncParsableCommand {
         )
 
         // 4. A declined card never becomes an order: the reservation is released.
-        say("\n▶ 4. a declined card (4000000000000002): placement is rejected and the stock released")
+        say("\n▶ 4. a declined card (pm_card_visa_chargeDeclined): placement is rejected and the stock released")
         do {
             _ = try await place(c, lines: [("TSHIRT", 1, 2500)], paymentMethod: "pm_card_visa_chargeDeclined")
         } catch let error as RescindError {

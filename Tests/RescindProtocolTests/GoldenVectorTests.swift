@@ -708,6 +708,8 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
                 .notFound, "no payment for order 0F8FAD5B-D9CB-469F-A165-70867728950E", reason: "unknown_payment"
             )
         ),
+        // The answer to a request that still carries a card number (PROTOCOL.md section 13.4).
+        body("error-card-number-refused", .error, 2, PaymentMethodReference.cardNumberRefused),
         body(
             "error-connection", .error, 0,
             RescindError(

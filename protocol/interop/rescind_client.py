@@ -416,6 +416,10 @@ def main():
         "customer_email": "interop@example.com", "currency": "eur",
         "lines": [{"sku": sku, "quantity": 1, "unit_price": 1}], "payment_method": "pm_card_visa",
     }), "invalid_argument", "bad_currency", "orders.place with currency 'eur'")
+    expect_error(lambda: orders.call("orders.place", {
+        "customer_email": "interop@example.com", "currency": "EUR",
+        "lines": [{"sku": sku, "quantity": 1, "unit_price": 1}], "card_number": "4242424242424242",
+    }), "invalid_argument", "card_number_refused", "orders.place with a card number instead of a payment method")
     expect_error(lambda: orders.call("orders.nope", {}), "unimplemented", "unknown_method", "an unknown method")
     expect_error(lambda: payments.call("payments.refund", {"order_id": order_id, "amount": 1},
                                        idempotency_key="py"),
