@@ -197,6 +197,18 @@ public struct LocalSuite: Sendable {
         }
     }
 
+    /// Points Payments at a Stripe API (Stripe's, or a localstripe server's) instead of the simulator. The secret key
+    /// is read by Payments from `secretKeyFile`, or from `RESCIND_STRIPE_SECRET_KEY` in its environment; it is never
+    /// written to the configuration nor to `suite.json`.
+    /// - Throws: `SuiteError` if the configuration cannot be changed.
+    public func useStripe(apiBase: String, secretKeyFile: String?) throws {
+        var processor: [String: Any] = [
+            "kind": "stripe", "api_base": apiBase, "fee_basis_points": 290, "fixed_fee": 30,
+        ]
+        processor["secret_key_file"] = secretKeyFile
+        try patchConfiguration(.payments, ["processor": processor])
+    }
+
     /// Changes keys of Orders' `store` section, keeping the others (the storefront's address, say).
     /// - Throws: `SuiteError` if the file cannot be read or written.
     public func patchStore(_ patch: [String: Any]) throws {

@@ -38,6 +38,9 @@ public final class RescindHarness: Sendable {
         public var storefront: [String: any Sendable] = [:]
         /// Orders' `notifications` section (`webhook`, `file`, `max_backoff_seconds`).
         public var notifications: [String: any Sendable] = [:]
+        /// A Stripe API (a localstripe server's) for Payments instead of the simulator; `processorFaults` is then
+        /// off. The key is a test key written to a file of the suite.
+        public var stripeAPIBase: String?
 
         public init() {}
     }
@@ -91,7 +94,11 @@ public final class RescindHarness: Sendable {
         if !options.storefront.isEmpty {
             try suite.patchConfiguration(.storefront, options.storefront)
         }
-        if options.processorFaults {
+        if let apiBase = options.stripeAPIBase {
+            let keyFile = directory.appendingPathComponent("config/stripe-secret-key")
+            try Data("sk_test_rescind_harness\n".utf8).write(to: keyFile)
+            try suite.useStripe(apiBase: apiBase, secretKeyFile: keyFile.path)
+        } else if options.processorFaults {
             try suite.patchConfiguration(
                 .payments, ["processor": ["fee_basis_points": 290, "fixed_fee": 30, "fault_injection": true]])
         }

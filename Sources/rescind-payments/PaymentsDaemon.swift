@@ -10,15 +10,16 @@ import RescindPayments
 struct PaymentsDaemon: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rescind-payments",
-        abstract: "Rescind's Payments daemon: payments per order through a simulated card processor."
+        abstract:
+            "Rescind's Payments daemon: payments per order through the store's processor (the simulator, or Stripe)."
     )
 
     @Option(help: "Path of the daemon's JSON configuration file.")
     var config: String
 
     /// The Payments section of the configuration file.
-    struct Settings: Codable {
-        var processor: SimulatedProcessor.Configuration?
+    struct Settings: Decodable {
+        var processor: ProcessorSettings?
     }
 
     func run() async throws {
@@ -28,18 +29,19 @@ struct PaymentsDaemon: AsyncParsableCommand {
         let logger = Logger(label: "rescind.payments")
         let crashPoint = ProcessInfo.processInfo.environment["RESCIND_CRASH_POINT"]
         if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
-        let configuration = settings.processor ?? .init()
-        let simulator = try SimulatedProcessor(
-            configuration: configuration,
-            databasePath: SimulatedProcessor.databasePath(besidePayments: common.database))
+        let processorSettings = settings.processor ?? .init()
+        let processor = try processorSettings.makeProcessor(paymentsDatabase: common.database, logger: logger)
         // A test's fault mode from the start (a restarted Payments' first call included); fault_injection only.
-        if let mode = ProcessInfo.processInfo.environment["RESCIND_PROCESSOR_FAULTS"] {
+        if let mode = ProcessInfo.processInfo.environment["RESCIND_PROCESSOR_FAULTS"],
+            let simulator = processor as? SimulatedProcessor
+        {
             try simulator.setFaults(ProcessorFaults(mode: .init(rawValue: mode)))
             logger.warning("processor fault mode set", metadata: ["mode": "\(mode)"])
         }
+        logger.info("processor", metadata: ["kind": "\(processorSettings.kind)"])
         let service = try PaymentsService(
-            databasePath: common.database, processor: simulator, fees: configuration.fees, crashPoint: crashPoint,
-            logger: logger)
+            databasePath: common.database, processor: processor, fees: processorSettings.simulator.fees,
+            crashPoint: crashPoint, logger: logger)
         try await Daemon.run(configuration: common, logger: logger) { router in
             service.register(into: &router)
         }

@@ -28,6 +28,15 @@ struct Up: AsyncParsableCommand {
                 + "the value is read as JSON when it is (numbers, true, [\"A\"]), as text otherwise. Repeatable.",
             valueName: "key=value"))
     var storeSettings: [String] = []
+    @Option(help: "The processor Payments uses: simulator (the default) or stripe.")
+    var processor: String?
+    @Option(help: "With --processor stripe: Stripe's API (https://api.stripe.com) or a localstripe server's address.")
+    var stripeApiBase = "https://api.stripe.com"
+    @Option(
+        help:
+            "With --processor stripe: a file holding the secret key (sk_test_...); without it, Payments reads RESCIND_STRIPE_SECRET_KEY."
+    )
+    var stripeSecretKeyFile: String?
     @OptionGroup var output: OutputOptions
 
     /// `--store` settings as the store section's keys and values.
@@ -52,6 +61,9 @@ struct Up: AsyncParsableCommand {
         if cancellationWindowSeconds != nil, capture == nil {
             throw ValidationError("--cancellation-window-seconds goes with --capture")
         }
+        if let processor, !["simulator", "stripe"].contains(processor) {
+            throw ValidationError("--processor is simulator or stripe")
+        }
     }
 
     func run() async throws {
@@ -69,6 +81,13 @@ struct Up: AsyncParsableCommand {
             // Read when Orders next starts: a running Orders keeps its settings until `down` and `up`.
             try suite.prepare(progress: output.progress)
             try suite.patchStore(store)
+        }
+        if processor == "stripe" {
+            // Read when Payments next starts, as the store settings are.
+            try suite.prepare(progress: output.progress)
+            try suite.useStripe(
+                apiBase: stripeApiBase,
+                secretKeyFile: stripeSecretKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         }
         let (manifest, statuses) = try await suite.up(progress: output.progress)
         struct Result: Encodable {

@@ -1,0 +1,100 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A localstripe server (PyPI `localstripe`: a stateful, Stripe-compatible HTTP API) on a free loopback port, with
+/// an empty store, for tests that run Payments against a processor nobody on this project wrote.
+///
+/// localstripe itself listens on every interface; this starts its application on `127.0.0.1` only. It honours
+/// no `Idempotency-Key`, which makes it the processor Payments' look-up by key must cope with.
+public final class LocalstripeServer: @unchecked Sendable {
+    /// `http://127.0.0.1:PORT`.
+    public let apiBase: String
+    private let process: Process
+
+    /// Whether tests that need localstripe run: it is installed (`python3 -c "import localstripe"`), or
+    /// `RESCIND_REQUIRE_PEERS` is set (CI), so that a missing server fails the test instead of skipping it.
+    public static var available: Bool {
+        if ProcessInfo.processInfo.environment["RESCIND_REQUIRE_PEERS"] != nil { return true }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", "-c", "import localstripe"]
+        check.standardOutput = FileHandle.nullDevice
+        check.standardError = FileHandle.nullDevice
+        guard (try? check.run()) != nil else { return false }
+        check.waitUntilExit()
+        return check.terminationStatus == 0
+    }
+
+    /// Binds and listens before it prints the port, so a request sent as soon as the port is read waits in the
+    /// backlog until the application serves it.
+    private static let script = """
+        import socket, sys
+        from aiohttp import web
+        from localstripe import server
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        print(sock.getsockname()[1], flush=True)
+        web.run_app(server.app, sock=sock, print=None, access_log=None)
+        """
+
+    /// Starts a server (its store empty: localstripe keeps one in `/tmp/localstripe.pickle` only when told to).
+    /// - Throws: if python3 or localstripe is missing, or the server does not say its port within 30 s.
+    public init() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", Self.script]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        // The first line is the port; reading blocks until it comes or the process ends.
+        var line = Data()
+        let handle = output.fileHandleForReading
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        guard let text = String(data: line, encoding: .utf8)?.split(separator: "\n").first, let port = Int(text) else {
+            process.terminate()
+            throw LocalstripeError(message: "localstripe did not start (pip install localstripe)")
+        }
+        apiBase = "http://127.0.0.1:\(port)"
+    }
+
+    /// Stops the server.
+    public func stop() {
+        // SIGKILL: aiohttp's graceful shutdown on SIGTERM can wait for ever; nothing of the server is kept.
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+
+    /// A GET of Stripe's API on this server, decoded as JSON (a test reading what the processor holds).
+    /// - Throws: transport errors, or a status other than 200.
+    public func get(_ path: String) async throws -> [String: Any] {
+        var request = HTTPClientRequest(url: apiBase + path)
+        request.headers.add(name: "Authorization", value: "Bearer sk_test_rescind_harness")
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        guard response.status.code == 200,
+            let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        else {
+            throw LocalstripeError(message: "GET \(path): \(String(buffer: body))")
+        }
+        return object
+    }
+}
+
+public struct LocalstripeError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
