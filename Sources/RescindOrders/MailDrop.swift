@@ -138,11 +138,18 @@ struct MailText {
                             "\(refunded) is refunded to your card; it usually arrives within 5 to 10 business days.",
                             "\(refunded) er refundert til kortet ditt; det kommer vanligvis innen 5 til 10 virkedager.")
                 ]
-            } else {
+            } else if data["voided"] as? Bool == true {
                 paragraphs = [
                     pick(
                         "Nothing was charged for it: the card's reservation is released.",
                         "Du ble ikke belastet: reservasjonen på kortet er frigitt.")
+                ]
+            } else {
+                // Cancelled without a refund (the store chose so): say nothing of money that did move.
+                paragraphs = [
+                    pick(
+                        "No refund was made for it; the store will tell you why if you ask.",
+                        "Det ble ikke refundert noe for den; butikken forklarer hvorfor om du spør.")
                 ]
             }
         default:

@@ -149,6 +149,7 @@ struct OrderPage {
                     text.eventCancelled(what)
                         + text.money(
                             refunded: cancellation.refundedMinor > 0 ? money(cancellation.refundedMinor) : nil,
+                            to: cancellation.refundTo, voided: cancellation.voided,
                             feeKept: cancellation.restockingFeeMinor.map(money))
                 ))
         }
@@ -159,7 +160,9 @@ struct OrderPage {
                 (
                     edit.at,
                     text.eventEdited(edit.changes.map { "\($0.sku) → \($0.quantity)" })
-                        + text.money(refunded: refunded, feeKept: edit.restockingFeeMinor.map(money))
+                        + text.money(
+                            refunded: refunded, to: nil, voided: edit.payment == "void",
+                            feeKept: edit.restockingFeeMinor.map(money))
                 ))
         }
         if order.status == .fulfilled { events.append((order.updatedAt, text.eventShipped)) }
@@ -324,10 +327,18 @@ struct Strings {
         what.map { pick("Cancelled \($0)", "Kansellert \($0)") } ?? pick("Cancelled", "Kansellert")
     }
 
-    /// What a cancellation or an edit gave back, and the restocking fee the store kept from it.
-    func money(refunded: String?, feeKept: String?) -> String {
+    /// What a cancellation or an edit gave back and to what (the card, or store credit), that nothing was charged
+    /// when the authorization was voided instead, and the restocking fee the store kept.
+    func money(refunded: String?, to destination: RefundDestination?, voided: Bool, feeKept: String?) -> String {
         var text = ""
-        if let refunded { text += pick(", \(refunded) refunded", ", \(refunded) refundert") }
+        if let refunded {
+            text +=
+                destination == .storeCredit
+                ? pick(", \(refunded) refunded to your store credit", ", \(refunded) refundert til tilgodelappen din")
+                : pick(", \(refunded) refunded to your card", ", \(refunded) refundert til kortet ditt")
+        } else if voided {
+            text += pick(", nothing was charged for it", ", du ble ikke belastet for det")
+        }
         if let feeKept { text += pick(", \(feeKept) restocking fee kept", ", \(feeKept) i returgebyr beholdt") }
         return text
     }

@@ -83,7 +83,7 @@ public struct Storefront: Sendable {
         }
         router.post("/api/orders/:token/edit") { request, context in
             try await limited(request, context, html: false) { token in
-                var body = try await request.decode(as: EditBody.self, context: context)
+                var body = try await jsonBody(EditBody.self, request, context)
                 body.note = body.note?.trimmingCharacters(in: .whitespacesAndNewlines)
                 let order = try await ask(
                     CustomerMethods.edit,
@@ -96,7 +96,7 @@ public struct Storefront: Sendable {
         }
         router.post("/api/orders/:token/cancel") { request, context in
             try await limited(request, context, html: false) { token in
-                var body = try await request.decode(as: CancelBody.self, context: context)
+                var body = try await jsonBody(CancelBody.self, request, context)
                 body.note = body.note?.trimmingCharacters(in: .whitespacesAndNewlines)
                 let accepted = try await ask(
                     CustomerMethods.cancel,
@@ -107,7 +107,38 @@ public struct Storefront: Sendable {
                 return try json(accepted, status: .accepted)
             }
         }
+        // A method the API does not list on one of its paths: 405 with the methods it does (RFC 9110), in the
+        // API's JSON error, rather than the router's 404.
+        let api: [(String, [HTTPRequest.Method])] = [
+            ("/api/orders/:token", [.get]), ("/api/orders/:token/can-cancel", [.get]),
+            ("/api/orders/:token/can-edit", [.get]), ("/api/orders/:token/cancel", [.post]),
+            ("/api/orders/:token/edit", [.post]), ("/api/orders/:token/reorder", [.post]),
+        ]
+        let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .trace]
+        for (path, allowed) in api {
+            for method in methods where !allowed.contains(method) {
+                router.on(RouterPath(path), method: method) { _, _ in
+                    var response = errorJSON(
+                        RescindError(
+                            .invalidArgument, "\(method) is not a method of \(path)", reason: "method_not_allowed",
+                            retryable: false),
+                        status: .methodNotAllowed)
+                    response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+                    return response
+                }
+            }
+        }
         return router
+    }
+
+    /// A JSON request body.
+    /// - Throws: `DecodingError` for a body that is not JSON or not of the endpoint's shape (answered
+    ///   `invalid_argument/bad_body` by `limited`, in the API's JSON error like any other).
+    private func jsonBody<T: Decodable>(_ type: T.Type, _ request: Request, _ context: StorefrontContext)
+        async throws -> T
+    {
+        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        return try JSONDecoder().decode(type, from: Data(body.readableBytesView))
     }
 
     /// Calls an Orders customer method with the client's default deadline.
@@ -343,12 +374,12 @@ public struct Storefront: Sendable {
     }
 
     /// A JSON error: `{"error": {"code", "reason", "message", "retryable"}}`, as the CLI prints it.
-    private func errorJSON(_ error: RescindError) -> Response {
+    private func errorJSON(_ error: RescindError, status: HTTPResponse.Status? = nil) -> Response {
         var body: [String: Any] = ["code": error.code.rawValue, "message": error.message, "retryable": error.retryable]
         if let reason = error.reason { body["reason"] = reason }
         let data = (try? JSONSerialization.data(withJSONObject: ["error": body], options: [.sortedKeys])) ?? Data()
         return Response(
-            status: Self.status(of: error), headers: [.contentType: "application/json"],
+            status: status ?? Self.status(of: error), headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 

@@ -143,6 +143,8 @@ def window_open(rescindctl, screenshot):
             check(not driver.find_elements(By.ID, "cancel") and not driver.find_elements(By.ID, "edit"),
                   "a cancelled order offers no Cancel and no Edit")
             check("Cancelled" in (text(driver, "timeline") or ""), "the timeline says it was cancelled")
+            check("36.00 EUR refunded to your card" in (text(driver, "timeline") or ""),
+                  "the timeline says where the money went: to the card")
 
             # Order again: the new order's own page.
             first = driver.current_url

@@ -107,6 +107,34 @@ extension RealDaemons {
             }
         }
 
+        /// What the customer is told is what happened: a void charged nothing; a refund names where it went.
+        @Test func thePageSaysNothingWasChargedForAVoidAndWhereARefundWent() async throws {
+            var options = RescindHarness.Options()
+            options.capture = "at_fulfilment"
+            try await RescindHarness.withSuite(options: options) { h in
+                try await h.setStock("MUG", at: "main", onHand: 10)
+                let authorized = try await h.place([("MUG", 1, 1200)])
+                #expect(try await h.waitForSaga(try await h.cancel(authorized.id).sagaID).state == .completed)
+                let voided = try await fetch(try #require(authorized.statusLink.flatMap(URL.init(string:))))
+                #expect(voided.body.contains("Cancelled, nothing was charged for it"))
+                #expect(!voided.body.contains("refunded"))
+
+                // Captured at fulfilment of one unit, the other cancelled to store credit.
+                let credited = try await h.place([("MUG", 2, 1200)])
+                _ = try await h.orders.call(
+                    OrdersMethods.fulfill,
+                    FulfilOrderRequest(orderID: credited.id, lines: [.init(sku: "MUG", quantity: 1)]))
+                _ = try await h.waitForSaga(try #require(try await h.sagas(of: credited.id).last).id)
+                let accepted = try await h.orders.call(
+                    OrdersMethods.cancel,
+                    CancelOrderRequest(orderID: credited.id, reason: .customer, refundTo: .storeCredit),
+                    idempotencyKey: UUID().uuidString)
+                #expect(try await h.waitForSaga(accepted.sagaID).state == .completed)
+                let page = try await fetch(try #require(credited.statusLink.flatMap(URL.init(string:))))
+                #expect(page.body.contains("Cancelled 1 × MUG, 12.00 USD refunded to your store credit"))
+            }
+        }
+
         @Test func thePageSaysWhatWasRefundedAndWhatRestockingFeeWasKept() async throws {
             var options = RescindHarness.Options()
             options.storeSeconds = ["restocking_fee_fixed": 100, "restocking_fee_percent": 10]
@@ -122,9 +150,13 @@ extension RealDaemons {
                         token: try #require(order.customerToken), lines: [.init(sku: "MUG", quantity: 1)]),
                     idempotencyKey: UUID().uuidString)
                 let page = try await fetch(link)
-                #expect(page.body.contains("Changed: MUG → 1, 9.80 USD refunded, 2.20 USD restocking fee kept"))
+                #expect(
+                    page.body.contains("Changed: MUG → 1, 9.80 USD refunded to your card, 2.20 USD restocking fee kept")
+                )
                 let norwegian = try await fetch(link, language: "nb")
-                #expect(norwegian.body.contains("Endret: MUG → 1, 9,80 USD refundert, 2,20 USD i returgebyr beholdt"))
+                #expect(
+                    norwegian.body.contains(
+                        "Endret: MUG → 1, 9,80 USD refundert til kortet ditt, 2,20 USD i returgebyr beholdt"))
             }
         }
 

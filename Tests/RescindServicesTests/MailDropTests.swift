@@ -31,10 +31,16 @@ import Testing
         #expect(
             MailText(kind: "order_cancelled", data: cancelled, nb: true, storeName: "Shop")?.text
                 .contains("12,00 EUR er på tilgodelappen din nå") == true)
+        // A void: nothing was charged. No refund of captured money (the store chose none): not "nothing charged".
         cancelled["refunded"] = 0
+        cancelled["voided"] = true
         #expect(
             MailText(kind: "order_cancelled", data: cancelled, nb: false, storeName: "Shop")?.text
                 .contains("Nothing was charged") == true)
+        cancelled["voided"] = nil
+        let unrefunded = try #require(MailText(kind: "order_cancelled", data: cancelled, nb: false, storeName: "Shop"))
+        #expect(!unrefunded.text.contains("Nothing was charged"))
+        #expect(unrefunded.text.contains("No refund was made"))
         let declined: [String: Any] = ["order_id": "0F8FAD5B", "note": "already <packed>"]
         let html = try #require(MailText(kind: "cancellation_declined", data: declined, nb: false, storeName: "S")).html
         #expect(html.contains("already &lt;packed&gt;"))

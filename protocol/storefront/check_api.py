@@ -117,6 +117,20 @@ def main():
     check(shown["status"] == "open" and shown["lines"][0].get("cancelled") == 1
           and len(shown.get("line_cancellations", [])) == 1, "one unit cancelled, the order open with the other")
     api.call("POST", "/api/orders/{token}/cancel", token, {}, {"Idempotency-Key": "bad key with spaces"}, expect=400)
+    # A body that is not JSON: the API's own error, with its code and whether to retry.
+    request = urllib.request.Request(f"{base}/api/orders/{token}/cancel", data=b"not json", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(request, timeout=20)
+        check(False, "a body that is not JSON is refused")
+    except urllib.error.HTTPError as error:
+        refused = json.loads(error.read() or b"null")["error"]
+        check(error.code == 400 and refused["code"] == "invalid_argument" and refused["reason"] == "bad_body"
+              and refused["retryable"] is False, "a body that is not JSON: 400 invalid_argument/bad_body, not retryable")
+    # A method the document does not list: 405, and Allow names the one it does.
+    status, headers, refused = http("PUT", f"{base}/api/orders/{token}")
+    check(status == 405 and headers.get("Allow") == "GET" and refused["error"]["reason"] == "method_not_allowed",
+          "PUT on an order: 405 Method Not Allowed, Allow: GET")
     _, may = api.call("GET", "/api/orders/{token}/can-edit", token, expect=200)
     check(may["allowed"] and may.get("action") == "edit", "canEdit: the customer may change quantities now")
     edit_key = {"Idempotency-Key": f"api-edit-{uuid.uuid4()}"}

@@ -70,9 +70,17 @@ public enum CBORChecks {
         return value
     }
 
-    /// A decoding failure must be a `CBORError` (the types fuzzed here throw nothing of their own), and the
-    /// server's error frame for it (a `RescindError` whose message quotes the error) must encode and decode.
+    /// A decoding failure must be a `CBORError`, or the one refusal a type makes of its own (a request that carries
+    /// a card number: `invalid_argument/card_number_refused`, not retryable), and the server's error frame for it
+    /// (a `RescindError` whose message quotes the error) must encode and decode.
     public static func checkDecodingError<T>(_ error: any Error, decoding type: T.Type) {
+        if let refusal = error as? RescindError {
+            Invariant.check(
+                refusal.code == .invalidArgument && refusal.reason == "card_number_refused" && !refusal.retryable,
+                "decoding \(T.self) threw a RescindError that is not the card number's refusal: \(refusal)")
+            checkRoundTrip(refusal, .equalValue)
+            return
+        }
         guard let cborError = error as? CBORError else {
             Invariant.fail("decoding \(T.self) threw a \(Swift.type(of: error)), not a CBORError: \(error)")
         }

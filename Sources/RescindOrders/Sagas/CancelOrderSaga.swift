@@ -233,7 +233,7 @@ enum CancelOrderSaga: SagaDefinition {
             let notice = CancellationNotice(
                 orderID: order.id, customerEmail: order.customerEmail, reason: options.reason.rawValue,
                 refunded: context.refunded, currency: order.currency, lines: cancellation.lines,
-                refundTo: cancellation.refundTo?.rawValue
+                refundTo: cancellation.refundTo?.rawValue, voided: context.voided ? true : nil
             )
             let outbox = OutboxRecord(
                 id: nil, orderID: order.id, kind: order.status == .cancelled ? "order_cancelled" : "lines_cancelled",
@@ -272,9 +272,11 @@ struct CancellationNotice: Codable, Sendable {
     var lines: [LineQuantity]?
     /// `store_credit` when the refund went to the customer's store credit.
     var refundTo: String?
+    /// The authorization was voided: nothing was charged for what was cancelled.
+    var voided: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case reason, refunded, currency, lines
+        case reason, refunded, currency, lines, voided
         case orderID = "order_id"
         case customerEmail = "customer_email"
         case refundTo = "refund_to"
