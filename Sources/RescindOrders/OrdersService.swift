@@ -561,7 +561,7 @@ public final class OrdersService: Sendable {
 
     /// Changes quantities as the customer (`orders.edit`, recorded as by `customer`), if the store's policy allows
     /// these changes now (the evaluation `customer.can_edit` answers with, given the changes).
-    /// - Throws: as `orders.edit`; `invalid_argument/not_on_order` for a SKU the order does not have; the failed
+    /// - Throws: as `orders.edit`; `failed_precondition/not_on_order` for a SKU the order does not have; the failed
     ///   rule's reason (`cancellation_window_closed`, `customer_edits_off`, `approval_required`, ...).
     public func customerEdit(
         _ request: CustomerEditRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [],
@@ -1064,7 +1064,7 @@ public final class OrdersService: Sendable {
                     !facts.lines.contains { $0.sku == change.sku }
                 })
             {
-                throw RescindError.invalidArgument(
+                throw RescindError.failedPrecondition(
                     "\(other.sku) is not in this order: a customer changes the quantities of what was ordered",
                     reason: "not_on_order")
             }

@@ -38,6 +38,7 @@ public struct Storefront: Sendable {
     public func router() -> Router<StorefrontContext> {
         let router = Router(context: StorefrontContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
+        router.add(middleware: MethodNotAllowedMiddleware())
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/o/:token") { request, context in
             try await limited(request, context, html: true) { token in try await page(request, token: token) }
@@ -107,27 +108,6 @@ public struct Storefront: Sendable {
                 return try json(accepted, status: .accepted)
             }
         }
-        // A method the API does not list on one of its paths: 405 with the methods it does (RFC 9110), in the
-        // API's JSON error, rather than the router's 404.
-        let api: [(String, [HTTPRequest.Method])] = [
-            ("/api/orders/:token", [.get]), ("/api/orders/:token/can-cancel", [.get]),
-            ("/api/orders/:token/can-edit", [.get]), ("/api/orders/:token/cancel", [.post]),
-            ("/api/orders/:token/edit", [.post]), ("/api/orders/:token/reorder", [.post]),
-        ]
-        let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .trace]
-        for (path, allowed) in api {
-            for method in methods where !allowed.contains(method) {
-                router.on(RouterPath(path), method: method) { _, _ in
-                    var response = errorJSON(
-                        RescindError(
-                            .invalidArgument, "\(method) is not a method of \(path)", reason: "method_not_allowed",
-                            retryable: false),
-                        status: .methodNotAllowed)
-                    response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
-                    return response
-                }
-            }
-        }
         return router
     }
 
@@ -148,16 +128,33 @@ public struct Storefront: Sendable {
         try await orders.call(method, request, idempotencyKey: idempotencyKey, timeout: nil)
     }
 
-    /// The body of `POST /api/orders/{token}/cancel`.
+    /// The body of `POST /api/orders/{token}/cancel`. A field is given or left out: `null` is not a value of it
+    /// (the OpenAPI document says so), and is refused rather than read as absent.
     struct CancelBody: Decodable {
         var note: String?
         var lines: [LineQuantity]?
+
+        enum CodingKeys: String, CodingKey { case note, lines }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            note = try c.present(String.self, .note)
+            lines = try c.present([LineQuantity].self, .lines)
+        }
     }
 
     /// The body of `POST /api/orders/{token}/edit`.
     struct EditBody: Decodable {
         var lines: [LineQuantity]
         var note: String?
+
+        enum CodingKeys: String, CodingKey { case note, lines }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            lines = try c.decode([LineQuantity].self, forKey: .lines)
+            note = try c.present(String.self, .note)
+        }
     }
 
     /// The form of the order page.
@@ -374,13 +371,17 @@ public struct Storefront: Sendable {
     }
 
     /// A JSON error: `{"error": {"code", "reason", "message", "retryable"}}`, as the CLI prints it.
-    private func errorJSON(_ error: RescindError, status: HTTPResponse.Status? = nil) -> Response {
+    static func errorJSON(_ error: RescindError, status: HTTPResponse.Status? = nil) -> Response {
         var body: [String: Any] = ["code": error.code.rawValue, "message": error.message, "retryable": error.retryable]
         if let reason = error.reason { body["reason"] = reason }
         let data = (try? JSONSerialization.data(withJSONObject: ["error": body], options: [.sortedKeys])) ?? Data()
         return Response(
             status: status ?? Self.status(of: error), headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func errorJSON(_ error: RescindError, status: HTTPResponse.Status? = nil) -> Response {
+        Self.errorJSON(error, status: status)
     }
 
     private func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
@@ -400,5 +401,47 @@ public struct Storefront: Sendable {
             throw RescindError.invalidArgument("Idempotency-Key is 1 to 128 printable characters", reason: "bad_key")
         }
         return "storefront-api-\(header)"
+    }
+}
+
+/// A method the JSON API does not list on one of its paths (any method: QUERY too): 405 with the methods it does
+/// (RFC 9110), in the API's JSON error, rather than the router's 404.
+struct MethodNotAllowedMiddleware: RouterMiddleware {
+    typealias Context = StorefrontContext
+
+    /// The API's paths after `/api/orders/TOKEN`, and the one method each takes.
+    static let allowed: [String: HTTPRequest.Method] = [
+        "": .get, "/can-cancel": .get, "/can-edit": .get, "/cancel": .post, "/edit": .post, "/reorder": .post,
+    ]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
+        // "", "api", "orders", TOKEN, and at most one more segment.
+        guard parts.count == 4 || parts.count == 5, parts[1] == "api", parts[2] == "orders", !parts[3].isEmpty,
+            let allowed = Self.allowed[parts.count == 5 ? "/" + parts[4] : ""],
+            request.method != allowed, !(allowed == .get && request.method == .head)
+        else { return try await next(request, context) }
+        var response = Storefront.errorJSON(
+            RescindError(
+                .invalidArgument, "\(request.method) is not a method of \(request.uri.path)",
+                reason: "method_not_allowed", retryable: false),
+            status: .methodNotAllowed)
+        response.headers[.allow] = allowed.rawValue
+        return response
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// An optional field that, when present, is a value and not `null`.
+    /// - Throws: `DecodingError.valueNotFound` for `null`.
+    fileprivate func present<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T? {
+        guard contains(key) else { return nil }
+        if try decodeNil(forKey: key) {
+            throw DecodingError.valueNotFound(
+                type, .init(codingPath: codingPath + [key], debugDescription: "\(key.stringValue) is null"))
+        }
+        return try decode(type, forKey: key)
     }
 }

@@ -140,7 +140,7 @@ def main():
     check(open_units == 2 and edited["edits"][-1]["by"] == "customer", "edit: two open units again, by the customer")
     _, repeated = api.call("POST", "/api/orders/{token}/edit", token, two, edit_key, expect=200)
     check(len(repeated["edits"]) == 1, "edit: a repeat with its key edits once")
-    api.call("POST", "/api/orders/{token}/edit", token, {"lines": [{"sku": "NOT-ORDERED", "quantity": 1}]}, expect=400)
+    api.call("POST", "/api/orders/{token}/edit", token, {"lines": [{"sku": "NOT-ORDERED", "quantity": 1}]}, expect=409)
     reorder_key = {"Idempotency-Key": f"api-reorder-{uuid.uuid4()}"}
     _, placed = api.call("POST", "/api/orders/{token}/reorder", token, {}, reorder_key, expect=201)
     check(placed["status_link"].startswith(base + "/o/") and placed["status"] == "open",
