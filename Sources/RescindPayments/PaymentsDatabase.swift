@@ -147,6 +147,14 @@ enum PaymentsDatabase {
             try db.create(
                 index: "processor_call_pending", on: "processor_call", columns: ["started_at"],
                 condition: Column("state") == "pending")
+            // What an effect decided before its first call (the store credit it spends), so that a later pass of
+            // the effect makes the same calls for the same amounts.
+            try db.create(table: "processor_decision") { t in
+                t.column("effect_key", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("value", .integer).notNull()
+                t.primaryKey(["effect_key", "name"])
+            }
         }
         return migrator
     }

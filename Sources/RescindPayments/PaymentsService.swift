@@ -132,6 +132,7 @@ public final class PaymentsService: Sendable {
                             try body(db, calls)
                         })
                 } catch let needed as ProcessorCallNeeded {
+                    try calls.recordDecisions(db)
                     return .call(needed.call, new: try ProcessorCallRecord.begin(db, needed.call, effectKey: key))
                 }
             }
@@ -242,21 +243,13 @@ public final class PaymentsService: Sendable {
                 "give either payment_method or saved_card_of, not both or neither", reason: "bad_payment_method")
         }
         let now = Date()
-        // Store credit first: what it pays, the card does not. Spent in this transaction, so a decline below
-        // gives it back with everything else.
-        var credit: Int64 = 0
-        if let customer = request.spendStoreCreditOf,
-            var balance = try StoreCreditRecord.fetchOne(db, key: customer), balance.balance > 0
-        {
-            credit = min(balance.balance, request.amountMinor)
-            balance.balance -= credit
-            balance.updatedAt = now
-            try balance.update(db)
-            try StoreCreditEntryRecord(
-                customer: customer, orderID: request.orderID.uuidString, amount: -credit, kind: "spend", at: now,
-                idempotencyKey: key
-            ).insert(db)
-        }
+        // Store credit first: what it pays, the card does not. How much is decided once, before the card's call, and
+        // kept with it: another order of the customer's may spend or give credit while the call is made, and every
+        // pass must ask the card for the same amount.
+        let balance = try request.spendStoreCreditOf.flatMap { try StoreCreditRecord.fetchOne(db, key: $0) }
+        let credit =
+            request.spendStoreCreditOf == nil
+            ? 0 : try calls.decide("store_credit", min(balance?.balance ?? 0, request.amountMinor))
         let onCard = request.amountMinor - credit
         // A decline throws before anything is written; the idempotency store keeps it as the key's answer. When
         // store credit pays it all, the card is not charged at all.
@@ -266,6 +259,23 @@ public final class PaymentsService: Sendable {
                 .authorize, amountMinor: onCard, paymentMethod: paymentMethod, currency: request.currency
             ).charge
             : nil
+        if credit > 0, let customer = request.spendStoreCreditOf {
+            // Spent in this transaction, so a refusal gives it back with everything else.
+            guard var balance, balance.balance >= credit else {
+                // Spent by another order while the card was asked: this order cannot have it. What the card
+                // authorized is cancelled first; then the refusal is the answer.
+                if let charge { _ = try calls.make(.void, charge: charge.id, amountMinor: charge.amountMinor) }
+                throw RescindError.failedPrecondition(
+                    "the customer's store credit was spent by another order meanwhile", reason: "store_credit_spent")
+            }
+            balance.balance -= credit
+            balance.updatedAt = now
+            try balance.update(db)
+            try StoreCreditEntryRecord(
+                customer: customer, orderID: request.orderID.uuidString, amount: -credit, kind: "spend", at: now,
+                idempotencyKey: key
+            ).insert(db)
+        }
         let record = PaymentRecord(
             orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
             amountAuthorized: onCard, amountCaptured: 0, amountRefunded: 0, fee: 0,

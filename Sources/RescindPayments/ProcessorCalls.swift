@@ -16,8 +16,12 @@ final class ProcessorCalls {
     let orderID: UUID
     private var next = 0
     private let outcomes: [String: Result<ProcessorOutcome, RescindError>]
+    /// What the effect decided before its first call, as recorded with that call (`decide`).
+    private let decided: [String: Int64]
+    /// Decisions made in this pass, recorded with the call that stops it.
+    private(set) var decisions: [String: Int64] = [:]
 
-    /// Reads the outcomes recorded for an effect.
+    /// Reads the outcomes and decisions recorded for an effect.
     init(_ db: Database, effectKey: String, orderID: UUID) throws {
         self.effectKey = effectKey
         self.orderID = orderID
@@ -26,6 +30,29 @@ final class ProcessorCalls {
             if let outcome = try call.outcome() { outcomes[call.key] = outcome }
         }
         self.outcomes = outcomes
+        decided = try Dictionary(
+            Row.fetchAll(
+                db, sql: "SELECT name, value FROM processor_decision WHERE effect_key = ?", arguments: [effectKey]
+            ).map { ($0["name"], $0["value"]) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// A value the effect computes from what may change while its calls are made (a customer's store credit, which
+    /// another order may spend): the first pass's value, recorded with its first call, so that every later pass
+    /// makes the same calls for the same amounts.
+    func decide(_ name: String, _ value: @autoclosure () throws -> Int64) rethrows -> Int64 {
+        if let earlier = decided[name] { return earlier }
+        let value = try value()
+        decisions[name] = value
+        return value
+    }
+
+    /// Records this pass's decisions (with the call that stopped it).
+    func recordDecisions(_ db: Database) throws {
+        for (name, value) in decisions where decided[name] == nil {
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO processor_decision (effect_key, name, value) VALUES (?, ?, ?)",
+                arguments: [effectKey, name, value])
+        }
     }
 
     /// The next call's outcome.
