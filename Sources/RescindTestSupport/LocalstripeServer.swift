@@ -78,6 +78,50 @@ public final class LocalstripeServer: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// A PaymentIntent as a reconciliation reads it. localstripe refunds what a capture leaves uncaptured: such a
+    /// refund carries no key of Rescind's and counts as released, not refunded.
+    public struct Intent: Sendable {
+        public var id: String
+        /// Stripe's status: `requires_capture`, `succeeded`, `canceled`, ...
+        public var status: String
+        public var amount: Int64
+        public var captured: Int64
+        /// Rescind's refunds (those with `rescind_key` in their metadata): how many, how much, under which keys.
+        public var refunds: Int
+        public var refunded: Int64
+        public var refundKeys: [String]
+        public var metadata: [String: String]
+    }
+
+    /// A PaymentIntent by its id.
+    /// - Throws: as `get`.
+    public func intent(_ id: String) async throws -> Intent {
+        Self.intent(try await get("/v1/payment_intents/\(id)"))
+    }
+
+    /// The PaymentIntents whose metadata names an order (the first 100 the server lists).
+    /// - Throws: as `get`.
+    public func intents(ofOrder orderID: UUID) async throws -> [Intent] {
+        let page = try await get("/v1/payment_intents?limit=100")
+        return (page["data"] as? [[String: Any]] ?? []).map(Self.intent)
+            .filter { $0.metadata["order_id"] == orderID.uuidString }
+    }
+
+    private static func intent(_ object: [String: Any]) -> Intent {
+        let latest = object["latest_charge"] as? [String: Any]
+        let refunds = (latest?["refunds"] as? [String: Any])?["data"] as? [[String: Any]] ?? []
+        func key(_ refund: [String: Any]) -> String? { (refund["metadata"] as? [String: String])?["rescind_key"] }
+        func amount(_ refund: [String: Any]) -> Int64 { Int64(refund["amount"] as? Int ?? 0) }
+        let ours = refunds.filter { key($0) != nil }
+        let released = refunds.filter { key($0) == nil }.reduce(0) { $0 + amount($1) }
+        let status = object["status"] as? String ?? ""
+        return Intent(
+            id: object["id"] as? String ?? "", status: status, amount: Int64(object["amount"] as? Int ?? 0),
+            captured: status == "succeeded" ? Int64(latest?["amount"] as? Int ?? 0) - released : 0,
+            refunds: ours.count, refunded: ours.reduce(0) { $0 + amount($1) }, refundKeys: ours.compactMap(key),
+            metadata: object["metadata"] as? [String: String] ?? [:])
+    }
+
     /// A GET of Stripe's API on this server, decoded as JSON (a test reading what the processor holds).
     /// - Throws: transport errors, or a status other than 200.
     public func get(_ path: String) async throws -> [String: Any] {

@@ -63,21 +63,10 @@ extension RealDaemons {
                         refunded: $0.amountRefunded)
                 }
             }
-            let page = try await stripe.get("/v1/payment_intents?limit=100")
-            let intents = (page["data"] as? [[String: Any]] ?? []).filter {
-                ($0["metadata"] as? [String: String])?["order_id"] == order.uuidString
-            }
-            return intents.map { intent in
-                let latest = intent["latest_charge"] as? [String: Any]
-                let refunds = (latest?["refunds"] as? [String: Any])?["data"] as? [[String: Any]] ?? []
-                let ours = refunds.filter { ($0["metadata"] as? [String: String])?["rescind_key"] != nil }
-                let released = refunds.filter { ($0["metadata"] as? [String: String])?["rescind_key"] == nil }
-                    .reduce(0) { $0 + ($1["amount"] as? Int ?? 0) }
-                let status = intent["status"] as? String ?? ""
-                return Held(
-                    status: status, amount: Int64(intent["amount"] as? Int ?? 0),
-                    captured: status == "succeeded" ? Int64((latest?["amount"] as? Int ?? 0) - released) : 0,
-                    refunds: ours.count, refunded: Int64(ours.reduce(0) { $0 + ($1["amount"] as? Int ?? 0) }))
+            return try await stripe.intents(ofOrder: order).map {
+                Held(
+                    status: $0.status, amount: $0.amount, captured: $0.captured, refunds: $0.refunds,
+                    refunded: $0.refunded)
             }
         }
 

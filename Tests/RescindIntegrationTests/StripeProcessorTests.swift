@@ -48,21 +48,13 @@ extension RealDaemons {
             let status = ["authorized": "requires_capture", "captured": "succeeded", "voided": "canceled"]
             for charge in try charges(h) {
                 let id: String = charge["id"]
-                let intent = try await stripe.get("/v1/payment_intents/\(id)")
-                #expect(intent["status"] as? String == status[charge["status"] as String], "\(id)")
-                #expect((intent["amount"] as? Int).map(Int64.init) == charge["amount"] as Int64, "\(id)")
-                guard (charge["status"] as String) == "captured" else { continue }
-                let latest = try #require(intent["latest_charge"] as? [String: Any])
-                let refunds = (latest["refunds"] as? [String: Any])?["data"] as? [[String: Any]] ?? []
-                let ours = refunds.filter { ($0["metadata"] as? [String: String])?["rescind_key"] != nil }
-                let released = refunds.filter { ($0["metadata"] as? [String: String])?["rescind_key"] == nil }
-                    .reduce(0) { $0 + ($1["amount"] as? Int ?? 0) }
-                let amount = latest["amount"] as? Int ?? 0
-                #expect(Int64(amount - released) == charge["amount_captured"] as Int64, "\(id) captured")
+                let intent = try await stripe.intent(id)
+                #expect(intent.status == status[charge["status"] as String], "\(id)")
+                #expect(intent.amount == charge["amount"] as Int64, "\(id)")
+                #expect(intent.captured == charge["amount_captured"] as Int64, "\(id) captured")
+                #expect(intent.refunded == charge["amount_refunded"] as Int64, "\(id) refunded")
                 #expect(
-                    Int64(ours.reduce(0) { $0 + ($1["amount"] as? Int ?? 0) }) == charge["amount_refunded"] as Int64)
-                let keys = ours.compactMap { ($0["metadata"] as? [String: String])?["rescind_key"] }
-                #expect(Set(keys).count == keys.count, "\(id): a refund made twice under one key")
+                    Set(intent.refundKeys).count == intent.refundKeys.count, "\(id): a refund made twice under one key")
             }
         }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RescindAPI
 import RescindCBOR
 import RescindInventory
@@ -6,6 +7,7 @@ import RescindOrders
 import RescindPayments
 import RescindTransport
 import RescindWire
+import Synchronization
 import Testing
 
 @Suite struct PaymentsServiceTests {
@@ -277,5 +279,92 @@ import Testing
         #expect(charges.map(\.amountCaptured) == [1200, 300])
         #expect(charges.map(\.amountRefunded) == [1200, 300])
         #expect(charges.map(\.fee) == [65, 39])
+    }
+}
+
+/// A processor that runs a test's step once, in the middle of the next authorization: what another request does
+/// while Payments waits for the processor.
+private final class InterleavingProcessor: PaymentProcessor {
+    let inner: SimulatedProcessor
+    let meanwhile = Mutex<(@Sendable () async throws -> Void)?>(nil)
+
+    init(_ inner: SimulatedProcessor) { self.inner = inner }
+
+    func authorize(_ request: ProcessorAuthorization, key: String) async throws -> ProcessorCharge {
+        if let step = meanwhile.withLock({ step in
+            defer { step = nil }; return step
+        }) {
+            try await step()
+        }
+        return try await inner.authorize(request, key: key)
+    }
+    func capture(charge: String, amountMinor: Int64, key: String) async throws -> Int64? {
+        try await inner.capture(charge: charge, amountMinor: amountMinor, key: key)
+    }
+    func void(charge: String, key: String) async throws { try await inner.void(charge: charge, key: key) }
+    func authorizeMore(charge: String, totalMinor: Int64, key: String) async throws {
+        try await inner.authorizeMore(charge: charge, totalMinor: totalMinor, key: key)
+    }
+    func refund(charge: String, amountMinor: Int64, key: String) async throws -> String {
+        try await inner.refund(charge: charge, amountMinor: amountMinor, key: key)
+    }
+    func lookup(_ call: ProcessorCall) async throws -> ProcessorOutcome? { try await inner.lookup(call) }
+}
+
+@Suite struct StoreCreditDuringACallTests {
+    /// While the card of one order is being authorized, another order of the same customer spends the store credit
+    /// the first counted on: the first is refused (`store_credit_spent`) and its card's authorization cancelled, and
+    /// the credit is spent once.
+    @Test func creditSpentElsewhereWhileTheCardIsAskedIsNotSpentTwice() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rescind-test-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let simulator = try SimulatedProcessor(
+            databasePath: directory.appendingPathComponent("payments-processor.sqlite").path)
+        let processor = InterleavingProcessor(simulator)
+        let payments = try PaymentsService(
+            databasePath: directory.appendingPathComponent("payments.sqlite").path, processor: processor,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        var router = RPCRouter()
+        payments.register(into: &router)
+        let c = InProcessCaller(router: router, peer: .orders)
+        let customer = "cy@example.com"
+        // 500 of store credit, from a refund.
+        let earlier = UUID()
+        _ = try await c.call(
+            PaymentsMethods.authorize,
+            AuthorizeRequest(orderID: earlier, amountMinor: 500, currency: "USD", paymentMethod: "pm_card_visa"),
+            idempotencyKey: "e-a", timeout: nil)
+        _ = try await c.call(
+            PaymentsMethods.capture, PaymentRequest(orderID: earlier), idempotencyKey: "e-c", timeout: nil)
+        _ = try await c.call(
+            PaymentsMethods.refund, RefundRequest(orderID: earlier, storeCreditOf: customer), idempotencyKey: "e-r",
+            timeout: nil)
+
+        // Order B spends 400 of it while order A's card is being asked for what A's 500 of credit does not pay.
+        let other = UUID()
+        processor.meanwhile.withLock {
+            $0 = {
+                var spending = AuthorizeRequest(
+                    orderID: other, amountMinor: 400, currency: "USD", paymentMethod: "pm_card_visa")
+                spending.spendStoreCreditOf = customer
+                _ = try await c.call(PaymentsMethods.authorize, spending, idempotencyKey: "b-a", timeout: nil)
+            }
+        }
+        let order = UUID()
+        var request = AuthorizeRequest(
+            orderID: order, amountMinor: 1_000, currency: "USD", paymentMethod: "pm_card_visa")
+        request.spendStoreCreditOf = customer
+        let refused = await #expect(throws: RescindError.self) {
+            try await c.call(PaymentsMethods.authorize, request, idempotencyKey: "a-a", timeout: nil)
+        }
+        #expect(refused?.reason == "store_credit_spent")
+        #expect(try await payments.storeCredit(customer).balanceMinor == 100)
+        #expect(try await payments.payment(other).creditAppliedMinor == 400)
+        await #expect(throws: RescindError.self) { try await payments.payment(order) }
+        // A's card was asked for the 500 its credit would not pay, and that authorization is cancelled.
+        let charges = try simulator.charges().filter { $0.orderID == order.uuidString }
+        #expect(charges.map(\.status) == ["canceled"])
+        #expect(charges.map(\.amount) == [500])
     }
 }
