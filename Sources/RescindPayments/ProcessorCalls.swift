@@ -16,6 +16,9 @@ final class ProcessorCalls {
     let orderID: UUID
     private var next = 0
     private let outcomes: [String: Result<ProcessorOutcome, RescindError>]
+    /// The calls recorded for the effect, by key: a pass that asks for another call under a recorded key (another
+    /// kind, amount or charge) has read other state than the pass that made it, and must not take its outcome.
+    private let recorded: [String: ProcessorCallRecord]
     /// What the effect decided before its first call, as recorded with that call (`decide`).
     private let decided: [String: Int64]
     /// Decisions made in this pass, recorded with the call that stops it.
@@ -26,10 +29,13 @@ final class ProcessorCalls {
         self.effectKey = effectKey
         self.orderID = orderID
         var outcomes: [String: Result<ProcessorOutcome, RescindError>] = [:]
+        var recorded: [String: ProcessorCallRecord] = [:]
         for call in try ProcessorCallRecord.ofEffect(db, effectKey) {
+            recorded[call.key] = call
             if let outcome = try call.outcome() { outcomes[call.key] = outcome }
         }
         self.outcomes = outcomes
+        self.recorded = recorded
         decided = try Dictionary(
             Row.fetchAll(
                 db, sql: "SELECT name, value FROM processor_decision WHERE effect_key = ?", arguments: [effectKey]
@@ -65,6 +71,15 @@ final class ProcessorCalls {
             kind: kind, key: "\(effectKey)/\(next)", orderID: orderID, charge: charge, amountMinor: amountMinor,
             paymentMethod: paymentMethod, currency: currency)
         next += 1
+        if let earlier = recorded[call.key] {
+            guard earlier.kind == kind.rawValue, earlier.amount == amountMinor,
+                charge == nil || earlier.chargeID == charge
+            else {
+                throw RescindError.internalError(
+                    "processor call \(call.key) was made as \(earlier.kind) of \(earlier.amount); this pass asks for "
+                        + "\(kind) of \(amountMinor)")
+            }
+        }
         guard let outcome = outcomes[call.key] else { throw ProcessorCallNeeded(call: call) }
         return try outcome.get()
     }
