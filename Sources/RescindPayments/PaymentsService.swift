@@ -5,6 +5,7 @@ import RescindAPI
 import RescindStorage
 import RescindTransport
 import RescindWire
+import ServiceLifecycle
 import Synchronization
 
 /// Payments per order through the store's processor, in the Payments daemon's own database.
@@ -21,7 +22,7 @@ public final class PaymentsService: Sendable {
     let processor: any PaymentProcessor
     /// What a capture costs when the processor does not say, and what a void saved.
     let fees: FeeSchedule
-    private let logger: Logger
+    let logger: Logger
     /// A test's crash point: `payments.refund/after_commit` dies once a refund is committed, before it is
     /// answered; `payments/KIND/before_call` once a processor call of that kind is recorded, before it is made;
     /// `payments/KIND/after_call` once the processor answered, before its outcome is recorded. Nil in production.
@@ -527,5 +528,81 @@ public final class PaymentsService: Sendable {
         try PaymentEventRecord(
             orderID: record.orderID, kind: kind, amount: amount, fee: fee, at: Date(), idempotencyKey: key
         ).insert(db)
+    }
+}
+
+extension PaymentsService {
+    /// Settles authorizations whose request never came back: a call recorded `pending` longer than `age` ago, for
+    /// an order that has no payment, whose effect is not under way. Orders gives up on an authorization it cannot
+    /// get answered and undoes the placement, and its `void` finds no payment; without this the processor would
+    /// keep an authorization nobody records. Each is looked up at the processor by its key; a charge it made is
+    /// cancelled there; the call is recorded failed (`failed_precondition/authorization_abandoned`), which is what
+    /// a late repeat of the request then answers. Returns how many calls it settled.
+    /// - Throws: database errors; the processor's (the call stays pending for the next sweep).
+    @discardableResult
+    public func settleAbandonedAuthorizations(olderThan age: TimeInterval) async throws -> Int {
+        let before = Date().addingTimeInterval(-age)
+        let stale = try await database.read { db in
+            try ProcessorCallRecord.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM processor_call
+                    WHERE state = 'pending' AND kind = ? AND started_at < ?
+                        AND NOT EXISTS (SELECT 1 FROM payment WHERE payment.order_id = processor_call.order_id)
+                    """, arguments: [ProcessorCall.Kind.authorize.rawValue, before])
+        }
+        var settled = 0
+        for record in stale {
+            // The effect and a sweep never ask the processor about one call at once.
+            guard inFlight.withLock({ $0.insert(record.effectKey).inserted }) else { continue }
+            defer { _ = inFlight.withLock { $0.remove(record.effectKey) } }
+            let call = ProcessorCall(
+                kind: .authorize, key: record.key, orderID: UUID(uuidString: record.orderID) ?? UUID(),
+                amountMinor: record.amount)
+            var detail = "nothing was authorized"
+            if let done = try await processor.lookup(call), let charge = done.charge {
+                try await processor.void(charge: charge.id, key: "\(record.key)/abandoned")
+                detail = "its authorization \(charge.id) was cancelled at the processor"
+            }
+            let abandoned = RescindError.failedPrecondition(
+                "the authorization was abandoned: its request did not come back; \(detail)",
+                reason: "authorization_abandoned")
+            try await writer.write { db in try ProcessorCallRecord.finish(db, record.key, .failure(abandoned)) }
+            logger.warning(
+                "abandoned authorization settled",
+                metadata: ["order_id": "\(record.orderID)", "key": "\(record.key)", "detail": "\(detail)"])
+            settled += 1
+        }
+        return settled
+    }
+}
+
+/// Runs `settleAbandonedAuthorizations` every `interval` (a lifecycle `Service` of the Payments daemon).
+public struct AbandonedAuthorizationSweeper: Service {
+    let payments: PaymentsService
+    /// How old a pending authorization must be: longer than Orders keeps retrying one.
+    let age: TimeInterval
+    let interval: Duration
+
+    public init(payments: PaymentsService, age: TimeInterval, interval: Duration) {
+        self.payments = payments
+        self.age = age
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                try await payments.settleAbandonedAuthorizations(olderThan: age)
+            } catch {
+                payments.logger.error(
+                    "settling abandoned authorizations failed; will retry", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                return
+            }
+        }
     }
 }

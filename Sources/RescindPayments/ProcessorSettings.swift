@@ -29,17 +29,23 @@ public struct ProcessorSettings: Decodable, Sendable {
     public var simulator: SimulatedProcessor.Configuration
     public var apiBase: String
     public var secretKeyFile: String?
+    /// How long an authorization may stay pending (its request not come back) before Payments settles it:
+    /// cancels what the processor authorized and answers a late repeat `authorization_abandoned`. Longer than
+    /// Orders retries a step (900 s).
+    public var abandonAuthorizationsAfterSeconds: Double
 
     public init(kind: Kind = .simulator, simulator: SimulatedProcessor.Configuration = .init()) {
         self.kind = kind
         self.simulator = simulator
         self.apiBase = "https://api.stripe.com"
+        self.abandonAuthorizationsAfterSeconds = 900
     }
 
     enum CodingKeys: String, CodingKey {
         case kind
         case apiBase = "api_base"
         case secretKeyFile = "secret_key_file"
+        case abandonAuthorizationsAfterSeconds = "abandon_authorizations_after_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -52,6 +58,13 @@ public struct ProcessorSettings: Decodable, Sendable {
         simulator = try SimulatedProcessor.Configuration(from: decoder)
         apiBase = try c.decodeIfPresent(String.self, forKey: .apiBase) ?? "https://api.stripe.com"
         secretKeyFile = try c.decodeIfPresent(String.self, forKey: .secretKeyFile)
+        abandonAuthorizationsAfterSeconds =
+            try c.decodeIfPresent(Double.self, forKey: .abandonAuthorizationsAfterSeconds) ?? 900
+        guard abandonAuthorizationsAfterSeconds > 0 else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .abandonAuthorizationsAfterSeconds, in: c,
+                debugDescription: "processor.abandon_authorizations_after_seconds must be positive")
+        }
         guard URL(string: apiBase)?.scheme?.hasPrefix("http") == true else {
             throw DecodingError.dataCorruptedError(
                 forKey: .apiBase, in: c, debugDescription: "processor.api_base must be an http(s) URL")

@@ -42,7 +42,10 @@ struct PaymentsDaemon: AsyncParsableCommand {
         let service = try PaymentsService(
             databasePath: common.database, processor: processor, fees: processorSettings.simulator.fees,
             crashPoint: crashPoint, logger: logger)
-        try await Daemon.run(configuration: common, logger: logger) { router in
+        let age = processorSettings.abandonAuthorizationsAfterSeconds
+        let sweeper = AbandonedAuthorizationSweeper(
+            payments: service, age: age, interval: .milliseconds(Int64(min(60, max(age / 4, 0.1)) * 1000)))
+        try await Daemon.run(configuration: common, logger: logger, background: [sweeper]) { router in
             service.register(into: &router)
         }
     }

@@ -249,6 +249,35 @@ import Testing
         #expect(charge.amountCaptured == 1500)
     }
 
+    /// Orders gave up on an authorization whose answer was lost: its request never comes back. The sweep finds the
+    /// charge the processor made by the call's key and cancels it, and a late repeat answers that it was abandoned.
+    @Test func anAuthorizationNobodyAsksAgainIsCancelledAtTheProcessor() async throws {
+        let f = try ServiceFixture()
+        defer { f.stop() }
+        let c = caller(f)
+        let order = UUID()
+        let authorize = AuthorizeRequest(
+            orderID: order, amountMinor: 1500, currency: "USD", paymentMethod: "pm_card_visa")
+        try f.processor.setFaults(.init(mode: .answerLost))
+        _ = await #expect(throws: RescindError.self) {
+            try await c.call(PaymentsMethods.authorize, authorize, idempotencyKey: "a", timeout: nil)
+        }
+        try f.processor.setFaults(.init(mode: .normal))
+        // Too recent: left for its request to come back.
+        #expect(try await f.payments.settleAbandonedAuthorizations(olderThan: 3_600) == 0)
+        #expect(try f.processor.charges().map(\.status) == ["requires_capture"])
+
+        #expect(try await f.payments.settleAbandonedAuthorizations(olderThan: 0) == 1)
+        #expect(try f.processor.charges().map(\.status) == ["canceled"])
+        let late = await #expect(throws: RescindError.self) {
+            try await c.call(PaymentsMethods.authorize, authorize, idempotencyKey: "a", timeout: nil)
+        }
+        #expect(late?.reason == "authorization_abandoned")
+        #expect(late?.retryable == false)
+        await #expect(throws: RescindError.self) { try await f.payments.payment(order) }
+        #expect(try await f.payments.settleAbandonedAuthorizations(olderThan: 0) == 0)
+    }
+
     /// More on an authorized payment raises its charge; more on a captured one is a second charge, captured at
     /// once with its own fee; a refund of everything refunds both charges.
     @Test func anIncreaseAfterTheCaptureIsASecondChargeAndARefundSpansBoth() async throws {
