@@ -133,7 +133,7 @@ public final class PaymentsService: Sendable {
                             try body(db, calls)
                         })
                 } catch let needed as ProcessorCallNeeded {
-                    try calls.recordDecisions(db)
+                    try calls.recordDecisions()
                     return .call(needed.call, new: try ProcessorCallRecord.begin(db, needed.call, effectKey: key))
                 }
             }
@@ -255,11 +255,7 @@ public final class PaymentsService: Sendable {
         // A decline throws before anything is written; the idempotency store keeps it as the key's answer. When
         // store credit pays it all, the card is not charged at all.
         let charge =
-            onCard > 0
-            ? try calls.make(
-                .authorize, amountMinor: onCard, paymentMethod: paymentMethod, currency: request.currency
-            ).charge
-            : nil
+            onCard > 0 ? try calls.authorize(onCard, paymentMethod: paymentMethod, currency: request.currency) : nil
         if credit > 0, let customer = request.spendStoreCreditOf {
             // Spent in this transaction, so a refusal gives it back with everything else.
             guard var balance, balance.balance >= credit else {
@@ -291,10 +287,9 @@ public final class PaymentsService: Sendable {
         return record.api
     }
 
-    private static func addCharge(_ db: Database, _ charge: ProcessorCharge?, of record: PaymentRecord, at now: Date)
+    private static func addCharge(_ db: Database, _ charge: ProcessorCharge, of record: PaymentRecord, at now: Date)
         throws
     {
-        guard let charge else { throw RescindError.internalError("the processor answered no charge") }
         try ProcessorChargeRecord(
             id: charge.id, orderID: record.orderID, amount: charge.amountMinor, amountCaptured: 0, amountRefunded: 0,
             fee: 0, status: .authorized, createdAt: now
@@ -391,9 +386,7 @@ public final class PaymentsService: Sendable {
         let key = calls.effectKey
         let now = Date()
         let newCharge = { (amount: Int64) in
-            try calls.make(
-                .authorize, amountMinor: amount, paymentMethod: record.processorToken, currency: record.currency
-            ).charge
+            try calls.authorize(amount, paymentMethod: record.processorToken, currency: record.currency)
         }
         switch record.status {
         case .authorized:
@@ -415,9 +408,7 @@ public final class PaymentsService: Sendable {
             record.amountAuthorized += request.amountMinor
             try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
         case .captured, .partiallyRefunded, .refunded:
-            guard let authorized = try newCharge(request.amountMinor) else {
-                throw RescindError.internalError("the processor answered no charge")
-            }
+            let authorized = try newCharge(request.amountMinor)
             let said = try calls.make(.capture, charge: authorized.id, amountMinor: request.amountMinor).feeMinor
             let charge = ProcessorChargeRecord(
                 id: authorized.id, orderID: record.orderID, amount: authorized.amountMinor,

@@ -14,55 +14,71 @@ import RescindWire
 final class ProcessorCalls {
     let effectKey: String
     let orderID: UUID
+    private let db: Database
     private var next = 0
-    private let outcomes: [String: Result<ProcessorOutcome, RescindError>]
-    /// The calls recorded for the effect, by key: a pass that asks for another call under a recorded key (another
-    /// kind, amount or charge) has read other state than the pass that made it, and must not take its outcome.
-    private let recorded: [String: ProcessorCallRecord]
-    /// What the effect decided before its first call, as recorded with that call (`decide`).
-    private let decided: [String: Int64]
+    /// What was recorded for the effect, read when a pass first asks for a call or a decision (most passes never
+    /// do: a repeat answered from the idempotency store, an effect without a processor call).
+    private var loaded: Recorded?
     /// Decisions made in this pass, recorded with the call that stops it.
-    private(set) var decisions: [String: Int64] = [:]
+    private var decisions: [String: Int64] = [:]
 
-    /// Reads the outcomes and decisions recorded for an effect.
-    init(_ db: Database, effectKey: String, orderID: UUID) throws {
+    private struct Recorded {
+        /// The calls, by key: a pass that asks for another call under a recorded key (another kind, amount or
+        /// charge) has read other state than the pass that made it, and must not take its outcome.
+        var calls: [String: ProcessorCallRecord]
+        /// What the effect decided before its first call, as recorded with that call (`decide`).
+        var decided: [String: Int64]
+    }
+
+    /// The book of an effect in `db`'s current transaction.
+    init(_ db: Database, effectKey: String, orderID: UUID) {
+        self.db = db
         self.effectKey = effectKey
         self.orderID = orderID
-        var outcomes: [String: Result<ProcessorOutcome, RescindError>] = [:]
-        var recorded: [String: ProcessorCallRecord] = [:]
-        for call in try ProcessorCallRecord.ofEffect(db, effectKey) {
-            recorded[call.key] = call
-            if let outcome = try call.outcome() { outcomes[call.key] = outcome }
-        }
-        self.outcomes = outcomes
-        self.recorded = recorded
-        decided = try Dictionary(
-            Row.fetchAll(
-                db, sql: "SELECT name, value FROM processor_decision WHERE effect_key = ?", arguments: [effectKey]
-            ).map { ($0["name"], $0["value"]) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    private func recorded() throws -> Recorded {
+        if let loaded { return loaded }
+        let calls = try ProcessorCallRecord.ofEffect(db, effectKey)
+        let decided = try Row.fetchAll(
+            db, sql: "SELECT name, value FROM processor_decision WHERE effect_key = ?", arguments: [effectKey])
+        let recorded = Recorded(
+            calls: Dictionary(calls.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first }),
+            decided: Dictionary(decided.map { ($0["name"], $0["value"]) }, uniquingKeysWith: { first, _ in first }))
+        loaded = recorded
+        return recorded
     }
 
     /// A value the effect computes from what may change while its calls are made (a customer's store credit, which
     /// another order may spend): the first pass's value, recorded with its first call, so that every later pass
     /// makes the same calls for the same amounts.
-    func decide(_ name: String, _ value: @autoclosure () throws -> Int64) rethrows -> Int64 {
-        if let earlier = decided[name] { return earlier }
+    func decide(_ name: String, _ value: @autoclosure () throws -> Int64) throws -> Int64 {
+        if let earlier = try recorded().decided[name] { return earlier }
         let value = try value()
         decisions[name] = value
         return value
     }
 
     /// Records this pass's decisions (with the call that stopped it).
-    func recordDecisions(_ db: Database) throws {
-        for (name, value) in decisions where decided[name] == nil {
+    func recordDecisions() throws {
+        for (name, value) in decisions {
             try db.execute(
                 sql: "INSERT OR IGNORE INTO processor_decision (effect_key, name, value) VALUES (?, ?, ?)",
                 arguments: [effectKey, name, value])
         }
     }
 
+    /// The next call, an authorization: the charge it made.
+    /// - Throws: as `make`.
+    func authorize(_ amountMinor: Int64, paymentMethod: String, currency: String) throws -> ProcessorCharge {
+        let outcome = try make(.authorize, amountMinor: amountMinor, paymentMethod: paymentMethod, currency: currency)
+        guard let charge = outcome.charge else { throw RescindError.internalError("an authorization without charge") }
+        return charge
+    }
+
     /// The next call's outcome.
-    /// - Throws: `ProcessorCallNeeded` when it is not made yet; the processor's refusal when it refused.
+    /// - Throws: `ProcessorCallNeeded` when it is not made yet (or its outcome is not recorded); the processor's
+    ///   refusal when it refused; `internal` when a call of another kind, amount or charge was made under its key.
     func make(
         _ kind: ProcessorCall.Kind, charge: String? = nil, amountMinor: Int64, paymentMethod: String? = nil,
         currency: String? = nil
@@ -71,16 +87,15 @@ final class ProcessorCalls {
             kind: kind, key: "\(effectKey)/\(next)", orderID: orderID, charge: charge, amountMinor: amountMinor,
             paymentMethod: paymentMethod, currency: currency)
         next += 1
-        if let earlier = recorded[call.key] {
-            guard earlier.kind == kind.rawValue, earlier.amount == amountMinor,
-                charge == nil || earlier.chargeID == charge
-            else {
-                throw RescindError.internalError(
-                    "processor call \(call.key) was made as \(earlier.kind) of \(earlier.amount); this pass asks for "
-                        + "\(kind) of \(amountMinor)")
-            }
+        guard let earlier = try recorded().calls[call.key] else { throw ProcessorCallNeeded(call: call) }
+        guard earlier.kind == kind.rawValue, earlier.amount == amountMinor, charge == nil || earlier.chargeID == charge
+        else {
+            throw RescindError.internalError(
+                "processor call \(call.key) was made as \(earlier.kind) of \(earlier.amount); this pass asks for "
+                    + "\(kind) of \(amountMinor)")
         }
-        guard let outcome = outcomes[call.key] else { throw ProcessorCallNeeded(call: call) }
+        // Recorded but still pending: made, or not, before a crash or a lost answer.
+        guard let outcome = try earlier.outcome() else { throw ProcessorCallNeeded(call: call) }
         return try outcome.get()
     }
 }

@@ -34,6 +34,9 @@ public struct ProcessorSettings: Decodable, Sendable {
     /// Orders retries a step (900 s).
     public var abandonAuthorizationsAfterSeconds: Double
 
+    /// The store's fee schedule, whichever the processor.
+    public var fees: FeeSchedule { simulator.fees }
+
     public init(kind: Kind = .simulator, simulator: SimulatedProcessor.Configuration = .init()) {
         self.kind = kind
         self.simulator = simulator

@@ -203,12 +203,7 @@ public final class SimulatedProcessor: PaymentProcessor {
         let faults = try await arrive()
         let codec = WireCodec()
         let outcome = try await database.write { db -> ProcessorOutcome in
-            if faults.mode != .ignoreIdempotency,
-                let stored = try Data.fetchOne(
-                    db, sql: "SELECT outcome FROM sim_request WHERE key = ? ORDER BY id LIMIT 1", arguments: [key])
-            {
-                return try codec.decoder.decode(ProcessorOutcome.self, from: stored)
-            }
+            if faults.mode != .ignoreIdempotency, let first = try Self.firstOutcome(db, key: key) { return first }
             let outcome = try body(db)
             try db.execute(
                 sql: "INSERT INTO sim_request (key, kind, outcome, at) VALUES (?, ?, ?, ?)",
@@ -335,12 +330,15 @@ public final class SimulatedProcessor: PaymentProcessor {
 
     public func lookup(_ call: ProcessorCall) async throws -> ProcessorOutcome? {
         _ = try await arrive()
-        let codec = WireCodec()
-        return try await database.read { db in
-            try Data.fetchOne(
-                db, sql: "SELECT outcome FROM sim_request WHERE key = ? ORDER BY id LIMIT 1", arguments: [call.key]
-            ).map { try codec.decoder.decode(ProcessorOutcome.self, from: $0) }
-        }
+        return try await database.read { db in try Self.firstOutcome(db, key: call.key) }
+    }
+
+    /// What the first request under a key did.
+    private static func firstOutcome(_ db: Database, key: String) throws -> ProcessorOutcome? {
+        try Data.fetchOne(
+            db, sql: "SELECT outcome FROM sim_request WHERE key = ? ORDER BY id LIMIT 1", arguments: [key]
+        )
+        .map { try WireCodec().decoder.decode(ProcessorOutcome.self, from: $0) }
     }
 
     // MARK: What the processor holds
@@ -356,8 +354,9 @@ public final class SimulatedProcessor: PaymentProcessor {
         /// `requires_capture`, `succeeded` or `canceled`, as Stripe names a PaymentIntent's.
         public var status: String
         public var orderID: String
-        /// How many refund objects it has.
+        /// How many refund objects it has, and what they add up to (`amountRefunded`, unless its records disagree).
         public var refunds: Int
+        public var refundTotal: Int64
     }
 
     /// Every charge the processor made, oldest first: what a reconciliation compares Payments' records with.
@@ -372,7 +371,8 @@ public final class SimulatedProcessor: PaymentProcessor {
         try Row.fetchAll(
             db,
             sql: """
-                SELECT c.*, (SELECT count(*) FROM sim_refund r WHERE r.charge_id = c.id) AS refunds
+                SELECT c.*, (SELECT count(*) FROM sim_refund r WHERE r.charge_id = c.id) AS refunds,
+                    (SELECT COALESCE(SUM(amount), 0) FROM sim_refund r WHERE r.charge_id = c.id) AS refund_total
                 FROM sim_charge c ORDER BY created_at, id
                 """
         ).map(charge)
@@ -382,7 +382,8 @@ public final class SimulatedProcessor: PaymentProcessor {
         Charge(
             id: row["id"], paymentMethod: row["payment_method"], amount: row["amount"],
             amountCaptured: row["amount_captured"], amountRefunded: row["amount_refunded"], fee: row["fee"],
-            status: row["status"], orderID: row["order_id"], refunds: row["refunds"] ?? 0)
+            status: row["status"], orderID: row["order_id"], refunds: row["refunds"] ?? 0,
+            refundTotal: row["refund_total"] ?? 0)
     }
 
     private static func charge(_ db: Database, _ id: String) throws -> Charge {

@@ -292,7 +292,7 @@ public struct Storefront: Sendable {
             let error = RescindError(
                 .resourceExhausted, "too many requests; try again in \(wait) s", reason: "rate_limited", retryable: true
             )
-            var response = html ? errorPage(.tooManyRequests, error.message) : errorJSON(error)
+            var response = html ? errorPage(.tooManyRequests, error.message) : Self.errorJSON(error)
             response.headers[.retryAfter] = "\(wait)"
             return response
         }
@@ -305,11 +305,12 @@ public struct Storefront: Sendable {
                     metadata: ["error": "\(error.code.rawValue)", "reason": "\(error.reason ?? "")"])
             }
             return html
-                ? errorPage(Self.status(of: error), Self.customerMessage(error, language(request))) : errorJSON(error)
+                ? errorPage(Self.status(of: error), Self.customerMessage(error, language(request)))
+                : Self.errorJSON(error)
         } catch let error as DecodingError {
             let refused = RescindError.invalidArgument(
                 "the request body is not what this endpoint takes: \(error)", reason: "bad_body")
-            return html ? errorPage(.badRequest, refused.message) : errorJSON(refused)
+            return html ? errorPage(.badRequest, refused.message) : Self.errorJSON(refused)
         }
     }
 
@@ -378,10 +379,6 @@ public struct Storefront: Sendable {
         return Response(
             status: status ?? Self.status(of: error), headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-
-    private func errorJSON(_ error: RescindError, status: HTTPResponse.Status? = nil) -> Response {
-        Self.errorJSON(error, status: status)
     }
 
     private func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

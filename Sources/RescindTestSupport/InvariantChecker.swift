@@ -118,17 +118,7 @@ public struct InvariantChecker: Sendable {
                 try Row.fetchAll(db, sql: "SELECT * FROM processor_charge")
             )
         }
-        let processorCharges = try processor.map { url in
-            try read(url) { db in
-                try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT c.*, (SELECT count(*) FROM sim_refund r WHERE r.charge_id = c.id) AS refunds,
-                            (SELECT COALESCE(SUM(amount), 0) FROM sim_refund r WHERE r.charge_id = c.id) AS refund_total
-                        FROM sim_charge c
-                        """)
-            }
-        }
+        let processorCharges = try processor.map { url in try read(url, SimulatedProcessor.charges) }
         let (stock, ledger, held, reservations, unitsByOrder) = try read(inventory) { db in
             (
                 try Row.fetchAll(db, sql: "SELECT * FROM stock"),
@@ -217,7 +207,7 @@ public struct InvariantChecker: Sendable {
 
         // Payments' charges against the processor's, amount for amount.
         if let processorCharges {
-            let atProcessor = Dictionary(uniqueKeysWithValues: processorCharges.map { ($0["id"] as String, $0) })
+            let atProcessor = Dictionary(uniqueKeysWithValues: processorCharges.map { ($0.id, $0) })
             let status = ["authorized": "requires_capture", "captured": "succeeded", "voided": "canceled"]
             for charge in chargeRows {
                 let id: String = charge["id"]
@@ -229,26 +219,26 @@ public struct InvariantChecker: Sendable {
                     continue
                 }
                 let agrees =
-                    (charge["amount"] as Int64) == (theirs["amount"] as Int64)
-                    && (charge["amount_captured"] as Int64) == (theirs["amount_captured"] as Int64)
-                    && (charge["amount_refunded"] as Int64) == (theirs["amount_refunded"] as Int64)
-                    && (theirs["amount_refunded"] as Int64) == (theirs["refund_total"] as Int64)
-                    && (charge["fee"] as Int64) == (theirs["fee"] as Int64)
-                    && status[charge["status"] as String] == (theirs["status"] as String)
+                    (charge["amount"] as Int64) == theirs.amount
+                    && (charge["amount_captured"] as Int64) == theirs.amountCaptured
+                    && (charge["amount_refunded"] as Int64) == theirs.amountRefunded
+                    && theirs.amountRefunded == theirs.refundTotal
+                    && (charge["fee"] as Int64) == theirs.fee
+                    && status[charge["status"] as String] == theirs.status
                 if !agrees {
                     violation(
                         "processor_disagrees", "charge \(id): Payments and the processor disagree",
-                        [describe("processor_charge", charge), describe("sim_charge", theirs)])
+                        [describe("processor_charge", charge), "sim_charge: \(theirs)"])
                 }
             }
             let known = Set(chargeRows.map { $0["id"] as String })
-            for theirs in processorCharges where !known.contains(theirs["id"] as String) {
+            for theirs in processorCharges where !known.contains(theirs.id) {
                 // An authorization Payments never recorded holds the customer's money (or took it).
-                if (theirs["status"] as String) != "canceled" {
+                if theirs.status != "canceled" {
                     violation(
                         "processor_charge_unrecorded",
-                        "the processor holds charge \(theirs["id"] as String) that Payments has no record of",
-                        [describe("sim_charge", theirs)])
+                        "the processor holds charge \(theirs.id) that Payments has no record of",
+                        ["sim_charge: \(theirs)"])
                 }
             }
             let chargesByOrder = Dictionary(grouping: chargeRows) { $0["order_id"] as String }

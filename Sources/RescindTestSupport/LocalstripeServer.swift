@@ -15,7 +15,8 @@ public final class LocalstripeServer: @unchecked Sendable {
 
     /// Whether tests that need localstripe run: it is installed (`python3 -c "import localstripe"`), or
     /// `RESCIND_REQUIRE_PEERS` is set (CI), so that a missing server fails the test instead of skipping it.
-    public static var available: Bool {
+    /// Asked once per process (every suite and argument list that needs it reads it).
+    public static let available: Bool = {
         if ProcessInfo.processInfo.environment["RESCIND_REQUIRE_PEERS"] != nil { return true }
         let check = Process()
         check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -25,7 +26,7 @@ public final class LocalstripeServer: @unchecked Sendable {
         guard (try? check.run()) != nil else { return false }
         check.waitUntilExit()
         return check.terminationStatus == 0
-    }
+    }()
 
     /// Binds and listens before it prints the port, so a request sent as soon as the port is read waits in the
     /// backlog until the application serves it.

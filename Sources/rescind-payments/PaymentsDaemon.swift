@@ -40,7 +40,7 @@ struct PaymentsDaemon: AsyncParsableCommand {
         }
         logger.info("processor", metadata: ["kind": "\(processorSettings.kind)"])
         let service = try PaymentsService(
-            databasePath: common.database, processor: processor, fees: processorSettings.simulator.fees,
+            databasePath: common.database, processor: processor, fees: processorSettings.fees,
             crashPoint: crashPoint, logger: logger)
         let age = processorSettings.abandonAuthorizationsAfterSeconds
         let sweeper = AbandonedAuthorizationSweeper(

@@ -76,7 +76,7 @@ public enum CBORChecks {
     public static func checkDecodingError<T>(_ error: any Error, decoding type: T.Type) {
         if let refusal = error as? RescindError {
             Invariant.check(
-                refusal.code == .invalidArgument && refusal.reason == "card_number_refused" && !refusal.retryable,
+                isOwnRefusal(refusal),
                 "decoding \(T.self) threw a RescindError that is not the card number's refusal: \(refusal)")
             checkRoundTrip(refusal, .equalValue)
             return
@@ -89,6 +89,11 @@ public enum CBORChecks {
         }
         let wireError = RescindError(.malformed, "cannot read the body: \(cborError)", reason: "bad_body")
         checkRoundTrip(wireError, .equalValue)
+    }
+
+    /// The one refusal a request type throws of its own while decoding: a card number instead of a payment method.
+    public static func isOwnRefusal(_ error: RescindError) -> Bool {
+        error.code == .invalidArgument && error.reason == "card_number_refused" && !error.retryable
     }
 
     /// Re-encodes a decoded value and checks the encoding is stable (and, if asked, the value).

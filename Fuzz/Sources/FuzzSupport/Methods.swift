@@ -23,10 +23,8 @@ public struct MethodEntry: Sendable {
             do {
                 request = try WireCodec().decodeRequest(Request.self, from: payload)
             } catch let error as RescindError {
-                // `bad_body`, or a request type's own refusal of a card number.
                 Invariant.check(
-                    error.code == .invalidArgument
-                        && (error.reason == "bad_body" || error.reason == "card_number_refused"),
+                    (error.code == .invalidArgument && error.reason == "bad_body") || CBORChecks.isOwnRefusal(error),
                     "decodeRequest(\(Request.self)) threw an unexpected RescindError: \(error)"
                 )
                 CBORChecks.checkRoundTrip(error, .equalValue)
