@@ -123,7 +123,7 @@ public struct ChaosRun: Sendable {
             try await Self.healEverything(h)
             var left = 0
             do {
-                try await h.waitUntilQuiet(timeout: configuration.quietTimeout)
+                try await Self.waitUntilSettled(h, timeout: configuration.quietTimeout)
             } catch {
                 left = try await Self.openSagas(h)
             }
@@ -139,6 +139,18 @@ public struct ChaosRun: Sendable {
             await h.stop(removeFiles: false)
             throw error
         }
+    }
+
+    /// Every saga ended, and every open order's capture timer has fired: a timer that fires after the sagas went
+    /// quiet (the window is 0.3 s) starts a capture saga the check would find running. Waits until a second past
+    /// the last timer still to come (the scheduler polls every 0.1 s), then for the sagas it started.
+    static func waitUntilSettled(_ h: RescindHarness, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        try await h.waitUntilQuiet(timeout: timeout)
+        let open = try await h.orders.call(OrdersMethods.list, ListOrdersRequest(status: .open, limit: 1_000))
+        guard let last = open.orders.compactMap(\.captureDueAt).max(), last.timeIntervalSinceNow > -1 else { return }
+        try await Task.sleep(for: .seconds(last.timeIntervalSinceNow + 1))
+        try await h.waitUntilQuiet(timeout: max(deadline - ContinuousClock.now, .seconds(1)))
     }
 
     static let skus = ["MUG", "TEE", "POSTER", "CAP"]
