@@ -102,8 +102,11 @@ let package = Package(
             dependencies: [
                 "RescindAPI", "RescindCBOR", "RescindStorage", "RescindTransport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -186,6 +189,7 @@ let package = Package(
                 "RescindPayments", "RescindDaemon", "RescindTransport", "RescindAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -281,9 +285,12 @@ let package = Package(
         .testTarget(
             name: "RescindIntegrationTests",
             dependencies: [
-                "RescindTestSupport", "RescindAPI", "RescindStorage", "RescindPayments",
+                "RescindTestSupport", "RescindAPI", "RescindStorage", "RescindPayments", "RescindSuite", "RescindPKI",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -49,9 +49,12 @@ public struct HealthStatus: Codable, Sendable, Hashable {
     public var uptimeSeconds: Int64
     /// Sagas that need attention, on a daemon that runs sagas (Orders); absent elsewhere.
     public var sagas: SagaHealth?
+    /// The processor's events waiting for a person, on Payments; absent elsewhere.
+    public var processorEvents: ProcessorEventHealth?
 
     public init(
-        service: String, status: String, version: String, pid: Int32, uptimeSeconds: Int64, sagas: SagaHealth? = nil
+        service: String, status: String, version: String, pid: Int32, uptimeSeconds: Int64, sagas: SagaHealth? = nil,
+        processorEvents: ProcessorEventHealth? = nil
     ) {
         self.service = service
         self.status = status
@@ -59,11 +62,13 @@ public struct HealthStatus: Codable, Sendable, Hashable {
         self.pid = pid
         self.uptimeSeconds = uptimeSeconds
         self.sagas = sagas
+        self.processorEvents = processorEvents
     }
 
     enum CodingKeys: String, CodingKey {
         case service, status, version, pid, sagas
         case uptimeSeconds = "uptime_seconds"
+        case processorEvents = "processor_events"
     }
 }
 

@@ -268,6 +268,9 @@ public struct Payment: Codable, Sendable, Hashable {
     public var cardFingerprint: String?
     /// The issuer's check of the billing address (AVS), when it failed: `fail`.
     public var addressCheck: String?
+    /// What the processor told Payments about this payment on its own (webhooks), oldest first; only in
+    /// `payments.get`'s answer, absent when there is none.
+    public var processorEvents: [ProcessorEvent]?
 
     public init(
         orderID: UUID, status: Status, currency: String, amountAuthorized: Int64, amountCaptured: Int64,
@@ -307,6 +310,7 @@ public struct Payment: Codable, Sendable, Hashable {
         case riskSignal = "risk_signal"
         case cardFingerprint = "card_fingerprint"
         case addressCheck = "address_check"
+        case processorEvents = "processor_events"
     }
 }
 
@@ -372,5 +376,200 @@ public struct RefundResult: Codable, Sendable, Hashable {
         case payment
         case refundedMinor = "refunded"
         case feeKeptMinor = "fee_kept"
+    }
+}
+
+extension PaymentsMethods {
+    /// The processor's events a person must act on and has not resolved yet (a refund that failed after it was
+    /// accepted, a dispute, money moved outside Rescind), oldest first; with `all`, every event received.
+    public static let events = Method<ProcessorEventsRequest, ProcessorEventList>(
+        "payments.events", callers: [.operator])
+    /// Records that a person dealt with an event: who (the caller), when, and a note. Resolving one twice
+    /// answers the first resolution.
+    public static let resolveEvent = Method<ResolveEventRequest, ProcessorEvent>(
+        "payments.resolve_event", callers: [.operator])
+    /// Compares Payments' charges (created since a time) with the processor's objects and lists every difference.
+    public static let reconcile = Method<ReconcileRequest, ReconcileReport>(
+        "payments.reconcile", callers: [.operator])
+}
+
+/// Something the processor told Payments on its own (a webhook), as Payments applied it.
+public struct ProcessorEvent: Codable, Sendable, Hashable {
+    /// What the event means for Rescind's records.
+    public struct Kind: ExtensibleValue {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// A refund Payments recorded failed later at the processor: the customer did not get the money.
+        public static let refundFailed = Kind("refund_failed")
+        /// The customer disputed a charge with their bank (a chargeback); evidence is due.
+        public static let disputeOpened = Kind("dispute_opened")
+        /// A dispute ended: `detail` says won or lost.
+        public static let disputeClosed = Kind("dispute_closed")
+        /// A charge was captured at the processor while Payments holds it authorized (the dashboard, another tool).
+        public static let capturedOutside = Kind("captured_outside")
+        /// A charge was cancelled at the processor while Payments holds it authorized or captured.
+        public static let cancelledOutside = Kind("cancelled_outside")
+        /// A charge made under Rescind's key or for one of its orders that Payments has no record of.
+        public static let unknownCharge = Kind("unknown_charge")
+        /// What Payments did, confirmed by the processor.
+        public static let confirmed = Kind("confirmed")
+        /// An event of a kind, or about an object, that Rescind does not act on.
+        public static let ignored = Kind("ignored")
+
+        public static let known: [Kind] = [
+            .refundFailed, .disputeOpened, .disputeClosed, .capturedOutside, .cancelledOutside, .unknownCharge,
+            .confirmed, .ignored,
+        ]
+    }
+
+    /// The processor's id of the event (`evt_...`): each is applied once.
+    public var id: String
+    /// The processor's name for it (`charge.dispute.created`, ...).
+    public var type: String
+    public var kind: Kind
+    public var orderID: UUID?
+    /// The processor's charge (`pi_...`) it is about.
+    public var charge: String?
+    public var amountMinor: Int64?
+    /// What a person reads: the refund's failure reason, the dispute's reason or outcome.
+    public var detail: String?
+    /// When the processor says it happened.
+    public var occurredAt: Date
+    public var receivedAt: Date
+    /// Whether a person must act on it.
+    public var needsAttention: Bool
+    public var resolvedAt: Date?
+    public var resolvedBy: String?
+    public var resolution: String?
+
+    public init(
+        id: String, type: String, kind: Kind, orderID: UUID? = nil, charge: String? = nil, amountMinor: Int64? = nil,
+        detail: String? = nil, occurredAt: Date, receivedAt: Date, needsAttention: Bool, resolvedAt: Date? = nil,
+        resolvedBy: String? = nil, resolution: String? = nil
+    ) {
+        self.id = id
+        self.type = type
+        self.kind = kind
+        self.orderID = orderID
+        self.charge = charge
+        self.amountMinor = amountMinor
+        self.detail = detail
+        self.occurredAt = occurredAt
+        self.receivedAt = receivedAt
+        self.needsAttention = needsAttention
+        self.resolvedAt = resolvedAt
+        self.resolvedBy = resolvedBy
+        self.resolution = resolution
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, type, kind, charge, detail, resolution
+        case orderID = "order_id"
+        case amountMinor = "amount"
+        case occurredAt = "occurred_at"
+        case receivedAt = "received_at"
+        case needsAttention = "needs_attention"
+        case resolvedAt = "resolved_at"
+        case resolvedBy = "resolved_by"
+    }
+}
+
+public struct ProcessorEventsRequest: Codable, Sendable, Hashable {
+    /// Every event received, not only those waiting for a person.
+    public var all: Bool?
+    public var orderID: UUID?
+    public var limit: Int?
+
+    public init(all: Bool? = nil, orderID: UUID? = nil, limit: Int? = nil) {
+        self.all = all
+        self.orderID = orderID
+        self.limit = limit
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case all, limit
+        case orderID = "order_id"
+    }
+}
+
+public struct ProcessorEventList: Codable, Sendable, Hashable {
+    public var events: [ProcessorEvent]
+    public init(events: [ProcessorEvent]) { self.events = events }
+}
+
+public struct ResolveEventRequest: Codable, Sendable, Hashable {
+    public var eventID: String
+    /// What the person did (at most 500 characters).
+    public var note: String
+
+    public init(eventID: String, note: String) {
+        self.eventID = eventID
+        self.note = note
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case note
+        case eventID = "event_id"
+    }
+}
+
+/// Payments' processor events in `health`.
+public struct ProcessorEventHealth: Codable, Sendable, Hashable {
+    /// Events a person must act on and has not resolved (`rescindctl payments attention`).
+    public var needsAttention: Int
+    /// Events received in all.
+    public var received: Int
+
+    public init(needsAttention: Int, received: Int) {
+        self.needsAttention = needsAttention
+        self.received = received
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case received
+        case needsAttention = "needs_attention"
+    }
+}
+
+public struct ReconcileRequest: Codable, Sendable, Hashable {
+    /// Only charges created at or after this time (absent: all).
+    public var since: Date?
+    public init(since: Date? = nil) { self.since = since }
+}
+
+/// What `payments.reconcile` found.
+public struct ReconcileReport: Codable, Sendable, Hashable {
+    /// One way Payments' records and the processor's objects disagree.
+    public struct Difference: Codable, Sendable, Hashable {
+        public var orderID: UUID?
+        public var charge: String
+        /// `status`, `amount`, `captured`, `refunded`, `missing_at_processor`, `unrecorded`.
+        public var field: String
+        /// What Payments holds, and what the processor holds (absent where one holds nothing).
+        public var rescind: String?
+        public var processor: String?
+
+        public init(orderID: UUID?, charge: String, field: String, rescind: String?, processor: String?) {
+            self.orderID = orderID
+            self.charge = charge
+            self.field = field
+            self.rescind = rescind
+            self.processor = processor
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case charge, field, rescind, processor
+            case orderID = "order_id"
+        }
+    }
+
+    /// How many of Payments' charges were compared.
+    public var checked: Int
+    public var differences: [Difference]
+
+    public init(checked: Int, differences: [Difference]) {
+        self.checked = checked
+        self.differences = differences
     }
 }

@@ -24,13 +24,13 @@ public enum Daemon {
     /// Binds the server and runs until a shutdown signal.
     /// - Parameters:
     ///   - background: services that run beside the server (a saga runner); started before it, stopped after it.
-    ///   - sagaHealth: what `health` says of the daemon's sagas, for a daemon that runs them.
+    ///   - health: what the daemon adds to `health` (Orders its sagas, Payments the processor's events).
     /// - Throws: `TransportError` if the server cannot start.
     public static func run(
         configuration: DaemonConfiguration,
         logger: Logger,
         background: [any Service] = [],
-        sagaHealth: (@Sendable () async throws -> SagaHealth)? = nil,
+        health: (@Sendable (inout HealthStatus) async throws -> Void)? = nil,
         register: (inout RPCRouter) -> Void
     ) async throws {
         let started = ContinuousClock.now
@@ -39,10 +39,11 @@ public enum Daemon {
         var router = RPCRouter()
         register(&router)
         router.register(CommonMethods.health) { _, _ in
-            HealthStatus(
+            var status = HealthStatus(
                 service: service, status: "serving", version: rescindVersion, pid: getpid(),
-                uptimeSeconds: (ContinuousClock.now - started).components.seconds, sagas: try await sagaHealth?()
-            )
+                uptimeSeconds: (ContinuousClock.now - started).components.seconds)
+            try await health?(&status)
+            return status
         }
         let server = try await RPCServer.bind(
             configuration: configuration.listen,

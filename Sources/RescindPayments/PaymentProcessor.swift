@@ -28,6 +28,50 @@ public protocol PaymentProcessor: Sendable {
     func refund(charge: String, amountMinor: Int64, key: String) async throws -> String
     /// What the processor did under a call's key: its outcome, or `nil` when it did nothing.
     func lookup(_ call: ProcessorCall) async throws -> ProcessorOutcome?
+    /// The charges made for Rescind's orders (by Rescind's key in their metadata) created at or after `since`
+    /// (`nil`: all), declined ones left out: what a reconciliation compares Payments' records with.
+    func charges(since: Date?) async throws -> [ProcessorChargeState]
+    /// One charge as the processor holds it now, or `nil` if it has none by that id.
+    func charge(_ id: String) async throws -> ProcessorChargeState?
+}
+
+/// A charge as the processor holds it, in Payments' terms.
+public struct ProcessorChargeState: Sendable, Hashable {
+    public var id: String
+    /// The order its metadata names.
+    public var orderID: UUID?
+    /// The key it was authorized under.
+    public var key: String?
+    /// `authorized`, `captured` or `voided`; another processor status as the processor names it.
+    public var status: String
+    public var amountMinor: Int64
+    public var capturedMinor: Int64
+    public var refundedMinor: Int64
+    public var createdAt: Date
+
+    public init(
+        id: String, orderID: UUID?, key: String?, status: String, amountMinor: Int64, capturedMinor: Int64,
+        refundedMinor: Int64, createdAt: Date
+    ) {
+        self.id = id
+        self.orderID = orderID
+        self.key = key
+        self.status = status
+        self.amountMinor = amountMinor
+        self.capturedMinor = capturedMinor
+        self.refundedMinor = refundedMinor
+        self.createdAt = createdAt
+    }
+
+    /// Payments' name for a Stripe PaymentIntent status (the simulator keeps Stripe's names too).
+    public static func status(ofIntent status: String) -> String {
+        switch status {
+        case "requires_capture": "authorized"
+        case "succeeded": "captured"
+        case "canceled": "voided"
+        default: status
+        }
+    }
 }
 
 /// What an authorization asks for.

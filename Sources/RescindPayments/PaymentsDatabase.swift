@@ -156,6 +156,30 @@ enum PaymentsDatabase {
                 t.primaryKey(["effect_key", "name"])
             }
         }
+        // What the processor tells Payments on its own (webhooks): each event once, by the processor's id, with
+        // whether a person must act on it and who did.
+        migrator.registerMigration("payments-v6-processor-events") { db in
+            try db.create(table: "processor_event") { t in
+                t.primaryKey("id", .text)
+                t.column("type", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("order_id", .text).indexed()
+                t.column("charge_id", .text)
+                t.column("amount", .integer)
+                t.column("detail", .text)
+                t.column("occurred_at", .datetime).notNull()
+                t.column("received_at", .datetime).notNull()
+                t.column("needs_attention", .boolean).notNull()
+                t.column("resolved_at", .datetime)
+                t.column("resolved_by", .text)
+                t.column("resolution", .text)
+                t.check(sql: "(resolved_at IS NULL) = (resolved_by IS NULL)")
+                t.check(sql: "resolved_at IS NULL OR needs_attention")
+            }
+            try db.create(
+                index: "processor_event_attention", on: "processor_event", columns: ["received_at"],
+                condition: Column("needs_attention") == true && Column("resolved_at") == nil)
+        }
         return migrator
     }
 }

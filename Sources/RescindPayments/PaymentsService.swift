@@ -89,6 +89,14 @@ public final class PaymentsService: Sendable {
             return result
         }
         router.register(PaymentsMethods.get) { request, _ in try await self.payment(request.orderID) }
+        router.register(PaymentsMethods.events) { request, _ in try await self.events(request) }
+        router.register(PaymentsMethods.resolveEvent) { request, context in
+            let event = try await self.resolveEvent(request, by: context.peer.rawValue)
+            context.logger.info(
+                "processor event resolved", metadata: ["event": "\(event.id)", "by": "\(context.peer.rawValue)"])
+            return event
+        }
+        router.register(PaymentsMethods.reconcile) { request, _ in try await self.reconcile(since: request.since) }
         router.register(PaymentsMethods.storeCredit) { request, _ in try await self.storeCredit(request.customer) }
     }
 
@@ -126,7 +134,7 @@ public final class PaymentsService: Sendable {
             let finished = made
             let pass = try await writer.write { db -> Pass<Response> in
                 if let finished { try ProcessorCallRecord.finish(db, finished.key, finished.outcome) }
-                let calls = try ProcessorCalls(db, effectKey: key, orderID: orderID)
+                let calls = ProcessorCalls(db, effectKey: key, orderID: orderID)
                 do {
                     return .answered(
                         try IdempotencyStore.perform(db, key: key, method: method, request: request) { db in
@@ -205,8 +213,14 @@ public final class PaymentsService: Sendable {
         }
     }
 
+    /// An order's payment, with the processor's events about it.
     public func payment(_ orderID: UUID) async throws -> Payment {
-        try await database.read { db in try Self.load(db, orderID).api }
+        try await database.read { db in
+            var payment = try Self.load(db, orderID).api
+            let events = try Self.events(db, of: orderID)
+            payment.processorEvents = events.isEmpty ? nil : events
+            return payment
+        }
     }
 
     static func load(_ db: Database, _ orderID: UUID) throws -> PaymentRecord {

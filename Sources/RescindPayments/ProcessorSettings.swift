@@ -33,6 +33,8 @@ public struct ProcessorSettings: Decodable, Sendable {
     /// cancels what the processor authorized and answers a late repeat `authorization_abandoned`. Longer than
     /// Orders retries a step (900 s).
     public var abandonAuthorizationsAfterSeconds: Double
+    /// Where the processor's events come in (absent: Payments takes none).
+    public var webhooks: ProcessorWebhookSettings?
 
     /// The store's fee schedule, whichever the processor.
     public var fees: FeeSchedule { simulator.fees }
@@ -49,6 +51,7 @@ public struct ProcessorSettings: Decodable, Sendable {
         case apiBase = "api_base"
         case secretKeyFile = "secret_key_file"
         case abandonAuthorizationsAfterSeconds = "abandon_authorizations_after_seconds"
+        case webhooks
     }
 
     public init(from decoder: any Decoder) throws {
@@ -61,6 +64,7 @@ public struct ProcessorSettings: Decodable, Sendable {
         simulator = try SimulatedProcessor.Configuration(from: decoder)
         apiBase = try c.decodeIfPresent(String.self, forKey: .apiBase) ?? "https://api.stripe.com"
         secretKeyFile = try c.decodeIfPresent(String.self, forKey: .secretKeyFile)
+        webhooks = try c.decodeIfPresent(ProcessorWebhookSettings.self, forKey: .webhooks)
         abandonAuthorizationsAfterSeconds =
             try c.decodeIfPresent(Double.self, forKey: .abandonAuthorizationsAfterSeconds) ?? 900
         guard abandonAuthorizationsAfterSeconds > 0 else {

@@ -341,6 +341,16 @@ public final class SimulatedProcessor: PaymentProcessor {
         .map { try WireCodec().decoder.decode(ProcessorOutcome.self, from: $0) }
     }
 
+    public func charges(since: Date?) async throws -> [ProcessorChargeState] {
+        try await database.read { db in
+            try Self.charges(db).filter { since == nil || $0.createdAt >= since! }.map(\.state)
+        }
+    }
+
+    public func charge(_ id: String) async throws -> ProcessorChargeState? {
+        try await database.read { db in try Self.chargeRows(db, id: id).first?.state }
+    }
+
     // MARK: What the processor holds
 
     /// A charge as the processor keeps it.
@@ -357,6 +367,13 @@ public final class SimulatedProcessor: PaymentProcessor {
         /// How many refund objects it has, and what they add up to (`amountRefunded`, unless its records disagree).
         public var refunds: Int
         public var refundTotal: Int64
+        public var createdAt: Date
+
+        var state: ProcessorChargeState {
+            ProcessorChargeState(
+                id: id, orderID: UUID(uuidString: orderID), key: nil, status: ProcessorChargeState.status(ofIntent: status),
+                amountMinor: amount, capturedMinor: amountCaptured, refundedMinor: refundTotal, createdAt: createdAt)
+        }
     }
 
     /// Every charge the processor made, oldest first: what a reconciliation compares Payments' records with.
@@ -368,13 +385,17 @@ public final class SimulatedProcessor: PaymentProcessor {
     /// Every charge in a simulator's database, oldest first (for a reader of the file, such as a test's).
     /// - Throws: database errors.
     public static func charges(_ db: Database) throws -> [Charge] {
+        try chargeRows(db, id: nil)
+    }
+
+    private static func chargeRows(_ db: Database, id: String?) throws -> [Charge] {
         try Row.fetchAll(
             db,
             sql: """
                 SELECT c.*, (SELECT count(*) FROM sim_refund r WHERE r.charge_id = c.id) AS refunds,
                     (SELECT COALESCE(SUM(amount), 0) FROM sim_refund r WHERE r.charge_id = c.id) AS refund_total
-                FROM sim_charge c ORDER BY created_at, id
-                """
+                FROM sim_charge c WHERE ? IS NULL OR c.id = ? ORDER BY created_at, id
+                """, arguments: [id, id]
         ).map(charge)
     }
 
@@ -383,7 +404,7 @@ public final class SimulatedProcessor: PaymentProcessor {
             id: row["id"], paymentMethod: row["payment_method"], amount: row["amount"],
             amountCaptured: row["amount_captured"], amountRefunded: row["amount_refunded"], fee: row["fee"],
             status: row["status"], orderID: row["order_id"], refunds: row["refunds"] ?? 0,
-            refundTotal: row["refund_total"] ?? 0)
+            refundTotal: row["refund_total"] ?? 0, createdAt: row["created_at"])
     }
 
     private static func charge(_ db: Database, _ id: String) throws -> Charge {

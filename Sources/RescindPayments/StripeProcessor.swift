@@ -126,6 +126,29 @@ public struct StripeProcessor: PaymentProcessor {
         }
     }
 
+    public func charges(since: Date?) async throws -> [ProcessorChargeState] {
+        var states: [ProcessorChargeState] = []
+        var after: String?
+        while true {
+            var path = "/v1/payment_intents?limit=100&expand[]=data.latest_charge.refunds"
+            if let since { path += "&created[gte]=\(Int64(since.timeIntervalSince1970))" }
+            if let after { path += "&starting_after=\(after)" }
+            let page: Page<PaymentIntent> = try await get(path)
+            states += page.data.filter { $0.metadata?["rescind_key"] != nil }.compactMap(\.state)
+            guard page.hasMore, let last = page.data.last else { return states }
+            after = last.id
+        }
+    }
+
+    public func charge(_ id: String) async throws -> ProcessorChargeState? {
+        do {
+            let intent: PaymentIntent = try await get("/v1/payment_intents/\(id)?expand[]=latest_charge.refunds")
+            return intent.state
+        } catch let error as RescindError where error.code == .notFound {
+            return nil
+        }
+    }
+
     // MARK: What Stripe answers
 
     struct Page<Item: Decodable>: Decodable {
@@ -141,14 +164,18 @@ public struct StripeProcessor: PaymentProcessor {
     struct PaymentIntent: Decodable {
         var id: String
         var amount: Int64
+        /// What was captured; Stripe says it, localstripe does not.
+        var amountReceived: Int64?
         var status: String
+        var created: Int64?
         var paymentMethod: String?
         var metadata: [String: String]?
         /// Present when the request expanded it.
         var latestCharge: Charge?
 
         enum CodingKeys: String, CodingKey {
-            case id, amount, status, metadata
+            case id, amount, status, metadata, created
+            case amountReceived = "amount_received"
             case paymentMethod = "payment_method"
             case latestCharge = "latest_charge"
         }
@@ -157,10 +184,41 @@ public struct StripeProcessor: PaymentProcessor {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             id = try c.decode(String.self, forKey: .id)
             amount = try c.decode(Int64.self, forKey: .amount)
+            amountReceived = try? c.decodeIfPresent(Int64.self, forKey: .amountReceived)
             status = try c.decode(String.self, forKey: .status)
+            created = try? c.decodeIfPresent(Int64.self, forKey: .created)
             paymentMethod = try? c.decodeIfPresent(String.self, forKey: .paymentMethod)
             metadata = try? c.decodeIfPresent([String: String].self, forKey: .metadata)
             latestCharge = try? c.decodeIfPresent(Charge.self, forKey: .latestCharge)
+        }
+
+        /// The intent in Payments' terms; `nil` for one that never held money (declined, never confirmed).
+        ///
+        /// Stripe says what was captured (`amount_received`) and what was refunded (the charge's
+        /// `amount_refunded`). A server that does not say the first (localstripe) records a partial capture's
+        /// remainder as a refund without Rescind's key: there, such refunds are what was released, and the
+        /// refunds with Rescind's key what was refunded.
+        var state: ProcessorChargeState? {
+            let status = ProcessorChargeState.status(ofIntent: status)
+            guard ["authorized", "captured", "voided"].contains(status) else { return nil }
+            let refunds = (latestCharge?.refunds?.data ?? []).filter { $0.status != "failed" && $0.status != "canceled" }
+            let keyed = refunds.filter { $0.metadata?["rescind_key"] != nil }.reduce(0) { $0 + ($1.amount ?? 0) }
+            let unkeyed = refunds.filter { $0.metadata?["rescind_key"] == nil }.reduce(0) { $0 + ($1.amount ?? 0) }
+            var captured: Int64 = 0
+            var refunded: Int64 = 0
+            if status == "captured" {
+                if let amountReceived {
+                    captured = amountReceived
+                    refunded = latestCharge?.amountRefunded ?? keyed + unkeyed
+                } else {
+                    captured = (latestCharge?.amount ?? amount) - unkeyed
+                    refunded = keyed
+                }
+            }
+            return ProcessorChargeState(
+                id: id, orderID: metadata?["order_id"].flatMap(UUID.init(uuidString:)), key: metadata?["rescind_key"],
+                status: status, amountMinor: amount, capturedMinor: captured, refundedMinor: refunded,
+                createdAt: Date(timeIntervalSince1970: TimeInterval(created ?? 0)))
         }
     }
 
@@ -193,11 +251,16 @@ public struct StripeProcessor: PaymentProcessor {
         var outcome: Outcome?
         /// Present when the request expanded it.
         var balanceTransaction: BalanceTransaction?
+        var amount: Int64?
+        var amountRefunded: Int64?
+        /// Present when the request expanded it (Stripe), or always (localstripe).
+        var refunds: Page<Refund>?
 
         enum CodingKeys: String, CodingKey {
-            case outcome
+            case outcome, amount, refunds
             case details = "payment_method_details"
             case balanceTransaction = "balance_transaction"
+            case amountRefunded = "amount_refunded"
         }
 
         init(from decoder: any Decoder) throws {
@@ -205,6 +268,9 @@ public struct StripeProcessor: PaymentProcessor {
             details = try? c.decodeIfPresent(Details.self, forKey: .details)
             outcome = try? c.decodeIfPresent(Outcome.self, forKey: .outcome)
             balanceTransaction = try? c.decodeIfPresent(BalanceTransaction.self, forKey: .balanceTransaction)
+            amount = try? c.decodeIfPresent(Int64.self, forKey: .amount)
+            amountRefunded = try? c.decodeIfPresent(Int64.self, forKey: .amountRefunded)
+            refunds = try? c.decodeIfPresent(Page<Refund>.self, forKey: .refunds)
         }
     }
 
@@ -215,6 +281,7 @@ public struct StripeProcessor: PaymentProcessor {
     struct Refund: Decodable {
         var id: String
         var status: String?
+        var amount: Int64?
         var metadata: [String: String]?
     }
 

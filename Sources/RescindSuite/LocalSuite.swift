@@ -201,12 +201,52 @@ public struct LocalSuite: Sendable {
     /// is read by Payments from `secretKeyFile`, or from `RESCIND_STRIPE_SECRET_KEY` in its environment; it is never
     /// written to the configuration nor to `suite.json`.
     /// - Throws: `SuiteError` if the configuration cannot be changed.
-    public func useStripe(apiBase: String, secretKeyFile: String?) throws {
+    ///
+    /// Payments also takes Stripe's events on an HTTPS endpoint of its own (its certificate of the suite's PKI):
+    /// `webhookSecretFile` holds the endpoint's signing secret (Stripe's `whsec_...`); without one, the suite makes
+    /// one (`config/stripe-webhook-secret`), for a server such as localstripe that is told the secret.
+    /// - Returns: where the events go and the secret's file.
+    /// - Throws: `SuiteError` if the configuration cannot be changed.
+    @discardableResult
+    public func useStripe(apiBase: String, secretKeyFile: String?, webhookSecretFile: String? = nil) throws
+        -> StripeWebhook
+    {
+        var secretFile = webhookSecretFile
+        if secretFile == nil {
+            let file = layout.directory.appendingPathComponent("config/stripe-webhook-secret")
+            if !FileManager.default.fileExists(atPath: file.path) {
+                do {
+                    var generator = SystemRandomNumberGenerator()
+                    let random = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }
+                    try Data("whsec_\(random.joined())\n".utf8).write(to: file, options: .atomic)
+                    chmod(file.path, 0o600)
+                } catch {
+                    throw SuiteError("cannot write \(file.path): \(error)")
+                }
+            }
+            secretFile = file.path
+        }
+        let port = try DaemonProcess.freePort()
         var processor: [String: Any] = [
             "kind": "stripe", "api_base": apiBase, "fee_basis_points": 290, "fixed_fee": 30,
+            "webhooks": [
+                "listen": ["host": "127.0.0.1", "port": port], "signing_secret_file": secretFile ?? "",
+            ] as [String: Any],
         ]
         processor["secret_key_file"] = secretKeyFile
         try patchConfiguration(.payments, ["processor": processor])
+        return StripeWebhook(url: "https://127.0.0.1:\(port)/webhooks/stripe", secretFile: secretFile ?? "")
+    }
+
+    /// Where Payments takes the processor's events.
+    public struct StripeWebhook: Codable, Sendable {
+        public var url: String
+        public var secretFile: String
+
+        enum CodingKeys: String, CodingKey {
+            case url
+            case secretFile = "secret_file"
+        }
     }
 
     /// Changes keys of Orders' `store` section, keeping the others (the storefront's address, say).

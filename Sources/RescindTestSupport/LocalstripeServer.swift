@@ -43,11 +43,18 @@ public final class LocalstripeServer: @unchecked Sendable {
         """
 
     /// Starts a server (its store empty: localstripe keeps one in `/tmp/localstripe.pickle` only when told to).
+    /// - Parameter trusting: a CA certificate (PEM) the server trusts when it sends webhooks over HTTPS (read when
+    ///   it starts, so it must exist by then).
     /// - Throws: if python3 or localstripe is missing, or the server does not say its port within 30 s.
-    public init() throws {
+    public init(trusting caCertificate: String? = nil) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", Self.script]
+        if let caCertificate {
+            var environment = ProcessInfo.processInfo.environment
+            environment["SSL_CERT_FILE"] = caCertificate
+            process.environment = environment
+        }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -123,17 +130,46 @@ public final class LocalstripeServer: @unchecked Sendable {
             metadata: object["metadata"] as? [String: String] ?? [:])
     }
 
+    /// Tells the server to send its events to `url`, signed with `secret` (localstripe's `/_config/webhooks`).
+    /// - Throws: as `post`.
+    public func sendEvents(to url: String, secret: String) async throws {
+        _ = try await post("/_config/webhooks/rescind", [("url", url), ("secret", secret)])
+    }
+
+    /// A POST of Stripe's API on this server (a test acting on the processor outside Rescind, as the store's
+    /// dashboard would), decoded as JSON.
+    /// - Throws: transport errors, or a status other than 2xx.
+    @discardableResult
+    public func post(_ path: String, _ form: [(String, String)] = []) async throws -> [String: Any] {
+        var request = HTTPClientRequest(url: apiBase + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        let body = form.map {
+            "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.0)="
+                + "\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.1)"
+        }.joined(separator: "&")
+        request.body = .bytes(ByteBuffer(string: body))
+        return try await send(request, path)
+    }
+
     /// A GET of Stripe's API on this server, decoded as JSON (a test reading what the processor holds).
     /// - Throws: transport errors, or a status other than 200.
     public func get(_ path: String) async throws -> [String: Any] {
-        var request = HTTPClientRequest(url: apiBase + path)
+        try await send(HTTPClientRequest(url: apiBase + path), path)
+    }
+
+    private func send(_ request: HTTPClientRequest, _ path: String) async throws -> [String: Any] {
+        var request = request
         request.headers.add(name: "Authorization", value: "Bearer sk_test_rescind_harness")
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 16 << 20)
+        // localstripe's configuration endpoints answer with no body.
+        if (200..<300).contains(response.status.code), body.readableBytes == 0 { return [:] }
         guard response.status.code == 200,
             let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
         else {
-            throw LocalstripeError(message: "GET \(path): \(String(buffer: body))")
+            throw LocalstripeError(message: "\(request.method) \(path): \(String(buffer: body))")
         }
         return object
     }

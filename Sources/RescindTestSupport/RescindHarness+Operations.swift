@@ -83,3 +83,25 @@ extension Saga {
         steps.first { $0.name == name && $0.direction == direction }
     }
 }
+
+extension RescindHarness {
+    /// Waits until Payments has received a processor event of `kind` about an order. The processor sends it from
+    /// another process when it likes (localstripe waits a second): this polls Payments' events with a deadline.
+    /// - Throws: `RescindError` `deadline_exceeded` after `timeout`.
+    public func waitForProcessorEvent(
+        _ kind: ProcessorEvent.Kind, of orderID: UUID, timeout: Duration = .seconds(30)
+    ) async throws -> ProcessorEvent {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let list = try await payments.call(
+                PaymentsMethods.events, ProcessorEventsRequest(all: true, orderID: orderID))
+            if let event = list.events.first(where: { $0.kind == kind }) { return event }
+            guard ContinuousClock.now < deadline else {
+                throw RescindError(
+                    .deadlineExceeded,
+                    "no \(kind) event of order \(orderID) after \(timeout): \(list.events.map(\.kind))")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}

@@ -50,11 +50,17 @@ public final class RescindHarness: Sendable {
     /// The proxies on Orders' links to Inventory and Payments, if the options asked for them.
     public let proxies: [Identity: FaultProxy]
     public var directory: URL { suite.layout.directory }
+    /// Where Payments takes the processor's events, with a Stripe API (`Options.stripeAPIBase`).
+    public let stripeWebhook: LocalSuite.StripeWebhook?
 
-    private init(suite: LocalSuite, connection: SuiteConnection, proxies: [Identity: FaultProxy]) {
+    private init(
+        suite: LocalSuite, connection: SuiteConnection, proxies: [Identity: FaultProxy],
+        stripeWebhook: LocalSuite.StripeWebhook?
+    ) {
         self.suite = suite
         self.connection = connection
         self.proxies = proxies
+        self.stripeWebhook = stripeWebhook
     }
 
     /// Creates a suite in a new temporary directory (or `directory`) and starts it.
@@ -94,17 +100,20 @@ public final class RescindHarness: Sendable {
         if !options.storefront.isEmpty {
             try suite.patchConfiguration(.storefront, options.storefront)
         }
+        var stripeWebhook: LocalSuite.StripeWebhook?
         if let apiBase = options.stripeAPIBase {
             let keyFile = directory.appendingPathComponent("config/stripe-secret-key")
             try Data("sk_test_rescind_harness\n".utf8).write(to: keyFile)
-            try suite.useStripe(apiBase: apiBase, secretKeyFile: keyFile.path)
+            stripeWebhook = try suite.useStripe(apiBase: apiBase, secretKeyFile: keyFile.path)
         } else if options.processorFaults {
             try suite.patchConfiguration(
                 .payments, ["processor": ["fee_basis_points": 290, "fixed_fee": 30, "fault_injection": true]])
         }
         do {
             let (manifest, _) = try await suite.up(environment: environment)
-            return RescindHarness(suite: suite, connection: try SuiteConnection(manifest: manifest), proxies: proxies)
+            return RescindHarness(
+                suite: suite, connection: try SuiteConnection(manifest: manifest), proxies: proxies,
+                stripeWebhook: stripeWebhook)
         } catch {
             for proxy in proxies.values { await proxy.shutdown() }
             throw error

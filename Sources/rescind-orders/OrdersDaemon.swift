@@ -67,7 +67,7 @@ struct OrdersDaemon: AsyncParsableCommand {
         )
         try await Daemon.run(
             configuration: common, logger: logger, background: service.services,
-            sagaHealth: { try await service.sagaHealth() }
+            health: { $0.sagas = try await service.sagaHealth() }
         ) { router in
             service.register(into: &router)
         }

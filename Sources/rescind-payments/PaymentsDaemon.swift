@@ -4,6 +4,8 @@ import Logging
 import RescindAPI
 import RescindDaemon
 import RescindPayments
+import RescindTransport
+import ServiceLifecycle
 
 /// The Payments daemon: authorizes, captures, voids and refunds through the store's processor (the simulator).
 @main
@@ -45,7 +47,20 @@ struct PaymentsDaemon: AsyncParsableCommand {
         let age = processorSettings.abandonAuthorizationsAfterSeconds
         let sweeper = AbandonedAuthorizationSweeper(
             payments: service, age: age, interval: .milliseconds(Int64(min(60, max(age / 4, 0.1)) * 1000)))
-        try await Daemon.run(configuration: common, logger: logger, background: [sweeper]) { router in
+        var background: [any Service] = [sweeper]
+        if let webhooks = processorSettings.webhooks {
+            let endpoint = ProcessorWebhooks(
+                payments: service, secret: try webhooks.signingSecret(), tolerance: webhooks.toleranceSeconds,
+                logger: logger)
+            background.append(
+                try endpoint.application(
+                    settings: webhooks, certificate: webhooks.certificate ?? common.tls.certificatePath,
+                    privateKey: webhooks.privateKey ?? common.tls.privateKeyPath))
+        }
+        try await Daemon.run(
+            configuration: common, logger: logger, background: background,
+            health: { $0.processorEvents = try await service.eventHealth() }
+        ) { router in
             service.register(into: &router)
         }
     }

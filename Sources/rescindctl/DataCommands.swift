@@ -160,12 +160,35 @@ struct OrdersCommand: AsyncParsableCommand {
         @OptionGroup var target: TargetOptions
         @OptionGroup var output: OutputOptions
 
+        /// The order, and what the processor said of its payment (JSON: the order's fields and
+        /// `processor_events`).
+        struct View: Encodable {
+            var order: Order
+            var processorEvents: [ProcessorEvent]?
+
+            enum CodingKeys: String, CodingKey { case processorEvents = "processor_events" }
+
+            func encode(to encoder: any Encoder) throws {
+                try order.encode(to: encoder)
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encodeIfPresent(processorEvents, forKey: .processorEvents)
+            }
+        }
+
         func run() async throws {
             try await reportingErrors(output) {
-                let order = try await target.with { c in
-                    try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: id))
+                let view = try await target.with { c in
+                    let order = try await c.orders.call(OrdersMethods.get, OrderRequest(orderID: id))
+                    // A rejected order may have no payment; the order is shown all the same.
+                    let payment = try? await c.payments.call(PaymentsMethods.get, PaymentRequest(orderID: id))
+                    return View(order: order, processorEvents: payment?.processorEvents)
                 }
-                try output.emit(order, text: Render.order)
+                try output.emit(view) { view in
+                    ([Render.order(view.order)]
+                        + (view.processorEvents ?? []).map {
+                            "  " + Render.processorEvent($0, currency: view.order.currency)
+                        }).joined(separator: "\n")
+                }
             }
         }
     }
@@ -620,7 +643,7 @@ struct RequestsCommand: AsyncParsableCommand {
 struct PaymentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payments", abstract: "Payments per order, and customers' store credit.",
-        subcommands: [Show.self, Refund.self, Credit.self]
+        subcommands: [Show.self, Refund.self, Credit.self, Attention.self, Resolve.self, Reconcile.self]
     )
 
     struct Refund: AsyncParsableCommand {
@@ -674,6 +697,98 @@ struct PaymentsCommand: AsyncParsableCommand {
 }
 
 extension PaymentsCommand {
+    struct Attention: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List what the processor reported that a person must act on.",
+            discussion: "A refund that failed after it was accepted, a dispute, money captured or cancelled outside "
+                + "Rescind, a charge Payments has no record of. Each stays listed until someone resolves it.")
+        @Flag(help: "List every event received, not only those waiting for a person.")
+        var all = false
+        @Option(help: "Only this order's events.")
+        var order: UUID?
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let list = try await target.with { c in
+                    try await c.payments.call(
+                        PaymentsMethods.events, ProcessorEventsRequest(all: all ? true : nil, orderID: order))
+                }
+                try output.emit(list) { list in
+                    guard !list.events.isEmpty else {
+                        return all ? "no processor events" : "nothing waits for a person"
+                    }
+                    return list.events.map { event in
+                        "\(event.id)  order \(event.orderID.map { "\($0)" } ?? "-")  \(Render.processorEvent(event))"
+                    }.joined(separator: "\n")
+                }
+            }
+        }
+    }
+
+    struct Resolve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record that you dealt with a processor event (it leaves `payments attention`).")
+        @Argument(help: "The event's id (evt_...).")
+        var eventID: String
+        @Option(help: "What you did (kept with the event; at most 500 characters).")
+        var note: String
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors(output) {
+                let event = try await target.with { c in
+                    try await c.payments.call(
+                        PaymentsMethods.resolveEvent, ResolveEventRequest(eventID: eventID, note: note))
+                }
+                try output.emit(event) { "\($0.id)  \(Render.processorEvent($0))" }
+            }
+        }
+    }
+
+    struct Reconcile: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare Payments' records with the processor's objects and list every difference.",
+            discussion: "Exits 1 when there is a difference. Charges with a processor call under way are left out.")
+        @Option(help: "Only charges created since: an ISO 8601 time or an age such as 24h, 7d, 30m.")
+        var since: String?
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            let start = try since.map(Self.time)
+            var differences = 0
+            try await reportingErrors(output) {
+                output.progress("reconciling Payments' charges with the processor...")
+                let report = try await target.with { c in
+                    try await c.payments.call(
+                        PaymentsMethods.reconcile, ReconcileRequest(since: start), idempotencyKey: nil,
+                        timeout: .seconds(300))
+                }
+                differences = report.differences.count
+                try output.emit(report) { report in
+                    (["\(report.checked) charges checked, \(report.differences.count) differences"]
+                        + report.differences.map { d in
+                            "  order \(d.orderID.map { "\($0)" } ?? "-")  \(d.charge)  \(d.field): Rescind \(d.rescind ?? "nothing"), processor \(d.processor ?? "nothing")"
+                        }).joined(separator: "\n")
+                }
+            }
+            if differences > 0 { throw ExitCode(1) }
+        }
+
+        /// `2026-12-01T00:00:00Z`, or an age back from now: `90s`, `30m`, `24h`, `7d`.
+        static func time(_ text: String) throws -> Date {
+            if let date = ISO8601DateFormatter().date(from: text) { return date }
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
+            guard let unit = text.last.flatMap({ units[$0] }), let count = Double(text.dropLast()), count >= 0 else {
+                throw ValidationError("--since is an ISO 8601 time or an age such as 24h, 7d, 30m")
+            }
+            return Date().addingTimeInterval(-count * unit)
+        }
+    }
+
     struct Credit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a customer's store credit and its ledger.")
         @Argument var customer: String

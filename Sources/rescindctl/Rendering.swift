@@ -143,6 +143,19 @@ enum Render {
         return lines.joined(separator: "\n")
     }
 
+    /// One processor event on one line: when, what, and whether it waits for a person.
+    static func processorEvent(_ event: ProcessorEvent, currency: String? = nil) -> String {
+        var text = "processor \(time(event.occurredAt))  \(event.kind.rawValue) (\(event.type))"
+        if let amount = event.amountMinor { text += "  \(currency.map { money(amount, $0) } ?? "\(amount)")" }
+        if let detail = event.detail { text += ": \(detail)" }
+        if let resolved = event.resolvedAt {
+            text += "  [resolved \(time(resolved)) by \(event.resolvedBy ?? "?"): \(event.resolution ?? "")]"
+        } else if event.needsAttention {
+            text += "  [NEEDS A PERSON: rescindctl payments resolve \(event.id) --note ...]"
+        }
+        return text
+    }
+
     static func payment(_ payment: Payment) -> String {
         var lines = [
             "payment for order \(payment.orderID)  \(payment.status.rawValue.uppercased())  card ••••\(payment.cardLast4)",
@@ -168,6 +181,7 @@ enum Render {
                 "  processor fee \(money(payment.fee, payment.currency)) (kept on refund)  store nets \(money(payment.net, payment.currency))"
             )
         }
+        lines += (payment.processorEvents ?? []).map { "  " + processorEvent($0, currency: payment.currency) }
         return lines.joined(separator: "\n")
     }
 }

@@ -37,6 +37,11 @@ struct Up: AsyncParsableCommand {
             "With --processor stripe: a file holding the secret key (sk_test_...); without it, Payments reads RESCIND_STRIPE_SECRET_KEY."
     )
     var stripeSecretKeyFile: String?
+    @Option(
+        help:
+            "With --processor stripe: a file holding the webhook endpoint's signing secret (whsec_...); without it, the suite makes one."
+    )
+    var stripeWebhookSecretFile: String?
     @OptionGroup var output: OutputOptions
 
     /// `--store` settings as the store section's keys and values.
@@ -85,9 +90,13 @@ struct Up: AsyncParsableCommand {
         if processor == "stripe" {
             // Read when Payments next starts, as the store settings are.
             try suite.prepare(progress: output.progress)
-            try suite.useStripe(
+            let webhook = try suite.useStripe(
                 apiBase: stripeApiBase,
-                secretKeyFile: stripeSecretKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+                secretKeyFile: stripeSecretKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+                webhookSecretFile: stripeWebhookSecretFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+            output.progress(
+                "Payments takes Stripe's events at \(webhook.url) (signing secret in \(webhook.secretFile); "
+                    + "with Stripe's CLI: stripe listen --forward-to \(webhook.url) --skip-verify)")
         }
         let (manifest, statuses) = try await suite.up(progress: output.progress)
         struct Result: Encodable {
@@ -162,6 +171,10 @@ struct Health: AsyncParsableCommand {
                         line +=
                             "  sagas: \(sagas.failed) failed, \(sagas.stuck) running over \(sagas.stuckAfterSeconds)s"
                         if sagas.failed + sagas.stuck > 0 { line += " (rescindctl sagas list --stuck)" }
+                    }
+                    if let events = health.processorEvents {
+                        line += "  processor events: \(events.needsAttention) need a person of \(events.received)"
+                        if events.needsAttention > 0 { line += " (rescindctl payments attention)" }
                     }
                     return line
                 }

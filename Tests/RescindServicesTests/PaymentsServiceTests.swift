@@ -338,6 +338,8 @@ private final class InterleavingProcessor: PaymentProcessor {
         try await inner.refund(charge: charge, amountMinor: amountMinor, key: key)
     }
     func lookup(_ call: ProcessorCall) async throws -> ProcessorOutcome? { try await inner.lookup(call) }
+    func charges(since: Date?) async throws -> [ProcessorChargeState] { try await inner.charges(since: since) }
+    func charge(_ id: String) async throws -> ProcessorChargeState? { try await inner.charge(id) }
 }
 
 @Suite struct StoreCreditDuringACallTests {
