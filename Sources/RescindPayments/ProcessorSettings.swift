@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOCore
 import RescindWire
 
 /// The `processor` section of Payments' configuration: which processor, and the store's fee schedule.
@@ -33,6 +34,9 @@ public struct ProcessorSettings: Decodable, Sendable {
     /// cancels what the processor authorized and answers a late repeat `authorization_abandoned`. Longer than
     /// Orders retries a step (900 s).
     public var abandonAuthorizationsAfterSeconds: Double
+    /// How long Payments waits for one answer of the processor's API (Stripe); unanswered, the call is looked
+    /// up by its key and made again.
+    public var timeoutSeconds: Double
     /// Where the processor's events come in (absent: Payments takes none).
     public var webhooks: ProcessorWebhookSettings?
 
@@ -44,6 +48,7 @@ public struct ProcessorSettings: Decodable, Sendable {
         self.simulator = simulator
         self.apiBase = "https://api.stripe.com"
         self.abandonAuthorizationsAfterSeconds = 900
+        self.timeoutSeconds = 20
     }
 
     enum CodingKeys: String, CodingKey {
@@ -52,6 +57,7 @@ public struct ProcessorSettings: Decodable, Sendable {
         case secretKeyFile = "secret_key_file"
         case abandonAuthorizationsAfterSeconds = "abandon_authorizations_after_seconds"
         case webhooks
+        case timeoutSeconds = "timeout_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -65,6 +71,11 @@ public struct ProcessorSettings: Decodable, Sendable {
         apiBase = try c.decodeIfPresent(String.self, forKey: .apiBase) ?? "https://api.stripe.com"
         secretKeyFile = try c.decodeIfPresent(String.self, forKey: .secretKeyFile)
         webhooks = try c.decodeIfPresent(ProcessorWebhookSettings.self, forKey: .webhooks)
+        timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? 20
+        guard timeoutSeconds > 0 else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .timeoutSeconds, in: c, debugDescription: "processor.timeout_seconds must be positive")
+        }
         abandonAuthorizationsAfterSeconds =
             try c.decodeIfPresent(Double.self, forKey: .abandonAuthorizationsAfterSeconds) ?? 900
         guard abandonAuthorizationsAfterSeconds > 0 else {
@@ -87,7 +98,10 @@ public struct ProcessorSettings: Decodable, Sendable {
         switch kind {
         case .stripe:
             return StripeProcessor(
-                configuration: .init(apiBase: apiBase, secretKey: try secretKey(environment)), logger: logger)
+                configuration: .init(
+                    apiBase: apiBase, secretKey: try secretKey(environment),
+                    timeout: .milliseconds(Int64(timeoutSeconds * 1_000))),
+                logger: logger)
         default:
             return try SimulatedProcessor(
                 configuration: simulator,

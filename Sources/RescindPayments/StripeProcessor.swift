@@ -91,16 +91,18 @@ public struct StripeProcessor: PaymentProcessor {
     public func lookup(_ call: ProcessorCall) async throws -> ProcessorOutcome? {
         switch call.kind {
         case .authorize:
-            // Stripe's search is eventually consistent: the intents are listed instead, newest first, and the
-            // one with the call's key in its metadata is the call's.
+            // Stripe's search is eventually consistent: the intents are listed instead, newest first (unexpanded:
+            // a server that lists oldest first, as localstripe does, is read through cheaply), and the one with
+            // the call's key in its metadata is the call's.
             var after: String?
             for _ in 0..<50 {
-                var path = "/v1/payment_intents?limit=100&expand[]=data.latest_charge"
+                var path = "/v1/payment_intents?limit=100"
                 if let after { path += "&starting_after=\(after)" }
                 let page: Page<PaymentIntent> = try await get(path)
-                if let intent = page.data.first(where: { $0.metadata?["rescind_key"] == call.key }) {
+                if let found = page.data.first(where: { $0.metadata?["rescind_key"] == call.key }) {
                     // A declined authorization leaves an intent behind too: it made no charge.
-                    guard intent.status == "requires_capture" || intent.status == "succeeded" else { return nil }
+                    guard found.status == "requires_capture" || found.status == "succeeded" else { return nil }
+                    let intent: PaymentIntent = try await get("/v1/payment_intents/\(found.id)?expand[]=latest_charge")
                     return ProcessorOutcome(charge: try await charge(of: intent, key: call.key))
                 }
                 guard page.hasMore, let last = page.data.last else { return nil }

@@ -208,9 +208,9 @@ public struct LocalSuite: Sendable {
     /// - Returns: where the events go and the secret's file.
     /// - Throws: `SuiteError` if the configuration cannot be changed.
     @discardableResult
-    public func useStripe(apiBase: String, secretKeyFile: String?, webhookSecretFile: String? = nil) throws
-        -> StripeWebhook
-    {
+    public func useStripe(
+        apiBase: String, secretKeyFile: String?, webhookSecretFile: String? = nil, timeoutSeconds: Double? = nil
+    ) throws -> StripeWebhook {
         var secretFile = webhookSecretFile
         if secretFile == nil {
             let file = layout.directory.appendingPathComponent("config/stripe-webhook-secret")
@@ -234,6 +234,7 @@ public struct LocalSuite: Sendable {
             ] as [String: Any],
         ]
         processor["secret_key_file"] = secretKeyFile
+        processor["timeout_seconds"] = timeoutSeconds
         try patchConfiguration(.payments, ["processor": processor])
         return StripeWebhook(url: "https://127.0.0.1:\(port)/webhooks/stripe", secretFile: secretFile ?? "")
     }

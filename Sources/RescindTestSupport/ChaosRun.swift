@@ -26,6 +26,9 @@ public struct ChaosRun: Sendable {
         public var faultLength: ClosedRange<Double> = 0.3...3.0
         /// How long to wait for every saga to end once the faults stop.
         public var quietTimeout: Duration = .seconds(180)
+        /// A Stripe-compatible server (localstripe) for Payments instead of the simulator: the processor's faults
+        /// are then the fault proxy's on Payments' HTTP link to it, and the check reads its PaymentIntents.
+        public var stripeAPIBase: String?
 
         public init(directory: URL, duration: Duration, seed: UInt64) {
             self.directory = directory
@@ -92,7 +95,11 @@ public struct ChaosRun: Sendable {
         // same faults.
         options.capture = "when_window_closes"
         options.storeSeconds = ["cancellation_window_seconds": 0.3]
+        options.stripeAPIBase = configuration.stripeAPIBase
+        // Shorter than a fault lasts at most, so that a call into a black hole is given up and looked up.
+        options.stripeTimeoutSeconds = 4
         let h = try await RescindHarness.start(directory: configuration.directory, options: options)
+        let cards = configuration.stripeAPIBase == nil ? Self.cards : Self.stripeCards
         let tally = Tally()
         let started = ContinuousClock.now
         let end = started + configuration.duration
@@ -104,7 +111,7 @@ public struct ChaosRun: Sendable {
                 for worker in 0..<configuration.workers {
                     group.addTask {
                         var random = SplitMix64(seed: configuration.seed &+ UInt64(worker) &* 0x9E37_79B9)
-                        await Self.work(h, until: end, random: &random, tally: tally)
+                        await Self.work(h, until: end, cards: cards, random: &random, tally: tally)
                     }
                 }
                 group.addTask {
@@ -127,12 +134,21 @@ public struct ChaosRun: Sendable {
             } catch {
                 left = try await Self.openSagas(h)
             }
-            let report = try h.check()
+            let report = try await h.checkWithProcessor()
+            // Payments' own reconciliation must find what the checker found.
+            let reconciled = try await h.payments.call(
+                PaymentsMethods.reconcile, ReconcileRequest(), idempotencyKey: nil, timeout: .seconds(120))
+            let differences = reconciled.differences.map { d in
+                InvariantChecker.Violation(
+                    rule: "reconcile_difference",
+                    message: "payments.reconcile: charge \(d.charge) \(d.field): Rescind \(d.rescind ?? "nothing"), "
+                        + "processor \(d.processor ?? "nothing")", rows: [])
+            }
             let summary = Summary(
                 seed: configuration.seed, seconds: (ContinuousClock.now - started).seconds,
                 operations: tally.snapshot.operations, operationErrors: tally.snapshot.errors,
                 faults: tally.snapshot.faults, sagas: report.sagas, sagasLeftOpen: left,
-                violations: report.violations)
+                violations: report.violations + differences)
             await h.stop(removeFiles: false)
             return summary
         } catch {
@@ -162,10 +178,13 @@ public struct ChaosRun: Sendable {
         // Declined: the placement is rejected and its stock released.
         "pm_card_visa_chargeDeclined",
     ]
+    /// localstripe's: it declines a card when it is charged only for this one, and declines no refund.
+    static let stripeCards = ["pm_card_visa", "pm_card_visa", "pm_card_visa", "pm_card_visa", "pm_card_chargeCustomerFail"]
 
     /// One client: place, then cancel, double-cancel, fulfil or leave the order, until the end.
     private static func work(
-        _ h: RescindHarness, until end: ContinuousClock.Instant, random: inout SplitMix64, tally: Tally
+        _ h: RescindHarness, until end: ContinuousClock.Instant, cards: [String], random: inout SplitMix64,
+        tally: Tally
     ) async {
         while ContinuousClock.now < end {
             let lines = (0..<Int(random.next(upTo: 3) + 1)).map { _ in
@@ -350,6 +369,17 @@ public struct ChaosRun: Sendable {
                     proxy.set(mode)
                     try await Task.sleep(for: length)
                     proxy.set(.pass)
+                case 75..<95 where h.processorProxy != nil:
+                    // The processor's HTTP link: slow, cut, reset, or answers lost after the processor acted.
+                    guard let proxy = h.processorProxy else { continue }
+                    let modes: [FaultProxy.Mode] = [
+                        .drop, .blackhole, .reset, .loseAnswers, .delay(.milliseconds(Int64(random.next(upTo: 800)))),
+                    ]
+                    let mode = modes[Int(random.next(upTo: UInt64(modes.count)))]
+                    tally.fault("link to the processor: \(mode.name)")
+                    proxy.set(mode)
+                    try await Task.sleep(for: length)
+                    proxy.set(.pass)
                 case 75..<95:
                     let modes: [ProcessorFaults] = [
                         .init(mode: .slow, delayMillis: Int64(random.next(upTo: 800))), .init(mode: .unavailable),
@@ -379,9 +409,10 @@ public struct ChaosRun: Sendable {
     /// - Throws: if a daemon does not come back or Payments does not answer.
     private static func healEverything(_ h: RescindHarness) async throws {
         for proxy in h.proxies.values { proxy.set(.pass) }
+        h.processorProxy?.set(.pass)
         for daemon in [Identity.orders, .payments, .inventory] { h.resume(daemon) }
         try await h.restart()
-        try await h.setProcessorFaults(ProcessorFaults(mode: .normal))
+        if h.stripeAPIBase == nil { try await h.setProcessorFaults(ProcessorFaults(mode: .normal)) }
     }
 
     private static func openSagas(_ h: RescindHarness) async throws -> Int {

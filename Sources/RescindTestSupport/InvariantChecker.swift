@@ -71,9 +71,57 @@ public struct InvariantChecker: Sendable {
             processor: FileManager.default.fileExists(atPath: processor.path) ? processor : nil)
     }
 
+    /// A charge as the processor holds it, read by the checker itself (not through Payments' code).
+    public struct ProcessorCharge: Sendable, CustomStringConvertible {
+        public var id: String
+        /// Stripe's PaymentIntent status: `requires_capture`, `succeeded`, `canceled`.
+        public var status: String
+        public var amount: Int64
+        public var captured: Int64
+        public var refunded: Int64
+        /// The fee, where the processor says one.
+        public var fee: Int64?
+        /// Whether its refund objects agree with it: none made twice, and adding up to `refunded`.
+        public var refundsConsistent: Bool
+
+        public var description: String {
+            "\(id) \(status) amount \(amount) captured \(captured) refunded \(refunded) fee \(fee.map(String.init) ?? "-")"
+                + (refundsConsistent ? "" : " (its refunds disagree)")
+        }
+
+        /// The simulator's charges, from its database.
+        public static func simulated(_ charge: SimulatedProcessor.Charge) -> ProcessorCharge {
+            ProcessorCharge(
+                id: charge.id, status: charge.status, amount: charge.amount, captured: charge.amountCaptured,
+                refunded: charge.amountRefunded, fee: charge.fee,
+                refundsConsistent: charge.amountRefunded == charge.refundTotal)
+        }
+
+        /// A Stripe-compatible server's PaymentIntents, as `LocalstripeServer` reads them.
+        public static func stripe(_ intent: LocalstripeServer.Intent) -> ProcessorCharge {
+            ProcessorCharge(
+                id: intent.id, status: intent.status, amount: intent.amount, captured: intent.captured,
+                refunded: intent.refunded, fee: nil,
+                refundsConsistent: Set(intent.refundKeys).count == intent.refundKeys.count)
+        }
+    }
+
+    /// Checks every invariant, against a Stripe-compatible server's objects (read at `stripeAPIBase`), else the
+    /// simulator's database when the suite has one.
+    /// - Throws: if a database or the server cannot be read.
+    public func check(_ expectations: Expectations = .init(), stripeAPIBase: String?) async throws -> Report {
+        guard let stripeAPIBase else { return try check(expectations) }
+        let intents = try await LocalstripeServer.intents(at: stripeAPIBase)
+        return try check(expectations, processorCharges: intents.map(ProcessorCharge.stripe))
+    }
+
     /// Checks every invariant.
+    /// - Parameter processorCharges: what the processor holds (default: the simulator's database, when the
+    ///   suite has one).
     /// - Throws: if a database cannot be opened or read.
-    public func check(_ expectations: Expectations = .init()) throws -> Report {
+    public func check(_ expectations: Expectations = .init(), processorCharges: [ProcessorCharge]? = nil) throws
+        -> Report
+    {
         // One read per database: each is looked at as one consistent snapshot.
         let (orderRows, sagaRows, cancellations, laterRefunds, lineUnits) = try read(orders) { db in
             (
@@ -118,7 +166,9 @@ public struct InvariantChecker: Sendable {
                 try Row.fetchAll(db, sql: "SELECT * FROM processor_charge")
             )
         }
-        let processorCharges = try processor.map { url in try read(url, SimulatedProcessor.charges) }
+        let processorCharges =
+            try processorCharges
+            ?? processor.map { url in try read(url, SimulatedProcessor.charges).map(ProcessorCharge.simulated) }
         let (stock, ledger, held, reservations, unitsByOrder) = try read(inventory) { db in
             (
                 try Row.fetchAll(db, sql: "SELECT * FROM stock"),
@@ -220,25 +270,25 @@ public struct InvariantChecker: Sendable {
                 }
                 let agrees =
                     (charge["amount"] as Int64) == theirs.amount
-                    && (charge["amount_captured"] as Int64) == theirs.amountCaptured
-                    && (charge["amount_refunded"] as Int64) == theirs.amountRefunded
-                    && theirs.amountRefunded == theirs.refundTotal
-                    && (charge["fee"] as Int64) == theirs.fee
+                    && (charge["amount_captured"] as Int64) == theirs.captured
+                    && (charge["amount_refunded"] as Int64) == theirs.refunded
+                    && theirs.refundsConsistent
+                    && (theirs.fee == nil || (charge["fee"] as Int64) == theirs.fee)
                     && status[charge["status"] as String] == theirs.status
                 if !agrees {
                     violation(
                         "processor_disagrees", "charge \(id): Payments and the processor disagree",
-                        [describe("processor_charge", charge), "sim_charge: \(theirs)"])
+                        [describe("processor_charge", charge), "at the processor: \(theirs)"])
                 }
             }
             let known = Set(chargeRows.map { $0["id"] as String })
             for theirs in processorCharges where !known.contains(theirs.id) {
                 // An authorization Payments never recorded holds the customer's money (or took it).
-                if theirs.status != "canceled" {
+                if theirs.status == "requires_capture" || theirs.status == "succeeded" {
                     violation(
                         "processor_charge_unrecorded",
                         "the processor holds charge \(theirs.id) that Payments has no record of",
-                        ["sim_charge: \(theirs)"])
+                        ["at the processor: \(theirs)"])
                 }
             }
             let chargesByOrder = Dictionary(grouping: chargeRows) { $0["order_id"] as String }

@@ -107,6 +107,22 @@ public final class LocalstripeServer: @unchecked Sendable {
         Self.intent(try await get("/v1/payment_intents/\(id)"))
     }
 
+    /// Every PaymentIntent made for Rescind (with `rescind_key` in its metadata) on the server at `apiBase`.
+    /// - Throws: as `get`.
+    public static func intents(at apiBase: String) async throws -> [Intent] {
+        var intents: [Intent] = []
+        var after: String?
+        while true {
+            let page = try await send(
+                HTTPClientRequest(url: apiBase + "/v1/payment_intents?limit=100" + (after.map { "&starting_after=\($0)" } ?? "")),
+                "/v1/payment_intents")
+            let data = page["data"] as? [[String: Any]] ?? []
+            intents += data.map(Self.intent).filter { $0.metadata["rescind_key"] != nil }
+            guard page["has_more"] as? Bool == true, let last = data.last?["id"] as? String else { return intents }
+            after = last
+        }
+    }
+
     /// The PaymentIntents whose metadata names an order (the first 100 the server lists).
     /// - Throws: as `get`.
     public func intents(ofOrder orderID: UUID) async throws -> [Intent] {
@@ -150,19 +166,19 @@ public final class LocalstripeServer: @unchecked Sendable {
                 + "\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.1)"
         }.joined(separator: "&")
         request.body = .bytes(ByteBuffer(string: body))
-        return try await send(request, path)
+        return try await Self.send(request, path)
     }
 
     /// A GET of Stripe's API on this server, decoded as JSON (a test reading what the processor holds).
     /// - Throws: transport errors, or a status other than 200.
     public func get(_ path: String) async throws -> [String: Any] {
-        try await send(HTTPClientRequest(url: apiBase + path), path)
+        try await Self.send(HTTPClientRequest(url: apiBase + path), path)
     }
 
-    private func send(_ request: HTTPClientRequest, _ path: String) async throws -> [String: Any] {
+    private static func send(_ request: HTTPClientRequest, _ path: String) async throws -> [String: Any] {
         var request = request
         request.headers.add(name: "Authorization", value: "Bearer sk_test_rescind_harness")
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         let body = try await response.body.collect(upTo: 16 << 20)
         // localstripe's configuration endpoints answer with no body.
         if (200..<300).contains(response.status.code), body.readableBytes == 0 { return [:] }

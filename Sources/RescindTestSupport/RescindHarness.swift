@@ -41,6 +41,8 @@ public final class RescindHarness: Sendable {
         /// A Stripe API (a localstripe server's) for Payments instead of the simulator; `processorFaults` is then
         /// off. The key is a test key written to a file of the suite.
         public var stripeAPIBase: String?
+        /// How long Payments waits for one answer of the Stripe API (its default: 20 s).
+        public var stripeTimeoutSeconds: Double?
 
         public init() {}
     }
@@ -52,15 +54,21 @@ public final class RescindHarness: Sendable {
     public var directory: URL { suite.layout.directory }
     /// Where Payments takes the processor's events, with a Stripe API (`Options.stripeAPIBase`).
     public let stripeWebhook: LocalSuite.StripeWebhook?
+    /// The Stripe API Payments uses (`Options.stripeAPIBase`), as a test reads it (not through the proxy).
+    public let stripeAPIBase: String?
+    /// With a Stripe API and proxies: the proxy on Payments' HTTP link to it.
+    public let processorProxy: FaultProxy?
 
     private init(
         suite: LocalSuite, connection: SuiteConnection, proxies: [Identity: FaultProxy],
-        stripeWebhook: LocalSuite.StripeWebhook?
+        stripe: (api: String, webhook: LocalSuite.StripeWebhook, proxy: FaultProxy?)?
     ) {
         self.suite = suite
         self.connection = connection
         self.proxies = proxies
-        self.stripeWebhook = stripeWebhook
+        self.stripeWebhook = stripe?.webhook
+        self.stripeAPIBase = stripe?.api
+        self.processorProxy = stripe?.proxy
     }
 
     /// Creates a suite in a new temporary directory (or `directory`) and starts it.
@@ -100,11 +108,21 @@ public final class RescindHarness: Sendable {
         if !options.storefront.isEmpty {
             try suite.patchConfiguration(.storefront, options.storefront)
         }
-        var stripeWebhook: LocalSuite.StripeWebhook?
+        var stripe: (api: String, webhook: LocalSuite.StripeWebhook, proxy: FaultProxy?)?
         if let apiBase = options.stripeAPIBase {
             let keyFile = directory.appendingPathComponent("config/stripe-secret-key")
             try Data("sk_test_rescind_harness\n".utf8).write(to: keyFile)
-            stripeWebhook = try suite.useStripe(apiBase: apiBase, secretKeyFile: keyFile.path)
+            // With proxies, Payments reaches the processor through one too: its HTTP link can be cut.
+            var proxy: FaultProxy?
+            var reached = apiBase
+            if options.proxies, let url = URL(string: apiBase), let host = url.host, let port = url.port {
+                let started = try await FaultProxy.start(name: "processor", to: host, port: port)
+                proxy = started
+                reached = "http://127.0.0.1:\(started.port)"
+            }
+            let webhook = try suite.useStripe(
+                apiBase: reached, secretKeyFile: keyFile.path, timeoutSeconds: options.stripeTimeoutSeconds)
+            stripe = (apiBase, webhook, proxy)
         } else if options.processorFaults {
             try suite.patchConfiguration(
                 .payments, ["processor": ["fee_basis_points": 290, "fixed_fee": 30, "fault_injection": true]])
@@ -112,10 +130,10 @@ public final class RescindHarness: Sendable {
         do {
             let (manifest, _) = try await suite.up(environment: environment)
             return RescindHarness(
-                suite: suite, connection: try SuiteConnection(manifest: manifest), proxies: proxies,
-                stripeWebhook: stripeWebhook)
+                suite: suite, connection: try SuiteConnection(manifest: manifest), proxies: proxies, stripe: stripe)
         } catch {
             for proxy in proxies.values { await proxy.shutdown() }
+            await stripe?.proxy?.shutdown()
             throw error
         }
     }
@@ -263,6 +281,15 @@ public final class RescindHarness: Sendable {
         try InvariantChecker(layout: suite.layout).check(expectations)
     }
 
+    /// Runs the invariant checker on the suite's databases and the processor's objects: the Stripe-compatible
+    /// server's when the suite uses one (`Options.stripeAPIBase`), else the simulator's.
+    /// - Throws: if a database or the server cannot be read.
+    public func checkWithProcessor(_ expectations: InvariantChecker.Expectations = .init()) async throws
+        -> InvariantChecker.Report
+    {
+        try await InvariantChecker(layout: suite.layout).check(expectations, stripeAPIBase: stripeAPIBase)
+    }
+
     /// Waits until no saga is running or compensating.
     /// - Throws: `deadline_exceeded` with the sagas still going after `timeout`.
     public func waitUntilQuiet(timeout: Duration = .seconds(60)) async throws {
@@ -287,6 +314,7 @@ public final class RescindHarness: Sendable {
         for daemon in [Identity.orders, .payments, .inventory] { resume(daemon) }
         _ = await suite.down(timeout: .seconds(5))
         for proxy in proxies.values { await proxy.shutdown() }
+        await processorProxy?.shutdown()
         if removeFiles { try? FileManager.default.removeItem(at: directory) }
     }
 

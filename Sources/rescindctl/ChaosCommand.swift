@@ -11,7 +11,9 @@ struct Chaos: AsyncParsableCommand {
             modes on), places, cancels (with and without refund and restock, declined refunds, a deactivated \
             location), fulfils and double-cancels from several clients while killing, pausing and restarting \
             daemons, cutting links and making the processor fail. Then it heals everything, waits for every saga \
-            to end and reads the three databases. Exits 1 on any violation or saga left open.
+            to end, reads the three databases and the processor's records (the simulator's, or with \
+            --stripe-api-base a localstripe's PaymentIntents), and asks Payments to reconcile with the processor. \
+            Exits 1 on any violation, difference or saga left open.
             """
     )
 
@@ -23,6 +25,11 @@ struct Chaos: AsyncParsableCommand {
     var seed: UInt64 = 1
     @Option(help: "Clients placing and cancelling at once.")
     var workers = 8
+    @Option(
+        help:
+            "A Stripe-compatible server (a localstripe's address) for Payments instead of the simulator: the processor's faults are then cuts of Payments' HTTP link to it, and the check reads its objects."
+    )
+    var stripeApiBase: String?
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -35,6 +42,7 @@ struct Chaos: AsyncParsableCommand {
         }
         var configuration = ChaosRun.Configuration(directory: directory, duration: length, seed: seed)
         configuration.workers = workers
+        configuration.stripeAPIBase = stripeApiBase
         output.progress("chaos: seed \(seed), \(duration) of faults, \(workers) clients, suite in \(dir)")
         let summary = try await ChaosRun(configuration).run(progress: output.progress)
         try output.emit(summary, text: Self.render)
