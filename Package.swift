@@ -88,6 +88,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Email: RFC 5322 messages and an SMTP client (STARTTLS, AUTH) over SwiftNIO.
+        .target(
+            name: "RescindMail",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "RescindInventory",
             dependencies: [
@@ -100,7 +111,7 @@ let package = Package(
         .target(
             name: "RescindPayments",
             dependencies: [
-                "RescindAPI", "RescindCBOR", "RescindStorage", "RescindTransport",
+                "RescindAPI", "RescindCBOR", "RescindStorage", "RescindTransport", "RescindMail",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -117,7 +128,7 @@ let package = Package(
         .target(
             name: "RescindOrders",
             dependencies: [
-                "RescindAPI", "RescindStorage", "RescindTransport",
+                "RescindAPI", "RescindStorage", "RescindTransport", "RescindMail",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -186,7 +197,7 @@ let package = Package(
         .executableTarget(
             name: "rescind-payments",
             dependencies: [
-                "RescindPayments", "RescindDaemon", "RescindTransport", "RescindAPI",
+                "RescindPayments", "RescindMail", "RescindDaemon", "RescindTransport", "RescindAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -277,6 +288,7 @@ let package = Package(
             name: "RescindServicesTests",
             dependencies: [
                 "RescindInventory", "RescindPayments", "RescindOrders", "RescindStorage", "RescindAPI", "RescindCBOR",
+                "RescindMail",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

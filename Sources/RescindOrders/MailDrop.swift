@@ -1,57 +1,88 @@
 import Foundation
+import Logging
 import RescindAPI
+import RescindMail
 
 /// Customer emails, rendered into a mail drop folder that the store's mailer picks up: one RFC 5322 message
 /// per notification, text and HTML (multipart/alternative), in the customer's language when the order has one
-/// the store writes (English or Norwegian Bokmål), else the store's. Written Maildir-style: into `tmp/`, then renamed into `new/`, so a mailer never reads half a message.
+/// the store writes (English or Norwegian Bokmål), else the store's. Written Maildir-style: into `tmp/`, then
+/// renamed into `new/`, so a mailer never reads half a message.
 struct MailDropSink: NotificationSink {
     let directory: String
-    let language: String
-    let from: String
-    let storeName: String
+    let mail: CustomerMail
     var name: String { "mail_drop" }
 
     func deliver(_ message: OutboxMessage) async throws {
-        guard let data = try JSONSerialization.jsonObject(with: Data(message.payload.utf8)) as? [String: Any],
-            let to = data["customer_email"] as? String,
-            let mail = MailText(kind: message.kind, data: data, nb: language(of: message) == "nb", storeName: storeName)
-        else { return }  // nothing for the customer in this message
+        guard let mail = mail.render(message) else { return }  // nothing for the customer in this message
         let root = URL(fileURLWithPath: directory)
         let tmp = root.appendingPathComponent("tmp")
         let new = root.appendingPathComponent("new")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: new, withIntermediateDirectories: true)
-        let file = "\(message.id)-\(message.kind).eml"
         // The same name for a redelivery: the mailer sees one message, however often the relay tries.
-        let boundary = "rescind-\(message.id)"
-        let headerDate = Self.rfc5322(message.createdAt)
-        let text = """
-            From: \(from)\r
-            To: \(to)\r
-            Subject: \(Self.encodedWord(mail.subject))\r
-            Date: \(headerDate)\r
-            Message-ID: <notification-\(message.id)@rescind>\r
-            MIME-Version: 1.0\r
-            Content-Type: multipart/alternative; boundary="\(boundary)"\r
-            \r
-            --\(boundary)\r
-            Content-Type: text/plain; charset=utf-8\r
-            Content-Transfer-Encoding: base64\r
-            \r
-            \(Self.base64Lines(mail.text))\r
-            --\(boundary)\r
-            Content-Type: text/html; charset=utf-8\r
-            Content-Transfer-Encoding: base64\r
-            \r
-            \(Self.base64Lines(mail.html))\r
-            --\(boundary)--\r
-
-            """
+        let file = "\(message.id)-\(message.kind).eml"
         let staged = tmp.appendingPathComponent(file)
-        try Data(text.utf8).write(to: staged, options: .atomic)
+        try mail.rfc5322.write(to: staged, options: .atomic)
         let target = new.appendingPathComponent(file)
         if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.removeItem(at: target) }
         try FileManager.default.moveItem(at: staged, to: target)
+    }
+}
+
+/// Submits each message for a person to the store's SMTP server: the customer's emails, and the staff's (a
+/// cancellation request to decide, a saga that failed) to the store's staff address. A refused or dropped
+/// submission throws, and the relay sends the message again later with the same Message-ID. A message the
+/// server refuses for good (5xx: no such mailbox) is logged and not tried again: it would hold up the order's
+/// later messages for ever.
+struct SMTPSink: NotificationSink {
+    let client: SMTPClient
+    let mail: CustomerMail
+    let staff: String?
+    let logger: Logger
+    var name: String { "smtp" }
+
+    func deliver(_ message: OutboxMessage) async throws {
+        var outgoing: [MailMessage] = []
+        if let customer = mail.render(message) { outgoing.append(customer) }
+        if let staff, let text = StaffMailText(kind: message.kind, payload: message.payload) {
+            outgoing.append(
+                MailMessage(
+                    from: mail.from, to: staff, subject: text.subject, text: text.text,
+                    html: MailMessage.html(paragraphs: text.paragraphs, title: text.subject, language: "en"),
+                    date: message.createdAt, messageID: MailMessage.messageID("staff-\(message.id)", from: mail.from)))
+        }
+        for mail in outgoing {
+            do {
+                try await client.send(from: MailMessage.address(mail.from), to: [mail.to], message: mail.rfc5322)
+            } catch let error as SMTPError where error.permanent {
+                logger.error(
+                    "the mail server refused a message for good; not sent",
+                    metadata: [
+                        "order_id": "\(message.orderID)", "kind": "\(message.kind)", "message_id": "\(mail.messageID)",
+                        "error": "\(error)",
+                    ])
+            }
+        }
+    }
+
+}
+
+/// What the customer is sent for a notification, in their language.
+struct CustomerMail: Sendable {
+    let language: String
+    let from: String
+    let storeName: String
+
+    /// The email for a message, or `nil` when it is not for the customer.
+    func render(_ message: OutboxMessage) -> MailMessage? {
+        guard let data = try? JSONSerialization.jsonObject(with: Data(message.payload.utf8)) as? [String: Any],
+            let to = data["customer_email"] as? String
+        else { return nil }
+        let nb = language(of: message) == "nb"
+        guard let text = MailText(kind: message.kind, data: data, nb: nb, storeName: storeName) else { return nil }
+        return MailMessage(
+            from: from, to: to, subject: text.subject, text: text.text, html: text.html, date: message.createdAt,
+            messageID: MailMessage.messageID("notification-\(message.id)", from: from))
     }
 
     /// The order's language if the mails are written in it, else the store's.
@@ -59,27 +90,39 @@ struct MailDropSink: NotificationSink {
         guard let customer = message.language, ["en", "nb"].contains(customer) else { return language }
         return customer
     }
+}
 
-    static func rfc5322(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-        return formatter.string(from: date)
-    }
+/// What the store's staff are sent: the messages a person must act on.
+struct StaffMailText {
+    var subject: String
+    var paragraphs: [String]
+    var text: String { paragraphs.joined(separator: "\n\n") + "\n" }
 
-    /// A header's text as an RFC 2047 encoded word when it is not plain ASCII.
-    static func encodedWord(_ text: String) -> String {
-        text.allSatisfy(\.isASCII) ? text : "=?utf-8?B?\(Data(text.utf8).base64EncodedString())?="
-    }
-
-    static func base64Lines(_ text: String) -> String {
-        let encoded = Data(text.utf8).base64EncodedString()
-        return stride(from: 0, to: encoded.count, by: 76).map { start in
-            let from = encoded.index(encoded.startIndex, offsetBy: start)
-            let to = encoded.index(from, offsetBy: min(76, encoded.count - start))
-            return String(encoded[from..<to])
-        }.joined(separator: "\r\n")
+    /// `nil` for a message no person needs to act on.
+    init?(kind: String, payload: String) {
+        guard let data = try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] else {
+            return nil
+        }
+        let order = data["order_id"] as? String ?? "?"
+        switch kind {
+        case "cancellation_requested":
+            subject = "A customer asks to cancel order \(order.prefix(8))"
+            paragraphs = [
+                "\(data["customer_email"] as? String ?? "The customer") asks to cancel order \(order).",
+                "Approve or decline it: rescindctl requests approve \(order), or rescindctl requests decline \(order) "
+                    + "--note \"...\"",
+            ]
+        case "saga_failed":
+            subject = "A \(data["saga_kind"] as? String ?? "saga") of order \(order.prefix(8)) needs a person"
+            paragraphs = [
+                "Saga \(data["saga_id"] as? String ?? "?") (\(data["saga_kind"] as? String ?? "?")) of order \(order) "
+                    + "stopped at step \(data["step"] as? String ?? "?"): \(data["error"] as? String ?? "").",
+                "Money may have moved. Look at it with rescindctl sagas show \(data["saga_id"] as? String ?? ""), then "
+                    + "retry it (rescindctl sagas retry) or settle it (rescindctl sagas settle).",
+            ]
+        default:
+            return nil
+        }
     }
 }
 
@@ -157,20 +200,6 @@ struct MailText {
         }
         paragraphs.append(storeName)
         text = paragraphs.joined(separator: "\n\n") + "\n"
-        func escape(_ text: String) -> String {
-            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-        }
-        let body = paragraphs.map { paragraph in
-            paragraph.hasPrefix("http")
-                ? "<p><a href=\"\(escape(paragraph))\">\(escape(paragraph))</a></p>"
-                : "<p>\(escape(paragraph).replacingOccurrences(of: "\n", with: "<br>"))</p>"
-        }.joined(separator: "\n")
-        html = """
-            <!doctype html><html lang="\(nb ? "nb" : "en")"><head><meta charset="utf-8"><title>\(escape(subject))</title></head>
-            <body>
-            \(body)
-            </body></html>
-            """
+        html = MailMessage.html(paragraphs: paragraphs, title: subject, language: nb ? "nb" : "en")
     }
 }

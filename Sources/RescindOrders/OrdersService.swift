@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import RescindAPI
+import RescindMail
 import RescindStorage
 import RescindTransport
 import RescindWire
@@ -78,11 +79,13 @@ public final class OrdersService: Sendable {
     let configuration: Configuration
     let store: StoreSettings
     let notifications: NotificationSettings
+    /// The store's mail server, when the notifications name one.
+    let smtp: SMTPClient?
     let runner: SagaRunner
     let logger: Logger
 
     /// Opens (and migrates) the database at `path`. Sagas run once the runner runs (`services` or `run()`).
-    /// - Throws: database errors.
+    /// - Throws: database errors; `SMTPError` when the mail server's password or CA cannot be read.
     public init(
         databasePath: String,
         inventory: any RPCCaller,
@@ -98,6 +101,7 @@ public final class OrdersService: Sendable {
         self.configuration = configuration
         self.store = store
         self.notifications = notifications
+        self.smtp = try notifications.mail.map { try SMTPClient(settings: $0.smtp) }
         self.logger = logger
         self.runner = SagaRunner(
             database: database,
@@ -128,11 +132,12 @@ public final class OrdersService: Sendable {
         var sinks: [any NotificationSink] = []
         if let file = notifications.file { sinks.append(FileSink(path: file)) }
         if let webhook = notifications.webhook { sinks.append(WebhookSink(webhook: webhook)) }
-        if let folder = notifications.mailDrop {
-            sinks.append(
-                MailDropSink(
-                    directory: folder, language: notifications.language, from: notifications.mailFrom,
-                    storeName: notifications.storeName))
+        let mail = CustomerMail(
+            language: notifications.language, from: notifications.mail?.from ?? notifications.mailFrom,
+            storeName: notifications.storeName)
+        if let folder = notifications.mailDrop { sinks.append(MailDropSink(directory: folder, mail: mail)) }
+        if let smtp {
+            sinks.append(SMTPSink(client: smtp, mail: mail, staff: notifications.mail?.staff, logger: logger))
         }
         return OutboxRelay(
             database: database, sinks: sinks, maxBackoff: notifications.maxBackoffSeconds, logger: logger)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import RescindMail
 import RescindStorage
 import RescindTransport
 import ServiceLifecycle
@@ -48,6 +49,8 @@ public struct NotificationSettings: Codable, Sendable, Hashable {
     /// A JSON-lines file every message is appended to (the default sink).
     public var file: String?
     public var webhook: Webhook?
+    /// The store's SMTP server: the customers' emails and the staff's are submitted to it.
+    public var mail: MailSettings?
     /// How long the relay waits at most between two attempts of a message that failed.
     public var maxBackoffSeconds: Double
     /// A folder customer emails are rendered into (`new/`), for the store's mailer; `nil`: no emails.
@@ -59,8 +62,10 @@ public struct NotificationSettings: Codable, Sendable, Hashable {
 
     public init(
         file: String? = nil, webhook: Webhook? = nil, maxBackoffSeconds: Double = 60, mailDrop: String? = nil,
-        language: String = "en", mailFrom: String = "store@example.com", storeName: String = "Rescind store"
+        language: String = "en", mailFrom: String = "store@example.com", storeName: String = "Rescind store",
+        mail: MailSettings? = nil
     ) {
+        self.mail = mail
         self.file = file
         self.webhook = webhook
         self.maxBackoffSeconds = maxBackoffSeconds
@@ -74,6 +79,7 @@ public struct NotificationSettings: Codable, Sendable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         file = try c.decodeIfPresent(String.self, forKey: .file)
         webhook = try c.decodeIfPresent(Webhook.self, forKey: .webhook)
+        mail = try c.decodeIfPresent(MailSettings.self, forKey: .mail)
         maxBackoffSeconds = try c.decodeIfPresent(Double.self, forKey: .maxBackoffSeconds) ?? 60
         mailDrop = try c.decodeIfPresent(String.self, forKey: .mailDrop)
         language = try c.decodeIfPresent(String.self, forKey: .language) ?? "en"
@@ -86,7 +92,7 @@ public struct NotificationSettings: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case file, webhook, language
+        case file, webhook, language, mail
         case maxBackoffSeconds = "max_backoff_seconds"
         case mailDrop = "mail_drop"
         case mailFrom = "mail_from"
@@ -210,6 +216,9 @@ struct OutboxRelay: Service {
         }
     }
 
+    /// Messages for the store's staff only.
+    static let staffOnly: Set<String> = ["saga_failed"]
+
     /// A failed message waits as a saga step does: from half a second, doubling up to `maxBackoff`, jittered;
     /// it is tried for as long as it takes.
     var retry: RetryPolicy {
@@ -235,8 +244,9 @@ struct OutboxRelay: Service {
         for (message, status, language) in pending {
             // In order per order: nothing after a message of the same order that is still to be delivered.
             guard !waiting.contains(message.orderID) else { continue }
-            // An order being placed confirms nothing yet; one that was never placed, never.
-            if status == "pending" {
+            // An order being placed confirms nothing yet; one that was never placed, never. (What the staff must
+            // act on goes out whatever the order's state: a placement that failed, say.)
+            if status == "pending", !Self.staffOnly.contains(message.kind) {
                 waiting.insert(message.orderID)
                 continue
             }

@@ -173,6 +173,8 @@ enum PaymentsDatabase {
                 t.column("resolved_at", .datetime)
                 t.column("resolved_by", .text)
                 t.column("resolution", .text)
+                // When the store's staff were mailed about it (only events that need a person are).
+                t.column("staff_notified_at", .datetime)
                 t.check(sql: "(resolved_at IS NULL) = (resolved_by IS NULL)")
                 t.check(sql: "resolved_at IS NULL OR needs_attention")
             }

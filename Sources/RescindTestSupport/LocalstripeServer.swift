@@ -70,7 +70,7 @@ public final class LocalstripeServer: @unchecked Sendable {
         }
         guard let text = String(data: line, encoding: .utf8)?.split(separator: "\n").first, let port = Int(text) else {
             process.terminate()
-            throw LocalstripeError(message: "localstripe did not start (pip install localstripe)")
+            throw PeerError(message: "localstripe did not start (pip install localstripe)")
         }
         apiBase = "http://127.0.0.1:\(port)"
     }
@@ -185,13 +185,13 @@ public final class LocalstripeServer: @unchecked Sendable {
         guard response.status.code == 200,
             let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
         else {
-            throw LocalstripeError(message: "\(request.method) \(path): \(String(buffer: body))")
+            throw PeerError(message: "\(request.method) \(path): \(String(buffer: body))")
         }
         return object
     }
 }
 
-public struct LocalstripeError: Error, CustomStringConvertible {
+public struct PeerError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
 }

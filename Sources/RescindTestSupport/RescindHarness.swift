@@ -43,6 +43,8 @@ public final class RescindHarness: Sendable {
         public var stripeAPIBase: String?
         /// How long Payments waits for one answer of the Stripe API (its default: 20 s).
         public var stripeTimeoutSeconds: Double?
+        /// Top-level keys of Payments' configuration (its `mail`, say).
+        public var payments: [String: any Sendable] = [:]
 
         public init() {}
     }
@@ -107,6 +109,9 @@ public final class RescindHarness: Sendable {
         }
         if !options.storefront.isEmpty {
             try suite.patchConfiguration(.storefront, options.storefront)
+        }
+        if !options.payments.isEmpty {
+            try suite.patchConfiguration(.payments, options.payments)
         }
         var stripe: (api: String, webhook: LocalSuite.StripeWebhook, proxy: FaultProxy?)?
         if let apiBase = options.stripeAPIBase {

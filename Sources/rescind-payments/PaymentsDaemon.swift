@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RescindAPI
 import RescindDaemon
+import RescindMail
 import RescindPayments
 import RescindTransport
 import ServiceLifecycle
@@ -22,6 +23,8 @@ struct PaymentsDaemon: AsyncParsableCommand {
     /// The Payments section of the configuration file.
     struct Settings: Decodable {
         var processor: ProcessorSettings?
+        /// The store's mail server and staff address: processor events a person must act on are mailed there.
+        var mail: MailSettings?
     }
 
     func run() async throws {
@@ -56,6 +59,12 @@ struct PaymentsDaemon: AsyncParsableCommand {
                 try endpoint.application(
                     settings: webhooks, certificate: webhooks.certificate ?? common.tls.certificatePath,
                     privateKey: webhooks.privateKey ?? common.tls.privateKeyPath))
+        }
+        if let mail = settings.mail, let staff = mail.staff {
+            background.append(
+                ProcessorEventMailer(
+                    payments: service, client: try SMTPClient(settings: mail.smtp),
+                    from: mail.from ?? "payments@rescind.localhost", staff: staff))
         }
         try await Daemon.run(
             configuration: common, logger: logger, background: background,

@@ -20,23 +20,40 @@ extension RealDaemons {
     /// until someone resolves them; the reconciliation lists what differs.
     @Suite(
         .serialized, .timeLimit(.minutes(5)),
-        .enabled(if: LocalstripeServer.available, "localstripe is not installed: pip install localstripe"))
+        .enabled(if: LocalstripeServer.available, "localstripe is not installed: pip install localstripe"),
+        .enabled(if: SMTPTestServer.available, "aiosmtpd is not installed: pip install aiosmtpd"))
     struct ProcessorEventsTests {
+        static let staff = "staff@store.example"
         /// A suite against a localstripe server that sends its events to Payments. localstripe reads the CA it
         /// trusts when it starts, so the suite's PKI is made first.
-        private func start(capture: String) async throws -> (RescindHarness, LocalstripeServer) {
+        /// Payments mails the staff through an SMTP server started first too (its certificate from the same CA).
+        private func start(capture: String) async throws -> (RescindHarness, LocalstripeServer, SMTPTestServer) {
             let directory = FileManager.default.temporaryDirectory
                 .appendingPathComponent("rescind-events-\(UUID().uuidString.prefix(8))")
             let layout = SuiteLayout(directory: directory)
             try LocalSuite(layout: layout).prepare()
-            let stripe = try LocalstripeServer(trusting: PKIDirectory(url: layout.pki).caCertificatePath)
+            let pki = PKIDirectory(url: layout.pki)
+            let stripe = try LocalstripeServer(trusting: pki.caCertificatePath)
+            _ = try pki.issue(name: "smtp", hosts: ["127.0.0.1"])
+            let smtp = try SMTPTestServer(
+                certificate: pki.certificatePath(for: "smtp"), privateKey: pki.privateKeyPath(for: "smtp"),
+                username: "payments", password: "mail-password-2")
+            let passwordFile = directory.appendingPathComponent("config/smtp-password")
+            try Data("mail-password-2\n".utf8).write(to: passwordFile)
             var options = RescindHarness.Options()
             options.stripeAPIBase = stripe.apiBase
             options.capture = capture
+            options.payments["mail"] = [
+                "smtp": [
+                    "host": "127.0.0.1", "port": smtp.port, "username": "payments",
+                    "password_file": passwordFile.path, "ca_file": pki.caCertificatePath,
+                ] as [String: any Sendable],
+                "from": "payments@store.example", "staff": Self.staff,
+            ] as [String: any Sendable]
             let h = try await RescindHarness.start(directory: directory, options: options)
             let webhook = try #require(h.stripeWebhook)
             try await stripe.sendEvents(to: webhook.url, secret: try secret(h))
-            return (h, stripe)
+            return (h, stripe, smtp)
         }
 
         private func secret(_ h: RescindHarness) throws -> String {
@@ -94,8 +111,11 @@ extension RealDaemons {
         }
 
         @Test func eventsFromTheProcessorAreAppliedOnceAndTheOnesForAPersonAreListed() async throws {
-            let (h, stripe) = try await start(capture: "at_fulfilment")
-            defer { stripe.stop() }
+            let (h, stripe, smtp) = try await start(capture: "at_fulfilment")
+            defer {
+                stripe.stop()
+                smtp.stop()
+            }
             do {
                 try await h.setStock("MUG", at: "main", onHand: 20)
                 // Rescind captures one order (fulfilment): localstripe's payment_intent.succeeded confirms it.
@@ -180,9 +200,17 @@ extension RealDaemons {
                 let after = try await h.payments.call(PaymentsMethods.events, ProcessorEventsRequest(all: true))
                 #expect(after.events.count == before.events.count)
 
-                // A person resolves what they dealt with: it leaves the list, once.
                 let waiting = try await h.payments.call(PaymentsMethods.events, ProcessorEventsRequest())
                 #expect(waiting.events.count == 4)
+                // The staff were mailed each event that needs a person, once.
+                let staffMail = try await smtp.waitForMessages(4)
+                #expect(staffMail.allSatisfy { $0.rcptTos == [Self.staff] && $0.tls })
+                #expect(
+                    Set(staffMail.compactMap(\.messageID))
+                        == Set(waiting.events.map { "<processor-event-\($0.id)@store.example>" }))
+                #expect(staffMail.contains { $0.subject.contains("captured outside") && $0.text?.contains(other.id.uuidString) == true })
+
+                // A person resolves what they dealt with: it leaves the list, once.
                 for event in waiting.events {
                     let resolved = try await h.payments.call(
                         PaymentsMethods.resolveEvent, ResolveEventRequest(eventID: event.id, note: "handled in test"))

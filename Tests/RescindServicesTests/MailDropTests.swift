@@ -1,4 +1,5 @@
 import Foundation
+import RescindMail
 import Testing
 
 @testable import RescindOrders
@@ -48,26 +49,25 @@ import Testing
     }
 
     @Test func eachCustomerReadsTheirOwnLanguageWhenTheStoreWritesIt() {
-        let sink = MailDropSink(directory: "/unused", language: "en", from: "shop@example.com", storeName: "Shop")
+        let mail = CustomerMail(language: "en", from: "shop@example.com", storeName: "Shop")
         func message(_ language: String?) -> OutboxMessage {
             OutboxMessage(
                 id: 1, kind: "order_confirmed", orderID: "0F8FAD5B", createdAt: Date(), payload: "{}",
                 language: language)
         }
-        #expect(sink.language(of: message("nb")) == "nb")
-        #expect(sink.language(of: message(nil)) == "en")
+        #expect(mail.language(of: message("nb")) == "nb")
+        #expect(mail.language(of: message(nil)) == "en")
         // A language the store does not write: the store's.
-        #expect(sink.language(of: message("de")) == "en")
+        #expect(mail.language(of: message("de")) == "en")
         #expect(
-            MailDropSink(directory: "/unused", language: "nb", from: "s@example.no", storeName: "S")
-                .language(of: message("en")) == "en")
+            CustomerMail(language: "nb", from: "s@example.no", storeName: "S").language(of: message("en")) == "en")
     }
 
     @Test func aMessageBecomesOneFileInNewWithTextAndHTML() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("maildrop-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let sink = MailDropSink(
-            directory: folder.path, language: "nb", from: "butikk@example.no", storeName: "Butikken")
+            directory: folder.path, mail: CustomerMail(language: "nb", from: "butikk@example.no", storeName: "Butikken"))
         let message = OutboxMessage(
             id: 7, kind: "order_cancelled", orderID: "0F8FAD5B-D9CB-469F-A165-70867728950E",
             createdAt: Date(timeIntervalSince1970: 1_767_225_600),
@@ -84,7 +84,7 @@ import Testing
         #expect(mail.contains("Subject: Bestilling 0F8FAD5B er kansellert\r\n"))
         // A subject beyond ASCII is an RFC 2047 encoded word.
         #expect(
-            MailDropSink.encodedWord("Forespørsel") == "=?utf-8?B?\(Data("Forespørsel".utf8).base64EncodedString())?=")
+            MailMessage.encodedWord("Forespørsel") == "=?utf-8?B?\(Data("Forespørsel".utf8).base64EncodedString())?=")
         #expect(mail.contains("Content-Type: text/plain; charset=utf-8"))
         #expect(mail.contains("Content-Type: text/html; charset=utf-8"))
         #expect(mail.contains("Date: Thu, 01 Jan 2026 00:00:00 +0000"))

@@ -142,6 +142,17 @@ enum SagaStore {
                 row.set(error: recorded)
                 row.finishedAt = now
                 note(recorded, step: name, on: &loaded.record, stuck: loaded.machine.state == .failed)
+                if loaded.machine.state == .failed {
+                    // A person must decide: the store's staff hear of it (the outbox's sinks: mail, webhook).
+                    try OutboxRecord(
+                        id: nil, orderID: loaded.record.orderID, kind: "saga_failed",
+                        payload: try JSON.encode(
+                            SagaFailedNotice(
+                                orderID: loaded.record.orderID, sagaID: loaded.record.id,
+                                sagaKind: loaded.record.kind.rawValue, step: name, error: recorded.message)),
+                        createdAt: now, deliveredAt: nil
+                    ).insert(db)
+                }
             }
         }
         try row.save(db)
@@ -241,5 +252,21 @@ extension SagaRecord {
             state: state, steps: steps.map(\.api), error: error, createdAt: createdAt, updatedAt: updatedAt,
             settlement: settlement
         )
+    }
+}
+
+/// The outbox message of a saga that stopped for a person (`saga_failed`).
+struct SagaFailedNotice: Encodable {
+    var orderID: String
+    var sagaID: String
+    var sagaKind: String
+    var step: String
+    var error: String
+
+    enum CodingKeys: String, CodingKey {
+        case step, error
+        case orderID = "order_id"
+        case sagaID = "saga_id"
+        case sagaKind = "saga_kind"
     }
 }

@@ -1,0 +1,88 @@
+import Foundation
+import GRDB
+import Logging
+import RescindMail
+import RescindStorage
+import ServiceLifecycle
+
+/// Mails the store's staff each processor event a person must act on (a refund that failed, a dispute, money
+/// moved outside Rescind), once it is recorded: at least once, with the same Message-ID on a resend, retried
+/// with backoff while the mail server refuses or cannot be reached.
+public struct ProcessorEventMailer: Service {
+    let payments: PaymentsService
+    let client: SMTPClient
+    let from: String
+    let staff: String
+    let interval: Duration
+
+    public init(payments: PaymentsService, client: SMTPClient, from: String, staff: String, interval: Duration = .seconds(1)) {
+        self.payments = payments
+        self.client = client
+        self.from = from
+        self.staff = staff
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        var backoff = interval
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                try await mailDue()
+                backoff = interval
+            } catch {
+                payments.logger.warning(
+                    "processor events not mailed to the staff; will retry", metadata: ["error": "\(error)"])
+                backoff = min(backoff * 2, .seconds(60))
+            }
+            let wait = backoff
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Mails every event that needs a person and was not mailed yet, oldest first.
+    /// - Throws: `SMTPError` (the rest wait for the next pass), database errors.
+    func mailDue() async throws {
+        let due = try await payments.database.read { db in
+            try ProcessorEventRecord.filter(
+                Column("needs_attention") == true && Column("staff_notified_at") == nil
+            ).order(Column("received_at")).limit(50).fetchAll(db)
+        }
+        for event in due {
+            let mail = message(event)
+            do {
+                try await client.send(from: MailMessage.address(from), to: [staff], message: mail.rfc5322)
+            } catch let error as SMTPError where error.permanent {
+                payments.logger.error(
+                    "the mail server refused a staff message for good; not sent",
+                    metadata: ["event": "\(event.id)", "error": "\(error)"])
+            }
+            try await payments.writer.write { db in
+                try db.execute(
+                    sql: "UPDATE processor_event SET staff_notified_at = ? WHERE id = ?", arguments: [Date(), event.id])
+            }
+            payments.logger.info(
+                "staff mailed about a processor event",
+                metadata: ["event": "\(event.id)", "kind": "\(event.kind)", "order_id": "\(event.orderID ?? "")"])
+        }
+    }
+
+    func message(_ event: ProcessorEventRecord) -> MailMessage {
+        let order = event.orderID ?? "no order"
+        let subject = "The processor reports \(event.kind.replacingOccurrences(of: "_", with: " ")) on order \(order.prefix(8))"
+        let paragraphs = [
+            "The card processor sent \(event.type) (\(event.id)) about charge \(event.chargeID ?? "?") of order "
+                + "\(order)" + (event.amount.map { ", amount \($0) in minor units" } ?? "") + ".",
+            event.detail ?? "",
+            "See it with rescindctl payments attention; once dealt with: rescindctl payments resolve \(event.id) "
+                + "--note \"what you did\".",
+        ].filter { !$0.isEmpty }
+        return MailMessage(
+            from: from, to: staff, subject: subject, text: paragraphs.joined(separator: "\n\n") + "\n",
+            html: MailMessage.html(paragraphs: paragraphs, title: subject, language: "en"), date: event.receivedAt,
+            messageID: MailMessage.messageID("processor-event-\(event.id)", from: from))
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import RescindAPI
+import RescindPKI
+import RescindSuite
+import RescindTestSupport
+import RescindTransport
+import RescindWire
+import Testing
+
+extension RealDaemons {
+    /// Mail over SMTP to a real server (aiosmtpd): STARTTLS and AUTH required, its certificate from the suite's
+    /// CA. What the server received is read back as Python's `email` package decodes it: the customer's emails in
+    /// their language, the staff's at the staff address, the same Message-ID on a resend, and a message whose
+    /// submission was refused or dropped mid-message received again later, once.
+    @Suite(
+        .serialized, .timeLimit(.minutes(5)),
+        .enabled(if: SMTPTestServer.available, "aiosmtpd is not installed: pip install aiosmtpd"))
+    struct MailTests {
+        static let staff = "staff@store.example"
+
+        /// A suite whose Orders submits its mail to an SMTP server started first (its certificate is issued by
+        /// the suite's CA, which Orders trusts for it).
+        private func start(_ options: RescindHarness.Options = .init()) async throws -> (RescindHarness, SMTPTestServer) {
+            let directory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("rescind-mail-\(UUID().uuidString.prefix(8))")
+            let layout = SuiteLayout(directory: directory)
+            try LocalSuite(layout: layout).prepare()
+            let pki = PKIDirectory(url: layout.pki)
+            _ = try pki.issue(name: "smtp", hosts: ["127.0.0.1", "localhost"])
+            let smtp = try SMTPTestServer(
+                certificate: pki.certificatePath(for: "smtp"), privateKey: pki.privateKeyPath(for: "smtp"),
+                username: "rescind", password: "mail-password-1")
+            let passwordFile = directory.appendingPathComponent("config/smtp-password")
+            try Data("mail-password-1\n".utf8).write(to: passwordFile)
+            var options = options
+            options.notifications["mail"] = [
+                "smtp": [
+                    "host": "127.0.0.1", "port": smtp.port, "username": "rescind",
+                    "password_file": passwordFile.path, "ca_file": pki.caCertificatePath,
+                ] as [String: any Sendable],
+                "from": "Rescind store <orders@store.example>", "staff": Self.staff,
+            ] as [String: any Sendable]
+            options.notifications["max_backoff_seconds"] = 0.5
+            return (try await RescindHarness.start(directory: directory, options: options), smtp)
+        }
+
+        private func place(_ h: RescindHarness, language: String?, customer: String) async throws -> Order {
+            try await h.orders.call(
+                OrdersMethods.place,
+                PlaceOrderRequest(
+                    customerEmail: customer, currency: "NOK", lines: [.init(sku: "MUG", quantity: 2, unitPriceMinor: 12_500)],
+                    paymentMethod: "pm_card_visa", language: language),
+                idempotencyKey: UUID().uuidString)
+        }
+
+        /// A staff cancellation that tells the customer.
+        private func cancel(_ h: RescindHarness, _ order: Order) async throws -> Saga {
+            let accepted = try await h.orders.call(
+                OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .customer, notify: true),
+                idempotencyKey: UUID().uuidString)
+            return try await h.waitForSaga(accepted.sagaID)
+        }
+
+        @Test func customersAndStaffGetTheirMailOverSMTP() async throws {
+            var options = RescindHarness.Options()
+            options.sagas["max_attempts"] = 2
+            let (h, smtp) = try await start(options)
+            defer { smtp.stop() }
+            do {
+                try await h.setStock("MUG", at: "main", onHand: 20)
+                // In English and in Norwegian: a confirmation, then a cancellation with its refund.
+                let english = try await place(h, language: "en", customer: "ada@example.com")
+                let norwegian = try await place(h, language: "nb", customer: "kari@example.no")
+                for order in [english, norwegian] {
+                    #expect(try await cancel(h, order).state == .completed)
+                }
+                let mail = try await smtp.waitForMessages(4)
+                #expect(mail.allSatisfy { $0.tls && $0.login == "rescind" })
+                #expect(mail.allSatisfy { $0.mailFrom == "orders@store.example" })
+                let ada = mail.filter { $0.rcptTos == ["ada@example.com"] }
+                let kari = mail.filter { $0.rcptTos == ["kari@example.no"] }
+                #expect(ada.map(\.subject).sorted() == [
+                    "Your order \(english.id.uuidString.prefix(8)) is cancelled",
+                    "Your order \(english.id.uuidString.prefix(8)) is confirmed",
+                ])
+                #expect(ada.first { $0.subject.hasSuffix("cancelled") }?.text?.contains("250.00 NOK is refunded") == true)
+                #expect(kari.map(\.subject).sorted() == [
+                    "Bestilling \(norwegian.id.uuidString.prefix(8)) er bekreftet",
+                    "Bestilling \(norwegian.id.uuidString.prefix(8)) er kansellert",
+                ])
+                #expect(kari.first { $0.subject.hasSuffix("kansellert") }?.text?.contains("250,00 NOK er refundert til kortet") == true)
+                #expect(mail.allSatisfy { $0.messageID?.hasSuffix("@store.example>") == true })
+                #expect(Set(mail.compactMap(\.messageID)).count == 4)
+
+                // The server drops the connection once the next message is in, then refuses the one after: each
+                // message is received again later, once, under the same Message-ID.
+                try smtp.dropNext(1)
+                let dropped = try await place(h, language: "en", customer: "grace@example.com")
+                try await smtp.waitForMessages(5)
+                try smtp.refuseNext(1)
+                #expect(try await cancel(h, dropped).state == .completed)
+                let after = try await smtp.waitForMessages(6)
+                #expect(smtp.attempts().filter { $0 == "dropped" }.count == 1)
+                #expect(smtp.attempts().filter { $0 == "refused" }.count == 1)
+                let grace = after.filter { $0.rcptTos == ["grace@example.com"] }
+                #expect(grace.count == 2, "\(grace.map(\.subject))")
+                #expect(Set(grace.compactMap(\.messageID)).count == 2)
+
+                // A saga that stops for a person: the staff are told at the staff address.
+                let stuck = try await place(h, language: "en", customer: "alan@example.com")
+                _ = try await h.payments.call(PaymentsMethods.setProcessorFaults, ProcessorFaults(mode: .unavailable))
+                #expect(try await cancel(h, stuck).state == .failed)
+                _ = try await h.payments.call(PaymentsMethods.setProcessorFaults, ProcessorFaults(mode: .normal))
+                let staffMail = try await smtp.waitForMessages(8).filter { $0.rcptTos == [Self.staff] }
+                #expect(staffMail.count == 1)
+                #expect(staffMail.first?.subject.contains("needs a person") == true)
+                #expect(staffMail.first?.text?.contains(stuck.id.uuidString) == true)
+                #expect(staffMail.first?.text?.contains("rescindctl sagas retry") == true)
+                await h.stop()
+            } catch {
+                await h.stop(removeFiles: false)
+                throw error
+            }
+        }
+    }
+}
