@@ -503,6 +503,33 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             RefundRequest(orderID: Fixture.orderID, amountMinor: 700, storeCreditOf: "ana.lima@example.com"),
             key: "D975F117-8E7F-40FC-8F42-567372D53709/refund"
         ),
+        // What the processor told Payments on its own (PROTOCOL.md section 13.5.1), and a reconciliation.
+        request(
+            "payments-events-request", 90, PaymentsMethods.events, ProcessorEventsRequest(orderID: Fixture.orderID)
+        ),
+        response(
+            "payments-events-response", 90, PaymentsMethods.events,
+            ProcessorEventList(events: [
+                ProcessorEvent(
+                    id: "evt_1QdisputeA", type: "charge.dispute.created", kind: .disputeOpened,
+                    orderID: Fixture.orderID, charge: "pi_3QchargeA", amountMinor: 2400,
+                    detail: "dispute dp_1: fraudulent", occurredAt: Fixture.created,
+                    receivedAt: Date(timeIntervalSince1970: 1_767_225_601.5), needsAttention: true)
+            ])
+        ),
+        request(
+            "payments-reconcile-request", 91, PaymentsMethods.reconcile, ReconcileRequest(since: Fixture.created)
+        ),
+        response(
+            "payments-reconcile-response", 91, PaymentsMethods.reconcile,
+            ReconcileReport(
+                checked: 12,
+                differences: [
+                    .init(
+                        orderID: Fixture.orderID, charge: "pi_3QchargeA", field: "status", rescind: "authorized",
+                        processor: "captured")
+                ])
+        ),
         request(
             "payments-store-credit-request", 44, PaymentsMethods.storeCredit,
             StoreCreditRequest(customer: "ana.lima@example.com")
