@@ -129,6 +129,9 @@ let package = Package(
             name: "RescindOrders",
             dependencies: [
                 "RescindAPI", "RescindStorage", "RescindTransport", "RescindMail",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,14 +1,13 @@
+import AsyncHTTPClient
 import Foundation
 import GRDB
 import Logging
+import NIOCore
+import NIOHTTP1
 import RescindMail
 import RescindStorage
 import RescindTransport
 import ServiceLifecycle
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// Where customer notifications go: the store's configuration (`notifications` in Orders' file).
 public struct NotificationSettings: Codable, Sendable, Hashable {
@@ -176,18 +175,19 @@ struct WebhookSink: NotificationSink {
     }
 
     func deliver(_ message: OutboxMessage) async throws {
-        guard let url = URL(string: webhook.url) else { return }
         let body = try message.json()
-        var request = URLRequest(url: url, timeoutInterval: webhook.timeoutSeconds)
-        request.httpMethod = "POST"
-        request.httpBody = body
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue(
-            WebhookSignature.sign(body, secret: webhook.secret, at: Date()), forHTTPHeaderField: "Rescind-Signature")
-        request.setValue("\(message.id)", forHTTPHeaderField: "Rescind-Message-Id")
-        let (_, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status) else { throw Refused(status: status) }
+        var request = HTTPClientRequest(url: webhook.url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(
+            name: "Rescind-Signature", value: WebhookSignature.sign(body, secret: webhook.secret, at: Date()))
+        request.headers.add(name: "Rescind-Message-Id", value: "\(message.id)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(
+            request, timeout: .milliseconds(Int64(webhook.timeoutSeconds * 1_000)))
+        // Read (and dropped), so that the connection goes back to the pool.
+        _ = try await response.body.collect(upTo: 1 << 20)
+        guard (200..<300).contains(Int(response.status.code)) else { throw Refused(status: Int(response.status.code)) }
     }
 }
 

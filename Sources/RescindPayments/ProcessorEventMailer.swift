@@ -15,7 +15,9 @@ public struct ProcessorEventMailer: Service {
     let staff: String
     let interval: Duration
 
-    public init(payments: PaymentsService, client: SMTPClient, from: String, staff: String, interval: Duration = .seconds(1)) {
+    public init(
+        payments: PaymentsService, client: SMTPClient, from: String, staff: String, interval: Duration = .seconds(1)
+    ) {
         self.payments = payments
         self.client = client
         self.from = from
@@ -72,7 +74,8 @@ public struct ProcessorEventMailer: Service {
 
     func message(_ event: ProcessorEventRecord) -> MailMessage {
         let order = event.orderID ?? "no order"
-        let subject = "The processor reports \(event.kind.replacingOccurrences(of: "_", with: " ")) on order \(order.prefix(8))"
+        let subject =
+            "The processor reports \(event.kind.replacingOccurrences(of: "_", with: " ")) on order \(order.prefix(8))"
         let paragraphs = [
             "The card processor sent \(event.type) (\(event.id)) about charge \(event.chargeID ?? "?") of order "
                 + "\(order)" + (event.amount.map { ", amount \($0) in minor units" } ?? "") + ".",

@@ -234,7 +234,9 @@ extension PaymentsService {
     public func events(_ request: ProcessorEventsRequest) async throws -> ProcessorEventList {
         try await database.read { db in
             var query = ProcessorEventRecord.all()
-            if request.all != true { query = query.filter(Column("needs_attention") == true && Column("resolved_at") == nil) }
+            if request.all != true {
+                query = query.filter(Column("needs_attention") == true && Column("resolved_at") == nil)
+            }
             if let order = request.orderID { query = query.filter(Column("order_id") == order.uuidString) }
             let limit = min(max(request.limit ?? 500, 1), 5_000)
             return ProcessorEventList(

@@ -86,7 +86,10 @@ public struct ProcessorWebhooks: Sendable {
     let tolerance: TimeInterval
     let logger: Logger
 
-    static let signatureHeader = HTTPField.Name("Stripe-Signature")!
+    static let signatureHeader: HTTPField.Name = {
+        guard let name = HTTPField.Name("Stripe-Signature") else { preconditionFailure("not a header name") }
+        return name
+    }()
 
     public init(payments: PaymentsService, secret: String, tolerance: TimeInterval, logger: Logger) {
         self.payments = payments
@@ -125,7 +128,8 @@ public struct ProcessorWebhooks: Sendable {
                         "needs_attention": applied.needsAttention,
                     ], status: .ok)
             } catch let error as RescindError {
-                return Self.json(["error": Self.describe(error)], status: error.retryable ? .serviceUnavailable : .badRequest)
+                return Self.json(
+                    ["error": Self.describe(error)], status: error.retryable ? .serviceUnavailable : .badRequest)
             } catch let error as HTTPError {
                 return Self.json(
                     ["error": Self.describe(.invalidArgument("\(error)", reason: "bad_body"))],
@@ -170,6 +174,7 @@ public struct ProcessorWebhooks: Sendable {
     private static func json(_ object: [String: Any], status: HTTPResponse.Status) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return Response(
-            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

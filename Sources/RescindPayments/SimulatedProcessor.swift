@@ -343,7 +343,7 @@ public final class SimulatedProcessor: PaymentProcessor {
 
     public func charges(since: Date?) async throws -> [ProcessorChargeState] {
         try await database.read { db in
-            try Self.charges(db).filter { since == nil || $0.createdAt >= since! }.map(\.state)
+            try Self.charges(db).filter { $0.createdAt >= since ?? .distantPast }.map(\.state)
         }
     }
 
@@ -371,7 +371,8 @@ public final class SimulatedProcessor: PaymentProcessor {
 
         var state: ProcessorChargeState {
             ProcessorChargeState(
-                id: id, orderID: UUID(uuidString: orderID), key: nil, status: ProcessorChargeState.status(ofIntent: status),
+                id: id, orderID: UUID(uuidString: orderID), key: nil,
+                status: ProcessorChargeState.status(ofIntent: status),
                 amountMinor: amount, capturedMinor: amountCaptured, refundedMinor: refundTotal, createdAt: createdAt)
         }
     }

@@ -203,7 +203,9 @@ public struct StripeProcessor: PaymentProcessor {
         var state: ProcessorChargeState? {
             let status = ProcessorChargeState.status(ofIntent: status)
             guard ["authorized", "captured", "voided"].contains(status) else { return nil }
-            let refunds = (latestCharge?.refunds?.data ?? []).filter { $0.status != "failed" && $0.status != "canceled" }
+            let refunds = (latestCharge?.refunds?.data ?? []).filter {
+                $0.status != "failed" && $0.status != "canceled"
+            }
             let keyed = refunds.filter { $0.metadata?["rescind_key"] != nil }.reduce(0) { $0 + ($1.amount ?? 0) }
             let unkeyed = refunds.filter { $0.metadata?["rescind_key"] == nil }.reduce(0) { $0 + ($1.amount ?? 0) }
             var captured: Int64 = 0

@@ -217,7 +217,9 @@ public struct LocalSuite: Sendable {
             if !FileManager.default.fileExists(atPath: file.path) {
                 do {
                     var generator = SystemRandomNumberGenerator()
-                    let random = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }
+                    let random = (0..<32).map { _ in
+                        String(format: "%02x", UInt8.random(in: 0...255, using: &generator))
+                    }
                     try Data("whsec_\(random.joined())\n".utf8).write(to: file, options: .atomic)
                     chmod(file.path, 0o600)
                 } catch {

@@ -179,7 +179,9 @@ public struct ChaosRun: Sendable {
         "pm_card_visa_chargeDeclined",
     ]
     /// localstripe's: it declines a card when it is charged only for this one, and declines no refund.
-    static let stripeCards = ["pm_card_visa", "pm_card_visa", "pm_card_visa", "pm_card_visa", "pm_card_chargeCustomerFail"]
+    static let stripeCards = [
+        "pm_card_visa", "pm_card_visa", "pm_card_visa", "pm_card_visa", "pm_card_chargeCustomerFail",
+    ]
 
     /// One client: place, then cancel, double-cancel, fulfil or leave the order, until the end.
     private static func work(

@@ -114,7 +114,8 @@ public final class LocalstripeServer: @unchecked Sendable {
         var after: String?
         while true {
             let page = try await send(
-                HTTPClientRequest(url: apiBase + "/v1/payment_intents?limit=100" + (after.map { "&starting_after=\($0)" } ?? "")),
+                HTTPClientRequest(
+                    url: apiBase + "/v1/payment_intents?limit=100" + (after.map { "&starting_after=\($0)" } ?? "")),
                 "/v1/payment_intents")
             let data = page["data"] as? [[String: Any]] ?? []
             intents += data.map(Self.intent).filter { $0.metadata["rescind_key"] != nil }

@@ -43,7 +43,7 @@ public final class RescindHarness: Sendable {
         public var stripeAPIBase: String?
         /// How long Payments waits for one answer of the Stripe API (its default: 20 s).
         public var stripeTimeoutSeconds: Double?
-        /// Top-level keys of Payments' configuration (its `mail`, say).
+        /// Top-level keys of Payments' configuration (its `mail`, say), written last.
         public var payments: [String: any Sendable] = [:]
 
         public init() {}
@@ -110,9 +110,6 @@ public final class RescindHarness: Sendable {
         if !options.storefront.isEmpty {
             try suite.patchConfiguration(.storefront, options.storefront)
         }
-        if !options.payments.isEmpty {
-            try suite.patchConfiguration(.payments, options.payments)
-        }
         var stripe: (api: String, webhook: LocalSuite.StripeWebhook, proxy: FaultProxy?)?
         if let apiBase = options.stripeAPIBase {
             let keyFile = directory.appendingPathComponent("config/stripe-secret-key")
@@ -131,6 +128,10 @@ public final class RescindHarness: Sendable {
         } else if options.processorFaults {
             try suite.patchConfiguration(
                 .payments, ["processor": ["fee_basis_points": 290, "fixed_fee": 30, "fault_injection": true]])
+        }
+        // Last: a test's own keys win (a `processor` section of its own, say).
+        if !options.payments.isEmpty {
+            try suite.patchConfiguration(.payments, options.payments)
         }
         do {
             let (manifest, _) = try await suite.up(environment: environment)

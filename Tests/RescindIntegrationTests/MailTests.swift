@@ -20,7 +20,8 @@ extension RealDaemons {
 
         /// A suite whose Orders submits its mail to an SMTP server started first (its certificate is issued by
         /// the suite's CA, which Orders trusts for it).
-        private func start(_ options: RescindHarness.Options = .init()) async throws -> (RescindHarness, SMTPTestServer) {
+        private func start(_ options: RescindHarness.Options = .init()) async throws -> (RescindHarness, SMTPTestServer)
+        {
             let directory = FileManager.default.temporaryDirectory
                 .appendingPathComponent("rescind-mail-\(UUID().uuidString.prefix(8))")
             let layout = SuiteLayout(directory: directory)
@@ -33,13 +34,14 @@ extension RealDaemons {
             let passwordFile = directory.appendingPathComponent("config/smtp-password")
             try Data("mail-password-1\n".utf8).write(to: passwordFile)
             var options = options
-            options.notifications["mail"] = [
-                "smtp": [
-                    "host": "127.0.0.1", "port": smtp.port, "username": "rescind",
-                    "password_file": passwordFile.path, "ca_file": pki.caCertificatePath,
-                ] as [String: any Sendable],
-                "from": "Rescind store <orders@store.example>", "staff": Self.staff,
-            ] as [String: any Sendable]
+            options.notifications["mail"] =
+                [
+                    "smtp": [
+                        "host": "127.0.0.1", "port": smtp.port, "username": "rescind",
+                        "password_file": passwordFile.path, "ca_file": pki.caCertificatePath,
+                    ] as [String: any Sendable],
+                    "from": "Rescind store <orders@store.example>", "staff": Self.staff,
+                ] as [String: any Sendable]
             options.notifications["max_backoff_seconds"] = 0.5
             return (try await RescindHarness.start(directory: directory, options: options), smtp)
         }
@@ -48,7 +50,8 @@ extension RealDaemons {
             try await h.orders.call(
                 OrdersMethods.place,
                 PlaceOrderRequest(
-                    customerEmail: customer, currency: "NOK", lines: [.init(sku: "MUG", quantity: 2, unitPriceMinor: 12_500)],
+                    customerEmail: customer, currency: "NOK",
+                    lines: [.init(sku: "MUG", quantity: 2, unitPriceMinor: 12_500)],
                     paymentMethod: "pm_card_visa", language: language),
                 idempotencyKey: UUID().uuidString)
         }
@@ -79,16 +82,21 @@ extension RealDaemons {
                 #expect(mail.allSatisfy { $0.mailFrom == "orders@store.example" })
                 let ada = mail.filter { $0.rcptTos == ["ada@example.com"] }
                 let kari = mail.filter { $0.rcptTos == ["kari@example.no"] }
-                #expect(ada.map(\.subject).sorted() == [
-                    "Your order \(english.id.uuidString.prefix(8)) is cancelled",
-                    "Your order \(english.id.uuidString.prefix(8)) is confirmed",
-                ])
-                #expect(ada.first { $0.subject.hasSuffix("cancelled") }?.text?.contains("250.00 NOK is refunded") == true)
-                #expect(kari.map(\.subject).sorted() == [
-                    "Bestilling \(norwegian.id.uuidString.prefix(8)) er bekreftet",
-                    "Bestilling \(norwegian.id.uuidString.prefix(8)) er kansellert",
-                ])
-                #expect(kari.first { $0.subject.hasSuffix("kansellert") }?.text?.contains("250,00 NOK er refundert til kortet") == true)
+                #expect(
+                    ada.map(\.subject).sorted() == [
+                        "Your order \(english.id.uuidString.prefix(8)) is cancelled",
+                        "Your order \(english.id.uuidString.prefix(8)) is confirmed",
+                    ])
+                #expect(
+                    ada.first { $0.subject.hasSuffix("cancelled") }?.text?.contains("250.00 NOK is refunded") == true)
+                #expect(
+                    kari.map(\.subject).sorted() == [
+                        "Bestilling \(norwegian.id.uuidString.prefix(8)) er bekreftet",
+                        "Bestilling \(norwegian.id.uuidString.prefix(8)) er kansellert",
+                    ])
+                #expect(
+                    kari.first { $0.subject.hasSuffix("kansellert") }?.text?.contains(
+                        "250,00 NOK er refundert til kortet") == true)
                 #expect(mail.allSatisfy { $0.messageID?.hasSuffix("@store.example>") == true })
                 #expect(Set(mail.compactMap(\.messageID)).count == 4)
 

@@ -43,13 +43,14 @@ extension RealDaemons {
             var options = RescindHarness.Options()
             options.stripeAPIBase = stripe.apiBase
             options.capture = capture
-            options.payments["mail"] = [
-                "smtp": [
-                    "host": "127.0.0.1", "port": smtp.port, "username": "payments",
-                    "password_file": passwordFile.path, "ca_file": pki.caCertificatePath,
-                ] as [String: any Sendable],
-                "from": "payments@store.example", "staff": Self.staff,
-            ] as [String: any Sendable]
+            options.payments["mail"] =
+                [
+                    "smtp": [
+                        "host": "127.0.0.1", "port": smtp.port, "username": "payments",
+                        "password_file": passwordFile.path, "ca_file": pki.caCertificatePath,
+                    ] as [String: any Sendable],
+                    "from": "payments@store.example", "staff": Self.staff,
+                ] as [String: any Sendable]
             let h = try await RescindHarness.start(directory: directory, options: options)
             let webhook = try #require(h.stripeWebhook)
             try await stripe.sendEvents(to: webhook.url, secret: try secret(h))
@@ -78,7 +79,8 @@ extension RealDaemons {
             tls.trustRoots = .file(PKIDirectory(url: h.suite.layout.pki).caCertificatePath)
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
             do {
-                let answer = try await deliver(client, url: try #require(h.stripeWebhook).url, body, signature: signature)
+                let answer = try await deliver(
+                    client, url: try #require(h.stripeWebhook).url, body, signature: signature)
                 try await client.shutdown()
                 return answer
             } catch {
@@ -121,7 +123,8 @@ extension RealDaemons {
                 // Rescind captures one order (fulfilment): localstripe's payment_intent.succeeded confirms it.
                 let ours = try await h.place([("MUG", 1, 1200)])
                 _ = try await h.orders.call(OrdersMethods.fulfill, FulfilOrderRequest(orderID: ours.id))
-                #expect(try await h.waitForSaga(try #require(try await h.sagas(of: ours.id).last).id).state == .completed)
+                #expect(
+                    try await h.waitForSaga(try #require(try await h.sagas(of: ours.id).last).id).state == .completed)
                 let confirmed = try await h.waitForProcessorEvent(.confirmed, of: ours.id)
                 #expect(confirmed.type == "payment_intent.succeeded")
                 #expect(!confirmed.needsAttention)
@@ -152,11 +155,13 @@ extension RealDaemons {
                         "id": "re_1", "object": "refund", "amount": 500, "payment_intent": ourCharge,
                         "status": "failed", "failure_reason": "expired_or_canceled_card",
                     ])
-                var answer = try await deliver(h, failed, signature: WebhookSignature.sign(failed, secret: secret, at: Date()))
+                var answer = try await deliver(
+                    h, failed, signature: WebhookSignature.sign(failed, secret: secret, at: Date()))
                 #expect(answer.status == 200)
                 #expect(answer.answer["kind"] as? String == "refund_failed")
                 // Delivered again (Stripe delivers at least once): applied once.
-                answer = try await deliver(h, failed, signature: WebhookSignature.sign(failed, secret: secret, at: Date()))
+                answer = try await deliver(
+                    h, failed, signature: WebhookSignature.sign(failed, secret: secret, at: Date()))
                 #expect(answer.status == 200)
                 #expect(answer.answer["duplicate"] as? Bool == true)
                 for (id, type, status) in [
@@ -169,7 +174,8 @@ extension RealDaemons {
                             "id": "dp_1", "object": "dispute", "amount": 1200, "payment_intent": ourCharge,
                             "reason": "fraudulent", "status": status,
                         ])
-                    answer = try await deliver(h, body, signature: WebhookSignature.sign(body, secret: secret, at: Date()))
+                    answer = try await deliver(
+                        h, body, signature: WebhookSignature.sign(body, secret: secret, at: Date()))
                     #expect(answer.status == 200)
                 }
                 let events = try await h.payment(ours.id).processorEvents ?? []
@@ -208,7 +214,10 @@ extension RealDaemons {
                 #expect(
                     Set(staffMail.compactMap(\.messageID))
                         == Set(waiting.events.map { "<processor-event-\($0.id)@store.example>" }))
-                #expect(staffMail.contains { $0.subject.contains("captured outside") && $0.text?.contains(other.id.uuidString) == true })
+                #expect(
+                    staffMail.contains {
+                        $0.subject.contains("captured outside") && $0.text?.contains(other.id.uuidString) == true
+                    })
 
                 // A person resolves what they dealt with: it leaves the list, once.
                 for event in waiting.events {

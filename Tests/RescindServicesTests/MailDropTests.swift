@@ -67,7 +67,8 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("maildrop-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let sink = MailDropSink(
-            directory: folder.path, mail: CustomerMail(language: "nb", from: "butikk@example.no", storeName: "Butikken"))
+            directory: folder.path, mail: CustomerMail(language: "nb", from: "butikk@example.no", storeName: "Butikken")
+        )
         let message = OutboxMessage(
             id: 7, kind: "order_cancelled", orderID: "0F8FAD5B-D9CB-469F-A165-70867728950E",
             createdAt: Date(timeIntervalSince1970: 1_767_225_600),
