@@ -301,6 +301,7 @@ let package = Package(
             name: "RescindIntegrationTests",
             dependencies: [
                 "RescindTestSupport", "RescindAPI", "RescindStorage", "RescindPayments", "RescindSuite", "RescindPKI",
+                "RescindMail",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

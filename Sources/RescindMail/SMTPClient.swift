@@ -79,6 +79,11 @@ public struct SMTPError: Error, CustomStringConvertible, Sendable {
     public var permanent: Bool { (500..<600).contains(code) }
 
     public var description: String { code == 0 ? "SMTP: \(message)" : "SMTP \(code): \(message)" }
+
+    public init(code: Int, message: String) {
+        self.code = code
+        self.message = message
+    }
 }
 
 /// Submits messages to an SMTP server (RFC 5321), one connection per submission: EHLO, STARTTLS and EHLO again,
@@ -125,6 +130,17 @@ public struct SMTPClient: Sendable {
     }
 
     private func submit(from: String, to: [String], message: Data) async throws {
+        do {
+            try await converse(from: from, to: to, message: message)
+        } catch let error as SMTPError {
+            throw error
+        } catch {
+            // A TLS handshake that failed (an untrusted certificate, say), a broken connection.
+            throw SMTPError(code: 0, message: "\(settings.host):\(settings.port): \(error)")
+        }
+    }
+
+    private func converse(from: String, to: [String], message: Data) async throws {
         let channel: NIOAsyncChannel<String, ByteBuffer>
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

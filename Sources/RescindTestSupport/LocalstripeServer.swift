@@ -11,22 +11,12 @@ import NIOHTTP1
 public final class LocalstripeServer: @unchecked Sendable {
     /// `http://127.0.0.1:PORT`.
     public let apiBase: String
-    private let process: Process
+    private let peer: PythonPeer
 
     /// Whether tests that need localstripe run: it is installed (`python3 -c "import localstripe"`), or
     /// `RESCIND_REQUIRE_PEERS` is set (CI), so that a missing server fails the test instead of skipping it.
     /// Asked once per process (every suite and argument list that needs it reads it).
-    public static let available: Bool = {
-        if ProcessInfo.processInfo.environment["RESCIND_REQUIRE_PEERS"] != nil { return true }
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import localstripe"]
-        check.standardOutput = FileHandle.nullDevice
-        check.standardError = FileHandle.nullDevice
-        guard (try? check.run()) != nil else { return false }
-        check.waitUntilExit()
-        return check.terminationStatus == 0
-    }()
+    public static let available = PythonPeer.available("localstripe")
 
     /// Binds and listens before it prints the port, so a request sent as soon as the port is read waits in the
     /// backlog until the application serves it.
@@ -47,42 +37,14 @@ public final class LocalstripeServer: @unchecked Sendable {
     ///   it starts, so it must exist by then).
     /// - Throws: if python3 or localstripe is missing, or the server does not say its port within 30 s.
     public init(trusting caCertificate: String? = nil) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script]
-        if let caCertificate {
-            var environment = ProcessInfo.processInfo.environment
-            environment["SSL_CERT_FILE"] = caCertificate
-            process.environment = environment
-        }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        // The first line is the port; reading blocks until it comes or the process ends.
-        var line = Data()
-        let handle = output.fileHandleForReading
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let text = String(data: line, encoding: .utf8)?.split(separator: "\n").first, let port = Int(text) else {
-            process.terminate()
-            throw PeerError(message: "localstripe did not start (pip install localstripe)")
-        }
-        apiBase = "http://127.0.0.1:\(port)"
+        peer = try PythonPeer(
+            script: Self.script, environment: caCertificate.map { ["SSL_CERT_FILE": $0] } ?? [:], package: "localstripe"
+        )
+        apiBase = "http://127.0.0.1:\(peer.port)"
     }
 
     /// Stops the server.
-    public func stop() {
-        // SIGKILL: aiohttp's graceful shutdown on SIGTERM can wait for ever; nothing of the server is kept.
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
+    public func stop() { peer.stop() }
 
     deinit { stop() }
 

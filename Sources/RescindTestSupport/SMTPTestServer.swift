@@ -11,20 +11,10 @@ public final class SMTPTestServer: @unchecked Sendable {
     public let port: Int
     /// `accepted/N.json` per message taken; `attempts.jsonl`; the fault files.
     public let directory: URL
-    private let process: Process
+    private let peer: PythonPeer
 
     /// Whether tests that need it run: aiosmtpd is installed, or `RESCIND_REQUIRE_PEERS` is set (CI).
-    public static let available: Bool = {
-        if ProcessInfo.processInfo.environment["RESCIND_REQUIRE_PEERS"] != nil { return true }
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import aiosmtpd"]
-        check.standardOutput = FileHandle.nullDevice
-        check.standardError = FileHandle.nullDevice
-        guard (try? check.run()) != nil else { return false }
-        check.waitUntilExit()
-        return check.terminationStatus == 0
-    }()
+    public static let available = PythonPeer.available("aiosmtpd")
 
     private static let script = """
         import asyncio, email, json, os, socket, ssl, sys
@@ -74,7 +64,7 @@ public final class SMTPTestServer: @unchecked Sendable {
                 return "250 2.0.0 OK"
         def authenticate(server, session, envelope, mechanism, auth_data):
             ok = auth_data.login == user.encode() and auth_data.password == password.encode()
-            return AuthResult(success=ok, auth_data=auth_data.login)
+            return AuthResult(success=ok, handled=False, auth_data=auth_data.login)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
@@ -95,33 +85,14 @@ public final class SMTPTestServer: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "rescind-smtp-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script, certificate, privateKey, directory.path, username, password]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        self.process = process
-        var line = Data()
-        let handle = output.fileHandleForReading
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let text = String(data: line, encoding: .utf8)?.split(separator: "\n").first, let port = Int(text) else {
-            process.terminate()
-            throw PeerError(message: "the SMTP server did not start (pip install aiosmtpd)")
-        }
-        self.port = port
+        peer = try PythonPeer(
+            script: Self.script, arguments: [certificate, privateKey, directory.path, username, password],
+            package: "aiosmtpd")
+        port = peer.port
     }
 
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        peer.stop()
         try? FileManager.default.removeItem(at: directory)
     }
 

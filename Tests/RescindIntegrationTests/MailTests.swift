@@ -1,5 +1,6 @@
 import Foundation
 import RescindAPI
+import RescindMail
 import RescindPKI
 import RescindSuite
 import RescindTestSupport
@@ -129,6 +130,55 @@ extension RealDaemons {
                 await h.stop(removeFiles: false)
                 throw error
             }
+        }
+
+        /// The client on its own against the same server: it refuses a server whose certificate it cannot trust,
+        /// and a server that demands STARTTLS refuses a client configured without it; a wrong password is refused
+        /// for good (5xx). Nothing is accepted by any of them.
+        @Test func theClientChecksTheServerAndTheServerChecksTheClient() async throws {
+            let directory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("rescind-mail-\(UUID().uuidString.prefix(8))")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let pki = PKIDirectory(url: directory)
+            _ = try pki.initialize(commonName: "Mail Test CA")
+            _ = try pki.issue(name: "smtp", hosts: ["127.0.0.1"])
+            let smtp = try SMTPTestServer(
+                certificate: pki.certificatePath(for: "smtp"), privateKey: pki.privateKeyPath(for: "smtp"),
+                username: "rescind", password: "right")
+            defer { smtp.stop() }
+            let passwordFile = directory.appendingPathComponent("password")
+            func client(password: String, ca: String?, starttls: Bool = true) throws -> SMTPClient {
+                try Data(password.utf8).write(to: passwordFile)
+                return try SMTPClient(
+                    settings: SMTPSettings(
+                        host: "127.0.0.1", port: smtp.port, starttls: starttls, username: "rescind",
+                        passwordFile: passwordFile.path, caFile: ca, timeoutSeconds: 10))
+            }
+            let message = Data("Subject: test\r\n\r\n.a line that starts with a dot\r\n".utf8)
+            func send(_ client: SMTPClient) async -> SMTPError? {
+                do {
+                    try await client.send(from: "orders@store.example", to: ["ada@example.com"], message: message)
+                    return nil
+                } catch {
+                    return error as? SMTPError ?? SMTPError(code: -1, message: "\(error)")
+                }
+            }
+            // The system's roots do not know the suite's CA: the TLS handshake fails before AUTH.
+            let untrusted = await send(try client(password: "right", ca: nil))
+            #expect(untrusted?.code == 0, "\(String(describing: untrusted))")
+            // Without STARTTLS, the server refuses AUTH (530: encryption required first).
+            let plain = await send(try client(password: "right", ca: nil, starttls: false))
+            #expect(plain?.permanent == true, "\(String(describing: plain))")
+            // A wrong password: 535, for good.
+            let wrong = await send(try client(password: "wrong", ca: pki.caCertificatePath))
+            #expect(wrong?.code == 535, "\(String(describing: wrong))")
+            #expect(smtp.received().isEmpty)
+            // And right: accepted once, the dot-stuffed line arrives as it was written.
+            #expect(await send(try client(password: "right", ca: pki.caCertificatePath)) == nil)
+            let received = try await smtp.waitForMessages(1)
+            #expect(received.count == 1)
+            #expect(received.first?.tls == true)
+            #expect(received.first?.text?.hasPrefix(".a line that starts with a dot") == true)
         }
     }
 }
