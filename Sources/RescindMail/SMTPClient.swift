@@ -75,14 +75,20 @@ public struct SMTPError: Error, CustomStringConvertible, Sendable {
     public var code: Int
     public var message: String
 
-    /// A 5xx reply: the same message will be refused again (a recipient that does not exist, say).
+    /// Whether the server refused this message itself (a 5xx to its recipient or its content): sent again, it
+    /// would be refused again. A 5xx elsewhere (AUTH, MAIL FROM) is the store's configuration, which a person
+    /// fixes: such a message is tried again later.
+    public var messageRejected: Bool
+
+    /// A 5xx reply.
     public var permanent: Bool { (500..<600).contains(code) }
 
     public var description: String { code == 0 ? "SMTP: \(message)" : "SMTP \(code): \(message)" }
 
-    public init(code: Int, message: String) {
+    public init(code: Int, message: String, messageRejected: Bool = false) {
         self.code = code
         self.message = message
+        self.messageRejected = messageRejected
     }
 }
 
@@ -181,9 +187,11 @@ public struct SMTPClient: Sendable {
                     }
                 }
                 try await session.expect(250, after: "MAIL FROM:<\(from)>")
-                for recipient in to { try await session.expect(250, 251, after: "RCPT TO:<\(recipient)>") }
+                for recipient in to {
+                    try await session.expect(250, 251, after: "RCPT TO:<\(recipient)>", aboutTheMessage: true)
+                }
                 try await session.expect(354, after: "DATA")
-                try await session.expect(250, after: Self.dotStuffed(message) + ".", raw: true)
+                try await session.expect(250, after: Self.dotStuffed(message) + ".", raw: true, aboutTheMessage: true)
                 // Submitted: a QUIT that goes unanswered changes nothing.
                 _ = try? await session.expect(221, after: "QUIT")
             }
@@ -216,9 +224,10 @@ public struct SMTPClient: Sendable {
         /// - Throws: `SMTPError` with the server's code when it is not one of `codes`, or 0 when the connection
         ///   ended.
         @discardableResult
-        mutating func expect(_ codes: Int..., after command: String?, secret: Bool = false, raw: Bool = false)
-            async throws -> [String]
-        {
+        mutating func expect(
+            _ codes: Int..., after command: String?, secret: Bool = false, raw: Bool = false,
+            aboutTheMessage: Bool = false
+        ) async throws -> [String] {
             if let command { try await outbound.write(ByteBuffer(string: command + "\r\n")) }
             var text: [String] = []
             while true {
@@ -235,7 +244,8 @@ public struct SMTPClient: Sendable {
                         throw SMTPError(
                             code: code,
                             message: "\(text.joined(separator: " ")) (after "
-                                + "\(command.map { Self.name(of: $0, secret: secret, raw: raw) } ?? "connecting"))")
+                                + "\(command.map { Self.name(of: $0, secret: secret, raw: raw) } ?? "connecting"))",
+                            messageRejected: aboutTheMessage && (500..<600).contains(code))
                     }
                     return text
                 }

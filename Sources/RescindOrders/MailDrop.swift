@@ -32,8 +32,9 @@ struct MailDropSink: NotificationSink {
 /// Submits each message for a person to the store's SMTP server: the customer's emails, and the staff's (a
 /// cancellation request to decide, a saga that failed) to the store's staff address. A refused or dropped
 /// submission throws, and the relay sends the message again later with the same Message-ID. A message the
-/// server refuses for good (5xx: no such mailbox) is logged and not tried again: it would hold up the order's
-/// later messages for ever.
+/// server refuses for good (a 5xx to its recipient or its content: no such mailbox) is logged and not tried
+/// again: it would hold up the order's later messages for ever. A refusal of the store's settings (a wrong
+/// password) is retried until someone fixes them.
 struct SMTPSink: NotificationSink {
     let client: SMTPClient
     let mail: CustomerMail
@@ -54,7 +55,7 @@ struct SMTPSink: NotificationSink {
         for mail in outgoing {
             do {
                 try await client.send(from: MailMessage.address(mail.from), to: [mail.to], message: mail.rfc5322)
-            } catch let error as SMTPError where error.permanent {
+            } catch let error as SMTPError where error.messageRejected {
                 logger.error(
                     "the mail server refused a message for good; not sent",
                     metadata: [

@@ -268,7 +268,9 @@ struct ProcessorChargeRecord: Codable, FetchableRecord, PersistableRecord {
 
     /// An order's charges, oldest first.
     static func of(_ db: Database, _ orderID: String) throws -> [ProcessorChargeRecord] {
-        try filter(Column("order_id") == orderID).order(Column("created_at"), Column("id")).fetchAll(db)
+        try fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM processor_charge WHERE order_id = ? ORDER BY created_at, id"),
+            arguments: [orderID])
     }
 }
 

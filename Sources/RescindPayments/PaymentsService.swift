@@ -223,8 +223,14 @@ public final class PaymentsService: Sendable {
         }
     }
 
+    /// An order's payment row (the hottest read of every effect: its statement is prepared once).
+    static func find(_ db: Database, _ orderID: String) throws -> PaymentRecord? {
+        try PaymentRecord.fetchOne(
+            db.cachedStatement(sql: "SELECT * FROM payment WHERE order_id = ?"), arguments: [orderID])
+    }
+
     static func load(_ db: Database, _ orderID: UUID) throws -> PaymentRecord {
-        guard let record = try PaymentRecord.fetchOne(db, key: orderID.uuidString) else {
+        guard let record = try find(db, orderID.uuidString) else {
             throw RescindError.notFound("no payment for order \(orderID)", reason: "unknown_payment")
         }
         return record
@@ -236,7 +242,7 @@ public final class PaymentsService: Sendable {
         guard request.amountMinor > 0 else {
             throw RescindError.invalidArgument("amount must be positive", reason: "bad_amount")
         }
-        if try PaymentRecord.fetchOne(db, key: request.orderID.uuidString) != nil {
+        if try Self.find(db, request.orderID.uuidString) != nil {
             throw RescindError.failedPrecondition(
                 "order \(request.orderID) already has a payment",
                 reason: "already_authorized"
@@ -248,7 +254,7 @@ public final class PaymentsService: Sendable {
             try PaymentMethodReference.validate(reference)
             paymentMethod = reference
         case (nil, let earlier?):
-            guard let saved = try PaymentRecord.fetchOne(db, key: earlier.uuidString) else {
+            guard let saved = try Self.find(db, earlier.uuidString) else {
                 throw RescindError.failedPrecondition(
                     "order \(earlier) has no payment, so no saved card", reason: "no_saved_card")
             }

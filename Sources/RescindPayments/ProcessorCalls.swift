@@ -41,7 +41,8 @@ final class ProcessorCalls {
         if let loaded { return loaded }
         let calls = try ProcessorCallRecord.ofEffect(db, effectKey)
         let decided = try Row.fetchAll(
-            db, sql: "SELECT name, value FROM processor_decision WHERE effect_key = ?", arguments: [effectKey])
+            db.cachedStatement(sql: "SELECT name, value FROM processor_decision WHERE effect_key = ?"),
+            arguments: [effectKey])
         let recorded = Recorded(
             calls: Dictionary(calls.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first }),
             decided: Dictionary(decided.map { ($0["name"], $0["value"]) }, uniquingKeysWith: { first, _ in first }))
@@ -62,9 +63,9 @@ final class ProcessorCalls {
     /// Records this pass's decisions (with the call that stopped it).
     func recordDecisions() throws {
         for (name, value) in decisions {
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO processor_decision (effect_key, name, value) VALUES (?, ?, ?)",
-                arguments: [effectKey, name, value])
+            try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO processor_decision (effect_key, name, value) VALUES (?, ?, ?)"
+            ).execute(arguments: [effectKey, name, value])
         }
     }
 
@@ -135,8 +136,16 @@ struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
         case finishedAt = "finished_at"
     }
 
+    // Every effect with a processor call runs these twice or more: their statements are prepared once per
+    // connection (`cachedStatement`), not generated and authorized each time.
+
     static func ofEffect(_ db: Database, _ effectKey: String) throws -> [ProcessorCallRecord] {
-        try filter(Column("effect_key") == effectKey).fetchAll(db)
+        try fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM processor_call WHERE effect_key = ?"), arguments: [effectKey])
+    }
+
+    static func byKey(_ db: Database, _ key: String) throws -> ProcessorCallRecord? {
+        try fetchOne(db.cachedStatement(sql: "SELECT * FROM processor_call WHERE key = ?"), arguments: [key])
     }
 
     func outcome() throws -> Result<ProcessorOutcome, RescindError>? {
@@ -152,7 +161,7 @@ struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
     /// Records a call before it is made; answers whether it is new (`false`: it was recorded before and may have
     /// been made, so the processor is asked what it did first).
     static func begin(_ db: Database, _ call: ProcessorCall, effectKey: String) throws -> Bool {
-        if let existing = try fetchOne(db, key: call.key) {
+        if let existing = try byKey(db, call.key) {
             guard existing.kind == call.kind.rawValue, existing.amount == call.amountMinor,
                 existing.chargeID == call.charge
             else {
@@ -161,17 +170,20 @@ struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
             }
             return false
         }
-        try ProcessorCallRecord(
-            key: call.key, effectKey: effectKey, orderID: call.orderID.uuidString, kind: call.kind.rawValue,
-            chargeID: call.charge, amount: call.amountMinor, state: .pending, outcomeData: nil, startedAt: Date(),
-            finishedAt: nil
-        ).insert(db)
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO processor_call (key, effect_key, order_id, kind, charge_id, amount, state, started_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)
+                """
+        ).execute(arguments: [
+            call.key, effectKey, call.orderID.uuidString, call.kind.rawValue, call.charge, call.amountMinor, Date(),
+        ])
         return true
     }
 
     /// Records what a call did.
     static func finish(_ db: Database, _ key: String, _ outcome: Result<ProcessorOutcome, RescindError>) throws {
-        guard var record = try fetchOne(db, key: key) else {
+        guard var record = try byKey(db, key) else {
             throw RescindError.internalError("no processor call \(key) to finish")
         }
         guard record.state == .pending else { return }
@@ -185,7 +197,8 @@ struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
             record.state = .failed
             record.outcomeData = Data(try encoder.encode(error))
         }
-        record.finishedAt = Date()
-        try record.update(db)
+        try db.cachedStatement(
+            sql: "UPDATE processor_call SET state = ?, outcome = ?, charge_id = ?, finished_at = ? WHERE key = ?"
+        ).execute(arguments: [record.state.rawValue, record.outcomeData, record.chargeID, Date(), key])
     }
 }

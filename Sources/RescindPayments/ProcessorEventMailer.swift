@@ -57,7 +57,7 @@ public struct ProcessorEventMailer: Service {
             let mail = message(event)
             do {
                 try await client.send(from: MailMessage.address(from), to: [staff], message: mail.rfc5322)
-            } catch let error as SMTPError where error.permanent {
+            } catch let error as SMTPError where error.messageRejected {
                 payments.logger.error(
                     "the mail server refused a staff message for good; not sent",
                     metadata: ["event": "\(event.id)", "error": "\(error)"])

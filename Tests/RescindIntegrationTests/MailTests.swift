@@ -68,6 +68,8 @@ extension RealDaemons {
         @Test func customersAndStaffGetTheirMailOverSMTP() async throws {
             var options = RescindHarness.Options()
             options.sagas["max_attempts"] = 2
+            // Customers ask; staff decide (staff cancellations are not asked).
+            options.store = ["customer_cancel_approval": "always"]
             let (h, smtp) = try await start(options)
             defer { smtp.stop() }
             do {
@@ -125,6 +127,24 @@ extension RealDaemons {
                 #expect(staffMail.first?.subject.contains("needs a person") == true)
                 #expect(staffMail.first?.text?.contains(stuck.id.uuidString) == true)
                 #expect(staffMail.first?.text?.contains("rescindctl sagas retry") == true)
+
+                // A customer asks to cancel: they hear the request was received, in their language, and the staff
+                // are asked to decide.
+                let asking = try await place(h, language: "nb", customer: "ola@example.no")
+                let storefront = try h.storefrontClient()
+                defer { Task { await storefront.shutdown() } }
+                let asked = try await storefront.call(
+                    CustomerMethods.cancel,
+                    CustomerCancelRequest(token: try #require(asking.customerToken), note: "feil størrelse"))
+                #expect(asked.request?.state == .pending)
+                let last = try await smtp.waitForMessages(11)
+                let request = last.filter { $0.rcptTos == [Self.staff] && $0.subject.contains("asks to cancel") }
+                #expect(request.count == 1)
+                #expect(request.first?.text?.contains("rescindctl requests approve \(asking.id)") == true)
+                #expect(
+                    last.contains {
+                        $0.rcptTos == ["ola@example.no"] && $0.subject.hasPrefix("Vi har fått forespørselen")
+                    })
                 await h.stop()
             } catch {
                 await h.stop(removeFiles: false)
@@ -168,7 +188,7 @@ extension RealDaemons {
             #expect(untrusted?.code == 0, "\(String(describing: untrusted))")
             // Without STARTTLS, the server refuses AUTH (530: encryption required first).
             let plain = await send(try client(password: "right", ca: nil, starttls: false))
-            #expect(plain?.permanent == true, "\(String(describing: plain))")
+            #expect(plain?.permanent == true && plain?.messageRejected == false, "\(String(describing: plain))")
             // A wrong password: 535, for good.
             let wrong = await send(try client(password: "wrong", ca: pki.caCertificatePath))
             #expect(wrong?.code == 535, "\(String(describing: wrong))")

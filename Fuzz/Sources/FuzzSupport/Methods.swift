@@ -95,8 +95,11 @@ public enum Methods {
         MethodEntry(PaymentsMethods.capture),
         MethodEntry(PaymentsMethods.void),
         MethodEntry(PaymentsMethods.refund),
-        MethodEntry(PaymentsMethods.get),
+        // A payment's processor events hold dates.
+        MethodEntry(PaymentsMethods.get, response: .stableBytes),
         MethodEntry(PaymentsMethods.increase),
+        MethodEntry(PaymentsMethods.events, response: .stableBytes),
+        MethodEntry(PaymentsMethods.resolveEvent, response: .stableBytes),
         MethodEntry(PaymentsMethods.storeCredit, response: .stableBytes),
         MethodEntry(PaymentsMethods.setProcessorFaults),
     ]
