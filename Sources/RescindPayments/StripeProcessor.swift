@@ -129,11 +129,21 @@ public struct StripeProcessor: PaymentProcessor {
     }
 
     public func charges(since: Date?) async throws -> [ProcessorChargeState] {
+        do {
+            return try await intents(created: since.map { Int64($0.timeIntervalSince1970) })
+        } catch let error as RescindError where since != nil && error.reason == "stripe_invalid_request" {
+            // A server that cannot filter by creation (localstripe): every intent, filtered here.
+            return try await intents(created: nil).filter { $0.createdAt >= since ?? .distantPast }
+        }
+    }
+
+    /// Rescind's intents (with its key in their metadata), created at or after `created` (Unix seconds).
+    private func intents(created: Int64?) async throws -> [ProcessorChargeState] {
         var states: [ProcessorChargeState] = []
         var after: String?
         while true {
             var path = "/v1/payment_intents?limit=100&expand[]=data.latest_charge.refunds"
-            if let since { path += "&created[gte]=\(Int64(since.timeIntervalSince1970))" }
+            if let created { path += "&created[gte]=\(created)" }
             if let after { path += "&starting_after=\(after)" }
             let page: Page<PaymentIntent> = try await get(path)
             states += page.data.filter { $0.metadata?["rescind_key"] != nil }.compactMap(\.state)

@@ -200,7 +200,6 @@ public struct LocalSuite: Sendable {
     /// Points Payments at a Stripe API (Stripe's, or a localstripe server's) instead of the simulator. The secret key
     /// is read by Payments from `secretKeyFile`, or from `RESCIND_STRIPE_SECRET_KEY` in its environment; it is never
     /// written to the configuration nor to `suite.json`.
-    /// - Throws: `SuiteError` if the configuration cannot be changed.
     ///
     /// Payments also takes Stripe's events on an HTTPS endpoint of its own (its certificate of the suite's PKI):
     /// `webhookSecretFile` holds the endpoint's signing secret (Stripe's `whsec_...`); without one, the suite makes
@@ -211,34 +210,33 @@ public struct LocalSuite: Sendable {
     public func useStripe(
         apiBase: String, secretKeyFile: String?, webhookSecretFile: String? = nil, timeoutSeconds: Double? = nil
     ) throws -> StripeWebhook {
-        var secretFile = webhookSecretFile
-        if secretFile == nil {
-            let file = layout.directory.appendingPathComponent("config/stripe-webhook-secret")
-            if !FileManager.default.fileExists(atPath: file.path) {
-                do {
-                    var generator = SystemRandomNumberGenerator()
-                    let random = (0..<32).map { _ in
-                        String(format: "%02x", UInt8.random(in: 0...255, using: &generator))
-                    }
-                    try Data("whsec_\(random.joined())\n".utf8).write(to: file, options: .atomic)
-                    chmod(file.path, 0o600)
-                } catch {
-                    throw SuiteError("cannot write \(file.path): \(error)")
-                }
-            }
-            secretFile = file.path
-        }
+        let secretFile = try webhookSecretFile ?? makeWebhookSecret()
         let port = try DaemonProcess.freePort()
         var processor: [String: Any] = [
             "kind": "stripe", "api_base": apiBase, "fee_basis_points": 290, "fixed_fee": 30,
             "webhooks": [
-                "listen": ["host": "127.0.0.1", "port": port], "signing_secret_file": secretFile ?? "",
+                "listen": ["host": "127.0.0.1", "port": port], "signing_secret_file": secretFile,
             ] as [String: Any],
         ]
         processor["secret_key_file"] = secretKeyFile
         processor["timeout_seconds"] = timeoutSeconds
         try patchConfiguration(.payments, ["processor": processor])
-        return StripeWebhook(url: "https://127.0.0.1:\(port)/webhooks/stripe", secretFile: secretFile ?? "")
+        return StripeWebhook(url: "https://127.0.0.1:\(port)/webhooks/stripe", secretFile: secretFile)
+    }
+
+    /// The suite's own webhook signing secret (`config/stripe-webhook-secret`, made once, readable by its owner).
+    private func makeWebhookSecret() throws -> String {
+        let file = layout.directory.appendingPathComponent("config/stripe-webhook-secret")
+        guard !FileManager.default.fileExists(atPath: file.path) else { return file.path }
+        do {
+            var generator = SystemRandomNumberGenerator()
+            let random = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }
+            try Data("whsec_\(random.joined())\n".utf8).write(to: file, options: .atomic)
+            chmod(file.path, 0o600)
+        } catch {
+            throw SuiteError("cannot write \(file.path): \(error)")
+        }
+        return file.path
     }
 
     /// Where Payments takes the processor's events.

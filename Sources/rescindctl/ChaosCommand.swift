@@ -27,7 +27,7 @@ struct Chaos: AsyncParsableCommand {
     var workers = 8
     @Option(
         help:
-            "A Stripe-compatible server (a localstripe's address) for Payments instead of the simulator: the processor's faults are then cuts of Payments' HTTP link to it, and the check reads its objects."
+            "A Stripe-compatible server (a localstripe's address, started for this run: every intent on it is counted) for Payments instead of the simulator: the processor's faults are then cuts of Payments' HTTP link to it, and the check reads its objects."
     )
     var stripeApiBase: String?
     @OptionGroup var output: OutputOptions
