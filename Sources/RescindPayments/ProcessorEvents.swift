@@ -179,17 +179,17 @@ extension PaymentsService {
                     Column("charge_id") == id && Column("kind") == kind.rawValue && Column("state") == "pending"
                 ).fetchCount(db) > 0
             }
-            // A charge Payments has no record of: made under its key (an authorization in flight, or abandoned and
-            // cancelled by the sweeper) or naming one of its orders.
-            let ourKey = try event.metadata["rescind_key"].map { try ProcessorCallRecord.fetchOne(db, key: $0) != nil }
-            let forAnOrder = event.metadata["order_id"] != nil || ourKey != nil
+            // A charge Payments has no record of: made under one of its calls' keys (an authorization in flight, or
+            // abandoned and cancelled by the sweeper), or naming one of Rescind's orders or keys.
+            let madeByACall = try event.metadata["rescind_key"].flatMap { try ProcessorCallRecord.byKey(db, $0) } != nil
+            let forAnOrder = event.metadata["order_id"] != nil || event.metadata["rescind_key"] != nil
             var kind = ProcessorEvent.Kind.ignored
             var detail = event.detail
             switch event.happening {
             case .captured:
                 if let charge {
                     kind = try charge.status == .captured || pending(.capture) ? .confirmed : .capturedOutside
-                } else if ourKey == true {
+                } else if madeByACall {
                     kind = .confirmed
                 } else if forAnOrder {
                     kind = .unknownCharge
@@ -197,7 +197,7 @@ extension PaymentsService {
             case .cancelled:
                 if let charge {
                     kind = try charge.status == .voided || pending(.void) ? .confirmed : .cancelledOutside
-                } else if ourKey == true {
+                } else if madeByACall {
                     kind = .confirmed
                 }
             case .refundFailed:
@@ -292,21 +292,21 @@ extension PaymentsService {
     /// left out.
     /// - Throws: the processor's errors (`unavailable`), database errors.
     public func reconcile(since: Date?) async throws -> ReconcileReport {
-        let (ours, inFlight) = try await database.read { db in
+        let (ours, calling) = try await database.read { db in
             var query = ProcessorChargeRecord.order(Column("created_at"))
             if let since { query = query.filter(Column("created_at") >= since) }
             let ours = try query.fetchAll(db)
-            let inFlight = Set(
+            let calling = Set(
                 try String.fetchAll(
                     db, sql: "SELECT charge_id FROM processor_call WHERE state = 'pending' AND charge_id IS NOT NULL"))
-            return (ours, inFlight)
+            return (ours, calling)
         }
         // Listed a minute earlier than asked: the processor's clock and Payments' may differ a little.
         let theirs = try await processor.charges(since: since.map { $0.addingTimeInterval(-60) })
         var byID = Dictionary(theirs.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var differences: [ReconcileReport.Difference] = []
         var checked = 0
-        for charge in ours where !inFlight.contains(charge.id) {
+        for charge in ours where !calling.contains(charge.id) {
             checked += 1
             let order = UUID(uuidString: charge.orderID)
             var state = byID.removeValue(forKey: charge.id)

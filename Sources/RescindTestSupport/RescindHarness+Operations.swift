@@ -91,17 +91,14 @@ extension RescindHarness {
     public func waitForProcessorEvent(
         _ kind: ProcessorEvent.Kind, of orderID: UUID, timeout: Duration = .seconds(30)
     ) async throws -> ProcessorEvent {
-        let deadline = ContinuousClock.now + timeout
-        while true {
+        var found: ProcessorEvent?
+        try await waitUntil("a \(kind) event of order \(orderID) received", timeout: timeout) {
             let list = try await payments.call(
                 PaymentsMethods.events, ProcessorEventsRequest(all: true, orderID: orderID))
-            if let event = list.events.first(where: { $0.kind == kind }) { return event }
-            guard ContinuousClock.now < deadline else {
-                throw RescindError(
-                    .deadlineExceeded,
-                    "no \(kind) event of order \(orderID) after \(timeout): \(list.events.map(\.kind))")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+            found = list.events.first { $0.kind == kind }
+            return found != nil
         }
+        guard let found else { throw RescindError.internalError("no \(kind) event of order \(orderID)") }
+        return found
     }
 }

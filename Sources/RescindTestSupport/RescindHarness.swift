@@ -217,13 +217,7 @@ public final class RescindHarness: Sendable {
     public func waitUntil(
         _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool
     ) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else {
-                throw RescindError(.deadlineExceeded, "not \(what) after \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await RescindTestSupport.waitUntil(what, timeout: timeout, condition)
     }
 
     /// The storefront's address, `http://127.0.0.1:PORT`.
@@ -382,5 +376,21 @@ public final class RescindHarness: Sendable {
         let report = try await inventory.call(
             InventoryMethods.listStock, ListStockRequest(sku: sku, location: location))
         return report.levels.first
+    }
+}
+
+/// Waits for a state that another process reaches at a time of its own and announces to no one (a daemon's
+/// sweeper, a test server's folder): checks `condition` until it holds. The one loop of the harness and its test
+/// peers that looks again after a pause.
+/// - Throws: `deadline_exceeded` naming `what` after `timeout`.
+public func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool)
+    async throws
+{
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            throw RescindError(.deadlineExceeded, "not \(what) after \(timeout)")
+        }
+        try await Task.sleep(for: .milliseconds(20))
     }
 }

@@ -149,20 +149,16 @@ public final class SMTPTestServer: @unchecked Sendable {
         try Data("\(count)".utf8).write(to: directory.appendingPathComponent("drop"), options: .atomic)
     }
 
-    /// Waits until the server has accepted `count` messages (it runs in another process: this polls its folder).
-    /// - Throws: `PeerError` after `timeout`.
+    /// Waits until the server has accepted `count` messages (it runs in another process: its folder is read until
+    /// they are there).
+    /// - Throws: `deadline_exceeded` after `timeout`.
     @discardableResult
     public func waitForMessages(_ count: Int, timeout: Duration = .seconds(30)) async throws -> [Received] {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let received = received()
-            if received.count >= count { return received }
-            guard ContinuousClock.now < deadline else {
-                throw PeerError(
-                    message: "the SMTP server got \(received.count) messages, not \(count), in \(timeout); "
-                        + "attempts: \(attempts())")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        var received: [Received] = []
+        try await waitUntil("\(count) messages accepted by the SMTP server", timeout: timeout) {
+            received = self.received()
+            return received.count >= count
         }
+        return received
     }
 }

@@ -33,13 +33,11 @@ extension RealDaemons {
                 #expect(try await h.stock("MUG", at: "main")?.reserved == 0)
 
                 // The processor did authorize it; the sweeper cancels it once the call is a second old.
-                let deadline = ContinuousClock.now + .seconds(30)
-                var charges = try h.processorCharges(of: order.id)
-                #expect(charges.count == 1)
-                while charges.first?.status != "canceled", ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(100))
-                    charges = try h.processorCharges(of: order.id)
+                #expect(try h.processorCharges(of: order.id).count == 1)
+                try await h.waitUntil("the abandoned authorization cancelled at the processor") {
+                    try h.processorCharges(of: order.id).first?.status == "canceled"
                 }
+                let charges = try h.processorCharges(of: order.id)
                 #expect(charges.map(\.status) == ["canceled"])
                 // By the sweeper, not by the placement's undoing (which found no payment to void).
                 let log = try String(contentsOf: h.suite.layout.log(.payments), encoding: .utf8)
