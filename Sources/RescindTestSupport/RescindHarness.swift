@@ -45,6 +45,10 @@ public final class RescindHarness: Sendable {
         public var stripeTimeoutSeconds: Double?
         /// Top-level keys of Payments' configuration (its `mail`, say), written last.
         public var payments: [String: any Sendable] = [:]
+        /// A folder of database files (`orders.sqlite`, `payments.sqlite`, `payments-processor.sqlite`,
+        /// `inventory.sqlite`, as `snapshotDatabases(to:)` writes them) that the daemons start from instead of
+        /// empty ones: databases written by an earlier release, say.
+        public var databases: URL?
 
         public init() {}
     }
@@ -86,6 +90,13 @@ public final class RescindHarness: Sendable {
         var suite = LocalSuite(layout: SuiteLayout(directory: directory), binDirectory: binDirectory)
         suite.logLevel = options.logLevel
         try suite.prepare()
+        if let folder = options.databases {
+            for (name, target) in databaseFiles(suite.layout) {
+                try FileManager.default.createDirectory(
+                    at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try FileManager.default.copyItem(at: folder.appendingPathComponent(name), to: target)
+            }
+        }
         var proxies: [Identity: FaultProxy] = [:]
         if options.proxies {
             var peers: [String: Any] = [:]
@@ -242,7 +253,34 @@ public final class RescindHarness: Sendable {
     /// The SQLite file of a daemon.
     public func database(_ daemon: Identity) -> URL { suite.layout.database(daemon) }
 
-    /// Whether a daemon is running.
+    /// Copies every database of the suite, each checkpointed into one file, into `folder` (created if need be), as
+    /// `Options.databases` reads them. The daemons must be stopped (or dead).
+    /// - Throws: database and file errors.
+    public func snapshotDatabases(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (name, source) in Self.databaseFiles(suite.layout) {
+            let queue = try DatabaseQueue(path: source.path)
+            try queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            try queue.close()
+            let target = folder.appendingPathComponent(name)
+            try? FileManager.default.removeItem(at: target)
+            try FileManager.default.copyItem(at: source, to: target)
+        }
+    }
+
+    /// The suite's database files, by the name a snapshot gives them.
+    private static func databaseFiles(_ layout: SuiteLayout) -> [(String, URL)] {
+        let payments = layout.database(.payments)
+        return [
+            ("orders.sqlite", layout.database(.orders)), ("payments.sqlite", payments),
+            (
+                "payments-processor.sqlite",
+                URL(fileURLWithPath: SimulatedProcessor.databasePath(besidePayments: payments.path))
+            ),
+            ("inventory.sqlite", layout.database(.inventory)),
+        ]
+    }
+
     /// The charges the simulated processor holds for an order (read from its database file).
     /// - Throws: database errors.
     public func processorCharges(of orderID: UUID) throws -> [SimulatedProcessor.Charge] {
