@@ -49,36 +49,25 @@ struct CaptureScheduler: Service {
         }
         for id in due {
             guard let orderID = UUID(uuidString: id) else { continue }
-            let sagaID = UUID.timeOrdered().uuidString
+            let saga: StartedSaga
             do {
-                try await service.runner.writer.write { db in
-                    // Another saga of the order (a cancellation, a fulfilment, an earlier capture) goes first.
-                    let busy =
-                        try Bool.fetchOne(
-                            db,
-                            sql: """
-                                SELECT EXISTS (SELECT 1 FROM saga WHERE order_id = ?
-                                    AND state IN ('running', 'compensating', 'failed'))
-                                """,
-                            arguments: [id]) ?? false
-                    guard !busy else { throw Skipped() }
-                    try SagaStore.start(
-                        db, CapturePaymentSaga.self, id: sagaID, orderID: orderID, context: .init(orderID: orderID))
-                }
-            } catch is Skipped {
+                saga = try await service.start(CapturePaymentSaga.self, orderID)
+            } catch let error as RescindError where Self.notNow.contains(error.reason ?? "") {
+                // Changed since the look: another saga of the order goes first (a cancellation's void, a
+                // fulfilment's capture, an earlier capture), or there is nothing left to capture.
                 continue
-            } catch let error as RescindError where error.reason == "nothing_to_capture" {
-                continue  // changed since the look: cancelled, or captured by a fulfilment
             } catch {
                 // One order's trouble does not hold up the others; it is looked at again next turn.
                 service.logger.error(
                     "capture could not start; will retry", metadata: ["order_id": "\(id)", "error": "\(error)"])
                 continue
             }
-            service.logger.info("capture due", metadata: ["order_id": "\(id)", "saga_id": "\(sagaID)"])
-            service.runner.submit(sagaID)
+            service.logger.info("capture due", metadata: ["order_id": "\(id)", "saga_id": "\(saga.id)"])
         }
     }
 
-    private struct Skipped: Error {}
+    /// Why a capture that fell due does not start now.
+    private static let notNow: Set<String> = [
+        "order_busy", "capture_in_progress", "capture_failed", "nothing_to_capture",
+    ]
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// The status of an order in the database; `fulfilling` is the lock fulfilment holds while it commits stock.
@@ -30,6 +31,21 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
             throw RescindError.internalError("no order \(id)")
         }
         return order
+    }
+
+    /// The order with id `id`, for a caller who names it: `not_found` (naming a deletion if there was one).
+    static func existing(_ db: Database, _ id: UUID) throws -> OrderRecord {
+        try existing(db, id.uuidString)
+    }
+
+    static func existing(_ db: Database, _ id: String) throws -> OrderRecord {
+        if let record = try OrderRecord.fetchOne(db, key: id) { return record }
+        if let deleted = try DeletedOrderRecord.fetchOne(db, key: id) {
+            throw RescindError.notFound(
+                "order \(id) was deleted on \(deleted.deletedAt.formatted(.iso8601)) by \(deleted.deletedBy)",
+                reason: "order_deleted")
+        }
+        throw RescindError.notFound("no order \(id)", reason: "unknown_order")
     }
 
     /// Changes an order in a saga step: `edit` changes it, then it is stamped `now` and written.
@@ -510,5 +526,23 @@ struct OrderRefundRecord: Codable, FetchableRecord, PersistableRecord {
         OrderRefund(
             sagaID: UUID(uuidString: sagaID) ?? UUID(), amountMinor: amount, reason: reason, by: by, at: at,
             refundTo: refundTo.map(RefundDestination.init(rawValue:)))
+    }
+}
+
+extension OrderRecord {
+    /// Tags as an order keeps them: identifiers, at most 20, sorted, each once.
+    /// - Throws: `invalid_argument/bad_tag`.
+    static func tags(_ tags: [String]) throws -> [String] {
+        let unique = Set(tags).sorted()
+        guard unique.count <= 20 else {
+            throw RescindError.invalidArgument("an order has at most 20 tags", reason: "bad_tag")
+        }
+        for tag in unique {
+            do { try Validation.identifier(tag, field: "tag") } catch {
+                throw RescindError.invalidArgument(
+                    "tag \(tag) is not 1 to 64 letters, digits, '.', '_' or '-'", reason: "bad_tag")
+            }
+        }
+        return unique
     }
 }

@@ -241,14 +241,7 @@ public final class OrdersService: Sendable {
     public func place(_ request: PlaceOrderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [])
         async throws -> Order
     {
-        try Self.validate(request)
-        return try await place(
-            Placement(
-                customerEmail: request.customerEmail, currency: request.currency, lines: request.lines,
-                source: request.source ?? .api, cardLast4: "", paymentMethod: request.paymentMethod, savedCardOf: nil,
-                spendsCredit: request.useStoreCredit == true, tags: try Self.tags(request.tags ?? []),
-                language: request.language),
-            idempotencyKey: idempotencyKey, rawRequest: rawRequest)
+        try await place(.order(request), idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
     /// Places an order again: the same lines for the same customer, through the placement saga, paid with the
@@ -259,160 +252,25 @@ public final class OrdersService: Sendable {
     public func reorder(_ request: ReorderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [])
         async throws -> Order
     {
-        if let source = request.source, !Order.Source.known.contains(source) {
-            throw RescindError.invalidArgument("no order source \(source)", reason: "unknown_source")
-        }
-        let (first, lines) = try await database.read { db in
-            let record = try Self.existing(db, request.orderID)
-            // As ordered, cancelled units included.
-            let lines = try OrderLineRecord.of(db, record.id).map {
-                Order.Line(sku: $0.sku, quantity: $0.quantity, unitPriceMinor: $0.unitPrice)
-            }
-            return (record, lines)
-        }
-        guard first.paymentStatus != nil else {
-            throw RescindError.failedPrecondition(
-                "order \(first.id) never had a payment, so there is no saved card to charge", reason: "no_saved_card")
-        }
-        return try await place(
-            Placement(
-                customerEmail: first.customerEmail, currency: first.currency, lines: lines,
-                source: request.source ?? Order.Source(first.source), cardLast4: first.cardLast4, paymentMethod: nil,
-                savedCardOf: request.orderID, spendsCredit: request.useStoreCredit == true, tags: [],
-                language: first.language),
-            idempotencyKey: idempotencyKey, rawRequest: rawRequest)
+        try await place(.again(request), idempotencyKey: idempotencyKey, rawRequest: rawRequest)
     }
 
-    /// What a placement writes: the order, and how its card is charged (the processor's payment method, or the
-    /// one saved with an earlier order).
-    struct Placement {
-        var customerEmail: String
-        var currency: String
-        var lines: [Order.Line]
-        var source: Order.Source
-        /// Empty until the processor authorizes the card (a reorder: the first order's).
-        var cardLast4: String
-        var paymentMethod: String?
-        var savedCardOf: UUID?
-        /// Spend the customer's store credit first.
-        var spendsCredit: Bool
-        /// Sorted, each once.
-        var tags: [String]
-        /// The customer's language (`nil`: the store's).
-        var language: String?
-    }
-
-    /// Tags as an order keeps them: identifiers, at most 20, sorted, each once.
-    /// - Throws: `invalid_argument/bad_tag`.
-    static func tags(_ tags: [String]) throws -> [String] {
-        let unique = Set(tags).sorted()
-        guard unique.count <= 20 else {
-            throw RescindError.invalidArgument("an order has at most 20 tags", reason: "bad_tag")
-        }
-        for tag in unique {
-            do { try Validation.identifier(tag, field: "tag") } catch {
-                throw RescindError.invalidArgument(
-                    "tag \(tag) is not 1 to 64 letters, digits, '.', '_' or '-'", reason: "bad_tag")
-            }
-        }
-        return unique
-    }
-
-    private func place(_ placement: Placement, idempotencyKey: String?, rawRequest: [UInt8]) async throws -> Order {
-        let now = Date()
-        let orderID = UUID.timeOrdered(at: now)
-        let sagaID = UUID.timeOrdered(at: now).uuidString
-        let total = placement.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
+    private func place(_ what: PlaceOrderSaga.Request.What, idempotencyKey: String?, rawRequest: [UInt8])
+        async throws -> Order
+    {
         let token = SecretToken.generate()
-        let existing: String? = try await runner.writer.write { db in
-            if let idempotencyKey,
-                let deleted = try DeletedOrderRecord.filter(DeletedOrderRecord.Columns.idempotencyKey == idempotencyKey)
-                    .fetchOne(db)
-            {
-                throw RescindError.failedPrecondition(
-                    "idempotency key \(idempotencyKey) placed order \(deleted.orderID), which was deleted on "
-                        + "\(deleted.deletedAt.formatted(.iso8601)): it is not placed again",
-                    reason: "order_deleted")
-            }
-            if let idempotencyKey,
-                let previous = try OrderRecord.filter(OrderRecord.Columns.idempotencyKey == idempotencyKey).fetchOne(db)
-            {
-                guard previous.request == IdempotencyStore.fingerprint(rawRequest) else {
-                    throw RescindError.conflict(
-                        "idempotency key \(idempotencyKey) was first used for another order",
-                        reason: "idempotency_key_reused"
-                    )
-                }
-                return previous.id
-            }
-            try OrderRecord(
-                id: orderID.uuidString, customerEmail: placement.customerEmail, status: .pending,
-                currency: placement.currency, total: total, amountRefunded: 0, paymentStatus: nil,
-                cardLast4: placement.cardLast4, rejection: nil, idempotencyKey: idempotencyKey,
-                request: idempotencyKey == nil ? nil : IdempotencyStore.fingerprint(rawRequest), createdAt: now,
-                updatedAt: now, source: placement.source.rawValue, archivedAt: nil, captureDueAt: nil,
-                reorderOf: placement.savedCardOf?.uuidString, tags: try JSON.encode(placement.tags),
-                customerTokenHash: SecretToken.hash(token), customerTokenIssuedAt: now, language: placement.language
-            ).insert(db)
-            // The customer's confirmation with their link: sent once the order opens (dropped if it is rejected),
-            // and the link removed from the message once it is delivered (Orders keeps only the token's hash).
-            struct Confirmation: Encodable {
-                var orderID: String
-                var customerEmail: String
-                var total: Int64
-                var currency: String
-                var statusLink: String
-                var reorderOf: String?
-
-                enum CodingKeys: String, CodingKey {
-                    case total, currency
-                    case orderID = "order_id"
-                    case customerEmail = "customer_email"
-                    case statusLink = "status_link"
-                    case reorderOf = "reorder_of"
-                }
-            }
-            try OutboxRecord(
-                id: nil, orderID: orderID.uuidString,
-                kind: placement.savedCardOf == nil ? "order_confirmed" : "reorder_placed",
-                payload: try JSON.encode(
-                    Confirmation(
-                        orderID: orderID.uuidString, customerEmail: placement.customerEmail, total: total,
-                        currency: placement.currency, statusLink: self.store.statusLink(token),
-                        reorderOf: placement.savedCardOf?.uuidString)),
-                createdAt: now, deliveredAt: nil
-            ).insert(db)
-            for (index, line) in placement.lines.enumerated() {
-                try OrderLineRecord(
-                    orderID: orderID.uuidString, lineNo: index + 1, sku: line.sku, quantity: line.quantity,
-                    unitPrice: line.unitPriceMinor
-                ).insert(db)
-            }
-            try SagaStore.start(
-                db, PlaceOrderSaga.self, id: sagaID, orderID: orderID,
-                context: .init(
-                    orderID: orderID, lines: placement.lines, amount: total, currency: placement.currency,
-                    captureDueAt: self.store.captureDue(authorizedAt: now), paymentMethod: placement.paymentMethod,
-                    savedCardOf: placement.savedCardOf,
-                    spendCreditOf: placement.spendsCredit ? placement.customerEmail : nil, risk: RiskRules(self.store))
-            )
-            return nil
+        let saga = try await start(
+            PlaceOrderSaga.self, .init(what: what, token: token), idempotencyKey: idempotencyKey,
+            rawRequest: rawRequest)
+        if saga.isNew {
+            var metadata: Logger.Metadata = ["order_id": "\(saga.orderID)", "saga_id": "\(saga.id)"]
+            if case .again(let first) = what { metadata["reorder_of"] = "\(first.orderID)" }
+            logger.info("placing order", metadata: metadata)
         }
-        if let existing {
-            let saga = try await database.read { db in
-                try String.fetchOne(
-                    db, sql: "SELECT id FROM saga WHERE order_id = ? AND kind = 'place_order'", arguments: [existing])
-            }
-            if let saga { await runner.waitUntilTerminal(saga, timeout: placeTimeout) }
-            return try await placedOrder(existing)
-        }
-        var metadata: Logger.Metadata = ["order_id": "\(orderID)", "saga_id": "\(sagaID)"]
-        if let first = placement.savedCardOf { metadata["reorder_of"] = "\(first)" }
-        logger.info("placing order", metadata: metadata)
-        runner.submit(sagaID)
-        await runner.waitUntilTerminal(sagaID, timeout: placeTimeout)
+        await runner.waitUntilTerminal(saga.id, timeout: placeTimeout)
+        let order = try await placedOrder(saga.orderID)
         // The link goes out once, in this answer (and in the confirmation): a repeat gets the order without it.
-        return withToken(try await placedOrder(orderID.uuidString), token)
+        return saga.isNew ? withToken(order, token) : order
     }
 
     /// `order` with its customer token and order-status link.
@@ -429,7 +287,7 @@ public final class OrdersService: Sendable {
     /// - Throws: `not_found`.
     public func releaseHold(_ orderID: UUID, by person: Identity, logger: Logger? = nil) async throws -> Order {
         let order = try await runner.writer.write { db in
-            var record = try Self.existing(db, orderID)
+            var record = try OrderRecord.existing(db, orderID)
             guard record.riskHeld else { return try Self.loadOrder(db, record.id) }
             let now = Date()
             record.riskHeld = false
@@ -449,7 +307,7 @@ public final class OrdersService: Sendable {
     public func rotateToken(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
         let token = SecretToken.generate()
         let order = try await runner.writer.write { db in
-            var record = try Self.existing(db, orderID)
+            var record = try OrderRecord.existing(db, orderID)
             record.customerTokenHash = SecretToken.hash(token)
             record.customerTokenIssuedAt = Date()
             try record.update(db)
@@ -534,7 +392,7 @@ public final class OrdersService: Sendable {
                 let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
                 try CancellationPolicy.evaluate(facts, as: .customer, store: self.store).enforce(order.id)
                 _ = try LineSelection(request.lines, of: facts.lines, doing: "cancel")
-                try Self.refuseWhileBusy(db, order.id)
+                try SagaStore.refuseWhileBusy(db, order.id)
                 let now = Date()
                 let record = CancelRequestRecord(
                     orderID: order.id, state: "pending", note: request.note,
@@ -723,41 +581,6 @@ public final class OrdersService: Sendable {
         }
     }
 
-    static func validate(_ request: PlaceOrderRequest) throws {
-        if let source = request.source, !Order.Source.known.contains(source) {
-            throw RescindError.invalidArgument(
-                "no order source \(source); one of \(Order.Source.known.map(\.rawValue).joined(separator: ", "))",
-                reason: "unknown_source")
-        }
-        try Validation.email(request.customerEmail)
-        try Validation.currency(request.currency)
-        if let language = request.language,
-            !(2...3).contains(language.count) || !language.allSatisfy({ $0.isASCII && $0.isLowercase })
-        {
-            throw RescindError.invalidArgument(
-                "language is a lowercase ISO 639 code such as en or nb, not \(language)", reason: "bad_language")
-        }
-        guard (1...100).contains(request.lines.count) else {
-            throw RescindError.invalidArgument("an order has 1 to 100 lines", reason: "bad_lines")
-        }
-        var total: Int64 = 0
-        for line in request.lines {
-            try Validation.identifier(line.sku, field: "sku")
-            guard (1...1_000_000).contains(line.quantity) else {
-                throw RescindError.invalidArgument("quantity must be between 1 and 1000000", reason: "bad_quantity")
-            }
-            guard (0...1_000_000_000).contains(line.unitPriceMinor) else {
-                throw RescindError.invalidArgument(
-                    "unit price must be between 0 and 1e9 minor units", reason: "bad_price")
-            }
-            total += line.quantity * line.unitPriceMinor
-        }
-        guard total > 0, total <= 1_000_000_000_000 else {
-            throw RescindError.invalidArgument("the order total must be positive", reason: "bad_total")
-        }
-        try PaymentMethodReference.validate(request.paymentMethod)
-    }
-
     // MARK: Cancelling
 
     /// Locks the order and starts its cancellation saga; answers at once.
@@ -780,105 +603,18 @@ public final class OrdersService: Sendable {
         _ request: CancelOrderRequest, idempotencyKey: String?, rawRequest: [UInt8], logger: Logger?,
         as actor: CancellationPolicy.Actor, started: (@Sendable (Database, String) throws -> Void)? = nil
     ) async throws -> CancelAccepted {
-        if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
-            throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
-        }
-        // Counted in Unicode scalars, as SQLite's length() in the schema's CHECK counts them.
-        if let note = request.staffNote, note.unicodeScalars.count > CancelOrderRequest.maxStaffNoteLength {
-            throw RescindError.invalidArgument(
-                "the staff note is \(note.unicodeScalars.count) characters; at most \(CancelOrderRequest.maxStaffNoteLength)",
-                reason: "note_too_long"
-            )
-        }
-        let newID = UUID.timeOrdered().uuidString
-        let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
-        let sagaID: String = try await runner.writer.write { db in
-            if let previous = try Self.sagaStarted(
-                db, by: idempotencyKey, fingerprint: fingerprint, orderID: request.orderID, what: "cancellation")
-            {
-                return previous
-            }
-            guard let order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
-                throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
-            }
-            let lines = try OrderLineRecord.of(db, order.id)
-            let selection: LineSelection
-            do {
-                selection = try LineSelection(request.lines, of: lines, doing: "cancel")
-            } catch {
-                // Nothing open to cancel: a bad stated amount, then the order's status (cancelled, fulfilled, ...)
-                // name the rule if they do, as for a whole order.
-                _ = try self.moneyAction(for: request, order: order)
-                if order.status != .cancelling { try order.requireCancellable() }
-                throw error
-            }
-            // All that is not refunded yet, unless part of it paid for units not cancelled now: some lines, units
-            // shipped, or a restocking fee kept when units were cancelled or removed before. Then the money of
-            // these units only.
-            let share = selection.amount < order.total - order.amountRefunded ? selection.amount : nil
-            let money = try self.moneyAction(for: request, order: order, share: share)
-            let options = CancelOrderSaga.Context.Options(
-                reason: request.reason, restock: request.restock, notify: request.notify,
-                staffNote: request.staffNote, payment: money.action, refundAmount: money.refundAmount,
-                restockingFee: money.restockingFee, refundTo: request.refundTo, lines: request.lines,
-                voidAmount: money.voidAmount
-            )
-            if order.status == .cancelling, let running = try Self.unfinishedSaga(db, order.id, kind: .cancelOrder) {
-                guard try JSON.decode(CancelOrderSaga.Context.self, running.context).options.asks(as: options) else {
-                    throw RescindError.conflict(
-                        "order \(order.id) is already being cancelled, with other options, by saga \(running.id)",
-                        reason: "order_cancelling")
-                }
-                return running.id
-            }
-            // The store's policy names the rule first (the order's status, then a customer's rules); then any saga
-            // that holds the order.
-            if actor == .customer {
-                let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
-                try CancellationPolicy.evaluate(facts, as: .customer, store: self.store).enforce(order.id)
-            } else {
-                try order.requireCancellable()
-            }
-            try Self.refuseWhileBusy(db, order.id)
-            var context = CancelOrderSaga.Context(orderID: request.orderID, options: options)
-            if !selection.takesEverythingOpen {
-                context.partID = UUID(uuidString: newID)
-                context.partLines = selection.asked(of: lines).map { .init(sku: $0.sku, quantity: $0.quantity) }
-            }
-            if request.refundTo == .storeCredit, money.action == .refund { context.storeCreditOf = order.customerEmail }
-            try SagaStore.start(
-                db, CancelOrderSaga.self, id: newID, orderID: request.orderID,
-                context: context, requestKey: idempotencyKey,
-                requestFingerprint: fingerprint
-            )
-            try started?(db, newID)
-            return newID
-        }
-        if sagaID == newID {
+        let saga = try await start(
+            CancelOrderSaga.self, .init(cancel: request, actor: actor), idempotencyKey: idempotencyKey,
+            rawRequest: rawRequest, then: started)
+        if saga.isNew {
             (logger ?? self.logger).info(
                 "cancellation started",
                 metadata: [
-                    "order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "reason": "\(request.reason.rawValue)",
+                    "order_id": "\(request.orderID)", "saga_id": "\(saga.id)", "reason": "\(request.reason.rawValue)",
                 ]
             )
-            runner.submit(sagaID)
         }
-        return CancelAccepted(sagaID: UUID(uuidString: sagaID) ?? UUID(), order: try await order(request.orderID))
-    }
-
-    /// The saga that idempotency key `key` started, if it did; `conflict/idempotency_key_reused` when the key
-    /// came with another request (`what`) or for another order.
-    static func sagaStarted(_ db: Database, by key: String?, fingerprint: Data?, orderID: UUID, what: String) throws
-        -> String?
-    {
-        guard let key, let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == key).fetchOne(db) else {
-            return nil
-        }
-        guard previous.requestFingerprint == fingerprint, previous.orderID == orderID.uuidString else {
-            throw RescindError.conflict(
-                "idempotency key \(key) was first used for another \(what)", reason: "idempotency_key_reused")
-        }
-        return previous.id
+        return CancelAccepted(sagaID: UUID(uuidString: saga.id) ?? UUID(), order: try await order(request.orderID))
     }
 
     /// The saga once it ended (or the wait ran out): its error, not retryable, if it was undone (`notDone` says
@@ -903,75 +639,6 @@ public final class OrdersService: Sendable {
             reason: "saga_failed", retryable: false)
     }
 
-    /// What a cancellation does with the money: void an authorization (or, for some lines, their `share` of it);
-    /// refund (all that is not refunded yet or the lines' share, a stated amount, or either less the store's
-    /// restocking fee when the customer asked); or keep it.
-    /// - Throws: `invalid_argument/bad_refund_amount` for a stated amount that is not 1 to what is refundable,
-    ///   or one given where nothing is refunded.
-    func moneyAction(for request: CancelOrderRequest, order: OrderRecord, share: Int64? = nil) throws -> (
-        action: CancelOrderSaga.Context.PaymentAction, refundAmount: Int64?, restockingFee: Int64?, voidAmount: Int64?
-    ) {
-        let refundable = order.total - order.amountRefunded
-        let captured = order.paymentStatus == "captured" || order.paymentStatus == "partially_refunded"
-        if let stated = request.refundAmountMinor {
-            guard request.refund, captured else {
-                throw RescindError.invalidArgument(
-                    "refund_amount needs refund and a captured payment; order \(order.id)'s payment is "
-                        + "\(order.paymentStatus ?? "absent")", reason: "bad_refund_amount")
-            }
-            guard stated > 0, stated <= refundable else {
-                throw RescindError.invalidArgument(
-                    "refund_amount \(stated) is not between 1 and the \(refundable) not refunded yet",
-                    reason: "bad_refund_amount")
-            }
-            return (.refund, stated, nil, nil)
-        }
-        if order.paymentStatus == "authorized" {
-            if share == 0 { return (.keep, nil, nil, nil) }  // lines that cost nothing
-            // A share of all that is authorized is all of it.
-            return (.void, nil, nil, share.flatMap { $0 < order.total ? $0 : nil })
-        }
-        let base = min(share ?? refundable, refundable)
-        guard captured, request.refund, base > 0 else { return (.keep, nil, nil, nil) }
-        let stated = share == nil ? nil : base
-        guard request.reason == .customer else { return (.refund, stated, nil, nil) }
-        let fee = store.restockingFee(on: base)
-        if fee == 0 { return (.refund, stated, nil, nil) }
-        return fee >= base ? (.keep, nil, fee, nil) : (.refund, base - fee, fee, nil)
-    }
-
-    /// Refuses a change of the order while another saga holds it (one unfinished saga per order): a capture
-    /// (`capture_in_progress`, retryable, or `capture_failed`), or any other saga (`conflict/order_busy`, naming
-    /// it; retryable unless it failed and needs a person). One indexed read.
-    static func refuseWhileBusy(_ db: Database, _ orderID: String) throws {
-        let statement = try db.cachedStatement(
-            sql: "SELECT * FROM saga WHERE order_id = ? AND state IN ('running', 'compensating', 'failed') LIMIT 1")
-        guard let busy = try SagaRecord.fetchOne(statement, arguments: [orderID]) else { return }
-        if busy.kind == .capturePayment {
-            if busy.state == .failed {
-                throw RescindError.failedPrecondition(
-                    "order \(orderID)'s capture saga \(busy.id) failed and needs a person (sagas retry or settle)",
-                    reason: "capture_failed")
-            }
-            throw RescindError(
-                .unavailable, "order \(orderID)'s payment is being captured by saga \(busy.id); try again in a moment",
-                reason: "capture_in_progress", retryable: true)
-        }
-        throw RescindError(
-            .conflict,
-            "order \(orderID) is held by saga \(busy.id) (\(busy.kind.rawValue), \(busy.state.rawValue))"
-                + (busy.state == .failed ? ": it needs a person (sagas retry or settle)" : ""),
-            reason: "order_busy", retryable: busy.state != .failed)
-    }
-
-    /// The order's saga of `kind` that has not ended (running, compensating or failed), if any.
-    static func unfinishedSaga(_ db: Database, _ orderID: String, kind: Saga.Kind) throws -> SagaRecord? {
-        try SagaRecord.filter(SagaRecord.Columns.orderID == orderID)
-            .filter(SagaRecord.Columns.kind == kind.rawValue)
-            .filter([Saga.State.running, .compensating, .failed].map(\.rawValue).contains(SagaRecord.Columns.state))
-            .fetchOne(db)
-    }
-
     // MARK: Fulfilling
 
     /// Fulfils an open order, or some of its lines, through a fulfilment saga (their units leave stock) and waits
@@ -981,43 +648,12 @@ public final class OrdersService: Sendable {
     ///   again).
     public func fulfill(_ request: FulfilOrderRequest, logger: Logger? = nil) async throws -> Order {
         let orderID = request.orderID
-        let newID = UUID.timeOrdered().uuidString
-        let sagaID: String = try await runner.writer.write { db in
-            guard let order = try OrderRecord.fetchOne(db, key: orderID.uuidString) else {
-                throw RescindError.notFound("no order \(orderID)", reason: "unknown_order")
-            }
-            if order.status == .fulfilling, let running = try Self.unfinishedSaga(db, order.id, kind: .fulfilOrder) {
-                return running.id
-            }
-            try FulfilOrderSaga.requireFulfillable(order)
-            if order.riskHeld {
-                throw RescindError.failedPrecondition(
-                    "order \(order.id) is held for its fraud risk (\(order.riskLevel ?? "")): release it or cancel it first",
-                    reason: "risk_hold")
-            }
-            if try CancelRequestRecord.fetchOne(db, key: order.id)?.state == "pending" {
-                throw RescindError.failedPrecondition(
-                    "order \(order.id)'s customer asked to cancel it: approve or decline the request first",
-                    reason: "cancel_requested")
-            }
-            let lines = try OrderLineRecord.of(db, order.id)
-            let selection = try LineSelection(request.lines, of: lines, doing: "fulfil")
-            try Self.refuseWhileBusy(db, order.id)
-            var context = FulfilOrderSaga.Context(
-                orderID: orderID, captures: order.paymentStatus == "authorized", lines: request.lines)
-            if !selection.takesEverythingOpen {
-                context.partID = UUID(uuidString: newID)
-                context.partLines = selection.asked(of: lines).map { .init(sku: $0.sku, quantity: $0.quantity) }
-            }
-            try SagaStore.start(db, FulfilOrderSaga.self, id: newID, orderID: orderID, context: context)
-            return newID
-        }
-        if sagaID == newID { runner.submit(sagaID) }
-        let saga = try await outcome(
-            of: sagaID, notDone: "order \(orderID) was not fulfilled", doing: "fulfilment of order \(orderID)")
-        if saga?.state == .completed {
+        let saga = try await start(FulfilOrderSaga.self, request)
+        let ended = try await outcome(
+            of: saga.id, notDone: "order \(orderID) was not fulfilled", doing: "fulfilment of order \(orderID)")
+        if ended?.state == .completed {
             (logger ?? self.logger).info(
-                "order fulfilled", metadata: ["order_id": "\(orderID)", "saga_id": "\(sagaID)"])
+                "order fulfilled", metadata: ["order_id": "\(orderID)", "saga_id": "\(saga.id)"])
         }
         return try await order(orderID)
     }
@@ -1046,81 +682,15 @@ public final class OrdersService: Sendable {
         _ request: EditOrderRequest, idempotencyKey: String?, rawRequest: [UInt8], by person: String,
         as actor: CancellationPolicy.Actor, logger: Logger?
     ) async throws -> Order {
-        if let note = request.note, note.unicodeScalars.count > EditOrderRequest.maxNoteLength {
-            throw RescindError.invalidArgument(
-                "the note is \(note.unicodeScalars.count) characters; at most \(EditOrderRequest.maxNoteLength)",
-                reason: "note_too_long")
-        }
-        let newID = UUID.timeOrdered().uuidString
-        let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
-        let sagaID: String = try await runner.writer.write { db in
-            if let previous = try Self.sagaStarted(
-                db, by: idempotencyKey, fingerprint: fingerprint, orderID: request.orderID, what: "request")
-            {
-                return previous
-            }
-            let order = try Self.existing(db, request.orderID)
-            var facts =
-                actor == .customer
-                ? try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
-                : CancellationPolicy.Facts(order: order, lines: try OrderLineRecord.of(db, order.id), now: Date())
-            if actor == .customer,
-                let other = request.changes.first(where: { change in
-                    !facts.lines.contains { $0.sku == change.sku }
-                })
-            {
-                throw RescindError.failedPrecondition(
-                    "\(other.sku) is not in this order: a customer changes the quantities of what was ordered",
-                    reason: "not_on_order")
-            }
-            facts.changes = request.changes
-            try CancellationPolicy.evaluate(facts, as: actor, action: .edit, store: self.store).enforce(order.id)
-            let edit = try LineEdit(request.changes, of: facts.lines)
-            try Self.refuseWhileBusy(db, order.id)
-            var context = EditOrderSaga.Context(
-                orderID: request.orderID, changes: request.changes, note: request.note, by: person,
-                amount: edit.amount)
-            if edit.amount > 0 {
-                context.payment = .increase
-            } else if edit.amount < 0 {
-                if order.paymentStatus == Payment.Status.authorized.rawValue {
-                    guard -edit.amount < order.total else {
-                        throw RescindError.failedPrecondition(
-                            "the edit would void all of order \(order.id)'s authorization; cancel it instead",
-                            reason: "would_void_payment")
-                    }
-                    context.payment = .void
-                } else {
-                    // Never more than is not refunded yet: a refund made earlier may have covered some of it.
-                    let share = max(min(-edit.amount, order.total - order.amountRefunded), 0)
-                    // A customer who removes units cancels them: what the edit gives back keeps the store's
-                    // restocking fee, as the refund of a customer's cancellation does.
-                    let fee = actor == .customer ? self.store.restockingFee(on: share) : 0
-                    if fee > 0 { context.restockingFee = fee }
-                    context.amount = -(share - fee)
-                    if share - fee > 0 { context.payment = .refund }
-                }
-            }
-            if !edit.added.isEmpty {
-                context.added = edit.added
-                context.addedPartID = UUID.timeOrdered()
-            }
-            if !edit.removed.isEmpty {
-                context.removed = edit.removed
-                context.removedPartID = UUID.timeOrdered()
-            }
-            try SagaStore.start(
-                db, EditOrderSaga.self, id: newID, orderID: request.orderID, context: context,
-                requestKey: idempotencyKey, requestFingerprint: fingerprint)
-            return newID
-        }
-        if sagaID == newID { runner.submit(sagaID) }
-        let saga = try await outcome(
-            of: sagaID, notDone: "order \(request.orderID) was not edited", doing: "edit of order \(request.orderID)")
-        if sagaID == newID, saga?.state == .completed {
+        let saga = try await start(
+            EditOrderSaga.self, .init(edit: request, by: person, actor: actor), idempotencyKey: idempotencyKey,
+            rawRequest: rawRequest)
+        let ended = try await outcome(
+            of: saga.id, notDone: "order \(request.orderID) was not edited", doing: "edit of order \(request.orderID)")
+        if saga.isNew, ended?.state == .completed {
             (logger ?? self.logger).info(
                 "order edited",
-                metadata: ["order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "peer": "\(person)"])
+                metadata: ["order_id": "\(request.orderID)", "saga_id": "\(saga.id)", "peer": "\(person)"])
         }
         return try await order(request.orderID)
     }
@@ -1132,7 +702,7 @@ public final class OrdersService: Sendable {
     /// - Throws: `not_found`.
     public func canCancel(_ request: CanCancelRequest) async throws -> CancelPolicyDecision {
         try await database.read { db in
-            let order = try Self.existing(db, request.orderID)
+            let order = try OrderRecord.existing(db, request.orderID)
             let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
             return CancellationPolicy.evaluate(
                 facts, as: request.asCustomer == true ? .customer : .staff, store: self.store)
@@ -1143,9 +713,9 @@ public final class OrdersService: Sendable {
     /// - Throws: `not_found`; `invalid_argument/bad_tag` (not an identifier, or more than 20 in all).
     public func tag(_ request: TagOrderRequest, logger: Logger? = nil) async throws -> Order {
         let order = try await runner.writer.write { db in
-            var record = try Self.existing(db, request.orderID)
+            var record = try OrderRecord.existing(db, request.orderID)
             let removed = Set(request.remove ?? [])
-            let tags = try Self.tags(record.tagList.filter { !removed.contains($0) } + (request.add ?? []))
+            let tags = try OrderRecord.tags(record.tagList.filter { !removed.contains($0) } + (request.add ?? []))
             guard tags != record.tagList else { return try Self.loadOrder(db, record.id) }
             record.tags = try JSON.encode(tags)
             record.updatedAt = Date()
@@ -1170,7 +740,7 @@ public final class OrdersService: Sendable {
                 reason: "unknown_progress")
         }
         let order = try await runner.writer.write { db in
-            var record = try Self.existing(db, request.orderID)
+            var record = try OrderRecord.existing(db, request.orderID)
             guard record.fulfilmentInProgress != request.inProgress?.rawValue else {
                 return try Self.loadOrder(db, record.id)
             }
@@ -1203,48 +773,17 @@ public final class OrdersService: Sendable {
         _ request: RefundOrderRequest, idempotencyKey: String? = nil, rawRequest: [UInt8] = [], by person: Identity,
         logger: Logger? = nil
     ) async throws -> Order {
-        let reason = request.reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard request.amountMinor > 0 else {
-            throw RescindError.invalidArgument("the amount must be positive", reason: "bad_amount")
-        }
-        if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
-            throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
-        }
-        guard !reason.isEmpty else {
-            throw RescindError.invalidArgument("say why: the reason is kept with the refund", reason: "reason_required")
-        }
-        guard reason.unicodeScalars.count <= RefundOrderRequest.maxReasonLength else {
-            throw RescindError.invalidArgument(
-                "the reason is \(reason.unicodeScalars.count) characters; at most \(RefundOrderRequest.maxReasonLength)",
-                reason: "reason_too_long")
-        }
-        let newID = UUID.timeOrdered().uuidString
-        let fingerprint = idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) }
-        let sagaID: String = try await runner.writer.write { db in
-            if let previous = try Self.sagaStarted(
-                db, by: idempotencyKey, fingerprint: fingerprint, orderID: request.orderID, what: "request")
-            {
-                return previous
-            }
-            let order = try Self.existing(db, request.orderID)
-            try Self.refuseWhileBusy(db, order.id)
-            try SagaStore.start(
-                db, RefundPaymentSaga.self, id: newID, orderID: request.orderID,
-                context: .init(
-                    orderID: request.orderID, amount: request.amountMinor, reason: reason, by: person.rawValue,
-                    storeCreditOf: request.refundTo == .storeCredit ? order.customerEmail : nil),
-                requestKey: idempotencyKey, requestFingerprint: fingerprint)
-            return newID
-        }
-        if sagaID == newID { runner.submit(sagaID) }
-        let saga = try await outcome(
-            of: sagaID, notDone: "order \(request.orderID) was not refunded",
+        let saga = try await start(
+            RefundPaymentSaga.self, .init(refund: request, by: person.rawValue), idempotencyKey: idempotencyKey,
+            rawRequest: rawRequest)
+        let ended = try await outcome(
+            of: saga.id, notDone: "order \(request.orderID) was not refunded",
             doing: "refund of order \(request.orderID)")
-        if sagaID == newID, saga?.state == .completed {
+        if saga.isNew, ended?.state == .completed {
             (logger ?? self.logger).info(
                 "order refunded",
                 metadata: [
-                    "order_id": "\(request.orderID)", "saga_id": "\(sagaID)", "peer": "\(person.rawValue)",
+                    "order_id": "\(request.orderID)", "saga_id": "\(saga.id)", "peer": "\(person.rawValue)",
                     "amount": "\(request.amountMinor)",
                 ])
         }
@@ -1258,9 +797,9 @@ public final class OrdersService: Sendable {
     /// - Throws: `not_found`; `failed_precondition/order_not_closed` for an order that is still open or busy.
     public func archive(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
         let order = try await database.write { db in
-            var record = try Self.existing(db, orderID)
+            var record = try OrderRecord.existing(db, orderID)
             guard record.archivedAt == nil else { return try Self.loadOrder(db, record.id) }
-            try Self.refuseWhileBusy(db, record.id)
+            try SagaStore.refuseWhileBusy(db, record.id)
             guard record.status.isClosed else {
                 throw RescindError.failedPrecondition(
                     "order \(orderID) is \(record.status.rawValue): only a fulfilled, cancelled or rejected order can "
@@ -1280,7 +819,7 @@ public final class OrdersService: Sendable {
     /// - Throws: `not_found`.
     public func unarchive(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
         let order = try await database.write { db in
-            var record = try Self.existing(db, orderID)
+            var record = try OrderRecord.existing(db, orderID)
             guard record.archivedAt != nil else { return try Self.loadOrder(db, record.id) }
             record.archivedAt = nil
             record.updatedAt = Date()
@@ -1301,7 +840,7 @@ public final class OrdersService: Sendable {
         let id = orderID.uuidString
         let deleted = try await database.write { db -> DeletedOrder in
             if let deleted = try DeletedOrderRecord.fetchOne(db, key: id) { return deleted.api }
-            let record = try Self.existing(db, orderID)
+            let record = try OrderRecord.existing(db, orderID)
             let source = Order.Source(record.source)
             guard source.isDeletable else {
                 throw RescindError.failedPrecondition(
@@ -1313,7 +852,7 @@ public final class OrdersService: Sendable {
                     "order \(orderID) is \(record.status.rawValue) and not archived: only a cancelled or archived order "
                         + "can be deleted", reason: "order_not_cancelled_or_archived")
             }
-            try Self.refuseWhileBusy(db, record.id)
+            try SagaStore.refuseWhileBusy(db, record.id)
             let unsent =
                 try Int.fetchOne(
                     db, sql: "SELECT COUNT(*) FROM outbox WHERE order_id = ? AND delivered_at IS NULL", arguments: [id])
@@ -1343,13 +882,6 @@ public final class OrdersService: Sendable {
         return deleted
     }
 
-    /// The order's record, or `not_found` (naming a deletion if there was one).
-    static func existing(_ db: Database, _ orderID: UUID) throws -> OrderRecord {
-        if let record = try OrderRecord.fetchOne(db, key: orderID.uuidString) { return record }
-        _ = try loadOrder(db, orderID.uuidString)  // throws the right `not_found`
-        throw RescindError.notFound("no order \(orderID)", reason: "unknown_order")
-    }
-
     // MARK: Reading
 
     /// An order with its lines, cancellation and failed cancellation attempts.
@@ -1377,14 +909,7 @@ public final class OrdersService: Sendable {
     }
 
     static func loadOrder(_ db: Database, _ id: String) throws -> Order {
-        guard let record = try OrderRecord.fetchOne(db, key: id) else {
-            if let deleted = try DeletedOrderRecord.fetchOne(db, key: id) {
-                throw RescindError.notFound(
-                    "order \(id) was deleted on \(deleted.deletedAt.formatted(.iso8601)) by \(deleted.deletedBy)",
-                    reason: "order_deleted")
-            }
-            throw RescindError.notFound("no order \(id)", reason: "unknown_order")
-        }
+        let record = try OrderRecord.existing(db, id)
         let lines = try OrderLineRecord.of(db, id)
         let cancellation = try CancellationRecord.fetchOne(db, key: id)
         let request = try CancelRequestRecord.fetchOne(db, key: id)?.api

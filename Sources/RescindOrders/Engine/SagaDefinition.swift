@@ -4,16 +4,25 @@ import RescindAPI
 import RescindTransport
 import RescindWire
 
-/// A saga kind: its typed context and its ordered steps, in one file (`Sagas/`), registered with one line in
-/// `SagaRegistry.standard`.
+/// A saga kind: how it starts, its typed context and its ordered steps, in one file (`Sagas/`), registered with one
+/// line in `SagaRegistry.standard`.
 ///
-/// The context holds what the saga was asked to do and what its steps answered; it is stored with the saga
-/// (JSON) and handed to every step. The first step of the plan runs in the transaction that creates the
-/// saga (`OrdersService` writes it: an order's `create`, a cancellation's `lock`); the runner drives the rest.
+/// `begin` runs in the transaction of the request that asks for the saga: it validates the request, applies the
+/// store's policy, answers a repeat with the saga already under way, and builds the context. The context holds
+/// what the saga was asked to do and what its steps answered; it is stored with the saga (JSON) and handed to
+/// every step. The plan's first step runs in that same transaction (an order's `create`, a cancellation's
+/// `lock`); the runner drives the rest.
 protocol SagaDefinition: Sendable {
     associatedtype Context: Codable & Sendable
+    /// What a caller asks for (the API's request, and who asks).
+    associatedtype Request: Sendable
 
     static var kind: Saga.Kind { get }
+
+    /// Starts a saga for `request` in the request's transaction, or finds the one a repeat of it started.
+    /// - Throws: `RescindError` for a request the order, the store's policy or another saga refuses; nothing is
+    ///   written then.
+    static func begin(_ db: Database, _ request: Request, _ start: SagaStart) throws -> SagaBeginning<Context>
 
     /// The steps of a saga with this context, in order. Stored with the saga by name when it starts.
     static func plan(_ context: Context) -> [SagaStep<Context>]
@@ -23,6 +32,25 @@ protocol SagaDefinition: Sendable {
     /// - Throws: `RescindError` for an outcome this kind cannot settle to.
     static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
         -> String
+}
+
+/// What `SagaDefinition.begin` knows besides the request.
+struct SagaStart: Sendable {
+    /// The id of the saga, if this request starts one.
+    var sagaID: String
+    var now: Date
+    var store: StoreSettings
+    /// The request's idempotency key, and the SHA-256 of its payload.
+    var requestKey: String?
+    var requestFingerprint: Data?
+}
+
+/// What `SagaDefinition.begin` decided.
+enum SagaBeginning<Context> {
+    /// A new saga of this order, with its context.
+    case new(orderID: UUID, context: Context)
+    /// The request repeats one that started saga `sagaID` of order `orderID`: nothing is written.
+    case existing(sagaID: String, orderID: String)
 }
 
 /// Every saga kind this daemon runs, by its wire name.

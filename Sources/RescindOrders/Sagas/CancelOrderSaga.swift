@@ -72,6 +72,125 @@ enum CancelOrderSaga: SagaDefinition {
 
     static let kind = Saga.Kind.cancelOrder
 
+    /// A cancellation asked by staff (`orders.cancel`, an approved request) or by the customer
+    /// (`customer.cancel`), whose rules of the store's policy it obeys.
+    struct Request: Sendable {
+        var cancel: CancelOrderRequest
+        var actor: CancellationPolicy.Actor
+    }
+
+    /// Locks the order for a new cancellation. A repeat answers with the saga the first request started: the same
+    /// idempotency key, or, without one, the same options while that saga runs.
+    /// - Throws: `not_found`; `invalid_argument` (`unknown_refund_to`, `note_too_long`, `bad_refund_amount`);
+    ///   `failed_precondition` for an order that is fulfilled, cancelled, rejected, still pending or being
+    ///   fulfilled, or a customer's rule; `conflict/order_cancelling` (naming the saga) while a cancellation with
+    ///   other options holds it; `conflict/order_busy`; `conflict/idempotency_key_reused`.
+    static func begin(_ db: Database, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
+        let request = asked.cancel
+        if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
+            throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
+        }
+        // Counted in Unicode scalars, as SQLite's length() in the schema's CHECK counts them.
+        if let note = request.staffNote, note.unicodeScalars.count > CancelOrderRequest.maxStaffNoteLength {
+            throw RescindError.invalidArgument(
+                "the staff note is \(note.unicodeScalars.count) characters; at most \(CancelOrderRequest.maxStaffNoteLength)",
+                reason: "note_too_long"
+            )
+        }
+        if let previous: SagaBeginning<Context> = try start.repeated(db, orderID: request.orderID, what: "cancellation")
+        {
+            return previous
+        }
+        guard let order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
+            throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
+        }
+        let lines = try OrderLineRecord.of(db, order.id)
+        let selection: LineSelection
+        do {
+            selection = try LineSelection(request.lines, of: lines, doing: "cancel")
+        } catch {
+            // Nothing open to cancel: a bad stated amount, then the order's status (cancelled, fulfilled, ...)
+            // name the rule if they do, as for a whole order.
+            _ = try moneyAction(for: request, order: order, store: start.store)
+            if order.status != .cancelling { try order.requireCancellable() }
+            throw error
+        }
+        // All that is not refunded yet, unless part of it paid for units not cancelled now: some lines, units
+        // shipped, or a restocking fee kept when units were cancelled or removed before. Then the money of
+        // these units only.
+        let share = selection.amount < order.total - order.amountRefunded ? selection.amount : nil
+        let money = try moneyAction(for: request, order: order, share: share, store: start.store)
+        let options = Context.Options(
+            reason: request.reason, restock: request.restock, notify: request.notify,
+            staffNote: request.staffNote, payment: money.action, refundAmount: money.refundAmount,
+            restockingFee: money.restockingFee, refundTo: request.refundTo, lines: request.lines,
+            voidAmount: money.voidAmount
+        )
+        if order.status == .cancelling, let running = try SagaStore.unfinishedSaga(db, order.id, kind: kind) {
+            guard try JSON.decode(Context.self, running.context).options.asks(as: options) else {
+                throw RescindError.conflict(
+                    "order \(order.id) is already being cancelled, with other options, by saga \(running.id)",
+                    reason: "order_cancelling")
+            }
+            return .existing(sagaID: running.id, orderID: running.orderID)
+        }
+        // The store's policy names the rule first (the order's status, then a customer's rules); then any saga
+        // that holds the order.
+        if asked.actor == .customer {
+            let facts = try CancellationPolicy.Facts.read(db, order, store: start.store, now: start.now)
+            try CancellationPolicy.evaluate(facts, as: .customer, store: start.store).enforce(order.id)
+        } else {
+            try order.requireCancellable()
+        }
+        try SagaStore.refuseWhileBusy(db, order.id)
+        var context = Context(orderID: request.orderID, options: options)
+        if !selection.takesEverythingOpen {
+            context.partID = UUID(uuidString: start.sagaID)
+            context.partLines = selection.asked(of: lines).map { .init(sku: $0.sku, quantity: $0.quantity) }
+        }
+        if request.refundTo == .storeCredit, money.action == .refund { context.storeCreditOf = order.customerEmail }
+        return .new(orderID: request.orderID, context: context)
+    }
+
+    /// What a cancellation does with the money: void an authorization (or, for some lines, their `share` of it);
+    /// refund (all that is not refunded yet or the lines' share, a stated amount, or either less the store's
+    /// restocking fee when the customer asked); or keep it.
+    /// - Throws: `invalid_argument/bad_refund_amount` for a stated amount that is not 1 to what is refundable,
+    ///   or one given where nothing is refunded.
+    static func moneyAction(
+        for request: CancelOrderRequest, order: OrderRecord, share: Int64? = nil, store: StoreSettings
+    ) throws -> (
+        action: Context.PaymentAction, refundAmount: Int64?, restockingFee: Int64?, voidAmount: Int64?
+    ) {
+        let refundable = order.total - order.amountRefunded
+        let captured = order.paymentStatus == "captured" || order.paymentStatus == "partially_refunded"
+        if let stated = request.refundAmountMinor {
+            guard request.refund, captured else {
+                throw RescindError.invalidArgument(
+                    "refund_amount needs refund and a captured payment; order \(order.id)'s payment is "
+                        + "\(order.paymentStatus ?? "absent")", reason: "bad_refund_amount")
+            }
+            guard stated > 0, stated <= refundable else {
+                throw RescindError.invalidArgument(
+                    "refund_amount \(stated) is not between 1 and the \(refundable) not refunded yet",
+                    reason: "bad_refund_amount")
+            }
+            return (.refund, stated, nil, nil)
+        }
+        if order.paymentStatus == "authorized" {
+            if share == 0 { return (.keep, nil, nil, nil) }  // lines that cost nothing
+            // A share of all that is authorized is all of it.
+            return (.void, nil, nil, share.flatMap { $0 < order.total ? $0 : nil })
+        }
+        let base = min(share ?? refundable, refundable)
+        guard captured, request.refund, base > 0 else { return (.keep, nil, nil, nil) }
+        let stated = share == nil ? nil : base
+        guard request.reason == .customer else { return (.refund, stated, nil, nil) }
+        let fee = store.restockingFee(on: base)
+        if fee == 0 { return (.refund, stated, nil, nil) }
+        return fee >= base ? (.keep, nil, fee, nil) : (.refund, base - fee, fee, nil)
+    }
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         let options = context.options
         var plan = [lock]

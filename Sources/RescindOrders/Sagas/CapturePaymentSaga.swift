@@ -19,6 +19,14 @@ enum CapturePaymentSaga: SagaDefinition {
 
     static let kind = Saga.Kind.capturePayment
 
+    /// A capture of order `orderID`'s authorization that has fallen due (`CaptureScheduler`).
+    /// - Throws: `SagaStore.refuseWhileBusy`'s refusals while another saga of the order (a cancellation, a
+    ///   fulfilment, an earlier capture) goes first; `hold`'s `nothing_to_capture`.
+    static func begin(_ db: Database, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
+        try SagaStore.refuseWhileBusy(db, orderID.uuidString)
+        return .new(orderID: orderID, context: .init(orderID: orderID))
+    }
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         [hold, capture, captured]
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// Editing an open order (`orders.edit`): `hold` → `reserve_added` → `split_removed` → `increase`, `void` or
@@ -54,6 +55,81 @@ enum EditOrderSaga: SagaDefinition {
     }
 
     static let kind = Saga.Kind.editOrder
+
+    /// An edit by staff (`orders.edit`) or by the customer (`customer.edit`): the store's policy for `actor`
+    /// decides.
+    struct Request: Sendable {
+        var edit: EditOrderRequest
+        /// Who, as recorded with the edit.
+        var by: String
+        var actor: CancellationPolicy.Actor
+    }
+
+    /// Sets the edit apart: what it adds, what it removes and what the payment does. A repeat (same key, same
+    /// request) answers with the same saga.
+    /// - Throws: `invalid_argument` (`bad_changes`, `price_fixed`, `no_change`, `note_too_long`); `not_found`;
+    ///   `failed_precondition/order_<status>`, `fulfilment_in_progress`, `line_not_open`, `edit_empties_order`,
+    ///   `would_void_payment`, `not_on_order`, a customer's rule; `conflict/order_busy`,
+    ///   `conflict/idempotency_key_reused`.
+    static func begin(_ db: Database, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
+        let request = asked.edit
+        if let note = request.note, note.unicodeScalars.count > EditOrderRequest.maxNoteLength {
+            throw RescindError.invalidArgument(
+                "the note is \(note.unicodeScalars.count) characters; at most \(EditOrderRequest.maxNoteLength)",
+                reason: "note_too_long")
+        }
+        if let previous: SagaBeginning<Context> = try start.repeated(db, orderID: request.orderID, what: "request") {
+            return previous
+        }
+        let order = try OrderRecord.existing(db, request.orderID)
+        var facts =
+            asked.actor == .customer
+            ? try CancellationPolicy.Facts.read(db, order, store: start.store, now: start.now)
+            : CancellationPolicy.Facts(order: order, lines: try OrderLineRecord.of(db, order.id), now: start.now)
+        if asked.actor == .customer,
+            let other = request.changes.first(where: { change in !facts.lines.contains { $0.sku == change.sku } })
+        {
+            throw RescindError.failedPrecondition(
+                "\(other.sku) is not in this order: a customer changes the quantities of what was ordered",
+                reason: "not_on_order")
+        }
+        facts.changes = request.changes
+        try CancellationPolicy.evaluate(facts, as: asked.actor, action: .edit, store: start.store).enforce(order.id)
+        let edit = try LineEdit(request.changes, of: facts.lines)
+        try SagaStore.refuseWhileBusy(db, order.id)
+        var context = Context(
+            orderID: request.orderID, changes: request.changes, note: request.note, by: asked.by, amount: edit.amount)
+        if edit.amount > 0 {
+            context.payment = .increase
+        } else if edit.amount < 0 {
+            if order.paymentStatus == Payment.Status.authorized.rawValue {
+                guard -edit.amount < order.total else {
+                    throw RescindError.failedPrecondition(
+                        "the edit would void all of order \(order.id)'s authorization; cancel it instead",
+                        reason: "would_void_payment")
+                }
+                context.payment = .void
+            } else {
+                // Never more than is not refunded yet: a refund made earlier may have covered some of it.
+                let share = max(min(-edit.amount, order.total - order.amountRefunded), 0)
+                // A customer who removes units cancels them: what the edit gives back keeps the store's
+                // restocking fee, as the refund of a customer's cancellation does.
+                let fee = asked.actor == .customer ? start.store.restockingFee(on: share) : 0
+                if fee > 0 { context.restockingFee = fee }
+                context.amount = -(share - fee)
+                if share - fee > 0 { context.payment = .refund }
+            }
+        }
+        if !edit.added.isEmpty {
+            context.added = edit.added
+            context.addedPartID = UUID.timeOrdered()
+        }
+        if !edit.removed.isEmpty {
+            context.removed = edit.removed
+            context.removedPartID = UUID.timeOrdered()
+        }
+        return .new(orderID: request.orderID, context: context)
+    }
 
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         var plan = [hold]

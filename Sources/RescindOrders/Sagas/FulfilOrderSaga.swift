@@ -35,6 +35,41 @@ enum FulfilOrderSaga: SagaDefinition {
 
     static let kind = Saga.Kind.fulfilOrder
 
+    /// Locks an open order, or some of its lines, for fulfilment. A repeat while the saga runs finds the same saga.
+    /// - Throws: `not_found`; `failed_precondition/order_cancelling` and the like, `risk_hold`, `cancel_requested`,
+    ///   `line_not_open` for units the order does not have open; `conflict/order_busy`.
+    static func begin(_ db: Database, _ request: FulfilOrderRequest, _ start: SagaStart) throws
+        -> SagaBeginning<Context>
+    {
+        let orderID = request.orderID
+        guard let order = try OrderRecord.fetchOne(db, key: orderID.uuidString) else {
+            throw RescindError.notFound("no order \(orderID)", reason: "unknown_order")
+        }
+        if order.status == .fulfilling, let running = try SagaStore.unfinishedSaga(db, order.id, kind: kind) {
+            return .existing(sagaID: running.id, orderID: running.orderID)
+        }
+        try requireFulfillable(order)
+        if order.riskHeld {
+            throw RescindError.failedPrecondition(
+                "order \(order.id) is held for its fraud risk (\(order.riskLevel ?? "")): release it or cancel it first",
+                reason: "risk_hold")
+        }
+        if try CancelRequestRecord.fetchOne(db, key: order.id)?.state == "pending" {
+            throw RescindError.failedPrecondition(
+                "order \(order.id)'s customer asked to cancel it: approve or decline the request first",
+                reason: "cancel_requested")
+        }
+        let lines = try OrderLineRecord.of(db, order.id)
+        let selection = try LineSelection(request.lines, of: lines, doing: "fulfil")
+        try SagaStore.refuseWhileBusy(db, order.id)
+        var context = Context(orderID: orderID, captures: order.paymentStatus == "authorized", lines: request.lines)
+        if !selection.takesEverythingOpen {
+            context.partID = UUID(uuidString: start.sagaID)
+            context.partLines = selection.asked(of: lines).map { .init(sku: $0.sku, quantity: $0.quantity) }
+        }
+        return .new(orderID: orderID, context: context)
+    }
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         [lock] + (context.partID == nil ? [] : [SagaStep<Context>.split])
             + (context.captures == true ? [capture, commitAfterCapture] : [commit]) + [fulfilled]

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// Placing an order: `create` → `reserve` → `authorize` → `capture` (pivot) → `open`.
@@ -38,6 +39,190 @@ enum PlaceOrderSaga: SagaDefinition {
     }
 
     static let kind = Saga.Kind.placeOrder
+
+    /// An order, or the same lines as an earlier order charged to the card saved with it (a reorder).
+    struct Request: Sendable {
+        enum What: Sendable {
+            case order(PlaceOrderRequest)
+            case again(ReorderRequest)
+        }
+
+        var what: What
+        /// The customer's token: Orders keeps its hash; the caller hands it out once.
+        var token: String
+    }
+
+    /// What a placement writes: the order, and how its card is charged (the processor's payment method, or the
+    /// one saved with an earlier order).
+    private struct Placement {
+        var customerEmail: String
+        var currency: String
+        var lines: [Order.Line]
+        var source: Order.Source
+        /// Empty until the processor authorizes the card (a reorder: the first order's).
+        var cardLast4: String
+        var paymentMethod: String?
+        var savedCardOf: UUID?
+        /// Spend the customer's store credit first.
+        var spendsCredit: Bool
+        /// Sorted, each once.
+        var tags: [String]
+        /// The customer's language (`nil`: the store's).
+        var language: String?
+    }
+
+    /// Writes the order, its lines and the customer's confirmation (sent once the order opens) with the saga. A
+    /// repeat (same key, same request) answers with the saga of the order it placed.
+    /// - Throws: `invalid_argument` for a bad order; `not_found`, `failed_precondition/no_saved_card` for a
+    ///   reorder of an order that never had a payment; `failed_precondition/order_deleted` for a key whose order
+    ///   was deleted; `conflict/idempotency_key_reused`.
+    static func begin(_ db: Database, _ request: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
+        let placement = try placement(db, request.what)
+        if let key = start.requestKey {
+            if let deleted = try DeletedOrderRecord.filter(DeletedOrderRecord.Columns.idempotencyKey == key)
+                .fetchOne(db)
+            {
+                throw RescindError.failedPrecondition(
+                    "idempotency key \(key) placed order \(deleted.orderID), which was deleted on "
+                        + "\(deleted.deletedAt.formatted(.iso8601)): it is not placed again",
+                    reason: "order_deleted")
+            }
+            if let previous = try OrderRecord.filter(OrderRecord.Columns.idempotencyKey == key).fetchOne(db) {
+                guard previous.request == start.requestFingerprint else {
+                    throw RescindError.conflict(
+                        "idempotency key \(key) was first used for another order", reason: "idempotency_key_reused")
+                }
+                let saga = try SagaRecord.filter(SagaRecord.Columns.orderID == previous.id)
+                    .filter(SagaRecord.Columns.kind == kind.rawValue).fetchOne(db)
+                return .existing(sagaID: saga?.id ?? start.sagaID, orderID: previous.id)
+            }
+            if let previous: SagaBeginning<Context> = try start.repeated(db, orderID: nil, what: "request") {
+                return previous
+            }
+        }
+        let now = start.now
+        let orderID = UUID.timeOrdered(at: now)
+        let total = placement.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
+        try OrderRecord(
+            id: orderID.uuidString, customerEmail: placement.customerEmail, status: .pending,
+            currency: placement.currency, total: total, amountRefunded: 0, paymentStatus: nil,
+            cardLast4: placement.cardLast4, rejection: nil, idempotencyKey: start.requestKey,
+            request: start.requestFingerprint, createdAt: now, updatedAt: now, source: placement.source.rawValue,
+            archivedAt: nil, captureDueAt: nil, reorderOf: placement.savedCardOf?.uuidString,
+            tags: try JSON.encode(placement.tags), customerTokenHash: SecretToken.hash(request.token),
+            customerTokenIssuedAt: now, language: placement.language
+        ).insert(db)
+        // The customer's confirmation with their link: sent once the order opens (dropped if it is rejected), and
+        // the link removed from the message once it is delivered (Orders keeps only the token's hash).
+        try OutboxRecord(
+            id: nil, orderID: orderID.uuidString,
+            kind: placement.savedCardOf == nil ? "order_confirmed" : "reorder_placed",
+            payload: try JSON.encode(
+                Confirmation(
+                    orderID: orderID.uuidString, customerEmail: placement.customerEmail, total: total,
+                    currency: placement.currency, statusLink: start.store.statusLink(request.token),
+                    reorderOf: placement.savedCardOf?.uuidString)),
+            createdAt: now, deliveredAt: nil
+        ).insert(db)
+        for (index, line) in placement.lines.enumerated() {
+            try OrderLineRecord(
+                orderID: orderID.uuidString, lineNo: index + 1, sku: line.sku, quantity: line.quantity,
+                unitPrice: line.unitPriceMinor
+            ).insert(db)
+        }
+        return .new(
+            orderID: orderID,
+            context: .init(
+                orderID: orderID, lines: placement.lines, amount: total, currency: placement.currency,
+                captureDueAt: start.store.captureDue(authorizedAt: now), paymentMethod: placement.paymentMethod,
+                savedCardOf: placement.savedCardOf,
+                spendCreditOf: placement.spendsCredit ? placement.customerEmail : nil, risk: RiskRules(start.store)))
+    }
+
+    /// The customer's confirmation.
+    private struct Confirmation: Encodable {
+        var orderID: String
+        var customerEmail: String
+        var total: Int64
+        var currency: String
+        var statusLink: String
+        var reorderOf: String?
+
+        enum CodingKeys: String, CodingKey {
+            case total, currency
+            case orderID = "order_id"
+            case customerEmail = "customer_email"
+            case statusLink = "status_link"
+            case reorderOf = "reorder_of"
+        }
+    }
+
+    /// What is placed: a new order, validated; or an earlier order's lines (as ordered, cancelled units included)
+    /// for its customer, on the card saved with its payment.
+    private static func placement(_ db: Database, _ what: Request.What) throws -> Placement {
+        switch what {
+        case .order(let request):
+            try validate(request)
+            return Placement(
+                customerEmail: request.customerEmail, currency: request.currency, lines: request.lines,
+                source: request.source ?? .api, cardLast4: "", paymentMethod: request.paymentMethod, savedCardOf: nil,
+                spendsCredit: request.useStoreCredit == true, tags: try OrderRecord.tags(request.tags ?? []),
+                language: request.language)
+        case .again(let request):
+            if let source = request.source, !Order.Source.known.contains(source) {
+                throw RescindError.invalidArgument("no order source \(source)", reason: "unknown_source")
+            }
+            let first = try OrderRecord.existing(db, request.orderID)
+            guard first.paymentStatus != nil else {
+                throw RescindError.failedPrecondition(
+                    "order \(first.id) never had a payment, so there is no saved card to charge",
+                    reason: "no_saved_card")
+            }
+            let lines = try OrderLineRecord.of(db, first.id).map {
+                Order.Line(sku: $0.sku, quantity: $0.quantity, unitPriceMinor: $0.unitPrice)
+            }
+            return Placement(
+                customerEmail: first.customerEmail, currency: first.currency, lines: lines,
+                source: request.source ?? Order.Source(first.source), cardLast4: first.cardLast4, paymentMethod: nil,
+                savedCardOf: request.orderID, spendsCredit: request.useStoreCredit == true, tags: [],
+                language: first.language)
+        }
+    }
+
+    private static func validate(_ request: PlaceOrderRequest) throws {
+        if let source = request.source, !Order.Source.known.contains(source) {
+            throw RescindError.invalidArgument(
+                "no order source \(source); one of \(Order.Source.known.map(\.rawValue).joined(separator: ", "))",
+                reason: "unknown_source")
+        }
+        try Validation.email(request.customerEmail)
+        try Validation.currency(request.currency)
+        if let language = request.language,
+            !(2...3).contains(language.count) || !language.allSatisfy({ $0.isASCII && $0.isLowercase })
+        {
+            throw RescindError.invalidArgument(
+                "language is a lowercase ISO 639 code such as en or nb, not \(language)", reason: "bad_language")
+        }
+        guard (1...100).contains(request.lines.count) else {
+            throw RescindError.invalidArgument("an order has 1 to 100 lines", reason: "bad_lines")
+        }
+        var total: Int64 = 0
+        for line in request.lines {
+            try Validation.identifier(line.sku, field: "sku")
+            guard (1...1_000_000).contains(line.quantity) else {
+                throw RescindError.invalidArgument("quantity must be between 1 and 1000000", reason: "bad_quantity")
+            }
+            guard (0...1_000_000_000).contains(line.unitPriceMinor) else {
+                throw RescindError.invalidArgument(
+                    "unit price must be between 0 and 1e9 minor units", reason: "bad_price")
+            }
+            total += line.quantity * line.unitPriceMinor
+        }
+        guard total > 0, total <= 1_000_000_000_000 else {
+            throw RescindError.invalidArgument("the order total must be positive", reason: "bad_total")
+        }
+        try PaymentMethodReference.validate(request.paymentMethod)
+    }
 
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         context.captureDueAt == nil ? [create, reserve, authorize, capture, open] : [create, reserve, authorize, open]

@@ -22,6 +22,46 @@ enum RefundPaymentSaga: SagaDefinition {
 
     static let kind = Saga.Kind.refundPayment
 
+    /// A refund asked by `by`.
+    struct Request: Sendable {
+        var refund: RefundOrderRequest
+        var by: String
+    }
+
+    /// A refund of a captured payment, with its reason and who asked. A repeat (same key, same request) answers
+    /// with the same saga.
+    /// - Throws: `invalid_argument/bad_amount`, `unknown_refund_to`, `reason_required`, `reason_too_long`;
+    ///   `not_found`; `conflict/order_busy`, `conflict/idempotency_key_reused`; `hold`'s refusals
+    ///   (`payment_not_captured`, `refund_exceeds_capture`).
+    static func begin(_ db: Database, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
+        let request = asked.refund
+        let reason = request.reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard request.amountMinor > 0 else {
+            throw RescindError.invalidArgument("the amount must be positive", reason: "bad_amount")
+        }
+        if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
+            throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
+        }
+        guard !reason.isEmpty else {
+            throw RescindError.invalidArgument("say why: the reason is kept with the refund", reason: "reason_required")
+        }
+        guard reason.unicodeScalars.count <= RefundOrderRequest.maxReasonLength else {
+            throw RescindError.invalidArgument(
+                "the reason is \(reason.unicodeScalars.count) characters; at most \(RefundOrderRequest.maxReasonLength)",
+                reason: "reason_too_long")
+        }
+        if let previous: SagaBeginning<Context> = try start.repeated(db, orderID: request.orderID, what: "request") {
+            return previous
+        }
+        let order = try OrderRecord.existing(db, request.orderID)
+        try SagaStore.refuseWhileBusy(db, order.id)
+        return .new(
+            orderID: request.orderID,
+            context: .init(
+                orderID: request.orderID, amount: request.amountMinor, reason: reason, by: asked.by,
+                storeCreditOf: request.refundTo == .storeCredit ? order.customerEmail : nil))
+    }
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         [hold, refund, recorded]
     }
