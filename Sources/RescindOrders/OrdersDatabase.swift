@@ -311,6 +311,15 @@ enum OrdersDatabase {
                     sql: "language IS NULL OR (length(language) BETWEEN 2 AND 3 AND language NOT GLOB '*[^a-z]*')")
             }
         }
+        // Sagas stored typed and versioned: a saga an earlier build started finishes under a later one, which
+        // reads its context at the version it was written (each kind's `contextVersion`) and runs the plan it
+        // was stored with. Rows from before are version 1.
+        migrator.registerMigration("orders-v15-saga-versions") { db in
+            try db.alter(table: "saga") { t in
+                t.add(column: "context_version", .integer).notNull().defaults(to: 1).check(sql: "context_version >= 1")
+                t.add(column: "machine_version", .integer).notNull().defaults(to: 1).check(sql: "machine_version >= 1")
+            }
+        }
         return migrator
     }
 }

@@ -216,9 +216,14 @@ struct SagaRecord: Codable, FetchableRecord, PersistableRecord {
     var settledNote: String?
     var createdAt: Date
     var updatedAt: Date
+    /// The versions of `context` (its kind's `contextVersion`) and of `machine` (`SagaMachine.version`).
+    var contextVersion: Int
+    var machineVersion: Int
 
     enum CodingKeys: String, CodingKey {
         case id, kind, state, plan, machine, context
+        case contextVersion = "context_version"
+        case machineVersion = "machine_version"
         case orderID = "order_id"
         case errorCode = "error_code"
         case errorReason = "error_reason"

@@ -12,7 +12,7 @@ extension OrdersService {
         let id = sagaID.uuidString
         let defaults = runner.defaultRetry
         let resumed = try await database.write { db in
-            var loaded = try SagaStore.load(db, id, registry: .standard, defaults: defaults)
+            var loaded = try SagaStore.load(db, id, registry: runner.registry, defaults: defaults)
             try Self.requireFailed(loaded.record)
             let action = try loaded.machine.handle(.operatorRetry, plan: loaded.plan)
             if case .perform = action {
@@ -49,7 +49,7 @@ extension OrdersService {
         let id = request.sagaID.uuidString
         let defaults = runner.defaultRetry
         let settled = try await database.write { db in
-            var loaded = try SagaStore.load(db, id, registry: .standard, defaults: defaults)
+            var loaded = try SagaStore.load(db, id, registry: runner.registry, defaults: defaults)
             try Self.requireFailed(loaded.record)
             let now = Date()
             let info = LocalStepInfo(sagaID: id, orderID: loaded.record.orderID, error: loaded.record.error, now: now)

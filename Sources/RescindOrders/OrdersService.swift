@@ -86,7 +86,7 @@ public final class OrdersService: Sendable {
 
     /// Opens (and migrates) the database at `path`. Sagas run once the runner runs (`services` or `run()`).
     /// - Throws: database errors; `SMTPError` when the mail server's password or CA cannot be read.
-    public init(
+    public convenience init(
         databasePath: String,
         inventory: any RPCCaller,
         payments: any RPCCaller,
@@ -95,6 +95,17 @@ public final class OrdersService: Sendable {
         notifications: NotificationSettings = .init(),
         crashPoint: CrashPoint? = nil,
         logger: Logger
+    ) throws {
+        try self.init(
+            databasePath: databasePath, inventory: inventory, payments: payments, configuration: configuration,
+            store: store, notifications: notifications, crashPoint: crashPoint, logger: logger, registry: .standard)
+    }
+
+    /// As the public initializer, running the saga kinds of `registry` (a test's own kinds, say).
+    init(
+        databasePath: String, inventory: any RPCCaller, payments: any RPCCaller, configuration: Configuration,
+        store: StoreSettings, notifications: NotificationSettings, crashPoint: CrashPoint?, logger: Logger,
+        registry: SagaRegistry
     ) throws {
         let database = try DatabaseOpener.open(path: databasePath, migrator: OrdersDatabase.migrator)
         self.database = database
@@ -105,7 +116,7 @@ public final class OrdersService: Sendable {
         self.logger = logger
         self.runner = SagaRunner(
             database: database,
-            registry: .standard,
+            registry: registry,
             participants: SagaParticipants(inventory: inventory, payments: payments),
             configuration: .init(
                 retry: RetryPolicy(

@@ -31,7 +31,8 @@ final class ServiceFixture: Sendable {
         configuration: OrdersService.Configuration = .init(
             maxAttempts: 5, initialRetryDelaySeconds: 0.05, maxRetryDelaySeconds: 0.2, callTimeoutSeconds: 2,
             placeTimeoutSeconds: 10, pollIntervalSeconds: 0.05
-        )
+        ),
+        registry: SagaRegistry = .standard
     ) throws {
         let directory =
             directory
@@ -57,8 +58,8 @@ final class ServiceFixture: Sendable {
             databasePath: directory.appendingPathComponent("orders.sqlite").path,
             inventory: wrapInventory(InProcessCaller(router: inventoryRouter, peer: .orders, logger: logger)),
             payments: wrapPayments(InProcessCaller(router: paymentsRouter, peer: .orders, logger: logger)),
-            configuration: configuration,
-            logger: logger
+            configuration: configuration, store: .init(), notifications: .init(), crashPoint: nil, logger: logger,
+            registry: registry
         )
         var ordersRouter = RPCRouter()
         orders.register(into: &ordersRouter)

@@ -24,14 +24,45 @@ protocol SagaDefinition: Sendable {
     ///   written then.
     static func begin(_ db: Database, _ request: Request, _ start: SagaStart) throws -> SagaBeginning<Context>
 
-    /// The steps of a saga with this context, in order. Stored with the saga by name when it starts.
+    /// The steps of a saga with this context, in order. Stored with the saga by name when it starts; the saga
+    /// then runs the plan it was stored with, whatever a later build would plan.
     static func plan(_ context: Context) -> [SagaStep<Context>]
+
+    /// Every forward step a saga of this kind may have been planned with, by this build or by an earlier one
+    /// whose sagas may still be in flight: a stored plan's steps are found here by name. A step leaves this list
+    /// only when no store can still have a saga planned with it.
+    static var steps: [SagaStep<Context>] { get }
+
+    /// The version of `Context` this build writes (from 1). Raise it when a change of `Context` would not read a
+    /// context an earlier build stored, and read that one in `context(from:version:)`.
+    static var contextVersion: Int { get }
+
+    /// A context stored at `version` (by this build or an earlier one), as this build's `Context`.
+    /// - Throws: for a version this build cannot read (a later build's), or a context that does not decode.
+    static func context(from stored: String, version: Int) throws -> Context
 
     /// Puts the order where a person decided, for a failed saga settled by hand (`sagas.settle`), in the
     /// transaction that ends the saga `settled`; returns a line for the log.
     /// - Throws: `RescindError` for an outcome this kind cannot settle to.
     static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
         -> String
+}
+
+extension SagaDefinition {
+    static var contextVersion: Int { 1 }
+
+    static func context(from stored: String, version: Int) throws -> Context {
+        guard version == contextVersion else {
+            throw RescindError.internalError(
+                "this build of Orders reads \(kind) contexts of version \(contextVersion), not \(version)")
+        }
+        return try JSON.decode(Context.self, stored)
+    }
+
+    /// The context of a stored saga of this kind, as this build reads it.
+    static func context(of saga: SagaRecord) throws -> Context {
+        try context(from: saga.context, version: saga.contextVersion)
+    }
 }
 
 /// What `SagaDefinition.begin` knows besides the request.
@@ -75,62 +106,92 @@ struct SagaRegistry: Sendable {
     subscript(kind: Saga.Kind) -> (any SagaProgram)? { programs[kind] }
 }
 
-/// A saga kind with its context erased to the stored JSON, as the runner drives it.
+/// A saga kind with its context erased to the stored JSON, as the runner drives it. `plan` is the stored plan's
+/// step names; `context` is at this build's version (`upgrade` reads an earlier one).
 protocol SagaProgram: Sendable {
-    /// The plan of a saga with this stored context: step names and what the state machine needs.
-    func plan(context: String, defaults: RetryPolicy) throws -> [StepShape]
+    /// The version of the context this build writes.
+    var contextVersion: Int { get }
+    /// A context stored at `version`, rewritten at this build's version.
+    func upgrade(context: String, from version: Int) throws -> String
+    /// The stored plan as the state machine needs it.
+    func shapes(plan: [String], context: String, defaults: RetryPolicy) throws -> [StepShape]
     /// The name of forward step `step` or of its compensation.
-    func stepName(_ step: Int, undoing: Bool, context: String) throws -> String
+    func stepName(_ step: Int, undoing: Bool, plan: [String], context: String) throws -> String
     /// The participant a step calls, or nil for a local step.
-    func participant(_ step: Int, undoing: Bool, context: String) throws -> Participant?
+    func participant(_ step: Int, undoing: Bool, plan: [String], context: String) throws -> Participant?
     /// Runs a local step in `db`; returns the new context and a line for the log.
-    func performLocal(_ db: Database, _ step: Int, undoing: Bool, context: String, info: LocalStepInfo) throws
-        -> (context: String, detail: String)
+    func performLocal(
+        _ db: Database, _ step: Int, undoing: Bool, plan: [String], context: String, info: LocalStepInfo
+    ) throws -> (context: String, detail: String)
     /// Calls a remote step's participant; returns how to update the stored context with the answer.
     func performRemote(
-        _ step: Int, undoing: Bool, context: String, caller: any RPCCaller, key: String, timeout: Duration
+        _ step: Int, undoing: Bool, plan: [String], context: String, caller: any RPCCaller, key: String,
+        timeout: Duration
     ) async throws -> @Sendable (String) throws -> (context: String, detail: String)
     /// Settles a failed saga by hand.
     func settle(_ db: Database, context: String, as outcome: SettleOutcome, info: LocalStepInfo) throws -> String
 }
 
 private struct Program<D: SagaDefinition>: SagaProgram {
+    var contextVersion: Int { D.contextVersion }
+
     private func decode(_ context: String) throws -> D.Context {
         try JSON.decode(D.Context.self, context)
     }
 
-    private func step(_ index: Int, undoing: Bool, _ context: D.Context) throws -> SagaStep<D.Context> {
-        let plan = D.plan(context)
+    func upgrade(context: String, from version: Int) throws -> String {
+        try JSON.encode(try D.context(from: context, version: version))
+    }
+
+    /// The stored plan's steps: as this build plans the saga when the names agree (the usual case), else each
+    /// found by name among every step the kind has.
+    private func resolve(_ plan: [String], _ context: D.Context) throws -> [SagaStep<D.Context>] {
+        let current = D.plan(context)
+        if current.map(\.name) == plan { return current }
+        return try plan.map { name in
+            guard let step = current.first(where: { $0.name == name }) ?? D.steps.first(where: { $0.name == name })
+            else {
+                throw RescindError.internalError(
+                    "a \(D.kind) saga was planned with step \(name), which this build of Orders does not have")
+            }
+            return step
+        }
+    }
+
+    private func step(_ index: Int, undoing: Bool, _ plan: [String], _ context: D.Context) throws
+        -> SagaStep<D.Context>
+    {
         guard plan.indices.contains(index) else {
             throw RescindError.internalError("\(D.kind) has no step \(index)")
         }
-        if !undoing { return plan[index] }
-        guard let undo = plan[index].undo else {
-            throw RescindError.internalError("step \(plan[index].name) of \(D.kind) has nothing to undo")
+        let step = try resolve([plan[index]], context)[0]
+        if !undoing { return step }
+        guard let undo = step.undo else {
+            throw RescindError.internalError("step \(step.name) of \(D.kind) has nothing to undo")
         }
         return undo
     }
 
-    func plan(context: String, defaults: RetryPolicy) throws -> [StepShape] {
-        D.plan(try decode(context)).map { $0.shape(defaults: defaults) }
+    func shapes(plan: [String], context: String, defaults: RetryPolicy) throws -> [StepShape] {
+        try resolve(plan, decode(context)).map { $0.shape(defaults: defaults) }
     }
 
-    func stepName(_ index: Int, undoing: Bool, context: String) throws -> String {
-        try step(index, undoing: undoing, decode(context)).name
+    func stepName(_ index: Int, undoing: Bool, plan: [String], context: String) throws -> String {
+        try step(index, undoing: undoing, plan, decode(context)).name
     }
 
-    func participant(_ index: Int, undoing: Bool, context: String) throws -> Participant? {
-        switch try step(index, undoing: undoing, decode(context)).effect {
+    func participant(_ index: Int, undoing: Bool, plan: [String], context: String) throws -> Participant? {
+        switch try step(index, undoing: undoing, plan, decode(context)).effect {
         case .local: nil
         case .remote(let participant, _): participant
         }
     }
 
-    func performLocal(_ db: Database, _ index: Int, undoing: Bool, context: String, info: LocalStepInfo) throws
-        -> (context: String, detail: String)
-    {
+    func performLocal(
+        _ db: Database, _ index: Int, undoing: Bool, plan: [String], context: String, info: LocalStepInfo
+    ) throws -> (context: String, detail: String) {
         var value = try decode(context)
-        guard case .local(let body) = try step(index, undoing: undoing, value).effect else {
+        guard case .local(let body) = try step(index, undoing: undoing, plan, value).effect else {
             throw RescindError.internalError("step \(index) of \(D.kind) is not local")
         }
         let detail = try body(db, &value, info)
@@ -138,10 +199,11 @@ private struct Program<D: SagaDefinition>: SagaProgram {
     }
 
     func performRemote(
-        _ index: Int, undoing: Bool, context: String, caller: any RPCCaller, key: String, timeout: Duration
+        _ index: Int, undoing: Bool, plan: [String], context: String, caller: any RPCCaller, key: String,
+        timeout: Duration
     ) async throws -> @Sendable (String) throws -> (context: String, detail: String) {
         let value = try decode(context)
-        guard case .remote(_, let call) = try step(index, undoing: undoing, value).effect else {
+        guard case .remote(_, let call) = try step(index, undoing: undoing, plan, value).effect else {
             throw RescindError.internalError("step \(index) of \(D.kind) is not remote")
         }
         let update = try await call(

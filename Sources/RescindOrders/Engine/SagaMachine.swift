@@ -55,6 +55,20 @@ struct StepShape: Hashable, Sendable {
 /// transient failure, a random sample for the jitter. This is the only place that decides whether a
 /// failure compensates, retries or needs a person, how long to wait and when attempts run out.
 enum SagaMachine: Hashable, Sendable, Codable {
+    /// The version of the machine as stored (its JSON), from 1. Raise it when a change would not read a machine an
+    /// earlier build stored, and read that one in `decode(_:version:)`.
+    static let version = 1
+
+    /// A machine stored at `version`.
+    /// - Throws: for a version this build cannot read (a later build's), or one that does not decode.
+    static func decode(_ stored: String, version: Int) throws -> SagaMachine {
+        guard version == Self.version else {
+            throw RescindError.internalError(
+                "this build of Orders reads saga machines of version \(Self.version), not \(version)")
+        }
+        return try JSON.decode(SagaMachine.self, stored)
+    }
+
     /// Going forward; `step` is the next to perform, `attempt` the attempts of it that failed transiently.
     case running(step: Int, attempt: Int)
     /// Undoing; `step` is the forward step whose compensation runs next.

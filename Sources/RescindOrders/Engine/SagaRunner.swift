@@ -52,7 +52,7 @@ final class SagaRunner: Service, Sendable {
     private let database: DatabasePool
     /// Where steps are recorded: many sagas' steps share one transaction and one durable commit.
     let writer: GroupCommitWriter
-    private let registry: SagaRegistry
+    let registry: SagaRegistry
     private let participants: SagaParticipants
     private let configuration: Configuration
     private let logger: Logger
@@ -285,7 +285,8 @@ final class SagaRunner: Service, Sendable {
         case .finish, .needsPerson: return (.terminal, nil)
         case .retry: return (.later, nil)
         }
-        let name = try loaded.program.stepName(index, undoing: undoing, context: loaded.record.context)
+        let name = try loaded.program.stepName(
+            index, undoing: undoing, plan: loaded.planNames, context: loaded.record.context)
         var logger = logger
         logger[metadataKey: "order_id"] = "\(loaded.record.orderID)"
         logger[metadataKey: "step"] = "\(name)"
@@ -293,7 +294,8 @@ final class SagaRunner: Service, Sendable {
         let step = Step(
             loaded: loaded, index: index, undoing: undoing, name: name, attempt: loaded.machine.attempt + 1,
             jitterSample: Double.random(in: 0..<1), logger: logger)
-        let participant = try loaded.program.participant(index, undoing: undoing, context: loaded.record.context)
+        let participant = try loaded.program.participant(
+            index, undoing: undoing, plan: loaded.planNames, context: loaded.record.context)
         let recorded =
             if let participant {
                 // Only a saga this driver has not driven yet can have an attempt a restart cut short.
@@ -344,7 +346,8 @@ final class SagaRunner: Service, Sendable {
         do {
             answer = .success(
                 try await step.loaded.program.performRemote(
-                    step.index, undoing: step.undoing, context: step.context, caller: participants[participant],
+                    step.index, undoing: step.undoing, plan: step.loaded.planNames, context: step.context,
+                    caller: participants[participant],
                     key: key, timeout: configuration.callTimeout))
         } catch {
             answer = .failure(error)
@@ -381,7 +384,8 @@ final class SagaRunner: Service, Sendable {
                 // A step that throws leaves nothing behind but its recorded failure.
                 try db.inSavepoint {
                     result = try step.loaded.program.performLocal(
-                        db, step.index, undoing: step.undoing, context: step.context, info: info)
+                        db, step.index, undoing: step.undoing, plan: step.loaded.planNames, context: step.context,
+                        info: info)
                     return .commit
                 }
                 outcome =
@@ -430,12 +434,15 @@ final class SagaRunner: Service, Sendable {
         _ = try? await database.write { db in
             try db.execute(
                 sql: """
-                    UPDATE saga SET state = 'failed', machine = '{"failed":{"step":0,"undoing":false}}',
+                    UPDATE saga SET state = 'failed', machine = ?, machine_version = ?,
                         error_code = COALESCE(error_code, 'internal'), error_message = COALESCE(error_message, ?),
                         updated_at = ?
                     WHERE id = ? AND state IN ('running', 'compensating')
                     """,
-                arguments: [message, Date(), sagaID]
+                arguments: [
+                    try JSON.encode(SagaMachine.failed(step: 0, undoing: false)), SagaMachine.version, message, Date(),
+                    sagaID,
+                ]
             )
         }
     }

@@ -20,6 +20,8 @@ enum SagaStore {
         var record: SagaRecord
         var machine: SagaMachine
         var program: any SagaProgram
+        /// The stored plan: its step names, and what the state machine needs of them.
+        var planNames: [String]
         var plan: [StepShape]
     }
 
@@ -45,7 +47,8 @@ enum SagaStore {
             plan: try JSON.encode(plan.map(\.name)), machine: try JSON.encode(machine),
             context: try JSON.encode(context), errorCode: nil, errorReason: nil, errorMessage: nil, failedStep: nil,
             nextAttemptAt: now, requestKey: requestKey, requestFingerprint: requestFingerprint, settledBy: nil,
-            settledAt: nil, settledAs: nil, settledNote: nil, createdAt: now, updatedAt: now
+            settledAt: nil, settledAs: nil, settledNote: nil, createdAt: now, updatedAt: now,
+            contextVersion: D.contextVersion, machineVersion: SagaMachine.version
         )
         try record.insert(db)
         try SagaStepRecord(
@@ -55,21 +58,26 @@ enum SagaStore {
         return record
     }
 
-    /// Loads a saga and checks that its stored plan is still the plan its kind would make.
-    /// - Throws: `not_found`; `internal` for a kind this build does not run or a plan it no longer makes.
+    /// Loads a saga to run the plan it was stored with, its context and machine read as this build writes them
+    /// (an earlier build's are rewritten when the saga is next saved).
+    /// - Throws: `not_found`; `internal` for a kind this build does not run, a step of its plan it does not have,
+    ///   or a version of its context or machine it cannot read.
     static func load(_ db: Database, _ id: String, registry: SagaRegistry, defaults: RetryPolicy) throws -> Loaded {
-        guard let record = try SagaRecord.find(db, id) else {
+        guard var record = try SagaRecord.find(db, id) else {
             throw RescindError.notFound("no saga \(id)", reason: "unknown_saga")
         }
         guard let program = registry[record.kind] else {
             throw RescindError.internalError("this build of Orders does not run sagas of kind \(record.kind)")
         }
-        let plan = try program.plan(context: record.context, defaults: defaults)
-        guard try JSON.decode([String].self, record.plan) == plan.map(\.name) else {
-            throw RescindError.internalError("saga \(id) was planned as \(record.plan); this build plans it otherwise")
+        if record.contextVersion != program.contextVersion {
+            record.context = try program.upgrade(context: record.context, from: record.contextVersion)
+            record.contextVersion = program.contextVersion
         }
-        return Loaded(
-            record: record, machine: try JSON.decode(SagaMachine.self, record.machine), program: program, plan: plan)
+        let machine = try SagaMachine.decode(record.machine, version: record.machineVersion)
+        record.machineVersion = SagaMachine.version
+        let names = try JSON.decode([String].self, record.plan)
+        let plan = try program.shapes(plan: names, context: record.context, defaults: defaults)
+        return Loaded(record: record, machine: machine, program: program, planNames: names, plan: plan)
     }
 
     /// The attempt of a remote step that was under way when Orders stopped (its row `started` beyond the
@@ -99,7 +107,8 @@ enum SagaStore {
     ) throws -> SagaMachine.Action {
         let now = Date()
         let shape = loaded.plan[index]
-        let name = try loaded.program.stepName(index, undoing: undoing, context: loaded.record.context)
+        let name = try loaded.program.stepName(
+            index, undoing: undoing, plan: loaded.planNames, context: loaded.record.context)
         let event: SagaMachine.Event
         switch outcome {
         case .succeeded(let context, _):

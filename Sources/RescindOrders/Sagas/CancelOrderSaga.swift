@@ -127,7 +127,7 @@ enum CancelOrderSaga: SagaDefinition {
             voidAmount: money.voidAmount
         )
         if order.status == .cancelling, let running = try SagaStore.unfinishedSaga(db, order.id, kind: kind) {
-            guard try JSON.decode(Context.self, running.context).options.asks(as: options) else {
+            guard try context(of: running).options.asks(as: options) else {
                 throw RescindError.conflict(
                     "order \(order.id) is already being cancelled, with other options, by saga \(running.id)",
                     reason: "order_cancelling")
@@ -190,6 +190,8 @@ enum CancelOrderSaga: SagaDefinition {
         if fee == 0 { return (.refund, stated, nil, nil) }
         return fee >= base ? (.keep, nil, fee, nil) : (.refund, base - fee, fee, nil)
     }
+
+    static let steps: [SagaStep<Context>] = [lock, .split, prepareRestock, refund, void, restock, writeOff, finalize]
 
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         let options = context.options

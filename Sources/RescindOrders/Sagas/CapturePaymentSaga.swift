@@ -27,6 +27,8 @@ enum CapturePaymentSaga: SagaDefinition {
         return .new(orderID: orderID, context: .init(orderID: orderID))
     }
 
+    static let steps: [SagaStep<Context>] = [hold, capture, captured]
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         [hold, capture, captured]
     }

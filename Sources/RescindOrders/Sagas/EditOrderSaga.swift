@@ -131,6 +131,10 @@ enum EditOrderSaga: SagaDefinition {
         return .new(orderID: request.orderID, context: context)
     }
 
+    static let steps: [SagaStep<Context>] = [
+        hold, reserveAdded, splitRemoved, increase, void, refund, mergeAdded, releaseRemoved, recorded,
+    ]
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         var plan = [hold]
         if context.addedPart != nil { plan.append(reserveAdded) }

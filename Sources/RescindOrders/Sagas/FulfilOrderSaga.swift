@@ -70,6 +70,8 @@ enum FulfilOrderSaga: SagaDefinition {
         return .new(orderID: orderID, context: context)
     }
 
+    static let steps: [SagaStep<Context>] = [lock, .split, capture, commitAfterCapture, commit, fulfilled]
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         [lock] + (context.partID == nil ? [] : [SagaStep<Context>.split])
             + (context.captures == true ? [capture, commitAfterCapture] : [commit]) + [fulfilled]

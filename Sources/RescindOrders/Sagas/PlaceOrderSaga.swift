@@ -224,6 +224,8 @@ enum PlaceOrderSaga: SagaDefinition {
         try PaymentMethodReference.validate(request.paymentMethod)
     }
 
+    static let steps: [SagaStep<Context>] = [create, reserve, authorize, capture, open]
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         context.captureDueAt == nil ? [create, reserve, authorize, capture, open] : [create, reserve, authorize, open]
     }

@@ -62,6 +62,8 @@ enum RefundPaymentSaga: SagaDefinition {
                 storeCreditOf: request.refundTo == .storeCredit ? order.customerEmail : nil))
     }
 
+    static let steps: [SagaStep<Context>] = [hold, refund, recorded]
+
     static func plan(_ context: Context) -> [SagaStep<Context>] {
         [hold, refund, recorded]
     }
