@@ -37,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // CBOR (RFC 8949) for Codable values: one encoder, one validating decoder. Foundation only.
@@ -78,13 +79,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // SQLite through GRDB: opening databases durably and the idempotency-key store.
+        // The storage layer: SQL transactions as closures over SQLite (GRDB, group commit) or PostgreSQL
+        // (postgres-nio), migrations for both, the idempotency-key store.
         .target(
             name: "RescindStorage",
             dependencies: [
                 "RescindCBOR", "RescindWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -142,7 +148,7 @@ let package = Package(
         .target(
             name: "RescindDaemon",
             dependencies: [
-                "RescindTransport", "RescindAPI", "RescindPKI",
+                "RescindTransport", "RescindAPI", "RescindPKI", "RescindStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -177,7 +183,7 @@ let package = Package(
         .target(
             name: "RescindTestSupport",
             dependencies: [
-                "RescindSuite", "RescindAPI", "RescindTransport", "RescindWire", "RescindPayments",
+                "RescindSuite", "RescindAPI", "RescindTransport", "RescindWire", "RescindPayments", "RescindStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -291,7 +297,7 @@ let package = Package(
             name: "RescindServicesTests",
             dependencies: [
                 "RescindInventory", "RescindPayments", "RescindOrders", "RescindStorage", "RescindAPI", "RescindCBOR",
-                "RescindMail",
+                "RescindMail", "RescindTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -1,4 +1,5 @@
 import Foundation
+import RescindStorage
 import RescindTransport
 
 /// What every daemon's configuration file holds. A daemon's own section (peers, processor, saga policy)
@@ -8,7 +9,8 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
     public var identity: String
     public var listen: RPCServer.Configuration
     public var tls: TLSFiles
-    /// Path of the daemon's SQLite database file.
+    /// Where the daemon keeps its data: the path of its SQLite file, or `postgres://USER@HOST:PORT/DATABASE` for
+    /// a PostgreSQL database its replicas share (the password from the URL, or `RESCIND_DATABASE_PASSWORD`).
     public var database: String
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
     public var logLevel: String
@@ -22,6 +24,25 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         self.tls = tls
         self.database = database
         self.logLevel = logLevel
+    }
+
+    /// `database` read: a SQLite file or a PostgreSQL database.
+    /// - Throws: `ConfigurationError` for a PostgreSQL URL that is not one.
+    public var storage: StorageLocation {
+        get throws {
+            guard database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") else {
+                return .sqlite(path: database)
+            }
+            do {
+                var location = try PostgresDatabase.Location(url: database)
+                if location.password == nil {
+                    location.password = ProcessInfo.processInfo.environment["RESCIND_DATABASE_PASSWORD"]
+                }
+                return .postgres(location)
+            } catch {
+                throw ConfigurationError(message: "database: \(error)")
+            }
+        }
     }
 
     enum CodingKeys: String, CodingKey {

@@ -1,44 +1,26 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 
-struct LocationRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "location"
+struct LocationRecord: Sendable {
     var id: String
     var active: Bool
     var createdAt: Date
 
-    enum CodingKeys: String, CodingKey {
-        case id, active
-        case createdAt = "created_at"
-    }
-
     var api: Location { Location(id: id, active: active) }
 }
 
-struct StockRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "stock"
+struct StockRecord: Sendable {
     var sku: String
     var location: String
     var onHand: Int64
     var reserved: Int64
 
-    enum CodingKeys: String, CodingKey {
-        case sku, location, reserved
-        case onHand = "on_hand"
-    }
-
-    enum Columns {
-        static let sku = Column(CodingKeys.sku)
-        static let location = Column(CodingKeys.location)
-    }
-
     var api: StockLevel { StockLevel(sku: sku, location: location, onHand: onHand, reserved: reserved) }
     var available: Int64 { onHand - reserved }
 }
 
-struct ReservationRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "reservation"
+struct ReservationRecord: Sendable {
     var orderID: String
     var status: Reservation.Status
     var createdAt: Date
@@ -48,35 +30,16 @@ struct ReservationRecord: Codable, FetchableRecord, PersistableRecord {
 
     /// The order whose units these are: the parent of a part, or the order itself.
     var owner: String { partOf ?? orderID }
-
-    enum CodingKeys: String, CodingKey {
-        case status
-        case partOf = "part_of"
-        case orderID = "order_id"
-        case createdAt = "created_at"
-        case updatedAt = "updated_at"
-    }
 }
 
-struct AllocationRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "allocation"
+struct AllocationRecord: Sendable {
     var orderID: String
     var sku: String
     var location: String
     var quantity: Int64
-
-    enum CodingKeys: String, CodingKey {
-        case sku, location, quantity
-        case orderID = "order_id"
-    }
-
-    enum Columns {
-        static let orderID = Column(CodingKeys.orderID)
-    }
 }
 
-struct LedgerRecord: Codable, PersistableRecord {
-    static let databaseTableName = "ledger"
+struct LedgerRecord: Sendable {
     var at: Date
     var sku: String
     var location: String
@@ -85,12 +48,6 @@ struct LedgerRecord: Codable, PersistableRecord {
     var reservedDelta: Int64
     var orderID: String?
     var idempotencyKey: String?
-
-    enum CodingKeys: String, CodingKey {
-        case at, sku, location, kind
-        case onHandDelta = "on_hand_delta"
-        case reservedDelta = "reserved_delta"
-        case orderID = "order_id"
-        case idempotencyKey = "idempotency_key"
-    }
 }
+
+extension Reservation.Status: SQLValueConvertible {}

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RescindAPI
 import RescindStorage
@@ -11,18 +10,31 @@ import RescindWire
 /// Every movement writes a ledger row in the same transaction as the stock change. Methods that other
 /// daemons call with an idempotency key answer a repeat with the first answer.
 public final class InventoryService: Sendable {
-    let database: DatabasePool
-    /// Every change goes through it: the movements of concurrent calls share one durable commit.
-    let writer: GroupCommitWriter
+    let store: InventoryStore
     private let logger: Logger
 
-    /// Opens (and migrates) the database at `path`.
+    /// Opens (and migrates) Inventory's database: a SQLite file, or a PostgreSQL database its replicas share.
     /// - Throws: database errors.
-    public init(databasePath: String, logger: Logger) throws {
-        self.database = try DatabaseOpener.open(path: databasePath, migrator: InventoryDatabase.migrator)
-        self.writer = GroupCommitWriter(pool: database)
+    public convenience init(storage: StorageLocation, logger: Logger) async throws {
+        self.init(store: try await InventoryStore.open(storage, logger: logger), logger: logger)
+    }
+
+    /// Opens (and migrates) the SQLite database at `path`.
+    /// - Throws: database errors.
+    public convenience init(databasePath: String, logger: Logger) throws {
+        self.init(
+            store: InventoryStore(
+                database: try SQLiteDatabase(path: databasePath, migrator: InventoryDatabase.migrator)),
+            logger: logger)
+    }
+
+    init(store: InventoryStore, logger: Logger) {
+        self.store = store
         self.logger = logger
     }
+
+    /// The database, for a test that looks at what Inventory wrote.
+    public var database: any SQLDatabase { store.database }
 
     /// Registers every Inventory method.
     public func register(into router: inout RPCRouter) {
@@ -75,14 +87,10 @@ public final class InventoryService: Sendable {
 
     private func movement(
         _ context: RequestContext,
-        _ body: @escaping @Sendable (Database) throws -> Reservation
+        _ body: @escaping @Sendable (InventoryTransaction) throws -> Reservation
     ) async throws -> Reservation {
-        let reservation = try await writer.idempotentWrite(
-            key: context.idempotencyKey,
-            method: context.method,
-            request: context.rawPayload,
-            body: body
-        )
+        let reservation = try await store.idempotentWrite(
+            key: context.idempotencyKey, method: context.method, request: context.rawPayload, body)
         context.logger.info(
             "stock moved",
             metadata: ["order_id": "\(reservation.orderID)", "status": "\(reservation.status.rawValue)"]
@@ -101,13 +109,13 @@ public final class InventoryService: Sendable {
         guard request.onHand >= 0 else {
             throw RescindError.invalidArgument("on_hand must not be negative", reason: "negative_quantity")
         }
-        return try await writer.write { db in
+        return try await store.write { db in
             let now = Date()
-            if try LocationRecord.fetchOne(db, key: request.location) == nil {
-                try LocationRecord(id: request.location, active: true, createdAt: now).insert(db)
+            if try db.location(request.location) == nil {
+                try db.insert(LocationRecord(id: request.location, active: true, createdAt: now))
             }
             var stock =
-                try StockRecord.fetchOne(db, key: ["sku": request.sku, "location": request.location])
+                try db.stock(request.sku, at: request.location)
                 ?? StockRecord(sku: request.sku, location: request.location, onHand: 0, reserved: 0)
             guard request.onHand >= stock.reserved else {
                 throw RescindError.failedPrecondition(
@@ -117,36 +125,33 @@ public final class InventoryService: Sendable {
             }
             let delta = request.onHand - stock.onHand
             stock.onHand = request.onHand
-            try stock.save(db)
-            try LedgerRecord(
-                at: now, sku: request.sku, location: request.location, kind: "adjust", onHandDelta: delta,
-                reservedDelta: 0, orderID: nil, idempotencyKey: nil
-            ).insert(db)
+            try db.save(stock)
+            try db.append(
+                LedgerRecord(
+                    at: now, sku: request.sku, location: request.location, kind: "adjust", onHandDelta: delta,
+                    reservedDelta: 0, orderID: nil, idempotencyKey: nil))
             return stock.api
         }
     }
 
     /// Stock levels and locations, optionally for one SKU or one location.
     public func listStock(_ request: ListStockRequest) async throws -> StockReport {
-        try await database.read { db in
-            var query = StockRecord.all()
-            if let sku = request.sku { query = query.filter(StockRecord.Columns.sku == sku) }
-            if let location = request.location { query = query.filter(StockRecord.Columns.location == location) }
-            let levels = try query.order(StockRecord.Columns.sku, StockRecord.Columns.location).fetchAll(db)
-            let locations = try LocationRecord.order(Column("id")).fetchAll(db)
-            return StockReport(levels: levels.map(\.api), locations: locations.map(\.api))
+        try await store.read { db in
+            StockReport(
+                levels: try db.stockLevels(sku: request.sku, location: request.location).map(\.api),
+                locations: try db.locations().map(\.api))
         }
     }
 
     /// Deactivates a location; restocks to it fail from now on.
     /// - Throws: `not_found` for an unknown location.
     public func deactivateLocation(_ id: String) async throws -> Location {
-        try await writer.write { db in
-            guard var location = try LocationRecord.fetchOne(db, key: id) else {
+        try await store.write { db in
+            guard var location = try db.location(id) else {
                 throw RescindError.notFound("no location \(id)", reason: "unknown_location")
             }
             location.active = false
-            try location.update(db)
+            try db.setActive(id, false)
             return location.api
         }
     }
@@ -154,22 +159,21 @@ public final class InventoryService: Sendable {
     /// An order's reservation.
     /// - Throws: `not_found` if the order has none.
     public func reservation(_ orderID: UUID) async throws -> Reservation {
-        try await database.read { db in try Self.load(db, orderID) }
+        try await store.read { db in try Self.load(db, orderID) }
     }
 
     // MARK: Movements
 
-    static func load(_ db: Database, _ orderID: UUID) throws -> Reservation {
-        guard let record = try ReservationRecord.fetchOne(db, key: orderID.uuidString) else {
+    static func load(_ db: InventoryTransaction, _ orderID: UUID) throws -> Reservation {
+        guard let record = try db.reservation(orderID.uuidString) else {
             throw RescindError.notFound("no reservation for order \(orderID)", reason: "unknown_reservation")
         }
-        let allocations = try AllocationRecord.filter(AllocationRecord.Columns.orderID == orderID.uuidString)
-            .order(Column("sku"), Column("location"))
-            .fetchAll(db)
         return Reservation(
             orderID: orderID,
             status: record.status,
-            allocations: allocations.map { .init(sku: $0.sku, location: $0.location, quantity: $0.quantity) },
+            allocations: try db.allocations(orderID.uuidString).map {
+                .init(sku: $0.sku, location: $0.location, quantity: $0.quantity)
+            },
             partOf: record.partOf.flatMap(UUID.init(uuidString:))
         )
     }
@@ -192,16 +196,16 @@ public final class InventoryService: Sendable {
 
     /// Reserves every line at active locations, in location order, splitting a line across locations when
     /// one has too few. All lines or none.
-    static func reserve(_ db: Database, _ request: ReserveRequest, key: String?) throws -> Reservation {
+    static func reserve(_ db: InventoryTransaction, _ request: ReserveRequest, key: String?) throws -> Reservation {
         let wanted = try unitsBySKU(request.lines)
-        if try ReservationRecord.fetchOne(db, key: request.orderID.uuidString) != nil {
+        if try db.reservation(request.orderID.uuidString) != nil {
             throw RescindError.failedPrecondition(
                 "order \(request.orderID) already has a reservation",
                 reason: "already_reserved"
             )
         }
         if let parent = request.partOf {
-            guard try ReservationRecord.fetchOne(db, key: parent.uuidString)?.partOf == nil,
+            guard try db.reservation(parent.uuidString)?.partOf == nil,
                 parent != request.orderID
             else {
                 throw RescindError.failedPrecondition(
@@ -210,21 +214,12 @@ public final class InventoryService: Sendable {
         }
         let now = Date()
         let owner = (request.partOf ?? request.orderID).uuidString
-        try ReservationRecord(
-            orderID: request.orderID.uuidString, status: .reserved, createdAt: now, updatedAt: now,
-            partOf: request.partOf?.uuidString
-        )
-        .insert(db)
+        try db.insert(
+            ReservationRecord(
+                orderID: request.orderID.uuidString, status: .reserved, createdAt: now, updatedAt: now,
+                partOf: request.partOf?.uuidString))
         for (sku, quantity) in wanted.sorted(by: { $0.key < $1.key }) {
-            let candidates = try StockRecord.fetchAll(
-                db,
-                sql: """
-                    SELECT stock.* FROM stock JOIN location ON location.id = stock.location
-                    WHERE stock.sku = ? AND location.active AND stock.on_hand > stock.reserved
-                    ORDER BY stock.location
-                    """,
-                arguments: [sku]
-            )
+            let candidates = try db.available(sku)
             let available = candidates.reduce(0) { $0 + $1.available }
             guard available >= quantity else {
                 throw RescindError.failedPrecondition(
@@ -237,15 +232,12 @@ public final class InventoryService: Sendable {
                 let take = min(remaining, stock.available)
                 remaining -= take
                 stock.reserved += take
-                try stock.update(db)
-                try AllocationRecord(
-                    orderID: request.orderID.uuidString, sku: sku, location: stock.location, quantity: take
-                )
-                .insert(db)
-                try LedgerRecord(
-                    at: now, sku: sku, location: stock.location, kind: "reserve", onHandDelta: 0, reservedDelta: take,
-                    orderID: owner, idempotencyKey: key
-                ).insert(db)
+                try db.save(stock)
+                try db.allocate(request.orderID.uuidString, sku: sku, at: stock.location, quantity: take)
+                try db.append(
+                    LedgerRecord(
+                        at: now, sku: sku, location: stock.location, kind: "reserve", onHandDelta: 0,
+                        reservedDelta: take, orderID: owner, idempotencyKey: key))
             }
         }
         return try load(db, request.orderID)
@@ -299,10 +291,10 @@ public final class InventoryService: Sendable {
         }
     }
 
-    static func transition(_ db: Database, _ orderID: UUID, _ transition: Transition, key: String?) throws
+    static func transition(_ db: InventoryTransaction, _ orderID: UUID, _ transition: Transition, key: String?) throws
         -> Reservation
     {
-        guard var record = try ReservationRecord.fetchOne(db, key: orderID.uuidString) else {
+        guard let record = try db.reservation(orderID.uuidString) else {
             throw RescindError.notFound("no reservation for order \(orderID)", reason: "unknown_reservation")
         }
         // Undoing what did not happen is done: a compensation may run for a step whose outcome was unknown.
@@ -316,9 +308,8 @@ public final class InventoryService: Sendable {
         let now = Date()
         let reservation = try load(db, orderID)
         for allocation in reservation.allocations {
-            guard
-                let location = try LocationRecord.fetchOne(db, key: allocation.location),
-                var stock = try StockRecord.fetchOne(db, key: ["sku": allocation.sku, "location": allocation.location])
+            guard let location = try db.location(allocation.location),
+                var stock = try db.stock(allocation.sku, at: allocation.location)
             else {
                 throw RescindError.internalError("stock row missing for \(allocation.sku) at \(allocation.location)")
             }
@@ -332,16 +323,14 @@ public final class InventoryService: Sendable {
             guard let (onHand, reserved) = transition.deltas else { continue }
             stock.onHand += onHand * allocation.quantity
             stock.reserved += reserved * allocation.quantity
-            try stock.update(db)
-            try LedgerRecord(
-                at: now, sku: allocation.sku, location: allocation.location, kind: transition.rawValue,
-                onHandDelta: onHand * allocation.quantity, reservedDelta: reserved * allocation.quantity,
-                orderID: record.owner, idempotencyKey: key
-            ).insert(db)
+            try db.save(stock)
+            try db.append(
+                LedgerRecord(
+                    at: now, sku: allocation.sku, location: allocation.location, kind: transition.rawValue,
+                    onHandDelta: onHand * allocation.quantity, reservedDelta: reserved * allocation.quantity,
+                    orderID: record.owner, idempotencyKey: key))
         }
-        record.status = transition.to
-        record.updatedAt = now
-        try record.update(db)
+        try db.setStatus(record.orderID, transition.to, at: now)
         return try load(db, orderID)
     }
 
@@ -350,9 +339,9 @@ public final class InventoryService: Sendable {
     /// Moves `request.lines` of an order's reserved units into the part `request.partID`, taking each SKU from
     /// the order's last locations first. No stock moves. A repeat (the part exists, of this order) answers with
     /// the part as it stands.
-    static func split(_ db: Database, _ request: SplitRequest) throws -> Reservation {
+    static func split(_ db: InventoryTransaction, _ request: SplitRequest) throws -> Reservation {
         let wanted = try unitsBySKU(request.lines)
-        if let part = try ReservationRecord.fetchOne(db, key: request.partID.uuidString) {
+        if let part = try db.reservation(request.partID.uuidString) {
             guard part.partOf == request.orderID.uuidString else {
                 throw RescindError.failedPrecondition(
                     "\(request.partID) is already a reservation, not a part of order \(request.orderID)",
@@ -360,7 +349,7 @@ public final class InventoryService: Sendable {
             }
             return try load(db, request.partID)
         }
-        guard let parent = try ReservationRecord.fetchOne(db, key: request.orderID.uuidString), parent.partOf == nil
+        guard let parent = try db.reservation(request.orderID.uuidString), parent.partOf == nil
         else {
             throw RescindError.notFound("no reservation for order \(request.orderID)", reason: "unknown_reservation")
         }
@@ -370,13 +359,12 @@ public final class InventoryService: Sendable {
                 reason: "reservation_\(parent.status.rawValue)")
         }
         let now = Date()
-        try ReservationRecord(
-            orderID: request.partID.uuidString, status: .reserved, createdAt: now, updatedAt: now,
-            partOf: parent.orderID
-        ).insert(db)
+        try db.insert(
+            ReservationRecord(
+                orderID: request.partID.uuidString, status: .reserved, createdAt: now, updatedAt: now,
+                partOf: parent.orderID))
         for (sku, quantity) in wanted.sorted(by: { $0.key < $1.key }) {
-            let held = try AllocationRecord.filter(AllocationRecord.Columns.orderID == parent.orderID)
-                .filter(Column("sku") == sku).order(Column("location").desc).fetchAll(db)
+            let held = try db.allocations(parent.orderID, sku: sku)
             let reserved = held.reduce(0) { $0 + $1.quantity }
             guard reserved >= quantity else {
                 throw RescindError.failedPrecondition(
@@ -388,10 +376,8 @@ public final class InventoryService: Sendable {
                 let take = min(remaining, allocation.quantity)
                 remaining -= take
                 allocation.quantity -= take
-                if allocation.quantity == 0 { try allocation.delete(db) } else { try allocation.update(db) }
-                try AllocationRecord(
-                    orderID: request.partID.uuidString, sku: sku, location: allocation.location, quantity: take
-                ).insert(db)
+                try db.setQuantity(allocation)
+                try db.allocate(request.partID.uuidString, sku: sku, at: allocation.location, quantity: take)
             }
         }
         return try load(db, request.partID)
@@ -400,12 +386,12 @@ public final class InventoryService: Sendable {
     /// Moves a reserved part's units into its order's reservation and ends the part `merged`. No stock moves.
     /// Merging a part that is merged already, or that was never made (a compensation of a split whose answer
     /// was lost), answers with the order's reservation.
-    static func merge(_ db: Database, _ request: MergeRequest) throws -> Reservation {
-        guard let parent = try ReservationRecord.fetchOne(db, key: request.orderID.uuidString), parent.partOf == nil
+    static func merge(_ db: InventoryTransaction, _ request: MergeRequest) throws -> Reservation {
+        guard let parent = try db.reservation(request.orderID.uuidString), parent.partOf == nil
         else {
             throw RescindError.notFound("no reservation for order \(request.orderID)", reason: "unknown_reservation")
         }
-        guard var part = try ReservationRecord.fetchOne(db, key: request.partID.uuidString) else {
+        guard let part = try db.reservation(request.partID.uuidString) else {
             return try load(db, request.orderID)
         }
         guard part.partOf == parent.orderID else {
@@ -419,23 +405,10 @@ public final class InventoryService: Sendable {
                 "cannot merge part \(request.partID) into order \(request.orderID): units are \(status.rawValue)",
                 reason: "reservation_\(status.rawValue)")
         }
-        let moving = try AllocationRecord.filter(AllocationRecord.Columns.orderID == part.orderID).fetchAll(db)
-        for allocation in moving {
-            if var held = try AllocationRecord.fetchOne(
-                db, key: ["order_id": parent.orderID, "sku": allocation.sku, "location": allocation.location])
-            {
-                held.quantity += allocation.quantity
-                try held.update(db)
-            } else {
-                try AllocationRecord(
-                    orderID: parent.orderID, sku: allocation.sku, location: allocation.location,
-                    quantity: allocation.quantity
-                ).insert(db)
-            }
+        for allocation in try db.allocations(part.orderID) {
+            try db.allocate(parent.orderID, sku: allocation.sku, at: allocation.location, quantity: allocation.quantity)
         }
-        part.status = .merged
-        part.updatedAt = Date()
-        try part.update(db)
+        try db.setStatus(part.orderID, .merged, at: Date())
         return try load(db, request.orderID)
     }
 }

@@ -21,7 +21,7 @@ public enum DatabaseOpener {
         let pool = try DatabasePool(path: path, configuration: configuration)
         try migrator.migrate(pool)
         try pool.write { db in
-            if try db.tableExists("idempotency_key") { try IdempotencyStore.purge(db) }
+            if try db.tableExists("idempotency_key") { try IdempotencyStore.purge(SQLiteTransaction(db)) }
         }
         return pool
     }

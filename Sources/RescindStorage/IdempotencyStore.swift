@@ -28,26 +28,39 @@ public enum IdempotencyStore {
         }
     }
 
-    /// Runs `body` at most once per key, inside `db`'s current transaction.
+    /// The table of keys in PostgreSQL: the same columns and CHECK as in SQLite.
+    public static let postgresStatements = [
+        """
+        CREATE TABLE idempotency_key (
+            key TEXT PRIMARY KEY,
+            method TEXT NOT NULL,
+            fingerprint BYTEA NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('success', 'failure')),
+            response BYTEA NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        )
+        """,
+        "CREATE INDEX idempotency_key_on_created_at ON idempotency_key (created_at)",
+    ]
+
+    /// Runs `body` at most once per key, inside `tx`'s transaction.
     ///
     /// Returns a `Result` instead of throwing a stored failure, so the caller's transaction still commits
     /// the record of that failure; call `get()` on it after the transaction.
     /// - Throws: errors of the database itself, which roll everything back.
     public static func perform<Response: Codable>(
-        _ db: Database,
+        _ tx: any SQLTransaction,
         key: String,
         method: String,
         request: [UInt8],
-        body: (Database) throws -> Response
+        body: () throws -> Response
     ) throws -> Result<Response, RescindError> {
         let codec = WireCodec()
-        if let row = try Row.fetchOne(
-            db,
-            sql: "SELECT method, fingerprint, outcome, response FROM idempotency_key WHERE key = ?",
-            arguments: [key]
-        ) {
-            let storedMethod: String = row["method"]
-            let storedFingerprint: Data = row["fingerprint"]
+        if let row = try tx.queryOne(
+            "SELECT method, fingerprint, outcome, response FROM idempotency_key WHERE key = ?", [key])
+        {
+            let storedMethod: String = try row["method"]
+            let storedFingerprint: Data = try row["fingerprint"]
             guard storedMethod == method, storedFingerprint == fingerprint(request) else {
                 return .failure(
                     .conflict(
@@ -56,36 +69,43 @@ public enum IdempotencyStore {
                     )
                 )
             }
-            let response: Data = row["response"]
-            let outcome: String = row["outcome"]
+            let response: Data = try row["response"]
+            let outcome: String = try row["outcome"]
             if outcome == "success" {
                 return .success(try codec.decoder.decode(Response.self, from: response))
             }
             return .failure(try codec.decoder.decode(RescindError.self, from: response))
         }
-        var result: Result<Response, RescindError>?
+        let result: Result<Response, RescindError>
         do {
-            try db.inSavepoint {
-                result = .success(try body(db))
-                return .commit
-            }
+            result = .success(try tx.savepoint(body))
         } catch let error as RescindError where !error.retryable {
             result = .failure(error)
         }
-        guard let result else { throw RescindError.internalError("idempotent body produced no result") }
         let (outcome, response): (String, [UInt8]) =
             switch result {
             case .success(let value): ("success", try codec.encoder.encode(value))
             case .failure(let error): ("failure", try codec.encoder.encode(error))
             }
-        try db.execute(
-            sql: """
-                INSERT INTO idempotency_key (key, method, fingerprint, outcome, response, created_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [key, method, fingerprint(request), outcome, Data(response), Date()]
+        try tx.execute(
+            """
+            INSERT INTO idempotency_key (key, method, fingerprint, outcome, response, created_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """,
+            [key, method, fingerprint(request), outcome, Data(response), Date()]
         )
         return result
+    }
+
+    /// As `perform(_:key:method:request:body:)`, in a GRDB transaction.
+    public static func perform<Response: Codable>(
+        _ db: Database,
+        key: String,
+        method: String,
+        request: [UInt8],
+        body: (Database) throws -> Response
+    ) throws -> Result<Response, RescindError> {
+        try perform(SQLiteTransaction(db), key: key, method: method, request: request) { try body(db) }
     }
 
     /// The SHA-256 digest of a request body.
@@ -96,12 +116,30 @@ public enum IdempotencyStore {
     /// Deletes keys older than the retention period; returns how many.
     /// - Throws: database errors.
     @discardableResult
-    public static func purge(_ db: Database, olderThan retention: TimeInterval = defaultRetention) throws -> Int {
-        try db.execute(
-            sql: "DELETE FROM idempotency_key WHERE created_at < ?",
-            arguments: [Date().addingTimeInterval(-retention)]
-        )
-        return db.changesCount
+    public static func purge(_ tx: any SQLTransaction, olderThan retention: TimeInterval = defaultRetention) throws
+        -> Int
+    {
+        try tx.execute("DELETE FROM idempotency_key WHERE created_at < ?", [Date().addingTimeInterval(-retention)])
+    }
+}
+
+extension SQLDatabase {
+    /// Performs an effect at most once per idempotency key (see `IdempotencyStore.perform`), in a transaction
+    /// that is durable before this answers. Without a key the effect simply runs.
+    /// - Throws: `RescindError` (the first answer's failure, replayed) or database errors.
+    public func idempotentWrite<Response: Codable & Sendable>(
+        key: String?,
+        method: String,
+        request: [UInt8],
+        body: @escaping @Sendable (any SQLTransaction) throws -> Response
+    ) async throws -> Response {
+        guard let key else {
+            return try await write { tx in try body(tx) }
+        }
+        let result = try await write { tx in
+            try IdempotencyStore.perform(tx, key: key, method: method, request: request) { try body(tx) }
+        }
+        return try result.get()
     }
 }
 

@@ -18,7 +18,7 @@ struct InventoryDaemon: AsyncParsableCommand {
         let common = try DaemonConfiguration.load(DaemonConfiguration.self, from: config)
         Daemon.bootstrapLogging(level: common.logLevel)
         let logger = Logger(label: "rescind.inventory")
-        let service = try InventoryService(databasePath: common.database, logger: logger)
+        let service = try await InventoryService(storage: common.storage, logger: logger)
         try await Daemon.run(configuration: common, logger: logger) { router in
             service.register(into: &router)
         }
