@@ -13,9 +13,12 @@ public enum IdempotencyStore {
     /// How long keys are kept.
     public static let defaultRetention: TimeInterval = 7 * 24 * 3600
 
+    /// The name of the migration that makes the table, in both backends.
+    public static let migrationName = "idempotency-keys"
+
     /// Adds the table of keys to a migrator. Call once, in the daemon's migrator.
     public static func registerMigration(in migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("idempotency-keys") { db in
+        migrator.registerMigration(migrationName) { db in
             try db.create(table: "idempotency_key") { t in
                 t.primaryKey("key", .text)
                 t.column("method", .text).notNull()

@@ -267,10 +267,15 @@ struct PostgresTransaction: SQLTransaction {
             case .text(let value): binds.append(value)
             case .blob(let value): try binds.append(value)
             case .bool(let value): binds.append(value)
-            case .date(let value): binds.append(value)
+            case .date(let value): binds.append(Self.milliseconds(value))
             }
         }
         return PostgresQuery(unsafeSQL: numbered(sql), binds: binds)
+    }
+
+    /// A time to the millisecond, as SQLite keeps times: the same value is read back on either backend.
+    private static func milliseconds(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded() / 1000)
     }
 
     private static func value(_ cell: PostgresCell) throws -> SQLValue {
@@ -284,7 +289,7 @@ struct PostgresTransaction: SQLTransaction {
             return .real(Double(text) ?? 0)
         case .bool: return .bool(try cell.decode(Bool.self))
         case .bytea: return .blob(try cell.decode(Data.self))
-        case .timestamptz, .timestamp: return .date(try cell.decode(Date.self))
+        case .timestamptz, .timestamp: return .date(milliseconds(try cell.decode(Date.self)))
         default: return .text(try cell.decode(String.self))
         }
     }

@@ -40,7 +40,9 @@ public struct Schema: Sendable {
             let database = PostgresDatabase(place, connections: connections, logger: logger)
             do {
                 try await database.migrate(postgres)
-                try await database.write { tx in try IdempotencyStore.purge(tx) }
+                if postgres.contains(where: { $0.name == IdempotencyStore.migrationName }) {
+                    try await database.write { tx in try IdempotencyStore.purge(tx) }
+                }
             } catch {
                 await database.close()
                 throw error
