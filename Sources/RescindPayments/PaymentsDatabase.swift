@@ -5,6 +5,8 @@ import RescindStorage
 
 /// The schema of the Payments database.
 enum PaymentsDatabase {
+    static let schema = Schema(sqlite: migrator, postgres: postgres)
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         IdempotencyStore.registerMigration(in: &migrator)
@@ -186,8 +188,9 @@ enum PaymentsDatabase {
     }
 }
 
-struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "payment"
+struct PaymentRecord: SQLRecord {
+    static let table = "payment"
+    static let primaryKey = ["order_id"]
     var orderID: String
     var status: Payment.Status
     var currency: String
@@ -243,8 +246,9 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// `processor_charge`: a charge at the processor (a PaymentIntent) that pays for an order, by the processor's id.
-struct ProcessorChargeRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "processor_charge"
+struct ProcessorChargeRecord: SQLRecord {
+    static let table = "processor_charge"
+    static let primaryKey = ["id"]
     enum Status: String, Codable {
         case authorized, captured, voided
     }
@@ -267,15 +271,16 @@ struct ProcessorChargeRecord: Codable, FetchableRecord, PersistableRecord {
     }
 
     /// An order's charges, oldest first.
-    static func of(_ db: Database, _ orderID: String) throws -> [ProcessorChargeRecord] {
-        try fetchAll(
-            db.cachedStatement(sql: "SELECT * FROM processor_charge WHERE order_id = ? ORDER BY created_at, id"),
-            arguments: [orderID])
+    static func of(_ db: any SQLTransaction, _ orderID: String) throws -> [ProcessorChargeRecord] {
+        try db.fetchAll(
+            ProcessorChargeRecord.self, "SELECT * FROM processor_charge WHERE order_id = ? ORDER BY created_at, id",
+            [orderID])
     }
 }
 
-struct PaymentEventRecord: Codable, PersistableRecord {
-    static let databaseTableName = "payment_event"
+struct PaymentEventRecord: SQLRecord {
+    static let table = "payment_event"
+    static let primaryKey = ["id"]
     var orderID: String
     var kind: String
     var amount: Int64
@@ -290,8 +295,9 @@ struct PaymentEventRecord: Codable, PersistableRecord {
     }
 }
 
-struct StoreCreditRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "store_credit"
+struct StoreCreditRecord: SQLRecord {
+    static let table = "store_credit"
+    static let primaryKey = ["customer"]
     var customer: String
     var balance: Int64
     var updatedAt: Date
@@ -302,8 +308,11 @@ struct StoreCreditRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
-struct StoreCreditEntryRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "store_credit_entry"
+struct StoreCreditEntryRecord: SQLRecord {
+    static let table = "store_credit_entry"
+    static let primaryKey = ["id"]
+    static let generated = ["id"]
+    /// Given by the database when the entry is written.
     var id: Int64?
     var customer: String
     var orderID: String

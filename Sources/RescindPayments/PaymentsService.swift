@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RescindAPI
 import RescindStorage
@@ -16,9 +15,9 @@ import Synchronization
 /// are made and their outcomes after (see `ProcessorCalls`), so a crash between the two is found out by asking the
 /// processor, and no charge, capture or refund is made twice or lost.
 public final class PaymentsService: Sendable {
-    let database: DatabasePool
-    /// Every change goes through it: the effects of concurrent calls share one durable commit.
-    let writer: GroupCommitWriter
+    /// Payments' database: a SQLite file (every write through one group-commit writer, so the effects of concurrent
+    /// calls share one durable commit) or a PostgreSQL database its replicas share.
+    let database: any SQLDatabase
     let processor: any PaymentProcessor
     /// What a capture costs when the processor does not say, and what a void saved.
     let fees: FeeSchedule
@@ -31,21 +30,40 @@ public final class PaymentsService: Sendable {
     /// told to retry, so the two never both ask the processor.
     private let inFlight = Mutex<Set<String>>([])
 
-    /// Opens (and migrates) the database at `path`. Without a processor, the simulator keeps its own database
+    /// Opens (and migrates) the SQLite database at `path`. Without a processor, the simulator keeps its own database
     /// beside it (`SimulatedProcessor.databasePath(besidePayments:)`).
     /// - Throws: database errors.
-    public init(
+    public convenience init(
         databasePath: String, processor: (any PaymentProcessor)? = nil, fees: FeeSchedule = .init(),
         crashPoint: String? = nil, logger: Logger
     ) throws {
+        self.init(
+            database: try SQLiteDatabase(path: databasePath, migrator: PaymentsDatabase.migrator),
+            processor: try processor
+                ?? SimulatedProcessor(
+                    configuration: .init(fees: fees),
+                    databasePath: SimulatedProcessor.databasePath(besidePayments: databasePath)),
+            fees: fees, crashPoint: crashPoint, logger: logger)
+    }
+
+    /// Opens (and migrates) Payments' database: a SQLite file, or a PostgreSQL database its replicas share.
+    /// - Throws: database errors.
+    public convenience init(
+        storage: StorageLocation, processor: any PaymentProcessor, fees: FeeSchedule = .init(),
+        crashPoint: String? = nil, logger: Logger
+    ) async throws {
+        self.init(
+            database: try await PaymentsDatabase.schema.open(storage, logger: logger), processor: processor,
+            fees: fees, crashPoint: crashPoint, logger: logger)
+    }
+
+    init(
+        database: any SQLDatabase, processor: any PaymentProcessor, fees: FeeSchedule, crashPoint: String?,
+        logger: Logger
+    ) {
         self.crashPoint = crashPoint
-        self.database = try DatabaseOpener.open(path: databasePath, migrator: PaymentsDatabase.migrator)
-        self.writer = GroupCommitWriter(pool: database)
-        self.processor =
-            try processor
-            ?? SimulatedProcessor(
-                configuration: .init(fees: fees),
-                databasePath: SimulatedProcessor.databasePath(besidePayments: databasePath))
+        self.database = database
+        self.processor = processor
         self.fees = fees
         self.logger = logger
     }
@@ -116,7 +134,7 @@ public final class PaymentsService: Sendable {
     /// - Throws: `RescindError` (the effect's answer, replayed), `unavailable` (retry), database errors.
     func effect<Response: Codable & Sendable>(
         _ context: RequestContext, _ orderID: UUID,
-        _ body: @escaping @Sendable (Database, ProcessorCalls) throws -> Response
+        _ body: @escaping @Sendable (any SQLTransaction, ProcessorCalls) throws -> Response
     ) async throws -> Response {
         guard let key = context.idempotencyKey else {
             throw RescindError.invalidArgument(
@@ -132,12 +150,12 @@ public final class PaymentsService: Sendable {
         var made: (key: String, outcome: Result<ProcessorOutcome, RescindError>)?
         while true {
             let finished = made
-            let pass = try await writer.write { db -> Pass<Response> in
+            let pass = try await database.write { db -> Pass<Response> in
                 if let finished { try ProcessorCallRecord.finish(db, finished.key, finished.outcome) }
                 let calls = ProcessorCalls(db, effectKey: key, orderID: orderID)
                 do {
                     return .answered(
-                        try IdempotencyStore.perform(db, key: key, method: method, request: request) { db in
+                        try IdempotencyStore.perform(db, key: key, method: method, request: request) {
                             try body(db, calls)
                         })
                 } catch let needed as ProcessorCallNeeded {
@@ -200,9 +218,10 @@ public final class PaymentsService: Sendable {
     /// A customer's store credit and its ledger; a customer who never had any has a balance of 0.
     public func storeCredit(_ customer: String) async throws -> StoreCredit {
         try await database.read { db in
-            let balance = try StoreCreditRecord.fetchOne(db, key: customer)?.balance ?? 0
-            let entries = try StoreCreditEntryRecord.filter(Column("customer") == customer).order(Column("id"))
-                .fetchAll(db)
+            let balance = try db.find(StoreCreditRecord.self, key: [customer])?.balance ?? 0
+            let entries = try db.fetchAll(
+                StoreCreditEntryRecord.self, "SELECT * FROM store_credit_entry WHERE customer = ? ORDER BY id",
+                [customer])
             return StoreCredit(
                 customer: customer, balanceMinor: balance,
                 entries: entries.map {
@@ -224,19 +243,18 @@ public final class PaymentsService: Sendable {
     }
 
     /// An order's payment row (the hottest read of every effect: its statement is prepared once).
-    static func find(_ db: Database, _ orderID: String) throws -> PaymentRecord? {
-        try PaymentRecord.fetchOne(
-            db.cachedStatement(sql: "SELECT * FROM payment WHERE order_id = ?"), arguments: [orderID])
+    static func find(_ db: any SQLTransaction, _ orderID: String) throws -> PaymentRecord? {
+        try db.find(PaymentRecord.self, key: [orderID])
     }
 
-    static func load(_ db: Database, _ orderID: UUID) throws -> PaymentRecord {
+    static func load(_ db: any SQLTransaction, _ orderID: UUID) throws -> PaymentRecord {
         guard let record = try find(db, orderID.uuidString) else {
             throw RescindError.notFound("no payment for order \(orderID)", reason: "unknown_payment")
         }
         return record
     }
 
-    func authorize(_ db: Database, _ request: AuthorizeRequest, _ calls: ProcessorCalls) throws -> Payment {
+    func authorize(_ db: any SQLTransaction, _ request: AuthorizeRequest, _ calls: ProcessorCalls) throws -> Payment {
         let key = calls.effectKey
         try Validation.currency(request.currency)
         guard request.amountMinor > 0 else {
@@ -267,7 +285,7 @@ public final class PaymentsService: Sendable {
         // Store credit first: what it pays, the card does not. How much is decided once, before the card's call, and
         // kept with it: another order of the customer's may spend or give credit while the call is made, and every
         // pass must ask the card for the same amount.
-        let balance = try request.spendStoreCreditOf.flatMap { try StoreCreditRecord.fetchOne(db, key: $0) }
+        let balance = try request.spendStoreCreditOf.flatMap { try db.find(StoreCreditRecord.self, key: [$0]) }
         let credit =
             request.spendStoreCreditOf == nil
             ? 0 : try calls.decide("store_credit", min(balance?.balance ?? 0, request.amountMinor))
@@ -287,11 +305,12 @@ public final class PaymentsService: Sendable {
             }
             balance.balance -= credit
             balance.updatedAt = now
-            try balance.update(db)
-            try StoreCreditEntryRecord(
-                customer: customer, orderID: request.orderID.uuidString, amount: -credit, kind: "spend", at: now,
-                idempotencyKey: key
-            ).insert(db)
+            try db.update(balance)
+            try db.insert(
+                StoreCreditEntryRecord(
+                    customer: customer, orderID: request.orderID.uuidString, amount: -credit, kind: "spend", at: now,
+                    idempotencyKey: key
+                ))
         }
         let record = PaymentRecord(
             orderID: request.orderID.uuidString, status: .authorized, currency: request.currency,
@@ -301,24 +320,28 @@ public final class PaymentsService: Sendable {
             creditCustomer: credit > 0 ? request.spendStoreCreditOf : nil, cardFingerprint: charge?.fingerprint,
             riskSignal: charge?.riskSignal, addressCheck: charge?.addressCheck
         )
-        try record.insert(db)
+        try db.insert(record)
         if let charge { try Self.addCharge(db, charge, of: record, at: now) }
         try event(db, record, "authorize", amount: request.amountMinor, fee: 0, key: key)
         return record.api
     }
 
-    private static func addCharge(_ db: Database, _ charge: ProcessorCharge, of record: PaymentRecord, at now: Date)
+    private static func addCharge(
+        _ db: any SQLTransaction, _ charge: ProcessorCharge, of record: PaymentRecord, at now: Date
+    )
         throws
     {
-        try ProcessorChargeRecord(
-            id: charge.id, orderID: record.orderID, amount: charge.amountMinor, amountCaptured: 0, amountRefunded: 0,
-            fee: 0, status: .authorized, createdAt: now
-        ).insert(db)
+        try db.insert(
+            ProcessorChargeRecord(
+                id: charge.id, orderID: record.orderID, amount: charge.amountMinor, amountCaptured: 0,
+                amountRefunded: 0,
+                fee: 0, status: .authorized, createdAt: now
+            ))
     }
 
     /// Captures what the payment has authorized: each authorized charge for its share of `amount_authorized`
     /// (a charge with no share left, after partial voids, is cancelled).
-    func capture(_ db: Database, _ orderID: UUID, _ calls: ProcessorCalls) throws -> Payment {
+    func capture(_ db: any SQLTransaction, _ orderID: UUID, _ calls: ProcessorCalls) throws -> Payment {
         var record = try Self.load(db, orderID)
         guard record.status == .authorized else {
             throw RescindError.failedPrecondition(
@@ -341,18 +364,18 @@ public final class PaymentsService: Sendable {
                 _ = try calls.make(.void, charge: charge.id, amountMinor: charge.amount)
                 charge.status = .voided
             }
-            try charge.update(db)
+            try db.update(charge)
         }
         record.amountCaptured = record.amountAuthorized
         record.fee = fee
         record.status = .captured
         record.updatedAt = Date()
-        try record.update(db)
+        try db.update(record)
         try event(db, record, "capture", amount: record.amountCaptured, fee: record.fee, key: calls.effectKey)
         return record.api
     }
 
-    func void(_ db: Database, _ request: VoidRequest, _ calls: ProcessorCalls) throws -> Payment {
+    func void(_ db: any SQLTransaction, _ request: VoidRequest, _ calls: ProcessorCalls) throws -> Payment {
         var record = try Self.load(db, request.orderID)
         guard record.status == .authorized else {
             throw RescindError.failedPrecondition(
@@ -380,7 +403,7 @@ public final class PaymentsService: Sendable {
             for var charge in try ProcessorChargeRecord.of(db, record.orderID) where charge.status == .authorized {
                 _ = try calls.make(.void, charge: charge.id, amountMinor: charge.amount)
                 charge.status = .voided
-                try charge.update(db)
+                try db.update(charge)
             }
             // All of it: the authorization stays on record at what it was, voided.
             record.status = .voided
@@ -389,7 +412,7 @@ public final class PaymentsService: Sendable {
         }
         record.updatedAt = Date()
         try giveBackCredit(db, record, fromCredit, kind: "restore", key: calls.effectKey)
-        try record.update(db)
+        try db.update(record)
         try event(db, record, "void", amount: amount, fee: 0, key: calls.effectKey)
         return record.api
     }
@@ -398,7 +421,7 @@ public final class PaymentsService: Sendable {
     /// charge, or a second charge where the processor cannot); a captured payment's saved payment method is
     /// charged the extra in a new charge captured at once, with its fee. Recorded as an `authorize` event (and a
     /// `capture`).
-    func increase(_ db: Database, _ request: IncreaseRequest, _ calls: ProcessorCalls) throws -> Payment {
+    func increase(_ db: any SQLTransaction, _ request: IncreaseRequest, _ calls: ProcessorCalls) throws -> Payment {
         var record = try Self.load(db, request.orderID)
         guard request.amountMinor > 0, request.amountMinor <= 1_000_000_000_000 else {
             throw RescindError.invalidArgument("an increase must be positive", reason: "bad_amount")
@@ -418,7 +441,7 @@ public final class PaymentsService: Sendable {
                 do {
                     _ = try calls.make(.authorizeMore, charge: charge.id, amountMinor: charge.amount + lacking)
                     charge.amount += lacking
-                    try charge.update(db)
+                    try db.update(charge)
                 } catch let error as RescindError where error.reason == "increment_unsupported" {
                     try Self.addCharge(db, try newCharge(lacking), of: record, at: now)
                 }
@@ -434,7 +457,7 @@ public final class PaymentsService: Sendable {
                 id: authorized.id, orderID: record.orderID, amount: authorized.amountMinor,
                 amountCaptured: request.amountMinor, amountRefunded: 0,
                 fee: said ?? fees.fee(forCaptured: request.amountMinor), status: .captured, createdAt: now)
-            try charge.insert(db)
+            try db.insert(charge)
             record.amountAuthorized += request.amountMinor
             record.amountCaptured += request.amountMinor
             record.fee += charge.fee
@@ -446,28 +469,31 @@ public final class PaymentsService: Sendable {
                 "cannot charge more on a voided payment", reason: "payment_voided")
         }
         record.updatedAt = now
-        try record.update(db)
+        try db.update(record)
         return record.api
     }
 
     /// Puts `amount` back on the store credit of the customer whose credit paid part of `record`.
-    private func giveBackCredit(_ db: Database, _ record: PaymentRecord, _ amount: Int64, kind: String, key: String?)
+    private func giveBackCredit(
+        _ db: any SQLTransaction, _ record: PaymentRecord, _ amount: Int64, kind: String, key: String?
+    )
         throws
     {
         guard amount > 0, let customer = record.creditCustomer else { return }
         let now = Date()
         var credit =
-            try StoreCreditRecord.fetchOne(db, key: customer)
+            try db.find(StoreCreditRecord.self, key: [customer])
             ?? StoreCreditRecord(customer: customer, balance: 0, updatedAt: now)
         credit.balance += amount
         credit.updatedAt = now
-        try credit.save(db)
-        try StoreCreditEntryRecord(
-            customer: customer, orderID: record.orderID, amount: amount, kind: kind, at: now, idempotencyKey: key
-        ).insert(db)
+        try db.upsert(credit)
+        try db.insert(
+            StoreCreditEntryRecord(
+                customer: customer, orderID: record.orderID, amount: amount, kind: kind, at: now, idempotencyKey: key
+            ))
     }
 
-    func refund(_ db: Database, _ request: RefundRequest, _ calls: ProcessorCalls) throws -> RefundResult {
+    func refund(_ db: any SQLTransaction, _ request: RefundRequest, _ calls: ProcessorCalls) throws -> RefundResult {
         let key = calls.effectKey
         var record = try Self.load(db, request.orderID)
         guard record.status == .captured || record.status == .partiallyRefunded else {
@@ -492,15 +518,16 @@ public final class PaymentsService: Sendable {
             // To store credit: the store keeps the money and owes the customer; no processor call.
             try Validation.email(customer)
             var credit =
-                try StoreCreditRecord.fetchOne(db, key: customer)
+                try db.find(StoreCreditRecord.self, key: [customer])
                 ?? StoreCreditRecord(customer: customer, balance: 0, updatedAt: now)
             credit.balance += amount
             credit.updatedAt = now
-            try credit.save(db)
-            try StoreCreditEntryRecord(
-                customer: customer, orderID: record.orderID, amount: amount, kind: "refund", at: now,
-                idempotencyKey: key
-            ).insert(db)
+            try db.upsert(credit)
+            try db.insert(
+                StoreCreditEntryRecord(
+                    customer: customer, orderID: record.orderID, amount: amount, kind: "refund", at: now,
+                    idempotencyKey: key
+                ))
             record.refundedToCredit += amount
         } else {
             // To the original means: to the card what the card paid, and back to store credit what credit paid.
@@ -513,7 +540,7 @@ public final class PaymentsService: Sendable {
                 guard share > 0 else { continue }
                 _ = try calls.make(.refund, charge: charge.id, amountMinor: share)
                 charge.amountRefunded += share
-                try charge.update(db)
+                try db.update(charge)
                 left -= share
             }
             guard left == 0 else {
@@ -528,17 +555,20 @@ public final class PaymentsService: Sendable {
         record.amountRefunded += amount
         record.status = record.amountRefunded == record.paid ? .refunded : .partiallyRefunded
         record.updatedAt = Date()
-        try record.update(db)
+        try db.update(record)
         try event(db, record, "refund", amount: amount, fee: 0, key: key)
         return RefundResult(payment: record.api, refundedMinor: amount, feeKeptMinor: record.fee)
     }
 
-    private func event(_ db: Database, _ record: PaymentRecord, _ kind: String, amount: Int64, fee: Int64, key: String?)
+    private func event(
+        _ db: any SQLTransaction, _ record: PaymentRecord, _ kind: String, amount: Int64, fee: Int64, key: String?
+    )
         throws
     {
-        try PaymentEventRecord(
-            orderID: record.orderID, kind: kind, amount: amount, fee: fee, at: Date(), idempotencyKey: key
-        ).insert(db)
+        try db.insert(
+            PaymentEventRecord(
+                orderID: record.orderID, kind: kind, amount: amount, fee: fee, at: Date(), idempotencyKey: key
+            ))
     }
 }
 
@@ -554,13 +584,13 @@ extension PaymentsService {
     public func settleAbandonedAuthorizations(olderThan age: TimeInterval) async throws -> Int {
         let before = Date().addingTimeInterval(-age)
         let stale = try await database.read { db in
-            try ProcessorCallRecord.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM processor_call
-                    WHERE state = 'pending' AND kind = ? AND started_at < ?
-                        AND NOT EXISTS (SELECT 1 FROM payment WHERE payment.order_id = processor_call.order_id)
-                    """, arguments: [ProcessorCall.Kind.authorize.rawValue, before])
+            try db.fetchAll(
+                ProcessorCallRecord.self,
+                """
+                SELECT * FROM processor_call
+                WHERE state = 'pending' AND kind = ? AND started_at < ?
+                    AND NOT EXISTS (SELECT 1 FROM payment WHERE payment.order_id = processor_call.order_id)
+                """, [ProcessorCall.Kind.authorize.rawValue, before])
         }
         var settled = 0
         for record in stale {
@@ -578,7 +608,7 @@ extension PaymentsService {
             let abandoned = RescindError.failedPrecondition(
                 "the authorization was abandoned: its request did not come back; \(detail)",
                 reason: "authorization_abandoned")
-            try await writer.write { db in try ProcessorCallRecord.finish(db, record.key, .failure(abandoned)) }
+            try await database.write { db in try ProcessorCallRecord.finish(db, record.key, .failure(abandoned)) }
             logger.warning(
                 "abandoned authorization settled",
                 metadata: ["order_id": "\(record.orderID)", "key": "\(record.key)", "detail": "\(detail)"])

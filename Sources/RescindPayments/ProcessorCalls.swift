@@ -1,7 +1,7 @@
 import Foundation
-import GRDB
 import RescindAPI
 import RescindCBOR
+import RescindStorage
 import RescindWire
 
 /// The processor calls of one effect, as its domain code asks for them, inside a transaction.
@@ -14,7 +14,7 @@ import RescindWire
 final class ProcessorCalls {
     let effectKey: String
     let orderID: UUID
-    private let db: Database
+    private let db: any SQLTransaction
     private var next = 0
     /// What was recorded for the effect, read when a pass first asks for a call or a decision (most passes never
     /// do: a repeat answered from the idempotency store, an effect without a processor call).
@@ -31,7 +31,7 @@ final class ProcessorCalls {
     }
 
     /// The book of an effect in `db`'s current transaction.
-    init(_ db: Database, effectKey: String, orderID: UUID) {
+    init(_ db: any SQLTransaction, effectKey: String, orderID: UUID) {
         self.db = db
         self.effectKey = effectKey
         self.orderID = orderID
@@ -40,12 +40,11 @@ final class ProcessorCalls {
     private func recorded() throws -> Recorded {
         if let loaded { return loaded }
         let calls = try ProcessorCallRecord.ofEffect(db, effectKey)
-        let decided = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT name, value FROM processor_decision WHERE effect_key = ?"),
-            arguments: [effectKey])
+        let decided = try db.query("SELECT name, value FROM processor_decision WHERE effect_key = ?", [effectKey])
+            .map { (try $0["name"] as String, try $0["value"] as Int64) }
         let recorded = Recorded(
             calls: Dictionary(calls.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first }),
-            decided: Dictionary(decided.map { ($0["name"], $0["value"]) }, uniquingKeysWith: { first, _ in first }))
+            decided: Dictionary(decided, uniquingKeysWith: { first, _ in first }))
         loaded = recorded
         return recorded
     }
@@ -63,9 +62,11 @@ final class ProcessorCalls {
     /// Records this pass's decisions (with the call that stopped it).
     func recordDecisions() throws {
         for (name, value) in decisions {
-            try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO processor_decision (effect_key, name, value) VALUES (?, ?, ?)"
-            ).execute(arguments: [effectKey, name, value])
+            try db.execute(
+                """
+                INSERT INTO processor_decision (effect_key, name, value) VALUES (?, ?, ?)
+                ON CONFLICT (effect_key, name) DO NOTHING
+                """, [effectKey, name, value])
         }
     }
 
@@ -108,8 +109,9 @@ struct ProcessorCallNeeded: Error {
 
 /// `processor_call`: every call Payments makes to the processor, written `pending` before it is made and with
 /// its outcome after.
-struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "processor_call"
+struct ProcessorCallRecord: SQLRecord {
+    static let table = "processor_call"
+    static let primaryKey = ["key"]
     enum State: String, Codable {
         case pending, succeeded, failed
     }
@@ -136,16 +138,12 @@ struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
         case finishedAt = "finished_at"
     }
 
-    // Every effect with a processor call runs these twice or more: their statements are prepared once per
-    // connection (`cachedStatement`), not generated and authorized each time.
-
-    static func ofEffect(_ db: Database, _ effectKey: String) throws -> [ProcessorCallRecord] {
-        try fetchAll(
-            db.cachedStatement(sql: "SELECT * FROM processor_call WHERE effect_key = ?"), arguments: [effectKey])
+    static func ofEffect(_ db: any SQLTransaction, _ effectKey: String) throws -> [ProcessorCallRecord] {
+        try db.fetchAll(ProcessorCallRecord.self, "SELECT * FROM processor_call WHERE effect_key = ?", [effectKey])
     }
 
-    static func byKey(_ db: Database, _ key: String) throws -> ProcessorCallRecord? {
-        try fetchOne(db.cachedStatement(sql: "SELECT * FROM processor_call WHERE key = ?"), arguments: [key])
+    static func byKey(_ db: any SQLTransaction, _ key: String) throws -> ProcessorCallRecord? {
+        try db.find(ProcessorCallRecord.self, key: [key])
     }
 
     func outcome() throws -> Result<ProcessorOutcome, RescindError>? {
@@ -160,7 +158,7 @@ struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
 
     /// Records a call before it is made; answers whether it is new (`false`: it was recorded before and may have
     /// been made, so the processor is asked what it did first).
-    static func begin(_ db: Database, _ call: ProcessorCall, effectKey: String) throws -> Bool {
+    static func begin(_ db: any SQLTransaction, _ call: ProcessorCall, effectKey: String) throws -> Bool {
         if let existing = try byKey(db, call.key) {
             guard existing.kind == call.kind.rawValue, existing.amount == call.amountMinor,
                 existing.chargeID == call.charge
@@ -170,19 +168,19 @@ struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
             }
             return false
         }
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO processor_call (key, effect_key, order_id, kind, charge_id, amount, state, started_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)
-                """
-        ).execute(arguments: [
-            call.key, effectKey, call.orderID.uuidString, call.kind.rawValue, call.charge, call.amountMinor, Date(),
-        ])
+        try db.execute(
+            """
+            INSERT INTO processor_call (key, effect_key, order_id, kind, charge_id, amount, state, started_at)
+            VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)
+            """,
+            [call.key, effectKey, call.orderID.uuidString, call.kind.rawValue, call.charge, call.amountMinor, Date()])
         return true
     }
 
     /// Records what a call did.
-    static func finish(_ db: Database, _ key: String, _ outcome: Result<ProcessorOutcome, RescindError>) throws {
+    static func finish(_ db: any SQLTransaction, _ key: String, _ outcome: Result<ProcessorOutcome, RescindError>)
+        throws
+    {
         guard var record = try byKey(db, key) else {
             throw RescindError.internalError("no processor call \(key) to finish")
         }
@@ -197,8 +195,8 @@ struct ProcessorCallRecord: Codable, FetchableRecord, PersistableRecord {
             record.state = .failed
             record.outcomeData = Data(try encoder.encode(error))
         }
-        try db.cachedStatement(
-            sql: "UPDATE processor_call SET state = ?, outcome = ?, charge_id = ?, finished_at = ? WHERE key = ?"
-        ).execute(arguments: [record.state.rawValue, record.outcomeData, record.chargeID, Date(), key])
+        try db.execute(
+            "UPDATE processor_call SET state = ?, outcome = ?, charge_id = ?, finished_at = ? WHERE key = ?",
+            [record.state.rawValue, record.outcomeData, record.chargeID, Date(), key])
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RescindMail
 import RescindStorage
@@ -49,9 +48,12 @@ public struct ProcessorEventMailer: Service {
     /// - Throws: `SMTPError` (the rest wait for the next pass), database errors.
     func mailDue() async throws {
         let due = try await payments.database.read { db in
-            try ProcessorEventRecord.filter(
-                Column("needs_attention") == true && Column("staff_notified_at") == nil
-            ).order(Column("received_at")).limit(50).fetchAll(db)
+            try db.fetchAll(
+                ProcessorEventRecord.self,
+                """
+                SELECT * FROM processor_event WHERE needs_attention = TRUE AND staff_notified_at IS NULL
+                ORDER BY received_at LIMIT 50
+                """)
         }
         for event in due {
             let mail = message(event)
@@ -62,9 +64,8 @@ public struct ProcessorEventMailer: Service {
                     "the mail server refused a staff message for good; not sent",
                     metadata: ["event": "\(event.id)", "error": "\(error)"])
             }
-            try await payments.writer.write { db in
-                try db.execute(
-                    sql: "UPDATE processor_event SET staff_notified_at = ? WHERE id = ?", arguments: [Date(), event.id])
+            try await payments.database.write { db in
+                try db.execute("UPDATE processor_event SET staff_notified_at = ? WHERE id = ?", [Date(), event.id])
             }
             payments.logger.info(
                 "staff mailed about a processor event",

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RescindAPI
 import RescindStorage
 import RescindWire
@@ -125,8 +124,9 @@ public enum StripeEvent {
 }
 
 /// `processor_event`: an event as Payments applied it.
-struct ProcessorEventRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "processor_event"
+struct ProcessorEventRecord: SQLRecord {
+    static let table = "processor_event"
+    static let primaryKey = ["id"]
     var id: String
     var type: String
     var kind: String
@@ -170,14 +170,15 @@ extension PaymentsService {
     /// record changes but the event's own: what the money is now is for the person to decide.
     /// - Throws: database errors.
     public func receive(_ event: IncomingProcessorEvent) async throws -> (event: ProcessorEvent, duplicate: Bool) {
-        try await writer.write { db in
-            if let known = try ProcessorEventRecord.fetchOne(db, key: event.id) { return (known.api, true) }
-            let charge = try event.charge.flatMap { try ProcessorChargeRecord.fetchOne(db, key: $0) }
+        try await database.write { db in
+            if let known = try db.find(ProcessorEventRecord.self, key: [event.id]) { return (known.api, true) }
+            let charge = try event.charge.flatMap { try db.find(ProcessorChargeRecord.self, key: [$0]) }
             func pending(_ kind: ProcessorCall.Kind) throws -> Bool {
                 guard let id = event.charge else { return false }
-                return try ProcessorCallRecord.filter(
-                    Column("charge_id") == id && Column("kind") == kind.rawValue && Column("state") == "pending"
-                ).fetchCount(db) > 0
+                return try db.scalar(
+                    Int64.self,
+                    "SELECT COUNT(*) FROM processor_call WHERE charge_id = ? AND kind = ? AND state = 'pending'",
+                    [id, kind.rawValue]) ?? 0 > 0
             }
             // A charge Payments has no record of: made under one of its calls' keys (an authorization in flight, or
             // abandoned and cancelled by the sweeper), or naming one of Rescind's orders or keys.
@@ -225,22 +226,23 @@ extension PaymentsService {
                 orderID: charge?.orderID ?? event.metadata["order_id"], chargeID: event.charge,
                 amount: event.amountMinor, detail: detail, occurredAt: event.occurredAt, receivedAt: Date(),
                 needsAttention: attention)
-            try record.insert(db)
+            try db.insert(record)
             return (record.api, false)
         }
     }
 
     /// The events waiting for a person (or all, or one order's), oldest first.
     public func events(_ request: ProcessorEventsRequest) async throws -> ProcessorEventList {
-        try await database.read { db in
-            var query = ProcessorEventRecord.all()
-            if request.all != true {
-                query = query.filter(Column("needs_attention") == true && Column("resolved_at") == nil)
-            }
-            if let order = request.orderID { query = query.filter(Column("order_id") == order.uuidString) }
-            let limit = min(max(request.limit ?? 500, 1), 5_000)
-            return ProcessorEventList(
-                events: try query.order(Column("received_at"), Column("id")).limit(limit).fetchAll(db).map(\.api))
+        let limit = min(max(request.limit ?? 500, 1), 5_000)
+        let filters =
+            (request.all == true ? [] : ["needs_attention = TRUE AND resolved_at IS NULL"])
+            + (request.orderID == nil ? [] : ["order_id = ?"])
+        let sql =
+            "SELECT * FROM processor_event" + (filters.isEmpty ? "" : " WHERE " + filters.joined(separator: " AND "))
+            + " ORDER BY received_at, id LIMIT \(limit)"
+        let arguments: SQLArguments = request.orderID.map { [$0.uuidString] } ?? []
+        return try await database.read { db in
+            ProcessorEventList(events: try db.fetchAll(ProcessorEventRecord.self, sql, arguments).map(\.api))
         }
     }
 
@@ -252,8 +254,8 @@ extension PaymentsService {
         guard !note.isEmpty, note.count <= 500 else {
             throw RescindError.invalidArgument("a resolution needs a note of 1 to 500 characters", reason: "bad_note")
         }
-        return try await writer.write { db in
-            guard var record = try ProcessorEventRecord.fetchOne(db, key: request.eventID) else {
+        return try await database.write { db in
+            guard var record = try db.find(ProcessorEventRecord.self, key: [request.eventID]) else {
                 throw RescindError.notFound("no processor event \(request.eventID)", reason: "unknown_event")
             }
             guard record.needsAttention else {
@@ -264,7 +266,7 @@ extension PaymentsService {
                 record.resolvedAt = Date()
                 record.resolvedBy = person
                 record.resolution = note
-                try record.update(db)
+                try db.update(record)
             }
             return record.api
         }
@@ -274,17 +276,21 @@ extension PaymentsService {
     public func eventHealth() async throws -> ProcessorEventHealth {
         try await database.read { db in
             ProcessorEventHealth(
-                needsAttention: try ProcessorEventRecord.filter(
-                    Column("needs_attention") == true && Column("resolved_at") == nil
-                ).fetchCount(db),
-                received: try ProcessorEventRecord.fetchCount(db))
+                needsAttention: Int(
+                    try db.scalar(
+                        Int64.self,
+                        "SELECT COUNT(*) FROM processor_event WHERE needs_attention = TRUE AND resolved_at IS NULL")
+                        ?? 0),
+                received: Int(try db.scalar(Int64.self, "SELECT COUNT(*) FROM processor_event") ?? 0))
         }
     }
 
     /// An order's events, oldest first (for `payments.get`).
-    static func events(_ db: Database, of orderID: UUID) throws -> [ProcessorEvent] {
-        try ProcessorEventRecord.filter(Column("order_id") == orderID.uuidString)
-            .order(Column("received_at"), Column("id")).fetchAll(db).map(\.api)
+    static func events(_ db: any SQLTransaction, of orderID: UUID) throws -> [ProcessorEvent] {
+        try db.fetchAll(
+            ProcessorEventRecord.self, "SELECT * FROM processor_event WHERE order_id = ? ORDER BY received_at, id",
+            [orderID.uuidString]
+        ).map(\.api)
     }
 
     /// Compares Payments' charges created since `since` with what the processor holds, and the processor's
@@ -293,12 +299,12 @@ extension PaymentsService {
     /// - Throws: the processor's errors (`unavailable`), database errors.
     public func reconcile(since: Date?) async throws -> ReconcileReport {
         let (ours, calling) = try await database.read { db in
-            var query = ProcessorChargeRecord.order(Column("created_at"))
-            if let since { query = query.filter(Column("created_at") >= since) }
-            let ours = try query.fetchAll(db)
+            let ours = try db.fetchAll(
+                ProcessorChargeRecord.self, "SELECT * FROM processor_charge WHERE created_at >= ? ORDER BY created_at",
+                [since ?? Date.distantPast])
             let calling = Set(
-                try String.fetchAll(
-                    db, sql: "SELECT charge_id FROM processor_call WHERE state = 'pending' AND charge_id IS NOT NULL"))
+                try db.query("SELECT charge_id FROM processor_call WHERE state = 'pending' AND charge_id IS NOT NULL")
+                    .map { try $0["charge_id"] as String })
             return (ours, calling)
         }
         // Listed a minute earlier than asked: the processor's clock and Payments' may differ a little.
@@ -334,10 +340,11 @@ extension PaymentsService {
         let rest = byID.values.sorted { $0.createdAt < $1.createdAt }
         let unrecorded = try await database.read { db in
             try rest.filter { state in
-                guard try ProcessorChargeRecord.fetchOne(db, key: state.id) == nil else { return false }
-                let pending = try ProcessorCallRecord.filter(
-                    Column("order_id") == state.orderID?.uuidString && Column("state") == "pending"
-                ).fetchCount(db)
+                guard try db.find(ProcessorChargeRecord.self, key: [state.id]) == nil else { return false }
+                let pending =
+                    try db.scalar(
+                        Int64.self, "SELECT COUNT(*) FROM processor_call WHERE order_id = ? AND state = 'pending'",
+                        [state.orderID?.uuidString]) ?? 0
                 guard pending == 0 else { return false }
                 return state.status != "voided"
             }

@@ -49,6 +49,8 @@ extension SQLTransaction {
     @discardableResult
     public func execute(_ sql: String) throws -> Int { try execute(sql, []) }
 
+    public func query(_ sql: String) throws -> [SQLRow] { try query(sql, []) }
+
     /// The first row of a query, if any.
     public func queryOne(_ sql: String, _ arguments: SQLArguments = []) throws -> SQLRow? {
         try query(sql, arguments).first

@@ -6,6 +6,12 @@ public protocol SQLRecord: Codable, Sendable {
     static var table: String { get }
     /// The columns of the primary key.
     static var primaryKey: [String] { get }
+    /// Columns the database fills in (an identity key): left out of an insert while they are nil.
+    static var generated: [String] { get }
+}
+
+extension SQLRecord {
+    public static var generated: [String] { [] }
 }
 
 extension SQLTransaction {
@@ -26,7 +32,9 @@ extension SQLTransaction {
     }
 
     public func insert<R: SQLRecord>(_ record: R) throws {
-        let columns = try SQLRowEncoder.columns(of: record)
+        let columns = try SQLRowEncoder.columns(of: record).filter {
+            !($0.value == .null && R.generated.contains($0.name))
+        }
         try execute(
             "INSERT INTO \(R.table) (\(columns.map(\.name).joined(separator: ", "))) VALUES ("
                 + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")",
