@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import RescindStorage
 import RescindWire
 
 /// The `processor` section of Payments' configuration: which processor, and the store's fee schedule.
@@ -93,8 +94,9 @@ public struct ProcessorSettings: Decodable, Sendable {
     /// - Throws: `failed_precondition/processor_key_missing` for Stripe without a readable key; database errors
     ///   of the simulator's database.
     public func makeProcessor(
-        paymentsDatabase: String, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger
-    ) throws -> any PaymentProcessor {
+        payments storage: StorageLocation, environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger
+    ) async throws -> any PaymentProcessor {
         switch kind {
         case .stripe:
             return StripeProcessor(
@@ -103,9 +105,7 @@ public struct ProcessorSettings: Decodable, Sendable {
                     timeout: .milliseconds(Int64(timeoutSeconds * 1_000))),
                 logger: logger)
         default:
-            return try SimulatedProcessor(
-                configuration: simulator,
-                databasePath: SimulatedProcessor.databasePath(besidePayments: paymentsDatabase))
+            return try await SimulatedProcessor.open(configuration: simulator, besidePayments: storage, logger: logger)
         }
     }
 

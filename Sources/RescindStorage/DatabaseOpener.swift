@@ -10,12 +10,14 @@ public enum DatabaseOpener {
     /// `synchronous = FULL`: every commit is fsynced before the write returns, so an answer a daemon has
     /// sent survives a power cut. Foreign keys are enforced (GRDB's default).
     /// - Throws: GRDB's `DatabaseError` if the file cannot be opened or a migration fails.
-    public static func open(path: String, migrator: DatabaseMigrator) throws -> DatabasePool {
+    public static func open(path: String, migrator: DatabaseMigrator, synchronous: String = "FULL") throws
+        -> DatabasePool
+    {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         let statements = StatementLog.fromEnvironment(database: path)
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             if let statements { db.trace(options: .statement) { statements.record($0) } }
         }
         let pool = try DatabasePool(path: path, configuration: configuration)

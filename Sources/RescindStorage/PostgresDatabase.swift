@@ -98,6 +98,15 @@ public final class PostgresDatabase: SQLDatabase {
         try await run(begin: "BEGIN ISOLATION LEVEL SERIALIZABLE", body)
     }
 
+    deinit {
+        // Closed without `close()` (a test's database going away): each connection is kept until it is closed.
+        for connection in idle.withLock({ $0 }) {
+            let closing: EventLoopFuture<Void> = connection.close()
+            closing.whenComplete { _ in withExtendedLifetime(connection) {} }
+        }
+        threads.shutdownGracefully { _ in }
+    }
+
     /// Runs one statement outside a transaction (`CREATE DATABASE`, say), on a connection of its own.
     /// - Throws: `SQLError`.
     public func runAlone(_ statement: String) async throws {

@@ -10,9 +10,11 @@ public final class SQLiteDatabase: SQLDatabase {
     public var dialect: SQLDialect { .sqlite }
 
     /// Opens (creating if needed) the database at `path` and applies `migrator` (see `DatabaseOpener`).
+    /// `synchronous`: `FULL` (every commit synced: a daemon's own data) or `NORMAL` (synced at checkpoints: the
+    /// simulated processor's, which only has to survive a crash of the process).
     /// - Throws: GRDB's `DatabaseError` if the file cannot be opened or a migration fails.
-    public init(path: String, migrator: DatabaseMigrator) throws {
-        pool = try DatabaseOpener.open(path: path, migrator: migrator)
+    public init(path: String, migrator: DatabaseMigrator, synchronous: String = "FULL") throws {
+        pool = try DatabaseOpener.open(path: path, migrator: migrator, synchronous: synchronous)
         writer = GroupCommitWriter(pool: pool)
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import RescindAPI
 import RescindPayments
+import RescindStorage
 import RescindSuite
 
 /// Reads the three databases of a suite (read-only) and reports every way they disagree with what Rescind
@@ -168,7 +169,10 @@ public struct InvariantChecker: Sendable {
         }
         let processorCharges =
             try processorCharges
-            ?? processor.map { url in try read(url, SimulatedProcessor.charges).map(ProcessorCharge.simulated) }
+            ?? processor.map { url in
+                try read(url) { db in try SimulatedProcessor.charges(SQLiteTransaction(db)) }.map(
+                    ProcessorCharge.simulated)
+            }
         let (stock, ledger, held, reservations, unitsByOrder) = try read(inventory) { db in
             (
                 try Row.fetchAll(db, sql: "SELECT * FROM stock"),

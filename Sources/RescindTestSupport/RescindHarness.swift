@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import RescindAPI
 import RescindPayments
+import RescindStorage
 import RescindSuite
 import RescindTransport
 import RescindWire
@@ -289,7 +290,8 @@ public final class RescindHarness: Sendable {
         let path = SimulatedProcessor.databasePath(besidePayments: database(.payments).path)
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         defer { try? queue.close() }
-        return try queue.read(SimulatedProcessor.charges).filter { $0.orderID == orderID.uuidString }
+        return try queue.read { db in try SimulatedProcessor.charges(SQLiteTransaction(db)) }
+            .filter { $0.orderID == orderID.uuidString }
     }
 
     public func isRunning(_ daemon: Identity) -> Bool { suite.runningPID(daemon) != nil }

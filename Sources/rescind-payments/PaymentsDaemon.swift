@@ -35,7 +35,8 @@ struct PaymentsDaemon: AsyncParsableCommand {
         let crashPoint = ProcessInfo.processInfo.environment["RESCIND_CRASH_POINT"]
         if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
         let processorSettings = settings.processor ?? .init()
-        let processor = try processorSettings.makeProcessor(paymentsDatabase: common.database, logger: logger)
+        let storage = try common.storage
+        let processor = try await processorSettings.makeProcessor(payments: storage, logger: logger)
         // A test's fault mode from the start (a restarted Payments' first call included); fault_injection only.
         if let mode = ProcessInfo.processInfo.environment["RESCIND_PROCESSOR_FAULTS"],
             let simulator = processor as? SimulatedProcessor
@@ -44,9 +45,9 @@ struct PaymentsDaemon: AsyncParsableCommand {
             logger.warning("processor fault mode set", metadata: ["mode": "\(mode)"])
         }
         logger.info("processor", metadata: ["kind": "\(processorSettings.kind)"])
-        let service = try PaymentsService(
-            databasePath: common.database, processor: processor, fees: processorSettings.fees,
-            crashPoint: crashPoint, logger: logger)
+        let service = try await PaymentsService(
+            storage: storage, processor: processor, fees: processorSettings.fees, crashPoint: crashPoint,
+            logger: logger)
         let age = processorSettings.abandonAuthorizationsAfterSeconds
         let sweeper = AbandonedAuthorizationSweeper(
             payments: service, age: age, interval: .milliseconds(Int64(min(60, max(age / 4, 0.1)) * 1000)))

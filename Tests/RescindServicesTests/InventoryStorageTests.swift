@@ -24,9 +24,13 @@ enum Backend: String, CustomTestStringConvertible, Sendable {
         case .sqlite:
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rescind-test-\(UUID())")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            return .sqlite(path: directory.appendingPathComponent("inventory.sqlite").path)
+            return .sqlite(path: directory.appendingPathComponent("daemon.sqlite").path)
         case .postgres:
-            return .postgres(try await PostgresServer.shared().freshDatabase())
+            let server = try await PostgresServer.shared()
+            let location = try await server.freshDatabase()
+            // The simulated processor's database, when Payments runs here (`DATABASE_processor`).
+            try await server.createDatabase(location.database + "_processor")
+            return .postgres(location)
         }
     }
 }

@@ -230,7 +230,7 @@ import Testing
         try f.processor.setFaults(.init(mode: .ignoreIdempotency))
         let authorized = try await c.call(PaymentsMethods.authorize, authorize, idempotencyKey: "a", timeout: nil)
         #expect(authorized.amountAuthorized == 1500)
-        #expect(try f.processor.charges().count == 1)
+        #expect(try await f.processor.charges().count == 1)
 
         _ = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
         try f.processor.setFaults(.init(mode: .answerLost))
@@ -243,7 +243,7 @@ import Testing
         let refunded = try await c.call(
             PaymentsMethods.refund, RefundRequest(orderID: order, amountMinor: 500), idempotencyKey: "r", timeout: nil)
         #expect(refunded.payment.amountRefunded == 500)
-        let charge = try #require(try f.processor.charges().first)
+        let charge = try #require(try await f.processor.charges().first)
         #expect(charge.refunds == 1)
         #expect(charge.amountRefunded == 500)
         #expect(charge.amountCaptured == 1500)
@@ -265,10 +265,10 @@ import Testing
         try f.processor.setFaults(.init(mode: .normal))
         // Too recent: left for its request to come back.
         #expect(try await f.payments.settleAbandonedAuthorizations(olderThan: 3_600) == 0)
-        #expect(try f.processor.charges().map(\.status) == ["requires_capture"])
+        #expect(try await f.processor.charges().map(\.status) == ["requires_capture"])
 
         #expect(try await f.payments.settleAbandonedAuthorizations(olderThan: 0) == 1)
-        #expect(try f.processor.charges().map(\.status) == ["canceled"])
+        #expect(try await f.processor.charges().map(\.status) == ["canceled"])
         let late = await #expect(throws: RescindError.self) {
             try await c.call(PaymentsMethods.authorize, authorize, idempotencyKey: "a", timeout: nil)
         }
@@ -293,7 +293,7 @@ import Testing
             PaymentsMethods.increase, IncreaseRequest(orderID: order, amountMinor: 200), idempotencyKey: "i1",
             timeout: nil)
         #expect(raised.amountAuthorized == 1200)
-        #expect(try f.processor.charges().map(\.amount) == [1200])
+        #expect(try await f.processor.charges().map(\.amount) == [1200])
         _ = try await c.call(PaymentsMethods.capture, PaymentRequest(orderID: order), idempotencyKey: "c", timeout: nil)
         let more = try await c.call(
             PaymentsMethods.increase, IncreaseRequest(orderID: order, amountMinor: 300), idempotencyKey: "i2",
@@ -304,7 +304,7 @@ import Testing
         let refund = try await c.call(
             PaymentsMethods.refund, RefundRequest(orderID: order), idempotencyKey: "r", timeout: nil)
         #expect(refund.refundedMinor == 1500)
-        let charges = try f.processor.charges()
+        let charges = try await f.processor.charges()
         #expect(charges.map(\.amountCaptured) == [1200, 300])
         #expect(charges.map(\.amountRefunded) == [1200, 300])
         #expect(charges.map(\.fee) == [65, 39])
@@ -394,7 +394,7 @@ private final class InterleavingProcessor: PaymentProcessor {
         #expect(try await payments.payment(other).creditAppliedMinor == 400)
         await #expect(throws: RescindError.self) { try await payments.payment(order) }
         // A's card was asked for the 500 its credit would not pay, and that authorization is cancelled.
-        let charges = try simulator.charges().filter { $0.orderID == order.uuidString }
+        let charges = try await simulator.charges().filter { $0.orderID == order.uuidString }
         #expect(charges.map(\.status) == ["canceled"])
         #expect(charges.map(\.amount) == [500])
     }
