@@ -64,7 +64,7 @@ public struct ProcessorEventMailer: Service {
                     "the mail server refused a staff message for good; not sent",
                     metadata: ["event": "\(event.id)", "error": "\(error)"])
             }
-            try await payments.database.write { db in
+            _ = try await payments.database.write { db in
                 try db.execute("UPDATE processor_event SET staff_notified_at = ? WHERE id = ?", [Date(), event.id])
             }
             payments.logger.info(

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import RescindWire
 import Synchronization
 
 /// A daemon's database in PostgreSQL (or a database that speaks its protocol and SQL), through postgres-nio.
@@ -189,13 +190,23 @@ public final class PostgresDatabase: SQLDatabase {
         return state == "40001" || state == "40P01"
     }
 
-    /// The server's refusal as an `SQLError` with its SQLSTATE; a broken connection as state `08006`.
+    /// The server's refusal as an `SQLError` with its SQLSTATE; what a caller should retry (the server out of
+    /// reach or restarting, a conflict that outlasted the retries) as `unavailable/database_unavailable`.
     static func translate(_ error: any Error) -> any Error {
         guard let error = error as? PSQLError else { return error }
-        if let state = error.serverInfo?[.sqlState] {
-            return SQLError.database(state: state, message: error.serverInfo?[.message] ?? "\(error)")
+        guard let state = error.serverInfo?[.sqlState] else {
+            return RescindError(
+                .unavailable, "the database cannot be reached (\(error.code)); try again",
+                reason: "database_unavailable",
+                retryable: true)
         }
-        return SQLError.database(state: "08006", message: "the connection to PostgreSQL failed: \(error.code)")
+        let message = error.serverInfo?[.message] ?? "\(error)"
+        if state.hasPrefix("08") || ["40001", "40P01", "57P01", "57P02", "57P03"].contains(state) {
+            return RescindError(
+                .unavailable, "the database did not take the transaction (\(state): \(message)); try again",
+                reason: "database_unavailable", retryable: true)
+        }
+        return SQLError.database(state: state, message: message)
     }
 }
 

@@ -41,7 +41,7 @@ public struct Schema: Sendable {
             do {
                 try await database.migrate(postgres)
                 if postgres.contains(where: { $0.name == IdempotencyStore.migrationName }) {
-                    try await database.write { tx in try IdempotencyStore.purge(tx) }
+                    _ = try await database.write { tx in try IdempotencyStore.purge(tx) }
                 }
             } catch {
                 await database.close()
@@ -87,7 +87,7 @@ extension PostgresDatabase {
 
     private func createMigrationTable() async throws {
         do {
-            try await write { tx in
+            _ = try await write { tx in
                 try tx.execute(
                     "CREATE TABLE IF NOT EXISTS rescind_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
                 )

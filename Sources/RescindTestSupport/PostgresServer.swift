@@ -173,7 +173,7 @@ public final class PostgresServer: Sendable {
             process.arguments = arguments
         }
         if let log {
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             _ = try handle.seekToEnd()
             process.standardOutput = handle

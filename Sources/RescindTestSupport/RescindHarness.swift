@@ -261,7 +261,7 @@ public final class RescindHarness: Sendable {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (name, source) in Self.databaseFiles(suite.layout) {
             let queue = try DatabaseQueue(path: source.path)
-            try queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            _ = try queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
             try queue.close()
             let target = folder.appendingPathComponent(name)
             try? FileManager.default.removeItem(at: target)
