@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// The store's cancellation policy, evaluated by one function that both explains (`orders.can_cancel`, the
@@ -49,33 +49,41 @@ enum CancellationPolicy {
         }
 
         /// Reads what the customer's rules need.
-        static func read(_ db: Database, _ order: OrderRecord, store: StoreSettings, now: Date) throws -> Facts {
+        static func read(_ db: any SQLTransaction, _ order: OrderRecord, store: StoreSettings, now: Date) throws
+            -> Facts
+        {
             let count = try CancellationPolicy.customerCancellations(
                 db, of: order.customerEmail, besides: order.id,
                 since: now.addingTimeInterval(-store.customerCancellationsPeriodSeconds))
             return Facts(
                 order: order, lines: try OrderLineRecord.of(db, order.id), tags: order.tagList,
                 customerCancellations: count, now: now,
-                request: try CancelRequestRecord.fetchOne(db, key: order.id)?.api)
+                request: try db.find(CancelRequestRecord.self, key: [order.id])?.api)
         }
     }
 
     /// The cancellations a customer (by email) made themselves (reason `customer`, whole orders or lines) since
     /// `since`, order `besides` left out.
-    static func customerCancellations(_ db: Database, of email: String, besides orderID: String, since: Date) throws
+    static func customerCancellations(_ db: any SQLTransaction, of email: String, besides orderID: String, since: Date)
+        throws
         -> Int
     {
-        try Int.fetchOne(
-            db,
-            sql: """
-                SELECT
-                    (SELECT COUNT(*) FROM cancellation c JOIN orders o ON o.id = c.order_id
-                        WHERE o.customer_email = ? AND o.id <> ? AND c.reason = 'customer' AND c.cancelled_at >= ?)
-                    + (SELECT COUNT(*) FROM line_cancellation l JOIN orders o ON o.id = l.order_id
-                        WHERE o.customer_email = ? AND o.id <> ?
-                        AND json_extract(l.cancellation, '$.reason') = 'customer' AND l.cancelled_at >= ?)
-                """,
-            arguments: [email, orderID, since, email, orderID, since]) ?? 0
+        let whole =
+            try db.scalar(
+                Int64.self,
+                """
+                SELECT COUNT(*) FROM cancellation c JOIN orders o ON o.id = c.order_id
+                WHERE o.customer_email = ? AND o.id <> ? AND c.reason = 'customer' AND c.cancelled_at >= ?
+                """, [email, orderID, since]) ?? 0
+        // Cancellations of some lines keep their reason in the record's JSON: read in Swift, which both backends
+        // allow (no JSON functions in the SQL).
+        let lines = try db.query(
+            """
+            SELECT l.cancellation FROM line_cancellation l JOIN orders o ON o.id = l.order_id
+            WHERE o.customer_email = ? AND o.id <> ? AND l.cancelled_at >= ?
+            """, [email, orderID, since]
+        ).filter { row in try JSON.decode(Cancellation.self, try row["cancellation"]).reason == .customer }
+        return Int(whole) + lines.count
     }
 
     /// Every rule that applies to `actor` doing `action`, in order, and the verdict.

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RescindAPI
 import RescindStorage
@@ -36,16 +35,15 @@ struct CaptureScheduler: Service {
     /// due first). An order whose capture saga failed waits for a person, and does not hold up the others.
     func startDueCaptures(now: Date) async throws {
         let due = try await service.database.read { db in
-            try String.fetchAll(
-                db,
-                sql: """
-                    SELECT id FROM orders
-                    WHERE capture_due_at IS NOT NULL AND capture_due_at <= ? AND status = 'open'
-                        AND NOT EXISTS (SELECT 1 FROM saga WHERE saga.order_id = orders.id
-                            AND saga.state IN ('running', 'compensating', 'failed'))
-                    ORDER BY capture_due_at LIMIT 100
-                    """,
-                arguments: [now])
+            try db.query(
+                """
+                SELECT id FROM orders
+                WHERE capture_due_at IS NOT NULL AND capture_due_at <= ? AND status = 'open'
+                    AND NOT EXISTS (SELECT 1 FROM saga WHERE saga.order_id = orders.id
+                        AND saga.state IN ('running', 'compensating', 'failed'))
+                ORDER BY capture_due_at LIMIT 100
+                """, [now]
+            ).map { try $0["id"] as String }
         }
         for id in due {
             guard let orderID = UUID(uuidString: id) else { continue }

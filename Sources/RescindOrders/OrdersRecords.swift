@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RescindAPI
 import RescindStorage
 import RescindWire
@@ -23,24 +22,26 @@ enum OrderStatus: String, Codable, Sendable {
     var isClosed: Bool { self == .cancelled || self == .fulfilled || self == .rejected }
 }
 
-struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
+struct OrderRecord: SQLRecord {
+    static let table = "orders"
+    static let primaryKey = ["id"]
+
     /// The order with id `id`, for a saga step: its absence is a bug, not a caller's mistake.
-    static func load(_ db: Database, _ id: UUID) throws -> OrderRecord {
-        let statement = try db.cachedStatement(sql: "SELECT * FROM orders WHERE id = ?")
-        guard let order = try fetchOne(statement, arguments: [id.uuidString]) else {
+    static func load(_ db: any SQLTransaction, _ id: UUID) throws -> OrderRecord {
+        guard let order = try db.find(OrderRecord.self, key: [id.uuidString]) else {
             throw RescindError.internalError("no order \(id)")
         }
         return order
     }
 
     /// The order with id `id`, for a caller who names it: `not_found` (naming a deletion if there was one).
-    static func existing(_ db: Database, _ id: UUID) throws -> OrderRecord {
+    static func existing(_ db: any SQLTransaction, _ id: UUID) throws -> OrderRecord {
         try existing(db, id.uuidString)
     }
 
-    static func existing(_ db: Database, _ id: String) throws -> OrderRecord {
-        if let record = try OrderRecord.fetchOne(db, key: id) { return record }
-        if let deleted = try DeletedOrderRecord.fetchOne(db, key: id) {
+    static func existing(_ db: any SQLTransaction, _ id: String) throws -> OrderRecord {
+        if let record = try db.find(OrderRecord.self, key: [id]) { return record }
+        if let deleted = try db.find(DeletedOrderRecord.self, key: [id]) {
             throw RescindError.notFound(
                 "order \(id) was deleted on \(deleted.deletedAt.formatted(.iso8601)) by \(deleted.deletedBy)",
                 reason: "order_deleted")
@@ -50,13 +51,13 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
 
     /// Changes an order in a saga step: `edit` changes it, then it is stamped `now` and written.
     @discardableResult
-    static func change(_ db: Database, _ id: UUID, at now: Date, _ edit: (inout OrderRecord) throws -> Void)
+    static func change(_ db: any SQLTransaction, _ id: UUID, at now: Date, _ edit: (inout OrderRecord) throws -> Void)
         throws -> OrderRecord
     {
         var order = try load(db, id)
         try edit(&order)
         order.updatedAt = now
-        try order.update(db)
+        try db.update(order)
         return order
     }
 
@@ -70,7 +71,6 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     /// The order's tags.
     var tagList: [String] { (try? JSON.decode([String].self, tags)) ?? [] }
 
-    static let databaseTableName = "orders"
     var id: String
     var customerEmail: String
     var status: OrderStatus
@@ -144,15 +144,11 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
         case updatedAt = "updated_at"
     }
 
-    enum Columns {
-        static let status = Column(CodingKeys.status)
-        static let createdAt = Column(CodingKeys.createdAt)
-        static let idempotencyKey = Column(CodingKeys.idempotencyKey)
-    }
 }
 
-struct OrderLineRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "order_line"
+struct OrderLineRecord: SQLRecord {
+    static let table = "order_line"
+    static let primaryKey = ["order_id", "line_no"]
     var orderID: String
     var lineNo: Int
     var sku: String
@@ -171,9 +167,8 @@ struct OrderLineRecord: Codable, FetchableRecord, PersistableRecord {
     }
 
     /// An order's lines in order.
-    static func of(_ db: Database, _ orderID: String) throws -> [OrderLineRecord] {
-        let statement = try db.cachedStatement(sql: "SELECT * FROM order_line WHERE order_id = ? ORDER BY line_no")
-        return try fetchAll(statement, arguments: [orderID])
+    static func of(_ db: any SQLTransaction, _ orderID: String) throws -> [OrderLineRecord] {
+        try db.fetchAll(OrderLineRecord.self, "SELECT * FROM order_line WHERE order_id = ? ORDER BY line_no", [orderID])
     }
 
     enum CodingKeys: String, CodingKey {
@@ -183,14 +178,11 @@ struct OrderLineRecord: Codable, FetchableRecord, PersistableRecord {
         case unitPrice = "unit_price"
     }
 
-    enum Columns {
-        static let orderID = Column(CodingKeys.orderID)
-        static let lineNo = Column(CodingKeys.lineNo)
-    }
 }
 
-struct SagaRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "saga"
+struct SagaRecord: SQLRecord {
+    static let table = "saga"
+    static let primaryKey = ["id"]
     var id: String
     var kind: Saga.Kind
     var orderID: String
@@ -240,18 +232,9 @@ struct SagaRecord: Codable, FetchableRecord, PersistableRecord {
         case updatedAt = "updated_at"
     }
 
-    enum Columns {
-        static let kind = Column(CodingKeys.kind)
-        static let state = Column(CodingKeys.state)
-        static let orderID = Column(CodingKeys.orderID)
-        static let nextAttemptAt = Column(CodingKeys.nextAttemptAt)
-        static let requestKey = Column(CodingKeys.requestKey)
-        static let createdAt = Column(CodingKeys.createdAt)
-    }
-
     /// The saga with id `id`, if there is one.
-    static func find(_ db: Database, _ id: String) throws -> SagaRecord? {
-        try fetchOne(db.cachedStatement(sql: "SELECT * FROM saga WHERE id = ?"), arguments: [id])
+    static func find(_ db: any SQLTransaction, _ id: String) throws -> SagaRecord? {
+        try db.find(SagaRecord.self, key: [id])
     }
 
     var error: RescindErrorSummary? {
@@ -264,8 +247,9 @@ struct SagaRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
-struct SagaStepRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "saga_step"
+struct SagaStepRecord: SQLRecord {
+    static let table = "saga_step"
+    static let primaryKey = ["saga_id", "seq"]
     var sagaID: String
     var seq: Int
     var name: String
@@ -291,13 +275,6 @@ struct SagaStepRecord: Codable, FetchableRecord, PersistableRecord {
         case finishedAt = "finished_at"
     }
 
-    enum Columns {
-        static let sagaID = Column(CodingKeys.sagaID)
-        static let seq = Column(CodingKeys.seq)
-        static let name = Column(CodingKeys.name)
-        static let direction = Column(CodingKeys.direction)
-    }
-
     var api: Saga.Step {
         Saga.Step(
             seq: seq, name: name, direction: direction, status: status, attempt: attempt,
@@ -308,8 +285,9 @@ struct SagaStepRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
-struct CancellationRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "cancellation"
+struct CancellationRecord: SQLRecord {
+    static let table = "cancellation"
+    static let primaryKey = ["order_id"]
     var orderID: String
     var sagaID: String
     var reason: CancelReason
@@ -362,8 +340,9 @@ extension CancellationRecord {
 }
 
 /// A cancellation of some of an order's lines.
-struct LineCancellationRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "line_cancellation"
+struct LineCancellationRecord: SQLRecord {
+    static let table = "line_cancellation"
+    static let primaryKey = ["saga_id"]
     var sagaID: String
     var orderID: String
     var refunded: Int64
@@ -382,7 +361,7 @@ struct LineCancellationRecord: Codable, FetchableRecord, PersistableRecord {
     }
 
     /// An order's cancellations of some lines, oldest first; `nil` for none.
-    static func of(_ db: Database, _ orderID: String) throws -> [Cancellation]? {
+    static func of(_ db: any SQLTransaction, _ orderID: String) throws -> [Cancellation]? {
         try JSON.decodeAll(
             db, "SELECT cancellation FROM line_cancellation WHERE order_id = ? ORDER BY cancelled_at, saga_id",
             orderID)
@@ -390,8 +369,9 @@ struct LineCancellationRecord: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// An edit of an order (`orders.edit`).
-struct OrderEditRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "order_edit"
+struct OrderEditRecord: SQLRecord {
+    static let table = "order_edit"
+    static let primaryKey = ["saga_id"]
     var sagaID: String
     var orderID: String
     var refunded: Int64
@@ -406,22 +386,23 @@ struct OrderEditRecord: Codable, FetchableRecord, PersistableRecord {
     }
 
     /// An order's edits, oldest first; `nil` for none.
-    static func of(_ db: Database, _ orderID: String) throws -> [OrderEdit]? {
+    static func of(_ db: any SQLTransaction, _ orderID: String) throws -> [OrderEdit]? {
         try JSON.decodeAll(db, "SELECT edit FROM order_edit WHERE order_id = ? ORDER BY at, saga_id", orderID)
     }
 }
 
 extension JSON {
     /// The JSON texts that `sql` (a cached statement with one argument, `orderID`) reads, decoded; `nil` for none.
-    static func decodeAll<T: Decodable>(_ db: Database, _ sql: String, _ orderID: String) throws -> [T]? {
-        let texts = try String.fetchAll(db.cachedStatement(sql: sql), arguments: [orderID])
+    static func decodeAll<T: Decodable>(_ db: any SQLTransaction, _ sql: String, _ orderID: String) throws -> [T]? {
+        let texts = try db.query(sql, [orderID]).map { try $0.values[0] }.compactMap { String(sqlValue: $0) }
         return texts.isEmpty ? nil : try texts.map { try decode(T.self, $0) }
     }
 }
 
 /// A customer's request to cancel, in a store that approves cancellations first.
-struct CancelRequestRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "cancel_request"
+struct CancelRequestRecord: SQLRecord {
+    static let table = "cancel_request"
+    static let primaryKey = ["order_id"]
     var orderID: String
     var state: String
     var note: String?
@@ -452,8 +433,10 @@ struct CancelRequestRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
-struct OutboxRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "outbox"
+struct OutboxRecord: SQLRecord {
+    static let table = "outbox"
+    static let primaryKey = ["id"]
+    static let generated = ["id"]
     var id: Int64?
     var orderID: String
     var kind: String
@@ -474,15 +457,21 @@ struct OutboxRecord: Codable, FetchableRecord, PersistableRecord {
         case lastError = "last_error"
     }
 
-    mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
+    /// A message's payload without the customer's order-status link (kept only until it is delivered).
+    static func withoutStatusLink(_ payload: String) -> String {
+        guard var object = (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any],
+            object.removeValue(forKey: "status_link") != nil,
+            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        else { return payload }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 
 /// What is left of a deleted order in Orders: who deleted it and when, and the idempotency key it was placed
 /// with, so that a late repeat of that placement is refused instead of placing the order again.
-struct DeletedOrderRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "deleted_order"
+struct DeletedOrderRecord: SQLRecord {
+    static let table = "deleted_order"
+    static let primaryKey = ["order_id"]
     var orderID: String
     var source: String
     var idempotencyKey: String?
@@ -497,10 +486,6 @@ struct DeletedOrderRecord: Codable, FetchableRecord, PersistableRecord {
         case deletedAt = "deleted_at"
     }
 
-    enum Columns {
-        static let idempotencyKey = Column(CodingKeys.idempotencyKey)
-    }
-
     var api: DeletedOrder {
         DeletedOrder(
             orderID: UUID(uuidString: orderID) ?? UUID(), source: Order.Source(source), deletedBy: deletedBy,
@@ -509,8 +494,9 @@ struct DeletedOrderRecord: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// A refund made by `orders.refund`, with why and who.
-struct OrderRefundRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "order_refund"
+struct OrderRefundRecord: SQLRecord {
+    static let table = "order_refund"
+    static let primaryKey = ["saga_id"]
     var sagaID: String
     var orderID: String
     var amount: Int64

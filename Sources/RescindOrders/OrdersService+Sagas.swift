@@ -1,7 +1,7 @@
 import Foundation
-import GRDB
 import Logging
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// The operator's controls over sagas: retry and settle a failed saga, and what `health` says about them.
@@ -12,7 +12,7 @@ extension OrdersService {
         let id = sagaID.uuidString
         let defaults = runner.defaultRetry
         let resumed = try await database.write { db in
-            var loaded = try SagaStore.load(db, id, registry: runner.registry, defaults: defaults)
+            var loaded = try SagaStore.load(db, id, registry: self.runner.registry, defaults: defaults)
             try Self.requireFailed(loaded.record)
             let action = try loaded.machine.handle(.operatorRetry, plan: loaded.plan)
             if case .perform = action {
@@ -49,7 +49,7 @@ extension OrdersService {
         let id = request.sagaID.uuidString
         let defaults = runner.defaultRetry
         let settled = try await database.write { db in
-            var loaded = try SagaStore.load(db, id, registry: runner.registry, defaults: defaults)
+            var loaded = try SagaStore.load(db, id, registry: self.runner.registry, defaults: defaults)
             try Self.requireFailed(loaded.record)
             let now = Date()
             let info = LocalStepInfo(sagaID: id, orderID: loaded.record.orderID, error: loaded.record.error, now: now)
@@ -60,12 +60,13 @@ extension OrdersService {
             loaded.record.settledAs = request.outcome
             loaded.record.settledNote = note
             try SagaStore.save(db, &loaded, now: now)
-            try SagaStepRecord(
-                sagaID: id, seq: try SagaStore.nextSeq(db, sagaID: id), name: "settle", direction: .forward,
-                status: .succeeded, attempt: 1,
-                idempotencyKey: nil, detail: "settled by \(person) as \(request.outcome): \(detail); \(note)",
-                startedAt: now, finishedAt: now
-            ).insert(db)
+            try db.insert(
+                SagaStepRecord(
+                    sagaID: id, seq: try SagaStore.nextSeq(db, sagaID: id), name: "settle", direction: .forward,
+                    status: .succeeded, attempt: 1,
+                    idempotencyKey: nil, detail: "settled by \(person) as \(request.outcome): \(detail); \(note)",
+                    startedAt: now, finishedAt: now
+                ))
             return try loaded.record.api(db)
         }
         (logger ?? self.logger).notice(
@@ -90,21 +91,26 @@ extension OrdersService {
         let stuckRunning = stuckRunning
         return try await database.read { db in
             SagaHealth(
-                failed: try SagaRecord.filter(SagaRecord.Columns.state == Saga.State.failed.rawValue).fetchCount(db),
-                stuck: try SagaRecord.filter(stuckRunning).fetchCount(db),
+                failed: Int(try db.scalar(Int64.self, "SELECT COUNT(*) FROM saga WHERE state = 'failed'") ?? 0),
+                stuck: Int(
+                    try db.scalar(
+                        Int64.self, "SELECT COUNT(*) FROM saga WHERE \(stuckRunning.sql)", stuckRunning.arguments)
+                        ?? 0),
                 stuckAfterSeconds: Int64(threshold)
             )
         }
     }
 
     /// Unfinished sagas older than the threshold.
-    private var stuckRunning: SQLExpression {
-        [Saga.State.running, .compensating].map(\.rawValue).contains(SagaRecord.Columns.state)
-            && SagaRecord.Columns.createdAt < Date().addingTimeInterval(-configuration.stuckAfterSeconds)
+    private var stuckRunning: (sql: String, arguments: SQLArguments) {
+        (
+            "(state IN ('running', 'compensating') AND created_at < ?)",
+            [Date().addingTimeInterval(-configuration.stuckAfterSeconds)]
+        )
     }
 
     /// What `sagas list --stuck` shows: failed sagas and those running too long.
-    var stuck: SQLExpression {
-        SagaRecord.Columns.state == Saga.State.failed.rawValue || stuckRunning
+    var stuck: (sql: String, arguments: SQLArguments) {
+        ("(state = 'failed' OR \(stuckRunning.sql))", stuckRunning.arguments)
     }
 }

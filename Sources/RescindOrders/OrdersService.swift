@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RescindAPI
 import RescindMail
@@ -75,7 +74,8 @@ public final class OrdersService: Sendable {
         }
     }
 
-    let database: DatabasePool
+    /// Orders' database: a SQLite file, or a PostgreSQL database its replicas share.
+    let database: any SQLDatabase
     let configuration: Configuration
     let store: StoreSettings
     let notifications: NotificationSettings
@@ -107,7 +107,7 @@ public final class OrdersService: Sendable {
         store: StoreSettings, notifications: NotificationSettings, crashPoint: CrashPoint?, logger: Logger,
         registry: SagaRegistry
     ) throws {
-        let database = try DatabaseOpener.open(path: databasePath, migrator: OrdersDatabase.migrator)
+        let database = try SQLiteDatabase(path: databasePath, migrator: OrdersDatabase.migrator)
         self.database = database
         self.configuration = configuration
         self.store = store
@@ -297,7 +297,7 @@ public final class OrdersService: Sendable {
     /// Releases an order held for its fraud risk; who and when are kept. A repeat changes nothing.
     /// - Throws: `not_found`.
     public func releaseHold(_ orderID: UUID, by person: Identity, logger: Logger? = nil) async throws -> Order {
-        let order = try await runner.writer.write { db in
+        let order = try await database.write { db in
             var record = try OrderRecord.existing(db, orderID)
             guard record.riskHeld else { return try Self.loadOrder(db, record.id) }
             let now = Date()
@@ -305,7 +305,7 @@ public final class OrdersService: Sendable {
             record.riskReleasedBy = person.rawValue
             record.riskReleasedAt = now
             record.updatedAt = now
-            try record.update(db)
+            try db.update(record)
             return try Self.loadOrder(db, record.id)
         }
         (logger ?? self.logger).info(
@@ -317,11 +317,11 @@ public final class OrdersService: Sendable {
     /// - Throws: `not_found`.
     public func rotateToken(_ orderID: UUID, logger: Logger? = nil) async throws -> Order {
         let token = SecretToken.generate()
-        let order = try await runner.writer.write { db in
+        let order = try await database.write { db in
             var record = try OrderRecord.existing(db, orderID)
             record.customerTokenHash = SecretToken.hash(token)
             record.customerTokenIssuedAt = Date()
-            try record.update(db)
+            try db.update(record)
             return try Self.loadOrder(db, record.id)
         }
         (logger ?? self.logger).info("customer token rotated", metadata: ["order_id": "\(orderID)"])
@@ -331,11 +331,11 @@ public final class OrdersService: Sendable {
     /// The order a customer token opens.
     /// - Throws: `not_found/unknown_token` for a token that opens no order (wrong, or rotated since);
     ///   `permission_denied/token_expired` for one older than the store's `customer_link_days`.
-    func customerOrder(_ db: Database, token: String, now: Date = Date()) throws -> OrderRecord {
+    func customerOrder(_ db: any SQLTransaction, token: String, now: Date = Date()) throws -> OrderRecord {
         let hash = SecretToken.hash(token)
-        let statement = try db.cachedStatement(sql: "SELECT * FROM orders WHERE customer_token_hash = ?")
         // Found by the token's hash, then compared in constant time: the lookup's timing says nothing of the token.
-        guard SecretToken.isWellFormed(token), let order = try OrderRecord.fetchOne(statement, arguments: [hash]),
+        guard SecretToken.isWellFormed(token),
+            let order = try db.fetchOne(OrderRecord.self, "SELECT * FROM orders WHERE customer_token_hash = ?", [hash]),
             let stored = order.customerTokenHash, SecretToken.equal(stored, hash)
         else {
             throw RescindError.notFound("this link opens no order", reason: "unknown_token")
@@ -354,7 +354,7 @@ public final class OrdersService: Sendable {
     }
 
     /// What the customer's rules look at, for the order a customer token opens, now.
-    func customerFacts(_ db: Database, token: String) throws -> CancellationPolicy.Facts {
+    func customerFacts(_ db: any SQLTransaction, token: String) throws -> CancellationPolicy.Facts {
         try CancellationPolicy.Facts.read(db, try customerOrder(db, token: token), store: store, now: Date())
     }
 
@@ -395,9 +395,9 @@ public final class OrdersService: Sendable {
             return (order.id, self.store.needsApproval(total: order.total))
         }
         if needsApproval {
-            let asked = try await runner.writer.write { db -> CancelRequest in
+            let asked = try await database.write { db -> CancelRequest in
                 let order = try self.customerOrder(db, token: request.token)
-                if let pending = try CancelRequestRecord.fetchOne(db, key: order.id), pending.state == "pending" {
+                if let pending = try db.find(CancelRequestRecord.self, key: [order.id]), pending.state == "pending" {
                     return pending.api
                 }
                 let facts = try CancellationPolicy.Facts.read(db, order, store: self.store, now: Date())
@@ -408,10 +408,10 @@ public final class OrdersService: Sendable {
                 let record = CancelRequestRecord(
                     orderID: order.id, state: "pending", note: request.note,
                     lines: try request.lines.map { try JSON.encode($0) }, requestedAt: now)
-                try record.save(db)
+                try db.upsert(record)
                 try Self.notify(db, order, kind: "cancellation_requested", note: request.note, at: now)
                 // As stored (to the millisecond), so that a repeat answers exactly the same.
-                return try CancelRequestRecord.fetchOne(db, key: order.id)?.api ?? record.api
+                return try db.find(CancelRequestRecord.self, key: [order.id])?.api ?? record.api
             }
             (logger ?? self.logger).info("cancellation requested", metadata: ["order_id": "\(orderID)"])
             return CustomerCancelResult(
@@ -466,8 +466,9 @@ public final class OrdersService: Sendable {
     public func requests(_ request: ListRequestsRequest) async throws -> CancelRequestList {
         let limit = min(max(request.limit ?? 100, 1), 1000)
         return try await database.read { db in
-            let records = try CancelRequestRecord.filter(Column("state") == (request.state ?? .pending).rawValue)
-                .order(Column("requested_at")).limit(limit).fetchAll(db)
+            let records = try db.fetchAll(
+                CancelRequestRecord.self, "SELECT * FROM cancel_request WHERE state = ? ORDER BY requested_at LIMIT ?",
+                [(request.state ?? .pending).rawValue, limit])
             return CancelRequestList(requests: records.map(\.api))
         }
     }
@@ -480,7 +481,7 @@ public final class OrdersService: Sendable {
         -> CancelAccepted
     {
         let asked = try await database.read { db in
-            try CancelRequestRecord.fetchOne(db, key: request.orderID.uuidString)
+            try db.find(CancelRequestRecord.self, key: [request.orderID.uuidString])
         }
         guard let asked else {
             throw RescindError.notFound("order \(request.orderID) has no cancellation request", reason: "no_request")
@@ -499,7 +500,7 @@ public final class OrdersService: Sendable {
             idempotencyKey: "request-approve-\(asked.orderID)-\(asked.requestedAt.timeIntervalSince1970)",
             rawRequest: [], logger: logger, as: .staff
         ) { db, sagaID in
-            guard var record = try CancelRequestRecord.fetchOne(db, key: asked.orderID), record.state == "pending"
+            guard var record = try db.find(CancelRequestRecord.self, key: [asked.orderID]), record.state == "pending"
             else { return }
             let now = Date()
             record.state = "approved"
@@ -507,7 +508,7 @@ public final class OrdersService: Sendable {
             record.decidedAt = now
             record.decisionNote = note
             record.sagaID = sagaID
-            try record.update(db)
+            try db.update(record)
             try Self.notify(
                 db, try OrderRecord.load(db, request.orderID), kind: "cancellation_approved", note: note, at: now)
         }
@@ -525,8 +526,8 @@ public final class OrdersService: Sendable {
             throw RescindError.invalidArgument(
                 "say why in 1 to 255 characters: the customer reads it", reason: "note_required")
         }
-        let order = try await runner.writer.write { db in
-            guard var record = try CancelRequestRecord.fetchOne(db, key: request.orderID.uuidString) else {
+        let order = try await database.write { db in
+            guard var record = try db.find(CancelRequestRecord.self, key: [request.orderID.uuidString]) else {
                 throw RescindError.notFound(
                     "order \(request.orderID) has no cancellation request", reason: "no_request")
             }
@@ -541,7 +542,7 @@ public final class OrdersService: Sendable {
             record.decidedBy = person.rawValue
             record.decidedAt = now
             record.decisionNote = note
-            try record.update(db)
+            try db.update(record)
             try Self.notify(
                 db, try OrderRecord.load(db, request.orderID), kind: "cancellation_declined", note: note, at: now)
             return try Self.loadOrder(db, record.orderID)
@@ -552,7 +553,8 @@ public final class OrdersService: Sendable {
     }
 
     /// Queues a message for the order's customer.
-    static func notify(_ db: Database, _ order: OrderRecord, kind: String, note: String?, at now: Date) throws {
+    static func notify(_ db: any SQLTransaction, _ order: OrderRecord, kind: String, note: String?, at now: Date) throws
+    {
         struct Notice: Encodable {
             var orderID: String
             var customerEmail: String
@@ -564,11 +566,12 @@ public final class OrdersService: Sendable {
                 case customerEmail = "customer_email"
             }
         }
-        try OutboxRecord(
-            id: nil, orderID: order.id, kind: kind,
-            payload: try JSON.encode(Notice(orderID: order.id, customerEmail: order.customerEmail, note: note)),
-            createdAt: now, deliveredAt: nil
-        ).insert(db)
+        try db.insert(
+            OutboxRecord(
+                id: nil, orderID: order.id, kind: kind,
+                payload: try JSON.encode(Notice(orderID: order.id, customerEmail: order.customerEmail, note: note)),
+                createdAt: now, deliveredAt: nil
+            ))
     }
 
     private var placeTimeout: Duration { .seconds(configuration.placeTimeoutSeconds) }
@@ -578,7 +581,9 @@ public final class OrdersService: Sendable {
         try await database.read { db in
             let order = try Self.loadOrder(db, id)
             if order.status == .rejected,
-                let saga = try SagaRecord.filter(SagaRecord.Columns.orderID == id).fetchOne(db),
+                let saga = try db.fetchOne(
+                    SagaRecord.self, "SELECT * FROM saga WHERE order_id = ? AND kind = ?",
+                    [id, Saga.Kind.placeOrder.rawValue]),
                 let code = saga.errorCode
             {
                 throw RescindError(
@@ -612,7 +617,7 @@ public final class OrdersService: Sendable {
     /// runs in the transaction that starts a new saga, with its id.
     func cancel(
         _ request: CancelOrderRequest, idempotencyKey: String?, rawRequest: [UInt8], logger: Logger?,
-        as actor: CancellationPolicy.Actor, started: (@Sendable (Database, String) throws -> Void)? = nil
+        as actor: CancellationPolicy.Actor, started: (@Sendable (any SQLTransaction, String) throws -> Void)? = nil
     ) async throws -> CancelAccepted {
         let saga = try await start(
             CancelOrderSaga.self, .init(cancel: request, actor: actor), idempotencyKey: idempotencyKey,
@@ -723,14 +728,14 @@ public final class OrdersService: Sendable {
     /// Adds and removes an order's tags. A repeat changes nothing.
     /// - Throws: `not_found`; `invalid_argument/bad_tag` (not an identifier, or more than 20 in all).
     public func tag(_ request: TagOrderRequest, logger: Logger? = nil) async throws -> Order {
-        let order = try await runner.writer.write { db in
+        let order = try await database.write { db in
             var record = try OrderRecord.existing(db, request.orderID)
             let removed = Set(request.remove ?? [])
             let tags = try OrderRecord.tags(record.tagList.filter { !removed.contains($0) } + (request.add ?? []))
             guard tags != record.tagList else { return try Self.loadOrder(db, record.id) }
             record.tags = try JSON.encode(tags)
             record.updatedAt = Date()
-            try record.update(db)
+            try db.update(record)
             return try Self.loadOrder(db, record.id)
         }
         (logger ?? self.logger).info(
@@ -750,7 +755,7 @@ public final class OrdersService: Sendable {
                 "no fulfilment progress \(progress); one of \(FulfilmentProgress.known.map(\.rawValue).joined(separator: ", "))",
                 reason: "unknown_progress")
         }
-        let order = try await runner.writer.write { db in
+        let order = try await database.write { db in
             var record = try OrderRecord.existing(db, request.orderID)
             guard record.fulfilmentInProgress != request.inProgress?.rawValue else {
                 return try Self.loadOrder(db, record.id)
@@ -762,7 +767,7 @@ public final class OrdersService: Sendable {
             }
             record.fulfilmentInProgress = request.inProgress?.rawValue
             record.updatedAt = Date()
-            try record.update(db)
+            try db.update(record)
             return try Self.loadOrder(db, record.id)
         }
         (logger ?? self.logger).info(
@@ -819,7 +824,7 @@ public final class OrdersService: Sendable {
             let now = Date()
             record.archivedAt = now
             record.updatedAt = now
-            try record.update(db)
+            try db.update(record)
             return try Self.loadOrder(db, record.id)
         }
         (logger ?? self.logger).info("order archived", metadata: ["order_id": "\(orderID)"])
@@ -834,7 +839,7 @@ public final class OrdersService: Sendable {
             guard record.archivedAt != nil else { return try Self.loadOrder(db, record.id) }
             record.archivedAt = nil
             record.updatedAt = Date()
-            try record.update(db)
+            try db.update(record)
             return try Self.loadOrder(db, record.id)
         }
         (logger ?? self.logger).info("order unarchived", metadata: ["order_id": "\(orderID)"])
@@ -850,7 +855,7 @@ public final class OrdersService: Sendable {
     public func delete(_ orderID: UUID, by person: Identity, logger: Logger? = nil) async throws -> DeletedOrder {
         let id = orderID.uuidString
         let deleted = try await database.write { db -> DeletedOrder in
-            if let deleted = try DeletedOrderRecord.fetchOne(db, key: id) { return deleted.api }
+            if let deleted = try db.find(DeletedOrderRecord.self, key: [id]) { return deleted.api }
             let record = try OrderRecord.existing(db, orderID)
             let source = Order.Source(record.source)
             guard source.isDeletable else {
@@ -865,28 +870,26 @@ public final class OrdersService: Sendable {
             }
             try SagaStore.refuseWhileBusy(db, record.id)
             let unsent =
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM outbox WHERE order_id = ? AND delivered_at IS NULL", arguments: [id])
+                try db.scalar(
+                    Int64.self, "SELECT COUNT(*) FROM outbox WHERE order_id = ? AND delivered_at IS NULL", [id])
                 ?? 0
             guard unsent == 0 else {
                 throw RescindError(
                     .unavailable, "order \(orderID)'s customer notification is still being sent; try again in a moment",
                     reason: "notification_pending", retryable: true)
             }
-            let sagas = SagaRecord.filter(SagaRecord.Columns.orderID == id)
-            try db.execute(
-                sql: "DELETE FROM saga_step WHERE saga_id IN (SELECT id FROM saga WHERE order_id = ?)", arguments: [id])
-            try CancellationRecord.deleteAll(db, keys: [id])
-            try db.execute(sql: "DELETE FROM outbox WHERE order_id = ?", arguments: [id])
-            try db.execute(sql: "DELETE FROM order_refund WHERE order_id = ?", arguments: [id])
-            try sagas.deleteAll(db)
-            try record.delete(db)  // its lines go with it (ON DELETE CASCADE)
+            try db.execute("DELETE FROM saga_step WHERE saga_id IN (SELECT id FROM saga WHERE order_id = ?)", [id])
+            try db.delete(CancellationRecord.self, key: [id])
+            try db.execute("DELETE FROM outbox WHERE order_id = ?", [id])
+            try db.execute("DELETE FROM order_refund WHERE order_id = ?", [id])
+            try db.execute("DELETE FROM saga WHERE order_id = ?", [id])
+            try db.delete(OrderRecord.self, key: [id])  // its lines go with it (ON DELETE CASCADE)
             let tombstone = DeletedOrderRecord(
                 orderID: id, source: record.source, idempotencyKey: record.idempotencyKey,
                 deletedBy: person.rawValue, deletedAt: Date())
-            try tombstone.insert(db)
+            try db.insert(tombstone)
             // As stored (to the millisecond), so that a repeat answers exactly the same.
-            return try DeletedOrderRecord.fetchOne(db, key: id)?.api ?? tombstone.api
+            return try db.find(DeletedOrderRecord.self, key: [id])?.api ?? tombstone.api
         }
         (logger ?? self.logger).info(
             "order deleted", metadata: ["order_id": "\(orderID)", "peer": "\(person.rawValue)"])
@@ -905,31 +908,35 @@ public final class OrdersService: Sendable {
     public func list(_ request: ListOrdersRequest) async throws -> OrderList {
         let limit = min(max(request.limit ?? 100, 1), 1000)
         return try await database.read { db in
-            var query = OrderRecord.all()
-            query = query.filter(request.archived == true ? Column("archived_at") != nil : Column("archived_at") == nil)
+            var filters = [request.archived == true ? "archived_at IS NOT NULL" : "archived_at IS NULL"]
+            var arguments: SQLArguments = []
             if let status = request.status {
                 guard let known = OrderStatus(rawValue: status.rawValue) else {
                     throw RescindError.invalidArgument("no order status \(status)", reason: "unknown_status")
                 }
                 let stored: [OrderStatus] = known == .open ? [.open, .fulfilling] : [known]
-                query = query.filter(stored.map(\.rawValue).contains(OrderRecord.Columns.status))
+                filters.append("status IN (" + stored.map { _ in "?" }.joined(separator: ", ") + ")")
+                arguments += stored.map(\.rawValue)
             }
-            let ids = try query.order(OrderRecord.Columns.createdAt.desc).limit(limit).fetchAll(db).map(\.id)
+            let ids = try db.query(
+                "SELECT id FROM orders WHERE " + filters.joined(separator: " AND ")
+                    + " ORDER BY created_at DESC LIMIT \(limit)", arguments
+            ).map { try $0["id"] as String }
             return OrderList(orders: try ids.map { try Self.loadOrder(db, $0) })
         }
     }
 
-    static func loadOrder(_ db: Database, _ id: String) throws -> Order {
+    static func loadOrder(_ db: any SQLTransaction, _ id: String) throws -> Order {
         let record = try OrderRecord.existing(db, id)
         let lines = try OrderLineRecord.of(db, id)
-        let cancellation = try CancellationRecord.fetchOne(db, key: id)
-        let request = try CancelRequestRecord.fetchOne(db, key: id)?.api
+        let cancellation = try db.find(CancellationRecord.self, key: [id])
+        let request = try db.find(CancelRequestRecord.self, key: [id])?.api
         // Open with a request waiting for staff: the customer and staff see `cancel_requested`.
         let status = record.status.api == .open && request?.state == .pending ? .cancelRequested : record.status.api
-        let failed = try SagaRecord.filter(SagaRecord.Columns.orderID == id)
-            .filter(SagaRecord.Columns.state == Saga.State.compensated.rawValue)
-            .filter(Column("kind") == Saga.Kind.cancelOrder.rawValue)
-            .order(SagaRecord.Columns.createdAt).fetchAll(db)
+        let failed = try db.fetchAll(
+            SagaRecord.self,
+            "SELECT * FROM saga WHERE order_id = ? AND state = 'compensated' AND kind = ? ORDER BY created_at",
+            [id, Saga.Kind.cancelOrder.rawValue])
         return Order(
             id: UUID(uuidString: record.id) ?? UUID(), customerEmail: record.customerEmail, status: status,
             currency: record.currency, totalMinor: record.total, amountRefundedMinor: record.amountRefunded,
@@ -945,15 +952,14 @@ public final class OrdersService: Sendable {
             },
             source: Order.Source(record.source), archivedAt: record.archivedAt, captureDueAt: record.captureDueAt,
             refunds: try {
-                let statement = try db.cachedStatement(sql: "SELECT * FROM order_refund WHERE order_id = ? ORDER BY at")
-                let refunds = try OrderRefundRecord.fetchAll(statement, arguments: [id])
+                let refunds = try db.fetchAll(
+                    OrderRefundRecord.self, "SELECT * FROM order_refund WHERE order_id = ? ORDER BY at", [id])
                 return refunds.isEmpty ? nil : refunds.map(\.api)
             }(),
             reorderOf: record.reorderOf.flatMap(UUID.init(uuidString:)),
             reorders: try {
-                let statement = try db.cachedStatement(
-                    sql: "SELECT id FROM orders WHERE reorder_of = ? ORDER BY created_at")
-                let ids = try String.fetchAll(statement, arguments: [id])
+                let ids = try db.query("SELECT id FROM orders WHERE reorder_of = ? ORDER BY created_at", [id])
+                    .map { try $0["id"] as String }
                 return ids.isEmpty ? nil : ids.compactMap(UUID.init(uuidString:))
             }(),
             fulfilmentInProgress: record.fulfilmentInProgress.map(FulfilmentProgress.init(rawValue:)),
@@ -969,11 +975,24 @@ public final class OrdersService: Sendable {
     public func sagas(_ request: ListSagasRequest) async throws -> SagaList {
         let limit = min(max(request.limit ?? 100, 1), 1000)
         return try await database.read { db in
-            var query = SagaRecord.all()
-            if let orderID = request.orderID { query = query.filter(SagaRecord.Columns.orderID == orderID.uuidString) }
-            if let state = request.state { query = query.filter(SagaRecord.Columns.state == state.rawValue) }
-            if request.stuck == true { query = query.filter(self.stuck) }
-            let sagas = try query.order(SagaRecord.Columns.createdAt.desc).limit(limit).fetchAll(db)
+            var filters: [String] = []
+            var arguments: SQLArguments = []
+            if let orderID = request.orderID {
+                filters.append("order_id = ?")
+                arguments.append(orderID.uuidString)
+            }
+            if let state = request.state {
+                filters.append("state = ?")
+                arguments.append(state.rawValue)
+            }
+            if request.stuck == true {
+                filters.append(self.stuck.sql)
+                arguments += self.stuck.arguments
+            }
+            let sagas = try db.fetchAll(
+                SagaRecord.self,
+                "SELECT * FROM saga" + (filters.isEmpty ? "" : " WHERE " + filters.joined(separator: " AND "))
+                    + " ORDER BY created_at DESC LIMIT \(limit)", arguments)
             return SagaList(sagas: try sagas.map { try $0.api(db) })
         }
     }

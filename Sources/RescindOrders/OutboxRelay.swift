@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import GRDB
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -196,7 +195,7 @@ struct WebhookSink: NotificationSink {
 /// marked delivered after every sink took it, so a crash in between delivers it again (receivers deduplicate
 /// by `id`).
 struct OutboxRelay: Service {
-    let database: DatabasePool
+    let database: any SQLDatabase
     let sinks: [any NotificationSink]
     let maxBackoff: Double
     let logger: Logger
@@ -228,14 +227,18 @@ struct OutboxRelay: Service {
     /// One pass over the messages not delivered yet, oldest first.
     func deliverDue(now: Date = Date()) async throws {
         let pending = try await database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT outbox.*, orders.status AS order_status, orders.language AS order_language
-                    FROM outbox JOIN orders ON orders.id = outbox.order_id
-                    WHERE outbox.delivered_at IS NULL ORDER BY outbox.id LIMIT 500
-                    """
-            ).map { (try OutboxRecord(row: $0), $0["order_status"] as String, $0["order_language"] as String?) }
+            try db.query(
+                """
+                SELECT outbox.*, orders.status AS order_status, orders.language AS order_language
+                FROM outbox JOIN orders ON orders.id = outbox.order_id
+                WHERE outbox.delivered_at IS NULL ORDER BY outbox.id LIMIT 500
+                """
+            ).map { row in
+                (
+                    try db.record(OutboxRecord.self, row), try row["order_status"] as String,
+                    try row["order_language"] as String?
+                )
+            }
         }
         var waiting: Set<String> = []
         // Marked delivered together at the end of the pass, once every sink made them durable: one fsync of the
@@ -251,12 +254,13 @@ struct OutboxRelay: Service {
                 continue
             }
             if status == "rejected", message.kind == "order_confirmed" || message.kind == "reorder_placed" {
-                try await database.write { db in
+                let payload = OutboxRecord.withoutStatusLink(message.payload)
+                _ = try await database.write { db in
                     try db.execute(
-                        sql: """
-                            UPDATE outbox SET delivered_at = ?, payload = json_remove(payload, '$.status_link'),
-                                last_error = 'not sent: the order was not placed' WHERE id = ?
-                            """, arguments: [Date(), message.id])
+                        """
+                        UPDATE outbox SET delivered_at = ?, payload = ?, last_error = 'not sent: the order was not placed'
+                        WHERE id = ?
+                        """, [Date(), payload, message.id])
                 }
                 continue
             }
@@ -275,10 +279,10 @@ struct OutboxRelay: Service {
                 waiting.insert(message.orderID)
                 let attempts = message.attempts + 1
                 let delay = retry.delay(afterAttempt: attempts, sample: Double.random(in: 0..<1))
-                try await database.write { db in
+                _ = try await database.write { db in
                     try db.execute(
-                        sql: "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                        arguments: [attempts, now.addingTimeInterval(delay.seconds), "\(error)", id])
+                        "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                        [attempts, now.addingTimeInterval(delay.seconds), "\(error)", id])
                 }
                 logger.warning(
                     "notification not delivered; will retry",
@@ -293,13 +297,12 @@ struct OutboxRelay: Service {
         let done = delivered
         try await database.write { db in
             // Delivered: the order-status link leaves the database with it.
-            let statement = try db.cachedStatement(
-                sql: """
-                    UPDATE outbox SET delivered_at = ?, last_error = NULL, payload = json_remove(payload, '$.status_link')
-                    WHERE id = ?
-                    """)
             let at = Date()
-            for message in done { try statement.execute(arguments: [at, message.id]) }
+            for message in done {
+                try db.execute(
+                    "UPDATE outbox SET delivered_at = ?, last_error = NULL, payload = ? WHERE id = ?",
+                    [at, OutboxRecord.withoutStatusLink(message.payload), message.id])
+            }
         }
         for message in done {
             logger.info(

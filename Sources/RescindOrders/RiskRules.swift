@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 
 /// The store's fraud-risk rules, as a placement saga carries them from its start: each rule that applies
 /// raises the order's level and says why; an order at or above the store's hold level is held.
@@ -29,7 +29,7 @@ struct RiskRules: Codable, Sendable, Hashable {
     /// The order's risk: the processor's screening of the card (`elevated`: medium, `highest`: high), its
     /// issuer's failed address check (medium), the card used before by a customer with another email address
     /// (medium), a total above the store's threshold (medium), a customer who cancelled often lately (medium).
-    func assess(_ db: Database, _ order: OrderRecord, card: Card, now: Date) throws -> RiskAssessment {
+    func assess(_ db: any SQLTransaction, _ order: OrderRecord, card: Card, now: Date) throws -> RiskAssessment {
         var level = RiskAssessment.Level.low
         var reasons: [String] = []
         func raise(to raised: RiskAssessment.Level, _ why: String) {
@@ -63,13 +63,13 @@ struct RiskRules: Codable, Sendable, Hashable {
 
     /// Whether an order paid with the card `fingerprint` has another customer email: two seeks of
     /// `orders_by_card_fingerprint`, below and above the email, whatever the card's history.
-    static func cardUsed(_ db: Database, _ fingerprint: String, byOtherThan email: String) throws -> Bool {
-        try Bool.fetchOne(
-            db,
-            sql: """
-                SELECT EXISTS (SELECT 1 FROM orders WHERE card_fingerprint = ?1 AND customer_email < ?2)
-                    OR EXISTS (SELECT 1 FROM orders WHERE card_fingerprint = ?1 AND customer_email > ?2)
-                """,
-            arguments: [fingerprint, email]) ?? false
+    static func cardUsed(_ db: any SQLTransaction, _ fingerprint: String, byOtherThan email: String) throws -> Bool {
+        try db.scalar(
+            Int64.self,
+            """
+            SELECT
+                (SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE card_fingerprint = ? AND customer_email < ? LIMIT 1) b)
+                + (SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE card_fingerprint = ? AND customer_email > ? LIMIT 1) a)
+            """, [fingerprint, email, fingerprint, email]) ?? 0 > 0
     }
 }

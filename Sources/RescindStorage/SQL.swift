@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import RescindWire
 
 /// The SQL a daemon's storage layer speaks, whatever holds the data: SQLite through GRDB (the embedded default) or
 /// PostgreSQL through postgres-nio. A daemon's store writes its statements once, with `?` placeholders, in the
@@ -101,6 +103,24 @@ public enum SQLError: Error, CustomStringConvertible, Sendable {
         case .badValue(let column, let value, let expected): "column \(column) holds \(value), not \(expected)"
         case .database(let state, let message): "database error \(state): \(message)"
         }
+    }
+}
+
+/// What a storage error means to a caller.
+public enum StorageFailure {
+    /// Whether `error` came from the database (GRDB's, an `SQLError`, or a PostgreSQL server out of reach) rather
+    /// than from what the transaction decided.
+    public static func isStorage(_ error: any Error) -> Bool {
+        if error is DatabaseError || error is SQLError { return true }
+        return (error as? RescindError)?.reason == "database_unavailable"
+    }
+
+    /// Whether trying the same transaction again may succeed: SQLite busy or locked, PostgreSQL out of reach.
+    public static func isTransient(_ error: any Error) -> Bool {
+        if let error = error as? DatabaseError {
+            return error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+        }
+        return (error as? RescindError)?.reason == "database_unavailable"
     }
 }
 

@@ -25,6 +25,11 @@ extension SQLTransaction {
         try queryOne(sql, arguments).map { try R(from: SQLRowDecoder(row: $0)) }
     }
 
+    /// A row of a query (with columns of its own besides, say) as a record.
+    public func record<R: SQLRecord>(_ type: R.Type, _ row: SQLRow) throws -> R {
+        try R(from: SQLRowDecoder(row: row))
+    }
+
     /// The record with this primary key (in `R.primaryKey`'s order).
     public func find<R: SQLRecord>(_ type: R.Type, key: SQLArguments) throws -> R? {
         let condition = R.primaryKey.map { "\($0) = ?" }.joined(separator: " AND ")

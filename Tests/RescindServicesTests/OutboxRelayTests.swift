@@ -33,24 +33,23 @@ import Testing
     @Test func aFailedFlushDeliversThePassAgainAndTheNextMarksIt() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("relay-\(UUID().uuidString).sqlite")
         defer { try? FileManager.default.removeItem(at: path) }
-        let database = try DatabaseOpener.open(path: path.path, migrator: OrdersDatabase.migrator)
+        let database = try SQLiteDatabase(path: path.path, migrator: OrdersDatabase.migrator)
         let now = Date()
         let orderID = UUID().uuidString
         try await database.write { db in
-            try OrderRecord(
-                id: orderID, customerEmail: "ada@example.com", status: .open, currency: "EUR", total: 1_000,
-                amountRefunded: 0, paymentStatus: "captured", cardLast4: "4242", rejection: nil, idempotencyKey: nil,
-                request: nil, createdAt: now, updatedAt: now, source: "online_store", archivedAt: nil,
-                captureDueAt: nil, reorderOf: nil
-            ).insert(db)
+            try db.insert(
+                OrderRecord(
+                    id: orderID, customerEmail: "ada@example.com", status: .open, currency: "EUR", total: 1_000,
+                    amountRefunded: 0, paymentStatus: "captured", cardLast4: "4242", rejection: nil,
+                    idempotencyKey: nil, request: nil, createdAt: now, updatedAt: now, source: "online_store",
+                    archivedAt: nil, captureDueAt: nil, reorderOf: nil))
             for (kind, payload) in [
                 ("order_confirmed", #"{"status_link": "https://shop.example.com/o/secret"}"#),
                 ("order_cancelled", #"{"refunded": 1000}"#),
             ] {
-                try OutboxRecord(
-                    id: nil, orderID: orderID, kind: kind, payload: payload, createdAt: now, deliveredAt: nil
-                )
-                .insert(db)
+                try db.insert(
+                    OutboxRecord(
+                        id: nil, orderID: orderID, kind: kind, payload: payload, createdAt: now, deliveredAt: nil))
             }
         }
         let sink = Recording()
@@ -59,7 +58,7 @@ import Testing
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         func undelivered() async throws -> Int {
             try await database.read { db in
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? -1
+                Int(try db.scalar(Int64.self, "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? -1)
             }
         }
 
@@ -73,8 +72,10 @@ import Testing
         #expect(sink.state.withLock { $0.delivered } == [1, 2, 1, 2])
         #expect(sink.state.withLock { $0.flushes } == 2)
         #expect(try await undelivered() == 0)
-        let payloads = try await database.read { db in try String.fetchAll(db, sql: "SELECT payload FROM outbox") }
+        let payloads = try await database.read { db in
+            try db.query("SELECT payload FROM outbox").map { try $0["payload"] as String }
+        }
         #expect(payloads.allSatisfy { !$0.contains("secret") })
-        try await database.close()
+        await database.close()
     }
 }

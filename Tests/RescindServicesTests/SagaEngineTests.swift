@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import RescindAPI
 import RescindPayments
+import RescindStorage
 import RescindTransport
 import RescindWire
 import ServiceLifecycle
@@ -277,10 +278,10 @@ import Testing
         let order = try await f.place([("MUG", 1, 1200)])
         try await f.orders.database.write { db in
             try db.execute(
-                sql: """
-                    CREATE TRIGGER test_cancellation_fails BEFORE INSERT ON cancellation
-                    BEGIN SELECT RAISE(ABORT, 'the disk is full'); END
-                    """)
+                """
+                CREATE TRIGGER test_cancellation_fails BEFORE INSERT ON cancellation
+                BEGIN SELECT RAISE(ABORT, 'the disk is full'); END
+                """)
         }
         let accepted = try await f.orders.cancel(CancelOrderRequest(orderID: order.id, reason: .customer))
         let failed = try await f.waitForSaga(accepted.sagaID)
@@ -293,7 +294,7 @@ import Testing
         #expect(try await f.orders.order(order.id).status == .cancelling)
         #expect(try await f.payments.payment(order.id).amountRefunded == 1200)
 
-        try await f.orders.database.write { db in try db.execute(sql: "DROP TRIGGER test_cancellation_fails") }
+        try await f.orders.database.write { db in try db.execute("DROP TRIGGER test_cancellation_fails") }
         _ = try await f.orders.retry(accepted.sagaID)
         #expect(try await f.waitForSaga(accepted.sagaID).state == .completed)
         #expect(try await f.orders.order(order.id).status == .cancelled)

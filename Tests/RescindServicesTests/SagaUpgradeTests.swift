@@ -17,7 +17,7 @@ private enum NoteSagaV1: SagaDefinition {
     static let kind = Saga.Kind("test_note")
     static let steps: [SagaStep<Context>] = [first, middle, last]
 
-    static func begin(_ db: Database, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
+    static func begin(_ db: any SQLTransaction, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
         .new(orderID: orderID, context: .init(orderID: orderID, words: []))
     }
 
@@ -34,7 +34,8 @@ private enum NoteSagaV1: SagaDefinition {
         }
     }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     { "settled" }
 }
@@ -64,7 +65,7 @@ private enum NoteSagaV2: SagaDefinition {
         }
     }
 
-    static func begin(_ db: Database, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
+    static func begin(_ db: any SQLTransaction, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
         .new(orderID: orderID, context: .init(orderID: orderID, words: [], count: 0))
     }
 
@@ -83,7 +84,8 @@ private enum NoteSagaV2: SagaDefinition {
         }
     }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     { "settled" }
 }
@@ -99,13 +101,14 @@ private enum NoteSagaV3: SagaDefinition {
         try NoteSagaV2.context(from: stored, version: version)
     }
 
-    static func begin(_ db: Database, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
+    static func begin(_ db: any SQLTransaction, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
         try NoteSagaV2.begin(db, orderID, start)
     }
 
     static func plan(_ context: Context) -> [SagaStep<Context>] { steps }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     { "settled" }
 }
@@ -119,7 +122,7 @@ private enum NoteSagaV3: SagaDefinition {
         try await f.setStock("MUG", "main", 5)
         let order = try await f.place([("MUG", 1, 1200)])
         let id = UUID.timeOrdered().uuidString
-        try await f.orders.runner.writer.write { db in
+        try await f.orders.database.write { db in
             try SagaStore.start(
                 db, NoteSagaV1.self, id: id, orderID: order.id, context: .init(orderID: order.id, words: []))
         }

@@ -4,6 +4,7 @@ import Logging
 import RescindAPI
 import RescindInventory
 import RescindPayments
+import RescindStorage
 import RescindTransport
 import RescindWire
 
@@ -148,11 +149,13 @@ final class ServiceFixture: Sendable {
     /// The saga once `condition` holds, or as it stands after 20 s. Looked at each time the Orders database
     /// commits a change to it (GRDB's `ValueObservation`), not on a timer.
     func waitForSaga(_ id: UUID, until condition: @escaping @Sendable (Saga) -> Bool) async throws -> Saga {
-        let observation = ValueObservation.tracking { db in try SagaRecord.find(db, id.uuidString)?.api(db) }
+        let observation = ValueObservation.tracking { db in
+            try SagaRecord.find(SQLiteTransaction(db), id.uuidString)?.api(SQLiteTransaction(db))
+        }
         let orders = self.orders
         let met = try await withThrowingTaskGroup(of: Saga?.self) { group in
             group.addTask {
-                for try await saga in observation.values(in: orders.database) {
+                for try await saga in observation.values(in: (orders.database as! SQLiteDatabase).pool) {
                     if let saga, condition(saga) { return saga }
                 }
                 return nil

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 import RescindTransport
 import RescindWire
 
@@ -22,7 +22,7 @@ protocol SagaDefinition: Sendable {
     /// Starts a saga for `request` in the request's transaction, or finds the one a repeat of it started.
     /// - Throws: `RescindError` for a request the order, the store's policy or another saga refuses; nothing is
     ///   written then.
-    static func begin(_ db: Database, _ request: Request, _ start: SagaStart) throws -> SagaBeginning<Context>
+    static func begin(_ db: any SQLTransaction, _ request: Request, _ start: SagaStart) throws -> SagaBeginning<Context>
 
     /// The steps of a saga with this context, in order. Stored with the saga by name when it starts; the saga
     /// then runs the plan it was stored with, whatever a later build would plan.
@@ -44,7 +44,8 @@ protocol SagaDefinition: Sendable {
     /// Puts the order where a person decided, for a failed saga settled by hand (`sagas.settle`), in the
     /// transaction that ends the saga `settled`; returns a line for the log.
     /// - Throws: `RescindError` for an outcome this kind cannot settle to.
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
 }
 
@@ -121,7 +122,7 @@ protocol SagaProgram: Sendable {
     func participant(_ step: Int, undoing: Bool, plan: [String], context: String) throws -> Participant?
     /// Runs a local step in `db`; returns the new context and a line for the log.
     func performLocal(
-        _ db: Database, _ step: Int, undoing: Bool, plan: [String], context: String, info: LocalStepInfo
+        _ db: any SQLTransaction, _ step: Int, undoing: Bool, plan: [String], context: String, info: LocalStepInfo
     ) throws -> (context: String, detail: String)
     /// Calls a remote step's participant; returns how to update the stored context with the answer.
     func performRemote(
@@ -129,7 +130,8 @@ protocol SagaProgram: Sendable {
         timeout: Duration
     ) async throws -> @Sendable (String) throws -> (context: String, detail: String)
     /// Settles a failed saga by hand.
-    func settle(_ db: Database, context: String, as outcome: SettleOutcome, info: LocalStepInfo) throws -> String
+    func settle(_ db: any SQLTransaction, context: String, as outcome: SettleOutcome, info: LocalStepInfo) throws
+        -> String
 }
 
 private struct Program<D: SagaDefinition>: SagaProgram {
@@ -188,7 +190,7 @@ private struct Program<D: SagaDefinition>: SagaProgram {
     }
 
     func performLocal(
-        _ db: Database, _ index: Int, undoing: Bool, plan: [String], context: String, info: LocalStepInfo
+        _ db: any SQLTransaction, _ index: Int, undoing: Bool, plan: [String], context: String, info: LocalStepInfo
     ) throws -> (context: String, detail: String) {
         var value = try decode(context)
         guard case .local(let body) = try step(index, undoing: undoing, plan, value).effect else {
@@ -216,7 +218,9 @@ private struct Program<D: SagaDefinition>: SagaProgram {
         }
     }
 
-    func settle(_ db: Database, context: String, as outcome: SettleOutcome, info: LocalStepInfo) throws -> String {
+    func settle(_ db: any SQLTransaction, context: String, as outcome: SettleOutcome, info: LocalStepInfo) throws
+        -> String
+    {
         try D.settle(db, try decode(context), as: outcome, info: info)
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RescindAPI
 import RescindStorage
@@ -49,9 +48,8 @@ final class SagaRunner: Service, Sendable {
         var stopping = false
     }
 
-    private let database: DatabasePool
+    private let database: any SQLDatabase
     /// Where steps are recorded: many sagas' steps share one transaction and one durable commit.
-    let writer: GroupCommitWriter
     let registry: SagaRegistry
     private let participants: SagaParticipants
     private let configuration: Configuration
@@ -59,11 +57,10 @@ final class SagaRunner: Service, Sendable {
     private let state = Mutex(State())
 
     init(
-        database: DatabasePool, registry: SagaRegistry, participants: SagaParticipants,
+        database: any SQLDatabase, registry: SagaRegistry, participants: SagaParticipants,
         configuration: Configuration, logger: Logger
     ) {
         self.database = database
-        self.writer = GroupCommitWriter(pool: database)
         self.registry = registry
         self.participants = participants
         self.configuration = configuration
@@ -152,14 +149,12 @@ final class SagaRunner: Service, Sendable {
         while !isStopping, !Task.isCancelled {
             do {
                 let due = try await database.read { db in
-                    try String.fetchAll(
-                        db,
-                        sql: """
-                            SELECT id FROM saga WHERE state IN ('running', 'compensating') AND next_attempt_at <= ?
-                            ORDER BY next_attempt_at LIMIT 500
-                            """,
-                        arguments: [Date()]
-                    )
+                    try db.query(
+                        """
+                        SELECT id FROM saga WHERE state IN ('running', 'compensating') AND next_attempt_at <= ?
+                        ORDER BY next_attempt_at LIMIT 500
+                        """, [Date()]
+                    ).map { try $0["id"] as String }
                 }
                 state.withLock { state in
                     for id in due where !state.active.contains(id) { state.launches?.yield(id) }
@@ -210,7 +205,7 @@ final class SagaRunner: Service, Sendable {
                     finished(sagaID)
                     return
                 }
-            } catch let error as DatabaseError {
+            } catch let error where StorageFailure.isStorage(error) {
                 logger.error("saga step could not be recorded; will retry", metadata: ["error": "\(error)"])
             } catch is CancellationError {
                 // Stopped mid-step without recording: the next start finds the attempt cut short.
@@ -244,7 +239,7 @@ final class SagaRunner: Service, Sendable {
         var context: String { loaded.record.context }
 
         /// Records how the step ended, in `db`; returns the machine's next action and the saga as written.
-        func record(_ db: Database, _ outcome: SagaStore.Outcome, attempt: Int? = nil, key: String?) throws
+        func record(_ db: any SQLTransaction, _ outcome: SagaStore.Outcome, attempt: Int? = nil, key: String?) throws
             -> Recorded
         {
             var loaded = loaded
@@ -335,9 +330,9 @@ final class SagaRunner: Service, Sendable {
                     reason: "interrupted"))
             step.logger.notice(
                 "an attempt cut short by a restart counts as failed", metadata: ["attempt": "\(interrupted)"])
-            return try await writer.write { db in try step.record(db, outcome, attempt: interrupted, key: key) }
+            return try await database.write { db in try step.record(db, outcome, attempt: interrupted, key: key) }
         }
-        try await writer.write { db in
+        try await database.write { db in
             try SagaStore.markStarted(
                 db, record, step: step.name, undoing: step.undoing, attempt: step.attempt, key: key)
         }
@@ -354,7 +349,7 @@ final class SagaRunner: Service, Sendable {
         }
         // Cancelled (a forced stop), the call's outcome says nothing about the step: record nothing.
         try Task.checkCancellation()
-        return try await writer.write { db in
+        return try await database.write { db in
             let outcome: SagaStore.Outcome
             switch answer {
             case .success(let update):
@@ -375,18 +370,17 @@ final class SagaRunner: Service, Sendable {
     /// A local step: performed and recorded in one Orders transaction.
     private func performLocal(_ step: Step) async throws -> Recorded {
         crash(at: .before, step)
-        return try await writer.write { db in
+        return try await database.write { db in
             let info = LocalStepInfo(
                 sagaID: step.sagaID, orderID: step.loaded.record.orderID, error: step.loaded.record.error, now: Date())
             var result: (context: String, detail: String)?
             let outcome: SagaStore.Outcome
             do {
                 // A step that throws leaves nothing behind but its recorded failure.
-                try db.inSavepoint {
-                    result = try step.loaded.program.performLocal(
+                result = try db.savepoint {
+                    try step.loaded.program.performLocal(
                         db, step.index, undoing: step.undoing, plan: step.loaded.planNames, context: step.context,
                         info: info)
-                    return .commit
                 }
                 outcome =
                     result.map { .succeeded(context: $0.context, detail: $0.detail) }
@@ -419,9 +413,7 @@ final class SagaRunner: Service, Sendable {
     /// The error a failed step records. A busy database is worth another attempt; any other surprise is not.
     private static func stepError(_ error: any Error, step: String) -> RescindError {
         if let error = error as? RescindError { return error }
-        if let error = error as? DatabaseError,
-            error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
-        {
+        if StorageFailure.isTransient(error) {
             return RescindError(.unavailable, "step \(step): the database is busy")
         }
         return RescindError(.internal, "step \(step) failed: \(error)")
@@ -433,13 +425,13 @@ final class SagaRunner: Service, Sendable {
         let message = "\(error)"
         _ = try? await database.write { db in
             try db.execute(
-                sql: """
-                    UPDATE saga SET state = 'failed', machine = ?, machine_version = ?,
-                        error_code = COALESCE(error_code, 'internal'), error_message = COALESCE(error_message, ?),
-                        updated_at = ?
-                    WHERE id = ? AND state IN ('running', 'compensating')
-                    """,
-                arguments: [
+                """
+                UPDATE saga SET state = 'failed', machine = ?, machine_version = ?,
+                    error_code = COALESCE(error_code, 'internal'), error_message = COALESCE(error_message, ?),
+                    updated_at = ?
+                WHERE id = ? AND state IN ('running', 'compensating')
+                """,
+                [
                     try JSON.encode(SagaMachine.failed(step: 0, undoing: false)), SagaMachine.version, message, Date(),
                     sagaID,
                 ]

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RescindAPI
 import RescindStorage
 import RescindWire
@@ -20,13 +19,13 @@ extension OrdersService {
     /// - Throws: what `D.begin` or the first step throws (nothing is written), or a database error.
     func start<D: SagaDefinition>(
         _ definition: D.Type, _ request: D.Request, idempotencyKey: String? = nil, rawRequest: [UInt8] = [],
-        then started: (@Sendable (Database, String) throws -> Void)? = nil
+        then started: (@Sendable (any SQLTransaction, String) throws -> Void)? = nil
     ) async throws -> StartedSaga {
         let now = Date()
         let start = SagaStart(
             sagaID: UUID.timeOrdered(at: now).uuidString, now: now, store: store, requestKey: idempotencyKey,
             requestFingerprint: idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) })
-        let saga = try await runner.writer.write { db in
+        let saga = try await database.write { db in
             switch try D.begin(db, request, start) {
             case .existing(let id, let orderID):
                 return StartedSaga(id: id, orderID: orderID, isNew: false)
@@ -47,9 +46,9 @@ extension SagaStart {
     /// The saga this request's idempotency key started, if it did: a repeat of that request.
     /// - Throws: `conflict/idempotency_key_reused` when the key came with another request (`what`), or for another
     ///   order than `orderID`.
-    func repeated<Context>(_ db: Database, orderID: UUID?, what: String) throws -> SagaBeginning<Context>? {
+    func repeated<Context>(_ db: any SQLTransaction, orderID: UUID?, what: String) throws -> SagaBeginning<Context>? {
         guard let key = requestKey,
-            let previous = try SagaRecord.filter(SagaRecord.Columns.requestKey == key).fetchOne(db)
+            let previous = try db.fetchOne(SagaRecord.self, "SELECT * FROM saga WHERE request_key = ?", [key])
         else { return nil }
         guard previous.requestFingerprint == requestFingerprint,
             orderID.map({ $0.uuidString == previous.orderID }) ?? true
@@ -65,10 +64,13 @@ extension SagaStore {
     /// Refuses a change of the order while another saga holds it (one unfinished saga per order): a capture
     /// (`capture_in_progress`, retryable, or `capture_failed`), or any other saga (`conflict/order_busy`, naming
     /// it; retryable unless it failed and needs a person). One indexed read.
-    static func refuseWhileBusy(_ db: Database, _ orderID: String) throws {
-        let statement = try db.cachedStatement(
-            sql: "SELECT * FROM saga WHERE order_id = ? AND state IN ('running', 'compensating', 'failed') LIMIT 1")
-        guard let busy = try SagaRecord.fetchOne(statement, arguments: [orderID]) else { return }
+    static func refuseWhileBusy(_ db: any SQLTransaction, _ orderID: String) throws {
+        guard
+            let busy = try db.fetchOne(
+                SagaRecord.self,
+                "SELECT * FROM saga WHERE order_id = ? AND state IN ('running', 'compensating', 'failed') LIMIT 1",
+                [orderID])
+        else { return }
         if busy.kind == .capturePayment {
             if busy.state == .failed {
                 throw RescindError.failedPrecondition(
@@ -87,10 +89,10 @@ extension SagaStore {
     }
 
     /// The order's saga of `kind` that has not ended (running, compensating or failed), if any.
-    static func unfinishedSaga(_ db: Database, _ orderID: String, kind: Saga.Kind) throws -> SagaRecord? {
-        try SagaRecord.filter(SagaRecord.Columns.orderID == orderID)
-            .filter(SagaRecord.Columns.kind == kind.rawValue)
-            .filter([Saga.State.running, .compensating, .failed].map(\.rawValue).contains(SagaRecord.Columns.state))
-            .fetchOne(db)
+    static func unfinishedSaga(_ db: any SQLTransaction, _ orderID: String, kind: Saga.Kind) throws -> SagaRecord? {
+        try db.fetchOne(
+            SagaRecord.self,
+            "SELECT * FROM saga WHERE order_id = ? AND kind = ? AND state IN ('running', 'compensating', 'failed')",
+            [orderID, kind.rawValue])
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 import RescindTransport
 import RescindWire
 
@@ -33,7 +33,7 @@ struct SagaStep<Context: Codable & Sendable>: Sendable {
     /// What the step does.
     enum Effect: Sendable {
         /// Changes only the Orders database, in the transaction that records it; returns a line for the log.
-        case local(@Sendable (Database, inout Context, LocalStepInfo) throws -> String)
+        case local(@Sendable (any SQLTransaction, inout Context, LocalStepInfo) throws -> String)
         /// Calls a participant; the answer updates the context in the transaction that records it.
         case remote(Participant, @Sendable (any RPCCaller, RemoteCall, Context) async throws -> Update)
     }
@@ -66,7 +66,7 @@ struct SagaStep<Context: Codable & Sendable>: Sendable {
     /// A local step.
     static func local(
         _ name: String, role: Role, retry: RetryPolicy? = nil,
-        _ body: @escaping @Sendable (Database, inout Context, LocalStepInfo) throws -> String
+        _ body: @escaping @Sendable (any SQLTransaction, inout Context, LocalStepInfo) throws -> String
     ) -> SagaStep {
         SagaStep(name: name, role: role, effect: .local(body), retry: retry)
     }

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 import RescindTransport
 import RescindWire
 
@@ -30,7 +30,7 @@ enum SagaStore {
     /// - Throws: the first step's error (nothing is written), or a database error.
     @discardableResult
     static func start<D: SagaDefinition>(
-        _ db: Database, _ definition: D.Type, id: String, orderID: UUID, context: D.Context,
+        _ db: any SQLTransaction, _ definition: D.Type, id: String, orderID: UUID, context: D.Context,
         requestKey: String? = nil, requestFingerprint: Data? = nil
     ) throws -> SagaRecord {
         let now = Date()
@@ -50,11 +50,12 @@ enum SagaStore {
             settledAt: nil, settledAs: nil, settledNote: nil, createdAt: now, updatedAt: now,
             contextVersion: D.contextVersion, machineVersion: SagaMachine.version
         )
-        try record.insert(db)
-        try SagaStepRecord(
-            sagaID: id, seq: 1, name: first.name, direction: .forward, status: .succeeded, attempt: 1,
-            idempotencyKey: nil, detail: detail, startedAt: now, finishedAt: now
-        ).insert(db)
+        try db.insert(record)
+        try db.insert(
+            SagaStepRecord(
+                sagaID: id, seq: 1, name: first.name, direction: .forward, status: .succeeded, attempt: 1,
+                idempotencyKey: nil, detail: detail, startedAt: now, finishedAt: now
+            ))
         return record
     }
 
@@ -62,7 +63,9 @@ enum SagaStore {
     /// (an earlier build's are rewritten when the saga is next saved).
     /// - Throws: `not_found`; `internal` for a kind this build does not run, a step of its plan it does not have,
     ///   or a version of its context or machine it cannot read.
-    static func load(_ db: Database, _ id: String, registry: SagaRegistry, defaults: RetryPolicy) throws -> Loaded {
+    static func load(_ db: any SQLTransaction, _ id: String, registry: SagaRegistry, defaults: RetryPolicy) throws
+        -> Loaded
+    {
         guard var record = try SagaRecord.find(db, id) else {
             throw RescindError.notFound("no saga \(id)", reason: "unknown_saga")
         }
@@ -82,7 +85,9 @@ enum SagaStore {
 
     /// The attempt of a remote step that was under way when Orders stopped (its row `started` beyond the
     /// attempts the machine has counted): its request may or may not have gone out.
-    static func interruptedAttempt(_ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, counted: Int)
+    static func interruptedAttempt(
+        _ db: any SQLTransaction, _ saga: SagaRecord, step: String, undoing: Bool, counted: Int
+    )
         throws -> Int?
     {
         let row = try existingStepRow(db, sagaID: saga.id, step: step, direction: undoing ? .compensate : .forward)
@@ -91,18 +96,20 @@ enum SagaStore {
     }
 
     /// Writes the log row of a step as `started`, before its request goes out.
-    static func markStarted(_ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?)
+    static func markStarted(
+        _ db: any SQLTransaction, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?
+    )
         throws
     {
         var row = try stepRow(db, saga, step: step, undoing: undoing, attempt: attempt, key: key)
         row.status = .started
         row.attempt = attempt
-        try row.save(db)
+        try db.upsert(row)
     }
 
     /// Records how a step ended and moves the machine; returns the machine's next action.
     static func record(
-        _ db: Database, _ loaded: inout Loaded, step index: Int, undoing: Bool, attempt: Int, key: String?,
+        _ db: any SQLTransaction, _ loaded: inout Loaded, step index: Int, undoing: Bool, attempt: Int, key: String?,
         outcome: Outcome, jitterSample: Double
     ) throws -> SagaMachine.Action {
         let now = Date()
@@ -153,18 +160,19 @@ enum SagaStore {
                 note(recorded, step: name, on: &loaded.record, stuck: loaded.machine.state == .failed)
                 if loaded.machine.state == .failed {
                     // A person must decide: the store's staff hear of it (the outbox's sinks: mail, webhook).
-                    try OutboxRecord(
-                        id: nil, orderID: loaded.record.orderID, kind: "saga_failed",
-                        payload: try JSON.encode(
-                            SagaFailedNotice(
-                                orderID: loaded.record.orderID, sagaID: loaded.record.id,
-                                sagaKind: loaded.record.kind.rawValue, step: name, error: recorded.message)),
-                        createdAt: now, deliveredAt: nil
-                    ).insert(db)
+                    try db.insert(
+                        OutboxRecord(
+                            id: nil, orderID: loaded.record.orderID, kind: "saga_failed",
+                            payload: try JSON.encode(
+                                SagaFailedNotice(
+                                    orderID: loaded.record.orderID, sagaID: loaded.record.id,
+                                    sagaKind: loaded.record.kind.rawValue, step: name, error: recorded.message)),
+                            createdAt: now, deliveredAt: nil
+                        ))
                 }
             }
         }
-        try row.save(db)
+        try db.upsert(row)
 
         if case .retry(let delay) = action {
             loaded.record.nextAttemptAt = now.addingTimeInterval(delay.seconds)
@@ -176,11 +184,11 @@ enum SagaStore {
     }
 
     /// Writes the machine and the state it implies.
-    static func save(_ db: Database, _ loaded: inout Loaded, now: Date = Date()) throws {
+    static func save(_ db: any SQLTransaction, _ loaded: inout Loaded, now: Date = Date()) throws {
         loaded.record.machine = try JSON.encode(loaded.machine)
         loaded.record.state = loaded.machine.state
         loaded.record.updatedAt = now
-        try loaded.record.update(db)
+        try db.update(loaded.record)
     }
 
     /// Keeps the first error that turned the saga; a later one (a compensation failing) is added to it.
@@ -196,7 +204,7 @@ enum SagaStore {
     }
 
     private static func stepRow(
-        _ db: Database, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?
+        _ db: any SQLTransaction, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?
     ) throws -> SagaStepRecord {
         let direction: Saga.Step.Direction = undoing ? .compensate : .forward
         if let row = try existingStepRow(db, sagaID: saga.id, step: step, direction: direction) {
@@ -211,28 +219,25 @@ enum SagaStore {
 }
 
 extension SagaStore {
-    // The hot queries, prepared once per connection: building them through the query interface on every
-    // step generated their SQL and ran SQLite's authorizer each time (BENCHMARKS.md).
+    // The hot queries, each a statement prepared once per connection (BENCHMARKS.md).
 
     /// The log of a saga, by `seq`.
-    static func steps(_ db: Database, sagaID: String) throws -> [SagaStepRecord] {
-        let statement = try db.cachedStatement(sql: "SELECT * FROM saga_step WHERE saga_id = ? ORDER BY seq")
-        return try SagaStepRecord.fetchAll(statement, arguments: [sagaID])
+    static func steps(_ db: any SQLTransaction, sagaID: String) throws -> [SagaStepRecord] {
+        try db.fetchAll(SagaStepRecord.self, "SELECT * FROM saga_step WHERE saga_id = ? ORDER BY seq", [sagaID])
     }
 
     /// The log row of a step going forward or undoing, if it has one.
-    static func existingStepRow(_ db: Database, sagaID: String, step: String, direction: Saga.Step.Direction)
+    static func existingStepRow(_ db: any SQLTransaction, sagaID: String, step: String, direction: Saga.Step.Direction)
         throws -> SagaStepRecord?
     {
-        let statement = try db.cachedStatement(
-            sql: "SELECT * FROM saga_step WHERE saga_id = ? AND name = ? AND direction = ?")
-        return try SagaStepRecord.fetchOne(statement, arguments: [sagaID, step, direction.rawValue])
+        try db.fetchOne(
+            SagaStepRecord.self, "SELECT * FROM saga_step WHERE saga_id = ? AND name = ? AND direction = ?",
+            [sagaID, step, direction.rawValue])
     }
 
     /// The `seq` of the next row of a saga's log.
-    static func nextSeq(_ db: Database, sagaID: String) throws -> Int {
-        let statement = try db.cachedStatement(sql: "SELECT MAX(seq) FROM saga_step WHERE saga_id = ?")
-        return (try Int.fetchOne(statement, arguments: [sagaID]) ?? 0) + 1
+    static func nextSeq(_ db: any SQLTransaction, sagaID: String) throws -> Int {
+        Int(try db.scalar(Int64.self, "SELECT MAX(seq) FROM saga_step WHERE saga_id = ?", [sagaID]) ?? 0) + 1
     }
 }
 
@@ -254,7 +259,7 @@ extension SagaStepRecord {
 
 extension SagaRecord {
     /// A saga for the API, with its step log.
-    func api(_ db: Database) throws -> Saga {
+    func api(_ db: any SQLTransaction) throws -> Saga {
         let steps = try SagaStore.steps(db, sagaID: id)
         return Saga(
             id: UUID(uuidString: id) ?? UUID(), kind: kind, orderID: UUID(uuidString: orderID) ?? UUID(),

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// Cancelling an order: `lock` → `prepare_restock` → `refund` or `void` (pivot) → `restock` or `write_off` →
@@ -85,7 +85,7 @@ enum CancelOrderSaga: SagaDefinition {
     ///   `failed_precondition` for an order that is fulfilled, cancelled, rejected, still pending or being
     ///   fulfilled, or a customer's rule; `conflict/order_cancelling` (naming the saga) while a cancellation with
     ///   other options holds it; `conflict/order_busy`; `conflict/idempotency_key_reused`.
-    static func begin(_ db: Database, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
+    static func begin(_ db: any SQLTransaction, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
         let request = asked.cancel
         if let destination = request.refundTo, !RefundDestination.known.contains(destination) {
             throw RescindError.invalidArgument("no refund destination \(destination)", reason: "unknown_refund_to")
@@ -101,7 +101,7 @@ enum CancelOrderSaga: SagaDefinition {
         {
             return previous
         }
-        guard let order = try OrderRecord.fetchOne(db, key: request.orderID.uuidString) else {
+        guard let order = try db.find(OrderRecord.self, key: [request.orderID.uuidString]) else {
             throw RescindError.notFound("no order \(request.orderID)", reason: "unknown_order")
         }
         let lines = try OrderLineRecord.of(db, order.id)
@@ -222,7 +222,7 @@ enum CancelOrderSaga: SagaDefinition {
         return "order open again; the failed attempt is recorded"
     }
 
-    private static func reopen(_ db: Database, _ context: Context, at now: Date) throws {
+    private static func reopen(_ db: any SQLTransaction, _ context: Context, at now: Date) throws {
         try OrderRecord.change(db, context.orderID, at: now) { order in
             order.status = .open
             if let status = context.paymentStatus { order.paymentStatus = status }
@@ -311,19 +311,16 @@ enum CancelOrderSaga: SagaDefinition {
     /// The order cancelled (or, for some lines, open or fulfilled with them cancelled), its cancellation record
     /// and, if asked, the customer's notice.
     @discardableResult
-    private static func record(_ db: Database, _ context: Context, info: LocalStepInfo) throws -> OrderRecord {
+    private static func record(_ db: any SQLTransaction, _ context: Context, info: LocalStepInfo) throws -> OrderRecord
+    {
         let options = context.options
         let lines = try OrderLineRecord.of(db, context.orderID.uuidString)
         let selection = try LineSelection(options.lines, of: lines, doing: "cancel")
         let fulfilled = try selection.apply(db, to: lines, as: \.cancelled).contains { $0.fulfilled > 0 }
         // What previous voids of some lines saved; Payments counts what every void of the order saved.
         let savedBefore =
-            try Int64.fetchOne(
-                db,
-                sql: """
-                    SELECT COALESCE(SUM(json_extract(cancellation, '$.fee_saved')), 0) FROM line_cancellation
-                    WHERE order_id = ?
-                    """, arguments: [context.orderID.uuidString]) ?? 0
+            try LineCancellationRecord.of(db, context.orderID.uuidString)?
+            .reduce(Int64(0)) { $0 + ($1.feeSavedMinor ?? 0) } ?? 0
         let feeSaved = context.voided ? (context.feeSaved ?? 0) - savedBefore : nil
         let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in
             order.status = selection.takesEverythingOpen ? (fulfilled ? .fulfilled : .cancelled) : .open
@@ -341,14 +338,16 @@ enum CancelOrderSaga: SagaDefinition {
             lines: order.status == .cancelled ? nil : selection.asked(of: lines),
             voidedAmountMinor: options.voidAmount)
         if order.status == .cancelled {
-            try CancellationRecord(order.id, cancellation).insert(db)
+            try db.insert(
+                CancellationRecord(order.id, cancellation))
         } else {
-            try LineCancellationRecord(
-                sagaID: info.sagaID, orderID: order.id, refunded: context.refunded,
-                voidedAmount: options.voidAmount ?? 0, units: selection.units,
-                cancellation: try JSON.encode(cancellation),
-                cancelledAt: info.now
-            ).insert(db)
+            try db.insert(
+                LineCancellationRecord(
+                    sagaID: info.sagaID, orderID: order.id, refunded: context.refunded,
+                    voidedAmount: options.voidAmount ?? 0, units: selection.units,
+                    cancellation: try JSON.encode(cancellation),
+                    cancelledAt: info.now
+                ))
         }
         if options.notify {
             let notice = CancellationNotice(
@@ -360,12 +359,13 @@ enum CancelOrderSaga: SagaDefinition {
                 id: nil, orderID: order.id, kind: order.status == .cancelled ? "order_cancelled" : "lines_cancelled",
                 payload: try JSON.encode(notice), createdAt: info.now, deliveredAt: nil
             )
-            try outbox.insert(db)
+            try db.insert(outbox)
         }
         return order
     }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     {
         switch outcome {

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// Capturing an open order's authorization when it falls due (`CaptureScheduler` starts it): `hold` →
@@ -22,7 +22,7 @@ enum CapturePaymentSaga: SagaDefinition {
     /// A capture of order `orderID`'s authorization that has fallen due (`CaptureScheduler`).
     /// - Throws: `SagaStore.refuseWhileBusy`'s refusals while another saga of the order (a cancellation, a
     ///   fulfilment, an earlier capture) goes first; `hold`'s `nothing_to_capture`.
-    static func begin(_ db: Database, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
+    static func begin(_ db: any SQLTransaction, _ orderID: UUID, _ start: SagaStart) throws -> SagaBeginning<Context> {
         try SagaStore.refuseWhileBusy(db, orderID.uuidString)
         return .new(orderID: orderID, context: .init(orderID: orderID))
     }
@@ -67,7 +67,8 @@ enum CapturePaymentSaga: SagaDefinition {
         return "payment captured"
     }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     {
         guard outcome == .open else {

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RescindAPI
 import RescindStorage
 import RescindWire
@@ -71,7 +70,7 @@ enum EditOrderSaga: SagaDefinition {
     ///   `failed_precondition/order_<status>`, `fulfilment_in_progress`, `line_not_open`, `edit_empties_order`,
     ///   `would_void_payment`, `not_on_order`, a customer's rule; `conflict/order_busy`,
     ///   `conflict/idempotency_key_reused`.
-    static func begin(_ db: Database, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
+    static func begin(_ db: any SQLTransaction, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
         let request = asked.edit
         if let note = request.note, note.unicodeScalars.count > EditOrderRequest.maxNoteLength {
             throw RescindError.invalidArgument(
@@ -218,7 +217,7 @@ enum EditOrderSaga: SagaDefinition {
     }
 
     /// The new quantities on the order's lines, its total and payment, and the edit in its history.
-    private static func record(_ db: Database, _ context: Context, info: LocalStepInfo) throws {
+    private static func record(_ db: any SQLTransaction, _ context: Context, info: LocalStepInfo) throws {
         let lines = try OrderLineRecord.of(db, context.orderID.uuidString)
         try LineEdit(context.changes, of: lines).apply(db, to: lines, orderID: context.orderID.uuidString)
         try OrderRecord.change(db, context.orderID, at: info.now) { order in
@@ -233,13 +232,15 @@ enum EditOrderSaga: SagaDefinition {
             sagaID: UUID(uuidString: info.sagaID) ?? UUID(), changes: context.changes, amountMinor: context.amount,
             payment: context.payment?.rawValue, restockingFeeMinor: context.restockingFee, note: context.note,
             by: context.by, at: info.now)
-        try OrderEditRecord(
-            sagaID: info.sagaID, orderID: context.orderID.uuidString, refunded: context.refunded,
-            edit: try JSON.encode(edit), at: info.now
-        ).insert(db)
+        try db.insert(
+            OrderEditRecord(
+                sagaID: info.sagaID, orderID: context.orderID.uuidString, refunded: context.refunded,
+                edit: try JSON.encode(edit), at: info.now
+            ))
     }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     {
         guard outcome == .open else {

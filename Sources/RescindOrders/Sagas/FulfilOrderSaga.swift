@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// Fulfilling an order: `lock` → `commit` (pivot: the units leave stock) → `fulfilled`. Undo: `unlock`.
@@ -38,11 +38,11 @@ enum FulfilOrderSaga: SagaDefinition {
     /// Locks an open order, or some of its lines, for fulfilment. A repeat while the saga runs finds the same saga.
     /// - Throws: `not_found`; `failed_precondition/order_cancelling` and the like, `risk_hold`, `cancel_requested`,
     ///   `line_not_open` for units the order does not have open; `conflict/order_busy`.
-    static func begin(_ db: Database, _ request: FulfilOrderRequest, _ start: SagaStart) throws
+    static func begin(_ db: any SQLTransaction, _ request: FulfilOrderRequest, _ start: SagaStart) throws
         -> SagaBeginning<Context>
     {
         let orderID = request.orderID
-        guard let order = try OrderRecord.fetchOne(db, key: orderID.uuidString) else {
+        guard let order = try db.find(OrderRecord.self, key: [orderID.uuidString]) else {
             throw RescindError.notFound("no order \(orderID)", reason: "unknown_order")
         }
         if order.status == .fulfilling, let running = try SagaStore.unfinishedSaga(db, order.id, kind: kind) {
@@ -54,7 +54,7 @@ enum FulfilOrderSaga: SagaDefinition {
                 "order \(order.id) is held for its fraud risk (\(order.riskLevel ?? "")): release it or cancel it first",
                 reason: "risk_hold")
         }
-        if try CancelRequestRecord.fetchOne(db, key: order.id)?.state == "pending" {
+        if try db.find(CancelRequestRecord.self, key: [order.id])?.state == "pending" {
             throw RescindError.failedPrecondition(
                 "order \(order.id)'s customer asked to cancel it: approve or decline the request first",
                 reason: "cancel_requested")
@@ -138,7 +138,7 @@ enum FulfilOrderSaga: SagaDefinition {
     /// The units fulfilled on their lines, and the order fulfilled once nothing is left open (open again
     /// otherwise). The mark of fulfilment in progress is cleared: the fulfilment it announced happened.
     @discardableResult
-    private static func record(_ db: Database, _ context: Context, at now: Date) throws -> OrderRecord {
+    private static func record(_ db: any SQLTransaction, _ context: Context, at now: Date) throws -> OrderRecord {
         let lines = try OrderLineRecord.of(db, context.orderID.uuidString)
         let selection = try LineSelection(context.lines, of: lines, doing: "fulfil")
         try selection.apply(db, to: lines, as: \.fulfilled)
@@ -152,7 +152,8 @@ enum FulfilOrderSaga: SagaDefinition {
         }
     }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     {
         let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RescindAPI
 import RescindStorage
 import RescindWire
@@ -65,14 +64,16 @@ struct LineSelection: Sendable {
 
     /// Adds the units taken to each line's `cancelled` or `fulfilled`, and returns the lines as they are now.
     @discardableResult
-    func apply(_ db: Database, to lines: [OrderLineRecord], as counter: WritableKeyPath<OrderLineRecord, Int64>)
+    func apply(
+        _ db: any SQLTransaction, to lines: [OrderLineRecord], as counter: WritableKeyPath<OrderLineRecord, Int64>
+    )
         throws -> [OrderLineRecord]
     {
         try lines.map { line in
             guard let take = perLine[line.lineNo] else { return line }
             var line = line
             line[keyPath: counter] += take
-            try line.update(db)
+            try db.update(line)
             return line
         }
     }
@@ -215,7 +216,7 @@ struct LineEdit: Sendable {
 
     /// Writes the new quantities: added units on the SKU's last line or a new line, removed units off its last
     /// lines (a line left with no units goes).
-    func apply(_ db: Database, to lines: [OrderLineRecord], orderID: String) throws {
+    func apply(_ db: any SQLTransaction, to lines: [OrderLineRecord], orderID: String) throws {
         var nextLine = (lines.map(\.lineNo).max() ?? 0) + 1
         for change in changes {
             let existing = lines.filter { $0.sku == change.sku }
@@ -223,12 +224,13 @@ struct LineEdit: Sendable {
             if delta > 0 {
                 if var last = existing.last {
                     last.quantity += delta
-                    try last.update(db)
+                    try db.update(last)
                 } else {
-                    try OrderLineRecord(
-                        orderID: orderID, lineNo: nextLine, sku: change.sku, quantity: delta,
-                        unitPrice: change.unitPriceMinor ?? 0
-                    ).insert(db)
+                    try db.insert(
+                        OrderLineRecord(
+                            orderID: orderID, lineNo: nextLine, sku: change.sku, quantity: delta,
+                            unitPrice: change.unitPriceMinor ?? 0
+                        ))
                     nextLine += 1
                 }
             }
@@ -236,7 +238,11 @@ struct LineEdit: Sendable {
                 let take = min(-delta, line.open)
                 line.quantity -= take
                 delta += take
-                if line.quantity == 0 { try line.delete(db) } else { try line.update(db) }
+                if line.quantity == 0 {
+                    try db.delete(OrderLineRecord.self, key: [line.orderID, line.lineNo])
+                } else {
+                    try db.update(line)
+                }
             }
         }
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RescindAPI
 import RescindStorage
 import RescindWire
@@ -76,24 +75,26 @@ enum PlaceOrderSaga: SagaDefinition {
     /// - Throws: `invalid_argument` for a bad order; `not_found`, `failed_precondition/no_saved_card` for a
     ///   reorder of an order that never had a payment; `failed_precondition/order_deleted` for a key whose order
     ///   was deleted; `conflict/idempotency_key_reused`.
-    static func begin(_ db: Database, _ request: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
+    static func begin(_ db: any SQLTransaction, _ request: Request, _ start: SagaStart) throws -> SagaBeginning<Context>
+    {
         let placement = try placement(db, request.what)
         if let key = start.requestKey {
-            if let deleted = try DeletedOrderRecord.filter(DeletedOrderRecord.Columns.idempotencyKey == key)
-                .fetchOne(db)
+            if let deleted = try db.fetchOne(
+                DeletedOrderRecord.self, "SELECT * FROM deleted_order WHERE idempotency_key = ?", [key])
             {
                 throw RescindError.failedPrecondition(
                     "idempotency key \(key) placed order \(deleted.orderID), which was deleted on "
                         + "\(deleted.deletedAt.formatted(.iso8601)): it is not placed again",
                     reason: "order_deleted")
             }
-            if let previous = try OrderRecord.filter(OrderRecord.Columns.idempotencyKey == key).fetchOne(db) {
+            if let previous = try db.fetchOne(OrderRecord.self, "SELECT * FROM orders WHERE idempotency_key = ?", [key])
+            {
                 guard previous.request == start.requestFingerprint else {
                     throw RescindError.conflict(
                         "idempotency key \(key) was first used for another order", reason: "idempotency_key_reused")
                 }
-                let saga = try SagaRecord.filter(SagaRecord.Columns.orderID == previous.id)
-                    .filter(SagaRecord.Columns.kind == kind.rawValue).fetchOne(db)
+                let saga = try db.fetchOne(
+                    SagaRecord.self, "SELECT * FROM saga WHERE order_id = ? AND kind = ?", [previous.id, kind.rawValue])
                 return .existing(sagaID: saga?.id ?? start.sagaID, orderID: previous.id)
             }
             if let previous: SagaBeginning<Context> = try start.repeated(db, orderID: nil, what: "request") {
@@ -103,32 +104,35 @@ enum PlaceOrderSaga: SagaDefinition {
         let now = start.now
         let orderID = UUID.timeOrdered(at: now)
         let total = placement.lines.reduce(Int64(0)) { $0 + $1.quantity * $1.unitPriceMinor }
-        try OrderRecord(
-            id: orderID.uuidString, customerEmail: placement.customerEmail, status: .pending,
-            currency: placement.currency, total: total, amountRefunded: 0, paymentStatus: nil,
-            cardLast4: placement.cardLast4, rejection: nil, idempotencyKey: start.requestKey,
-            request: start.requestFingerprint, createdAt: now, updatedAt: now, source: placement.source.rawValue,
-            archivedAt: nil, captureDueAt: nil, reorderOf: placement.savedCardOf?.uuidString,
-            tags: try JSON.encode(placement.tags), customerTokenHash: SecretToken.hash(request.token),
-            customerTokenIssuedAt: now, language: placement.language
-        ).insert(db)
+        try db.insert(
+            OrderRecord(
+                id: orderID.uuidString, customerEmail: placement.customerEmail, status: .pending,
+                currency: placement.currency, total: total, amountRefunded: 0, paymentStatus: nil,
+                cardLast4: placement.cardLast4, rejection: nil, idempotencyKey: start.requestKey,
+                request: start.requestFingerprint, createdAt: now, updatedAt: now, source: placement.source.rawValue,
+                archivedAt: nil, captureDueAt: nil, reorderOf: placement.savedCardOf?.uuidString,
+                tags: try JSON.encode(placement.tags), customerTokenHash: SecretToken.hash(request.token),
+                customerTokenIssuedAt: now, language: placement.language
+            ))
         // The customer's confirmation with their link: sent once the order opens (dropped if it is rejected), and
         // the link removed from the message once it is delivered (Orders keeps only the token's hash).
-        try OutboxRecord(
-            id: nil, orderID: orderID.uuidString,
-            kind: placement.savedCardOf == nil ? "order_confirmed" : "reorder_placed",
-            payload: try JSON.encode(
-                Confirmation(
-                    orderID: orderID.uuidString, customerEmail: placement.customerEmail, total: total,
-                    currency: placement.currency, statusLink: start.store.statusLink(request.token),
-                    reorderOf: placement.savedCardOf?.uuidString)),
-            createdAt: now, deliveredAt: nil
-        ).insert(db)
+        try db.insert(
+            OutboxRecord(
+                id: nil, orderID: orderID.uuidString,
+                kind: placement.savedCardOf == nil ? "order_confirmed" : "reorder_placed",
+                payload: try JSON.encode(
+                    Confirmation(
+                        orderID: orderID.uuidString, customerEmail: placement.customerEmail, total: total,
+                        currency: placement.currency, statusLink: start.store.statusLink(request.token),
+                        reorderOf: placement.savedCardOf?.uuidString)),
+                createdAt: now, deliveredAt: nil
+            ))
         for (index, line) in placement.lines.enumerated() {
-            try OrderLineRecord(
-                orderID: orderID.uuidString, lineNo: index + 1, sku: line.sku, quantity: line.quantity,
-                unitPrice: line.unitPriceMinor
-            ).insert(db)
+            try db.insert(
+                OrderLineRecord(
+                    orderID: orderID.uuidString, lineNo: index + 1, sku: line.sku, quantity: line.quantity,
+                    unitPrice: line.unitPriceMinor
+                ))
         }
         return .new(
             orderID: orderID,
@@ -159,7 +163,7 @@ enum PlaceOrderSaga: SagaDefinition {
 
     /// What is placed: a new order, validated; or an earlier order's lines (as ordered, cancelled units included)
     /// for its customer, on the card saved with its payment.
-    private static func placement(_ db: Database, _ what: Request.What) throws -> Placement {
+    private static func placement(_ db: any SQLTransaction, _ what: Request.What) throws -> Placement {
         switch what {
         case .order(let request):
             try validate(request)
@@ -335,7 +339,8 @@ enum PlaceOrderSaga: SagaDefinition {
         return "order open"
     }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     {
         let order = try OrderRecord.change(db, context.orderID, at: info.now) { order in

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import RescindAPI
+import RescindStorage
 import RescindWire
 
 /// A refund after placement (`orders.refund`): `hold` → `refund` (pivot) → `recorded`. Undo: `release`.
@@ -33,7 +33,7 @@ enum RefundPaymentSaga: SagaDefinition {
     /// - Throws: `invalid_argument/bad_amount`, `unknown_refund_to`, `reason_required`, `reason_too_long`;
     ///   `not_found`; `conflict/order_busy`, `conflict/idempotency_key_reused`; `hold`'s refusals
     ///   (`payment_not_captured`, `refund_exceeds_capture`).
-    static func begin(_ db: Database, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
+    static func begin(_ db: any SQLTransaction, _ asked: Request, _ start: SagaStart) throws -> SagaBeginning<Context> {
         let request = asked.refund
         let reason = request.reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard request.amountMinor > 0 else {
@@ -107,15 +107,17 @@ enum RefundPaymentSaga: SagaDefinition {
             order.amountRefunded += refunded
             if let status = context.paymentStatus { order.paymentStatus = status }
         }
-        try OrderRefundRecord(
-            sagaID: info.sagaID, orderID: context.orderID.uuidString, amount: refunded, reason: context.reason,
-            by: context.by, at: info.now,
-            refundTo: context.storeCreditOf == nil ? nil : RefundDestination.storeCredit.rawValue
-        ).insert(db)
+        try db.insert(
+            OrderRefundRecord(
+                sagaID: info.sagaID, orderID: context.orderID.uuidString, amount: refunded, reason: context.reason,
+                by: context.by, at: info.now,
+                refundTo: context.storeCreditOf == nil ? nil : RefundDestination.storeCredit.rawValue
+            ))
         return "recorded: \(refunded) refunded"
     }
 
-    static func settle(_ db: Database, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo) throws
+    static func settle(_ db: any SQLTransaction, _ context: Context, as outcome: SettleOutcome, info: LocalStepInfo)
+        throws
         -> String
     {
         guard outcome == .open else {
