@@ -392,9 +392,10 @@ struct OrderEditRecord: SQLRecord {
 }
 
 extension JSON {
-    /// The JSON texts that `sql` (a cached statement with one argument, `orderID`) reads, decoded; `nil` for none.
+    /// The JSON texts in the first column of what `sql` (with one argument, `orderID`) reads, decoded; `nil` for
+    /// none.
     static func decodeAll<T: Decodable>(_ db: any SQLTransaction, _ sql: String, _ orderID: String) throws -> [T]? {
-        let texts = try db.query(sql, [orderID]).map { try $0.values[0] }.compactMap { String(sqlValue: $0) }
+        let texts = try db.query(sql, [orderID]).compactMap { $0.values.first.flatMap(String.init(sqlValue:)) }
         return texts.isEmpty ? nil : try texts.map { try decode(T.self, $0) }
     }
 }

@@ -153,9 +153,12 @@ final class ServiceFixture: Sendable {
             try SagaRecord.find(SQLiteTransaction(db), id.uuidString)?.api(SQLiteTransaction(db))
         }
         let orders = self.orders
+        guard let sqlite = orders.database as? SQLiteDatabase else {
+            throw RescindError.internalError("the fixture keeps Orders in SQLite")
+        }
         let met = try await withThrowingTaskGroup(of: Saga?.self) { group in
             group.addTask {
-                for try await saga in observation.values(in: (orders.database as! SQLiteDatabase).pool) {
+                for try await saga in observation.values(in: sqlite.pool) {
                     if let saga, condition(saga) { return saga }
                 }
                 return nil
