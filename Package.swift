@@ -197,7 +197,7 @@ let package = Package(
         .executableTarget(
             name: "rescind-orders",
             dependencies: [
-                "RescindOrders", "RescindDaemon", "RescindTransport", "RescindAPI",
+                "RescindOrders", "RescindDaemon", "RescindTransport", "RescindAPI", "RescindStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -206,7 +206,7 @@ let package = Package(
         .executableTarget(
             name: "rescind-payments",
             dependencies: [
-                "RescindPayments", "RescindMail", "RescindDaemon", "RescindTransport", "RescindAPI",
+                "RescindPayments", "RescindMail", "RescindDaemon", "RescindTransport", "RescindAPI", "RescindStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -97,17 +97,36 @@ public final class OrdersService: Sendable {
         logger: Logger
     ) throws {
         try self.init(
-            databasePath: databasePath, inventory: inventory, payments: payments, configuration: configuration,
-            store: store, notifications: notifications, crashPoint: crashPoint, logger: logger, registry: .standard)
+            database: try SQLiteDatabase(path: databasePath, migrator: OrdersDatabase.migrator), inventory: inventory,
+            payments: payments, configuration: configuration, store: store, notifications: notifications,
+            crashPoint: crashPoint, logger: logger, registry: .standard)
     }
 
-    /// As the public initializer, running the saga kinds of `registry` (a test's own kinds, say).
+    /// Opens (and migrates) Orders' database: a SQLite file, or a PostgreSQL database its replicas share.
+    /// - Throws: database errors; `SMTPError` when the mail server's password or CA cannot be read.
+    public convenience init(
+        storage: StorageLocation,
+        inventory: any RPCCaller,
+        payments: any RPCCaller,
+        configuration: Configuration = .init(),
+        store: StoreSettings = .init(),
+        notifications: NotificationSettings = .init(),
+        crashPoint: CrashPoint? = nil,
+        logger: Logger
+    ) async throws {
+        try self.init(
+            database: try await OrdersDatabase.schema.open(storage, logger: logger), inventory: inventory,
+            payments: payments, configuration: configuration, store: store, notifications: notifications,
+            crashPoint: crashPoint, logger: logger, registry: .standard)
+    }
+
+    /// As the public initializers, over an open database, running the saga kinds of `registry` (a test's own
+    /// kinds, say).
     init(
-        databasePath: String, inventory: any RPCCaller, payments: any RPCCaller, configuration: Configuration,
+        database: any SQLDatabase, inventory: any RPCCaller, payments: any RPCCaller, configuration: Configuration,
         store: StoreSettings, notifications: NotificationSettings, crashPoint: CrashPoint?, logger: Logger,
         registry: SagaRegistry
     ) throws {
-        let database = try SQLiteDatabase(path: databasePath, migrator: OrdersDatabase.migrator)
         self.database = database
         self.configuration = configuration
         self.store = store

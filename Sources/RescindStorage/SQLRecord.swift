@@ -32,7 +32,7 @@ extension SQLTransaction {
 
     /// The record with this primary key (in `R.primaryKey`'s order).
     public func find<R: SQLRecord>(_ type: R.Type, key: SQLArguments) throws -> R? {
-        let condition = R.primaryKey.map { "\($0) = ?" }.joined(separator: " AND ")
+        let condition = R.primaryKey.map { "\(quoted($0)) = ?" }.joined(separator: " AND ")
         return try fetchOne(R.self, "SELECT * FROM \(R.table) WHERE \(condition)", key)
     }
 
@@ -41,7 +41,7 @@ extension SQLTransaction {
             !($0.value == .null && R.generated.contains($0.name))
         }
         try execute(
-            "INSERT INTO \(R.table) (\(columns.map(\.name).joined(separator: ", "))) VALUES ("
+            "INSERT INTO \(R.table) (\(columns.map { quoted($0.name) }.joined(separator: ", "))) VALUES ("
                 + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")",
             columns.map(\.value))
     }
@@ -53,8 +53,8 @@ extension SQLTransaction {
         let key = columns.filter { R.primaryKey.contains($0.name) }
         let rest = columns.filter { !R.primaryKey.contains($0.name) }
         return try execute(
-            "UPDATE \(R.table) SET \(rest.map { "\($0.name) = ?" }.joined(separator: ", ")) WHERE "
-                + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
+            "UPDATE \(R.table) SET \(rest.map { "\(quoted($0.name)) = ?" }.joined(separator: ", ")) WHERE "
+                + key.map { "\(quoted($0.name)) = ?" }.joined(separator: " AND "),
             rest.map(\.value) + key.map(\.value)) > 0
     }
 
@@ -63,10 +63,10 @@ extension SQLTransaction {
         let columns = try SQLRowEncoder.columns(of: record)
         let rest = columns.filter { !R.primaryKey.contains($0.name) }
         try execute(
-            "INSERT INTO \(R.table) (\(columns.map(\.name).joined(separator: ", "))) VALUES ("
+            "INSERT INTO \(R.table) (\(columns.map { quoted($0.name) }.joined(separator: ", "))) VALUES ("
                 + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ") ON CONFLICT ("
-                + R.primaryKey.joined(separator: ", ") + ") DO UPDATE SET "
-                + rest.map { "\($0.name) = excluded.\($0.name)" }.joined(separator: ", "),
+                + R.primaryKey.map(quoted).joined(separator: ", ") + ") DO UPDATE SET "
+                + rest.map { "\(quoted($0.name)) = excluded.\(quoted($0.name))" }.joined(separator: ", "),
             columns.map(\.value))
     }
 
@@ -74,9 +74,13 @@ extension SQLTransaction {
     @discardableResult
     public func delete<R: SQLRecord>(_ type: R.Type, key: SQLArguments) throws -> Bool {
         try execute(
-            "DELETE FROM \(R.table) WHERE " + R.primaryKey.map { "\($0) = ?" }.joined(separator: " AND "), key) > 0
+            "DELETE FROM \(R.table) WHERE " + R.primaryKey.map { "\(quoted($0)) = ?" }.joined(separator: " AND "), key)
+            > 0
     }
 }
+
+/// A column's name quoted, so that one named as a keyword (`by`) is a name to both backends.
+private func quoted(_ name: String) -> String { "\"\(name)\"" }
 
 /// Reads a `Decodable` value from a row: a key is a column; optional columns read null as nil.
 struct SQLRowDecoder: Decoder {

@@ -4,6 +4,7 @@ import Logging
 import RescindAPI
 import RescindDaemon
 import RescindOrders
+import RescindStorage
 import RescindTransport
 
 /// The Orders daemon: places orders and runs cancellations as durable sagas.
@@ -33,9 +34,10 @@ struct OrdersDaemon: AsyncParsableCommand {
     }
 
     /// The configured sinks; without a file, the default: `notifications.jsonl` beside the database.
-    func notifications(_ configured: NotificationSettings?, database: String) -> NotificationSettings {
+    /// The configured notifications; with a SQLite database and no sink named, a JSON-lines file beside it.
+    func notifications(_ configured: NotificationSettings?, storage: StorageLocation) -> NotificationSettings {
         var settings = configured ?? .init()
-        if settings.file == nil {
+        if settings.file == nil, case .sqlite(let database) = storage {
             settings.file =
                 URL(fileURLWithPath: database).deletingLastPathComponent()
                 .appendingPathComponent("notifications.jsonl").path
@@ -59,10 +61,11 @@ struct OrdersDaemon: AsyncParsableCommand {
         )
         let crashPoint = CrashPoint.fromEnvironment
         if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
-        let service = try OrdersService(
-            databasePath: common.database, inventory: inventory, payments: payments,
+        let storage = try common.storage
+        let service = try await OrdersService(
+            storage: storage, inventory: inventory, payments: payments,
             configuration: settings.sagas ?? .init(), store: settings.store ?? .init(),
-            notifications: notifications(settings.notifications, database: common.database), crashPoint: crashPoint,
+            notifications: notifications(settings.notifications, storage: storage), crashPoint: crashPoint,
             logger: logger
         )
         try await Daemon.run(

@@ -56,7 +56,8 @@ final class ServiceFixture: Sendable {
         self.inventoryRouter = inventoryRouter
         self.paymentsRouter = paymentsRouter
         orders = try OrdersService(
-            databasePath: directory.appendingPathComponent("orders.sqlite").path,
+            database: try SQLiteDatabase(
+                path: directory.appendingPathComponent("orders.sqlite").path, migrator: OrdersDatabase.migrator),
             inventory: wrapInventory(InProcessCaller(router: inventoryRouter, peer: .orders, logger: logger)),
             payments: wrapPayments(InProcessCaller(router: paymentsRouter, peer: .orders, logger: logger)),
             configuration: configuration, store: .init(), notifications: .init(), crashPoint: nil, logger: logger,
