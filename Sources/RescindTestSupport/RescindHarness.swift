@@ -46,6 +46,9 @@ public final class RescindHarness: Sendable {
         public var stripeTimeoutSeconds: Double?
         /// Top-level keys of Payments' configuration (its `mail`, say), written last.
         public var payments: [String: any Sendable] = [:]
+        /// Keep each daemon's data in a fresh PostgreSQL database on this server (and the simulated processor's in
+        /// `DATABASE_processor`) instead of SQLite files.
+        public var postgres: PostgresServer?
         /// A folder of database files (`orders.sqlite`, `payments.sqlite`, `payments-processor.sqlite`,
         /// `inventory.sqlite`, as `snapshotDatabases(to:)` writes them) that the daemons start from instead of
         /// empty ones: databases written by an earlier release, say.
@@ -110,6 +113,13 @@ public final class RescindHarness: Sendable {
             try suite.patchConfiguration(.orders, ["peers": peers])
         }
         try suite.patchConfiguration(.orders, ["sagas": options.sagas])
+        if let server = options.postgres {
+            for daemon in [Identity.orders, .payments, .inventory] {
+                let location = try await server.freshDatabase()
+                if daemon == .payments { try await server.createDatabase(location.database + "_processor") }
+                try suite.patchConfiguration(daemon, ["database": location.url])
+            }
+        }
         if options.capture != nil || !options.storeSeconds.isEmpty || !options.store.isEmpty {
             var store: [String: Any] = options.storeSeconds
             store.merge(options.store) { _, new in new }

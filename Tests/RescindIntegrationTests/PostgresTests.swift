@@ -1,0 +1,53 @@
+import Foundation
+import RescindAPI
+import RescindTestSupport
+import RescindTransport
+import RescindWire
+import Testing
+
+extension RealDaemons {
+    /// The real daemons with their data in PostgreSQL (Debian's server, started by the test): the cancellation
+    /// story over TLS, and a saga that Orders' death interrupts finished by the next Orders.
+    @Suite(.serialized, .timeLimit(.minutes(5)), .enabled(if: PostgresServer.isAvailable))
+    struct PostgresTests {
+        private func options() async throws -> RescindHarness.Options {
+            var options = RescindHarness.Options()
+            options.postgres = try await PostgresServer.shared()
+            return options
+        }
+
+        @Test func anOrderIsPlacedAndCancelledWithEveryDaemonOnPostgres() async throws {
+            try await RescindHarness.withSuite(options: try await options()) { h in
+                try await h.setStock("MUG", at: "main", onHand: 5)
+                let order = try await h.place([("MUG", 2, 1200)])
+                #expect(order.status == .open)
+                let accepted = try await h.cancel(order.id)
+                let saga = try await h.waitForSaga(accepted.sagaID)
+                #expect(saga.state == .completed)
+                #expect(try await h.order(order.id).status == .cancelled)
+                #expect(try await h.payment(order.id).amountRefunded == 2400)
+                let level = try #require(try await h.stock("MUG", at: "main"))
+                #expect((level.onHand, level.reserved) == (5, 0))
+                // No SQLite file was made: the data is in PostgreSQL.
+                #expect(!FileManager.default.fileExists(atPath: h.database(.orders).path))
+            }
+        }
+
+        @Test func aSagaOrdersDiedInIsFinishedByTheNextOrders() async throws {
+            let crash = ["RESCIND_CRASH_POINT": "cancel_order/refund/forward/after"]
+            try await RescindHarness.withSuite(options: try await options(), environment: [.orders: crash]) { h in
+                try await h.setStock("MUG", at: "main", onHand: 5)
+                let order = try await h.place([("MUG", 1, 1200)])
+                let accepted = try await h.cancel(order.id)
+                #expect(await h.waitForExit(.orders))
+                #expect(h.log(.orders).contains { $0.contains("crash point reached") })
+                try await h.restart(environment: [.orders: [:]])
+                let saga = try await h.waitForSaga(accepted.sagaID)
+                #expect(saga.state == .completed)
+                // Refunded once: Orders died after recording the refund, before the restock began.
+                #expect(try await h.payment(order.id).amountRefunded == 1200)
+                #expect(try await h.order(order.id).status == .cancelled)
+            }
+        }
+    }
+}
