@@ -1,9 +1,11 @@
 import Foundation
 import GRDB
+import Logging
 import RescindAPI
 import RescindPayments
 import RescindStorage
 import RescindSuite
+import RescindTransport
 
 /// Reads the three databases of a suite (read-only) and reports every way they disagree with what Rescind
 /// promises: money refunded at most once and never above what was captured, every order's status agreeing
@@ -116,94 +118,150 @@ public struct InvariantChecker: Sendable {
         return try check(expectations, processorCharges: intents.map(ProcessorCharge.stripe))
     }
 
-    /// Checks every invariant.
+    /// Checks every invariant, reading the SQLite files.
     /// - Parameter processorCharges: what the processor holds (default: the simulator's database, when the
     ///   suite has one).
     /// - Throws: if a database cannot be opened or read.
     public func check(_ expectations: Expectations = .init(), processorCharges: [ProcessorCharge]? = nil) throws
         -> Report
     {
-        // One read per database: each is looked at as one consistent snapshot.
-        let (orderRows, sagaRows, cancellations, laterRefunds, lineUnits) = try read(orders) { db in
-            (
-                try Row.fetchAll(db, sql: "SELECT * FROM orders"),
-                try Row.fetchAll(db, sql: "SELECT id, kind, order_id, state, error_message, created_at FROM saga"),
-                try Row.fetchAll(db, sql: "SELECT * FROM cancellation"),
-                // Refunds recorded apart from the whole order's cancellation: orders.refund's, those of
-                // cancellations of some lines, and those of edits.
+        var read: [Which: [String: [Row]]] = [:]
+        for (which, url) in [(Which.orders, orders), (.payments, payments), (.inventory, inventory)] {
+            // One read per database: each is looked at as one consistent snapshot.
+            read[which] = try self.read(url) { db in
                 try Dictionary(
-                    Row.fetchAll(
-                        db,
-                        sql: """
-                            SELECT order_id, SUM(amount) AS total FROM order_refund GROUP BY order_id
-                            UNION ALL
-                            SELECT order_id, SUM(refunded) FROM line_cancellation GROUP BY order_id
-                            UNION ALL
-                            SELECT order_id, SUM(refunded) FROM order_edit GROUP BY order_id
-                            """
-                    ).map { ($0["order_id"] as String, $0["total"] as Int64) }, uniquingKeysWith: +),
-                try Dictionary(
-                    uniqueKeysWithValues: Row.fetchAll(
-                        db,
-                        sql: """
-                            SELECT order_id, SUM(quantity - cancelled - fulfilled) AS open, SUM(cancelled) AS cancelled,
-                                SUM(fulfilled) AS fulfilled
-                            FROM order_line GROUP BY order_id
-                            """
-                    ).map { ($0["order_id"] as String, $0) })
-            )
+                    uniqueKeysWithValues: Queries.all[which, default: []].map { ($0, try Row.fetchAll(db, sql: $0)) })
+            }
         }
-        let (paymentRows, refundEvents, creditRows, chargeRows) = try read(payments) { db in
-            (
-                try Row.fetchAll(db, sql: "SELECT * FROM payment"),
-                try Row.fetchAll(db, sql: "SELECT * FROM payment_event WHERE kind = 'refund' ORDER BY id"),
-                try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT c.customer, c.balance, COALESCE(SUM(e.amount), 0) AS total, COUNT(e.id) AS n
-                        FROM store_credit c LEFT JOIN store_credit_entry e ON e.customer = c.customer
-                        GROUP BY c.customer
-                        """),
-                try Row.fetchAll(db, sql: "SELECT * FROM processor_charge")
-            )
-        }
-        let processorCharges =
+        let charges =
             try processorCharges
             ?? processor.map { url in
-                try read(url) { db in try SimulatedProcessor.charges(SQLiteTransaction(db)) }.map(
+                try self.read(url) { db in try SimulatedProcessor.charges(SQLiteTransaction(db)) }.map(
                     ProcessorCharge.simulated)
             }
-        let (stock, ledger, held, reservations, unitsByOrder) = try read(inventory) { db in
-            (
-                try Row.fetchAll(db, sql: "SELECT * FROM stock"),
-                try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT sku, location, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved,
-                            COUNT(*) AS n
-                        FROM ledger GROUP BY sku, location
-                        """),
-                try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT allocation.sku, allocation.location, SUM(allocation.quantity) AS quantity
-                        FROM allocation JOIN reservation ON reservation.order_id = allocation.order_id
-                        WHERE reservation.status IN ('reserved', 'restocking')
-                        GROUP BY allocation.sku, allocation.location
-                        """),
-                try Row.fetchAll(db, sql: "SELECT * FROM reservation WHERE part_of IS NULL"),
-                // Units per order (its parts counted with it) and what happened to them.
+        return try analyze(expectations, processorCharges: charges) { which, sql in read[which]?[sql] ?? [] }
+    }
+
+    /// Checks every invariant of a suite whose daemons keep their data in PostgreSQL: the three databases (and the
+    /// simulator's, `PAYMENTS_processor`), each read in one transaction.
+    /// - Parameter stripeAPIBase: a Stripe-compatible server whose objects are the processor's, instead of the
+    ///   simulator's database.
+    /// - Throws: if a database or the server cannot be read.
+    public static func check(
+        postgres: [Identity: PostgresDatabase.Location], expectations: Expectations = .init(),
+        stripeAPIBase: String? = nil
+    ) async throws -> Report {
+        let quiet = Logger(label: "rescind.check", factory: { _ in SwiftLogNoOpLogHandler() })
+        var read: [Which: [String: [Row]]] = [:]
+        for (which, daemon) in [(Which.orders, Identity.orders), (.payments, .payments), (.inventory, .inventory)] {
+            guard let location = postgres[daemon] else { throw SuiteError("no PostgreSQL database for \(daemon)") }
+            let database = PostgresDatabase(location, connections: 1, logger: quiet)
+            defer { Task { await database.close() } }
+            let rows = try await database.read { tx in
                 try Dictionary(
-                    grouping: Row.fetchAll(
-                        db,
-                        sql: """
-                            SELECT COALESCE(reservation.part_of, reservation.order_id) AS owner, reservation.status,
-                                SUM(allocation.quantity) AS units
-                            FROM reservation JOIN allocation ON allocation.order_id = reservation.order_id
-                            GROUP BY owner, reservation.status
-                            """), by: { $0["owner"] as String })
-            )
+                    uniqueKeysWithValues: Queries.all[which, default: []].map { sql in (sql, try tx.query(sql)) })
+            }
+            read[which] = rows.mapValues { $0.map(Row.init(sqlRow:)) }
         }
+        let charges: [ProcessorCharge]
+        if let stripeAPIBase {
+            charges = try await LocalstripeServer.intents(at: stripeAPIBase).map(ProcessorCharge.stripe)
+        } else if let payments = postgres[.payments] {
+            let database = PostgresDatabase(
+                payments.database(payments.database + "_processor"), connections: 1, logger: quiet)
+            defer { Task { await database.close() } }
+            charges = try await database.read { tx in try SimulatedProcessor.charges(tx) }.map(
+                ProcessorCharge.simulated)
+        } else {
+            charges = []
+        }
+        let checker = InvariantChecker(
+            orders: URL(fileURLWithPath: "/"), payments: URL(fileURLWithPath: "/"), inventory: URL(fileURLWithPath: "/")
+        )
+        return try checker.analyze(expectations, processorCharges: charges) { which, sql in read[which]?[sql] ?? [] }
+    }
+
+    /// The databases the checker reads.
+    enum Which: Hashable {
+        case orders, payments, inventory
+    }
+
+    /// Every query the checker runs, by database: the same SQL on SQLite and PostgreSQL.
+    enum Queries {
+        static let orders = "SELECT * FROM orders"
+        static let sagas = "SELECT id, kind, order_id, state, error_message, created_at FROM saga"
+        static let cancellations = "SELECT * FROM cancellation"
+        // Refunds recorded apart from the whole order's cancellation: orders.refund's, those of cancellations of
+        // some lines, and those of edits.
+        static let laterRefunds = """
+            SELECT order_id, CAST(SUM(amount) AS BIGINT) AS total FROM order_refund GROUP BY order_id
+            UNION ALL
+            SELECT order_id, CAST(SUM(refunded) AS BIGINT) FROM line_cancellation GROUP BY order_id
+            UNION ALL
+            SELECT order_id, CAST(SUM(refunded) AS BIGINT) FROM order_edit GROUP BY order_id
+            """
+        static let lineUnits = """
+            SELECT order_id, CAST(SUM(quantity - cancelled - fulfilled) AS BIGINT) AS open,
+                CAST(SUM(cancelled) AS BIGINT) AS cancelled, CAST(SUM(fulfilled) AS BIGINT) AS fulfilled
+            FROM order_line GROUP BY order_id
+            """
+        static let payments = "SELECT * FROM payment"
+        static let refundEvents = "SELECT * FROM payment_event WHERE kind = 'refund' ORDER BY id"
+        static let credits = """
+            SELECT c.customer, c.balance, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS total, COUNT(e.id) AS n
+            FROM store_credit c LEFT JOIN store_credit_entry e ON e.customer = c.customer
+            GROUP BY c.customer, c.balance
+            """
+        static let charges = "SELECT * FROM processor_charge"
+        static let stock = "SELECT * FROM stock"
+        static let ledger = """
+            SELECT sku, location, CAST(SUM(on_hand_delta) AS BIGINT) AS on_hand,
+                CAST(SUM(reserved_delta) AS BIGINT) AS reserved, COUNT(*) AS n
+            FROM ledger GROUP BY sku, location
+            """
+        static let held = """
+            SELECT allocation.sku, allocation.location, CAST(SUM(allocation.quantity) AS BIGINT) AS quantity
+            FROM allocation JOIN reservation ON reservation.order_id = allocation.order_id
+            WHERE reservation.status IN ('reserved', 'restocking')
+            GROUP BY allocation.sku, allocation.location
+            """
+        static let reservations = "SELECT * FROM reservation WHERE part_of IS NULL"
+        // Units per order (its parts counted with it) and what happened to them.
+        static let unitsByOrder = """
+            SELECT COALESCE(reservation.part_of, reservation.order_id) AS owner, reservation.status,
+                CAST(SUM(allocation.quantity) AS BIGINT) AS units
+            FROM reservation JOIN allocation ON allocation.order_id = reservation.order_id
+            GROUP BY COALESCE(reservation.part_of, reservation.order_id), reservation.status
+            """
+
+        static let all: [Which: [String]] = [
+            .orders: [orders, sagas, cancellations, laterRefunds, lineUnits],
+            .payments: [payments, refundEvents, credits, charges],
+            .inventory: [stock, ledger, held, reservations, unitsByOrder],
+        ]
+    }
+
+    /// Checks every invariant over what `rows` read from each database.
+    func analyze(
+        _ expectations: Expectations, processorCharges: [ProcessorCharge]?, rows: (Which, String) -> [Row]
+    ) throws -> Report {
+        let orderRows = rows(.orders, Queries.orders)
+        let sagaRows = rows(.orders, Queries.sagas)
+        let cancellations = rows(.orders, Queries.cancellations)
+        let laterRefunds = Dictionary(
+            rows(.orders, Queries.laterRefunds).map { ($0["order_id"] as String, $0["total"] as Int64) },
+            uniquingKeysWith: +)
+        let lineUnits = Dictionary(
+            uniqueKeysWithValues: rows(.orders, Queries.lineUnits).map { ($0["order_id"] as String, $0) })
+        let paymentRows = rows(.payments, Queries.payments)
+        let refundEvents = rows(.payments, Queries.refundEvents)
+        let creditRows = rows(.payments, Queries.credits)
+        let chargeRows = rows(.payments, Queries.charges)
+        let stock = rows(.inventory, Queries.stock)
+        let ledger = rows(.inventory, Queries.ledger)
+        let held = rows(.inventory, Queries.held)
+        let reservations = rows(.inventory, Queries.reservations)
+        let unitsByOrder = Dictionary(grouping: rows(.inventory, Queries.unitsByOrder), by: { $0["owner"] as String })
 
         var report = Report()
         report.orders = orderRows.count
@@ -495,5 +553,24 @@ public struct InvariantChecker: Sendable {
     private func describe(_ table: String, _ row: Row) -> String {
         let columns = row.columnNames.map { name in "\(name)=\(row[name].map { "\($0)" } ?? "NULL")" }
         return "\(table): " + columns.joined(separator: ", ")
+    }
+}
+
+extension Row {
+    /// A row read from PostgreSQL, as GRDB's: the checker's rules read both alike (times as GRDB keeps them).
+    convenience init(sqlRow: SQLRow) {
+        var values: [String: (any DatabaseValueConvertible)?] = [:]
+        for (name, value) in zip(sqlRow.columns.names, sqlRow.values) {
+            switch value {
+            case .null: values[name] = .some(nil)
+            case .integer(let integer): values[name] = integer
+            case .real(let real): values[name] = real
+            case .text(let text): values[name] = text
+            case .blob(let data): values[name] = data
+            case .bool(let bool): values[name] = bool
+            case .date(let date): values[name] = date
+            }
+        }
+        self.init(values)
     }
 }

@@ -68,11 +68,15 @@ public final class RescindHarness: Sendable {
     public let stripeAPIBase: String?
     /// With a Stripe API and proxies: the proxy on Payments' HTTP link to it.
     public let processorProxy: FaultProxy?
+    /// With `Options.postgres`: each daemon's database.
+    public let postgresDatabases: [Identity: PostgresDatabase.Location]
 
     private init(
         suite: LocalSuite, connection: SuiteConnection, proxies: [Identity: FaultProxy],
-        stripe: (api: String, webhook: LocalSuite.StripeWebhook, proxy: FaultProxy?)?
+        stripe: (api: String, webhook: LocalSuite.StripeWebhook, proxy: FaultProxy?)?,
+        postgres: [Identity: PostgresDatabase.Location]
     ) {
+        self.postgresDatabases = postgres
         self.suite = suite
         self.connection = connection
         self.proxies = proxies
@@ -113,11 +117,13 @@ public final class RescindHarness: Sendable {
             try suite.patchConfiguration(.orders, ["peers": peers])
         }
         try suite.patchConfiguration(.orders, ["sagas": options.sagas])
+        var postgres: [Identity: PostgresDatabase.Location] = [:]
         if let server = options.postgres {
             for daemon in [Identity.orders, .payments, .inventory] {
                 let location = try await server.freshDatabase()
                 if daemon == .payments { try await server.createDatabase(location.database + "_processor") }
                 try suite.patchConfiguration(daemon, ["database": location.url])
+                postgres[daemon] = location
             }
         }
         if options.capture != nil || !options.storeSeconds.isEmpty || !options.store.isEmpty {
@@ -158,7 +164,8 @@ public final class RescindHarness: Sendable {
         do {
             let (manifest, _) = try await suite.up(environment: environment)
             return RescindHarness(
-                suite: suite, connection: try SuiteConnection(manifest: manifest), proxies: proxies, stripe: stripe)
+                suite: suite, connection: try SuiteConnection(manifest: manifest), proxies: proxies, stripe: stripe,
+                postgres: postgres)
         } catch {
             for proxy in proxies.values { await proxy.shutdown() }
             await stripe?.proxy?.shutdown()
@@ -337,7 +344,11 @@ public final class RescindHarness: Sendable {
     public func checkWithProcessor(_ expectations: InvariantChecker.Expectations = .init()) async throws
         -> InvariantChecker.Report
     {
-        try await InvariantChecker(layout: suite.layout).check(expectations, stripeAPIBase: stripeAPIBase)
+        if !postgresDatabases.isEmpty {
+            return try await InvariantChecker.check(
+                postgres: postgresDatabases, expectations: expectations, stripeAPIBase: stripeAPIBase)
+        }
+        return try await InvariantChecker(layout: suite.layout).check(expectations, stripeAPIBase: stripeAPIBase)
     }
 
     /// Waits until no saga is running or compensating.

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import RescindAPI
+import RescindStorage
 import RescindTestSupport
 import RescindTransport
 import RescindWire
@@ -28,8 +30,19 @@ extension RealDaemons {
                 #expect(try await h.payment(order.id).amountRefunded == 2400)
                 let level = try #require(try await h.stock("MUG", at: "main"))
                 #expect((level.onHand, level.reserved) == (5, 0))
-                // No SQLite file was made: the data is in PostgreSQL.
+                // No SQLite file was made: the data is in PostgreSQL, and every invariant holds there.
                 #expect(!FileManager.default.fileExists(atPath: h.database(.orders).path))
+                let report = try await h.checkWithProcessor()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+                #expect(report.orders == 1 && report.payments == 1)
+                // And it sees a broken promise there: the payment no longer says what was refunded.
+                let payments = PostgresDatabase(
+                    try #require(h.postgresDatabases[.payments]), connections: 1,
+                    logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+                _ = try await payments.write { tx in try tx.execute("UPDATE payment SET amount_refunded = 0") }
+                await payments.close()
+                let broken = try await h.checkWithProcessor()
+                #expect(!broken.violations.isEmpty)
             }
         }
 
@@ -47,6 +60,8 @@ extension RealDaemons {
                 // Refunded once: Orders died after recording the refund, before the restock began.
                 #expect(try await h.payment(order.id).amountRefunded == 1200)
                 #expect(try await h.order(order.id).status == .cancelled)
+                let report = try await h.checkWithProcessor()
+                #expect(report.violations.isEmpty, "\(report.violations)")
             }
         }
     }
