@@ -240,7 +240,7 @@ let package = Package(
         .executableTarget(
             name: "rescindctl",
             dependencies: [
-                "RescindSuite", "RescindAPI", "RescindPKI", "RescindTransport", "RescindTestSupport",
+                "RescindSuite", "RescindAPI", "RescindPKI", "RescindTransport", "RescindTestSupport", "RescindStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

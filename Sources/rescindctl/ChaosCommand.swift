@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import RescindAPI
+import RescindStorage
 import RescindSuite
 import RescindTestSupport
 
@@ -84,12 +86,14 @@ struct Chaos: AsyncParsableCommand {
 
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read a local suite's three databases and report every broken invariant, with its rows.",
+        abstract: "Read a suite's three databases and report every broken invariant, with its rows.",
         discussion: """
             Money refunded at most once and never above what was captured; every order's status agreeing with \
             its payment and its stock; stock conserved by the ledger; nothing negative; and, unless \
             --allow-running, no saga still running or failed. Read-only: safe while the daemons run. Exits 1 \
-            on any violation.
+            on any violation. The databases are the suite's SQLite files, or the PostgreSQL databases its \
+            configurations name, or, with --postgres postgres://USER@HOST:PORT/BASE, BASE_orders, \
+            BASE_payments and BASE_inventory on that server (and the simulator's BASE_payments_processor).
             """
     )
 
@@ -97,14 +101,32 @@ struct Check: AsyncParsableCommand {
     var dir: String?
     @Flag(help: "Do not count sagas still running or compensating, nor failed ones, as violations.")
     var allowRunning = false
+    @Option(help: "A PostgreSQL server and base name: check BASE_orders, BASE_payments and BASE_inventory there.")
+    var postgres: String?
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        guard let dir = dir ?? ProcessInfo.processInfo.environment["RESCIND_DIR"] else {
-            throw ValidationError("say where the suite lives: --dir DIR or RESCIND_DIR")
+        let expectations = InvariantChecker.Expectations(quiet: !allowRunning, noneFailed: !allowRunning)
+        let report: InvariantChecker.Report
+        if let postgres {
+            let base = try PostgresDatabase.Location(url: postgres)
+            report = try await InvariantChecker.check(
+                postgres: [
+                    .orders: base.database(base.database + "_orders"),
+                    .payments: base.database(base.database + "_payments"),
+                    .inventory: base.database(base.database + "_inventory"),
+                ], expectations: expectations)
+        } else {
+            guard let dir = dir ?? ProcessInfo.processInfo.environment["RESCIND_DIR"] else {
+                throw ValidationError("say where the suite lives: --dir DIR or RESCIND_DIR, or --postgres URL")
+            }
+            let layout = SuiteLayout(path: dir)
+            if let databases = try Self.postgresDatabases(layout) {
+                report = try await InvariantChecker.check(postgres: databases, expectations: expectations)
+            } else {
+                report = try InvariantChecker(layout: layout).check(expectations)
+            }
         }
-        let checker = InvariantChecker(layout: SuiteLayout(path: dir))
-        let report = try checker.check(.init(quiet: !allowRunning, noneFailed: !allowRunning))
         try output.emit(report) { report in
             var lines = [
                 "checked \(report.orders) orders, \(report.payments) payments, \(report.stockRows) stock rows, "
@@ -114,5 +136,19 @@ struct Check: AsyncParsableCommand {
             return lines.joined(separator: "\n")
         }
         if !report.isClean { throw ExitCode(1) }
+    }
+
+    /// The PostgreSQL databases a suite's configurations name (each daemon's `database`), if they name them.
+    static func postgresDatabases(_ layout: SuiteLayout) throws -> [Identity: PostgresDatabase.Location]? {
+        var databases: [Identity: PostgresDatabase.Location] = [:]
+        for daemon in [Identity.orders, .payments, .inventory] {
+            guard let data = try? Data(contentsOf: layout.config(daemon)),
+                let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let database = object["database"] as? String,
+                database.hasPrefix("postgres://") || database.hasPrefix("postgresql://")
+            else { continue }
+            databases[daemon] = try PostgresDatabase.Location(url: database)
+        }
+        return databases.isEmpty ? nil : databases
     }
 }

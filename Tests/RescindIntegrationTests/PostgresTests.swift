@@ -35,6 +35,10 @@ extension RealDaemons {
                 let report = try await h.checkWithProcessor()
                 #expect(report.violations.isEmpty, "\(report.violations)")
                 #expect(report.orders == 1 && report.payments == 1)
+                // rescindctl check finds the suite's databases in its configurations.
+                let (status, output) = try await runRescindctl(["check", "--dir", h.directory.path])
+                #expect(status == 0, "\(String(decoding: output, as: UTF8.self))")
+                #expect(String(decoding: output, as: UTF8.self).contains("checked 1 orders"))
                 // And it sees a broken promise there: the payment no longer says what was refunded.
                 let payments = PostgresDatabase(
                     try #require(h.postgresDatabases[.payments]), connections: 1,
@@ -43,6 +47,7 @@ extension RealDaemons {
                 await payments.close()
                 let broken = try await h.checkWithProcessor()
                 #expect(!broken.violations.isEmpty)
+                #expect(try await runRescindctl(["check", "--dir", h.directory.path]).status == 1)
             }
         }
 
