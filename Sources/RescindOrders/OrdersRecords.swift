@@ -462,7 +462,8 @@ struct OutboxRecord: SQLRecord {
     static func withoutStatusLink(_ payload: String) -> String {
         guard var object = (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any],
             object.removeValue(forKey: "status_link") != nil,
-            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         else { return payload }
         return String(decoding: data, as: UTF8.self)
     }

@@ -84,25 +84,8 @@ public final class OrdersService: Sendable {
     let runner: SagaRunner
     let logger: Logger
 
-    /// Opens (and migrates) the database at `path`. Sagas run once the runner runs (`services` or `run()`).
-    /// - Throws: database errors; `SMTPError` when the mail server's password or CA cannot be read.
-    public convenience init(
-        databasePath: String,
-        inventory: any RPCCaller,
-        payments: any RPCCaller,
-        configuration: Configuration = .init(),
-        store: StoreSettings = .init(),
-        notifications: NotificationSettings = .init(),
-        crashPoint: CrashPoint? = nil,
-        logger: Logger
-    ) throws {
-        try self.init(
-            database: try SQLiteDatabase(path: databasePath, migrator: OrdersDatabase.migrator), inventory: inventory,
-            payments: payments, configuration: configuration, store: store, notifications: notifications,
-            crashPoint: crashPoint, logger: logger, registry: .standard)
-    }
-
-    /// Opens (and migrates) Orders' database: a SQLite file, or a PostgreSQL database its replicas share.
+    /// Opens (and migrates) Orders' database: a SQLite file, or a PostgreSQL database its replicas share. Sagas
+    /// run once the runner runs (`services` or `run()`).
     /// - Throws: database errors; `SMTPError` when the mail server's password or CA cannot be read.
     public convenience init(
         storage: StorageLocation,

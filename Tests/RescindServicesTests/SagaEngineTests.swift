@@ -276,7 +276,7 @@ import Testing
         defer { f.stop() }
         try await f.setStock("MUG", "main", 5)
         let order = try await f.place([("MUG", 1, 1200)])
-        try await f.orders.database.write { db in
+        _ = try await f.orders.database.write { db in
             try db.execute(
                 """
                 CREATE TRIGGER test_cancellation_fails BEFORE INSERT ON cancellation
@@ -294,7 +294,7 @@ import Testing
         #expect(try await f.orders.order(order.id).status == .cancelling)
         #expect(try await f.payments.payment(order.id).amountRefunded == 1200)
 
-        try await f.orders.database.write { db in try db.execute("DROP TRIGGER test_cancellation_fails") }
+        _ = try await f.orders.database.write { db in try db.execute("DROP TRIGGER test_cancellation_fails") }
         _ = try await f.orders.retry(accepted.sagaID)
         #expect(try await f.waitForSaga(accepted.sagaID).state == .completed)
         #expect(try await f.orders.order(order.id).status == .cancelled)

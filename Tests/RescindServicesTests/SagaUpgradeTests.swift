@@ -122,7 +122,7 @@ private enum NoteSagaV3: SagaDefinition {
         try await f.setStock("MUG", "main", 5)
         let order = try await f.place([("MUG", 1, 1200)])
         let id = UUID.timeOrdered().uuidString
-        try await f.orders.database.write { db in
+        _ = try await f.orders.database.write { db in
             try SagaStore.start(
                 db, NoteSagaV1.self, id: id, orderID: order.id, context: .init(orderID: order.id, words: []))
         }
