@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import Logging
 import RescindAPI
 import RescindPKI
+import RescindStorage
 import RescindSuite
 import RescindTransport
 import RescindWire
@@ -42,6 +44,12 @@ struct Up: AsyncParsableCommand {
             "With --processor stripe: a file holding the webhook endpoint's signing secret (whsec_...); without it, the suite makes one."
     )
     var stripeWebhookSecretFile: String?
+    @Option(
+        help: """
+            Keep the daemons' data in PostgreSQL: postgres://USER[:PASSWORD]@HOST[:PORT]/BASE. BASE_orders, \
+            BASE_payments, BASE_inventory and BASE_payments_processor are made where missing.
+            """)
+    var postgres: String?
     @OptionGroup var output: OutputOptions
 
     /// `--store` settings as the store section's keys and values.
@@ -87,6 +95,13 @@ struct Up: AsyncParsableCommand {
             try suite.prepare(progress: output.progress)
             try suite.patchStore(store)
         }
+        if let postgres {
+            // Read when each daemon next starts: a running one keeps its database until `down` and `up`.
+            try suite.prepare(progress: output.progress)
+            for (daemon, location) in try await Self.postgresDatabases(postgres, progress: output.progress) {
+                try suite.patchConfiguration(daemon, ["database": location.url])
+            }
+        }
         if processor == "stripe" {
             // Read when Payments next starts, as the store settings are.
             try suite.prepare(progress: output.progress)
@@ -110,6 +125,35 @@ struct Up: AsyncParsableCommand {
                 + ["suite: \(result.manifest)", "next: rescindctl health --dir \(manifest.directory)"])
                 .joined(separator: "\n")
         }
+    }
+}
+
+extension Up {
+    /// Each daemon's database on the PostgreSQL server `url` names (BASE_orders, BASE_payments, BASE_inventory),
+    /// made where missing with the simulator's BASE_payments_processor.
+    /// - Throws: `SQLError` if the server cannot be reached or a database cannot be made.
+    static func postgresDatabases(_ url: String, progress: (String) -> Void) async throws
+        -> [(Identity, PostgresDatabase.Location)]
+    {
+        let base = try PostgresDatabase.Location(url: url)
+        let server = PostgresDatabase(
+            base.database("postgres"), connections: 1,
+            logger: Logger(label: "rescindctl", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { Task { await server.close() } }
+        let daemons: [(Identity, String)] = [
+            (.orders, base.database + "_orders"), (.payments, base.database + "_payments"),
+            (.inventory, base.database + "_inventory"),
+        ]
+        for name in daemons.map(\.1) + [base.database + "_payments_processor"] {
+            let exists = try await server.read { tx in
+                try tx.scalar(Int64.self, "SELECT COUNT(*) FROM pg_database WHERE datname = ?", [name]) ?? 0
+            }
+            if exists == 0 {
+                try await server.runAlone("CREATE DATABASE \"\(name)\"")
+                progress("made database \(name) on \(base.host):\(base.port)")
+            }
+        }
+        return daemons.map { ($0.0, base.database($0.1)) }
     }
 }
 

@@ -69,5 +69,20 @@ extension RealDaemons {
                 #expect(report.violations.isEmpty, "\(report.violations)")
             }
         }
+
+        @Test func rescindctlUpKeepsASuiteInPostgresAndCheckFindsIt() async throws {
+            let server = try await PostgresServer.shared()
+            let base = server.location("s_" + UUID().uuidString.prefix(8).lowercased()).url
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rescind-up-\(UUID())").path
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let up = try await runRescindctl(["up", "--dir", dir, "--postgres", base])
+            #expect(up.status == 0, "\(String(decoding: up.output, as: UTF8.self))")
+            let check = try await runRescindctl(["check", "--postgres", base, "--json"])
+            _ = try await runRescindctl(["down", "--dir", dir])
+            #expect(check.status == 0, "\(String(decoding: check.output, as: UTF8.self))")
+            // The databases were made, and nothing was kept in SQLite files.
+            #expect(String(decoding: check.output, as: UTF8.self).contains("\"orders\""))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/data/orders.sqlite"))
+        }
     }
 }
