@@ -8,7 +8,7 @@ enum InventoryDatabase {
     /// The schema in PostgreSQL: the same tables, keys, CHECKs and append-only ledger as SQLite's migrations end
     /// with.
     static let postgres = [
-        SQLMigration(IdempotencyStore.migrationName, IdempotencyStore.postgresStatements),
+        IdempotencyStore.postgresMigration,
         SQLMigration(
             "inventory-v1",
             [

@@ -6,7 +6,7 @@ extension OrdersDatabase {
     /// The schema in PostgreSQL: the same tables, keys, CHECKs and indexes as SQLite's migrations end with (JSON
     /// columns are text that must cast to `jsonb`, as SQLite's `json_valid` checks).
     static let postgres = [
-        SQLMigration(IdempotencyStore.migrationName, IdempotencyStore.postgresStatements),
+        IdempotencyStore.postgresMigration,
         SQLMigration(
             "orders-v15",
             [

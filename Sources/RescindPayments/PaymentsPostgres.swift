@@ -3,7 +3,7 @@ import RescindStorage
 extension PaymentsDatabase {
     /// The schema in PostgreSQL: the same tables, keys, CHECKs and indexes as SQLite's migrations end with.
     static let postgres = [
-        SQLMigration(IdempotencyStore.migrationName, IdempotencyStore.postgresStatements),
+        IdempotencyStore.postgresMigration,
         SQLMigration(
             "payments-v6",
             [

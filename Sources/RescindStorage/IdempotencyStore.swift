@@ -31,8 +31,11 @@ public enum IdempotencyStore {
         }
     }
 
+    /// The migration that makes the table of keys in PostgreSQL, first in every daemon's PostgreSQL schema.
+    public static var postgresMigration: SQLMigration { SQLMigration(migrationName, postgresStatements) }
+
     /// The table of keys in PostgreSQL: the same columns and CHECK as in SQLite.
-    public static let postgresStatements = [
+    static let postgresStatements = [
         """
         CREATE TABLE idempotency_key (
             key TEXT PRIMARY KEY,

@@ -275,6 +275,9 @@ extension RawRepresentable where RawValue == String, Self: SQLValueConvertible {
 
 /// Times as SQLite keeps them: UTC text, `YYYY-MM-DD HH:MM:SS.SSS` (as GRDB writes a `Date`), which sorts as the
 /// times do.
+/// Read here rather than with GRDB's `Date.fromDatabaseValue`, whose result can differ from the written time in
+/// the last bit: this one gives exactly the millisecond, as `PostgresDatabase` does, so a record reads back equal
+/// on both backends (`SQLStorageTests`).
 public enum SQLiteTime {
     /// A time SQLite keeps (`YYYY-MM-DD HH:MM:SS`, fractions of a second optional, `T` for the space allowed).
     public static func parse(_ text: String) -> Date? {

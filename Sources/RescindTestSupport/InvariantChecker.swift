@@ -139,7 +139,7 @@ public struct InvariantChecker: Sendable {
                 try self.read(url) { db in try SimulatedProcessor.charges(SQLiteTransaction(db)) }.map(
                     ProcessorCharge.simulated)
             }
-        return try analyze(expectations, processorCharges: charges) { which, sql in read[which]?[sql] ?? [] }
+        return try Self.analyze(expectations, processorCharges: charges) { which, sql in read[which]?[sql] ?? [] }
     }
 
     /// Checks every invariant of a suite whose daemons keep their data in PostgreSQL: the three databases (and the
@@ -175,10 +175,7 @@ public struct InvariantChecker: Sendable {
         } else {
             charges = []
         }
-        let checker = InvariantChecker(
-            orders: URL(fileURLWithPath: "/"), payments: URL(fileURLWithPath: "/"), inventory: URL(fileURLWithPath: "/")
-        )
-        return try checker.analyze(expectations, processorCharges: charges) { which, sql in read[which]?[sql] ?? [] }
+        return try analyze(expectations, processorCharges: charges) { which, sql in read[which]?[sql] ?? [] }
     }
 
     /// The databases the checker reads.
@@ -242,7 +239,7 @@ public struct InvariantChecker: Sendable {
     }
 
     /// Checks every invariant over what `rows` read from each database.
-    func analyze(
+    static func analyze(
         _ expectations: Expectations, processorCharges: [ProcessorCharge]?, rows: (Which, String) -> [Row]
     ) throws -> Report {
         let orderRows = rows(.orders, Queries.orders)
@@ -550,7 +547,7 @@ public struct InvariantChecker: Sendable {
         return try queue.read(body)
     }
 
-    private func describe(_ table: String, _ row: Row) -> String {
+    private static func describe(_ table: String, _ row: Row) -> String {
         let columns = row.columnNames.map { name in "\(name)=\(row[name].map { "\($0)" } ?? "NULL")" }
         return "\(table): " + columns.joined(separator: ", ")
     }

@@ -138,25 +138,19 @@ public final class PostgresServer: Sendable {
         process.set(started)
         let probe = PostgresDatabase(location("postgres"), connections: 1, logger: Self.quiet)
         defer { Task { await probe.close() } }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
-            do {
-                _ = try await probe.read { tx in try tx.scalar(Int64.self, "SELECT 1") }
-                return
-            } catch {
-                if !started.isRunning, ContinuousClock.now < deadline {
-                    // After a crash, the old server's backends may still hold its shared memory for a moment.
-                    try await Task.sleep(for: .milliseconds(200))
+        do {
+            try await waitUntil("PostgreSQL accepting connections", timeout: .seconds(30)) {
+                if (try? await probe.read({ tx in try tx.scalar(Int64.self, "SELECT 1") })) != nil { return true }
+                if !started.isRunning {
+                    // After a crash the old server's backends may hold its shared memory for a moment: start again.
                     started = try launch("postgres", arguments, log: log)
                     process.set(started)
-                    continue
                 }
-                guard ContinuousClock.now < deadline else {
-                    let tail = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-                    throw PeerError(message: "PostgreSQL did not start: \(error)\n\(tail.suffix(2000))")
-                }
-                try await Task.sleep(for: .milliseconds(50))
+                return false
             }
+        } catch {
+            let tail = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            throw PeerError(message: "PostgreSQL did not start: \(error)\n\(tail.suffix(2000))")
         }
     }
 

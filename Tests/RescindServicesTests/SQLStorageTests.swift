@@ -65,7 +65,7 @@ private struct Sample: SQLRecord, Equatable {
         sample.note = nil
         sample.active = false
         sample.count = -7
-        try await database.write { [sample] tx in try tx.update(sample) }
+        _ = try await database.write { [sample] tx in try tx.update(sample) }
         #expect(try await database.read { tx in try tx.find(Sample.self, key: ["a"]) } == sample)
         let found = try await database.read { tx in
             try tx.fetchAll(
