@@ -14,6 +14,9 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
     public var database: String
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
     public var logLevel: String
+    /// This replica's name among the daemon's replicas on one database, the same across its restarts (its
+    /// leases are taken back at once when it starts again); `HOST:PORT` of its listener when absent.
+    public var replica: String?
 
     public init(
         identity: String, listen: RPCServer.Configuration, tls: TLSFiles, database: String,
@@ -45,8 +48,13 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         }
     }
 
+    /// This run of this replica, as a holder of leases.
+    public var leaseHolder: LeaseHolder {
+        LeaseHolder(replica: replica ?? "\(ProcessInfo.processInfo.hostName):\(listen.port)")
+    }
+
     enum CodingKeys: String, CodingKey {
-        case identity, listen, tls, database
+        case identity, listen, tls, database, replica
         case logLevel = "log_level"
     }
 
@@ -58,6 +66,11 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         tls = try c.decode(TLSFiles.self, forKey: .tls)
         database = try c.decode(String.self, forKey: .database)
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
+        replica = try c.decodeIfPresent(String.self, forKey: .replica)
+        if let replica, replica.isEmpty || replica.contains("/") {
+            throw DecodingError.dataCorruptedError(
+                forKey: .replica, in: c, debugDescription: "replica must be a name without /")
+        }
     }
 
     /// Reads a JSON configuration file.

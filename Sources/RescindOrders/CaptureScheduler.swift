@@ -10,25 +10,20 @@ import ServiceLifecycle
 /// whose time has come.
 ///
 /// The timer is the column, not memory: after a restart (or a crash at any point) the next look finds every
-/// order that fell due meanwhile. An order that a cancellation or a fulfilment holds is skipped (the void or
+/// order that fell due meanwhile. Two replicas cannot both start one: the saga's start refuses an order another
+/// saga holds, in its transaction. An order that a cancellation or a fulfilment holds is skipped (the void or
 /// the fulfilment's own capture takes over); one that already has a capture saga is left to it.
 struct CaptureScheduler: Service {
     let service: OrdersService
+    /// Of several replicas, the one that holds `capture_scheduler` looks (two would start the same capture, and
+    /// one of them be refused).
+    let lease: LeaseKeeper
 
     func run() async {
-        let interval = Duration.seconds(service.configuration.pollIntervalSeconds)
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            do {
-                try await startDueCaptures(now: Date())
-            } catch {
-                service.logger.error("capture scheduler failed; will retry", metadata: ["error": "\(error)"])
-            }
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
-        }
+        await lease.runPasses(
+            every: .seconds(service.configuration.pollIntervalSeconds), logger: service.logger,
+            failure: "capture scheduler failed"
+        ) { _ in try await startDueCaptures(now: Date()) }
     }
 
     /// Starts a capture saga for each open order due by `now` that no other saga holds (at most 100 a turn, oldest

@@ -320,6 +320,13 @@ enum OrdersDatabase {
                 t.add(column: "machine_version", .integer).notNull().defaults(to: 1).check(sql: "machine_version >= 1")
             }
         }
+        // Leases, so that several replicas share one database: a saga is driven by the replica that holds its
+        // lease (`lease_holder` until `lease_expires_at`), and each step commits only with the lease's token;
+        // the relay and the capture scheduler hold named leases (`lease`).
+        Lease.registerMigration(in: &migrator)
+        migrator.registerMigration("orders-v16-saga-leases") { db in
+            for statement in OrdersDatabase.sagaLeaseColumns(timestamp: "DATETIME") { try db.execute(sql: statement) }
+        }
         return migrator
     }
 }

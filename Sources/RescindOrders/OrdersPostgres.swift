@@ -210,5 +210,17 @@ extension OrdersDatabase {
                 """,
                 "CREATE INDEX outbox_pending ON outbox (delivered_at, id)",
             ]),
+        Lease.postgresMigration,
+        SQLMigration("orders-v16-saga-leases", sagaLeaseColumns(timestamp: "TIMESTAMPTZ")),
     ]
+
+    /// A saga's lease: who drives it, until when, and the fencing token each of its steps commits with (it only
+    /// grows: each new holder takes the next).
+    static func sagaLeaseColumns(timestamp: String) -> [String] {
+        [
+            "ALTER TABLE saga ADD COLUMN lease_holder TEXT",
+            "ALTER TABLE saga ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0 CHECK (lease_token >= 0)",
+            "ALTER TABLE saga ADD COLUMN lease_expires_at \(timestamp)",
+        ]
+    }
 }

@@ -211,11 +211,18 @@ struct SagaRecord: SQLRecord {
     /// The versions of `context` (its kind's `contextVersion`) and of `machine` (`SagaMachine.version`).
     var contextVersion: Int
     var machineVersion: Int
+    /// The replica that drives the saga, until when, and the fencing token its steps commit with (`SagaLease`).
+    var leaseHolder: String?
+    var leaseToken: Int64
+    var leaseExpiresAt: Date?
 
     enum CodingKeys: String, CodingKey {
         case id, kind, state, plan, machine, context
         case contextVersion = "context_version"
         case machineVersion = "machine_version"
+        case leaseHolder = "lease_holder"
+        case leaseToken = "lease_token"
+        case leaseExpiresAt = "lease_expires_at"
         case orderID = "order_id"
         case errorCode = "error_code"
         case errorReason = "error_reason"

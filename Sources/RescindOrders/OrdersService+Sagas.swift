@@ -11,6 +11,7 @@ extension OrdersService {
     public func retry(_ sagaID: UUID, logger: Logger? = nil) async throws -> Saga {
         let id = sagaID.uuidString
         let defaults = runner.defaultRetry
+        let lease = runner.lease
         let resumed = try await database.write { db in
             var loaded = try SagaStore.load(db, id, registry: self.runner.registry, defaults: defaults)
             try Self.requireFailed(loaded.record)
@@ -22,8 +23,11 @@ extension OrdersService {
                 loaded.record.errorMessage = nil
                 loaded.record.failedStep = nil
             }
-            loaded.record.nextAttemptAt = Date()
-            try SagaStore.save(db, &loaded)
+            let now = Date()
+            loaded.record.nextAttemptAt = now
+            // This replica drives it from here.
+            lease.take(&loaded.record, now: now)
+            try SagaStore.save(db, &loaded, now: now, lease: nil)
             return try loaded.record.api(db)
         }
         (logger ?? self.logger).notice(
@@ -59,7 +63,7 @@ extension OrdersService {
             loaded.record.settledAt = now
             loaded.record.settledAs = request.outcome
             loaded.record.settledNote = note
-            try SagaStore.save(db, &loaded, now: now)
+            try SagaStore.save(db, &loaded, now: now, lease: nil)
             try db.insert(
                 SagaStepRecord(
                     sagaID: id, seq: try SagaStore.nextSeq(db, sagaID: id), name: "settle", direction: .forward,

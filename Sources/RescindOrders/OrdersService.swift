@@ -27,6 +27,9 @@ public final class OrdersService: Sendable {
         public var pollIntervalSeconds: Double
         /// A saga still running this long after it began counts as stuck in `health` and `sagas list --stuck`.
         public var stuckAfterSeconds: Double
+        /// How long a replica's hold on a saga, the relay or the capture scheduler runs unrenewed: how soon
+        /// another replica on the same database takes the work of one that died.
+        public var leaseSeconds: Double
 
         public init(
             maxAttempts: Int = 30,
@@ -35,7 +38,8 @@ public final class OrdersService: Sendable {
             callTimeoutSeconds: Double = 5,
             placeTimeoutSeconds: Double = 30,
             pollIntervalSeconds: Double = 0.5,
-            stuckAfterSeconds: Double = 300
+            stuckAfterSeconds: Double = 300,
+            leaseSeconds: Double = 10
         ) {
             self.maxAttempts = maxAttempts
             self.initialRetryDelaySeconds = initialRetryDelaySeconds
@@ -44,6 +48,7 @@ public final class OrdersService: Sendable {
             self.placeTimeoutSeconds = placeTimeoutSeconds
             self.pollIntervalSeconds = pollIntervalSeconds
             self.stuckAfterSeconds = stuckAfterSeconds
+            self.leaseSeconds = leaseSeconds
         }
 
         /// Reads a configuration; absent fields take their defaults.
@@ -61,6 +66,11 @@ public final class OrdersService: Sendable {
             pollIntervalSeconds =
                 try c.decodeIfPresent(Double.self, forKey: .pollIntervalSeconds) ?? d.pollIntervalSeconds
             stuckAfterSeconds = try c.decodeIfPresent(Double.self, forKey: .stuckAfterSeconds) ?? d.stuckAfterSeconds
+            leaseSeconds = try c.decodeIfPresent(Double.self, forKey: .leaseSeconds) ?? d.leaseSeconds
+            guard leaseSeconds >= 0.5, leaseSeconds.isFinite else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .leaseSeconds, in: c, debugDescription: "lease_seconds must be at least 0.5")
+            }
         }
 
         enum CodingKeys: String, CodingKey {
@@ -71,6 +81,7 @@ public final class OrdersService: Sendable {
             case placeTimeoutSeconds = "place_timeout_seconds"
             case pollIntervalSeconds = "poll_interval_seconds"
             case stuckAfterSeconds = "stuck_after_seconds"
+            case leaseSeconds = "lease_seconds"
         }
     }
 
@@ -95,12 +106,13 @@ public final class OrdersService: Sendable {
         store: StoreSettings = .init(),
         notifications: NotificationSettings = .init(),
         crashPoint: CrashPoint? = nil,
+        leaseHolder: LeaseHolder = .process,
         logger: Logger
     ) async throws {
         try self.init(
             database: try await OrdersDatabase.schema.open(storage, logger: logger), inventory: inventory,
             payments: payments, configuration: configuration, store: store, notifications: notifications,
-            crashPoint: crashPoint, logger: logger, registry: .standard)
+            crashPoint: crashPoint, logger: logger, registry: .standard, leaseHolder: leaseHolder)
     }
 
     /// As the public initializers, over an open database, running the saga kinds of `registry` (a test's own
@@ -108,7 +120,7 @@ public final class OrdersService: Sendable {
     init(
         database: any SQLDatabase, inventory: any RPCCaller, payments: any RPCCaller, configuration: Configuration,
         store: StoreSettings, notifications: NotificationSettings, crashPoint: CrashPoint?, logger: Logger,
-        registry: SagaRegistry
+        registry: SagaRegistry, leaseHolder: LeaseHolder = .process
     ) throws {
         self.database = database
         self.configuration = configuration
@@ -128,7 +140,8 @@ public final class OrdersService: Sendable {
                 ),
                 callTimeout: .seconds(configuration.callTimeoutSeconds),
                 pollInterval: .seconds(configuration.pollIntervalSeconds),
-                crashPoint: crashPoint
+                crashPoint: crashPoint,
+                lease: SagaLease(holder: leaseHolder, duration: configuration.leaseSeconds)
             ),
             logger: logger
         )
@@ -137,7 +150,7 @@ public final class OrdersService: Sendable {
     /// What the daemon runs beside its server, in start order: the saga runner, then the outbox relay. On
     /// SIGTERM the relay stops, then the runner lets its current steps finish and record.
     public var services: [any Service] {
-        [runner, CaptureScheduler(service: self), relay]
+        [runner, CaptureScheduler(service: self, lease: lease("capture_scheduler")), relay]
     }
 
     /// The relay of customer notifications to the configured sinks.
@@ -153,7 +166,14 @@ public final class OrdersService: Sendable {
             sinks.append(SMTPSink(client: smtp, mail: mail, staff: notifications.mail?.staff, logger: logger))
         }
         return OutboxRelay(
-            database: database, sinks: sinks, maxBackoff: notifications.maxBackoffSeconds, logger: logger)
+            database: database, sinks: sinks, maxBackoff: notifications.maxBackoffSeconds, logger: logger,
+            lease: lease("outbox_relay"))
+    }
+
+    /// A named lease of this replica's (the relay's, the capture scheduler's), as long as a saga's.
+    func lease(_ name: String) -> LeaseKeeper {
+        LeaseKeeper(
+            Lease(name, holder: runner.lease.holder, duration: .seconds(runner.lease.duration)), database: database)
     }
 
     /// Runs the services until cancelled (for tests and tools without a service group).

@@ -6,6 +6,7 @@ import NIOHTTP1
 import RescindMail
 import RescindStorage
 import RescindTransport
+import RescindWire
 import ServiceLifecycle
 
 /// Where customer notifications go: the store's configuration (`notifications` in Orders' file).
@@ -193,25 +194,19 @@ struct WebhookSink: NotificationSink {
 /// Delivers queued customer notifications to every configured sink, at least once each, in order per order:
 /// a message that fails is retried with backoff, and later messages of its order wait for it. A message is
 /// marked delivered after every sink took it, so a crash in between delivers it again (receivers deduplicate
-/// by `id`).
+/// by `id`). Of several replicas, the one that holds the lease `outbox_relay` delivers, so that order holds
+/// across them too.
 struct OutboxRelay: Service {
     let database: any SQLDatabase
     let sinks: [any NotificationSink]
     let maxBackoff: Double
     let logger: Logger
+    /// The relay's lease (`outbox_relay`) among the replicas.
+    let lease: LeaseKeeper
 
     func run() async {
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            do {
-                try await deliverDue()
-            } catch {
-                logger.error("outbox relay failed; will retry", metadata: ["error": "\(error)"])
-            }
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
-            } catch {
-                return
-            }
+        await lease.runPasses(every: .milliseconds(200), logger: logger, failure: "outbox relay failed") { held in
+            try await deliverDue(under: held)
         }
     }
 
@@ -224,8 +219,10 @@ struct OutboxRelay: Service {
         RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(500), maxDelay: .seconds(maxBackoff))
     }
 
-    /// One pass over the messages not delivered yet, oldest first.
-    func deliverDue(now: Date = Date()) async throws {
+    /// One pass over the messages not delivered yet, oldest first; what it records, it records only while the
+    /// lease it works under (if any) is still held.
+    /// - Throws: `LeaseLost`, database errors, a sink's `flush` error.
+    func deliverDue(now: Date = Date(), under held: Lease.Held? = nil) async throws {
         let pending = try await database.read { db in
             try db.query(
                 """
@@ -256,7 +253,8 @@ struct OutboxRelay: Service {
             if status == "rejected", message.kind == "order_confirmed" || message.kind == "reorder_placed" {
                 let payload = OutboxRecord.withoutStatusLink(message.payload)
                 _ = try await database.write { db in
-                    try db.execute(
+                    try held?.check(db)
+                    return try db.execute(
                         """
                         UPDATE outbox SET delivered_at = ?, payload = ?, last_error = 'not sent: the order was not placed'
                         WHERE id = ?
@@ -280,7 +278,8 @@ struct OutboxRelay: Service {
                 let attempts = message.attempts + 1
                 let delay = retry.delay(afterAttempt: attempts, sample: Double.random(in: 0..<1))
                 _ = try await database.write { db in
-                    try db.execute(
+                    try held?.check(db)
+                    return try db.execute(
                         "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
                         [attempts, now.addingTimeInterval(delay.seconds), "\(error)", id])
                 }
@@ -296,6 +295,7 @@ struct OutboxRelay: Service {
         for sink in sinks { try await sink.flush() }
         let done = delivered
         try await database.write { db in
+            try held?.check(db)
             // Delivered: the order-status link leaves the database with it.
             let at = Date()
             for message in done {

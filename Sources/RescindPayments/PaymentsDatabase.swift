@@ -184,6 +184,8 @@ enum PaymentsDatabase {
                 index: "processor_event_attention", on: "processor_event", columns: ["received_at"],
                 condition: Column("needs_attention") == true && Column("resolved_at") == nil)
         }
+        // Leases, so that of several replicas one at a time sweeps abandoned authorizations and mails the staff.
+        Lease.registerMigration(in: &migrator)
         return migrator
     }
 }

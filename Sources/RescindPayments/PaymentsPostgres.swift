@@ -129,5 +129,6 @@ extension PaymentsDatabase {
                 WHERE needs_attention AND resolved_at IS NULL
                 """,
             ]),
+        Lease.postgresMigration,
     ]
 }

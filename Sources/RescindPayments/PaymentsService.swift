@@ -581,7 +581,9 @@ extension PaymentsService {
     /// a late repeat of the request then answers. Returns how many calls it settled.
     /// - Throws: database errors; the processor's (the call stays pending for the next sweep).
     @discardableResult
-    public func settleAbandonedAuthorizations(olderThan age: TimeInterval) async throws -> Int {
+    public func settleAbandonedAuthorizations(olderThan age: TimeInterval, under held: Lease.Held? = nil) async throws
+        -> Int
+    {
         let before = Date().addingTimeInterval(-age)
         let stale = try await database.read { db in
             try db.fetchAll(
@@ -608,7 +610,10 @@ extension PaymentsService {
             let abandoned = RescindError.failedPrecondition(
                 "the authorization was abandoned: its request did not come back; \(detail)",
                 reason: "authorization_abandoned")
-            try await database.write { db in try ProcessorCallRecord.finish(db, record.key, .failure(abandoned)) }
+            try await database.write { db in
+                try held?.check(db)
+                try ProcessorCallRecord.finish(db, record.key, .failure(abandoned))
+            }
             logger.warning(
                 "abandoned authorization settled",
                 metadata: ["order_id": "\(record.orderID)", "key": "\(record.key)", "detail": "\(detail)"])
@@ -618,32 +623,29 @@ extension PaymentsService {
     }
 }
 
-/// Runs `settleAbandonedAuthorizations` every `interval` (a lifecycle `Service` of the Payments daemon).
+/// Runs `settleAbandonedAuthorizations` every `interval` (a lifecycle `Service` of the Payments daemon); of
+/// several replicas, the one that holds the lease `abandoned_authorizations`.
 public struct AbandonedAuthorizationSweeper: Service {
     let payments: PaymentsService
     /// How old a pending authorization must be: longer than Orders keeps retrying one.
     let age: TimeInterval
     let interval: Duration
+    let lease: LeaseKeeper
 
-    public init(payments: PaymentsService, age: TimeInterval, interval: Duration) {
+    public init(
+        payments: PaymentsService, age: TimeInterval, interval: Duration, holder: LeaseHolder = .process,
+        lease: Duration = .seconds(10)
+    ) {
         self.payments = payments
         self.age = age
         self.interval = interval
+        self.lease = LeaseKeeper(
+            Lease("abandoned_authorizations", holder: holder, duration: lease), database: payments.database)
     }
 
     public func run() async throws {
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            do {
-                try await payments.settleAbandonedAuthorizations(olderThan: age)
-            } catch {
-                payments.logger.error(
-                    "settling abandoned authorizations failed; will retry", metadata: ["error": "\(error)"])
-            }
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
-        }
+        await lease.runPasses(
+            every: interval, logger: payments.logger, failure: "settling abandoned authorizations failed"
+        ) { held in try await payments.settleAbandonedAuthorizations(olderThan: age, under: held) }
     }
 }

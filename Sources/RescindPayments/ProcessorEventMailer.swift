@@ -6,47 +6,39 @@ import ServiceLifecycle
 
 /// Mails the store's staff each processor event a person must act on (a refund that failed, a dispute, money
 /// moved outside Rescind), once it is recorded: at least once, with the same Message-ID on a resend, retried
-/// with backoff while the mail server refuses or cannot be reached.
+/// with backoff while the mail server refuses or cannot be reached. Of several replicas, the one that holds the
+/// lease `processor_event_mailer` mails.
 public struct ProcessorEventMailer: Service {
     let payments: PaymentsService
     let client: SMTPClient
     let from: String
     let staff: String
     let interval: Duration
+    let lease: LeaseKeeper
 
     public init(
-        payments: PaymentsService, client: SMTPClient, from: String, staff: String, interval: Duration = .seconds(1)
+        payments: PaymentsService, client: SMTPClient, from: String, staff: String, interval: Duration = .seconds(1),
+        holder: LeaseHolder = .process, lease: Duration = .seconds(10)
     ) {
         self.payments = payments
         self.client = client
         self.from = from
         self.staff = staff
         self.interval = interval
+        self.lease = LeaseKeeper(
+            Lease("processor_event_mailer", holder: holder, duration: lease), database: payments.database)
     }
 
     public func run() async throws {
-        var backoff = interval
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            do {
-                try await mailDue()
-                backoff = interval
-            } catch {
-                payments.logger.warning(
-                    "processor events not mailed to the staff; will retry", metadata: ["error": "\(error)"])
-                backoff = min(backoff * 2, .seconds(60))
-            }
-            let wait = backoff
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
-            } catch {
-                return
-            }
-        }
+        await lease.runPasses(
+            every: interval, maxBackoff: .seconds(60), logger: payments.logger,
+            failure: "processor events not mailed to the staff"
+        ) { held in try await mailDue(under: held) }
     }
 
     /// Mails every event that needs a person and was not mailed yet, oldest first.
     /// - Throws: `SMTPError` (the rest wait for the next pass), database errors.
-    func mailDue() async throws {
+    func mailDue(under held: Lease.Held? = nil) async throws {
         let due = try await payments.database.read { db in
             try db.fetchAll(
                 ProcessorEventRecord.self,
@@ -65,7 +57,9 @@ public struct ProcessorEventMailer: Service {
                     metadata: ["event": "\(event.id)", "error": "\(error)"])
             }
             _ = try await payments.database.write { db in
-                try db.execute("UPDATE processor_event SET staff_notified_at = ? WHERE id = ?", [Date(), event.id])
+                try held?.check(db)
+                return try db.execute(
+                    "UPDATE processor_event SET staff_notified_at = ? WHERE id = ?", [Date(), event.id])
             }
             payments.logger.info(
                 "staff mailed about a processor event",

@@ -49,13 +49,20 @@ extension SQLTransaction {
     /// Writes every column of an existing record; returns whether it was there.
     @discardableResult
     public func update<R: SQLRecord>(_ record: R) throws -> Bool {
+        try update(record, where: nil, [])
+    }
+
+    /// Writes every column of an existing record if its row also meets `condition` (a fence: `lease_token = ?`);
+    /// returns whether it did.
+    public func update<R: SQLRecord>(_ record: R, where condition: String?, _ arguments: SQLArguments) throws -> Bool {
         let columns = try SQLRowEncoder.columns(of: record)
         let key = columns.filter { R.primaryKey.contains($0.name) }
         let rest = columns.filter { !R.primaryKey.contains($0.name) }
         return try execute(
             "UPDATE \(R.table) SET \(rest.map { "\(quoted($0.name)) = ?" }.joined(separator: ", ")) WHERE "
-                + key.map { "\(quoted($0.name)) = ?" }.joined(separator: " AND "),
-            rest.map(\.value) + key.map(\.value)) > 0
+                + (key.map { "\(quoted($0.name)) = ?" } + (condition.map { ["(\($0))"] } ?? []))
+                .joined(separator: " AND "),
+            rest.map(\.value) + key.map(\.value) + arguments) > 0
     }
 
     /// Inserts a record, or writes every column of the one with its key.

@@ -20,18 +20,21 @@ public struct StorefrontContext: Hummingbird.RequestContext, RemoteAddressReques
 
 /// The customer-facing storefront: the order page at `/o/{token}` (HTML, no JavaScript) and a JSON API under
 /// `/api/orders/{token}`, both over Orders' customer methods, which check the token. It keeps no state but its
-/// rate-limit windows and the key of its CSRF tokens.
+/// rate-limit windows (its own: each replica counts for itself) and the key of its CSRF tokens (configured, so
+/// that replicas share it, or drawn).
 public struct Storefront: Sendable {
     let configuration: StorefrontConfiguration
     let orders: any RPCCaller
     let logger: Logger
-    let csrf = CSRFGuard()
+    let csrf: CSRFGuard
     let limiter = RateLimiter()
 
-    public init(configuration: StorefrontConfiguration, orders: any RPCCaller, logger: Logger) {
+    /// - Throws: `StorefrontConfigurationError` if the configured CSRF key cannot be read.
+    public init(configuration: StorefrontConfiguration, orders: any RPCCaller, logger: Logger) throws {
         self.configuration = configuration
         self.orders = orders
         self.logger = logger
+        self.csrf = CSRFGuard(key: try configuration.csrfKey())
     }
 
     /// Every route, behind the security headers.
@@ -277,21 +280,31 @@ public struct Storefront: Sendable {
 
     // MARK: Limits and errors
 
+    /// The customer's address: the peer's, or the last one a trusted proxy put in `X-Forwarded-For`.
+    private func clientAddress(_ request: Request, _ context: StorefrontContext) -> String {
+        let peer = context.remoteAddress?.ipAddress ?? "unknown"
+        guard configuration.trustedProxies.contains(peer),
+            let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!],
+            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
+        else { return peer }
+        return last
+    }
+
     /// Runs `body` for the route's token unless the token or the client's address is over its limit (429 with
     /// Retry-After); a `RescindError` becomes the page or JSON error a customer sees, with the same code.
     private func limited(
         _ request: Request, _ context: StorefrontContext, html: Bool, _ body: (String) async throws -> Response
     ) async throws -> Response {
         let token = context.parameters.get("token") ?? ""
-        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        let address = clientAddress(request, context)
         let limits = configuration.rateLimit
         if let wait = limiter.admit("address:\(address)", limit: limits.perAddressPerMinute)
             ?? limiter.admit("token:\(token)", limit: limits.perTokenPerMinute)
         {
             logger.warning("rate limited", metadata: ["peer": "\(address)"])
             let error = RescindError(
-                .resourceExhausted, "too many requests; try again in \(wait) s", reason: "rate_limited", retryable: true
-            )
+                .resourceExhausted, "too many requests to this storefront replica; try again in \(wait) s",
+                reason: "rate_limited", retryable: true)
             var response = html ? errorPage(.tooManyRequests, error.message) : Self.errorJSON(error)
             response.headers[.retryAfter] = "\(wait)"
             return response

@@ -30,7 +30,8 @@ public struct StorefrontConfiguration: Codable, Sendable, Hashable {
         }
     }
 
-    /// How many requests a client may make in a minute before it gets 429.
+    /// How many requests a client may make in a minute before it gets 429. Each storefront replica counts on its
+    /// own (its 429 says so): behind a proxy over N replicas, a client may make up to N times as many.
     public struct RateLimit: Codable, Sendable, Hashable {
         /// Per order link (customer token).
         public var perTokenPerMinute: Int
@@ -52,8 +53,8 @@ public struct StorefrontConfiguration: Codable, Sendable, Hashable {
     public var identity: String
     public var listen: Listen
     public var https: HTTPS?
-    /// The Orders daemon, reached over the Rescind protocol with `tls`.
-    public var orders: Endpoint
+    /// The Orders daemon's replicas, reached over the Rescind protocol with `tls`.
+    public var orders: Endpoints
     public var tls: TLSFiles
     public var logLevel: String
     /// The store's name, shown on its pages.
@@ -63,12 +64,21 @@ public struct StorefrontConfiguration: Codable, Sendable, Hashable {
     /// The store's time zone (an IANA name), for the times its pages show.
     public var timeZone: String
     public var rateLimit: RateLimit
+    /// A file holding the key of the forms' CSRF tokens (at least 32 bytes), the same for every replica behind a
+    /// proxy; without one, each process draws its own (a form then posts only to the replica that served it).
+    public var csrfKeyFile: String?
+    /// Proxies (their addresses) whose `X-Forwarded-For` names the client: the rate limit per address counts the
+    /// customer's address, not the proxy's.
+    public var trustedProxies: [String]
 
     public init(
-        identity: String = "storefront", listen: Listen = .init(), https: HTTPS? = nil, orders: Endpoint, tls: TLSFiles,
-        logLevel: String = "info", storeName: String = "Rescind store", defaultLanguage: String = "en",
-        timeZone: String = "UTC", rateLimit: RateLimit = .init()
+        identity: String = "storefront", listen: Listen = .init(), https: HTTPS? = nil, orders: Endpoints,
+        tls: TLSFiles, logLevel: String = "info", storeName: String = "Rescind store", defaultLanguage: String = "en",
+        timeZone: String = "UTC", rateLimit: RateLimit = .init(), csrfKeyFile: String? = nil,
+        trustedProxies: [String] = []
     ) {
+        self.csrfKeyFile = csrfKeyFile
+        self.trustedProxies = trustedProxies
         self.identity = identity
         self.listen = listen
         self.https = https
@@ -91,7 +101,9 @@ public struct StorefrontConfiguration: Codable, Sendable, Hashable {
                 forKey: .listen, in: c, debugDescription: "listen.port must be 0 to 65535")
         }
         https = try c.decodeIfPresent(HTTPS.self, forKey: .https)
-        orders = try c.decode(Endpoint.self, forKey: .orders)
+        orders = try c.decode(Endpoints.self, forKey: .orders)
+        csrfKeyFile = try c.decodeIfPresent(String.self, forKey: .csrfKeyFile)
+        trustedProxies = try c.decodeIfPresent([String].self, forKey: .trustedProxies) ?? []
         tls = try c.decode(TLSFiles.self, forKey: .tls)
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
         storeName = try c.decodeIfPresent(String.self, forKey: .storeName) ?? "Rescind store"
@@ -119,5 +131,30 @@ public struct StorefrontConfiguration: Codable, Sendable, Hashable {
         case defaultLanguage = "default_language"
         case timeZone = "time_zone"
         case rateLimit = "rate_limit"
+        case csrfKeyFile = "csrf_key_file"
+        case trustedProxies = "trusted_proxies"
     }
+
+    /// The key of the forms' CSRF tokens: `csrf_key_file`'s bytes, or nil to draw one.
+    /// - Throws: `ConfigurationError`-like text if the file cannot be read or is too short.
+    public func csrfKey() throws -> [UInt8]? {
+        guard let csrfKeyFile else { return nil }
+        let key: [UInt8]
+        do {
+            key = Array(try Data(contentsOf: URL(fileURLWithPath: csrfKeyFile)))
+        } catch {
+            throw StorefrontConfigurationError(message: "cannot read csrf_key_file \(csrfKeyFile): \(error)")
+        }
+        guard key.count >= 32 else {
+            throw StorefrontConfigurationError(
+                message: "csrf_key_file \(csrfKeyFile) holds \(key.count) bytes; at least 32 are needed")
+        }
+        return key
+    }
+}
+
+/// A storefront configuration that cannot be used.
+public struct StorefrontConfigurationError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

@@ -4,13 +4,20 @@ import HTTPTypes
 import Hummingbird
 import Synchronization
 
-/// Forms' CSRF tokens: an HMAC-SHA256, under a key this process draws at start, of the order's customer token
-/// and the form's purpose. A form from another site cannot carry it; after a restart a page is reloaded.
+/// Forms' CSRF tokens: an HMAC-SHA256 of the order's customer token and the form's purpose, under the configured
+/// key (the same for every replica) or one this process draws at start (a page is reloaded after a restart). A
+/// form from another site cannot carry it.
 struct CSRFGuard: Sendable {
-    private let key: [UInt8] = {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-    }()
+    private let key: [UInt8]
+
+    init(key: [UInt8]? = nil) {
+        self.key =
+            key
+            ?? {
+                var generator = SystemRandomNumberGenerator()
+                return (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+            }()
+    }
 
     /// The token a form of `purpose` on the page of `customerToken` carries.
     func token(for customerToken: String, purpose: String) -> String {

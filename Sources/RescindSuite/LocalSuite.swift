@@ -55,12 +55,13 @@ public struct LocalSuite: Sendable {
         try prepare(progress: progress)
         var statuses: [DaemonStatus] = []
         var entries: [String: SuiteManifest.DaemonEntry] = [:]
-        for daemon in Self.startOrder {
+        for daemon in Self.startOrder.flatMap(processes) {
+            let service = Identity(daemon.rawValue.split(separator: "-").first.map(String.init) ?? daemon.rawValue)
             let endpoint = try configuredEndpoint(daemon)
             var pid = runningPID(daemon)
             var action = "already_running"
             if pid == nil {
-                let executable = binDirectory.appendingPathComponent(Self.executables[daemon] ?? "").path
+                let executable = binDirectory.appendingPathComponent(Self.executables[service] ?? "").path
                 guard FileManager.default.isExecutableFile(atPath: executable) else {
                     throw SuiteError(
                         "\(executable) not found; build the suite first (`swift build`) or set RESCIND_BIN_DIR"
@@ -80,7 +81,8 @@ public struct LocalSuite: Sendable {
             statuses.append(DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: pid, action: action))
             entries[daemon.rawValue] = SuiteManifest.DaemonEntry(
                 endpoint: endpoint, pid: pid, config: layout.config(daemon).path,
-                database: layout.database(daemon).path, log: layout.log(daemon).path
+                database: try databaseSetting(daemon), log: layout.log(daemon).path,
+                service: service == daemon ? nil : service.rawValue
             )
         }
         // The storefront last: it calls Orders. It speaks HTTP, not the Rescind protocol.
@@ -94,22 +96,15 @@ public struct LocalSuite: Sendable {
             storefrontURL: "http://\(storefront.endpoint.host):\(storefront.endpoint.port)"
         )
         try DaemonConfiguration.write(manifest, to: layout.manifest.path)
-        let connection = try SuiteConnection(manifest: manifest)
-        do {
-            for status in statuses where status.name != Identity.storefront.rawValue {
-                let daemon = Identity(status.name)
-                try await waitForHealth(daemon, pid: status.pid, connection: connection)
-                progress("\(daemon) is serving (pid \(status.pid.map(String.init) ?? "?"))")
-            }
-            try await waitForListening(.storefront, storefront.endpoint, pid: storefront.pid)
-            progress(
-                "storefront is serving on \(manifest.storefrontURL ?? "") (pid \(storefront.pid.map(String.init) ?? "?"))"
-            )
-        } catch {
-            await connection.shutdown()
-            throw error
+        for status in statuses where status.name != Identity.storefront.rawValue {
+            let daemon = Identity(status.name)
+            try await waitForHealth(daemon, endpoint: status.endpoint, pid: status.pid)
+            progress("\(daemon) is serving (pid \(status.pid.map(String.init) ?? "?"))")
         }
-        await connection.shutdown()
+        try await waitForListening(.storefront, storefront.endpoint, pid: storefront.pid)
+        progress(
+            "storefront is serving on \(manifest.storefrontURL ?? "") (pid \(storefront.pid.map(String.init) ?? "?"))"
+        )
         return (manifest, statuses)
     }
 
@@ -147,7 +142,7 @@ public struct LocalSuite: Sendable {
     /// - Returns: what happened to each.
     public func down(timeout: Duration = .seconds(10), progress: Progress = { _ in }) async -> [DaemonStatus] {
         var statuses: [DaemonStatus] = []
-        for daemon in [Identity.storefront] + Self.startOrder.reversed() {
+        for daemon in [Identity.storefront] + Self.startOrder.reversed().flatMap({ processes($0).reversed() }) {
             let endpoint =
                 (try? DaemonConfiguration.load(StorefrontListen.self, from: layout.config(daemon).path)).map {
                     Endpoint(host: $0.listen.host, port: $0.listen.port)
@@ -183,10 +178,66 @@ public struct LocalSuite: Sendable {
     }
 
     /// Changes top-level keys of a daemon's configuration file (a test routing Orders' peers through fault
-    /// proxies, say); the daemon reads it when it next starts.
+    /// proxies, say), and of its replicas' (`NAME-N` names one replica only); the daemon reads it when it next
+    /// starts.
     /// - Throws: `SuiteError` if the file cannot be read or written.
     public func patchConfiguration(_ daemon: Identity, _ patch: [String: Any]) throws {
-        let url = layout.config(daemon)
+        for process in processes(daemon) { try patchFile(process, patch) }
+    }
+
+    /// The processes of a daemon: its first replica (the daemon's own name), then `NAME-2`, ... as far as their
+    /// configurations go. A replica's name is just itself.
+    public func processes(_ daemon: Identity) -> [Identity] {
+        var all = [daemon]
+        guard Identity.replicaNumber(daemon.rawValue) == 1 else { return all }
+        while FileManager.default.fileExists(atPath: layout.config(daemon.replica(all.count + 1)).path) {
+            all.append(daemon.replica(all.count + 1))
+        }
+        return all
+    }
+
+    /// Makes each of the three daemons `count` replicas (after `prepare`): a configuration per further replica,
+    /// the first's with a port of its own and its name (`replica`); Orders' `peers` and the storefront's `orders`
+    /// list every replica. The replicas share each daemon's database, so it must be PostgreSQL's.
+    /// - Throws: `SuiteError` for a SQLite database, or if a file cannot be read or written.
+    public func replicate(_ count: Int) throws {
+        guard count > 1 else { return }
+        for daemon in Self.startOrder {
+            guard try databaseSetting(daemon).hasPrefix("postgres") else {
+                throw SuiteError("replicas share one database: keep \(daemon)'s in PostgreSQL (--postgres URL)")
+            }
+            let base = try JSONSerialization.jsonObject(with: Data(contentsOf: layout.config(daemon)))
+            for number in 2...count
+            where !FileManager.default.fileExists(atPath: layout.config(daemon.replica(number)).path) {
+                guard var object = base as? [String: Any] else {
+                    throw SuiteError("\(daemon)'s configuration is not an object")
+                }
+                object["listen"] = ["host": "127.0.0.1", "port": try DaemonProcess.freePort()]
+                object["replica"] = daemon.replica(number).rawValue
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+                try data.write(to: layout.config(daemon.replica(number)), options: .atomic)
+            }
+        }
+        func endpoints(_ daemon: Identity) throws -> [[String: Any]] {
+            try processes(daemon).map { process in
+                let endpoint = try configuredEndpoint(process)
+                return ["host": endpoint.host, "port": endpoint.port]
+            }
+        }
+        try patchConfiguration(
+            .orders, ["peers": ["inventory": try endpoints(.inventory), "payments": try endpoints(.payments)]])
+        try patchFile(.storefront, ["orders": try endpoints(.orders)])
+    }
+
+    /// A process's `database` setting: a SQLite path or a PostgreSQL URL.
+    private func databaseSetting(_ process: Identity) throws -> String {
+        let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: layout.config(process))) as? [String: Any]
+        return object?["database"] as? String ?? layout.database(process).path
+    }
+
+    /// Changes top-level keys of one process's configuration file.
+    private func patchFile(_ process: Identity, _ patch: [String: Any]) throws {
+        let url = layout.config(process)
         do {
             var object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] ?? [:]
             object.merge(patch) { _, new in new }
@@ -211,17 +262,22 @@ public struct LocalSuite: Sendable {
         apiBase: String, secretKeyFile: String?, webhookSecretFile: String? = nil, timeoutSeconds: Double? = nil
     ) throws -> StripeWebhook {
         let secretFile = try webhookSecretFile ?? makeWebhookSecret()
-        let port = try DaemonProcess.freePort()
-        var processor: [String: Any] = [
-            "kind": "stripe", "api_base": apiBase, "fee_basis_points": 290, "fixed_fee": 30,
-            "webhooks": [
-                "listen": ["host": "127.0.0.1", "port": port], "signing_secret_file": secretFile,
-            ] as [String: Any],
-        ]
-        processor["secret_key_file"] = secretKeyFile
-        processor["timeout_seconds"] = timeoutSeconds
-        try patchConfiguration(.payments, ["processor": processor])
-        return StripeWebhook(url: "https://127.0.0.1:\(port)/webhooks/stripe", secretFile: secretFile)
+        var first: Int?
+        // Each replica takes the events on a port of its own (a proxy in front of them gives Stripe one URL).
+        for process in processes(.payments) {
+            let port = try DaemonProcess.freePort()
+            first = first ?? port
+            var processor: [String: Any] = [
+                "kind": "stripe", "api_base": apiBase, "fee_basis_points": 290, "fixed_fee": 30,
+                "webhooks": [
+                    "listen": ["host": "127.0.0.1", "port": port], "signing_secret_file": secretFile,
+                ] as [String: Any],
+            ]
+            processor["secret_key_file"] = secretKeyFile
+            processor["timeout_seconds"] = timeoutSeconds
+            try patchFile(process, ["processor": processor])
+        }
+        return StripeWebhook(url: "https://127.0.0.1:\(first ?? 0)/webhooks/stripe", secretFile: secretFile)
     }
 
     /// The suite's own webhook signing secret (`config/stripe-webhook-secret`, made once, readable by its owner).
@@ -344,7 +400,13 @@ public struct LocalSuite: Sendable {
         throw SuiteError("\(daemon) did not listen on \(endpoint) within 30 s; see \(layout.log(daemon).path)")
     }
 
-    private func waitForHealth(_ daemon: Identity, pid: Int32?, connection: SuiteConnection) async throws {
+    /// Waits until one process (a daemon or one of its replicas) answers `health`.
+    private func waitForHealth(_ daemon: Identity, endpoint: Endpoint, pid: Int32?) async throws {
+        let client = try RPCClient(
+            configuration: .init(endpoint: endpoint, agent: "rescindctl/\(rescindVersion)"),
+            tls: layout.tls(for: .operator),
+            logger: Logger(label: "rescind.client", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { Task { await client.shutdown() } }
         let deadline = ContinuousClock.now + .seconds(30)
         var lastError: (any Error)?
         while ContinuousClock.now < deadline {
@@ -352,9 +414,7 @@ public struct LocalSuite: Sendable {
                 throw SuiteError("\(daemon) exited during start-up; see \(layout.log(daemon).path)\(logTail(daemon))")
             }
             do {
-                _ = try await connection.client(daemon).call(
-                    CommonMethods.health, Empty(), idempotencyKey: nil, timeout: .seconds(2)
-                )
+                _ = try await client.call(CommonMethods.health, Empty(), idempotencyKey: nil, timeout: .seconds(2))
                 return
             } catch {
                 lastError = error

@@ -3,24 +3,25 @@ import Logging
 import RescindAPI
 import RescindTransport
 
-/// Operator clients of the three daemons, found through `suite.json` or given explicitly.
+/// Operator clients of the three daemons (each a group over the daemon's replicas), found through `suite.json`
+/// or given explicitly.
 public struct SuiteConnection: Sendable {
-    public let orders: RPCClient
-    public let payments: RPCClient
-    public let inventory: RPCClient
+    public let orders: RPCClientGroup
+    public let payments: RPCClientGroup
+    public let inventory: RPCClientGroup
 
-    /// Clients for explicit endpoints and the operator's TLS files.
+    /// Clients for explicit endpoints (each daemon's replicas) and the operator's TLS files.
     /// - Throws: `TransportError` if the TLS files cannot be loaded.
     public init(
-        orders: Endpoint, payments: Endpoint, inventory: Endpoint, tls: TLSFiles,
+        orders: [Endpoint], payments: [Endpoint], inventory: [Endpoint], tls: TLSFiles,
         logger: Logger = Logger(label: "rescind.client", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws {
-        func client(_ endpoint: Endpoint, _ identity: Identity) throws -> RPCClient {
-            try RPCClient(
+        func client(_ endpoints: [Endpoint], _ identity: Identity) throws -> RPCClientGroup {
+            try RPCClientGroup(
+                endpoints: endpoints,
                 configuration: .init(
-                    endpoint: endpoint, expectedServer: identity, agent: "rescindctl/\(rescindVersion)"),
-                tls: tls, logger: logger
-            )
+                    endpoint: endpoints[0], expectedServer: identity, agent: "rescindctl/\(rescindVersion)"),
+                tls: tls, logger: logger)
         }
         self.orders = try client(orders, .orders)
         self.payments = try client(payments, .payments)
@@ -31,15 +32,15 @@ public struct SuiteConnection: Sendable {
     /// - Throws: `SuiteError` or `TransportError`.
     public init(manifest: SuiteManifest) throws {
         try self.init(
-            orders: try manifest.endpoint(.orders),
-            payments: try manifest.endpoint(.payments),
-            inventory: try manifest.endpoint(.inventory),
+            orders: try manifest.endpoints(.orders),
+            payments: try manifest.endpoints(.payments),
+            inventory: try manifest.endpoints(.inventory),
             tls: manifest.operatorTLS
         )
     }
 
     /// The client of one daemon.
-    public func client(_ daemon: Identity) -> RPCClient {
+    public func client(_ daemon: Identity) -> RPCClientGroup {
         switch daemon {
         case .orders: orders
         case .payments: payments

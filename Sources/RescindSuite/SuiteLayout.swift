@@ -1,6 +1,7 @@
 import Foundation
 import RescindAPI
 import RescindTransport
+import RescindWire
 
 /// Where a local suite keeps its files under one directory.
 ///
@@ -12,6 +13,9 @@ import RescindTransport
 /// DIR/logs/NAME.log         each daemon's JSON log lines
 /// DIR/run/NAME.pid          each daemon's process id
 /// ```
+///
+/// A daemon's further replicas are processes of their own, named `NAME-2`, `NAME-3`, ... (`Identity.replica`):
+/// their own configuration, log and pid, the daemon's certificate and database.
 public struct SuiteLayout: Sendable, Hashable {
     public let directory: URL
 
@@ -51,12 +55,15 @@ public struct SuiteLayout: Sendable, Hashable {
 
 /// `suite.json`: what a client needs to reach a running local suite.
 public struct SuiteManifest: Codable, Sendable, Hashable {
+    /// One process: a daemon, or one of its replicas.
     public struct DaemonEntry: Codable, Sendable, Hashable {
         public var endpoint: Endpoint
         public var pid: Int32?
         public var config: String
         public var database: String
         public var log: String
+        /// The daemon this process is a replica of (absent: the entry's own name).
+        public var service: String?
     }
 
     public var directory: String
@@ -74,13 +81,22 @@ public struct SuiteManifest: Codable, Sendable, Hashable {
         case operatorTLS = "operator_tls"
     }
 
-    /// The endpoint of a daemon.
+    /// The endpoint of a daemon (its first replica).
     /// - Throws: `SuiteError` if the manifest does not list it.
     public func endpoint(_ daemon: Identity) throws -> Endpoint {
         guard let entry = daemons[daemon.rawValue] else {
             throw SuiteError("suite.json lists no \(daemon) daemon")
         }
         return entry.endpoint
+    }
+
+    /// The endpoints of every replica of a daemon, the first replica first.
+    /// - Throws: `SuiteError` if the manifest lists none.
+    public func endpoints(_ daemon: Identity) throws -> [Endpoint] {
+        let replicas = daemons.filter { ($0.value.service ?? $0.key) == daemon.rawValue }
+            .sorted { Identity.replicaNumber($0.key) < Identity.replicaNumber($1.key) }
+        guard !replicas.isEmpty else { throw SuiteError("suite.json lists no \(daemon) daemon") }
+        return replicas.map(\.value.endpoint)
     }
 
     /// Reads `DIR/suite.json`.
@@ -95,6 +111,19 @@ public struct SuiteManifest: Codable, Sendable, Hashable {
         } catch {
             throw SuiteError("\(layout.manifest.path) is not a suite manifest: \(error)")
         }
+    }
+}
+
+extension Identity {
+    /// The process name of a daemon's `number`th replica: the daemon's own name for the first, `NAME-N` after.
+    public func replica(_ number: Int) -> Identity {
+        number <= 1 ? self : Identity("\(rawValue)-\(number)")
+    }
+
+    /// The replica number a process name carries (1 for a daemon's own name).
+    static func replicaNumber(_ name: String) -> Int {
+        guard let dash = name.lastIndex(of: "-"), let number = Int(name[name.index(after: dash)...]) else { return 1 }
+        return number
     }
 }
 

@@ -26,7 +26,7 @@ public final class RescindHarness: Sendable {
         /// that a test sees retries and give-ups in seconds.
         public var sagas: [String: Double] = [
             "max_attempts": 8, "initial_retry_delay_seconds": 0.05, "max_retry_delay_seconds": 0.4,
-            "call_timeout_seconds": 2, "poll_interval_seconds": 0.05,
+            "call_timeout_seconds": 2, "poll_interval_seconds": 0.05, "lease_seconds": 2,
         ]
         public var logLevel = "debug"
         /// Orders' `store.capture`, if a test sets it (`at_fulfilment`, `when_window_closes`).
@@ -53,8 +53,21 @@ public final class RescindHarness: Sendable {
         /// `inventory.sqlite`, as `snapshotDatabases(to:)` writes them) that the daemons start from instead of
         /// empty ones: databases written by an earlier release, say.
         public var databases: URL?
+        /// Replicas of each of the three daemons (`NAME`, `NAME-2`, ...), sharing its database: more than one
+        /// needs `postgres`. With proxies, each participant replica has its own.
+        public var replicas = 1
 
         public init() {}
+    }
+
+    /// Where the daemons keep their data.
+    public enum Backend: String, Sendable, CustomStringConvertible {
+        /// A SQLite file each (the embedded default).
+        case sqlite
+        /// A database each on the test's PostgreSQL server (`PostgresServer.shared()`).
+        case postgres
+
+        public var description: String { rawValue }
     }
 
     public let suite: LocalSuite
@@ -105,18 +118,6 @@ public final class RescindHarness: Sendable {
                 try FileManager.default.copyItem(at: folder.appendingPathComponent(name), to: target)
             }
         }
-        var proxies: [Identity: FaultProxy] = [:]
-        if options.proxies {
-            var peers: [String: Any] = [:]
-            for peer in [Identity.inventory, .payments] {
-                let target = try suite.endpoint(peer)
-                let proxy = try await FaultProxy.start(name: peer.rawValue, to: target.host, port: target.port)
-                proxies[peer] = proxy
-                peers[peer.rawValue] = ["host": "127.0.0.1", "port": proxy.port]
-            }
-            try suite.patchConfiguration(.orders, ["peers": peers])
-        }
-        try suite.patchConfiguration(.orders, ["sagas": options.sagas])
         var postgres: [Identity: PostgresDatabase.Location] = [:]
         if let server = options.postgres {
             for daemon in [Identity.orders, .payments, .inventory] {
@@ -126,6 +127,25 @@ public final class RescindHarness: Sendable {
                 postgres[daemon] = location
             }
         }
+        // Before any other change: each change of a daemon's configuration goes to all its replicas.
+        try suite.replicate(options.replicas)
+        var proxies: [Identity: FaultProxy] = [:]
+        if options.proxies {
+            var peers: [String: Any] = [:]
+            for peer in [Identity.inventory, .payments] {
+                var endpoints: [[String: Any]] = []
+                for process in suite.processes(peer) {
+                    let target = try suite.endpoint(process)
+                    let proxy = try await FaultProxy.start(
+                        name: process.rawValue, to: target.host, port: target.port)
+                    proxies[process] = proxy
+                    endpoints.append(["host": "127.0.0.1", "port": proxy.port])
+                }
+                peers[peer.rawValue] = endpoints.count == 1 ? endpoints[0] : endpoints
+            }
+            try suite.patchConfiguration(.orders, ["peers": peers])
+        }
+        try suite.patchConfiguration(.orders, ["sagas": options.sagas])
         if options.capture != nil || !options.storeSeconds.isEmpty || !options.store.isEmpty {
             var store: [String: Any] = options.storeSeconds
             store.merge(options.store) { _, new in new }
@@ -173,16 +193,16 @@ public final class RescindHarness: Sendable {
         }
     }
 
-    /// The proxy on Orders' link to `peer`.
+    /// The proxy on Orders' link to `peer` (a participant, or one replica of it: `payments-2`).
     /// - Throws: if the harness was started without proxies.
     public func proxy(_ peer: Identity) throws -> FaultProxy {
         guard let proxy = proxies[peer] else { throw SuiteError("no fault proxy in front of \(peer)") }
         return proxy
     }
 
-    public var orders: RPCClient { connection.orders }
-    public var payments: RPCClient { connection.payments }
-    public var inventory: RPCClient { connection.inventory }
+    public var orders: RPCClientGroup { connection.orders }
+    public var payments: RPCClientGroup { connection.payments }
+    public var inventory: RPCClientGroup { connection.inventory }
 
     /// Kills a daemon with SIGKILL, as a crash or power cut would.
     public func crash(_ daemon: Identity) async {
@@ -224,6 +244,15 @@ public final class RescindHarness: Sendable {
             configuration: .init(
                 endpoint: Endpoint(host: "127.0.0.1", port: try proxy(peer).port), expectedServer: peer,
                 initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), agent: "rescind-harness"),
+            tls: suite.layout.tls(for: .operator),
+            logger: Logger(label: "rescind.harness", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    /// An operator client of one process: a daemon, or one replica of it (`orders-2`), and no other.
+    /// - Throws: if its configuration or the TLS files cannot be read.
+    public func client(_ process: Identity) throws -> RPCClient {
+        try RPCClient(
+            configuration: .init(endpoint: try suite.endpoint(process), agent: "rescind-harness"),
             tls: suite.layout.tls(for: .operator),
             logger: Logger(label: "rescind.harness", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
@@ -372,11 +401,23 @@ public final class RescindHarness: Sendable {
     /// Stops every daemon and proxy; with `removeFiles`, deletes the directory too.
     public func stop(removeFiles: Bool = true) async {
         await connection.shutdown()
-        for daemon in [Identity.orders, .payments, .inventory] { resume(daemon) }
+        for daemon in [Identity.orders, .payments, .inventory].flatMap(suite.processes) { resume(daemon) }
         _ = await suite.down(timeout: .seconds(5))
         for proxy in proxies.values { await proxy.shutdown() }
         await processorProxy?.shutdown()
         if removeFiles { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    /// Runs `body` against a fresh suite with its data on `backend` and `replicas` of each daemon, and stops it
+    /// afterwards, whatever happens.
+    public static func withSuite<T: Sendable>(
+        backend: Backend, replicas: Int = 1, options: Options = .init(),
+        environment: [Identity: [String: String]] = [:], _ body: (RescindHarness) async throws -> T
+    ) async throws -> T {
+        var options = options
+        options.replicas = replicas
+        if backend == .postgres { options.postgres = try await PostgresServer.shared() }
+        return try await withSuite(options: options, environment: environment, body)
     }
 
     /// Runs `body` against a fresh suite and stops it afterwards, whatever happens.

@@ -28,3 +28,32 @@ public struct Endpoint: Codable, Sendable, Hashable, CustomStringConvertible {
             || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
     }
 }
+
+/// The replicas of a service, as a configuration names them: one endpoint (`{"host", "port"}`), or a list of
+/// them.
+public struct Endpoints: Codable, Sendable, Hashable, CustomStringConvertible {
+    public var all: [Endpoint]
+
+    public init(_ all: [Endpoint]) {
+        self.all = all
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let list = try? container.decode([Endpoint].self) {
+            guard !list.isEmpty else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "no endpoint in the list")
+            }
+            all = list
+        } else {
+            all = [try container.decode(Endpoint.self)]
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if all.count == 1 { try container.encode(all[0]) } else { try container.encode(all) }
+    }
+
+    public var description: String { all.map(\.description).joined(separator: ",") }
+}

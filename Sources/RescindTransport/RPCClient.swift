@@ -29,6 +29,9 @@ public actor RPCClient {
         /// request, so none by then means the connection is dead (a partition, a hung peer): it is closed, and
         /// the next call opens another.
         public var answerGrace: Duration
+        /// How long a connect may take at most (the call's deadline when nil); a group of replicas sets 1 s, so
+        /// that a dead host is passed over soon.
+        public var connectTimeout: Duration?
 
         public init(
             endpoint: Endpoint,
@@ -38,9 +41,11 @@ public actor RPCClient {
             maxBackoff: Duration = .seconds(5),
             maxFrameLength: Int = Frame.defaultMaxLength,
             agent: String = "rescind/\(rescindVersion)",
-            answerGrace: Duration = .seconds(10)
+            answerGrace: Duration = .seconds(10),
+            connectTimeout: Duration? = nil
         ) {
             self.answerGrace = answerGrace
+            self.connectTimeout = connectTimeout
             self.endpoint = endpoint
             self.expectedServer = expectedServer
             self.defaultTimeout = defaultTimeout
@@ -94,6 +99,25 @@ public actor RPCClient {
         idempotencyKey: String? = nil,
         timeout: Duration? = nil
     ) async throws -> Response {
+        do {
+            return try await attempt(method, request, idempotencyKey: idempotencyKey, timeout: timeout)
+        } catch let unsent as Unsent {
+            throw unsent.error
+        }
+    }
+
+    /// A call that failed before its request left: the server never saw it, so any replica may take it.
+    struct Unsent: Error {
+        var error: RescindError
+    }
+
+    /// `call`, telling a failure before the request left (`Unsent`) from one after.
+    nonisolated func attempt<Request, Response>(
+        _ method: Method<Request, Response>,
+        _ request: Request,
+        idempotencyKey: String?,
+        timeout: Duration?
+    ) async throws -> Response {
         let codec = WireCodec()
         let start = ContinuousClock.now
         let budget = timeout ?? configuration.defaultTimeout
@@ -111,7 +135,12 @@ public actor RPCClient {
             idempotencyKey: idempotencyKey,
             payload: Data(payload)
         )
-        let channel = try await connection(before: deadline)
+        let channel: any Channel
+        do {
+            channel = try await connection(before: deadline)
+        } catch let error as RescindError {
+            throw Unsent(error: error)
+        }
         let frame = Frame(kind: .request, correlationID: 0, body: try codec.encode(envelope))
         let remaining = deadline - ContinuousClock.now
         let promise = channel.eventLoop.makePromise(of: Frame.self)
@@ -123,7 +152,9 @@ public actor RPCClient {
         // A channel that closed under us drops the write before the handler sees it: fail the call then.
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
-            promise.fail(RescindError(.unavailable, "the connection closed before the request was sent: \(error)"))
+            promise.fail(
+                Unsent(error: RescindError(.unavailable, "the connection closed before the request was sent: \(error)"))
+            )
         }
         channel.writeAndFlush(call, promise: written)
         let reply = try await promise.futureResult.get()
@@ -227,7 +258,7 @@ public actor RPCClient {
         let maxFrameLength = configuration.maxFrameLength
         let answerGrace = TimeAmount.nanoseconds(configuration.answerGrace.nanoseconds)
         let serverHostname = endpoint.hostIsIPAddress ? nil : endpoint.host
-        let timeout = deadline - ContinuousClock.now
+        let timeout = min(deadline - ContinuousClock.now, configuration.connectTimeout ?? .seconds(3_600))
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.nanoseconds(max(1, timeout.nanoseconds)))
@@ -280,22 +311,5 @@ public actor RPCClient {
             try? await channel.close()
             throw error
         }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    public var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-
-    /// The duration in whole nanoseconds, saturating.
-    public var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return whole.addingReportingOverflow(attoseconds / 1_000_000_000).overflow
-            ? .max : whole + attoseconds / 1_000_000_000
     }
 }

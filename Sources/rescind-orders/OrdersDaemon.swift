@@ -20,9 +20,10 @@ struct OrdersDaemon: AsyncParsableCommand {
 
     /// The Orders section of the configuration file.
     struct Settings: Codable {
+        /// Inventory's and Payments' replicas: an endpoint each, or a list.
         struct Peers: Codable {
-            var inventory: Endpoint
-            var payments: Endpoint
+            var inventory: Endpoints
+            var payments: Endpoints
         }
 
         var peers: Peers
@@ -50,15 +51,14 @@ struct OrdersDaemon: AsyncParsableCommand {
         let settings = try DaemonConfiguration.load(Settings.self, from: config)
         Daemon.bootstrapLogging(level: common.logLevel)
         let logger = Logger(label: "rescind.orders")
-        let inventory = try RPCClient(
-            configuration: .init(
-                endpoint: settings.peers.inventory, expectedServer: .inventory, agent: "rescind-orders"),
-            tls: common.tls, logger: logger
-        )
-        let payments = try RPCClient(
-            configuration: .init(endpoint: settings.peers.payments, expectedServer: .payments, agent: "rescind-orders"),
-            tls: common.tls, logger: logger
-        )
+        func peer(_ endpoints: Endpoints, _ identity: Identity) throws -> RPCClientGroup {
+            try RPCClientGroup(
+                endpoints: endpoints.all,
+                configuration: .init(endpoint: endpoints.all[0], expectedServer: identity, agent: "rescind-orders"),
+                tls: common.tls, logger: logger)
+        }
+        let inventory = try peer(settings.peers.inventory, .inventory)
+        let payments = try peer(settings.peers.payments, .payments)
         let crashPoint = CrashPoint.fromEnvironment
         if let crashPoint { logger.warning("test crash point set", metadata: ["crash_point": "\(crashPoint)"]) }
         let storage = try common.storage
@@ -66,7 +66,7 @@ struct OrdersDaemon: AsyncParsableCommand {
             storage: storage, inventory: inventory, payments: payments,
             configuration: settings.sagas ?? .init(), store: settings.store ?? .init(),
             notifications: notifications(settings.notifications, storage: storage), crashPoint: crashPoint,
-            logger: logger
+            leaseHolder: common.leaseHolder, logger: logger
         )
         try await Daemon.run(
             configuration: common, logger: logger, background: service.services,

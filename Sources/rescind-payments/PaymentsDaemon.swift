@@ -50,7 +50,8 @@ struct PaymentsDaemon: AsyncParsableCommand {
             logger: logger)
         let age = processorSettings.abandonAuthorizationsAfterSeconds
         let sweeper = AbandonedAuthorizationSweeper(
-            payments: service, age: age, interval: .milliseconds(Int64(min(60, max(age / 4, 0.1)) * 1000)))
+            payments: service, age: age, interval: .milliseconds(Int64(min(60, max(age / 4, 0.1)) * 1000)),
+            holder: common.leaseHolder)
         var background: [any Service] = [sweeper]
         if let webhooks = processorSettings.webhooks {
             let endpoint = ProcessorWebhooks(
@@ -65,7 +66,7 @@ struct PaymentsDaemon: AsyncParsableCommand {
             background.append(
                 ProcessorEventMailer(
                     payments: service, client: try SMTPClient(settings: mail.smtp),
-                    from: mail.from ?? "payments@rescind.localhost", staff: staff))
+                    from: mail.from ?? "payments@rescind.localhost", staff: staff, holder: common.leaseHolder))
         }
         try await Daemon.run(
             configuration: common, logger: logger, background: background,

@@ -28,10 +28,15 @@ struct StorefrontDaemon: AsyncParsableCommand {
         let configuration = try DaemonConfiguration.load(StorefrontConfiguration.self, from: config)
         Daemon.bootstrapLogging(level: configuration.logLevel)
         let logger = Logger(label: "rescind.storefront")
-        let orders = try RPCClient(
-            configuration: .init(endpoint: configuration.orders, expectedServer: .orders, agent: "rescind-storefront"),
+        let orders = try RPCClientGroup(
+            endpoints: configuration.orders.all,
+            configuration: .init(
+                endpoint: configuration.orders.all[0], expectedServer: .orders, agent: "rescind-storefront"),
             tls: configuration.tls, logger: logger)
-        let storefront = Storefront(configuration: configuration, orders: orders, logger: logger)
+        let storefront = try Storefront(configuration: configuration, orders: orders, logger: logger)
+        if configuration.csrfKeyFile == nil {
+            logger.notice("no csrf_key_file: this process draws its own key; replicas behind a proxy need one key")
+        }
         var server = HTTPServerBuilder.http1()
         if let https = configuration.https {
             let tls = TLSConfiguration.makeServerConfiguration(

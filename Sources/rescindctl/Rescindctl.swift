@@ -28,11 +28,11 @@ struct TargetOptions: ParsableArguments {
     @Option(name: .long, help: "The suite's directory (default: $RESCIND_DIR).")
     var dir: String?
 
-    @Option(name: .long, help: "Orders daemon HOST:PORT (instead of --dir).")
+    @Option(name: .long, help: "Orders daemon HOST:PORT, or its replicas HOST:PORT,HOST:PORT (instead of --dir).")
     var orders: String?
-    @Option(name: .long, help: "Payments daemon HOST:PORT (instead of --dir).")
+    @Option(name: .long, help: "Payments daemon HOST:PORT, or its replicas comma-separated (instead of --dir).")
     var payments: String?
-    @Option(name: .long, help: "Inventory daemon HOST:PORT (instead of --dir).")
+    @Option(name: .long, help: "Inventory daemon HOST:PORT, or its replicas comma-separated (instead of --dir).")
     var inventory: String?
     @Option(name: .long, help: "CA certificate (PEM) with explicit endpoints.")
     var ca: String?
@@ -48,9 +48,15 @@ struct TargetOptions: ParsableArguments {
             guard let ca, let cert, let key else {
                 throw ValidationError("explicit endpoints need --ca, --cert and --key")
             }
-            guard let o = Endpoint(parsing: orders), let p = Endpoint(parsing: payments),
-                let i = Endpoint(parsing: inventory)
-            else { throw ValidationError("endpoints are HOST:PORT") }
+            func endpoints(_ text: String) throws -> [Endpoint] {
+                let parts = text.split(separator: ",")
+                let all = parts.compactMap { Endpoint(parsing: String($0)) }
+                guard !all.isEmpty, all.count == parts.count else {
+                    throw ValidationError("endpoints are HOST:PORT, several separated by commas")
+                }
+                return all
+            }
+            let (o, p, i) = (try endpoints(orders), try endpoints(payments), try endpoints(inventory))
             return try SuiteConnection(
                 orders: o, payments: p, inventory: i,
                 tls: TLSFiles(caCertificatePath: ca, certificatePath: cert, privateKeyPath: key)

@@ -50,6 +50,12 @@ struct Up: AsyncParsableCommand {
             BASE_payments, BASE_inventory and BASE_payments_processor are made where missing.
             """)
     var postgres: String?
+    @Option(
+        help: """
+            Run this many replicas of each daemon (NAME, NAME-2, ...), sharing its database: with --postgres (or a \
+            suite already in PostgreSQL). Orders' peers and the storefront list every replica.
+            """)
+    var replicas = 1
     @OptionGroup var output: OutputOptions
 
     /// `--store` settings as the store section's keys and values.
@@ -77,6 +83,7 @@ struct Up: AsyncParsableCommand {
         if let processor, !["simulator", "stripe"].contains(processor) {
             throw ValidationError("--processor is simulator or stripe")
         }
+        guard (1...9).contains(replicas) else { throw ValidationError("--replicas is 1 to 9") }
     }
 
     func run() async throws {
@@ -101,6 +108,10 @@ struct Up: AsyncParsableCommand {
             for (daemon, location) in try await Self.postgresDatabases(postgres, progress: output.progress) {
                 try suite.patchConfiguration(daemon, ["database": location.url])
             }
+        }
+        if replicas > 1 {
+            try suite.prepare(progress: output.progress)
+            try suite.replicate(replicas)
         }
         if processor == "stripe" {
             // Read when Payments next starts, as the store settings are.

@@ -10,8 +10,9 @@ extension RealDaemons {
     /// Customers reach their order with its customer token through the storefront's identity, and cancel it
     /// only as the store's policy allows: the same evaluation answers `can_cancel` and refuses the cancellation.
     @Suite(.serialized, .timeLimit(.minutes(3))) struct CustomerTests {
-        private func customer(_ client: RPCClient, _ token: String) async throws -> Order {
-            try await client.call(CustomerMethods.getOrder, CustomerRequest(token: token))
+        private func customer(_ client: any RPCCaller, _ token: String) async throws -> Order {
+            try await client.call(
+                CustomerMethods.getOrder, CustomerRequest(token: token), idempotencyKey: nil, timeout: nil)
         }
 
         @Test func theTokenOpensItsOrderOnlyUntilItIsRotatedAndIsNeverStored() async throws {

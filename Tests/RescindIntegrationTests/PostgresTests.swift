@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RescindAPI
 import RescindStorage
+import RescindSuite
 import RescindTestSupport
 import RescindTransport
 import RescindWire
@@ -63,6 +64,33 @@ extension RealDaemons {
                 let saga = try await h.waitForSaga(accepted.sagaID)
                 #expect(saga.state == .completed)
                 // Refunded once: Orders died after recording the refund, before the restock began.
+                #expect(try await h.payment(order.id).amountRefunded == 1200)
+                #expect(try await h.order(order.id).status == .cancelled)
+                let report = try await h.checkWithProcessor()
+                #expect(report.violations.isEmpty, "\(report.violations)")
+            }
+        }
+
+        @Test func aSagaWhoseReplicaDiesIsFinishedByTheOtherWithinTheLease() async throws {
+            // Only the first Orders replica dies, just before it sends the refund.
+            let crash = ["RESCIND_CRASH_POINT": "cancel_order/refund/forward/before"]
+            try await RescindHarness.withSuite(backend: .postgres, replicas: 2, environment: [.orders: crash]) { h in
+                try await h.setStock("MUG", at: "main", onHand: 5)
+                let order = try await h.place([("MUG", 1, 1200)])
+                // The cancellation goes to the first replica, which starts the saga and holds its lease.
+                let first = try h.client(.orders)
+                defer { Task { await first.shutdown() } }
+                let accepted = try await first.call(
+                    OrdersMethods.cancel, CancelOrderRequest(orderID: order.id, reason: .customer),
+                    idempotencyKey: "cancel-\(order.id)")
+                #expect(await h.waitForExit(.orders))
+                #expect(h.log(.orders).contains { $0.contains("crash point reached") })
+                // The second replica claims it once the lease (2 s) runs out, and finishes it: clients reach it
+                // through the group, which passes over the dead replica.
+                let saga = try await h.waitForSaga(accepted.sagaID)
+                #expect(saga.state == .completed)
+                #expect(h.log(.orders.replica(2)).contains { $0.contains("claimed sagas whose lease ran out") })
+                #expect(saga.steps.first { $0.name == "refund" }?.attempt == 2)
                 #expect(try await h.payment(order.id).amountRefunded == 1200)
                 #expect(try await h.order(order.id).status == .cancelled)
                 let report = try await h.checkWithProcessor()

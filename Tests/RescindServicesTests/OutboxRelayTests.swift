@@ -55,7 +55,8 @@ import Testing
         let sink = Recording()
         let relay = OutboxRelay(
             database: database, sinks: [sink], maxBackoff: 1,
-            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+            lease: LeaseKeeper(Lease("outbox_relay", holder: .process, duration: .seconds(10)), database: database))
         func undelivered() async throws -> Int {
             try await database.read { db in
                 Int(try db.scalar(Int64.self, "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? -1)

@@ -37,6 +37,7 @@ private struct Sample: SQLRecord, Equatable {
                         at DATETIME NOT NULL, note TEXT, kind TEXT NOT NULL, digest BLOB NOT NULL)
                     """)
         }
+        Lease.registerMigration(in: &sqlite)
         let postgres = [
             SQLMigration(
                 "sample",
@@ -45,11 +46,53 @@ private struct Sample: SQLRecord, Equatable {
                     CREATE TABLE sample (id TEXT PRIMARY KEY, count BIGINT NOT NULL, active BOOLEAN NOT NULL,
                         at TIMESTAMPTZ NOT NULL, note TEXT, kind TEXT NOT NULL, digest BYTEA NOT NULL)
                     """
-                ])
+                ]),
+            Lease.postgresMigration,
         ]
         return try await Schema(sqlite: sqlite, postgres: postgres).open(
             try await backend.freshLocation(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         )
+    }
+
+    @Test(arguments: Backend.available)
+    func aLeaseIsHeldByOneReplicaAtATimeAndItsOldHolderCannotCommit(_ backend: Backend) async throws {
+        let database = try await database(backend)
+        defer { Task { await database.close() } }
+        let a = Lease("relay", holder: LeaseHolder(replica: "a"), duration: .seconds(10))
+        let b = Lease("relay", holder: LeaseHolder(replica: "b"), duration: .seconds(10))
+        let now = Date()
+        let first = try #require(try await a.acquire(in: database, now: now))
+        #expect(first.token == 1)
+        // Held: the other replica waits; the holder renews with the same token.
+        #expect(try await b.acquire(in: database, now: now.addingTimeInterval(5)) == nil)
+        let renewed = try #require(try await a.acquire(in: database, now: now.addingTimeInterval(5)))
+        #expect(renewed.token == 1)
+        #expect(renewed.expiresAt > first.expiresAt)
+        try await database.write { tx in try renewed.check(tx) }
+        // A renews no more (it died, or is cut off): once the lease has run out, B takes it with the next token,
+        // and A's commit is refused, its write rolled back with it.
+        let taken = try #require(try await b.acquire(in: database, now: now.addingTimeInterval(16)))
+        #expect(taken.token == 2)
+        #expect(try await a.acquire(in: database, now: now.addingTimeInterval(17)) == nil)
+        await #expect(throws: LeaseLost.self) {
+            try await database.write { tx in
+                try tx.insert(
+                    Sample(id: "late", count: 1, active: true, at: now, note: nil, kind: .first, digest: Data()))
+                try renewed.check(tx)
+            }
+        }
+        let late = try await database.read { tx in try tx.find(Sample.self, key: ["late"]) }
+        #expect(late == nil)
+        try await database.write { tx in try taken.check(tx) }
+        // Let go on a graceful stop: taken again at once, with a greater token still.
+        try await b.release(in: database)
+        let again = try #require(try await a.acquire(in: database, now: now.addingTimeInterval(18)))
+        #expect(again.token == 3)
+        // A starts again after a crash: its new run takes what the old one held at once, with the next token.
+        let restarted = Lease("relay", holder: LeaseHolder(replica: "a"), duration: .seconds(10))
+        let resumed = try #require(try await restarted.acquire(in: database, now: now.addingTimeInterval(19)))
+        #expect(resumed.token == 4)
+        await #expect(throws: LeaseLost.self) { try await database.write { tx in try again.check(tx) } }
     }
 
     @Test(arguments: Backend.available)

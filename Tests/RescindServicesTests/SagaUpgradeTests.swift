@@ -124,7 +124,8 @@ private enum NoteSagaV3: SagaDefinition {
         let id = UUID.timeOrdered().uuidString
         _ = try await f.orders.database.write { db in
             try SagaStore.start(
-                db, NoteSagaV1.self, id: id, orderID: order.id, context: .init(orderID: order.id, words: []))
+                db, NoteSagaV1.self, id: id, orderID: order.id, context: .init(orderID: order.id, words: []),
+                lease: f.orders.runner.lease)
         }
         return (id, order.id)
     }

@@ -24,6 +24,10 @@ struct SagaParticipants: Sendable {
 /// its request goes out, and its outcome with the machine's new state after. On start it resumes every saga a
 /// crash or a shutdown left unfinished.
 ///
+/// Of several replicas on one database, each drives the sagas it holds the lease of (`SagaLease`): those it
+/// started, and those it claimed once their holder stopped renewing. Every step commits only with the saga's
+/// current token.
+///
 /// A lifecycle `Service`: sagas run as child tasks of `run()`. On graceful shutdown (SIGTERM) it starts no new
 /// step; each step under way finishes and is recorded, then `run()` returns. What is left resumes at the next
 /// start, from the database.
@@ -36,6 +40,8 @@ final class SagaRunner: Service, Sendable {
         var pollInterval: Duration
         /// Where a test makes the daemon die; nil in production.
         var crashPoint: CrashPoint?
+        /// This replica's hold on the sagas it drives.
+        var lease: SagaLease
     }
 
     private struct State {
@@ -81,7 +87,8 @@ final class SagaRunner: Service, Sendable {
     }
 
     /// Waits until the saga is terminal (`failed` included) or `timeout` passes, whichever comes first; leaves
-    /// no task or timer behind.
+    /// no task or timer behind. A saga this replica drives wakes it as it ends; one another replica drives (it
+    /// claimed the saga from one that died, say) is looked at again each second.
     func waitUntilTerminal(_ sagaID: String, timeout: Duration) async {
         let waiter = Waiter()
         let token = ObjectIdentifier(waiter)
@@ -97,9 +104,18 @@ final class SagaRunner: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await waiter.wait() }
             group.addTask {
-                let stored = try? await database.read { db in try SagaRecord.find(db, sagaID)?.state }
-                if stored?.isTerminal ?? true { return }
-                try? await Task.sleep(for: timeout)
+                let deadline = ContinuousClock.now + timeout
+                while true {
+                    let stored = try? await database.read { db in try SagaRecord.find(db, sagaID)?.state }
+                    if stored?.isTerminal ?? true { return }
+                    let now = ContinuousClock.now
+                    if now >= deadline { return }
+                    do {
+                        try await Task.sleep(for: min(.seconds(1), deadline - now))
+                    } catch {
+                        return
+                    }
+                }
             }
             await group.next()
             group.cancelAll()
@@ -120,6 +136,7 @@ final class SagaRunner: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.poll() }
+                group.addTask { await self.renewLeases() }
                 for await id in launches {
                     guard self.claim(id) else { continue }
                     group.addTask { await self.drive(id) }
@@ -128,7 +145,32 @@ final class SagaRunner: Service, Sendable {
         } onGracefulShutdown: {
             self.stop()
         }
+        // Every step under way is recorded: another replica may take the rest at once.
+        let lease = configuration.lease
+        do {
+            try await database.write { db in try lease.releaseAll(db) }
+        } catch {
+            logger.warning("could not let the sagas' leases go; they run out", metadata: ["error": "\(error)"])
+        }
         logger.info("saga runner stopped")
+    }
+
+    /// Renews the leases of the sagas this replica holds, three times a lease.
+    private func renewLeases() async {
+        let lease = configuration.lease
+        while !isStopping, !Task.isCancelled {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(lease.duration / 3)) }
+            } catch {
+                return
+            }
+            if isStopping { return }
+            do {
+                _ = try await database.write { db in try lease.renew(db, now: Date()) }
+            } catch {
+                logger.error("cannot renew the sagas' leases", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Starts no new step from now on; steps under way finish and are recorded.
@@ -141,23 +183,42 @@ final class SagaRunner: Service, Sendable {
 
     private var isStopping: Bool { state.withLock { $0.stopping } }
 
+    /// Whether a driver of this replica is at the saga now.
+    func isDriving(_ sagaID: String) -> Bool { state.withLock { $0.active.contains(sagaID) } }
+
     /// The policy of steps that name none: the configuration's attempts and delays.
     var defaultRetry: RetryPolicy { configuration.retry }
 
-    /// Sends sagas whose next attempt is due to `run()`; the first pass picks up what a restart interrupted.
+    /// This replica's hold on sagas: what a saga started here is written with.
+    var lease: SagaLease { configuration.lease }
+
+    /// Sends sagas whose next attempt is due to `run()`: those this replica holds, and those it claims because
+    /// their lease ran out (a replica that died; a restart of this one). It writes only when there is something
+    /// to claim.
     private func poll() async {
+        let lease = configuration.lease
+        do {
+            let taken = try await database.write { db in try lease.takeOverEarlierRuns(db, now: Date()) }
+            if taken > 0 {
+                logger.notice("took over the sagas of this replica's previous run", metadata: ["count": "\(taken)"])
+            }
+        } catch {
+            logger.error("cannot take over the sagas of this replica's previous run", metadata: ["error": "\(error)"])
+        }
         while !isStopping, !Task.isCancelled {
             do {
-                let due = try await database.read { db in
-                    try db.query(
-                        """
-                        SELECT id FROM saga WHERE state IN ('running', 'compensating') AND next_attempt_at <= ?
-                        ORDER BY next_attempt_at LIMIT 500
-                        """, [Date()]
-                    ).map { try $0["id"] as String }
+                let now = Date()
+                let due = try await database.read { db in try lease.due(db, now: now, limit: 500) }
+                var launch = due.held
+                if due.free {
+                    let claimed = try await database.write { db in try lease.claim(db, now: now, limit: 100) }
+                    if !claimed.isEmpty {
+                        logger.notice("claimed sagas whose lease ran out", metadata: ["count": "\(claimed.count)"])
+                    }
+                    launch += claimed
                 }
                 state.withLock { state in
-                    for id in due where !state.active.contains(id) { state.launches?.yield(id) }
+                    for id in launch where !state.active.contains(id) { state.launches?.yield(id) }
                 }
             } catch {
                 logger.error("cannot read due sagas", metadata: ["error": "\(error)"])
@@ -207,6 +268,9 @@ final class SagaRunner: Service, Sendable {
                 }
             } catch let error where StorageFailure.isStorage(error) {
                 logger.error("saga step could not be recorded; will retry", metadata: ["error": "\(error)"])
+            } catch let error as LeaseLost {
+                // Another replica drives it now; what this one did last is not recorded, and it does it again.
+                logger.notice("saga taken over by another replica", metadata: ["error": "\(error)"])
             } catch is CancellationError {
                 // Stopped mid-step without recording: the next start finds the attempt cut short.
             } catch {
@@ -238,14 +302,16 @@ final class SagaRunner: Service, Sendable {
         var sagaID: String { loaded.record.id }
         var context: String { loaded.record.context }
 
-        /// Records how the step ended, in `db`; returns the machine's next action and the saga as written.
-        func record(_ db: any SQLTransaction, _ outcome: SagaStore.Outcome, attempt: Int? = nil, key: String?) throws
-            -> Recorded
-        {
+        /// Records how the step ended, in `db`, if this replica still holds the saga; returns the machine's next
+        /// action and the saga as written.
+        func record(
+            _ db: any SQLTransaction, _ outcome: SagaStore.Outcome, attempt: Int? = nil, key: String?,
+            lease: SagaLease
+        ) throws -> Recorded {
             var loaded = loaded
             let action = try SagaStore.record(
                 db, &loaded, step: index, undoing: undoing, attempt: attempt ?? self.attempt, key: key,
-                outcome: outcome, jitterSample: jitterSample)
+                outcome: outcome, jitterSample: jitterSample, lease: lease)
             return Recorded(action: action, saga: loaded)
         }
     }
@@ -269,6 +335,9 @@ final class SagaRunner: Service, Sendable {
         } else {
             loaded = try await database.read { db in
                 try SagaStore.load(db, sagaID, registry: registry, defaults: defaults)
+            }
+            if loaded.record.leaseHolder != configuration.lease.holder.description, !loaded.record.state.isTerminal {
+                throw LeaseLost(name: "saga \(sagaID)", token: loaded.record.leaseToken)
             }
         }
         if loaded.record.state.isTerminal { return (.terminal, nil) }
@@ -315,6 +384,7 @@ final class SagaRunner: Service, Sendable {
     {
         let key = "\(step.sagaID)/\(step.name)"
         let record = step.loaded.record
+        let lease = configuration.lease
         let counted = step.loaded.machine.attempt
         let interrupted =
             mayBeInterrupted
@@ -330,11 +400,13 @@ final class SagaRunner: Service, Sendable {
                     reason: "interrupted"))
             step.logger.notice(
                 "an attempt cut short by a restart counts as failed", metadata: ["attempt": "\(interrupted)"])
-            return try await database.write { db in try step.record(db, outcome, attempt: interrupted, key: key) }
+            return try await database.write { db in
+                try step.record(db, outcome, attempt: interrupted, key: key, lease: lease)
+            }
         }
         try await database.write { db in
             try SagaStore.markStarted(
-                db, record, step: step.name, undoing: step.undoing, attempt: step.attempt, key: key)
+                db, record, step: step.name, undoing: step.undoing, attempt: step.attempt, key: key, lease: lease)
         }
         crash(at: .before, step)
         let answer: Result<@Sendable (String) throws -> (context: String, detail: String), any Error>
@@ -363,13 +435,14 @@ final class SagaRunner: Service, Sendable {
             case .failure(let error):
                 outcome = .failed(Self.stepError(error, step: step.name))
             }
-            return try step.record(db, outcome, key: key)
+            return try step.record(db, outcome, key: key, lease: lease)
         }
     }
 
     /// A local step: performed and recorded in one Orders transaction.
     private func performLocal(_ step: Step) async throws -> Recorded {
         crash(at: .before, step)
+        let lease = configuration.lease
         return try await database.write { db in
             let info = LocalStepInfo(
                 sagaID: step.sagaID, orderID: step.loaded.record.orderID, error: step.loaded.record.error, now: Date())
@@ -388,7 +461,7 @@ final class SagaRunner: Service, Sendable {
             } catch {
                 outcome = .failed(Self.stepError(error, step: step.name))
             }
-            return try step.record(db, outcome, key: nil)
+            return try step.record(db, outcome, key: nil, lease: lease)
         }
     }
 
@@ -419,21 +492,22 @@ final class SagaRunner: Service, Sendable {
         return RescindError(.internal, "step \(step) failed: \(error)")
     }
 
-    /// Marks a saga this build cannot drive as `failed`, for a person.
+    /// Marks a saga this build cannot drive as `failed`, for a person (if this replica still holds it).
     private func quarantine(_ sagaID: String, error: any Error, logger: Logger) async {
         logger.error("saga cannot be driven; marked failed for a person", metadata: ["error": "\(error)"])
         let message = "\(error)"
+        let holder = configuration.lease.holder.description
         _ = try? await database.write { db in
             try db.execute(
                 """
                 UPDATE saga SET state = 'failed', machine = ?, machine_version = ?,
                     error_code = COALESCE(error_code, 'internal'), error_message = COALESCE(error_message, ?),
                     updated_at = ?
-                WHERE id = ? AND state IN ('running', 'compensating')
+                WHERE id = ? AND state IN ('running', 'compensating') AND lease_holder = ?
                 """,
                 [
                     try JSON.encode(SagaMachine.failed(step: 0, undoing: false)), SagaMachine.version, message, Date(),
-                    sagaID,
+                    sagaID, holder,
                 ]
             )
         }

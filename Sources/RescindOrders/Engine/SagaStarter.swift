@@ -25,13 +25,15 @@ extension OrdersService {
         let start = SagaStart(
             sagaID: UUID.timeOrdered(at: now).uuidString, now: now, store: store, requestKey: idempotencyKey,
             requestFingerprint: idempotencyKey.map { _ in IdempotencyStore.fingerprint(rawRequest) })
+        let lease = runner.lease
         let saga = try await database.write { db in
             switch try D.begin(db, request, start) {
             case .existing(let id, let orderID):
                 return StartedSaga(id: id, orderID: orderID, isNew: false)
             case .new(let orderID, let context):
                 try SagaStore.start(
-                    db, D.self, id: start.sagaID, orderID: orderID, context: context, requestKey: start.requestKey,
+                    db, D.self, id: start.sagaID, orderID: orderID, context: context, lease: lease,
+                    requestKey: start.requestKey,
                     requestFingerprint: start.requestFingerprint)
                 try started?(db, start.sagaID)
                 return StartedSaga(id: start.sagaID, orderID: orderID.uuidString, isNew: true)

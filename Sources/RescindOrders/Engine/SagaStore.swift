@@ -31,7 +31,7 @@ enum SagaStore {
     @discardableResult
     static func start<D: SagaDefinition>(
         _ db: any SQLTransaction, _ definition: D.Type, id: String, orderID: UUID, context: D.Context,
-        requestKey: String? = nil, requestFingerprint: Data? = nil
+        lease: SagaLease, requestKey: String? = nil, requestFingerprint: Data? = nil
     ) throws -> SagaRecord {
         let now = Date()
         let plan = D.plan(context)
@@ -48,7 +48,8 @@ enum SagaStore {
             context: try JSON.encode(context), errorCode: nil, errorReason: nil, errorMessage: nil, failedStep: nil,
             nextAttemptAt: now, requestKey: requestKey, requestFingerprint: requestFingerprint, settledBy: nil,
             settledAt: nil, settledAs: nil, settledNote: nil, createdAt: now, updatedAt: now,
-            contextVersion: D.contextVersion, machineVersion: SagaMachine.version
+            contextVersion: D.contextVersion, machineVersion: SagaMachine.version,
+            leaseHolder: lease.holder.description, leaseToken: 1, leaseExpiresAt: lease.expiry(from: now)
         )
         try db.insert(record)
         try db.insert(
@@ -95,22 +96,31 @@ enum SagaStore {
         return row.attempt
     }
 
-    /// Writes the log row of a step as `started`, before its request goes out.
+    /// Writes the log row of a step as `started`, before its request goes out, if the saga's lease still has
+    /// the token `saga` was loaded with (and renews it, so the call has the whole lease).
+    /// - Throws: `LeaseLost`.
     static func markStarted(
-        _ db: any SQLTransaction, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?
+        _ db: any SQLTransaction, _ saga: SagaRecord, step: String, undoing: Bool, attempt: Int, key: String?,
+        lease: SagaLease
     )
         throws
     {
+        let renewed = try db.execute(
+            "UPDATE saga SET lease_expires_at = ? WHERE id = ? AND lease_token = ?",
+            [lease.expiry(from: Date()), saga.id, saga.leaseToken])
+        guard renewed == 1 else { throw LeaseLost(name: "saga \(saga.id)", token: saga.leaseToken) }
         var row = try stepRow(db, saga, step: step, undoing: undoing, attempt: attempt, key: key)
         row.status = .started
         row.attempt = attempt
         try db.upsert(row)
     }
 
-    /// Records how a step ended and moves the machine; returns the machine's next action.
+    /// Records how a step ended and moves the machine, if the saga's lease still has the token it was loaded
+    /// with; returns the machine's next action.
+    /// - Throws: `LeaseLost` (another replica drives the saga now: nothing is recorded).
     static func record(
         _ db: any SQLTransaction, _ loaded: inout Loaded, step index: Int, undoing: Bool, attempt: Int, key: String?,
-        outcome: Outcome, jitterSample: Double
+        outcome: Outcome, jitterSample: Double, lease: SagaLease
     ) throws -> SagaMachine.Action {
         let now = Date()
         let shape = loaded.plan[index]
@@ -179,16 +189,27 @@ enum SagaStore {
         } else {
             loaded.record.nextAttemptAt = now
         }
-        try save(db, &loaded, now: now)
+        try save(db, &loaded, now: now, lease: lease)
         return action
     }
 
-    /// Writes the machine and the state it implies.
-    static func save(_ db: any SQLTransaction, _ loaded: inout Loaded, now: Date = Date()) throws {
+    /// Writes the machine and the state it implies. With `lease`, only if the saga's lease still has the token it
+    /// was loaded with (the fence of a driver's commit), and renewed.
+    /// - Throws: `LeaseLost`.
+    static func save(_ db: any SQLTransaction, _ loaded: inout Loaded, now: Date = Date(), lease: SagaLease?) throws {
         loaded.record.machine = try JSON.encode(loaded.machine)
         loaded.record.state = loaded.machine.state
         loaded.record.updatedAt = now
-        try db.update(loaded.record)
+        guard let lease else {
+            try db.update(loaded.record)
+            return
+        }
+        let token = loaded.record.leaseToken
+        loaded.record.leaseHolder = lease.holder.description
+        loaded.record.leaseExpiresAt = lease.expiry(from: now)
+        guard try db.update(loaded.record, where: "lease_token = ?", [token]) else {
+            throw LeaseLost(name: "saga \(loaded.record.id)", token: token)
+        }
     }
 
     /// Keeps the first error that turned the saga; a later one (a compensation failing) is added to it.
