@@ -283,8 +283,8 @@ public struct Storefront: Sendable {
     /// The customer's address: the peer's, or the last one a trusted proxy put in `X-Forwarded-For`.
     private func clientAddress(_ request: Request, _ context: StorefrontContext) -> String {
         let peer = context.remoteAddress?.ipAddress ?? "unknown"
-        guard configuration.trustedProxies.contains(peer),
-            let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!],
+        guard configuration.trustedProxies.contains(peer), let name = HTTPField.Name("X-Forwarded-For"),
+            let forwarded = request.headers[name],
             let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
         else { return peer }
         return last
