@@ -136,7 +136,7 @@ public final class PostgresDatabase: SQLDatabase {
         async throws -> T
     {
         try await threads.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) { [self] in
-            let connection = try idle.withLock { $0.popLast() } ?? connect()
+            let connection = try openIdleConnection() ?? connect()
             var attempt = 1
             while true {
                 let transaction = PostgresTransaction(connection: connection, logger: logger)
@@ -162,6 +162,15 @@ public final class PostgresDatabase: SQLDatabase {
                 }
             }
         }.get()
+    }
+
+    /// An idle connection still open; those the server closed meanwhile (it restarted) are let go.
+    private func openIdleConnection() -> PostgresConnection? {
+        while let connection = idle.withLock({ $0.popLast() }) {
+            if !connection.isClosed { return connection }
+            Self.close(connection)
+        }
+        return nil
     }
 
     /// Closes a connection and waits until it is (postgres-nio wants every connection closed before it goes).
@@ -224,16 +233,41 @@ struct PostgresTransaction: SQLTransaction {
     var dialect: SQLDialect { .postgres }
 
     func run(_ sql: String) throws {
-        _ = try connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).wait()
+        _ = try answer(connection.query(PostgresQuery(unsafeSQL: sql), logger: logger), sql)
     }
 
     @discardableResult
     func execute(_ sql: String, _ arguments: SQLArguments) throws -> Int {
-        try connection.query(Self.query(sql, arguments), logger: logger).wait().metadata.rows ?? 0
+        try answer(connection.query(Self.query(sql, arguments), logger: logger), sql).metadata.rows ?? 0
+    }
+
+    /// How long a statement's answer is waited for at most: the daemons' statements take milliseconds.
+    static let statementLimit = TimeAmount.seconds(5)
+
+    /// Waits for a statement's answer, at most `statementLimit`: a server that stops answering (a link gone silent,
+    /// a lock that is not let go) costs the transaction, which the caller tries again, not the pool's thread for
+    /// good; the connection is closed, and with it the transaction on the server.
+    private func answer<T: Sendable>(_ future: EventLoopFuture<T>, _ sql: String) throws -> T {
+        let promise = future.eventLoop.makePromise(of: T.self)
+        future.cascade(to: promise)
+        let (connection, logger) = (self.connection, self.logger)
+        let timer = future.eventLoop.scheduleTask(in: Self.statementLimit) {
+            logger.warning(
+                "the database did not answer a statement in time; its connection is closed",
+                metadata: ["statement": "\(sql.prefix(80))"])
+            promise.fail(
+                RescindError(
+                    .unavailable, "the database did not answer within 5 s; try again", reason: "database_unavailable",
+                    retryable: true))
+            let closing: EventLoopFuture<Void> = connection.close()
+            closing.whenComplete { _ in }
+        }
+        defer { timer.cancel() }
+        return try promise.futureResult.wait()
     }
 
     func query(_ sql: String, _ arguments: SQLArguments) throws -> [SQLRow] {
-        let result = try connection.query(Self.query(sql, arguments), logger: logger).wait()
+        let result = try answer(connection.query(Self.query(sql, arguments), logger: logger), sql)
         guard let first = result.rows.first else { return [] }
         let columns = SQLColumns(first.map(\.columnName))
         return try result.rows.map { row in

@@ -1,5 +1,6 @@
 import Foundation
 import RescindAPI
+import RescindSuite
 import RescindTransport
 import RescindWire
 import Synchronization
@@ -29,6 +30,11 @@ public struct ChaosRun: Sendable {
         /// A Stripe-compatible server (localstripe) for Payments instead of the simulator: the processor's faults
         /// are then the fault proxy's on Payments' HTTP link to it, and the check reads its PaymentIntents.
         public var stripeAPIBase: String?
+        /// Where the daemons keep their data: with `.postgres`, a PostgreSQL server the run starts, crashed and
+        /// restarted once half-way.
+        public var backend: RescindHarness.Backend = .sqlite
+        /// Replicas of each daemon (`.postgres` only): a fault strikes one replica, a cut link one replica's.
+        public var replicas = 1
 
         public init(directory: URL, duration: Duration, seed: UInt64) {
             self.directory = directory
@@ -89,7 +95,10 @@ public struct ChaosRun: Sendable {
         options.sagas = [
             "max_attempts": 30, "initial_retry_delay_seconds": 0.05, "max_retry_delay_seconds": 1,
             "call_timeout_seconds": 2, "poll_interval_seconds": 0.1, "place_timeout_seconds": 5,
+            "lease_seconds": 2,
         ]
+        options.replicas = configuration.replicas
+        if configuration.backend == .postgres { options.postgres = try await PostgresServer.shared() }
         // The store captures when a short cancellation window closes: cancellations before it are voids, later
         // ones refunds, fulfilments capture first, and orders left open are captured by the clock, all under the
         // same faults.
@@ -338,14 +347,27 @@ public struct ChaosRun: Sendable {
         random: inout SplitMix64, tally: Tally
     ) async {
         var deactivated = false
+        var restartedDatabase = false
+        let halfway = end - configuration.duration / 2
         while ContinuousClock.now + .seconds(configuration.faultGap.upperBound) < end {
             try? await Task.sleep(for: .seconds(random.next(in: configuration.faultGap)))
             let length = Duration.seconds(random.next(in: configuration.faultLength))
-            let daemons: [Identity] = [.orders, .payments, .inventory]
-            let daemon = daemons[Int(random.next(upTo: 3))]
-            let peer: Identity = random.next(upTo: 2) == 0 ? .payments : .inventory
+            // One process: a daemon, or one of its replicas; one link: to a participant's replica.
+            let daemons = [Identity.orders, .payments, .inventory].flatMap(h.suite.processes)
+            let daemon = daemons[Int(random.next(upTo: UInt64(daemons.count)))]
+            let peers = [Identity.payments, .inventory].flatMap(h.suite.processes)
+            let peer = peers[Int(random.next(upTo: UInt64(peers.count)))]
             let kind = random.next(upTo: 100)
             do {
+                if let server = h.postgresServer, !restartedDatabase, ContinuousClock.now > halfway {
+                    // Once: PostgreSQL itself dies (SIGKILL) and starts again, recovering from its log.
+                    restartedDatabase = true
+                    tally.fault("kill -9 postgresql")
+                    server.crash()
+                    try await Task.sleep(for: length)
+                    try await server.restart()
+                    continue
+                }
                 switch kind {
                 case 0..<22:
                     tally.fault("kill -9 \(daemon)")
@@ -412,7 +434,7 @@ public struct ChaosRun: Sendable {
     private static func healEverything(_ h: RescindHarness) async throws {
         for proxy in h.proxies.values { proxy.set(.pass) }
         h.processorProxy?.set(.pass)
-        for daemon in [Identity.orders, .payments, .inventory] { h.resume(daemon) }
+        for daemon in [Identity.orders, .payments, .inventory].flatMap(h.suite.processes) { h.resume(daemon) }
         try await h.restart()
         if h.stripeAPIBase == nil { try await h.setProcessorFaults(ProcessorFaults(mode: .normal)) }
     }

@@ -106,9 +106,10 @@ public final class PostgresServer: Sendable {
         return location(name)
     }
 
-    /// Kills the server with SIGKILL, as a crash would (its backends stop on their own).
+    /// Kills the server and every process of it (its backends, its writers) with SIGKILL at once, as a crash of
+    /// its machine would: every connection to it breaks.
     public func crash() {
-        signal(SIGKILL)
+        process.killTree()
     }
 
     /// Starts the server again after `crash` or `stop`, on the same port and data.
@@ -199,6 +200,28 @@ final class ProcessBox: @unchecked Sendable {
 
     func set(_ process: Process) {
         lock.withLock { self.process = process }
+    }
+
+    /// Kills the server and its children with SIGKILL (the children first found, so that none is left to init).
+    func killTree() {
+        guard let process = lock.withLock({ self.process }), process.isRunning else { return }
+        let children = Self.children(of: process.processIdentifier)
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        for child in children { Glibc.kill(child, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// The processes whose parent is `pid` (from `/proc/PID/stat`: the parent is the field after the state).
+    private static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> Int32? in
+            guard let child = Int32(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid ? child : nil
+        }
     }
 
     /// Signals the server; with `wait`, waits until it has ended (never at exit: Foundation cannot wait then).

@@ -81,15 +81,17 @@ public final class RescindHarness: Sendable {
     public let stripeAPIBase: String?
     /// With a Stripe API and proxies: the proxy on Payments' HTTP link to it.
     public let processorProxy: FaultProxy?
-    /// With `Options.postgres`: each daemon's database.
+    /// With `Options.postgres`: each daemon's database, and the server.
     public let postgresDatabases: [Identity: PostgresDatabase.Location]
+    public let postgresServer: PostgresServer?
 
     private init(
         suite: LocalSuite, connection: SuiteConnection, proxies: [Identity: FaultProxy],
         stripe: (api: String, webhook: LocalSuite.StripeWebhook, proxy: FaultProxy?)?,
-        postgres: [Identity: PostgresDatabase.Location]
+        postgres: [Identity: PostgresDatabase.Location], postgresServer: PostgresServer?
     ) {
         self.postgresDatabases = postgres
+        self.postgresServer = postgresServer
         self.suite = suite
         self.connection = connection
         self.proxies = proxies
@@ -185,7 +187,7 @@ public final class RescindHarness: Sendable {
             let (manifest, _) = try await suite.up(environment: environment)
             return RescindHarness(
                 suite: suite, connection: try SuiteConnection(manifest: manifest), proxies: proxies, stripe: stripe,
-                postgres: postgres)
+                postgres: postgres, postgresServer: options.postgres)
         } catch {
             for proxy in proxies.values { await proxy.shutdown() }
             await stripe?.proxy?.shutdown()

@@ -32,7 +32,25 @@ struct Chaos: AsyncParsableCommand {
             "A Stripe-compatible server (a localstripe's address, started for this run: every intent on it is counted) for Payments instead of the simulator: the processor's faults are then cuts of Payments' HTTP link to it, and the check reads its objects."
     )
     var stripeApiBase: String?
+    @Option(
+        help: """
+            Where the daemons keep their data: sqlite (a file each) or postgres (a PostgreSQL server the run starts \
+            from Debian's binaries, killed and restarted once half-way).
+            """)
+    var backend = "sqlite"
+    @Option(help: "Replicas of each daemon, sharing its database (postgres only); faults strike one replica at a time.")
+    var replicas = 1
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard let backend = RescindHarness.Backend(rawValue: backend) else {
+            throw ValidationError("--backend is sqlite or postgres")
+        }
+        guard (1...9).contains(replicas) else { throw ValidationError("--replicas is 1 to 9") }
+        if replicas > 1, backend != .postgres {
+            throw ValidationError("replicas share one database: --replicas needs --backend postgres")
+        }
+    }
 
     func run() async throws {
         guard let length = Self.parse(duration) else {
@@ -45,7 +63,11 @@ struct Chaos: AsyncParsableCommand {
         var configuration = ChaosRun.Configuration(directory: directory, duration: length, seed: seed)
         configuration.workers = workers
         configuration.stripeAPIBase = stripeApiBase
-        output.progress("chaos: seed \(seed), \(duration) of faults, \(workers) clients, suite in \(dir)")
+        configuration.backend = RescindHarness.Backend(rawValue: backend) ?? .sqlite
+        configuration.replicas = replicas
+        output.progress(
+            "chaos: seed \(seed), \(duration) of faults, \(workers) clients, \(backend), \(replicas) replica(s) each, "
+                + "suite in \(dir)")
         let summary = try await ChaosRun(configuration).run(progress: output.progress)
         try output.emit(summary, text: Self.render)
         if !summary.passed { throw ExitCode(1) }
