@@ -82,6 +82,23 @@ public final class RPCClientGroup: RPCCaller, Sendable {
         }
     }
 
+    /// Calls every replica once (`health`, say), in the order of `endpoints`; each answer or error by endpoint.
+    public func callEvery<Request, Response>(
+        _ method: Method<Request, Response>, _ request: Request, timeout: Duration? = nil
+    ) async -> [(endpoint: Endpoint, result: Result<Response, RescindError>)] {
+        var answers: [(endpoint: Endpoint, result: Result<Response, RescindError>)] = []
+        for (endpoint, member) in zip(endpoints, members) {
+            do {
+                answers.append((endpoint, .success(try await member.call(method, request, timeout: timeout))))
+            } catch let error as RescindError {
+                answers.append((endpoint, .failure(error)))
+            } catch {
+                answers.append((endpoint, .failure(RescindError(.unavailable, "\(error)"))))
+            }
+        }
+        return answers
+    }
+
     /// Closes every member's connection.
     public func shutdown() async {
         for member in members { await member.shutdown() }

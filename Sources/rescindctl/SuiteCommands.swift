@@ -196,8 +196,10 @@ struct Health: AsyncParsableCommand {
     @OptionGroup var target: TargetOptions
     @OptionGroup var output: OutputOptions
 
+    /// One replica of a daemon (every replica answers for itself).
     struct Row: Encodable {
         var daemon: String
+        var endpoint: String
         var health: HealthStatus?
         var error: RescindError?
     }
@@ -206,13 +208,15 @@ struct Health: AsyncParsableCommand {
         let rows: [Row] = try await target.with { connection in
             var rows: [Row] = []
             for daemon in [Identity.orders, .payments, .inventory] {
-                do {
-                    let health = try await connection.client(daemon).call(
-                        CommonMethods.health, Empty(), idempotencyKey: nil, timeout: .seconds(5)
-                    )
-                    rows.append(Row(daemon: daemon.rawValue, health: health))
-                } catch let error as RescindError {
-                    rows.append(Row(daemon: daemon.rawValue, error: error))
+                for (endpoint, result) in await connection.client(daemon).callEvery(
+                    CommonMethods.health, Empty(), timeout: .seconds(5))
+                {
+                    switch result {
+                    case .success(let health):
+                        rows.append(Row(daemon: daemon.rawValue, endpoint: "\(endpoint)", health: health))
+                    case .failure(let error):
+                        rows.append(Row(daemon: daemon.rawValue, endpoint: "\(endpoint)", error: error))
+                    }
                 }
             }
             return rows
@@ -221,7 +225,7 @@ struct Health: AsyncParsableCommand {
             rows.map { row in
                 if let health = row.health {
                     var line =
-                        "\(Render.pad(row.daemon, 10)) \(health.status)  v\(health.version)  pid \(health.pid)  up \(health.uptimeSeconds)s"
+                        "\(Render.pad(row.daemon, 10)) \(Render.pad(row.endpoint, 16)) \(health.status)  v\(health.version)  pid \(health.pid)  up \(health.uptimeSeconds)s"
                     if let sagas = health.sagas {
                         line +=
                             "  sagas: \(sagas.failed) failed, \(sagas.stuck) running over \(sagas.stuckAfterSeconds)s"
@@ -233,7 +237,8 @@ struct Health: AsyncParsableCommand {
                     }
                     return line
                 }
-                return "\(Render.pad(row.daemon, 10)) DOWN  \(row.error.map { "\($0)" } ?? "")"
+                return
+                    "\(Render.pad(row.daemon, 10)) \(Render.pad(row.endpoint, 16)) DOWN  \(row.error.map { "\($0)" } ?? "")"
             }.joined(separator: "\n")
         }
         if rows.contains(where: { $0.health == nil }) { throw ExitCode(1) }

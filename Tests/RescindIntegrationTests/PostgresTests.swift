@@ -98,15 +98,23 @@ extension RealDaemons {
             }
         }
 
-        @Test func rescindctlUpKeepsASuiteInPostgresAndCheckFindsIt() async throws {
+        @Test func rescindctlUpRunsReplicasOnPostgresAndCheckFindsThem() async throws {
             let server = try await PostgresServer.shared()
             let base = server.location("s_" + UUID().uuidString.prefix(8).lowercased()).url
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rescind-up-\(UUID())").path
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let up = try await runRescindctl(["up", "--dir", dir, "--postgres", base])
+            let up = try await runRescindctl(["up", "--dir", dir, "--postgres", base, "--replicas", "2"])
             #expect(up.status == 0, "\(String(decoding: up.output, as: UTF8.self))")
+            // Two replicas of each daemon, each answering for itself.
+            let health = try await runRescindctl(["health", "--dir", dir, "--json"])
+            #expect(health.status == 0, "\(String(decoding: health.output, as: UTF8.self))")
+            let rows = try JSONSerialization.jsonObject(with: health.output) as? [[String: Any]] ?? []
+            #expect(rows.count == 6)
+            #expect(Set(rows.compactMap { $0["endpoint"] as? String }).count == 6)
+            #expect(rows.allSatisfy { $0["health"] != nil })
             let check = try await runRescindctl(["check", "--postgres", base, "--json"])
-            _ = try await runRescindctl(["down", "--dir", dir])
+            let down = try await runRescindctl(["down", "--dir", dir, "--json"])
+            #expect(String(decoding: down.output, as: UTF8.self).contains("orders-2"))
             #expect(check.status == 0, "\(String(decoding: check.output, as: UTF8.self))")
             // The databases were made, and nothing was kept in SQLite files.
             #expect(String(decoding: check.output, as: UTF8.self).contains("\"orders\""))
