@@ -6,8 +6,8 @@ import RescindPKI
 import RescindTransport
 import RescindWire
 
-/// A suite of the three daemons on this machine under one directory: `rescindctl up`, `down`, and the
-/// test harness all go through it.
+/// A suite of the three daemons on this machine under one directory (with `replicate`, several replicas of each on
+/// PostgreSQL): `rescindctl up`, `down`, and the test harness all go through it.
 public struct LocalSuite: Sendable {
     /// The executables of the daemons, by identity.
     public static let executables: [Identity: String] = [
@@ -56,7 +56,7 @@ public struct LocalSuite: Sendable {
         var statuses: [DaemonStatus] = []
         var entries: [String: SuiteManifest.DaemonEntry] = [:]
         for daemon in Self.startOrder.flatMap(processes) {
-            let service = Identity(daemon.rawValue.split(separator: "-").first.map(String.init) ?? daemon.rawValue)
+            let service = daemon.service
             let endpoint = try configuredEndpoint(daemon)
             var pid = runningPID(daemon)
             var action = "already_running"
@@ -81,7 +81,7 @@ public struct LocalSuite: Sendable {
             statuses.append(DaemonStatus(name: daemon.rawValue, endpoint: endpoint, pid: pid, action: action))
             entries[daemon.rawValue] = SuiteManifest.DaemonEntry(
                 endpoint: endpoint, pid: pid, config: layout.config(daemon).path,
-                database: try databaseSetting(daemon), log: layout.log(daemon).path,
+                database: databaseSetting(daemon), log: layout.log(daemon).path,
                 service: service == daemon ? nil : service.rawValue
             )
         }
@@ -203,7 +203,7 @@ public struct LocalSuite: Sendable {
     public func replicate(_ count: Int) throws {
         guard count > 1 else { return }
         for daemon in Self.startOrder {
-            guard try databaseSetting(daemon).hasPrefix("postgres") else {
+            guard databaseSetting(daemon).hasPrefix("postgres") else {
                 throw SuiteError("replicas share one database: keep \(daemon)'s in PostgreSQL (--postgres URL)")
             }
             let base = try JSONSerialization.jsonObject(with: Data(contentsOf: layout.config(daemon)))
@@ -230,7 +230,7 @@ public struct LocalSuite: Sendable {
     }
 
     /// A process's `database` setting: a SQLite path or a PostgreSQL URL.
-    private func databaseSetting(_ process: Identity) throws -> String {
+    private func databaseSetting(_ process: Identity) -> String {
         let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: layout.config(process))) as? [String: Any]
         return object?["database"] as? String ?? layout.database(process).path
     }

@@ -120,6 +120,12 @@ extension Identity {
         number <= 1 ? self : Identity("\(rawValue)-\(number)")
     }
 
+    /// The daemon a process name is a replica of (`orders` for `orders-2`).
+    public var service: Identity {
+        let number = Self.replicaNumber(rawValue)
+        return number == 1 ? self : Identity(String(rawValue.dropLast("-\(number)".count)))
+    }
+
     /// The replica number a process name carries (1 for a daemon's own name).
     static func replicaNumber(_ name: String) -> Int {
         guard let dash = name.lastIndex(of: "-"), let number = Int(name[name.index(after: dash)...]) else { return 1 }

@@ -31,6 +31,10 @@ public struct LoadRun: Sendable {
         /// Names this run's idempotency keys, so that a run on a suite that already holds orders (a grown
         /// one, to measure cost as data grows) repeats none of an earlier run's.
         public var runTag = String(UUID().uuidString.prefix(8)).lowercased()
+        /// Where the daemons keep their data (PostgreSQL: a server of the run's own, from Debian's binaries).
+        public var backend: RescindHarness.Backend = .sqlite
+        /// Replicas of each daemon (PostgreSQL only); the clients spread their calls over them.
+        public var replicas = 1
 
         public init(directory: URL) {
             self.directory = directory
@@ -110,6 +114,8 @@ public struct LoadRun: Sendable {
         options.processorFaults = configuration.resume != nil
         options.logLevel = "info"
         options.sagas = [:]
+        options.replicas = configuration.replicas
+        if configuration.backend == .postgres { options.postgres = try await PostgresServer.shared() }
         let h = try await RescindHarness.start(directory: configuration.directory, options: options)
         var opened: [SuiteConnection] = []
         do {
@@ -121,10 +127,17 @@ public struct LoadRun: Sendable {
             let skus = (0..<50).map { "LOAD-\($0)" }
             for sku in skus { try await h.setStock(sku, at: "main", onHand: 1_000_000) }
 
-            let pids = Dictionary(
-                uniqueKeysWithValues: [Identity.orders, .payments, .inventory].compactMap { daemon in
-                    h.suite.runningPID(daemon).map { (daemon.rawValue, $0) }
-                })
+            // CPU per process: each replica of each daemon, and PostgreSQL's server with its backends.
+            var meters: [String: @Sendable () -> Double] = [:]
+            for process in [Identity.orders, .payments, .inventory].flatMap(h.suite.processes) {
+                if let pid = h.suite.runningPID(process) { meters[process.rawValue] = { Self.cpuSeconds(pid) } }
+            }
+            if let server = h.postgresServer, let pid = server.processID {
+                meters["postgresql"] = {
+                    ([pid] + ProcessBox.children(of: pid)).map(Self.cpuSeconds).reduce(0, +)
+                }
+            }
+            let pids = meters
             let placed = Placed()
             let tag = configuration.runTag
             let extra = configuration.resume ?? 0
@@ -158,7 +171,7 @@ public struct LoadRun: Sendable {
                 return saga.state == .completed ? .completed(acceptedAt: acceptedAt) : .failed("saga \(saga.state)")
             }
             var peak: [String: Double] = [:]
-            for daemon in [Identity.orders, .payments, .inventory] {
+            for daemon in [Identity.orders, .payments, .inventory].flatMap(h.suite.processes) {
                 if let pid = h.suite.runningPID(daemon) { peak[daemon.rawValue] = Self.peakResidentMiB(pid) }
             }
             let resume =
@@ -229,13 +242,13 @@ public struct LoadRun: Sendable {
 
     /// Runs `count` operations (closed loop, or open loop at the offered rate) and measures them.
     private func phase(
-        _ name: String, count: Int? = nil, connections: [SuiteConnection], pids: [String: Int32],
+        _ name: String, count: Int? = nil, connections: [SuiteConnection], pids: [String: @Sendable () -> Double],
         progress: @escaping @Sendable (String) -> Void,
         operation: @escaping @Sendable (Int, SuiteConnection) async throws -> Outcome
     ) async throws -> Phase {
         let total = count ?? configuration.orders
         let tally = PhaseTally()
-        let cpuBefore = pids.mapValues(Self.cpuSeconds)
+        let cpuBefore = pids.mapValues { $0() }
         let start = ContinuousClock.now
         let concurrency = max(1, configuration.concurrency)
         let rate = configuration.offeredRate
@@ -301,8 +314,8 @@ public struct LoadRun: Sendable {
         }
         let seconds = (ContinuousClock.now - start).seconds
         var result = tally.phase(name, started: total, seconds: seconds)
-        for (daemon, pid) in pids {
-            let spent = Self.cpuSeconds(pid) - (cpuBefore[daemon] ?? 0)
+        for (daemon, meter) in pids {
+            let spent = meter() - (cpuBefore[daemon] ?? 0)
             result.cpuMillisPerSaga[daemon] = spent * 1_000 / Double(max(result.completed, 1))
         }
         return result

@@ -106,6 +106,9 @@ public final class PostgresServer: Sendable {
         return location(name)
     }
 
+    /// The server's process id (its postmaster; its backends are its children), while it runs.
+    public var processID: Int32? { process.processID }
+
     /// Kills the server and every process of it (its backends, its writers) with SIGKILL at once, as a crash of
     /// its machine would: every connection to it breaks.
     public func crash() {
@@ -211,8 +214,13 @@ final class ProcessBox: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// The server's process id (its postmaster), while it runs.
+    var processID: Int32? {
+        lock.withLock { self.process.flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+    }
+
     /// The processes whose parent is `pid` (from `/proc/PID/stat`: the parent is the field after the state).
-    private static func children(of pid: Int32) -> [Int32] {
+    static func children(of pid: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry -> Int32? in
             guard let child = Int32(entry),

@@ -28,7 +28,20 @@ struct Bench: AsyncParsableCommand {
     var resume: Int?
     @Flag(help: "Run on the suite already in --dir, whose orders stay (one grown by Benchmarks/grow.py, say).")
     var existing = false
+    @Option(help: "Where the daemons keep their data: sqlite, or postgres (a server the run starts from Debian's binaries).")
+    var backend = "sqlite"
+    @Option(help: "Replicas of each daemon (postgres only); the clients spread their calls over them.")
+    var replicas = 1
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard let backend = RescindHarness.Backend(rawValue: backend) else {
+            throw ValidationError("--backend is sqlite or postgres")
+        }
+        if replicas != 1, backend != .postgres || !(1...9).contains(replicas) {
+            throw ValidationError("--replicas is 1 to 9, with --backend postgres")
+        }
+    }
 
     func run() async throws {
         let directory = URL(fileURLWithPath: dir)
@@ -43,6 +56,8 @@ struct Bench: AsyncParsableCommand {
         configuration.connections = connections
         configuration.offeredRate = rate
         configuration.resume = resume
+        configuration.backend = RescindHarness.Backend(rawValue: backend) ?? .sqlite
+        configuration.replicas = replicas
         let report = try await LoadRun(configuration).run(progress: output.progress)
         try output.emit(report, text: Self.render)
         let resumed = report.resume.map { $0.completed == $0.sagas } ?? true
