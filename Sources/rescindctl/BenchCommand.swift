@@ -28,7 +28,9 @@ struct Bench: AsyncParsableCommand {
     var resume: Int?
     @Flag(help: "Run on the suite already in --dir, whose orders stay (one grown by Benchmarks/grow.py, say).")
     var existing = false
-    @Option(help: "Where the daemons keep their data: sqlite, or postgres (a server the run starts from Debian's binaries).")
+    @Option(
+        help: "Where the daemons keep their data: sqlite, or postgres (a server the run starts from Debian's binaries)."
+    )
     var backend = "sqlite"
     @Option(help: "Replicas of each daemon (postgres only); the clients spread their calls over them.")
     var replicas = 1
