@@ -20,18 +20,29 @@ import Testing
         router.register(TestMethods.keyed) { request, context in
             if name == "a" {
                 held?.yield()
-                try await Task.sleep(for: .seconds(60))
+                try await Self.holdUntilTheServerStops()
             }
             return try await answer(request, context)
         }
         router.register(TestMethods.sleep) { request, _ in
             if name == "a" {
                 held?.yield()
-                try await Task.sleep(for: .seconds(60))
+                try await Self.holdUntilTheServerStops()
             }
             return SleepResponse(number: request.number)
         }
         return router
+    }
+
+    /// Holds a handler until the server stops and cancels it: an event, not a length of time.
+    private static func holdUntilTheServerStops() async throws {
+        let (stopped, stop) = AsyncStream.makeStream(of: Void.self)
+        await withTaskCancellationHandler {
+            for await _ in stopped {}
+        } onCancel: {
+            stop.finish()
+        }
+        try Task.checkCancellation()
     }
 
     private func group(_ pki: TestPKI, _ servers: [RunningServer]) throws -> RPCClientGroup {
